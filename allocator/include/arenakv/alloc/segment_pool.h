@@ -1,0 +1,159 @@
+// SegmentPool: arena-scoped memory for arenakv, carved from large anonymous
+// mmap regions into power-of-two size classes.
+//
+// A pool reserves address space in regions (mmap PROT_READ|PROT_WRITE,
+// MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE), hands out segments of one size
+// class each (default 4 KiB ... 2 MiB), and keeps a free list per class so a
+// reused segment costs no system call. Requests above the largest class get a
+// dedicated mapping, unmapped on release. Committed bytes are bounded by a
+// budget: over it, the pool first drops retained free segments, then calls the
+// reclaim callback (the page cache evicts), then fails with MemoryLimit.
+// Freed segments are retained for reuse up to `retain_bytes`; beyond that
+// their pages go back to the OS with madvise in batches, and a region whose
+// segments are all free is unmapped. Close() unmaps everything.
+//
+// Thread safety: every method is safe to call concurrently. The reclaim
+// callback is invoked without pool locks held, from the allocating thread.
+
+#ifndef ARENAKV_ALLOC_SEGMENT_POOL_H_
+#define ARENAKV_ALLOC_SEGMENT_POOL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arenakv/status.h"
+
+namespace arenakv::alloc {
+
+struct PoolOptions {
+  std::string name = "pool";
+  // Smallest and largest size class; both powers of two, min >= 4096.
+  size_t min_class_bytes = 4096;
+  size_t max_class_bytes = size_t{2} << 20;
+  // Address space reserved per region (a multiple of max_class_bytes).
+  size_t region_bytes = size_t{64} << 20;
+  // Hard limit on committed bytes (segments in use + retained free segments
+  // + dedicated mappings). SIZE_MAX means unlimited.
+  size_t budget_bytes = SIZE_MAX;
+  // Free segments kept committed for fast reuse; beyond this, released
+  // segments have their pages returned to the OS (in batches).
+  size_t retain_bytes = size_t{32} << 20;
+  // Use MADV_FREE instead of MADV_DONTNEED when returning pages.
+  bool use_madv_free = false;
+  // Prefault new segments with MADV_POPULATE_WRITE so that a failure to get
+  // memory is a MemoryLimit error here rather than a fault at first touch.
+  bool prefault = false;
+  // mprotect released segments PROT_NONE until reuse: a stray access faults.
+  bool quarantine = false;
+};
+
+// A segment handed out by a pool. `token` identifies the slot and carries the
+// generation the pool stamped at allocation: releasing it twice, releasing it
+// into another pool, or using it after its arena closed is detected.
+struct Segment {
+  char* data = nullptr;
+  size_t size = 0;
+  uint64_t token = 0;
+
+  bool valid() const { return data != nullptr; }
+};
+
+struct ClassStats {
+  size_t class_bytes = 0;
+  size_t in_use_segments = 0;
+  size_t free_segments = 0;  // retained + released-to-OS slots on free lists
+};
+
+struct PoolStats {
+  std::string name;
+  size_t reserved_bytes = 0;   // address space mapped (regions + dedicated)
+  size_t committed_bytes = 0;  // in use + retained + dedicated
+  size_t in_use_bytes = 0;     // segments currently handed out
+  size_t retained_bytes = 0;   // free segments still backed by memory
+  size_t dedicated_bytes = 0;  // oversized requests, mapped one by one
+  size_t high_water_bytes = 0; // peak committed_bytes
+  size_t budget_bytes = 0;
+  uint64_t mmap_calls = 0;
+  uint64_t munmap_calls = 0;
+  uint64_t madvise_calls = 0;
+  uint64_t reclaim_calls = 0;
+  uint64_t limit_failures = 0;
+  size_t open_arenas = 0;
+  std::vector<ClassStats> classes;
+};
+
+// Totals over every pool alive in this process; a test's proof that a closed
+// database left nothing mapped behind.
+struct ProcessPoolStats {
+  size_t live_pools = 0;
+  size_t mapped_bytes = 0;
+  size_t in_use_bytes = 0;
+};
+ProcessPoolStats GetProcessPoolStats();
+
+class Arena;
+
+class SegmentPool {
+ public:
+  // Returns the number of bytes it freed; called when the budget is hit.
+  using ReclaimFn = std::function<size_t(size_t wanted_bytes)>;
+
+  static Status Create(const PoolOptions& options, std::shared_ptr<SegmentPool>* pool);
+
+  SegmentPool(const SegmentPool&) = delete;
+  SegmentPool& operator=(const SegmentPool&) = delete;
+  ~SegmentPool();  // Calls Close().
+
+  // A segment of at least `bytes` (rounded up to its size class, or to whole
+  // pages for a dedicated mapping). MemoryLimit when over budget, Closed after
+  // Close(), InvalidArgument for 0 bytes.
+  Status Allocate(size_t bytes, Segment* segment);
+  // Gives a segment back. InvalidArgument for a double release or a segment
+  // of another pool; the pool is left unchanged in that case.
+  Status Release(const Segment& segment);
+  // OK while `segment` is live in this pool; Closed otherwise (checked builds
+  // call it on every access path that can afford it).
+  Status Check(const Segment& segment) const;
+
+  // The size class a request of `bytes` gets (0 for dedicated requests).
+  size_t ClassFor(size_t bytes) const;
+
+  void SetReclaimCallback(ReclaimFn fn);
+  // Returns every retained free segment's pages to the OS now and unmaps
+  // regions that are entirely free.
+  void Trim();
+
+  // Closes every arena still open (they are named in the leak report, which is
+  // also written to stderr), then unmaps all memory. Idempotent. Returns
+  // InvalidArgument with the leak report when arenas or segments were still
+  // outstanding.
+  Status Close();
+  bool closed() const;
+
+  PoolStats Stats() const;
+  // Human-readable multi-line report of Stats() and the open arenas.
+  std::string Report() const;
+  // Names of arenas still open ("" when none).
+  std::string LeakReport() const;
+
+  const PoolOptions& options() const { return options_; }
+
+ private:
+  friend class Arena;
+  struct Impl;
+  explicit SegmentPool(const PoolOptions& options);
+
+  PoolOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Human units: "1.5 MiB".
+std::string FormatBytes(size_t bytes);
+
+}  // namespace arenakv::alloc
+
+#endif  // ARENAKV_ALLOC_SEGMENT_POOL_H_

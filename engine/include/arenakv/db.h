@@ -1,0 +1,127 @@
+// arenakv: an embedded key-value store whose page cache and transaction
+// buffers live in arena-scoped memory pools, given back to the operating
+// system the moment a database or a transaction closes.
+//
+//   std::unique_ptr<arenakv::DB> db;
+//   arenakv::Status s = arenakv::DB::Open(arenakv::Options{}, "/path/db", &db);
+//   if (s.ok()) s = db->Put(arenakv::WriteOptions{}, "key", "value");
+//   std::string v;
+//   if (s.ok()) s = db->Get(arenakv::ReadOptions{}, "key", &v);
+//   if (s.ok()) s = db->Close();
+//
+// Thread safety: a DB is safe for concurrent use from many threads. Readers
+// never block writers. Close() waits for calls in flight on other threads,
+// then turns every remaining handle (iterator, transaction, snapshot) into a
+// closed one whose calls return Closed.
+
+#ifndef ARENAKV_DB_H_
+#define ARENAKV_DB_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/env.h"
+#include "arenakv/iterator.h"
+#include "arenakv/options.h"
+#include "arenakv/status.h"
+#include "arenakv/transaction.h"
+
+namespace arenakv {
+
+// A consistent read view; pass it in ReadOptions::snapshot. Destroying it
+// releases the view (and the old page versions only it kept alive).
+class Snapshot {
+ public:
+  Snapshot() = default;
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  virtual ~Snapshot() = default;
+  virtual uint64_t sequence() const = 0;
+};
+
+struct CacheStats {
+  size_t capacity_bytes = 0;
+  size_t used_bytes = 0;
+  size_t pages = 0;
+  size_t pinned_pages = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t evictions = 0;
+};
+
+struct DBStats {
+  alloc::PoolStats pool;
+  std::vector<alloc::ArenaStats> arenas;  // the database's arena tree
+  CacheStats cache;
+  size_t memtable_bytes = 0;     // buffered changes not yet checkpointed
+  size_t live_versions = 0;      // tree/memtable versions kept for readers
+  size_t pinned_version_bytes = 0;
+  size_t open_transactions = 0;
+  size_t open_snapshots = 0;
+  uint64_t last_sequence = 0;
+  uint64_t checkpoints = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t data_file_bytes = 0;
+  uint64_t wal_syncs = 0;
+  uint64_t commit_groups = 0;
+};
+
+// What Verify() found.
+struct VerifyReport {
+  uint64_t pages = 0;
+  uint64_t keys = 0;
+  uint64_t wal_records = 0;
+};
+
+class DB {
+ public:
+  // Opens (or creates, with create_if_missing) the database in directory
+  // `path`. Busy when another process or handle has it open; Corruption
+  // naming the file and page when its files are damaged.
+  static Status Open(const Options& options, const std::string& path, std::unique_ptr<DB>* db);
+
+  DB() = default;
+  DB(const DB&) = delete;
+  DB& operator=(const DB&) = delete;
+  // Closes if still open (errors are dropped; call Close() to see them).
+  virtual ~DB() = default;
+
+  virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
+  virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
+  // NotFound when the key is absent.
+  virtual Status Get(const ReadOptions& options, std::string_view key, std::string* value) = 0;
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) = 0;
+
+  virtual std::unique_ptr<Transaction> BeginTransaction(const WriteOptions& options,
+                                                        const TransactionOptions& txn_options = {}) = 0;
+  virtual std::unique_ptr<Snapshot> GetSnapshot() = 0;
+
+  // Writes every buffered change into the B+tree file and switches the meta
+  // block to it; the write-ahead log is then recycled.
+  virtual Status Checkpoint() = 0;
+  // Reads every page and WAL record and checks checksums and tree order.
+  // `progress` (may be null) is called with (done, total) page counts.
+  virtual Status Verify(VerifyReport* report,
+                        void (*progress)(uint64_t done, uint64_t total, void* arg) = nullptr,
+                        void* arg = nullptr) = 0;
+
+  virtual Status GetStats(DBStats* stats) = 0;
+  // Multi-line human-readable memory report (pool, arenas, cache).
+  virtual std::string StatsReport() = 0;
+
+  // Checkpoints, closes every arena and the memory pool. Idempotent.
+  virtual Status Close() = 0;
+};
+
+// Deletes a closed database's files and directory.
+Status DestroyDB(const std::string& path, const Options& options = {});
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_DB_H_

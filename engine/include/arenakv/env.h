@@ -1,0 +1,80 @@
+// Env: the file layer arenakv does all its I/O through.
+//
+// The default Env is the POSIX file system. Tests and embedders may wrap it
+// (Options::env) to inject faults (EIO, ENOSPC, short writes, failing fsync)
+// or to count I/O. Every method returns a Status; none throws.
+//
+// Thread safety: an Env is used from many threads at once. A File may be read
+// (Read) concurrently; writes to one File are serialized by the engine.
+
+#ifndef ARENAKV_ENV_H_
+#define ARENAKV_ENV_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "arenakv/status.h"
+
+namespace arenakv {
+
+class File {
+ public:
+  File() = default;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  virtual ~File() = default;
+
+  // Reads up to n bytes at offset into scratch; *read < n only at end of file.
+  virtual Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) = 0;
+  // Writes all of data at offset (a short write is retried, then an error).
+  virtual Status Write(uint64_t offset, std::string_view data) = 0;
+  // Writes all of data at the end of the file.
+  virtual Status Append(std::string_view data) = 0;
+  // fdatasync: the file's data is on stable storage when this returns OK.
+  virtual Status Sync() = 0;
+  virtual Status Truncate(uint64_t size) = 0;
+  virtual Status Size(uint64_t* size) = 0;
+  virtual Status Close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// Held while a database is open; releasing it (destruction) unlocks.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+enum class OpenMode {
+  kReadOnly,        // must exist
+  kReadWrite,       // must exist
+  kCreate,          // read-write, created when missing
+  kCreateTruncate,  // read-write, created or emptied
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // The process-wide POSIX Env.
+  static std::shared_ptr<Env> Default();
+
+  virtual Status OpenFile(const std::string& path, OpenMode mode, std::unique_ptr<File>* file) = 0;
+  virtual Status CreateDir(const std::string& path) = 0;  // OK if it exists
+  virtual bool FileExists(const std::string& path) = 0;
+  virtual Status GetChildren(const std::string& dir, std::vector<std::string>* names) = 0;
+  virtual Status DeleteFile(const std::string& path) = 0;
+  virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  // fsync of a directory, so that created/renamed entries are durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  // An exclusive lock on `path` (created if missing): Busy when another
+  // process, or another open database in this process, holds it.
+  virtual Status LockFile(const std::string& path, std::unique_ptr<FileLock>* lock) = 0;
+};
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_ENV_H_

@@ -1,0 +1,79 @@
+// Options for opening a database, reading, writing and transactions.
+//
+// All are plain aggregates with defaults that suit a new user; copy and
+// change the fields you need. Thread safety: values, no shared state.
+
+#ifndef ARENAKV_OPTIONS_H_
+#define ARENAKV_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace arenakv {
+
+class Env;
+class Snapshot;
+
+// Limits on what one record may hold; beyond them InvalidArgument.
+inline constexpr size_t kMaxKeyBytes = 16 * 1024;
+inline constexpr size_t kMaxValueBytes = 1024 * 1024;
+
+struct Options {
+  // Create the database directory and files when they do not exist.
+  bool create_if_missing = true;
+  // Fail with InvalidArgument when the database already exists.
+  bool error_if_exists = false;
+
+  // Bound on the page cache (decoded B+tree pages), in bytes.
+  size_t cache_bytes = size_t{64} << 20;
+  // One budget for everything the database holds in memory: page cache,
+  // memtables and every transaction's buffers. 0 = 4 x cache_bytes + 512 MiB.
+  size_t memory_budget_bytes = 0;
+
+  // Checkpoint triggers: write the in-memory changes into the B+tree file
+  // once this many bytes of changes are buffered (the WAL is then recycled).
+  size_t checkpoint_wal_bytes = size_t{64} << 20;
+  // Run checkpoints on a background thread (otherwise only on Checkpoint(),
+  // Close() and when the write path must make room).
+  bool background_checkpoints = true;
+
+  // LZ4-compress pages on disk and large WAL batches.
+  bool compression = true;
+  // Target size of a B+tree page; a page holding a large value may be larger.
+  size_t page_bytes = 16 * 1024;
+
+  // Verify every page read from disk against its checksum (always on for the
+  // data file; this option additionally re-verifies cached pages on open).
+  bool paranoid_checks = false;
+
+  // The file layer. nullptr = the POSIX file system. Tests inject faults here.
+  std::shared_ptr<Env> env;
+};
+
+struct ReadOptions {
+  // Read as of this snapshot (from DB::GetSnapshot()); nullptr = latest.
+  const Snapshot* snapshot = nullptr;
+  // Re-verify checksums of pages served from the cache as well.
+  bool verify_checksums = false;
+};
+
+struct WriteOptions {
+  // Return only after the write is on stable storage (fdatasync). Without it
+  // a write survives a killed process but not a power failure.
+  bool sync = false;
+};
+
+enum class IsolationLevel { kSnapshot, kSerializable };
+
+struct TransactionOptions {
+  // kSnapshot: first committer wins on write-write conflicts (write skew is
+  // possible). kSerializable: the read set is validated too.
+  IsolationLevel isolation = IsolationLevel::kSnapshot;
+  // Bound on the transaction's buffers (write set, read set, iterators).
+  size_t buffer_budget_bytes = size_t{512} << 20;
+};
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_OPTIONS_H_

@@ -1,0 +1,39 @@
+// InternalIterator: the cursor every engine layer speaks (memtables, the
+// B+tree, transaction write sets, merges of them). Each source yields at most
+// one entry per user key, in bytewise key order; a deletion is yielded as a
+// tombstone so that a merge lets a newer source hide an older one.
+//
+// Thread safety: one thread at a time per iterator.
+#ifndef ARENAKV_UTIL_INTERNAL_ITERATOR_H_
+#define ARENAKV_UTIL_INTERNAL_ITERATOR_H_
+
+#include <string_view>
+
+#include "arenakv/status.h"
+
+namespace arenakv {
+
+class InternalIterator {
+ public:
+  InternalIterator() = default;
+  InternalIterator(const InternalIterator&) = delete;
+  InternalIterator& operator=(const InternalIterator&) = delete;
+  virtual ~InternalIterator() = default;
+
+  virtual bool Valid() const = 0;
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  // First entry with key >= target.
+  virtual void Seek(std::string_view target) = 0;
+  virtual void Next() = 0;  // requires Valid()
+  virtual void Prev() = 0;  // requires Valid()
+  virtual std::string_view key() const = 0;    // requires Valid()
+  virtual std::string_view value() const = 0;  // requires Valid(); empty for a tombstone
+  virtual bool is_tombstone() const = 0;       // requires Valid()
+  // An error stops iteration (Valid() false) and is reported here.
+  virtual Status status() const = 0;
+};
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_UTIL_INTERNAL_ITERATOR_H_

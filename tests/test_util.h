@@ -1,0 +1,66 @@
+// Helpers shared by the test suites: temporary directories that clean up,
+// replayable seeds, and resident-memory readings.
+#ifndef ARENAKV_TESTS_TEST_UTIL_H_
+#define ARENAKV_TESTS_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace arenakv::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/arenakv-test-XXXXXX";
+    char* made = mkdtemp(tmpl.data());
+    if (made == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed for " << tmpl;
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string Join(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The seed for a randomized test: $ARENAKV_SEED if set, otherwise random.
+// Printed so that a failing run can be replayed with ARENAKV_SEED=<seed>.
+inline uint64_t TestSeed() {
+  const char* env = std::getenv("ARENAKV_SEED");
+  uint64_t seed = env ? std::strtoull(env, nullptr, 10) : std::random_device{}();
+  std::fprintf(stderr, "[seed] ARENAKV_SEED=%llu\n", static_cast<unsigned long long>(seed));
+  return seed;
+}
+
+// Resident set size of this process in bytes, from /proc/self/statm.
+inline size_t ResidentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace arenakv::test
+
+#endif  // ARENAKV_TESTS_TEST_UTIL_H_
