@@ -1,0 +1,810 @@
+#include "db/db_impl.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <new>
+
+#include "db/db_iter.h"
+#include "db/snapshot_impl.h"
+#include "db/transaction_impl.h"
+#include "wal/wal_reader.h"
+
+namespace arenakv {
+
+namespace {
+
+constexpr char kDataFileName[] = "data.akv";
+constexpr char kLockFileName[] = "LOCK";
+constexpr size_t kMaxGroupBytes = size_t{1} << 20;
+
+bool ParseWalName(const std::string& name, uint64_t* number) {
+  unsigned long long n = 0;
+  int consumed = 0;
+  if (std::sscanf(name.c_str(), "wal-%llu.log%n", &n, &consumed) != 1) return false;
+  if (static_cast<size_t>(consumed) != name.size()) return false;
+  *number = n;
+  return true;
+}
+
+}  // namespace
+
+struct DBImpl::Writer {
+  explicit Writer(port::Mutex* mu) : cv(mu) {}
+  const CommitRequest* req = nullptr;  // null: a checkpoint request
+  bool done = false;
+  Status status;
+  port::CondVar cv;
+};
+
+// ---------------------------------------------------------------- open/close
+
+Status DB::Open(const Options& options, const std::string& path, std::unique_ptr<DB>* db) {
+  db->reset();
+  if (path.empty()) return Status::InvalidArgument("empty database path");
+  auto impl = std::make_unique<DBImpl>(options, path);
+  Status s = impl->OpenImpl();
+  if (!s.ok()) return s;  // impl's destructor releases whatever was acquired
+  *db = std::move(impl);
+  return Status::OK();
+}
+
+DBImpl::DBImpl(const Options& options, std::string path)
+    : options_(options),
+      path_(std::move(path)),
+      env_(options.env ? options.env : Env::Default()) {}
+
+DBImpl::~DBImpl() { Close().IgnoreError(); }
+
+std::string DBImpl::WalPath(uint64_t number) const {
+  char name[64];
+  std::snprintf(name, sizeof(name), "/wal-%06" PRIu64 ".log", number);
+  return path_ + name;
+}
+
+Status DBImpl::OpenImpl() {
+  if (options_.page_bytes < 1024 || options_.page_bytes > (size_t{1} << 20)) {
+    return Status::InvalidArgument("page_bytes must be between 1 KiB and 1 MiB");
+  }
+  const bool dir_exists = env_->FileExists(path_);
+  if (!dir_exists) {
+    if (!options_.create_if_missing) {
+      return Status::InvalidArgument(path_ + " does not exist (create_if_missing is false)");
+    }
+    Status s = env_->CreateDir(path_);
+    if (!s.ok()) return s;
+  }
+  Status s = env_->LockFile(path_ + "/" + kLockFileName, &lock_);
+  if (!s.ok()) return s;
+  const std::string data_path = path_ + "/" + kDataFileName;
+  const bool exists = env_->FileExists(data_path);
+  if (exists && options_.error_if_exists) {
+    return Status::InvalidArgument(path_ + " already exists (error_if_exists is true)");
+  }
+  if (!exists && !options_.create_if_missing) {
+    return Status::InvalidArgument(data_path + " does not exist (create_if_missing is false)");
+  }
+
+  alloc::PoolOptions po;
+  po.name = path_;
+  po.budget_bytes = options_.memory_budget_bytes != 0
+                        ? options_.memory_budget_bytes
+                        : 4 * options_.cache_bytes + (size_t{512} << 20);
+  s = alloc::SegmentPool::Create(po, &pool_);
+  if (!s.ok()) return s;
+  s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
+  if (!s.ok()) return s;
+  leader_mr_.emplace(arena_.get());
+
+  tree::TreeOptions to;
+  to.page_bytes = options_.page_bytes;
+  to.cache_bytes = options_.cache_bytes;
+  to.compression = options_.compression;
+  s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(), &tree_);
+  if (!s.ok()) return s;
+  // Under memory pressure the cache shrinks first; only then do allocations fail.
+  tree::BTree* tree = tree_.get();
+  pool_->SetReclaimCallback([tree](size_t wanted) { return tree->EvictForReclaim(wanted); });
+
+  uint64_t max_wal = 0;
+  s = Recover(&max_wal);
+  if (!s.ok()) return s;
+  if (!exists) {
+    s = env_->SyncDir(path_);
+    if (!s.ok()) return s;
+  }
+  if (options_.background_checkpoints) {
+    bg_thread_ = std::thread([this] { BackgroundLoop(); });
+  }
+  return Status::OK();
+}
+
+Status DBImpl::Recover(uint64_t* max_wal_number) {
+  const tree::MetaState meta = tree_->meta();
+  std::vector<std::string> names;
+  Status s = env_->GetChildren(path_, &names);
+  if (!s.ok()) return s;
+  std::vector<uint64_t> wals;
+  for (const auto& name : names) {
+    uint64_t n;
+    if (ParseWalName(name, &n)) {
+      if (n >= meta.wal_number) {
+        wals.push_back(n);
+      } else {
+        env_->DeleteFile(path_ + "/" + name).IgnoreError();  // covered by the tree
+      }
+    }
+  }
+  std::sort(wals.begin(), wals.end());
+
+  const uint64_t first_wal = wals.empty() ? std::max<uint64_t>(meta.wal_number, 1) : wals.front();
+  std::unique_ptr<mem::MemTable> table;
+  s = mem::MemTable::Create(arena_.get(), first_wal, &table);
+  if (!s.ok()) return s;
+  uint64_t last_seq = meta.last_sequence;
+  for (uint64_t n : wals) {
+    s = ReplayWal(WalPath(n), n, table.get(), &last_seq);
+    if (!s.ok()) return s;
+  }
+  *max_wal_number = wals.empty() ? 0 : wals.back();
+
+  port::MutexLock l(&mu_);
+  last_sequence_ = last_seq;
+  next_wal_number_ = std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
+  auto v = std::make_shared<Version>();
+  v->mem = std::make_shared<MemRef>(std::move(table), first_wal);
+  v->tree = std::make_shared<TreeRoot>(tree_.get(), meta.root);
+  current_ = std::move(v);
+  return RotateWalLocked();
+}
+
+Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable* table,
+                         uint64_t* last_seq) {
+  std::unique_ptr<wal::WalReader> reader;
+  Status s = wal::WalReader::Open(env_.get(), file, number, &reader);
+  if (!s.ok()) return s;
+  WriteBatch batch(arena_.get());
+  for (;;) {
+    std::string_view record;
+    bool eof = false;
+    s = reader->ReadRecord(&record, &eof);
+    if (!s.ok()) return s;
+    if (eof) break;
+    s = batch.SetContents(record);
+    if (!s.ok()) return Status::Corruption(file + ": " + s.message());
+    const uint64_t floor = tree_->meta().last_sequence;
+    s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k,
+                          std::string_view v) -> Status {
+      if (seq <= floor) return Status::OK();  // already in the tree
+      *last_seq = std::max(*last_seq, seq);
+      return table->Add(seq, type, k, v);
+    });
+    if (!s.ok()) return s;
+  }
+  if (reader->result().torn_tail) {
+    // Cut the tail so that nothing is ever appended after garbage.
+    s = wal::TruncateTornTail(env_.get(), file, reader->result().valid_bytes);
+  }
+  return s;
+}
+
+Status DBImpl::RotateWalLocked() {
+  const uint64_t number = next_wal_number_++;
+  std::unique_ptr<wal::WalWriter> w;
+  wal::WalWriterOptions wo;
+  wo.compression = options_.compression;
+  Status s = wal::WalWriter::Create(env_.get(), WalPath(number), number, wo, &w);
+  if (s.ok()) s = env_->SyncDir(path_);
+  if (!s.ok()) return s;
+  if (wal_ != nullptr) wal_->Close().IgnoreError();
+  wal_ = std::move(w);
+  return Status::OK();
+}
+
+Status DBImpl::Close() {
+  {
+    port::WriterLock l(&rw_);
+    if (closed_) return Status::OK();
+    closed_ = true;  // From here on every new call returns Closed.
+  }
+  // Invalidate first: every iterator, snapshot and transaction drops what it
+  // holds in the database (waiting for a call in flight on it to finish).
+  registry_->CloseAll();
+  {
+    port::MutexLock l(&mu_);
+    shutting_down_ = true;
+    bg_cv_.SignalAll();
+  }
+  if (bg_thread_.joinable()) bg_thread_.join();
+
+  Status s;
+  if (tree_ != nullptr && wal_ != nullptr) {
+    bool clean;
+    {
+      port::MutexLock l(&mu_);
+      clean = bg_error_.ok();
+    }
+    // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
+    for (int round = 0; clean && s.ok() && round < 2; ++round) {
+      Writer w(&mu_);
+      s = Write(&w);  // freeze the memtable...
+      if (s.ok()) s = RunTreeCheckpoint();  // ...and checkpoint it
+    }
+  }
+  Teardown();
+  return s;
+}
+
+void DBImpl::Teardown() {
+  // Unmap second: versions, then the tree and its cache, then the arenas.
+  {
+    port::MutexLock l(&mu_);
+    current_.reset();
+  }
+  if (wal_ != nullptr) {
+    wal_->Close().IgnoreError();
+    wal_.reset();
+  }
+  if (tree_ != nullptr) {
+    tree_->Close().IgnoreError();
+    tree_.reset();
+  }
+  leader_mr_.reset();
+  if (arena_ != nullptr) {
+    arena_->Close();
+    arena_.reset();
+  }
+  if (pool_ != nullptr) {
+    pool_->Close().IgnoreError();
+    pool_.reset();
+  }
+  lock_.reset();
+}
+
+// ---------------------------------------------------------------- reads
+
+Status DBImpl::CheckKey(std::string_view key) {
+  if (key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument("key of " + std::to_string(key.size()) +
+                                   " bytes exceeds the limit of " +
+                                   std::to_string(kMaxKeyBytes));
+  }
+  return Status::OK();
+}
+
+Status DBImpl::CheckValue(std::string_view value) {
+  if (value.size() > kMaxValueBytes) {
+    return Status::InvalidArgument("value of " + std::to_string(value.size()) +
+                                   " bytes exceeds the limit of " +
+                                   std::to_string(kMaxValueBytes));
+  }
+  return Status::OK();
+}
+
+void DBImpl::CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence) {
+  port::MutexLock l(&mu_);
+  *version = current_;
+  *sequence = last_sequence_;
+}
+
+Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::string* value,
+                     bool verify_checksums) {
+  bool deleted = false;
+  if (v.mem->table->Get(key, seq, value, &deleted, nullptr)) {
+    return deleted ? Status::NotFound(key) : Status::OK();
+  }
+  for (const auto& m : v.imm) {
+    if (m->table->Get(key, seq, value, &deleted, nullptr)) {
+      return deleted ? Status::NotFound(key) : Status::OK();
+    }
+  }
+  bool found = false;
+  Status s = tree_->Get(v.tree->root(), key, value, &found, verify_checksums);
+  if (!s.ok()) return s;
+  return found ? Status::OK() : Status::NotFound(key);
+}
+
+Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string* value) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  Status s = CheckKey(key);
+  if (!s.ok()) return s;
+  if (options.snapshot != nullptr) {
+    return static_cast<const SnapshotImpl*>(options.snapshot)
+        ->Get(this, key, value, options.verify_checksums);
+  }
+  std::shared_ptr<Version> v;
+  uint64_t seq;
+  CurrentView(&v, &seq);
+  try {
+    return GetAt(*v, seq, key, value, options.verify_checksums);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory reading a value");
+  }
+}
+
+std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, uint64_t seq,
+                                                              bool verify_checksums) {
+  std::vector<std::unique_ptr<InternalIterator>> children;
+  children.reserve(2 + v.imm.size());
+  children.push_back(v.mem->table->NewIterator(seq));
+  for (const auto& m : v.imm) children.push_back(m->table->NewIterator(seq));
+  children.push_back(tree_->NewIterator(v.tree->root(), verify_checksums));
+  return mem::NewMergingIterator(std::move(children));
+}
+
+std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return NewErrorIterator(Status::Closed("database is closed"));
+  std::shared_ptr<Version> v;
+  uint64_t seq;
+  if (options.snapshot != nullptr) {
+    if (!static_cast<const SnapshotImpl*>(options.snapshot)->View(&v, &seq)) {
+      return NewErrorIterator(Status::Closed("snapshot is closed"));
+    }
+  } else {
+    CurrentView(&v, &seq);
+  }
+  return NewDBIterator(this, std::move(v), seq, options.verify_checksums, nullptr);
+}
+
+std::unique_ptr<Snapshot> DBImpl::GetSnapshot() {
+  port::ReaderLock l(&rw_);
+  std::shared_ptr<Version> v;
+  uint64_t seq = 0;
+  if (!closed_) CurrentView(&v, &seq);
+  return NewSnapshot(this, std::move(v), seq);
+}
+
+std::unique_ptr<Transaction> DBImpl::BeginTransaction(const WriteOptions& options,
+                                                      const TransactionOptions& txn_options) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return NewClosedTransaction();
+  std::shared_ptr<Version> v;
+  uint64_t seq;
+  CurrentView(&v, &seq);
+  return NewTransaction(this, options, txn_options, std::move(v), seq);
+}
+
+// ---------------------------------------------------------------- writes
+
+Status DBImpl::Put(const WriteOptions& options, std::string_view key, std::string_view value) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  Status s = CheckKey(key);
+  if (s.ok()) s = CheckValue(value);
+  if (!s.ok()) return s;
+  // A small batch on the stack: single puts must not touch the heap.
+  char buf[512];
+  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), arena_.get());
+  try {
+    WriteBatch batch(&mr);
+    batch.Put(key, value);
+    CommitRequest req{.batch = &batch, .sync = options.sync};
+    return Commit(req);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory buffering a write");
+  }
+}
+
+Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  Status s = CheckKey(key);
+  if (!s.ok()) return s;
+  char buf[256];
+  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), arena_.get());
+  try {
+    WriteBatch batch(&mr);
+    batch.Delete(key);
+    CommitRequest req{.batch = &batch, .sync = options.sync};
+    return Commit(req);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory buffering a write");
+  }
+}
+
+Status DBImpl::Commit(const CommitRequest& request) {
+  Writer w(&mu_);
+  w.req = &request;
+  return Write(&w);
+}
+
+Status DBImpl::Write(Writer* w) {
+  port::MutexLock l(&mu_);
+  writers_.push_back(w);
+  while (!w->done && w != writers_.front()) w->cv.Wait();
+  if (w->done) return w->status;
+
+  // This thread leads a commit group.
+  Status s = MakeRoomForWrite(/*force=*/w->req == nullptr);
+  Writer* last = w;
+  uint64_t first_seq = last_sequence_ + 1;
+  uint64_t count = 0;
+  std::vector<Writer*> group;  // small, bounded by the queue length
+  if (s.ok() && w->req != nullptr) {
+    std::pmr::vector<std::string_view> group_keys(&*leader_mr_);
+    WriteBatch merged(&*leader_mr_);
+    size_t bytes = 0;
+    bool sync = false;
+    for (Writer* m : writers_) {
+      if (m->req == nullptr) break;  // a checkpoint request leads its own group
+      if (m != w && (bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
+      if (m != w && m->req->sync && !w->req->sync && !sync) break;  // don't slow a non-sync leader
+      last = m;
+      Status vs = ValidateLocked(*m, group_keys);
+      if (!vs.ok()) {
+        m->status = vs;
+        continue;
+      }
+      group.push_back(m);
+      sync |= m->req->sync;
+      bytes += m->req->batch->ByteSize();
+      count += m->req->batch->count();
+      merged.Append(*m->req->batch);
+      (void)m->req->batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k,
+                                       std::string_view) {
+        group_keys.push_back(k);
+        return Status::OK();
+      });
+    }
+    if (count > 0) {
+      merged.SetSequence(first_seq);
+      mu_.Unlock();
+      s = LogAndApply(merged, sync);
+      mu_.Lock();
+      if (s.ok()) {
+        last_sequence_ = first_seq + count - 1;  // publish: the group becomes visible
+        commit_groups_.fetch_add(1, std::memory_order_relaxed);
+      } else if (bg_error_.ok() && !s.IsMemoryLimit()) {
+        // The WAL may hold part of a failed record: continue in a fresh file
+        // (recovery cuts the old one's torn tail).
+        Status rs = RotateWalLocked();
+        if (!rs.ok()) bg_error_ = rs;
+      }
+    }
+    for (Writer* m : group) m->status = s;
+  } else if (w->req != nullptr) {
+    w->status = s;
+  } else {
+    w->status = s;
+  }
+
+  // Wake every member of the group and hand leadership on.
+  for (;;) {
+    Writer* front = writers_.front();
+    writers_.pop_front();
+    if (front != w) {
+      front->done = true;
+      front->cv.Signal();
+    }
+    if (front == last) break;
+  }
+  if (!writers_.empty()) writers_.front()->cv.Signal();
+  return w->status;
+}
+
+Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
+  Status s = wal_->AddRecord(batch.contents());
+  if (s.ok() && sync) {
+    s = wal_->Sync();
+    wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
+  if (!s.ok()) return s;
+  mem::MemTable* table;
+  {
+    port::MutexLock l(&mu_);
+    table = current_->mem->table.get();
+  }
+  s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k,
+                        std::string_view v) { return table->Add(seq, type, k, v); });
+  if (!s.ok()) {
+    // Logged but not applied: the log replays it on the next open. Until then
+    // the database refuses writes rather than diverge from its log.
+    port::MutexLock l(&mu_);
+    bg_error_ = Status::MemoryLimit("memtable full after logging a commit (" + s.ToString() +
+                                    "); reopen the database to recover it");
+    return bg_error_;
+  }
+  return Status::OK();
+}
+
+Status DBImpl::ValidateLocked(const Writer& w,
+                              const std::pmr::vector<std::string_view>& group_keys) {
+  const CommitRequest& r = *w.req;
+  if (!r.validate) return Status::OK();
+  auto written_since = [&](std::string_view key) {
+    for (const MemRef* m = r.first_mem; m != nullptr; m = m->newer.get()) {
+      if (m->table->LatestSequence(key) > r.snapshot_seq) return true;
+    }
+    return std::find(group_keys.begin(), group_keys.end(), key) != group_keys.end();
+  };
+  Status conflict;
+  (void)r.batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
+    if (written_since(k)) {
+      conflict = Status::Conflict("key written by a transaction that committed first");
+      return conflict;
+    }
+    return Status::OK();
+  });
+  if (!conflict.ok()) return conflict;
+  if (r.reads == nullptr) return Status::OK();
+  for (const auto& k : r.reads->keys) {
+    if (written_since(k)) {
+      return Status::Conflict("a key this transaction read was written since (serializable)");
+    }
+  }
+  for (const auto& range : r.reads->ranges) {
+    std::string_view end = range.unbounded ? std::string_view() : std::string_view(range.end);
+    for (const MemRef* m = r.first_mem; m != nullptr; m = m->newer.get()) {
+      if (m->table->WrittenInRangeAfter(range.begin, end, r.snapshot_seq)) {
+        return Status::Conflict("a range this transaction scanned was written (serializable)");
+      }
+    }
+    for (std::string_view k : group_keys) {
+      if (k >= std::string_view(range.begin) && (range.unbounded || k < end)) {
+        return Status::Conflict("a range this transaction scanned was written (serializable)");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status DBImpl::MakeRoomForWrite(bool force) {
+  for (;;) {
+    if (!bg_error_.ok()) return bg_error_;
+    const size_t bytes = current_->mem->table->ApproximateBytes();
+    if (!force && bytes < options_.checkpoint_wal_bytes) return Status::OK();
+    if (force && current_->mem->table->entries() == 0) return Status::OK();
+    if (!current_->imm.empty()) {
+      if (options_.background_checkpoints && !shutting_down_) {
+        bg_cv_.Wait();  // the previous checkpoint is still running
+        continue;
+      }
+      if (force) return Status::OK();  // the caller runs the checkpoint next
+      // No background thread: the leader checkpoints the frozen memtable now.
+      mu_.Unlock();
+      Status s = RunTreeCheckpoint();
+      mu_.Lock();
+      if (!s.ok()) return s;
+      continue;
+    }
+    // Freeze the active memtable; a new one and a new WAL take over.
+    std::unique_ptr<mem::MemTable> table;
+    Status s = mem::MemTable::Create(arena_.get(), next_wal_number_, &table);
+    if (!s.ok()) return s;
+    const uint64_t wal_number = next_wal_number_;
+    s = RotateWalLocked();
+    if (!s.ok()) return s;
+    auto fresh = std::make_shared<MemRef>(std::move(table), wal_number);
+    auto v = std::make_shared<Version>();
+    v->mem = fresh;
+    v->imm.push_back(current_->mem);
+    v->imm.insert(v->imm.end(), current_->imm.begin(), current_->imm.end());
+    v->tree = current_->tree;
+    current_->mem->newer = fresh;
+    current_ = std::move(v);
+    if (force) return Status::OK();  // the caller runs the checkpoint next
+    if (options_.background_checkpoints) {
+      checkpoint_scheduled_ = true;
+      bg_cv_.SignalAll();
+      return Status::OK();
+    }
+    mu_.Unlock();
+    s = RunTreeCheckpoint();
+    mu_.Lock();
+    return s;
+  }
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+Status DBImpl::Checkpoint() {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  Writer w(&mu_);
+  Status s = Write(&w);
+  if (!s.ok()) return s;
+  return RunTreeCheckpoint();
+}
+
+Status DBImpl::RunTreeCheckpoint() {
+  port::MutexLock cl(&checkpoint_mu_);
+  std::shared_ptr<Version> base;
+  {
+    port::MutexLock l(&mu_);
+    if (current_->imm.empty()) return bg_error_;
+    base = current_;
+    checkpoint_running_ = true;
+  }
+  std::vector<std::unique_ptr<InternalIterator>> children;
+  for (const auto& m : base->imm) children.push_back(m->table->NewIterator(UINT64_MAX));
+  auto changes = mem::NewMergingIterator(std::move(children));
+  const uint64_t last_seq = base->imm.front()->table->max_sequence();
+  const uint64_t wal_number = base->mem->wal_number;
+  tree::CheckpointResult result;
+  Status s;
+  try {
+    s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
+                          wal_number, &result);
+  } catch (const std::bad_alloc&) {
+    s = Status::MemoryLimit("out of memory during checkpoint");
+  }
+  changes.reset();
+
+  std::shared_ptr<Version> old;
+  {
+    port::MutexLock l(&mu_);
+    checkpoint_running_ = false;
+    if (!s.ok()) {
+      // The frozen memtable stays readable; the tree keeps its last durable
+      // state. Writes stop until the database is reopened.
+      bg_error_ = s;
+      bg_cv_.SignalAll();
+      return s;
+    }
+    auto root = std::make_shared<TreeRoot>(tree_.get(), result.meta.root);
+    auto v = std::make_shared<Version>();
+    v->mem = current_->mem;
+    for (const auto& m : current_->imm) {
+      if (std::find(base->imm.begin(), base->imm.end(), m) == base->imm.end()) {
+        v->imm.push_back(m);
+      }
+    }
+    v->tree = root;
+    current_->tree->Supersede(root, std::vector<uint64_t>(result.obsolete.begin(),
+                                                          result.obsolete.end()));
+    old = std::move(current_);
+    current_ = std::move(v);
+    bg_cv_.SignalAll();
+  }
+  old.reset();
+  base.reset();
+  checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  DeleteObsoleteWals(wal_number);
+  return Status::OK();
+}
+
+void DBImpl::DeleteObsoleteWals(uint64_t below) {
+  std::vector<std::string> names;
+  if (!env_->GetChildren(path_, &names).ok()) return;
+  for (const auto& name : names) {
+    uint64_t n;
+    if (ParseWalName(name, &n) && n < below) env_->DeleteFile(path_ + "/" + name).IgnoreError();
+  }
+}
+
+void DBImpl::BackgroundLoop() {
+  port::MutexLock l(&mu_);
+  for (;;) {
+    while (!checkpoint_scheduled_ && !shutting_down_) bg_cv_.Wait();
+    if (shutting_down_) return;
+    checkpoint_scheduled_ = false;
+    mu_.Unlock();
+    RunTreeCheckpoint().IgnoreError();  // failures land in bg_error_
+    mu_.Lock();
+  }
+}
+
+// ---------------------------------------------------------------- verify/stats
+
+Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t, void*),
+                      void* arg) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  tree::VerifyStats vs;
+  Status s = tree_->Verify(&vs, [&](uint64_t done, uint64_t total) {
+    if (progress != nullptr) progress(done, total, arg);
+  });
+  if (!s.ok()) return s;
+  // Every WAL record still on disk is read and checksummed too.
+  uint64_t records = 0;
+  std::vector<std::string> names;
+  s = env_->GetChildren(path_, &names);
+  if (!s.ok()) return s;
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    uint64_t n;
+    if (!ParseWalName(name, &n) || n < tree_->meta().wal_number) continue;
+    std::unique_ptr<wal::WalReader> reader;
+    s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader);
+    if (!s.ok()) return s;
+    for (;;) {
+      std::string_view rec;
+      bool eof = false;
+      s = reader->ReadRecord(&rec, &eof);
+      if (!s.ok()) return s;
+      if (eof) break;
+      ++records;
+    }
+  }
+  if (report != nullptr) {
+    report->pages = vs.pages;
+    report->keys = vs.keys;
+    report->wal_records = records;
+  }
+  return Status::OK();
+}
+
+Status DBImpl::GetStats(DBStats* stats) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  *stats = DBStats{};
+  stats->pool = pool_->Stats();
+  stats->arenas = arena_->TreeStats();
+  stats->cache = tree_->cache_stats();
+  {
+    port::MutexLock ml(&mu_);
+    stats->memtable_bytes = current_->mem->table->ApproximateBytes();
+    for (const auto& m : current_->imm) stats->memtable_bytes += m->table->ApproximateBytes();
+    stats->last_sequence = last_sequence_;
+    stats->live_versions = static_cast<size_t>(current_.use_count());
+  }
+  stats->open_transactions = open_transactions_.load();
+  stats->open_snapshots = open_snapshots_.load();
+  stats->checkpoints = checkpoints_.load();
+  stats->wal_bytes = wal_bytes_.load();
+  stats->wal_syncs = wal_syncs_.load();
+  stats->commit_groups = commit_groups_.load();
+  stats->data_file_bytes = tree_->file_bytes();
+  return Status::OK();
+}
+
+std::string DBImpl::StatsReport() {
+  DBStats st;
+  Status s = GetStats(&st);
+  if (!s.ok()) return s.ToString() + "\n";
+  using alloc::FormatBytes;
+  std::string out;
+  char line[256];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof(line), fmt, args...);
+    out += line;
+  };
+  add("pool %s: reserved %s, committed %s, in use %s, retained %s, high water %s, budget %s\n",
+      st.pool.name.c_str(), FormatBytes(st.pool.reserved_bytes).c_str(),
+      FormatBytes(st.pool.committed_bytes).c_str(), FormatBytes(st.pool.in_use_bytes).c_str(),
+      FormatBytes(st.pool.retained_bytes).c_str(), FormatBytes(st.pool.high_water_bytes).c_str(),
+      st.pool.budget_bytes == SIZE_MAX ? "unlimited" : FormatBytes(st.pool.budget_bytes).c_str());
+  add("cache: %s of %s in %zu pages (%zu pinned), %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
+      " evictions\n",
+      FormatBytes(st.cache.used_bytes).c_str(), FormatBytes(st.cache.capacity_bytes).c_str(),
+      st.cache.pages, st.cache.pinned_pages, st.cache.hits, st.cache.misses, st.cache.evictions);
+  add("memtables: %s; open transactions %zu, snapshots %zu; last sequence %" PRIu64
+      "; checkpoints %" PRIu64 "\n",
+      FormatBytes(st.memtable_bytes).c_str(), st.open_transactions, st.open_snapshots,
+      st.last_sequence, st.checkpoints);
+  out += "arenas:\n";
+  for (const auto& a : st.arenas) {
+    add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(),
+        a.segments);
+  }
+  return out;
+}
+
+Status DestroyDB(const std::string& path, const Options& options) {
+  std::shared_ptr<Env> env = options.env ? options.env : Env::Default();
+  std::unique_ptr<FileLock> lock;
+  if (!env->FileExists(path)) return Status::OK();
+  Status s = env->LockFile(path + "/" + kLockFileName, &lock);
+  if (!s.ok()) return s;
+  std::vector<std::string> names;
+  s = env->GetChildren(path, &names);
+  if (!s.ok()) return s;
+  for (const auto& name : names) {
+    uint64_t n;
+    if (name == kDataFileName || ParseWalName(name, &n)) {
+      s = env->DeleteFile(path + "/" + name);
+      if (!s.ok()) return s;
+    }
+  }
+  lock.reset();
+  env->DeleteFile(path + "/" + kLockFileName).IgnoreError();
+  std::error_code ec;
+  std::filesystem::remove(path, ec);  // only if empty: foreign files are left alone
+  return Status::OK();
+}
+
+}  // namespace arenakv

@@ -1,0 +1,169 @@
+// DBImpl: the engine behind arenakv::DB.
+//
+// Writes: every commit (a single Put/Delete or a transaction) joins a queue of
+// writers; the writer at the front becomes the leader, validates the group's
+// transactions (first committer wins), logs the whole group as one WAL record
+// with at most one fdatasync, inserts it into the active memtable and then
+// publishes the group's last sequence number. Readers see exactly the
+// sequences published, so a group becomes visible atomically.
+//
+// Checkpoints: the active memtable is frozen (a new one and a new WAL take
+// over), a background thread applies it to the copy-on-write B+tree, and a
+// new Version with the new root is published; WALs the tree now covers are
+// deleted.
+//
+// Memory: one SegmentPool per database (budget = Options::memory_budget),
+// one database arena; below it the page cache arena, one arena per memtable
+// and one per transaction. Close() invalidates every handle, then closes the
+// arenas and the pool, so the memory goes back to the OS when it returns.
+//
+// Thread safety: as DB. Lock order: HandleRegistry::mu_ -> Handle::mu_ ->
+// checkpoint_mu_ -> mu_. rw_ is held shared by every DB call in flight and
+// exclusively by Close() while it marks the database closed.
+#ifndef ARENAKV_DB_DB_IMPL_H_
+#define ARENAKV_DB_DB_IMPL_H_
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <memory_resource>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "db/handle_registry.h"
+#include "db/version.h"
+#include "db/write_batch.h"
+#include "port/mutex.h"
+#include "tree/btree.h"
+#include "wal/wal_writer.h"
+
+namespace arenakv {
+
+class TransactionImpl;
+
+// What a transaction asks the commit path to validate besides its writes.
+struct ReadSet {
+  explicit ReadSet(std::pmr::memory_resource* mr) : keys(mr), ranges(mr) {}
+  struct Range {
+    std::pmr::string begin;
+    std::pmr::string end;  // exclusive; empty with `unbounded` = to the end
+    bool unbounded = false;
+  };
+  std::pmr::vector<std::pmr::string> keys;
+  std::pmr::vector<Range> ranges;
+};
+
+class DBImpl final : public DB {
+ public:
+  DBImpl(const Options& options, std::string path);
+  ~DBImpl() override;
+
+  Status OpenImpl();
+
+  Status Put(const WriteOptions& options, std::string_view key, std::string_view value) override;
+  Status Delete(const WriteOptions& options, std::string_view key) override;
+  Status Get(const ReadOptions& options, std::string_view key, std::string* value) override;
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) override;
+  std::unique_ptr<Transaction> BeginTransaction(const WriteOptions& options,
+                                                const TransactionOptions& txn_options) override;
+  std::unique_ptr<Snapshot> GetSnapshot() override;
+  Status Checkpoint() override;
+  Status Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t, void*),
+                void* arg) override;
+  Status GetStats(DBStats* stats) override;
+  std::string StatsReport() override;
+  Status Close() override;
+
+  // ---- used by handles (transactions, iterators, snapshots) ----
+
+  // The current version and the sequence it is consistent at.
+  void CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence) EXCLUDES(mu_);
+  Status GetAt(const Version& v, uint64_t seq, std::string_view key, std::string* value,
+               bool verify_checksums);
+  // A cursor over `v` at `seq`, tombstones included (callers add a live
+  // filter); the version must outlive it.
+  std::unique_ptr<InternalIterator> NewInternalIterator(const Version& v, uint64_t seq,
+                                                        bool verify_checksums);
+
+  struct CommitRequest {
+    const WriteBatch* batch = nullptr;
+    bool sync = false;
+    // Transactions: validate against writes published after snapshot_seq.
+    bool validate = false;
+    uint64_t snapshot_seq = 0;
+    const MemRef* first_mem = nullptr;
+    const ReadSet* reads = nullptr;  // serializable only
+  };
+  Status Commit(const CommitRequest& request);
+
+  const std::shared_ptr<HandleRegistry>& registry() { return registry_; }
+  alloc::Arena* arena() { return arena_.get(); }
+  std::atomic<size_t>& open_transactions() { return open_transactions_; }
+  std::atomic<size_t>& open_snapshots() { return open_snapshots_; }
+
+  static Status CheckKey(std::string_view key);
+  static Status CheckValue(std::string_view value);
+
+ private:
+  struct Writer;
+
+  Status Write(Writer* w) EXCLUDES(mu_);
+  Status MakeRoomForWrite(bool force) REQUIRES(mu_);
+  Status ValidateLocked(const Writer& w,
+                        const std::pmr::vector<std::string_view>& group_keys) REQUIRES(mu_);
+  Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
+  Status RotateWalLocked() REQUIRES(mu_);
+  Status RunTreeCheckpoint() EXCLUDES(mu_);
+  void BackgroundLoop();
+  void DeleteObsoleteWals(uint64_t below);
+  Status Recover(uint64_t* max_wal_number);
+  Status ReplayWal(const std::string& file, uint64_t number, mem::MemTable* mem,
+                   uint64_t* last_seq);
+  void Teardown();
+  std::string WalPath(uint64_t number) const;
+
+  const Options options_;
+  const std::string path_;
+  std::shared_ptr<Env> env_;
+  std::unique_ptr<FileLock> lock_;
+  std::shared_ptr<alloc::SegmentPool> pool_;
+  std::unique_ptr<alloc::Arena> arena_;
+  std::unique_ptr<tree::BTree> tree_;
+  // Shared with every handle: it must outlive the database for them.
+  std::shared_ptr<HandleRegistry> registry_ = std::make_shared<HandleRegistry>();
+
+  // Held shared by every DB call in flight; exclusively by Close().
+  port::SharedMutex rw_;
+  bool closed_ GUARDED_BY(rw_) = false;
+
+  port::Mutex mu_;
+  port::CondVar bg_cv_{&mu_};
+  std::shared_ptr<Version> current_ GUARDED_BY(mu_);
+  uint64_t last_sequence_ GUARDED_BY(mu_) = 0;
+  std::deque<Writer*> writers_ GUARDED_BY(mu_);
+  std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
+  uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;
+  Status bg_error_ GUARDED_BY(mu_);
+  bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;
+  bool checkpoint_running_ GUARDED_BY(mu_) = false;
+  bool shutting_down_ GUARDED_BY(mu_) = false;
+  std::thread bg_thread_;
+  // Leader-only scratch for group batches; memory from the database arena.
+  std::optional<std::pmr::unsynchronized_pool_resource> leader_mr_;
+
+  port::Mutex checkpoint_mu_ ACQUIRED_BEFORE(mu_);
+
+  std::atomic<size_t> open_transactions_{0};
+  std::atomic<size_t> open_snapshots_{0};
+  std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<uint64_t> wal_syncs_{0};
+  std::atomic<uint64_t> commit_groups_{0};
+  std::atomic<uint64_t> wal_bytes_{0};
+};
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_DB_DB_IMPL_H_

@@ -1,0 +1,183 @@
+#include "db/db_iter.h"
+
+#include <new>
+#include <string>
+
+#include "db/db_impl.h"
+#include "db/handle_registry.h"
+#include "mem/memtable.h"
+
+namespace arenakv {
+
+namespace {
+
+class ErrorIterator final : public Iterator {
+ public:
+  explicit ErrorIterator(Status s) : status_(std::move(s)) {}
+  bool Valid() const override { return false; }
+  void SeekToFirst() override {}
+  void SeekToLast() override {}
+  void Seek(std::string_view) override {}
+  void Next() override {}
+  void Prev() override {}
+  std::string_view key() const override { return {}; }
+  std::string_view value() const override { return {}; }
+  Status status() const override { return status_; }
+
+ private:
+  Status status_;
+};
+
+class DBIter final : public Iterator, public Handle {
+ public:
+  DBIter(std::shared_ptr<Version> version, std::unique_ptr<InternalIterator> iter,
+         std::shared_ptr<HandleRegistry> registry, RangeTracker* tracker)
+      : version_(std::move(version)),
+        iter_(std::move(iter)),
+        registry_(std::move(registry)),
+        tracker_(tracker) {}
+
+  ~DBIter() override { registry_->Release(this); }
+
+  bool Valid() const override {
+    auto* self = const_cast<DBIter*>(this);
+    port::MutexLock l(&self->mu_);
+    return !closed_ && iter_->Valid();
+  }
+
+  void SeekToFirst() override {
+    Run([&] {
+      iter_->SeekToFirst();
+      Track(/*from_first=*/true, {}, /*forward=*/true);
+    });
+  }
+  void SeekToLast() override {
+    Run([&] {
+      iter_->SeekToLast();
+      Track(/*from_first=*/false, {}, /*forward=*/false, /*from_last=*/true);
+    });
+  }
+  void Seek(std::string_view target) override {
+    Run([&] {
+      iter_->Seek(target);
+      Track(/*from_first=*/false, target, /*forward=*/true);
+    });
+  }
+  void Next() override {
+    Run([&] {
+      if (!iter_->Valid()) return;
+      std::string_view from = iter_->key();
+      if (tracker_ != nullptr) scratch_.assign(from.data(), from.size());
+      iter_->Next();
+      Track(false, scratch_, true);
+    });
+  }
+  void Prev() override {
+    Run([&] {
+      if (!iter_->Valid()) return;
+      if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
+      iter_->Prev();
+      TrackBackward(scratch_);
+    });
+  }
+  std::string_view key() const override {
+    auto* self = const_cast<DBIter*>(this);
+    port::MutexLock l(&self->mu_);
+    return closed_ || !iter_->Valid() ? std::string_view() : iter_->key();
+  }
+  std::string_view value() const override {
+    auto* self = const_cast<DBIter*>(this);
+    port::MutexLock l(&self->mu_);
+    return closed_ || !iter_->Valid() ? std::string_view() : iter_->value();
+  }
+  Status status() const override {
+    auto* self = const_cast<DBIter*>(this);
+    port::MutexLock l(&self->mu_);
+    if (closed_) return Status::Closed("iterator used after its database or transaction closed");
+    if (!error_.ok()) return error_;
+    return iter_->status();
+  }
+
+ protected:
+  void ReleaseLocked() override REQUIRES(mu_) {
+    iter_.reset();
+    version_.reset();
+    tracker_ = nullptr;
+  }
+
+ private:
+  template <typename Fn>
+  void Run(Fn&& fn) {
+    port::MutexLock l(&mu_);
+    if (closed_) return;
+    try {
+      fn();
+    } catch (const std::bad_alloc&) {
+      error_ = Status::MemoryLimit("out of memory while iterating");
+    }
+  }
+
+  // Forward moves cover [from, current key]; off the end covers to the last.
+  void Track(bool from_first, std::string_view from, bool /*forward*/, bool from_last = false)
+      REQUIRES(mu_) {
+    if (tracker_ == nullptr) return;
+    if (from_last) {
+      tracker_->Covered(iter_->Valid() ? iter_->key() : std::string_view(), !iter_->Valid(), {},
+                        true);
+      return;
+    }
+    if (iter_->Valid()) {
+      tracker_->Covered(from, from_first, iter_->key(), false);
+    } else {
+      tracker_->Covered(from, from_first, {}, true);
+    }
+  }
+  void TrackBackward(std::string_view from) REQUIRES(mu_) {
+    if (tracker_ == nullptr) return;
+    if (iter_->Valid()) {
+      tracker_->Covered(iter_->key(), false, from, false);
+    } else {
+      tracker_->Covered({}, true, from, false);
+    }
+  }
+
+  std::shared_ptr<Version> version_ GUARDED_BY(mu_);
+  std::unique_ptr<InternalIterator> iter_ GUARDED_BY(mu_);
+  const std::shared_ptr<HandleRegistry> registry_;
+  RangeTracker* tracker_ GUARDED_BY(mu_);
+  std::string scratch_ GUARDED_BY(mu_);
+  Status error_ GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<Iterator> NewErrorIterator(Status status) {
+  return std::make_unique<ErrorIterator>(std::move(status));
+}
+
+std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> version,
+                                        uint64_t sequence, bool verify_checksums,
+                                        std::unique_ptr<InternalIterator> overlay,
+                                        const std::shared_ptr<HandleRegistry>& registry,
+                                        RangeTracker* tracker) {
+  try {
+    std::unique_ptr<InternalIterator> base =
+        db->NewInternalIterator(*version, sequence, verify_checksums);
+    if (overlay != nullptr) {
+      std::vector<std::unique_ptr<InternalIterator>> children;
+      children.push_back(std::move(overlay));
+      children.push_back(std::move(base));
+      base = mem::NewMergingIterator(std::move(children));
+    }
+    auto it = std::make_unique<DBIter>(std::move(version), mem::NewLiveIterator(std::move(base)),
+                                       registry, tracker);
+    if (!registry->Register(it.get())) {
+      return NewErrorIterator(Status::Closed("database is closed"));
+    }
+    return it;
+  } catch (const std::bad_alloc&) {
+    return NewErrorIterator(Status::MemoryLimit("out of memory creating an iterator"));
+  }
+}
+
+}  // namespace arenakv

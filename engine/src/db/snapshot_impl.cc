@@ -1,0 +1,63 @@
+#include "db/snapshot_impl.h"
+
+#include <new>
+
+#include "db/db_impl.h"
+
+namespace arenakv {
+
+SnapshotImpl::SnapshotImpl(DBImpl* db, std::shared_ptr<Version> version, uint64_t sequence)
+    : db_(db), version_(std::move(version)), sequence_(sequence), registry_(db->registry()) {}
+
+SnapshotImpl::~SnapshotImpl() { registry_->Release(this); }
+
+bool SnapshotImpl::Register() {
+  if (version_ == nullptr || !registry_->Register(this)) {
+    port::MutexLock l(&mu_);
+    closed_ = true;
+    version_.reset();
+    return false;
+  }
+  counted_ = true;
+  db_->open_snapshots().fetch_add(1);
+  return true;
+}
+
+void SnapshotImpl::ReleaseLocked() {
+  version_.reset();
+  if (counted_) db_->open_snapshots().fetch_sub(1);
+  counted_ = false;
+}
+
+Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
+                         bool verify_checksums) const {
+  auto* self = const_cast<SnapshotImpl*>(this);
+  port::MutexLock l(&self->mu_);
+  if (closed_ || db != db_) {
+    return closed_ ? Status::Closed("snapshot is closed")
+                   : Status::InvalidArgument("snapshot belongs to another database");
+  }
+  try {
+    return db_->GetAt(*version_, sequence_, key, value, verify_checksums);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory reading a value");
+  }
+}
+
+bool SnapshotImpl::View(std::shared_ptr<Version>* version, uint64_t* sequence) const {
+  auto* self = const_cast<SnapshotImpl*>(this);
+  port::MutexLock l(&self->mu_);
+  if (closed_) return false;
+  *version = version_;
+  *sequence = sequence_;
+  return true;
+}
+
+std::unique_ptr<Snapshot> NewSnapshot(DBImpl* db, std::shared_ptr<Version> version,
+                                      uint64_t sequence) {
+  auto snap = std::make_unique<SnapshotImpl>(db, std::move(version), sequence);
+  snap->Register();
+  return snap;
+}
+
+}  // namespace arenakv

@@ -1,0 +1,300 @@
+#include "db/transaction_impl.h"
+
+#include <map>
+#include <new>
+#include <optional>
+
+#include "db/db_impl.h"
+#include "db/db_iter.h"
+#include "db/handle_registry.h"
+
+namespace arenakv {
+
+namespace {
+
+struct WriteEntry {
+  bool deleted = false;
+  std::pmr::string value;
+};
+using WriteSet = std::pmr::map<std::pmr::string, WriteEntry, std::less<>>;
+
+// The write set as a cursor, deletions as tombstones, for merging above the
+// snapshot.
+class WriteSetIterator final : public InternalIterator {
+ public:
+  explicit WriteSetIterator(const WriteSet* ws) : ws_(ws), it_(ws->end()) {}
+  bool Valid() const override { return it_ != ws_->end(); }
+  void SeekToFirst() override { it_ = ws_->begin(); }
+  void SeekToLast() override {
+    it_ = ws_->end();
+    if (!ws_->empty()) --it_;
+  }
+  void Seek(std::string_view target) override { it_ = ws_->lower_bound(target); }
+  void Next() override { ++it_; }
+  void Prev() override {
+    if (it_ == ws_->begin()) {
+      it_ = ws_->end();
+    } else {
+      --it_;
+    }
+  }
+  std::string_view key() const override { return it_->first; }
+  std::string_view value() const override { return it_->second.value; }
+  bool is_tombstone() const override { return it_->second.deleted; }
+  Status status() const override { return Status::OK(); }
+
+ private:
+  const WriteSet* ws_;
+  WriteSet::const_iterator it_;
+};
+
+// A transaction that could not start (database closed, or no memory for its
+// arena): every call reports why.
+class ErrorTransaction final : public Transaction {
+ public:
+  explicit ErrorTransaction(Status status) : status_(std::move(status)) {}
+  Status Put(std::string_view, std::string_view) override { return Closed(); }
+  Status Delete(std::string_view) override { return Closed(); }
+  Status Get(const ReadOptions&, std::string_view, std::string*) override { return Closed(); }
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions&) override {
+    return NewErrorIterator(Closed());
+  }
+  Status Commit() override { return Closed(); }
+  Status Rollback() override { return Closed(); }
+  size_t BufferBytes() const override { return 0; }
+
+ private:
+  Status Closed() const { return status_; }
+  Status status_;
+};
+
+class TransactionImpl final : public Transaction, public Handle, public RangeTracker {
+ public:
+  TransactionImpl(DBImpl* db, const WriteOptions& options, const TransactionOptions& txn_options,
+                  std::shared_ptr<Version> version, uint64_t sequence)
+      : db_(db),
+        options_(options),
+        txn_options_(txn_options),
+        registry_(db->registry()),
+        version_(std::move(version)),
+        sequence_(sequence) {}
+
+  ~TransactionImpl() override { registry_->Release(this); }
+
+  Status Start() {
+    port::MutexLock l(&mu_);
+    alloc::ArenaOptions ao;
+    ao.name = "txn@" + std::to_string(sequence_);
+    ao.kind = alloc::ArenaKind::kShared;
+    ao.limit_bytes = txn_options_.buffer_budget_bytes;
+    ao.block_bytes = 16 * 1024;
+    Status s = db_->arena()->NewChild(ao, &arena_);
+    if (!s.ok()) return s;
+    try {
+      writes_.emplace(arena_.get());
+      if (txn_options_.isolation == IsolationLevel::kSerializable) reads_.emplace(arena_.get());
+    } catch (const std::bad_alloc&) {
+      return Status::MemoryLimit("transaction buffer budget exhausted");
+    }
+    db_->open_transactions().fetch_add(1);
+    counted_ = true;
+    return Status::OK();
+  }
+
+  Status Put(std::string_view key, std::string_view value) override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (s.ok()) s = DBImpl::CheckKey(key);
+    if (s.ok()) s = DBImpl::CheckValue(value);
+    if (!s.ok()) return s;
+    return Buffer(key, false, value);
+  }
+
+  Status Delete(std::string_view key) override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (s.ok()) s = DBImpl::CheckKey(key);
+    if (!s.ok()) return s;
+    return Buffer(key, true, {});
+  }
+
+  Status Get(const ReadOptions& options, std::string_view key, std::string* value) override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (s.ok()) s = DBImpl::CheckKey(key);
+    if (!s.ok()) return s;
+    try {
+      auto it = writes_->find(key);
+      if (it != writes_->end()) {
+        if (it->second.deleted) return Status::NotFound(key);
+        value->assign(it->second.value.data(), it->second.value.size());
+        return Status::OK();
+      }
+      if (reads_.has_value()) reads_->keys.emplace_back(key);
+      return db_->GetAt(*version_, sequence_, key, value, options.verify_checksums);
+    } catch (const std::bad_alloc&) {
+      return Status::MemoryLimit("transaction buffer budget exhausted");
+    }
+  }
+
+  std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (!s.ok()) return NewErrorIterator(s);
+    return NewDBIterator(db_, version_, sequence_, options.verify_checksums,
+                         std::make_unique<WriteSetIterator>(&*writes_), iterators_,
+                         reads_.has_value() ? this : nullptr);
+  }
+
+  Status Commit() override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (!s.ok()) return s;
+    if (!writes_->empty()) {
+      try {
+        WriteBatch batch(arena_.get());
+        for (const auto& [k, e] : *writes_) {
+          if (e.deleted) {
+            batch.Delete(k);
+          } else {
+            batch.Put(k, e.value);
+          }
+        }
+        DBImpl::CommitRequest req;
+        req.batch = &batch;
+        req.sync = options_.sync;
+        req.validate = true;
+        req.snapshot_seq = sequence_;
+        req.first_mem = version_->mem.get();
+        req.reads = reads_.has_value() ? &*reads_ : nullptr;
+        s = db_->Commit(req);
+      } catch (const std::bad_alloc&) {
+        s = Status::MemoryLimit("transaction buffer budget exhausted while committing");
+      }
+    }
+    Finish();
+    return s;
+  }
+
+  Status Rollback() override {
+    port::MutexLock l(&mu_);
+    Status s = Usable();
+    if (!s.ok()) return s;
+    Finish();
+    return Status::OK();
+  }
+
+  size_t BufferBytes() const override {
+    auto* self = const_cast<TransactionImpl*>(this);
+    port::MutexLock l(&self->mu_);
+    return arena_ == nullptr ? 0 : arena_->Stats().bytes;
+  }
+
+  // RangeTracker: merges with the previous range when they touch, so a long
+  // scan records one range, not one per step.
+  void Covered(std::string_view begin, bool to_first, std::string_view end,
+               bool to_last) override {
+    try {
+      std::string_view b = to_first ? std::string_view() : begin;
+      auto& ranges = reads_->ranges;
+      if (!ranges.empty()) {
+        auto& last = ranges.back();
+        // [b, end] overlaps or touches [last.begin, last.end)?
+        bool overlaps = (last.unbounded || b <= std::string_view(last.end)) &&
+                        (to_last || std::string_view(last.begin) <= end);
+        if (overlaps) {
+          if (b < std::string_view(last.begin)) last.begin.assign(b.data(), b.size());
+          if (to_last) {
+            last.unbounded = true;
+          } else if (!last.unbounded && end >= std::string_view(last.end)) {
+            last.end.assign(end.data(), end.size());
+            last.end.push_back('\0');  // exclusive bound just past `end`
+          }
+          return;
+        }
+      }
+      ReadSet::Range r{std::pmr::string(b, reads_->ranges.get_allocator()),
+                       std::pmr::string(end, reads_->ranges.get_allocator()), to_last};
+      if (!to_last) r.end.push_back('\0');
+      ranges.push_back(std::move(r));
+    } catch (const std::bad_alloc&) {
+      // Cannot record the read: make commit fail safe (conflict) rather than
+      // risk a serializability violation.
+      overflowed_ = true;
+    }
+  }
+
+ protected:
+  void ReleaseLocked() override REQUIRES(mu_) { Finish(); }
+
+ private:
+  Status Usable() REQUIRES(mu_) {
+    if (closed_) return Status::Closed("transaction used after its database closed");
+    if (finished_) return Status::InvalidArgument("transaction already committed or rolled back");
+    if (overflowed_) return Status::MemoryLimit("transaction buffer budget exhausted");
+    return Status::OK();
+  }
+
+  Status Buffer(std::string_view key, bool deleted, std::string_view value) REQUIRES(mu_) {
+    try {
+      std::pmr::string k(key, arena_.get());
+      WriteEntry e{deleted, std::pmr::string(value, arena_.get())};
+      writes_->insert_or_assign(std::move(k), std::move(e));
+      return Status::OK();
+    } catch (const std::bad_alloc&) {
+      return Status::MemoryLimit("transaction buffer budget of " +
+                                 std::to_string(txn_options_.buffer_budget_bytes) +
+                                 " bytes exhausted");
+    }
+  }
+
+  // Everything the transaction holds goes back at once.
+  void Finish() REQUIRES(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    iterators_->CloseAll();
+    reads_.reset();
+    writes_.reset();
+    version_.reset();
+    if (arena_ != nullptr) {
+      arena_->Close();
+      arena_.reset();
+    }
+    if (counted_) db_->open_transactions().fetch_sub(1);
+    counted_ = false;
+  }
+
+  DBImpl* const db_;
+  const WriteOptions options_;
+  const TransactionOptions txn_options_;
+  const std::shared_ptr<HandleRegistry> registry_;
+  // The transaction's own iterators: closed when it finishes.
+  const std::shared_ptr<HandleRegistry> iterators_ = std::make_shared<HandleRegistry>();
+  std::shared_ptr<Version> version_ GUARDED_BY(mu_);
+  const uint64_t sequence_;
+  std::unique_ptr<alloc::Arena> arena_ GUARDED_BY(mu_);
+  std::optional<WriteSet> writes_ GUARDED_BY(mu_);
+  std::optional<ReadSet> reads_;  // touched by Covered() under mu_ (from iterators)
+  bool finished_ GUARDED_BY(mu_) = false;
+  bool overflowed_ = false;
+  bool counted_ GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Transaction> NewClosedTransaction() {
+  return std::make_unique<ErrorTransaction>(Status::Closed("database is closed"));
+}
+
+std::unique_ptr<Transaction> NewTransaction(DBImpl* db, const WriteOptions& options,
+                                            const TransactionOptions& txn_options,
+                                            std::shared_ptr<Version> version, uint64_t sequence) {
+  auto txn = std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version),
+                                               sequence);
+  if (!db->registry()->Register(txn.get())) return NewClosedTransaction();
+  Status s = txn->Start();
+  if (!s.ok()) return std::make_unique<ErrorTransaction>(std::move(s));
+  return txn;
+}
+
+}  // namespace arenakv

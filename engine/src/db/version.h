@@ -1,0 +1,76 @@
+// Versions: the immutable read views the engine publishes.
+//
+// A Version names everything a reader needs for one consistent view: the
+// active memtable, the frozen ones waiting for a checkpoint, and the root of
+// the checkpointed B+tree. Readers copy the current std::shared_ptr<Version>
+// and never block writers; what a version holds is released deterministically
+// when the last reader of it lets go.
+//
+// Two chains keep old state alive exactly as long as it is needed:
+// - MemRef::newer links each memtable to the one that replaced it, so a
+//   transaction that began on memtable M can check every write made since
+//   (conflict validation) even after M was checkpointed away.
+// - TreeRoot::newer links each tree root to the next checkpoint's root, so
+//   the pages a checkpoint replaced are released only after every older root
+//   is gone (a page may be shared by several consecutive roots).
+//
+// Thread safety: a Version is immutable once published. The `newer` links
+// are written once, by the checkpoint path under DBImpl::mu_, before the
+// version that makes them reachable is published.
+#ifndef ARENAKV_DB_VERSION_H_
+#define ARENAKV_DB_VERSION_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "mem/memtable.h"
+#include "tree/btree.h"
+
+namespace arenakv {
+
+struct MemRef {
+  MemRef(std::unique_ptr<mem::MemTable> t, uint64_t wal) : table(std::move(t)), wal_number(wal) {}
+
+  std::unique_ptr<mem::MemTable> table;
+  // The lowest WAL number holding entries of this memtable.
+  const uint64_t wal_number;
+  // Set once, when this memtable is frozen and replaced.
+  std::shared_ptr<MemRef> newer;
+};
+
+class TreeRoot {
+ public:
+  TreeRoot(tree::BTree* tree, uint64_t root) : tree_(tree), root_(root) {}
+  ~TreeRoot() {
+    newer_.reset();  // Newer roots release their obsolete pages first...
+    if (!obsolete_.empty()) tree_->ReleasePages(obsolete_);  // ...then ours.
+  }
+  TreeRoot(const TreeRoot&) = delete;
+  TreeRoot& operator=(const TreeRoot&) = delete;
+
+  uint64_t root() const { return root_; }
+
+  // Called once when checkpoint `next` supersedes this root: `pages` are
+  // pages of this tree that `next` no longer uses.
+  void Supersede(std::shared_ptr<TreeRoot> next, std::vector<uint64_t> pages) {
+    newer_ = std::move(next);
+    obsolete_ = std::move(pages);
+  }
+
+ private:
+  tree::BTree* const tree_;
+  const uint64_t root_;
+  std::shared_ptr<TreeRoot> newer_;
+  std::vector<uint64_t> obsolete_;
+};
+
+struct Version {
+  std::shared_ptr<MemRef> mem;               // active memtable
+  std::vector<std::shared_ptr<MemRef>> imm;  // frozen memtables, newest first
+  std::shared_ptr<TreeRoot> tree;
+};
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_DB_VERSION_H_
