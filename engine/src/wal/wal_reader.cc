@@ -1,0 +1,261 @@
+#include "wal/wal_reader.h"
+
+#include <cstring>
+#include <new>
+
+#include "util/compression.h"
+#include "wal/wal_format.h"
+
+namespace arenakv::wal {
+namespace {
+
+constexpr size_t kChunkBytes = size_t{1} << 20;
+
+std::pmr::memory_resource* OrDefault(std::pmr::memory_resource* r) {
+  return r != nullptr ? r : std::pmr::get_default_resource();
+}
+
+std::string Where(const std::string& path, uint64_t offset) {
+  return "wal " + path + " offset " + std::to_string(offset);
+}
+
+}  // namespace
+
+WalReader::WalReader(Token, std::unique_ptr<File> file, uint64_t file_size, uint64_t log_number,
+                     std::pmr::memory_resource* memory)
+    : file_(std::move(file)),
+      file_size_(file_size),
+      seed_(RecordSeed(log_number)),
+      pos_(kFileHeaderSize),
+      buf_(OrDefault(memory)),
+      raw_(OrDefault(memory)) {}
+
+WalReader::~WalReader() { file_->Close().IgnoreError(); }
+
+Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_number,
+                       std::unique_ptr<WalReader>* reader, std::pmr::memory_resource* memory) {
+  std::unique_ptr<File> file;
+  Status s = env->OpenFile(path, OpenMode::kReadOnly, &file);
+  if (!s.ok()) return s;
+  uint64_t size = 0;
+  s = file->Size(&size);
+  if (!s.ok()) return s;
+
+  char header[kFileHeaderSize];
+  size_t got = 0;
+  if (size >= kFileHeaderSize) {
+    s = file->Read(0, kFileHeaderSize, header, &got);
+    if (!s.ok()) return s;
+    if (got < kFileHeaderSize) size = got;  // shrank under us: treat as short
+  }
+  if (size >= kFileHeaderSize) {
+    if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0) {
+      return Status::Corruption("wal " + path + ": not an arenakv write-ahead log (bad magic)");
+    }
+    // The version is read before the checksum: a newer format may checksum
+    // its header differently, and deserves NotSupported rather than Corruption.
+    uint32_t version = DecodeFixed32(header + 8);
+    if (version > kFormatVersion) {
+      return Status::NotSupported("wal " + path + ": format version " + std::to_string(version) +
+                                  " is newer than the supported version " +
+                                  std::to_string(kFormatVersion));
+    }
+    uint64_t want = Checksum64(ChecksumKind::kWalHeader, std::string_view(header, 24));
+    if (version == 0 || DecodeFixed64(header + 24) != want) {
+      return Status::Corruption("wal " + path + ": file header checksum mismatch");
+    }
+    uint32_t flags = DecodeFixed32(header + 12);
+    if (flags != 0) {
+      return Status::NotSupported("wal " + path + ": unknown header flags " +
+                                  std::to_string(flags));
+    }
+    uint64_t log_number = DecodeFixed64(header + 16);
+    if (log_number != expected_log_number) {
+      return Status::Corruption("wal " + path + ": belongs to log " + std::to_string(log_number) +
+                                ", expected log " + std::to_string(expected_log_number));
+    }
+  }
+
+  std::unique_ptr<WalReader> r;
+  try {
+    r = std::make_unique<WalReader>(Token{}, std::move(file), size, expected_log_number, memory);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("wal " + path + ": no memory for the reader");
+  }
+  if (size < kFileHeaderSize) {
+    // A crash between creating the file and writing its header: an empty log.
+    r->done_ = true;
+    r->result_.torn_tail = true;
+    r->result_.valid_bytes = 0;
+  } else {
+    r->result_.valid_bytes = kFileHeaderSize;
+  }
+  *reader = std::move(r);
+  return Status::OK();
+}
+
+Status WalReader::Fail(Status s) {
+  status_ = s;
+  return s;
+}
+
+Status WalReader::Fill(uint64_t offset, size_t n, bool* complete) {
+  uint64_t buf_end = buf_offset_ + buf_len_;
+  if (offset >= buf_offset_ && offset + n <= buf_end) {
+    *complete = true;
+    return Status::OK();
+  }
+  if (offset + n > file_size_) {
+    *complete = false;
+    return Status::OK();
+  }
+  // Keep the wanted bytes already read, move them to the front, read the rest.
+  size_t keep = offset < buf_end ? static_cast<size_t>(buf_end - offset) : 0;
+  // A chunk at a time, but no more than the file holds (small logs are common).
+  size_t want = kChunkBytes;
+  if (file_size_ - offset < want) want = static_cast<size_t>(file_size_ - offset);
+  if (n > want) want = n;
+  try {
+    if (buf_.size() < want || (buf_.size() > kChunkBytes && want <= kChunkBytes)) {
+      // Grow for a large record; shrink back once past it.
+      std::pmr::string fresh(want, '\0', buf_.get_allocator());
+      if (keep > 0) std::memcpy(fresh.data(), Buffered(offset), keep);
+      buf_.swap(fresh);
+    } else if (keep > 0) {
+      std::memmove(buf_.data(), Buffered(offset), keep);
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit(Where(file_->path(), offset) + ": no memory for a read buffer of " +
+                               std::to_string(want) + " bytes");
+  }
+  buf_offset_ = offset;
+  buf_len_ = keep;
+  uint64_t end = buf_offset_ + buf_len_;
+  size_t to_read = buf_.size() - buf_len_;
+  if (end + to_read > file_size_) to_read = static_cast<size_t>(file_size_ - end);
+  size_t got = 0;
+  Status s = file_->Read(end, to_read, buf_.data() + buf_len_, &got);
+  if (!s.ok()) return s;
+  buf_len_ += got;
+  *complete = offset + n <= buf_offset_ + buf_len_;
+  return Status::OK();
+}
+
+Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) {
+  // Look for any intact record after the damage. The 24-bit header check
+  // filters candidate offsets cheaply; a candidate counts only if its full
+  // 64-bit checksum, seeded with this log's number, verifies.
+  if (file_size_ >= kRecordHeaderSize) {
+    for (uint64_t p = offset + 1; p + kRecordHeaderSize <= file_size_; ++p) {
+      bool complete = false;
+      Status s = Fill(p, kRecordHeaderSize, &complete);
+      if (!s.ok()) return Fail(s);
+      if (!complete) break;
+      const char* h = Buffered(p);
+      if (StoredHeaderCheck(h) != HeaderCheck(seed_, h + 8)) continue;
+      uint32_t len = DecodeFixed32(h + 8);
+      if (len > kMaxRecordBytes || p + kRecordHeaderSize + len > file_size_) continue;
+      s = Fill(p, kRecordHeaderSize + len, &complete);
+      if (!s.ok()) return Fail(s);
+      if (!complete) continue;
+      h = Buffered(p);
+      if (DecodeFixed64(h) == RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
+        return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + why +
+                                       " (an intact record follows at offset " +
+                                       std::to_string(p) + ")"));
+      }
+    }
+  }
+  done_ = true;
+  result_.torn_tail = true;
+  result_.valid_bytes = offset;
+  *eof = true;
+  return Status::OK();
+}
+
+Status WalReader::ReadRecord(std::string_view* record, bool* eof) {
+  *record = std::string_view();
+  *eof = false;
+  if (!status_.ok()) return status_;
+  if (done_) {
+    *eof = true;
+    return Status::OK();
+  }
+  const uint64_t off = pos_;
+  const uint64_t remaining = file_size_ - off;
+  if (remaining == 0) {
+    done_ = true;
+    *eof = true;
+    return Status::OK();
+  }
+  if (remaining < kRecordHeaderSize) return BadRecord(off, "truncated record header", eof);
+
+  bool complete = false;
+  Status s = Fill(off, kRecordHeaderSize, &complete);
+  if (!s.ok()) return Fail(s);
+  if (!complete) return BadRecord(off, "truncated record header", eof);
+  const char* h = Buffered(off);
+  if (StoredHeaderCheck(h) != HeaderCheck(seed_, h + 8)) {
+    return BadRecord(off, "damaged record header", eof);
+  }
+  const uint32_t len = DecodeFixed32(h + 8);
+  const auto type = static_cast<uint8_t>(h[12]);
+  if (len > kMaxRecordBytes) return BadRecord(off, "record length out of range", eof);
+  if (kRecordHeaderSize + len > remaining) {
+    return BadRecord(off, "record runs past the end of the file", eof);
+  }
+  s = Fill(off, kRecordHeaderSize + len, &complete);
+  if (!s.ok()) return Fail(s);
+  if (!complete) return BadRecord(off, "record runs past the end of the file", eof);
+  h = Buffered(off);
+  if (DecodeFixed64(h) != RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
+    return BadRecord(off, "record checksum mismatch", eof);
+  }
+
+  // The checksum holds: anything wrong from here on was written that way,
+  // which no torn write explains.
+  std::string_view payload(h + kRecordHeaderSize, len);
+  if (type == static_cast<uint8_t>(RecordType::kPlain)) {
+    *record = payload;
+  } else if (type == static_cast<uint8_t>(RecordType::kLZ4)) {
+    if (payload.size() < 4) {
+      return Fail(Status::Corruption(Where(file_->path(), off) + ": LZ4 record too short"));
+    }
+    uint32_t raw_size = DecodeFixed32(payload.data());
+    if (raw_size > kMaxRecordBytes) {
+      return Fail(Status::Corruption(Where(file_->path(), off) +
+                                     ": implausible decompressed size " +
+                                     std::to_string(raw_size)));
+    }
+    s = LZ4DecompressTo(payload.substr(4), raw_size, &raw_, Where(file_->path(), off));
+    if (!s.ok()) return Fail(s);
+    *record = std::string_view(raw_.data(), raw_.size());
+  } else {
+    return Fail(Status::Corruption(Where(file_->path(), off) + ": unknown record type " +
+                                   std::to_string(type)));
+  }
+  pos_ = off + kRecordHeaderSize + len;
+  result_.records++;
+  result_.valid_bytes = pos_;
+  return Status::OK();
+}
+
+Status TruncateTornTail(Env* env, const std::string& path, uint64_t valid_bytes) {
+  std::unique_ptr<File> file;
+  Status s = env->OpenFile(path, OpenMode::kReadWrite, &file);
+  if (!s.ok()) return s;
+  uint64_t size = 0;
+  s = file->Size(&size);
+  if (s.ok() && size < valid_bytes) {
+    s = Status::InvalidArgument("wal " + path + ": cannot cut to " + std::to_string(valid_bytes) +
+                                " bytes, the file has only " + std::to_string(size));
+  }
+  if (s.ok() && size > valid_bytes) {
+    s = file->Truncate(valid_bytes);
+    if (s.ok()) s = file->Sync();
+  }
+  Status c = file->Close();
+  return s.ok() ? c : s;
+}
+
+}  // namespace arenakv::wal

@@ -1,0 +1,91 @@
+// WalReader: reads a write-ahead log back at recovery, record by record,
+// verifying every checksum. It tells a torn tail (the crash cut or garbled
+// the last record: expected, the log simply ends there) from corruption
+// (damage with intact records after it: data was lost, so it is an error).
+// Format and the exact rule: wal/wal_format.h, docs/format.md.
+//
+// The file is read in chunks of 1 MiB (the buffer grows for a larger record,
+// up to kMaxRecordBytes), never whole.
+//
+// Thread safety: thread-compatible; one thread uses a reader.
+#ifndef ARENAKV_WAL_WAL_READER_H_
+#define ARENAKV_WAL_WAL_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <memory_resource>
+#include <string>
+#include <string_view>
+
+#include "arenakv/env.h"
+#include "arenakv/status.h"
+
+namespace arenakv::wal {
+
+struct WalReadResult {
+  uint64_t records = 0;      // records returned so far
+  uint64_t valid_bytes = 0;  // end of the last good record (or of the header)
+  bool torn_tail = false;    // the log ended in a cut or garbled last record
+};
+
+class WalReader {
+  struct Token {
+    explicit Token() = default;
+  };
+
+ public:
+  // Opens `path` and checks its header: Corruption for a damaged header, a
+  // file that is not a WAL, or a log number other than expected_log_number;
+  // NotSupported for a newer format version. A file shorter than the header
+  // (a crash right after creation) opens as an empty log with a torn tail.
+  // `memory` holds the read buffers (nullptr: the default resource).
+  static Status Open(Env* env, const std::string& path, uint64_t expected_log_number,
+                     std::unique_ptr<WalReader>* reader,
+                     std::pmr::memory_resource* memory = nullptr);
+
+  // Use Open(); public only for std::make_unique (Token is private).
+  WalReader(Token, std::unique_ptr<File> file, uint64_t file_size, uint64_t log_number,
+            std::pmr::memory_resource* memory);
+  ~WalReader();
+  WalReader(const WalReader&) = delete;
+  WalReader& operator=(const WalReader&) = delete;
+
+  // The next record in *record (valid until the next call), or *eof = true at
+  // the clean end or at a torn tail (see result()). A damaged record that is
+  // followed by an intact record is Corruption naming the file and offset.
+  // Errors are sticky.
+  Status ReadRecord(std::string_view* record, bool* eof);
+
+  const WalReadResult& result() const { return result_; }
+
+ private:
+  // Makes file bytes [offset, offset + n) available at Buffered(offset);
+  // *complete = false when the file ends first. offset never moves backwards.
+  Status Fill(uint64_t offset, size_t n, bool* complete);
+  const char* Buffered(uint64_t offset) const {
+    return buf_.data() + static_cast<size_t>(offset - buf_offset_);
+  }
+  // The record at `offset` is bad: torn tail unless an intact record follows.
+  Status BadRecord(uint64_t offset, const std::string& why, bool* eof);
+  Status Fail(Status s);
+
+  std::unique_ptr<File> file_;
+  const uint64_t file_size_;
+  const uint64_t seed_;
+  uint64_t pos_;                 // offset of the next record
+  std::pmr::string buf_;         // file bytes [buf_offset_, buf_offset_ + buf_len_)
+  uint64_t buf_offset_ = 0;
+  size_t buf_len_ = 0;
+  std::pmr::string raw_;         // the last decompressed record
+  WalReadResult result_;
+  Status status_;                // sticky error
+  bool done_ = false;
+};
+
+// Cuts a torn tail so that new records are not appended after garbage:
+// truncates `path` to valid_bytes (from WalReadResult) and syncs it.
+Status TruncateTornTail(Env* env, const std::string& path, uint64_t valid_bytes);
+
+}  // namespace arenakv::wal
+
+#endif  // ARENAKV_WAL_WAL_READER_H_

@@ -1,0 +1,115 @@
+#include "wal/wal_writer.h"
+
+#include <new>
+
+#include "util/compression.h"
+#include "wal/wal_format.h"
+
+namespace arenakv::wal {
+namespace {
+
+// The assembly buffer keeps at most this much between records, so one huge
+// batch does not pin its size for the life of the log.
+constexpr size_t kRetainedBufferBytes = size_t{1} << 20;
+
+std::pmr::memory_resource* OrDefault(std::pmr::memory_resource* r) {
+  return r != nullptr ? r : std::pmr::get_default_resource();
+}
+
+}  // namespace
+
+WalWriter::WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
+                     const WalWriterOptions& options)
+    : file_(std::move(file)),
+      log_number_(log_number),
+      seed_(RecordSeed(log_number)),
+      compression_(options.compression),
+      buf_(OrDefault(options.memory)) {}
+
+WalWriter::~WalWriter() { Close().IgnoreError(); }
+
+Status WalWriter::Create(Env* env, const std::string& path, uint64_t log_number,
+                         const WalWriterOptions& options, std::unique_ptr<WalWriter>* writer) {
+  std::unique_ptr<File> file;
+  Status s = env->OpenFile(path, OpenMode::kCreateTruncate, &file);
+  if (!s.ok()) return s;
+  char header[kFileHeaderSize];
+  EncodeFileHeader(log_number, header);
+  s = file->Append(std::string_view(header, sizeof(header)));
+  if (!s.ok()) {
+    file->Close().IgnoreError();
+    return s;
+  }
+  std::unique_ptr<WalWriter> w;
+  try {
+    w = std::make_unique<WalWriter>(Token{}, std::move(file), log_number, options);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("wal " + path + ": no memory for the writer");
+  }
+  w->size_.store(kFileHeaderSize, std::memory_order_release);
+  *writer = std::move(w);
+  return Status::OK();
+}
+
+Status WalWriter::AddRecord(std::string_view payload) {
+  if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
+  if (!status_.ok()) return status_;
+  if (payload.size() > kMaxRecordBytes) {
+    return Status::InvalidArgument("wal " + file_->path() + ": record of " +
+                                   std::to_string(payload.size()) + " bytes exceeds the " +
+                                   std::to_string(kMaxRecordBytes) + "-byte limit");
+  }
+  try {
+    if (buf_.capacity() > kRetainedBufferBytes &&
+        payload.size() + kRecordHeaderSize <= kRetainedBufferBytes) {
+      std::pmr::string(buf_.get_allocator()).swap(buf_);
+    }
+    buf_.resize(kRecordHeaderSize + payload.size());
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("wal " + file_->path() + ": no memory to assemble a record of " +
+                               std::to_string(payload.size()) + " bytes");
+  }
+
+  RecordType type = RecordType::kPlain;
+  size_t stored = payload.size();
+  if (compression_ && payload.size() >= kMinCompressBytes) {
+    // Only keep the compressed form if it (with its 4-byte raw size) is
+    // strictly smaller: the capacity bound makes LZ4 give up otherwise.
+    size_t compressed = 0;
+    Status s = LZ4Compress(payload, buf_.data() + kRecordHeaderSize + 4,
+                           payload.size() - 4 - 1, &compressed);
+    if (s.ok() && compressed > 0) {
+      EncodeFixed32(buf_.data() + kRecordHeaderSize, static_cast<uint32_t>(payload.size()));
+      type = RecordType::kLZ4;
+      stored = 4 + compressed;
+    }
+  }
+  if (type == RecordType::kPlain && !payload.empty()) {
+    std::memcpy(buf_.data() + kRecordHeaderSize, payload.data(), payload.size());
+  }
+  SealRecord(seed_, type, static_cast<uint32_t>(stored), buf_.data());
+
+  Status s = file_->Append(std::string_view(buf_.data(), kRecordHeaderSize + stored));
+  if (!s.ok()) {
+    status_ = s;
+    return s;
+  }
+  size_.fetch_add(kRecordHeaderSize + stored, std::memory_order_acq_rel);
+  return Status::OK();
+}
+
+Status WalWriter::Sync() {
+  if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
+  if (!status_.ok()) return status_;
+  Status s = file_->Sync();
+  if (!s.ok()) status_ = s;
+  return s;
+}
+
+Status WalWriter::Close() {
+  if (closed_) return Status::OK();
+  closed_ = true;
+  return file_->Close();
+}
+
+}  // namespace arenakv::wal

@@ -1,0 +1,78 @@
+// WalWriter: appends commit-group batches to a write-ahead log file, one
+// checksummed (optionally LZ4-compressed) record per AddRecord, one write(2)
+// per record; durability only at Sync(). Format: wal/wal_format.h.
+//
+// Thread safety: thread-compatible. One thread at a time (the group-commit
+// leader) calls AddRecord/Sync/Close; size() and log_number() may be read
+// from any thread.
+#ifndef ARENAKV_WAL_WAL_WRITER_H_
+#define ARENAKV_WAL_WAL_WRITER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <memory_resource>
+#include <string>
+#include <string_view>
+
+#include "arenakv/env.h"
+#include "arenakv/status.h"
+
+namespace arenakv::wal {
+
+struct WalWriterOptions {
+  // LZ4-compress payloads of at least kMinCompressBytes when that makes them smaller.
+  bool compression = true;
+  // Where the record assembly buffer lives (nullptr: the default resource).
+  // It is reused across records and shrunk after an unusually large one.
+  std::pmr::memory_resource* memory = nullptr;
+};
+
+class WalWriter {
+  struct Token {
+    explicit Token() = default;
+  };
+
+ public:
+  // Creates (truncates) `path` and writes the file header. Neither the file
+  // nor the directory entry is synced: the first Sync() makes the header
+  // durable, the caller syncs the directory.
+  static Status Create(Env* env, const std::string& path, uint64_t log_number,
+                       const WalWriterOptions& options, std::unique_ptr<WalWriter>* writer);
+
+  // Use Create(); public only for std::make_unique (Token is private).
+  WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
+            const WalWriterOptions& options);
+  ~WalWriter();
+  WalWriter(const WalWriter&) = delete;
+  WalWriter& operator=(const WalWriter&) = delete;
+
+  // Appends one record (a whole commit group's batch). Not durable until
+  // Sync(). InvalidArgument (writer still usable) for a payload over
+  // kMaxRecordBytes. Any I/O error poisons the writer: every later
+  // AddRecord/Sync returns that error, and the log must be replaced, because
+  // part of the record may be in the file.
+  Status AddRecord(std::string_view payload);
+  // fdatasync. A failure poisons the writer too: after a failed fsync the
+  // kernel may have dropped the dirty pages, so nothing unsynced can be trusted.
+  Status Sync();
+  // Bytes in the file that belong to complete records (header included).
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
+  uint64_t log_number() const { return log_number_; }
+  // Closes the file; idempotent. Later AddRecord/Sync return Closed.
+  Status Close();
+
+ private:
+  std::unique_ptr<File> file_;
+  const uint64_t log_number_;
+  const uint64_t seed_;
+  const bool compression_;
+  std::atomic<uint64_t> size_{0};
+  Status status_;  // sticky error
+  bool closed_ = false;
+  std::pmr::string buf_;
+};
+
+}  // namespace arenakv::wal
+
+#endif  // ARENAKV_WAL_WAL_WRITER_H_

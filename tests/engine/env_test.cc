@@ -1,0 +1,329 @@
+// Tests of the POSIX Env and of the fault-injecting wrapper the other suites use.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/env.h"
+#include "fault_env.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+using test::FaultInjectionEnv;
+using test::FaultOp;
+using test::FaultRule;
+using test::TempDir;
+
+std::string ReadAll(Env* env, const std::string& path) {
+  std::unique_ptr<File> f;
+  EXPECT_TRUE(env->OpenFile(path, OpenMode::kReadOnly, &f).ok());
+  if (f == nullptr) return "";
+  uint64_t size = 0;
+  EXPECT_TRUE(f->Size(&size).ok());
+  std::string out(size + 16, '\0');
+  size_t got = 0;
+  EXPECT_TRUE(f->Read(0, out.size(), out.data(), &got).ok());
+  out.resize(got);
+  return out;
+}
+
+TEST(PosixEnv, DefaultIsOneSharedInstance) {
+  auto a = Env::Default();
+  auto b = Env::Default();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a.get(), b.get());
+}
+
+TEST(PosixEnv, WriteAppendReadTruncateSize) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::string path = dir.Join("f");
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+  EXPECT_EQ(f->path(), path);
+  ASSERT_TRUE(f->Append("hello ").ok());
+  ASSERT_TRUE(f->Append("world").ok());
+  ASSERT_TRUE(f->Write(0, "J").ok());
+  // Append continues after a positional write that extended the file.
+  ASSERT_TRUE(f->Write(20, "X").ok());
+  ASSERT_TRUE(f->Append("!").ok());
+  uint64_t size = 0;
+  ASSERT_TRUE(f->Size(&size).ok());
+  EXPECT_EQ(size, 22u);
+  char buf[64];
+  size_t got = 0;
+  ASSERT_TRUE(f->Read(0, 11, buf, &got).ok());
+  EXPECT_EQ(std::string(buf, got), "Jello world");
+  // A read past the end returns what there is.
+  ASSERT_TRUE(f->Read(18, 10, buf, &got).ok());
+  EXPECT_EQ(got, 4u);
+  EXPECT_EQ(std::string(buf + 2, 2), "X!");
+  ASSERT_TRUE(f->Read(100, 10, buf, &got).ok());
+  EXPECT_EQ(got, 0u);
+
+  ASSERT_TRUE(f->Truncate(5).ok());
+  ASSERT_TRUE(f->Append("!").ok());  // appends at the new end
+  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_TRUE(f->Size(&size).ok());
+  EXPECT_EQ(size, 6u);
+  ASSERT_TRUE(f->Close().ok());
+  ASSERT_TRUE(f->Close().ok());  // idempotent
+  EXPECT_TRUE(f->Append("x").IsClosed());
+  EXPECT_EQ(ReadAll(env, path), "Jello!");
+
+  // Reopening keeps or empties contents by mode; Append starts at the end.
+  ASSERT_TRUE(env->OpenFile(path, OpenMode::kReadWrite, &f).ok());
+  ASSERT_TRUE(f->Append("?").ok());
+  f.reset();
+  EXPECT_EQ(ReadAll(env, path), "Jello!?");
+  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreate, &f).ok());
+  f.reset();
+  EXPECT_EQ(ReadAll(env, path), "Jello!?");
+  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+  f.reset();
+  EXPECT_EQ(ReadAll(env, path), "");
+}
+
+TEST(PosixEnv, ReadOnlyRefusesWritesAndMissingFiles) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::unique_ptr<File> f;
+  Status s = env->OpenFile(dir.Join("missing"), OpenMode::kReadOnly, &f);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.message().find("missing"), std::string::npos);
+  EXPECT_TRUE(env->OpenFile(dir.Join("missing"), OpenMode::kReadWrite, &f).IsNotFound());
+
+  ASSERT_TRUE(env->OpenFile(dir.Join("ro"), OpenMode::kCreate, &f).ok());
+  f.reset();
+  ASSERT_TRUE(env->OpenFile(dir.Join("ro"), OpenMode::kReadOnly, &f).ok());
+  s = f->Append("x");
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.message().find(dir.Join("ro")), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("Bad file descriptor"), std::string::npos) << s.ToString();
+  // Opening a directory as a file is refused.
+  EXPECT_FALSE(env->OpenFile(dir.path(), OpenMode::kReadOnly, &f).ok());
+}
+
+TEST(PosixEnv, LargeWriteRoundTrips) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::string data(5 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 12));
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env->OpenFile(dir.Join("big"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Append(data).ok());
+  f.reset();
+  EXPECT_TRUE(ReadAll(env, dir.Join("big")) == data);
+}
+
+TEST(PosixEnv, DirectoryOperations) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::string sub = dir.Join("sub");
+  ASSERT_TRUE(env->CreateDir(sub).ok());
+  ASSERT_TRUE(env->CreateDir(sub).ok());  // exists: fine
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env->OpenFile(sub + "/a", OpenMode::kCreate, &f).ok());
+  ASSERT_TRUE(env->OpenFile(sub + "/b", OpenMode::kCreate, &f).ok());
+  f.reset();
+  EXPECT_TRUE(env->CreateDir(sub + "/a").IsIOError());  // a file is in the way
+  std::vector<std::string> names;
+  ASSERT_TRUE(env->GetChildren(sub, &names).ok());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+
+  ASSERT_TRUE(env->RenameFile(sub + "/a", sub + "/c").ok());
+  EXPECT_FALSE(env->FileExists(sub + "/a"));
+  EXPECT_TRUE(env->FileExists(sub + "/c"));
+  ASSERT_TRUE(env->SyncDir(sub).ok());
+  ASSERT_TRUE(env->DeleteFile(sub + "/c").ok());
+  EXPECT_TRUE(env->DeleteFile(sub + "/c").IsNotFound());
+  EXPECT_FALSE(env->RenameFile(sub + "/nope", sub + "/x").ok());
+  ASSERT_TRUE(env->GetChildren(sub, &names).ok());
+  EXPECT_EQ(names, std::vector<std::string>{"b"});
+  EXPECT_TRUE(env->GetChildren(dir.Join("none"), &names).IsNotFound());
+  EXPECT_FALSE(env->SyncDir(dir.Join("none")).ok());
+}
+
+TEST(PosixEnv, LockIsExclusiveInProcess) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::string path = dir.Join("LOCK");
+  std::unique_ptr<FileLock> lock;
+  ASSERT_TRUE(env->LockFile(path, &lock).ok());
+  std::unique_ptr<FileLock> second;
+  Status s = env->LockFile(path, &second);
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_NE(s.message().find("locked"), std::string::npos);
+  // Another spelling of the same file is the same lock.
+  s = env->LockFile(dir.path() + "/./LOCK", &second);
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  lock.reset();
+  ASSERT_TRUE(env->LockFile(path, &second).ok());
+  second.reset();
+  ASSERT_TRUE(env->LockFile(path, &lock).ok());
+}
+
+// Exit code of a forked child that tries to take `path`: 0 locked, 1 Busy, 2 other.
+int LockFromChild(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::unique_ptr<FileLock> lock;
+    Status s = Env::Default()->LockFile(path, &lock);
+    _exit(s.ok() ? 0 : s.IsBusy() ? 1 : 2);
+  }
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(PosixEnv, LockIsExclusiveAcrossProcesses) {
+  TempDir dir;
+  std::string path = dir.Join("LOCK");
+  EXPECT_EQ(LockFromChild(path), 0);  // free: the child gets it (released at exit)
+  std::unique_ptr<FileLock> lock;
+  ASSERT_TRUE(Env::Default()->LockFile(path, &lock).ok());
+  EXPECT_EQ(LockFromChild(path), 1);
+  lock.reset();
+  EXPECT_EQ(LockFromChild(path), 0);
+}
+
+// --- FaultInjectionEnv ---
+
+TEST(FaultEnv, PassesThroughAndCounts) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env.OpenFile(dir.Join("x"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Append("abc").ok());
+  ASSERT_TRUE(f->Write(3, "def").ok());
+  ASSERT_TRUE(f->Sync().ok());
+  char buf[8];
+  size_t got = 0;
+  ASSERT_TRUE(f->Read(0, 6, buf, &got).ok());
+  EXPECT_EQ(std::string(buf, got), "abcdef");
+  EXPECT_EQ(env.Count(FaultOp::kOpen), 1u);
+  EXPECT_EQ(env.Count(FaultOp::kWrite), 2u);
+  EXPECT_EQ(env.Count(FaultOp::kSync), 1u);
+  EXPECT_EQ(env.Count(FaultOp::kRead), 1u);
+  EXPECT_EQ(env.Injected(), 0u);
+}
+
+TEST(FaultEnv, EioAfterNOpsOnMatchingFilesOnly) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  env.AddRule({.file_substring = "wal", .op = FaultOp::kWrite, .error = EIO, .after_ops = 3});
+  std::unique_ptr<File> wal, data;
+  ASSERT_TRUE(env.OpenFile(dir.Join("000001.wal"), OpenMode::kCreateTruncate, &wal).ok());
+  ASSERT_TRUE(env.OpenFile(dir.Join("data"), OpenMode::kCreateTruncate, &data).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(wal->Append("x").ok()) << i;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(data->Append("y").ok()) << i;
+  Status s = wal->Append("x");
+  EXPECT_TRUE(s.IsIOError());
+  EXPECT_NE(s.message().find("Input/output error"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("000001.wal"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(wal->Append("x").IsIOError());  // not one-shot: keeps failing
+  EXPECT_EQ(env.Injected(), 2u);
+  env.ClearRules();
+  EXPECT_TRUE(wal->Append("x").ok());
+  wal.reset();
+  EXPECT_EQ(ReadAll(Env::Default().get(), dir.Join("000001.wal")), "xxxx");
+}
+
+TEST(FaultEnv, ShortWriteLeavesPrefix) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  env.AddRule({.file_substring = "",
+               .op = FaultOp::kWrite,
+               .error = ENOSPC,
+               .after_ops = 1,
+               .short_write = true,
+               .one_shot = true});
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Append("head-").ok());
+  Status s = f->Append("0123456789");
+  EXPECT_TRUE(s.IsIOError());
+  EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.ToString();
+  ASSERT_TRUE(f->Append("|").ok());  // one-shot: the rule is gone
+  f.reset();
+  EXPECT_EQ(ReadAll(Env::Default().get(), dir.Join("f")), "head-01234|");
+}
+
+TEST(FaultEnv, FsyncFailureAndOtherOps) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  env.AddRule({.file_substring = "", .op = FaultOp::kSync, .error = EIO});
+  env.AddRule({.file_substring = "data", .op = FaultOp::kRename, .error = EIO});
+  env.AddRule({.file_substring = "locked", .op = FaultOp::kOpen, .error = EACCES});
+  env.AddRule({.file_substring = "", .op = FaultOp::kTruncate, .error = EIO, .one_shot = true});
+  env.AddRule({.file_substring = "", .op = FaultOp::kSyncDir, .error = EIO, .one_shot = true});
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Append("abc").ok());
+  EXPECT_TRUE(f->Sync().IsIOError());
+  EXPECT_TRUE(f->Truncate(1).IsIOError());
+  EXPECT_TRUE(f->Truncate(1).ok());
+  EXPECT_TRUE(env.RenameFile(dir.Join("f"), dir.Join("data")).IsIOError());
+  EXPECT_TRUE(env.FileExists(dir.Join("f")));
+  EXPECT_TRUE(env.RenameFile(dir.Join("f"), dir.Join("g")).ok());
+  EXPECT_TRUE(env.OpenFile(dir.Join("locked"), OpenMode::kCreate, &f).IsIOError());
+  std::unique_ptr<FileLock> lock;
+  EXPECT_TRUE(env.LockFile(dir.Join("locked"), &lock).IsIOError());
+  EXPECT_TRUE(env.SyncDir(dir.path()).IsIOError());
+  EXPECT_TRUE(env.SyncDir(dir.path()).ok());
+  EXPECT_EQ(env.Count(FaultOp::kSync), 1u);
+  EXPECT_EQ(env.Count(FaultOp::kRename), 2u);
+}
+
+TEST(FaultEnv, ProbabilityIsSeededAndRoughlyRight) {
+  TempDir dir;
+  uint64_t seed = test::TestSeed();
+  auto run = [&](uint64_t s) {
+    FaultInjectionEnv env(Env::Default());
+    env.SetSeed(s);
+    env.AddRule({.file_substring = "", .op = FaultOp::kWrite, .error = EIO, .probability = 0.25});
+    std::unique_ptr<File> f;
+    EXPECT_TRUE(env.OpenFile(dir.Join("p"), OpenMode::kCreateTruncate, &f).ok());
+    std::string pattern;
+    for (int i = 0; i < 2000; ++i) pattern += f->Append("z").ok() ? '.' : 'x';
+    return pattern;
+  };
+  std::string a = run(seed), b = run(seed);
+  EXPECT_EQ(a, b);  // replayable
+  auto failures = std::count(a.begin(), a.end(), 'x');
+  EXPECT_GT(failures, 350);
+  EXPECT_LT(failures, 650);
+}
+
+TEST(FaultEnv, ThreadSafeCounting) {
+  TempDir dir;
+  auto env = std::make_shared<FaultInjectionEnv>(Env::Default());
+  env->AddRule({.file_substring = "t", .op = FaultOp::kWrite, .error = EIO, .after_ops = 1000});
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<File> f;
+      std::string path = dir.Join("t");
+      path += std::to_string(t);
+      ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+      for (int i = 0; i < 500; ++i) {
+        if (!f->Append("q").ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(env->Count(FaultOp::kWrite), 2000u);
+  EXPECT_EQ(failures.load(), 1000);
+  EXPECT_EQ(env->Injected(), 1000u);
+}
+
+}  // namespace
+}  // namespace arenakv
