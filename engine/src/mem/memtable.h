@@ -1,0 +1,107 @@
+// MemTable: the newest committed writes, kept as versions (user key, sequence,
+// value or tombstone) in a skiplist whose nodes live in the memtable's own
+// arena. Readers read at a snapshot sequence S and see, for each key, the
+// newest version with seq <= S. Entries are never removed; all memory goes
+// back to the pool at once when the memtable (its arena) is destroyed.
+//
+// Sequences start at 1: LatestSequence() uses 0 for "never written here".
+// Adding the same (key, seq) twice keeps both; the later Add is the one read.
+//
+// Thread safety: one writer at a time (Add is externally serialized: the
+// group-commit leader; the writer thread may change between calls as long as
+// the handover synchronizes); any number of concurrent readers (Get,
+// LatestSequence, WrittenInRangeAfter, iterators, the counters) without
+// locks, concurrently with the writer. The table must outlive its iterators.
+#ifndef ARENAKV_MEM_MEMTABLE_H_
+#define ARENAKV_MEM_MEMTABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "arenakv/status.h"
+#include "mem/skiplist.h"
+#include "util/internal_iterator.h"
+
+namespace arenakv::alloc {
+class Arena;
+}
+
+namespace arenakv::mem {
+
+struct MemTableOptions {
+  // Byte limit of the memtable's arena (SIZE_MAX: only the pool's budget).
+  size_t limit_bytes = SIZE_MAX;
+  // Size of the arena blocks nodes are carved from.
+  size_t block_bytes = size_t{256} << 10;
+};
+
+class MemTable {
+ public:
+  // Creates the memtable's own child arena of `parent` (kShared, named
+  // "memtable-<id>").
+  static Status Create(alloc::Arena* parent, uint64_t id, std::unique_ptr<MemTable>* table);
+  static Status Create(alloc::Arena* parent, uint64_t id, const MemTableOptions& options,
+                       std::unique_ptr<MemTable>* table);
+
+  ~MemTable();  // Closes the arena: every node and iterator position dies here.
+  MemTable(const MemTable&) = delete;
+  MemTable& operator=(const MemTable&) = delete;
+
+  // MemoryLimit (from the arena or the pool) leaves the table unchanged;
+  // InvalidArgument for a key or value over 4 GiB.
+  Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value);
+
+  // Newest version of key with seq <= snapshot. True if one exists: then
+  // *deleted tells a tombstone, else *value (may be null) gets the value;
+  // *seq_out (may be null) gets its sequence.
+  bool Get(std::string_view key, uint64_t snapshot, std::string* value, bool* deleted,
+           uint64_t* seq_out) const;
+
+  // Highest sequence that wrote `key` in this table, 0 if none.
+  uint64_t LatestSequence(std::string_view key) const;
+
+  // True if some key in [begin, end) (end empty = unbounded) was written with
+  // seq > after_seq. Walks the versions in the range.
+  bool WrittenInRangeAfter(std::string_view begin, std::string_view end,
+                           uint64_t after_seq) const;
+
+  // One entry per key (its newest version <= snapshot), tombstones included.
+  // The iterator allocates from the heap, not the arena: it is a fixed-size
+  // cursor, and the arena may be at its limit.
+  std::unique_ptr<InternalIterator> NewIterator(uint64_t snapshot) const;
+
+  size_t ApproximateBytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
+  uint64_t id() const { return id_; }
+  uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }
+  uint64_t max_sequence() const { return max_seq_.load(std::memory_order_relaxed); }
+  alloc::Arena* arena() const { return arena_.get(); }
+
+ private:
+  // Lets Create() use std::make_unique while keeping construction private.
+  struct PassKey {
+    explicit PassKey() = default;
+  };
+
+ public:
+  MemTable(PassKey, uint64_t id, std::unique_ptr<alloc::Arena> arena);
+
+ private:
+
+  const uint64_t id_;
+  std::unique_ptr<alloc::Arena> arena_;
+  SkipList list_;
+  // Node bytes handed out by the arena (the arena's block slack not counted).
+  std::atomic<size_t> bytes_{0};
+  std::atomic<uint64_t> entries_{0};
+  std::atomic<uint64_t> min_seq_{0};
+  std::atomic<uint64_t> max_seq_{0};
+};
+
+}  // namespace arenakv::mem
+
+#endif  // ARENAKV_MEM_MEMTABLE_H_

@@ -1,0 +1,151 @@
+#include "mem/skiplist.h"
+
+#include <cstring>
+#include <new>
+
+#include "arenakv/alloc/arena.h"
+
+namespace arenakv::mem {
+
+Status SkipList::Init(alloc::Arena* arena, uint64_t rng_seed) {
+  arena_ = arena;
+  // xorshift must not start at zero.
+  rng_ = rng_seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  if (rng_ == 0) rng_ = 1;
+  void* mem = nullptr;
+  size_t bytes = sizeof(SkipNode) + kMaxHeight * sizeof(std::atomic<SkipNode*>);
+  Status s = arena_->Allocate(bytes, alignof(SkipNode), &mem);
+  if (!s.ok()) return s;
+  head_ = new (mem) SkipNode();
+  head_->height_ = kMaxHeight;
+  for (int i = 0; i < kMaxHeight; ++i) {
+    new (&head_->Tower()[i]) std::atomic<SkipNode*>(nullptr);
+  }
+  return Status::OK();
+}
+
+int SkipList::RandomHeight() {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  uint64_t r = rng_;
+  // Branching factor 4: each two zero bits raise the tower one level.
+  int height = 1;
+  while (height < kMaxHeight && (r & 3) == 0) {
+    ++height;
+    r >>= 2;
+  }
+  return height;
+}
+
+Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
+                        std::string_view value, size_t* node_bytes) {
+  if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
+    return Status::InvalidArgument("memtable: key or value larger than 4 GiB");
+  }
+  // Search first, allocate second: nothing is published before both succeed.
+  SkipNode* prev[kMaxHeight];
+  SkipNode* x = head_;
+  int level = CurrentHeight() - 1;
+  while (true) {
+    SkipNode* next = x->Tower()[level].load(std::memory_order_acquire);
+    if (next != nullptr && NodeBefore(next, key, seq)) {
+      x = next;
+    } else {
+      prev[level] = x;
+      if (level == 0) break;
+      --level;
+    }
+  }
+
+  const int height = RandomHeight();
+  const size_t bytes =
+      sizeof(SkipNode) + height * sizeof(std::atomic<SkipNode*>) + key.size() + value.size();
+  void* mem = nullptr;
+  Status s = arena_->Allocate(bytes, alignof(SkipNode), &mem);
+  if (!s.ok()) return s;
+  if (node_bytes != nullptr) *node_bytes = bytes;
+
+  SkipNode* n = new (mem) SkipNode();
+  n->seq_ = seq;
+  n->key_size_ = static_cast<uint32_t>(key.size());
+  n->value_size_ = static_cast<uint32_t>(value.size());
+  n->type_ = type;
+  n->height_ = static_cast<uint8_t>(height);
+  char* data = const_cast<char*>(n->KeyData());
+  if (!key.empty()) std::memcpy(data, key.data(), key.size());
+  if (!value.empty()) std::memcpy(data + key.size(), value.data(), value.size());
+
+  const int old_height = CurrentHeight();
+  if (height > old_height) {
+    for (int i = old_height; i < height; ++i) prev[i] = head_;
+    // A reader that sees the new height before the node finds null pointers in
+    // the head's upper levels and simply descends.
+    max_height_.store(height, std::memory_order_relaxed);
+  }
+  for (int i = 0; i < height; ++i) {
+    new (&n->Tower()[i])
+        std::atomic<SkipNode*>(prev[i]->Tower()[i].load(std::memory_order_relaxed));
+    // Release: a reader that finds n also sees its contents and its tower.
+    prev[i]->Tower()[i].store(n, std::memory_order_release);
+  }
+  return Status::OK();
+}
+
+const SkipNode* SkipList::Seek(std::string_view key, uint64_t seq) const {
+  const SkipNode* x = head_;
+  int level = CurrentHeight() - 1;
+  while (true) {
+    const SkipNode* next = x->Next(level);
+    if (next != nullptr && NodeBefore(next, key, seq)) {
+      x = next;
+    } else {
+      if (level == 0) return next;
+      --level;
+    }
+  }
+}
+
+const SkipNode* SkipList::FirstAfterKey(std::string_view key) const {
+  const SkipNode* x = head_;
+  int level = CurrentHeight() - 1;
+  while (true) {
+    const SkipNode* next = x->Next(level);
+    if (next != nullptr && next->key().compare(key) <= 0) {
+      x = next;
+    } else {
+      if (level == 0) return next;
+      --level;
+    }
+  }
+}
+
+const SkipNode* SkipList::LastBeforeKey(std::string_view key) const {
+  const SkipNode* x = head_;
+  int level = CurrentHeight() - 1;
+  while (true) {
+    const SkipNode* next = x->Next(level);
+    if (next != nullptr && next->key().compare(key) < 0) {
+      x = next;
+    } else {
+      if (level == 0) return x == head_ ? nullptr : x;
+      --level;
+    }
+  }
+}
+
+const SkipNode* SkipList::Last() const {
+  const SkipNode* x = head_;
+  int level = CurrentHeight() - 1;
+  while (true) {
+    const SkipNode* next = x->Next(level);
+    if (next != nullptr) {
+      x = next;
+    } else {
+      if (level == 0) return x == head_ ? nullptr : x;
+      --level;
+    }
+  }
+}
+
+}  // namespace arenakv::mem

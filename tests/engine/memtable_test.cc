@@ -1,0 +1,573 @@
+// MemTable: versions at snapshots, iteration in both directions against a
+// model, lock-free readers beside one writer, conflict-check helpers, memory
+// limits, and unsigned byte ordering.
+#include "mem/memtable.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/segment_pool.h"
+#include "test_util.h"
+
+namespace arenakv::mem {
+namespace {
+
+class MemTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenPool({}); }
+
+  void OpenPool(const alloc::PoolOptions& options) {
+    ASSERT_TRUE(alloc::SegmentPool::Create(options, &pool_).ok());
+    ASSERT_TRUE(
+        alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db_).ok());
+  }
+
+  void ClosePool() {
+    tables_.clear();
+    db_.reset();
+    if (pool_ != nullptr) {
+      EXPECT_TRUE(pool_->Close().ok());
+      pool_.reset();
+    }
+  }
+
+  void TearDown() override {
+    ClosePool();
+    alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
+    EXPECT_EQ(stats.mapped_bytes, 0u);
+    EXPECT_EQ(stats.live_pools, 0u);
+  }
+
+  MemTable* NewTable(uint64_t id = 1, const MemTableOptions& options = {}) {
+    std::unique_ptr<MemTable> t;
+    Status s = MemTable::Create(db_.get(), id, options, &t);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    tables_.push_back(std::move(t));
+    return tables_.back().get();
+  }
+
+  std::shared_ptr<alloc::SegmentPool> pool_;
+  std::unique_ptr<alloc::Arena> db_;
+  std::vector<std::unique_ptr<MemTable>> tables_;
+};
+
+struct Visible {
+  std::string key;
+  bool deleted;
+  std::string value;
+};
+
+// Collects what an iterator shows, forward then backward must agree.
+std::vector<Visible> ScanForward(InternalIterator* it) {
+  std::vector<Visible> out;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    out.push_back({std::string(it->key()), it->is_tombstone(), std::string(it->value())});
+  }
+  return out;
+}
+
+std::vector<Visible> ScanBackward(InternalIterator* it) {
+  std::vector<Visible> out;
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    out.push_back({std::string(it->key()), it->is_tombstone(), std::string(it->value())});
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+bool operator==(const Visible& a, const Visible& b) {
+  return a.key == b.key && a.deleted == b.deleted && a.value == b.value;
+}
+
+TEST_F(MemTableTest, AddGetAndCounters) {
+  MemTable* t = NewTable(7);
+  EXPECT_EQ(t->id(), 7u);
+  EXPECT_EQ(t->entries(), 0u);
+  EXPECT_EQ(t->min_sequence(), 0u);
+  EXPECT_EQ(t->max_sequence(), 0u);
+  ASSERT_TRUE(t->Add(10, ValueType::kValue, "apple", "red").ok());
+  ASSERT_TRUE(t->Add(11, ValueType::kValue, "banana", "yellow").ok());
+  ASSERT_TRUE(t->Add(12, ValueType::kDeletion, "apple", "").ok());
+  EXPECT_EQ(t->entries(), 3u);
+  EXPECT_EQ(t->min_sequence(), 10u);
+  EXPECT_EQ(t->max_sequence(), 12u);
+  EXPECT_GT(t->ApproximateBytes(), 0u);
+
+  std::string v;
+  bool deleted = true;
+  uint64_t seq = 0;
+  ASSERT_TRUE(t->Get("apple", 11, &v, &deleted, &seq));
+  EXPECT_FALSE(deleted);
+  EXPECT_EQ(v, "red");
+  EXPECT_EQ(seq, 10u);
+  ASSERT_TRUE(t->Get("apple", 12, &v, &deleted, &seq));
+  EXPECT_TRUE(deleted);
+  EXPECT_EQ(seq, 12u);
+  EXPECT_FALSE(t->Get("apple", 9, &v, &deleted, &seq));
+  EXPECT_FALSE(t->Get("cherry", kMaxSequence, &v, &deleted, &seq));
+  EXPECT_FALSE(t->Get("appl", kMaxSequence, &v, &deleted, &seq));
+  EXPECT_FALSE(t->Get("applee", kMaxSequence, &v, &deleted, &seq));
+  // Presence only.
+  EXPECT_TRUE(t->Get("banana", 11, nullptr, &deleted, nullptr));
+  EXPECT_FALSE(deleted);
+}
+
+TEST_F(MemTableTest, SameKeyAndSequenceLaterAddWins) {
+  MemTable* t = NewTable();
+  ASSERT_TRUE(t->Add(5, ValueType::kValue, "k", "first").ok());
+  ASSERT_TRUE(t->Add(5, ValueType::kValue, "k", "second").ok());
+  std::string v;
+  bool deleted = false;
+  ASSERT_TRUE(t->Get("k", 5, &v, &deleted, nullptr));
+  EXPECT_EQ(v, "second");
+  auto it = t->NewIterator(5);
+  it->SeekToFirst();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->value(), "second");
+  it->Next();
+  EXPECT_FALSE(it->Valid());
+  it->SeekToLast();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->value(), "second");
+}
+
+TEST_F(MemTableTest, SnapshotInTheMiddleOfVersions) {
+  MemTable* t = NewTable();
+  // a: 5 -> v5, 10 -> deleted, 15 -> v15; b: 20 -> b20 only; c: 3 -> c3, 30 -> c30.
+  ASSERT_TRUE(t->Add(3, ValueType::kValue, "c", "c3").ok());
+  ASSERT_TRUE(t->Add(5, ValueType::kValue, "a", "v5").ok());
+  ASSERT_TRUE(t->Add(10, ValueType::kDeletion, "a", "").ok());
+  ASSERT_TRUE(t->Add(15, ValueType::kValue, "a", "v15").ok());
+  ASSERT_TRUE(t->Add(20, ValueType::kValue, "b", "b20").ok());
+  ASSERT_TRUE(t->Add(30, ValueType::kValue, "c", "c30").ok());
+
+  struct Case {
+    uint64_t snapshot;
+    std::vector<Visible> expected;
+  };
+  std::vector<Case> cases = {
+      {2, {}},
+      {4, {{"c", false, "c3"}}},
+      {9, {{"a", false, "v5"}, {"c", false, "c3"}}},
+      {10, {{"a", true, ""}, {"c", false, "c3"}}},
+      {19, {{"a", false, "v15"}, {"c", false, "c3"}}},
+      {25, {{"a", false, "v15"}, {"b", false, "b20"}, {"c", false, "c3"}}},
+      {kMaxSequence, {{"a", false, "v15"}, {"b", false, "b20"}, {"c", false, "c30"}}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.snapshot);
+    auto it = t->NewIterator(c.snapshot);
+    EXPECT_EQ(ScanForward(it.get()), c.expected);
+    EXPECT_EQ(ScanBackward(it.get()), c.expected);
+  }
+  // Seek lands on the visible version; Prev after Seek finds the previous
+  // key's newest visible version, skipping keys invisible at the snapshot.
+  auto it = t->NewIterator(12);
+  it->Seek("b");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "c");
+  EXPECT_EQ(it->value(), "c3");
+  it->Prev();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "a");
+  EXPECT_TRUE(it->is_tombstone());
+  EXPECT_EQ(it->value(), "");
+  it->Prev();
+  EXPECT_FALSE(it->Valid());
+  it->Seek("a\x01");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "c");
+  it->Seek("d");
+  EXPECT_FALSE(it->Valid());
+}
+
+TEST_F(MemTableTest, HotKeyWithManyVersions) {
+  MemTable* t = NewTable();
+  uint64_t seq = 0;
+  ASSERT_TRUE(t->Add(++seq, ValueType::kValue, "a", "a").ok());
+  for (int i = 0; i < 5000; ++i) {
+    ++seq;
+    ASSERT_TRUE(t->Add(seq, ValueType::kValue, "hot", std::to_string(seq)).ok());
+  }
+  ASSERT_TRUE(t->Add(++seq, ValueType::kValue, "z", "z").ok());
+  for (uint64_t snap : {uint64_t{1}, uint64_t{2}, uint64_t{100}, uint64_t{2501}, uint64_t{5001},
+                        uint64_t{5002}, kMaxSequence}) {
+    SCOPED_TRACE(snap);
+    std::vector<Visible> expected = {{"a", false, "a"}};
+    if (snap >= 2) expected.push_back({"hot", false, std::to_string(std::min<uint64_t>(snap, 5001))});
+    if (snap >= 5002) expected.push_back({"z", false, "z"});
+    auto it = t->NewIterator(snap);
+    EXPECT_EQ(ScanForward(it.get()), expected);
+    EXPECT_EQ(ScanBackward(it.get()), expected);
+  }
+}
+
+TEST_F(MemTableTest, UnsignedByteOrderWithZeroAndFFBytes) {
+  MemTable* t = NewTable();
+  std::vector<std::string> keys = {
+      std::string(),        std::string("\0", 1), std::string("\0\0", 2),
+      std::string("\0\xff", 2), "\x01",           "a",
+      std::string("a\0", 2), std::string("a\0b", 3), "a\x7f",
+      "a\x80",              "a\xff",              "\x7f",
+      "\x80",               "\xfe",               "\xff",
+      "\xff\xff",           std::string("\xff\xff\0", 3)};
+  std::vector<std::string> shuffled = keys;
+  std::mt19937_64 rng(42);
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  uint64_t seq = 0;
+  for (const std::string& k : shuffled) {
+    ASSERT_TRUE(t->Add(++seq, ValueType::kValue, k, "v" + k).ok());
+  }
+  std::vector<Visible> expected;
+  for (const std::string& k : keys) expected.push_back({k, false, "v" + k});
+  auto it = t->NewIterator(kMaxSequence);
+  EXPECT_EQ(ScanForward(it.get()), expected);
+  EXPECT_EQ(ScanBackward(it.get()), expected);
+  for (const std::string& k : keys) {
+    std::string v;
+    bool deleted = true;
+    ASSERT_TRUE(t->Get(k, kMaxSequence, &v, &deleted, nullptr));
+    EXPECT_EQ(v, "v" + k);
+    it->Seek(k);
+    ASSERT_TRUE(it->Valid());
+    EXPECT_EQ(it->key(), k);
+  }
+}
+
+TEST_F(MemTableTest, LatestSequenceAndWrittenInRangeAfter) {
+  MemTable* t = NewTable();
+  EXPECT_EQ(t->LatestSequence("a"), 0u);
+  EXPECT_FALSE(t->WrittenInRangeAfter("", "", 0));
+  ASSERT_TRUE(t->Add(1, ValueType::kValue, "b", "1").ok());
+  ASSERT_TRUE(t->Add(2, ValueType::kValue, "d", "2").ok());
+  ASSERT_TRUE(t->Add(3, ValueType::kDeletion, "b", "").ok());
+  ASSERT_TRUE(t->Add(4, ValueType::kValue, "f", "4").ok());
+  EXPECT_EQ(t->LatestSequence("b"), 3u);
+  EXPECT_EQ(t->LatestSequence("d"), 2u);
+  EXPECT_EQ(t->LatestSequence("f"), 4u);
+  EXPECT_EQ(t->LatestSequence("c"), 0u);
+  EXPECT_EQ(t->LatestSequence(""), 0u);
+
+  EXPECT_TRUE(t->WrittenInRangeAfter("", "", 3));
+  EXPECT_FALSE(t->WrittenInRangeAfter("", "", 4));
+  // [b, d) holds only b (seqs 1, 3).
+  EXPECT_TRUE(t->WrittenInRangeAfter("b", "d", 2));
+  EXPECT_FALSE(t->WrittenInRangeAfter("b", "d", 3));
+  // end is exclusive: d (seq 2) is not in [c, d).
+  EXPECT_FALSE(t->WrittenInRangeAfter("c", "d", 0));
+  EXPECT_TRUE(t->WrittenInRangeAfter("c", std::string_view("d\0", 2), 1));
+  EXPECT_TRUE(t->WrittenInRangeAfter("d", "", 3));
+  EXPECT_FALSE(t->WrittenInRangeAfter("g", "", 0));
+  EXPECT_FALSE(t->WrittenInRangeAfter("b\x01", "c", 0));
+  EXPECT_TRUE(t->WrittenInRangeAfter("", "c", 0));
+}
+
+TEST_F(MemTableTest, MemoryLimitLeavesTableUsable) {
+  ClosePool();
+  alloc::PoolOptions options;
+  options.budget_bytes = size_t{1} << 20;
+  OpenPool(options);
+  MemTableOptions mt_options;
+  mt_options.block_bytes = size_t{64} << 10;
+  MemTable* t = NewTable(3, mt_options);
+
+  const std::string value(1000, 'v');
+  uint64_t seq = 0;
+  Status s;
+  while (true) {
+    s = t->Add(seq + 1, ValueType::kValue, "key" + std::to_string(seq + 1), value);
+    if (!s.ok()) break;
+    ++seq;
+    ASSERT_LT(seq, 100000u) << "the budget never bit";
+  }
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  ASSERT_GT(seq, 100u);
+  EXPECT_EQ(t->entries(), seq);
+  EXPECT_EQ(t->max_sequence(), seq);
+  const size_t bytes = t->ApproximateBytes();
+
+  // Failing again changes nothing, and a failed key is not visible.
+  EXPECT_TRUE(t->Add(seq + 1, ValueType::kValue, "huge", std::string(size_t{4} << 20, 'h'))
+                  .IsMemoryLimit());
+  EXPECT_EQ(t->entries(), seq);
+  EXPECT_EQ(t->ApproximateBytes(), bytes);
+  EXPECT_EQ(t->LatestSequence("huge"), 0u);
+  EXPECT_EQ(t->LatestSequence("key" + std::to_string(seq + 1)), 0u);
+
+  // Everything added before is intact.
+  for (uint64_t i = 1; i <= seq; ++i) {
+    std::string v;
+    bool deleted = true;
+    ASSERT_TRUE(t->Get("key" + std::to_string(i), kMaxSequence, &v, &deleted, nullptr)) << i;
+    ASSERT_EQ(v, value);
+  }
+  auto it = t->NewIterator(kMaxSequence);
+  EXPECT_EQ(ScanForward(it.get()).size(), seq);
+  EXPECT_EQ(ScanBackward(it.get()).size(), seq);
+}
+
+TEST_F(MemTableTest, ArenaLimitFromOptions) {
+  MemTableOptions mt_options;
+  mt_options.block_bytes = size_t{64} << 10;
+  mt_options.limit_bytes = size_t{256} << 10;
+  MemTable* t = NewTable(4, mt_options);
+  uint64_t seq = 0;
+  Status s;
+  while ((s = t->Add(seq + 1, ValueType::kValue, std::to_string(seq), std::string(500, 'x'))).ok()) {
+    ++seq;
+    ASSERT_LT(seq, 10000u);
+  }
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  EXPECT_EQ(t->entries(), seq);
+  EXPECT_LE(t->ApproximateBytes(), mt_options.limit_bytes);
+  // Another table of the same parent is not affected by this one's limit.
+  MemTable* other = NewTable(5);
+  EXPECT_TRUE(other->Add(1, ValueType::kValue, "k", std::string(10000, 'y')).ok());
+}
+
+// The model: every version, ordered by key ascending then seq descending.
+struct ModelOrder {
+  bool operator()(const std::pair<std::string, uint64_t>& a,
+                  const std::pair<std::string, uint64_t>& b) const {
+    if (a.first != b.first) return a.first < b.first;
+    return a.second > b.second;
+  }
+};
+using Model = std::map<std::pair<std::string, uint64_t>, std::optional<std::string>, ModelOrder>;
+
+std::vector<Visible> ModelView(const Model& model, uint64_t snapshot) {
+  std::vector<Visible> out;
+  const std::string* last = nullptr;
+  for (const auto& [k, v] : model) {
+    if (k.second > snapshot) continue;
+    if (last != nullptr && *last == k.first) continue;
+    last = &k.first;
+    out.push_back({k.first, !v.has_value(), v.value_or("")});
+  }
+  return out;
+}
+
+std::string RandomKey(std::mt19937_64& rng, int key_space) {
+  // Short binary keys with 0x00 and 0xff bytes, sharing prefixes.
+  uint64_t n = rng() % key_space;
+  std::string k;
+  static const char kAlphabet[] = {'\0', '\x01', 'a', 'b', '\x7f', '\x80', '\xfe', '\xff'};
+  do {
+    k.push_back(kAlphabet[n % 8]);
+    n /= 8;
+  } while (n != 0);
+  return k;
+}
+
+TEST_F(MemTableTest, RandomizedAgainstModel) {
+  const uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  MemTable* t = NewTable();
+  Model model;
+  uint64_t seq = 0;
+  int ops = 0;
+  const int kRounds = 300;
+  for (int round = 0; round < kRounds; ++round) {
+    // Inserts, then point reads, then an iterator session.
+    const int key_space = round % 3 == 0 ? 64 : 4000;
+    for (int i = 0; i < 200; ++i, ++ops) {
+      // Occasionally skip sequences (other memtables took them).
+      seq += 1 + (rng() % 10 == 0 ? rng() % 5 : 0);
+      std::string k = RandomKey(rng, key_space);
+      if (rng() % 5 == 0) {
+        ASSERT_TRUE(t->Add(seq, ValueType::kDeletion, k, "").ok());
+        model[{k, seq}] = std::nullopt;
+      } else {
+        std::string v = std::to_string(seq) + std::string(rng() % 20, 'v');
+        ASSERT_TRUE(t->Add(seq, ValueType::kValue, k, v).ok());
+        model[{k, seq}] = v;
+      }
+    }
+    for (int i = 0; i < 150; ++i, ++ops) {
+      std::string k = RandomKey(rng, key_space);
+      uint64_t snap = rng() % (seq + 2);
+      auto m = model.lower_bound({k, snap});
+      bool model_found = m != model.end() && m->first.first == k;
+      std::string v;
+      bool deleted = false;
+      uint64_t got_seq = 0;
+      bool found = t->Get(k, snap, &v, &deleted, &got_seq);
+      ASSERT_EQ(found, model_found) << "seed " << seed;
+      if (found) {
+        ASSERT_EQ(got_seq, m->first.second);
+        ASSERT_EQ(deleted, !m->second.has_value());
+        if (!deleted) {
+          ASSERT_EQ(v, *m->second);
+        }
+      }
+      auto latest = model.lower_bound({k, kMaxSequence});
+      uint64_t model_latest =
+          (latest != model.end() && latest->first.first == k) ? latest->first.second : 0;
+      ASSERT_EQ(t->LatestSequence(k), model_latest);
+    }
+    // Iterator session at a random snapshot (sometimes the latest).
+    const uint64_t snap = rng() % 4 == 0 ? kMaxSequence : rng() % (seq + 2);
+    const std::vector<Visible> view = ModelView(model, snap);
+    auto it = t->NewIterator(snap);
+    if (round % 50 == 0) {
+      ASSERT_EQ(ScanForward(it.get()), view) << "seed " << seed;
+      ASSERT_EQ(ScanBackward(it.get()), view) << "seed " << seed;
+    }
+    size_t pos = view.size();  // == size: invalid
+    for (int i = 0; i < 150; ++i, ++ops) {
+      int op = static_cast<int>(rng() % 10);
+      if (pos == view.size()) op = op % 3;  // only positioning ops when invalid
+      switch (op) {
+        case 0: {
+          std::string target = RandomKey(rng, key_space);
+          if (rng() % 2) target.push_back('\0');
+          it->Seek(target);
+          pos = std::lower_bound(view.begin(), view.end(), target,
+                                 [](const Visible& a, const std::string& b) { return a.key < b; }) -
+                view.begin();
+          break;
+        }
+        case 1:
+          it->SeekToFirst();
+          pos = 0;
+          break;
+        case 2:
+          it->SeekToLast();
+          pos = view.empty() ? 0 : view.size() - 1;
+          break;
+        case 3: case 4: case 5:
+          it->Next();
+          ++pos;
+          break;
+        default:
+          it->Prev();
+          pos = pos == 0 ? view.size() : pos - 1;
+          break;
+      }
+      if (pos >= view.size()) pos = view.size();
+      ASSERT_EQ(it->Valid(), pos < view.size()) << "seed " << seed << " round " << round;
+      if (pos < view.size()) {
+        ASSERT_EQ(it->key(), view[pos].key) << "seed " << seed << " round " << round;
+        ASSERT_EQ(it->is_tombstone(), view[pos].deleted);
+        ASSERT_EQ(it->value(), view[pos].value);
+      }
+    }
+  }
+  EXPECT_GE(ops, 100000);
+  EXPECT_EQ(t->entries(), model.size());
+}
+
+TEST_F(MemTableTest, ConcurrentReadersSeeConsistentSnapshots) {
+  const uint64_t seed = test::TestSeed();
+  MemTable* t = NewTable();
+#if defined(__SANITIZE_THREAD__)
+  const uint64_t kWrites = 20000;
+#else
+  const uint64_t kWrites = 100000;
+#endif
+  const int kKeys = 1000;
+  // The whole workload is fixed up front so readers can compute the exact
+  // answer for any (key, snapshot): seq i writes key keys[i].
+  std::mt19937_64 rng(seed);
+  std::vector<int> keys(kWrites + 1);
+  std::vector<std::vector<uint64_t>> seqs_of(kKeys);
+  for (uint64_t i = 1; i <= kWrites; ++i) {
+    keys[i] = static_cast<int>(rng() % kKeys);
+    seqs_of[keys[i]].push_back(i);
+  }
+  auto key_name = [](int k) { return "key" + std::to_string(k); };
+  auto deleted_at = [](uint64_t s) { return s % 7 == 0; };
+  // Newest seq <= snap that wrote k, 0 if none.
+  auto expected_seq = [&](int k, uint64_t snap) -> uint64_t {
+    const auto& v = seqs_of[k];
+    auto it = std::upper_bound(v.begin(), v.end(), snap);
+    return it == v.begin() ? 0 : *(it - 1);
+  };
+
+  std::atomic<uint64_t> published{0};
+  std::atomic<bool> failed{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread writer([&] {
+    for (uint64_t i = 1; i <= kWrites; ++i) {
+      Status s = deleted_at(i) ? t->Add(i, ValueType::kDeletion, key_name(keys[i]), "")
+                               : t->Add(i, ValueType::kValue, key_name(keys[i]),
+                                        key_name(keys[i]) + "@" + std::to_string(i));
+      if (!s.ok()) {
+        failed = true;
+        return;
+      }
+      published.store(i, std::memory_order_release);
+    }
+  });
+  auto reader = [&](int id) {
+    std::mt19937_64 r(seed + id);
+    while (published.load(std::memory_order_acquire) < kWrites && !failed) {
+      const uint64_t snap = published.load(std::memory_order_acquire);
+      for (int i = 0; i < 50; ++i) {
+        int k = static_cast<int>(r() % kKeys);
+        uint64_t want = expected_seq(k, snap);
+        std::string v;
+        bool deleted = false;
+        uint64_t got = 0;
+        bool found = t->Get(key_name(k), snap, &v, &deleted, &got);
+        if (found != (want != 0) || (found && (got != want || deleted != deleted_at(want) ||
+                                              (!deleted && v != key_name(k) + "@" +
+                                                                   std::to_string(want))))) {
+          failed = true;
+          ADD_FAILURE() << "Get key " << k << " at " << snap << ": found " << found << " seq "
+                        << got << " want " << want;
+          return;
+        }
+      }
+      // A short scan from a random key must show exactly the model's keys.
+      auto it = t->NewIterator(snap);
+      int start = static_cast<int>(r() % kKeys);
+      int seen = 0;
+      std::string prev;
+      for (it->Seek(key_name(start)); it->Valid() && seen < 20; it->Next(), ++seen) {
+        std::string k(it->key());
+        int kn = std::stoi(k.substr(3));
+        uint64_t want = expected_seq(kn, snap);
+        if (want == 0 || (!prev.empty() && k <= prev) || it->is_tombstone() != deleted_at(want) ||
+            (!it->is_tombstone() && it->value() != k + "@" + std::to_string(want))) {
+          failed = true;
+          ADD_FAILURE() << "scan at " << snap << " key " << k << " want seq " << want;
+          return;
+        }
+        prev = k;
+      }
+      for (it->SeekToLast(), seen = 0; it->Valid() && seen < 5; it->Prev(), ++seen) {
+      }
+      reads.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::thread r1(reader, 1), r2(reader, 2);
+  writer.join();
+  r1.join();
+  r2.join();
+  EXPECT_FALSE(failed.load()) << "seed " << seed;
+  EXPECT_GT(reads.load(), 0u);
+  EXPECT_EQ(t->entries(), kWrites);
+  // After the writer: a full scan matches the final state.
+  auto it = t->NewIterator(kMaxSequence);
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  size_t written_keys = 0;
+  for (const auto& v : seqs_of) written_keys += v.empty() ? 0 : 1;
+  EXPECT_EQ(n, written_keys);
+}
+
+}  // namespace
+}  // namespace arenakv::mem
