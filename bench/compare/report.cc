@@ -1,0 +1,454 @@
+#include "compare/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace arenakv::compare {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kMiB = 1024.0 * 1024.0;
+
+double Median(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+  if (v.empty()) return kNaN;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double Throughput(const RunRecord& r) {
+  if (!r.ok || r.phase.seconds <= 0) return kNaN;
+  return static_cast<double>(r.phase.ops) / r.phase.seconds;
+}
+
+const WorkloadRuns* Find(const ComparisonRun& run, Workload w) {
+  for (const WorkloadRuns& wr : run.workloads) {
+    if (wr.workload == w) return &wr;
+  }
+  return nullptr;
+}
+
+double MedianThroughput(const WorkloadRuns& wr, int e) {
+  std::vector<double> v;
+  for (const RunRecord& r : wr.runs[e]) v.push_back(Throughput(r));
+  return Median(v);
+}
+
+// Per repetition, the largest value of `field` over all workloads; then the
+// median of those over repetitions.
+template <typename F>
+double MedianOfPerRepMax(const ComparisonRun& run, int e, F field) {
+  std::vector<double> per_rep;
+  for (int rep = 0; rep < run.reps; ++rep) {
+    double best = kNaN;
+    for (const WorkloadRuns& wr : run.workloads) {
+      if (rep >= static_cast<int>(wr.runs[e].size()) || !wr.runs[e][rep].ok) continue;
+      double x = field(wr.runs[e][rep].phase);
+      if (std::isnan(x)) continue;
+      best = std::isnan(best) ? x : std::max(best, x);
+    }
+    per_rep.push_back(best);
+  }
+  return Median(per_rep);
+}
+
+double Ratio(const std::array<double, kEngineCount>& v) {
+  if (std::isnan(v[kArenakv]) || std::isnan(v[kRocksdb]) || v[kRocksdb] == 0) return kNaN;
+  return v[kArenakv] / v[kRocksdb];
+}
+
+std::string Printf(const char* fmt, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, x);
+  return buf;
+}
+
+// 1234567.8 -> "1,234,568"
+std::string Grouped(double x) {
+  if (std::isnan(x)) return "-";
+  long long n = std::llround(x);
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string FormatValue(const SummaryRow& row, double x) {
+  if (std::isnan(x)) return "-";
+  if (row.throughput) return Grouped(x);
+  if (row.unit == "x") return Printf("%.2fx", x);
+  return Printf("%.1f", x);
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double x) {
+  if (std::isnan(x) || std::isinf(x)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.6g", x);
+  return buf;
+}
+
+std::string JsonNumber(int64_t x) { return std::to_string(x); }
+std::string JsonNumber(uint64_t x) { return std::to_string(x); }
+
+std::string XmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string Pad(const std::string& s, size_t width, bool right) {
+  if (s.size() >= width) return s;
+  std::string fill(width - s.size(), ' ');
+  return right ? fill + s : s + fill;
+}
+
+}  // namespace
+
+std::vector<SummaryRow> Summarize(const ComparisonRun& run) {
+  std::vector<SummaryRow> rows;
+  for (const WorkloadRuns& wr : run.workloads) {
+    const WorkloadInfo& info = InfoOf(wr.workload);
+    SummaryRow row;
+    row.label = info.name;
+    row.unit = info.unit;
+    row.throughput = true;
+    for (int e = 0; e < kEngineCount; ++e) {
+      row.value[e] = run.engines[e] ? MedianThroughput(wr, e) : kNaN;
+    }
+    row.ratio = Ratio(row.value);
+    if (info.target > 0) {
+      row.target = ">= " + Printf("%g", info.target) + "x";
+      if (!std::isnan(row.ratio)) row.met = row.ratio >= info.target ? 1 : 0;
+    }
+    for (int e = 0; e < kEngineCount; ++e) {
+      uint64_t not_found = 0, mismatches = 0, conflicts = 0, failed = 0;
+      for (const RunRecord& r : wr.runs[e]) {
+        if (!r.ok) {
+          ++failed;
+          continue;
+        }
+        not_found += r.phase.not_found;
+        mismatches += r.phase.mismatches;
+        conflicts += r.phase.conflicts;
+      }
+      std::string part;
+      if (failed > 0) part += std::to_string(failed) + " run(s) FAILED ";
+      if (not_found > 0) part += std::to_string(not_found) + " NOT FOUND ";
+      if (mismatches > 0) part += std::to_string(mismatches) + " WRONG ";
+      if (conflicts > 0) part += std::to_string(conflicts) + " conflicts ";
+      if (!part.empty()) {
+        part.pop_back();
+        if (!row.note.empty()) row.note += "; ";
+        row.note += std::string(kEngineNames[e]) + ": " + part;
+      }
+    }
+    rows.push_back(row);
+  }
+
+  const WorkloadRuns* one = Find(run, Workload::kSyncCommit1);
+  const WorkloadRuns* four = Find(run, Workload::kSyncCommit4);
+  if (one != nullptr && four != nullptr) {
+    SummaryRow row;
+    row.label = "synccommit 4t/1t";
+    row.unit = "x";
+    for (int e = 0; e < kEngineCount; ++e) {
+      double a = MedianThroughput(*one, e), b = MedianThroughput(*four, e);
+      row.value[e] = run.engines[e] && a > 0 ? b / a : kNaN;
+    }
+    row.ratio = kNaN;
+    row.target = ">= 3x (arenakv)";
+    if (!std::isnan(row.value[kArenakv])) row.met = row.value[kArenakv] >= 3.0 ? 1 : 0;
+    rows.push_back(row);
+  }
+
+  for (Workload w : {Workload::kFillSeq, Workload::kFillRandom}) {
+    const WorkloadRuns* wr = Find(run, w);
+    if (wr == nullptr) continue;
+    SummaryRow row;
+    row.label = std::string("disk after ") + InfoOf(w).name;
+    row.unit = "MiB";
+    for (int e = 0; e < kEngineCount; ++e) {
+      std::vector<double> v;
+      for (const RunRecord& r : wr->runs[e]) {
+        v.push_back(r.ok ? static_cast<double>(r.disk.allocated_bytes) / kMiB : kNaN);
+      }
+      row.value[e] = run.engines[e] ? Median(v) : kNaN;
+    }
+    row.ratio = Ratio(row.value);
+    row.target = "<= 1x";
+    if (!std::isnan(row.ratio)) row.met = row.ratio <= 1.0 ? 1 : 0;
+    rows.push_back(row);
+  }
+
+  if (!run.workloads.empty()) {
+    SummaryRow peak;
+    peak.label = "peak RSS (max over workloads)";
+    peak.unit = "MiB";
+    SummaryRow after;
+    after.label = "RSS after close - before open (max)";
+    after.unit = "MiB";
+    for (int e = 0; e < kEngineCount; ++e) {
+      peak.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
+        return p.rss_peak < 0 ? kNaN : static_cast<double>(p.rss_peak) / kMiB;
+      })
+                                     : kNaN;
+      after.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
+        if (p.rss_after_close < 0 || p.rss_before_open < 0) return kNaN;
+        return static_cast<double>(p.rss_after_close - p.rss_before_open) / kMiB;
+      })
+                                      : kNaN;
+    }
+    peak.ratio = Ratio(peak.value);
+    after.ratio = kNaN;  // a ratio of two near-zero differences says nothing
+    after.target = "<= 1 MiB (arenakv)";
+    if (!std::isnan(after.value[kArenakv])) after.met = after.value[kArenakv] <= 1.0 ? 1 : 0;
+    rows.push_back(peak);
+    rows.push_back(after);
+  }
+  return rows;
+}
+
+bool AllRunsClean(const ComparisonRun& run) {
+  for (const WorkloadRuns& wr : run.workloads) {
+    for (int e = 0; e < kEngineCount; ++e) {
+      for (const RunRecord& r : wr.runs[e]) {
+        if (!r.ok || r.phase.not_found > 0 || r.phase.mismatches > 0) return false;
+      }
+    }
+  }
+  return true;
+}
+
+std::string FormatTable(const ComparisonRun& run) {
+  std::vector<SummaryRow> rows = Summarize(run);
+  std::string out;
+  auto line = [&](const std::string& a, const std::string& b, const std::string& c,
+                  const std::string& d, const std::string& e, const std::string& f,
+                  const std::string& g, const std::string& h) {
+    out += Pad(a, 36, false) + " " + Pad(b, 9, false) + " " + Pad(c, 12, true) + " " +
+           Pad(d, 12, true) + " " + Pad(e, 8, true) + "  " + Pad(f, 18, false) + " " +
+           Pad(g, 4, false) + (h.empty() ? "" : "  " + h);
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    out += "\n";
+  };
+  line("workload / measure", "unit", "arenakv", "rocksdb", "ratio", "target", "met", "notes");
+  line(std::string(36, '-'), std::string(9, '-'), std::string(12, '-'), std::string(12, '-'),
+       std::string(8, '-'), std::string(18, '-'), "----", "");
+  for (const SummaryRow& row : rows) {
+    std::string ratio = std::isnan(row.ratio) ? "-" : Printf("%.2fx", row.ratio);
+    std::string met = row.met == 1 ? "yes" : row.met == 0 ? "NO" : "";
+    line(row.label, row.unit, FormatValue(row, row.value[kArenakv]),
+         FormatValue(row, row.value[kRocksdb]), ratio, row.target, met, row.note);
+  }
+
+  // Memory per workload: where the peak and the residue come from.
+  out += "\nmemory per workload (MiB, medians): peak RSS of the child / RSS after close "
+         "minus RSS before open\n";
+  out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) + Pad("rocksdb peak", 14, true) +
+         Pad("arenakv after", 15, true) + Pad("rocksdb after", 15, true) + "\n";
+  for (const WorkloadRuns& wr : run.workloads) {
+    std::array<double, kEngineCount> peak{}, after{};
+    for (int e = 0; e < kEngineCount; ++e) {
+      std::vector<double> p, a;
+      for (const RunRecord& r : wr.runs[e]) {
+        if (!r.ok) continue;
+        p.push_back(static_cast<double>(r.phase.rss_peak) / kMiB);
+        a.push_back(static_cast<double>(r.phase.rss_after_close - r.phase.rss_before_open) / kMiB);
+      }
+      peak[e] = Median(p);
+      after[e] = Median(a);
+    }
+    auto f = [](double x) { return std::isnan(x) ? std::string("-") : Printf("%.1f", x); };
+    out += Pad(InfoOf(wr.workload).name, 16, false) + Pad(f(peak[kArenakv]), 14, true) +
+           Pad(f(peak[kRocksdb]), 14, true) + Pad(f(after[kArenakv]), 15, true) +
+           Pad(f(after[kRocksdb]), 15, true) + "\n";
+  }
+  return out;
+}
+
+std::string FormatJson(const ComparisonRun& run) {
+  std::string out = "{\n";
+  const MachineInfo& m = run.machine;
+  out += "  \"machine\": {\"cpus\": " + std::to_string(m.cpus) +
+         ", \"cpu_model\": " + JsonString(m.cpu_model) + ", \"kernel\": " + JsonString(m.kernel) +
+         ", \"memory_bytes\": " + JsonNumber(m.memory_bytes) + ", \"disk\": " + JsonString(m.disk) +
+         "},\n";
+  out += "  \"command\": " + JsonString(run.command) + ",\n";
+  out += "  \"config\": {\"keys\": " + JsonNumber(run.config.keys) +
+         ", \"reps\": " + std::to_string(run.reps) +
+         ", \"seconds\": " + JsonNumber(run.config.seconds) +
+         ", \"seed\": " + JsonNumber(run.config.seed) +
+         ", \"key_bytes\": 16, \"value_bytes\": 100, \"cache_bytes\": 268435456},\n";
+  out += "  \"workloads\": [\n";
+  for (size_t i = 0; i < run.workloads.size(); ++i) {
+    const WorkloadRuns& wr = run.workloads[i];
+    const WorkloadInfo& info = InfoOf(wr.workload);
+    out += "    {\"name\": " + JsonString(info.name) + ", \"unit\": " + JsonString(info.unit) +
+           ", \"description\": " + JsonString(info.what) +
+           ", \"target_ratio\": " + (info.target > 0 ? JsonNumber(info.target) : "null");
+    for (int e = 0; e < kEngineCount; ++e) {
+      if (!run.engines[e]) continue;
+      out += ",\n      " + JsonString(kEngineNames[e]) +
+             ": {\"median\": " + JsonNumber(MedianThroughput(wr, e)) + ", \"runs\": [";
+      for (size_t r = 0; r < wr.runs[e].size(); ++r) {
+        const RunRecord& rec = wr.runs[e][r];
+        const PhaseResult& p = rec.phase;
+        out += r == 0 ? "\n        " : ",\n        ";
+        if (!rec.ok) {
+          out += "{\"ok\": false, \"error\": " + JsonString(rec.error) + "}";
+          continue;
+        }
+        out += "{\"ok\": true, \"ops\": " + JsonNumber(p.ops) +
+               ", \"seconds\": " + JsonNumber(p.seconds) +
+               ", \"ops_per_sec\": " + JsonNumber(Throughput(rec)) +
+               ", \"not_found\": " + JsonNumber(p.not_found) +
+               ", \"mismatches\": " + JsonNumber(p.mismatches) +
+               ", \"conflicts\": " + JsonNumber(p.conflicts) +
+               ", \"open_seconds\": " + JsonNumber(p.open_seconds) +
+               ", \"persist_seconds\": " + JsonNumber(p.persist_seconds) +
+               ", \"close_seconds\": " + JsonNumber(p.close_seconds) +
+               ", \"rss_before_open\": " + JsonNumber(p.rss_before_open) +
+               ", \"rss_peak\": " + JsonNumber(p.rss_peak) +
+               ", \"rss_after_close\": " + JsonNumber(p.rss_after_close) +
+               ", \"peak_reset_at_open\": " + (p.peak_reset ? "true" : "false");
+        if (info.fills) {
+          out += ", \"disk_allocated_bytes\": " + JsonNumber(rec.disk.allocated_bytes) +
+                 ", \"disk_apparent_bytes\": " + JsonNumber(rec.disk.apparent_bytes) +
+                 ", \"disk_files\": " + JsonNumber(rec.disk.files);
+        }
+        out += "}";
+      }
+      out += "]}";
+    }
+    out += i + 1 < run.workloads.size() ? "},\n" : "}\n";
+  }
+  out += "  ],\n  \"summary\": [\n";
+  std::vector<SummaryRow> rows = Summarize(run);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SummaryRow& row = rows[i];
+    out += "    {\"label\": " + JsonString(row.label) + ", \"unit\": " + JsonString(row.unit) +
+           ", \"arenakv\": " + JsonNumber(row.value[kArenakv]) +
+           ", \"rocksdb\": " + JsonNumber(row.value[kRocksdb]) +
+           ", \"ratio\": " + JsonNumber(row.ratio) + ", \"target\": " + JsonString(row.target) +
+           ", \"met\": " + (row.met == 1 ? "true" : row.met == 0 ? "false" : "null") +
+           ", \"note\": " + JsonString(row.note) + "}" + (i + 1 < rows.size() ? ",\n" : "\n");
+  }
+  out += "  ]\n}\n";
+  return out;
+}
+
+std::string FormatSvg(const ComparisonRun& run) {
+  // A diverging bar per ratio on a log2 axis centred on parity (1x): bars to
+  // the right mean arenakv is faster (or, for sizes, larger), to the left
+  // slower. Green: target met; red: missed; grey: no target. A black tick
+  // marks the target.
+  std::vector<SummaryRow> rows;
+  for (const SummaryRow& row : Summarize(run)) {
+    if (!std::isnan(row.ratio)) rows.push_back(row);
+  }
+  double lo = 0.25, hi = 8;
+  for (const SummaryRow& row : rows) {
+    lo = std::min(lo, row.ratio / 1.5);
+    hi = std::max(hi, row.ratio * 1.5);
+  }
+  double log_lo = std::floor(std::log2(lo)), log_hi = std::ceil(std::log2(hi));
+  const int label_w = 260, plot_w = 520, row_h = 26, top = 50, right_pad = 80;
+  const int height = top + row_h * static_cast<int>(rows.size()) + 50;
+  const int width = label_w + plot_w + right_pad;
+  auto x_of = [&](double ratio) {
+    double t = (std::log2(ratio) - log_lo) / (log_hi - log_lo);
+    return label_w + t * plot_w;
+  };
+  std::string out;
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                "font-family=\"sans-serif\" font-size=\"12\">\n"
+                "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                width, height);
+  out += buf;
+  std::snprintf(buf, sizeof(buf),
+                "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">arenakv / RocksDB "
+                "(medians of %d reps, %s keys)</text>\n",
+                label_w, run.reps, Grouped(static_cast<double>(run.config.keys)).c_str());
+  out += buf;
+  for (double e = log_lo; e <= log_hi; e += 1) {
+    double x = x_of(std::exp2(e));
+    std::snprintf(buf, sizeof(buf),
+                  "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\"/>\n"
+                  "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%gx</text>\n",
+                  x, top - 8, x, height - 40, e == 0 ? "black" : "#dddddd", x, height - 24,
+                  std::exp2(e));
+    out += buf;
+  }
+  double x1 = x_of(1.0);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SummaryRow& row = rows[i];
+    int y = top + row_h * static_cast<int>(i);
+    double xr = x_of(row.ratio);
+    const char* color = row.met == 1 ? "#3a9d4a" : row.met == 0 ? "#d0453a" : "#8a8a8a";
+    std::snprintf(buf, sizeof(buf),
+                  "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n"
+                  "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n"
+                  "<text x=\"%.1f\" y=\"%d\">%.2fx</text>\n",
+                  label_w - 8, y + 16, XmlEscape(row.label).c_str(), std::min(x1, xr), y + 4,
+                  std::max(1.0, std::abs(xr - x1)), row_h - 8, color, std::max(x1, xr) + 4,
+                  y + 16, row.ratio);
+    out += buf;
+    double target = 0;
+    if (std::sscanf(row.target.c_str(), ">= %lfx", &target) == 1 ||
+        std::sscanf(row.target.c_str(), "<= %lfx", &target) == 1) {
+      double xt = x_of(target);
+      std::snprintf(buf, sizeof(buf),
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"black\" "
+                    "stroke-width=\"2\"/>\n",
+                    xt, y + 1, xt, y + row_h - 1);
+      out += buf;
+    }
+  }
+  std::snprintf(buf, sizeof(buf),
+                "<text x=\"%d\" y=\"%d\" fill=\"#555555\">ratio arenakv/rocksdb, log scale; "
+                "black tick = design target</text>\n",
+                label_w, height - 6);
+  out += buf;
+  out += "</svg>\n";
+  return out;
+}
+
+}  // namespace arenakv::compare

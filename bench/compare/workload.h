@@ -1,0 +1,95 @@
+// The comparison's workloads: what each one does to a database, and the loop
+// that runs one of them on one engine inside a child process, measuring its
+// throughput and the child's memory around it.
+//
+// Thread safety: RunPhase is called once per child process; it starts and
+// joins its own worker threads.
+
+#ifndef ARENAKV_BENCH_COMPARE_WORKLOAD_H_
+#define ARENAKV_BENCH_COMPARE_WORKLOAD_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compare/engine_adapter.h"
+
+namespace arenakv::compare {
+
+enum class Workload : int {
+  kFillSeq,
+  kFillRandom,
+  kOverwrite,
+  kReadRandom,
+  kReadRandom2,
+  kReadSeq,
+  kTxn10,
+  kSyncCommit1,
+  kSyncCommit4,
+  kYcsbA,
+};
+inline constexpr int kWorkloadCount = 10;
+
+// Which database directory of an engine a workload works on. "seq" is filled
+// by fillseq and measured, then removed; "main" is filled by fillrandom and
+// used by every later workload.
+enum class DbSlot { kSeq, kMain };
+
+struct WorkloadInfo {
+  Workload id;
+  const char* name;
+  const char* unit;  // of the throughput: ops/s, txn/s, commits/s
+  DbSlot slot;
+  bool fills;          // starts from an empty directory
+  bool persists;       // checkpoints/flushes (untimed) before closing
+  bool transactional;  // RocksDB opens an OptimisticTransactionDB
+  double target;       // the design target for arenakv/rocksdb; 0 = none
+  const char* what;    // one line for the report
+};
+
+// In canonical run order (the order of the enum).
+const std::vector<WorkloadInfo>& AllWorkloads();
+const WorkloadInfo& InfoOf(Workload w);
+std::optional<Workload> ParseWorkload(std::string_view name);
+
+// Value versions, so that reads know which value every key must hold.
+inline constexpr uint32_t kVersionFill = 0;
+inline constexpr uint32_t kVersionOverwrite = 1;
+inline constexpr uint32_t kVersionTxn10 = 2;
+inline constexpr uint32_t kVersionSyncCommit = 3;
+inline constexpr uint32_t kVersionYcsb = 4;
+
+struct WorkloadConfig {
+  uint64_t keys = 1'000'000;
+  double seconds = 3.0;  // time cap of the synced-commit and YCSB workloads
+  uint64_t seed = 301;
+  // The version every key of "main" holds when the workload starts (reads
+  // verify against it); ignored by workloads that do not verify exact values.
+  uint32_t version = kVersionFill;
+};
+
+// What one child measured. Trivially copyable: it crosses a pipe.
+struct PhaseResult {
+  uint64_t ops = 0;
+  uint64_t not_found = 0;   // reads of keys that must exist but did not
+  uint64_t mismatches = 0;  // reads that returned a wrong value or key
+  uint64_t conflicts = 0;   // transactions that lost a write-write conflict
+  double seconds = 0;       // the timed loop only
+  double open_seconds = 0;
+  double persist_seconds = 0;
+  double close_seconds = 0;
+  int64_t rss_before_open = -1;  // bytes
+  int64_t rss_peak = -1;         // VmHWM at the end of the child
+  int64_t rss_after_close = -1;
+  bool peak_reset = false;  // VmHWM was reset to the pre-open RSS
+};
+
+// Runs `w` on `engine` in `dir`. Dies (ends the process) on engine errors.
+PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
+                     const WorkloadConfig& config);
+
+}  // namespace arenakv::compare
+
+#endif  // ARENAKV_BENCH_COMPARE_WORKLOAD_H_
