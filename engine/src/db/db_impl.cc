@@ -9,6 +9,7 @@
 #include "db/db_iter.h"
 #include "db/snapshot_impl.h"
 #include "db/transaction_impl.h"
+#include "mem/merging_iterator.h"
 #include "wal/wal_reader.h"
 
 namespace arenakv {
@@ -346,7 +347,7 @@ std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   } else {
     CurrentView(&v, &seq);
   }
-  return NewDBIterator(this, std::move(v), seq, options.verify_checksums, nullptr);
+  return NewDBIterator(this, std::move(v), seq, options.verify_checksums, nullptr, registry_);
 }
 
 std::unique_ptr<Snapshot> DBImpl::GetSnapshot() {

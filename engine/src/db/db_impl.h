@@ -42,7 +42,6 @@
 
 namespace arenakv {
 
-class TransactionImpl;
 
 // What a transaction asks the commit path to validate besides its writes.
 struct ReadSet {

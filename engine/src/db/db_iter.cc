@@ -5,7 +5,9 @@
 
 #include "db/db_impl.h"
 #include "db/handle_registry.h"
+#include "mem/live_iterator.h"
 #include "mem/memtable.h"
+#include "mem/merging_iterator.h"
 
 namespace arenakv {
 
@@ -40,61 +42,53 @@ class DBIter final : public Iterator, public Handle {
   ~DBIter() override { registry_->Release(this); }
 
   bool Valid() const override {
-    auto* self = const_cast<DBIter*>(this);
-    port::MutexLock l(&self->mu_);
+    port::MutexLock l(&mu_);
     return !closed_ && iter_->Valid();
   }
 
   void SeekToFirst() override {
-    Run([&] {
-      iter_->SeekToFirst();
-      Track(/*from_first=*/true, {}, /*forward=*/true);
-    });
+    port::MutexLock l(&mu_);
+    if (closed_) return;
+    iter_->SeekToFirst();
+    Track(/*from_first=*/true, {});
   }
   void SeekToLast() override {
-    Run([&] {
-      iter_->SeekToLast();
-      Track(/*from_first=*/false, {}, /*forward=*/false, /*from_last=*/true);
-    });
+    port::MutexLock l(&mu_);
+    if (closed_) return;
+    iter_->SeekToLast();
+    TrackFromLast();
   }
   void Seek(std::string_view target) override {
-    Run([&] {
-      iter_->Seek(target);
-      Track(/*from_first=*/false, target, /*forward=*/true);
-    });
+    port::MutexLock l(&mu_);
+    if (closed_) return;
+    iter_->Seek(target);
+    Track(/*from_first=*/false, target);
   }
   void Next() override {
-    Run([&] {
-      if (!iter_->Valid()) return;
-      std::string_view from = iter_->key();
-      if (tracker_ != nullptr) scratch_.assign(from.data(), from.size());
-      iter_->Next();
-      Track(false, scratch_, true);
-    });
+    port::MutexLock l(&mu_);
+    if (closed_ || !iter_->Valid()) return;
+    if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
+    iter_->Next();
+    Track(/*from_first=*/false, scratch_);
   }
   void Prev() override {
-    Run([&] {
-      if (!iter_->Valid()) return;
-      if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
-      iter_->Prev();
-      TrackBackward(scratch_);
-    });
+    port::MutexLock l(&mu_);
+    if (closed_ || !iter_->Valid()) return;
+    if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
+    iter_->Prev();
+    TrackBackward(scratch_);
   }
   std::string_view key() const override {
-    auto* self = const_cast<DBIter*>(this);
-    port::MutexLock l(&self->mu_);
+    port::MutexLock l(&mu_);
     return closed_ || !iter_->Valid() ? std::string_view() : iter_->key();
   }
   std::string_view value() const override {
-    auto* self = const_cast<DBIter*>(this);
-    port::MutexLock l(&self->mu_);
+    port::MutexLock l(&mu_);
     return closed_ || !iter_->Valid() ? std::string_view() : iter_->value();
   }
   Status status() const override {
-    auto* self = const_cast<DBIter*>(this);
-    port::MutexLock l(&self->mu_);
+    port::MutexLock l(&mu_);
     if (closed_) return Status::Closed("iterator used after its database or transaction closed");
-    if (!error_.ok()) return error_;
     return iter_->status();
   }
 
@@ -106,31 +100,20 @@ class DBIter final : public Iterator, public Handle {
   }
 
  private:
-  template <typename Fn>
-  void Run(Fn&& fn) {
-    port::MutexLock l(&mu_);
-    if (closed_) return;
-    try {
-      fn();
-    } catch (const std::bad_alloc&) {
-      error_ = Status::MemoryLimit("out of memory while iterating");
-    }
-  }
-
-  // Forward moves cover [from, current key]; off the end covers to the last.
-  void Track(bool from_first, std::string_view from, bool /*forward*/, bool from_last = false)
-      REQUIRES(mu_) {
+  // Forward moves cover [from, current key]; running off the end covers to
+  // the last key.
+  void Track(bool from_first, std::string_view from) REQUIRES(mu_) {
     if (tracker_ == nullptr) return;
-    if (from_last) {
-      tracker_->Covered(iter_->Valid() ? iter_->key() : std::string_view(), !iter_->Valid(), {},
-                        true);
-      return;
-    }
     if (iter_->Valid()) {
       tracker_->Covered(from, from_first, iter_->key(), false);
     } else {
       tracker_->Covered(from, from_first, {}, true);
     }
+  }
+  void TrackFromLast() REQUIRES(mu_) {
+    if (tracker_ == nullptr) return;
+    const bool valid = iter_->Valid();
+    tracker_->Covered(valid ? iter_->key() : std::string_view(), !valid, {}, true);
   }
   void TrackBackward(std::string_view from) REQUIRES(mu_) {
     if (tracker_ == nullptr) return;
@@ -146,7 +129,6 @@ class DBIter final : public Iterator, public Handle {
   const std::shared_ptr<HandleRegistry> registry_;
   RangeTracker* tracker_ GUARDED_BY(mu_);
   std::string scratch_ GUARDED_BY(mu_);
-  Status error_ GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -32,7 +32,7 @@ class Handle {
   // at most once, either by Close() or by the handle's own teardown.
   virtual void ReleaseLocked() REQUIRES(mu_) = 0;
 
-  port::Mutex mu_;
+  mutable port::Mutex mu_;
   bool closed_ GUARDED_BY(mu_) = false;
 
  private:

@@ -12,7 +12,13 @@ SnapshotImpl::SnapshotImpl(DBImpl* db, std::shared_ptr<Version> version, uint64_
 SnapshotImpl::~SnapshotImpl() { registry_->Release(this); }
 
 bool SnapshotImpl::Register() {
-  if (version_ == nullptr || !registry_->Register(this)) {
+  bool has_view;
+  {
+    port::MutexLock l(&mu_);
+    has_view = version_ != nullptr;
+  }
+  // Registry lock before handle lock: never hold mu_ here.
+  if (!has_view || !registry_->Register(this)) {
     port::MutexLock l(&mu_);
     closed_ = true;
     version_.reset();
@@ -31,8 +37,7 @@ void SnapshotImpl::ReleaseLocked() {
 
 Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
                          bool verify_checksums) const {
-  auto* self = const_cast<SnapshotImpl*>(this);
-  port::MutexLock l(&self->mu_);
+  port::MutexLock l(&mu_);
   if (closed_ || db != db_) {
     return closed_ ? Status::Closed("snapshot is closed")
                    : Status::InvalidArgument("snapshot belongs to another database");
@@ -45,8 +50,7 @@ Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
 }
 
 bool SnapshotImpl::View(std::shared_ptr<Version>* version, uint64_t* sequence) const {
-  auto* self = const_cast<SnapshotImpl*>(this);
-  port::MutexLock l(&self->mu_);
+  port::MutexLock l(&mu_);
   if (closed_) return false;
   *version = version_;
   *sequence = sequence_;

@@ -185,8 +185,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
   }
 
   size_t BufferBytes() const override {
-    auto* self = const_cast<TransactionImpl*>(this);
-    port::MutexLock l(&self->mu_);
+    port::MutexLock l(&mu_);
     return arena_ == nullptr ? 0 : arena_->Stats().bytes;
   }
 
