@@ -12,20 +12,22 @@ SnapshotImpl::SnapshotImpl(DBImpl* db, std::shared_ptr<Version> version, uint64_
 SnapshotImpl::~SnapshotImpl() { registry_->Release(this); }
 
 bool SnapshotImpl::Register() {
-  bool has_view;
   {
     port::MutexLock l(&mu_);
-    has_view = version_ != nullptr;
+    if (version_ == nullptr) {
+      closed_ = true;
+      return false;
+    }
+    counted_ = true;  // before linking: Close() may release us at once
+    db_->open_snapshots().fetch_add(1);
   }
   // Registry lock before handle lock: never hold mu_ here.
-  if (!has_view || !registry_->Register(this)) {
+  if (!registry_->Register(this)) {
     port::MutexLock l(&mu_);
     closed_ = true;
-    version_.reset();
+    ReleaseLocked();
     return false;
   }
-  counted_ = true;
-  db_->open_snapshots().fetch_add(1);
   return true;
 }
 

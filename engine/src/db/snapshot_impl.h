@@ -44,7 +44,7 @@ class SnapshotImpl final : public Snapshot, public Handle {
   std::shared_ptr<Version> version_ GUARDED_BY(mu_);
   const uint64_t sequence_;
   std::shared_ptr<HandleRegistry> registry_;
-  bool counted_ = false;
+  bool counted_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace arenakv

@@ -83,6 +83,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
 
   Status Start() {
     port::MutexLock l(&mu_);
+    if (closed_) return Status::Closed("database is closed");
     alloc::ArenaOptions ao;
     ao.name = "txn@" + std::to_string(sequence_);
     ao.kind = alloc::ArenaKind::kShared;
