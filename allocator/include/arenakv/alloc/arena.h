@@ -71,6 +71,11 @@ class Arena final : public std::pmr::memory_resource {
   // OK while the segment is owned by this open arena; Closed otherwise.
   Status Check(const Segment& segment) const;
 
+  // kConfined only: the current owner thread is done with the arena; the next
+  // thread to use it becomes its owner. Checked builds abort when a second
+  // thread uses a confined arena without a hand-off. A no-op for kShared.
+  void HandOff();
+
   // Returns every segment to the pool, children first. Idempotent.
   void Close();
   bool closed() const;

@@ -1,0 +1,390 @@
+// Arena: bump allocation and whole segments from a SegmentPool, nested
+// lifetimes, and a std::pmr::memory_resource face.
+
+#include "arenakv/alloc/arena.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "pool_core.h"
+#include "sanitizer.h"
+
+namespace arenakv::alloc {
+namespace internal {
+namespace {
+
+// Locks a kShared arena's mutex; a kConfined arena is used by one thread at a
+// time, so its bookkeeping needs no lock. Declared as acquiring `mu` either
+// way, so the analysis checks every access as "locked, or confined".
+class SCOPED_CAPABILITY ArenaLock {
+ public:
+  explicit ArenaLock(ArenaCore* a) ACQUIRE(a->mu) NO_THREAD_SAFETY_ANALYSIS
+      : mu_(a->shared ? &a->mu : nullptr) {
+    if (mu_ != nullptr) mu_->Lock();
+  }
+  ~ArenaLock() RELEASE() NO_THREAD_SAFETY_ANALYSIS {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  ArenaLock(const ArenaLock&) = delete;
+  ArenaLock& operator=(const ArenaLock&) = delete;
+
+ private:
+  port::Mutex* const mu_;
+};
+
+// Counters are written only by the owner (or under mu) and read by Stats()
+// from anywhere: relaxed load + store, no read-modify-write on the hot path.
+void Add(std::atomic<size_t>& c, size_t d) {
+  c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+void Sub(std::atomic<size_t>& c, size_t d) {
+  c.store(c.load(std::memory_order_relaxed) - d, std::memory_order_relaxed);
+}
+
+void CheckOwnerThread(ArenaCore* a) {
+#if defined(ARENAKV_CHECKED)
+  if (a->shared) return;
+  const std::thread::id me = std::this_thread::get_id();
+  std::thread::id cur = a->owner_thread.load(std::memory_order_relaxed);
+  if (cur == me) return;
+  if (cur == std::thread::id() &&
+      a->owner_thread.compare_exchange_strong(cur, me, std::memory_order_relaxed)) {
+    return;
+  }
+  std::fprintf(stderr,
+               "arenakv: confined arena '%s' used by a second thread without HandOff()\n",
+               a->options.name.c_str());
+  std::abort();
+#else
+  (void)a;
+#endif
+}
+
+Status ClosedError(const ArenaCore* a) {
+  return Status::Closed("arena '" + a->options.name + "' is closed");
+}
+
+void LinkOwned(ArenaCore* a, Link link) REQUIRES(a->mu) {
+  Slot* s = a->pool->SlotOf(link);
+  s->owner_prev = kNoLink;
+  s->owner_next = a->owned_head;
+  if (a->owned_head != kNoLink) a->pool->SlotOf(a->owned_head)->owner_prev = link;
+  a->owned_head = link;
+}
+
+void UnlinkOwned(ArenaCore* a, Link link) REQUIRES(a->mu) {
+  Slot* s = a->pool->SlotOf(link);
+  if (s->owner_prev != kNoLink) {
+    a->pool->SlotOf(s->owner_prev)->owner_next = s->owner_next;
+  } else {
+    a->owned_head = s->owner_next;
+  }
+  if (s->owner_next != kNoLink) a->pool->SlotOf(s->owner_next)->owner_prev = s->owner_prev;
+  s->owner_prev = s->owner_next = kNoLink;
+}
+
+// Takes a segment for `a`. The arena lock is not held while the pool works:
+// the pool may call the reclaim callback, which may release segments of this
+// very arena.
+Status AllocateSegmentFor(ArenaCore* a, size_t bytes, Segment* segment) {
+  const size_t size = a->pool->SegmentBytesFor(bytes);
+  {
+    ArenaLock l(a);
+    if (a->closed.load(std::memory_order_relaxed)) return ClosedError(a);
+    const size_t have = a->bytes.load(std::memory_order_relaxed);
+    if (size > a->options.limit_bytes || have > a->options.limit_bytes - size) {
+      return Status::MemoryLimit("arena '" + a->options.name + "': limit of " +
+                                 FormatBytes(a->options.limit_bytes) + " reached (holding " +
+                                 FormatBytes(have) + ", requested " + FormatBytes(size) + ")");
+    }
+    Add(a->bytes, size);  // held against the limit while the pool works
+  }
+  Segment s;
+  Status st = a->pool->Allocate(bytes, a->id, &s);
+  ArenaLock l(a);
+  if (!st.ok()) {
+    Sub(a->bytes, size);
+    return st;
+  }
+  if (a->closed.load(std::memory_order_relaxed)) {
+    Sub(a->bytes, size);
+    a->pool->Release(s, a->id).IgnoreError();
+    return ClosedError(a);
+  }
+  LinkOwned(a, PoolCore::LinkOfToken(s.token));
+  Add(a->segments, 1);
+  *segment = s;
+  return Status::OK();
+}
+
+bool TryBump(ArenaCore* a, size_t bytes, size_t align, void** out) REQUIRES(a->mu) {
+  if (a->cur == nullptr) return false;
+  const uintptr_t p = (reinterpret_cast<uintptr_t>(a->cur) + align - 1) & ~(align - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(a->end);
+  if (p > end || bytes > end - p) return false;
+  a->cur = reinterpret_cast<char*>(p + bytes);
+  Add(a->used, bytes);
+  Unpoison(reinterpret_cast<void*>(p), bytes);
+  *out = reinterpret_cast<void*>(p);
+  return true;
+}
+
+}  // namespace
+
+void CloseArenaLocked(PoolCore* pool, ArenaCore* a) {
+  pool->tree_mu.AssertHeld();
+  if (a->closed.load(std::memory_order_acquire)) return;
+  // Children first; closing detaches them (a child destroyed later finds no
+  // parent to deregister from).
+  while (ArenaCore* c = a->first_child) {
+    CloseArenaLocked(pool, c);
+    a->first_child = c->next;
+    if (c->next != nullptr) c->next->prev = nullptr;
+    c->parent = c->prev = c->next = nullptr;
+    --a->children;
+  }
+  Link head;
+  {
+    ArenaLock l(a);
+    a->closed.store(true, std::memory_order_release);
+    head = a->owned_head;
+    a->owned_head = kNoLink;
+    a->cur = a->end = nullptr;
+    a->bytes.store(0, std::memory_order_relaxed);
+    a->used.store(0, std::memory_order_relaxed);
+    a->segments.store(0, std::memory_order_relaxed);
+  }
+  pool->ReleaseOwnedList(head);
+  if (a->in_roots) {
+    if (a->prev != nullptr) {
+      a->prev->next = a->next;
+    } else {
+      pool->roots = a->next;
+    }
+    if (a->next != nullptr) a->next->prev = a->prev;
+    a->prev = a->next = nullptr;
+    a->in_roots = false;
+  }
+  --pool->open_arenas;
+}
+
+}  // namespace internal
+
+using internal::ArenaCore;
+using internal::ArenaLock;
+
+Arena::Arena(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Arena::~Arena() {
+  ArenaCore* a = impl_.get();
+  internal::PoolCore* pool = a->pool;
+  port::MutexLock l(&pool->tree_mu);
+  internal::CloseArenaLocked(pool, a);
+  if (ArenaCore* p = a->parent) {
+    if (a->prev != nullptr) {
+      a->prev->next = a->next;
+    } else {
+      p->first_child = a->next;
+    }
+    if (a->next != nullptr) a->next->prev = a->prev;
+    --p->children;
+    a->parent = a->prev = a->next = nullptr;
+  }
+}
+
+static Status CheckOptions(const ArenaOptions& options) {
+  if (options.block_bytes == 0) {
+    return Status::InvalidArgument("arena '" + options.name + "': block_bytes must be > 0");
+  }
+  return Status::OK();
+}
+
+Status Arena::Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& options,
+                     std::unique_ptr<Arena>* arena) {
+  arena->reset();
+  if (pool == nullptr) return Status::InvalidArgument("arena '" + options.name + "': no pool");
+  Status s = CheckOptions(options);
+  if (!s.ok()) return s;
+  internal::PoolCore* core = pool->impl_.get();
+  auto impl = std::make_unique<Impl>();
+  impl->pool = core;
+  impl->pool_ref = std::move(pool);
+  impl->options = options;
+  impl->id = core->NewArenaId();
+  impl->shared = options.kind == ArenaKind::kShared;
+  {
+    port::MutexLock l(&core->tree_mu);
+    if (core->closing_) {
+      return Status::Closed("pool '" + core->options().name + "' is closed");
+    }
+    impl->in_roots = true;
+    impl->next = core->roots;
+    if (core->roots != nullptr) core->roots->prev = impl.get();
+    core->roots = impl.get();
+    ++core->open_arenas;
+  }
+  arena->reset(new Arena(std::move(impl)));
+  return Status::OK();
+}
+
+Status Arena::NewChild(const ArenaOptions& options, std::unique_ptr<Arena>* child) {
+  child->reset();
+  Status s = CheckOptions(options);
+  if (!s.ok()) return s;
+  ArenaCore* a = impl_.get();
+  auto impl = std::make_unique<Impl>();
+  impl->pool = a->pool;
+  impl->pool_ref = a->pool_ref;
+  impl->options = options;
+  impl->id = a->pool->NewArenaId();
+  impl->shared = options.kind == ArenaKind::kShared;
+  {
+    port::MutexLock l(&a->pool->tree_mu);
+    if (a->closed.load(std::memory_order_acquire) || a->pool->closing_) return internal::ClosedError(a);
+    impl->parent = a;
+    impl->next = a->first_child;
+    if (a->first_child != nullptr) a->first_child->prev = impl.get();
+    a->first_child = impl.get();
+    ++a->children;
+    ++a->pool->open_arenas;
+  }
+  child->reset(new Arena(std::move(impl)));
+  return Status::OK();
+}
+
+Status Arena::Allocate(size_t bytes, size_t align, void** out) {
+  ArenaCore* a = impl_.get();
+  *out = nullptr;
+  if (align == 0 || (align & (align - 1)) != 0 || align > a->pool->options().max_class_bytes) {
+    return Status::InvalidArgument("arena '" + a->options.name + "': bad alignment");
+  }
+  if (bytes == 0) bytes = 1;
+  internal::CheckOwnerThread(a);
+  if (align <= 4096) {
+    ArenaLock l(a);
+    if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+    if (internal::TryBump(a, bytes, align, out)) return Status::OK();
+  }
+  if (bytes > a->options.block_bytes / 4 || align > 4096) {
+    // Large objects get a segment of their own (segments are aligned to their
+    // size class, so a large alignment is a large enough segment).
+    Segment seg;
+    Status s = internal::AllocateSegmentFor(a, bytes < align ? align : bytes, &seg);
+    if (!s.ok()) return s;
+    internal::Add(a->used, bytes);
+    *out = seg.data;
+    return Status::OK();
+  }
+  Segment block;
+  Status s = internal::AllocateSegmentFor(a, a->options.block_bytes, &block);
+  if (!s.ok()) return s;
+  ArenaLock l(a);
+  if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+  // Blocks are poisoned as a whole and unpoisoned object by object, so ASan
+  // sees overruns past an object into the unused rest of the block.
+  internal::Poison(block.data, block.size);
+  a->cur = block.data;
+  a->end = block.data + block.size;
+  if (!internal::TryBump(a, bytes, align, out)) {
+    return Status::InvalidArgument("arena '" + a->options.name + "': object larger than block");
+  }
+  return Status::OK();
+}
+
+Status Arena::AllocateSegment(size_t bytes, Segment* segment) {
+  ArenaCore* a = impl_.get();
+  *segment = Segment();
+  if (bytes == 0) return Status::InvalidArgument("arena '" + a->options.name + "': 0 bytes");
+  internal::CheckOwnerThread(a);
+  return internal::AllocateSegmentFor(a, bytes, segment);
+}
+
+Status Arena::ReleaseSegment(const Segment& segment) {
+  ArenaCore* a = impl_.get();
+  internal::CheckOwnerThread(a);
+  ArenaLock l(a);
+  if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+  Status s = a->pool->Check(segment, a->id, true);
+  if (!s.ok()) {
+    if (a->pool->closed()) return s;
+    return Status::InvalidArgument("arena '" + a->options.name +
+                                   "' does not own this segment (released already, or another "
+                                   "arena's)");
+  }
+  internal::UnlinkOwned(a, internal::PoolCore::LinkOfToken(segment.token));
+  s = a->pool->Release(segment, a->id);
+  if (!s.ok()) return s;
+  internal::Sub(a->bytes, segment.size);
+  internal::Sub(a->segments, 1);
+  return Status::OK();
+}
+
+Status Arena::Check(const Segment& segment) const {
+  const ArenaCore* a = impl_.get();
+  if (a->closed.load(std::memory_order_acquire)) return internal::ClosedError(a);
+  return a->pool->Check(segment, a->id, true);
+}
+
+void Arena::HandOff() {
+#if defined(ARENAKV_CHECKED)
+  impl_->owner_thread.store(std::thread::id(), std::memory_order_relaxed);
+#endif
+}
+
+void Arena::Close() {
+  ArenaCore* a = impl_.get();
+  port::MutexLock l(&a->pool->tree_mu);
+  internal::CloseArenaLocked(a->pool, a);
+}
+
+bool Arena::closed() const { return impl_->closed.load(std::memory_order_acquire); }
+
+static ArenaStats StatsOf(const ArenaCore* a) {
+  ArenaStats st;
+  st.name = a->options.name;
+  st.bytes = a->bytes.load(std::memory_order_relaxed);
+  st.used_bytes = a->used.load(std::memory_order_relaxed);
+  st.segments = a->segments.load(std::memory_order_relaxed);
+  st.limit_bytes = a->options.limit_bytes;
+  st.children = a->children;
+  st.closed = a->closed.load(std::memory_order_acquire);
+  return st;
+}
+
+static void CollectTree(const ArenaCore* a, std::vector<ArenaStats>* out) {
+  out->push_back(StatsOf(a));
+  for (const ArenaCore* c = a->first_child; c != nullptr; c = c->next) CollectTree(c, out);
+}
+
+ArenaStats Arena::Stats() const {
+  port::MutexLock l(&impl_->pool->tree_mu);
+  return StatsOf(impl_.get());
+}
+
+std::vector<ArenaStats> Arena::TreeStats() const {
+  std::vector<ArenaStats> out;
+  port::MutexLock l(&impl_->pool->tree_mu);
+  CollectTree(impl_.get(), &out);
+  return out;
+}
+
+const std::string& Arena::name() const { return impl_->options.name; }
+
+SegmentPool* Arena::pool() const { return impl_->pool_ref.get(); }
+
+void* Arena::do_allocate(size_t bytes, size_t align) {
+  void* p;
+  Status s = Allocate(bytes, align, &p);
+  if (!s.ok()) throw std::bad_alloc();
+  return p;
+}
+
+void Arena::do_deallocate(void*, size_t, size_t) {}
+
+bool Arena::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
+  return this == &other;
+}
+
+}  // namespace arenakv::alloc

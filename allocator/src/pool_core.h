@@ -1,0 +1,293 @@
+// PoolCore and ArenaCore: the internal state behind SegmentPool and Arena.
+//
+// Layout. The pool keeps a directory of entries; an entry is either a region
+// (region_bytes of address space, aligned to max_class_bytes, cut into chunks
+// of max_class_bytes, each chunk carved into segments of one size class) or a
+// dedicated mapping (one oversized segment). Every segment start has a Slot in
+// its entry's slot table, addressed by (entry, granule) where a granule is
+// min_class_bytes. Entries and slot tables are never freed before the pool is
+// destroyed, so a stale token can always be looked up safely and generations
+// survive a region being unmapped and mapped again.
+//
+// Locks, in acquisition order: tree_mu (arena tree) -> an arena's own mutex
+// (kShared arenas) -> mu (regions, dedicated mappings, trimming) -> class locks
+// in ascending class order. The hot path (reusing a retained segment, or
+// giving one back) takes exactly one class lock for a few dozen instructions.
+//
+// Thread safety: PoolCore methods are safe to call concurrently except where
+// REQUIRES says otherwise. ArenaCore fields are documented one by one.
+#ifndef ARENAKV_ALLOC_POOL_CORE_H_
+#define ARENAKV_ALLOC_POOL_CORE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/status.h"
+#include "port/mutex.h"
+
+namespace arenakv::alloc::internal {
+
+// A link to a slot: (entry << 16 | granule) + 1, so that 0 means "none" and a
+// zero-filled slot table is a valid empty one.
+using Link = uint32_t;
+constexpr Link kNoLink = 0;
+constexpr int kMaxClasses = 32;
+constexpr uint32_t kMaxEntries = 0xffff;  // entry 0xffff would overflow a Link
+
+// Token layout: | pool tag:12 | entry:16 | granule:16 | generation:20 |.
+constexpr int kGenBits = 20;
+constexpr uint64_t kGenMask = (uint64_t{1} << kGenBits) - 1;
+constexpr uint32_t kTagMask = 0xfff;
+
+enum Where : uint8_t {
+  kInUse = 0,      // handed out (or never carved)
+  kRetained = 1,   // free, pages still committed, on the class's retained list
+  kReleased = 2,   // free, pages returned to the OS (or never touched)
+  kInTransit = 3,  // being madvised by a trimmer; on no list
+};
+
+// Per-segment metadata. Lives in a zero-filled anonymous mapping; all-zero is
+// "free, generation 0, unlinked".
+struct Slot {
+  // generation << 1 | live. Written only under the class lock (mu for
+  // dedicated entries); read lock-free by Check() and Release() validation.
+  uint32_t word;
+  // Id of the arena owning the segment (0: a raw pool segment). Atomic access.
+  uint32_t owner;
+  // Free-list links; guarded by the class lock.
+  Link prev, next;
+  // The owning arena's list of segments; guarded by that arena.
+  Link owner_prev, owner_next;
+  // Size class index; atomic access (written while carving).
+  uint8_t cls;
+  // Where (above); guarded by the class lock.
+  uint8_t where;
+  uint16_t unused;
+};
+
+struct Entry {
+  // Start of the mapping; null while the entry is unoccupied.
+  std::atomic<char*> base{nullptr};
+  // Mapping length (region_bytes, or the dedicated mapping's size).
+  std::atomic<size_t> bytes{0};
+  bool dedicated = false;  // fixed when the entry is created
+  uint32_t index = 0;      // position in the directory
+  Slot* slots = nullptr;   // granules_per_region slots (1 for dedicated)
+  size_t slots_map_bytes = 0;
+  std::unique_ptr<Slot> own_slot;  // a dedicated entry's one slot
+  // Region bookkeeping, guarded by PoolCore::mu.
+  size_t next_chunk = 0;            // chunks [0, next_chunk) are carved
+  std::vector<int8_t> chunk_class;  // -1 while uncarved
+  // Segments in use per chunk; guarded by the lock of the chunk's class.
+  std::vector<uint32_t> chunk_in_use;
+};
+
+struct ArenaCore;
+
+class PoolCore {
+ public:
+  explicit PoolCore(const PoolOptions& options);
+  ~PoolCore();
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  Status Init();
+
+  // Allocates a segment for arena `owner` (0: a raw pool segment).
+  Status Allocate(size_t bytes, uint32_t owner, Segment* segment);
+  // Releases a segment that `owner` holds. InvalidArgument when it is not
+  // live, not of this pool, or held by someone else.
+  Status Release(const Segment& segment, uint32_t owner);
+  // OK when live and held by `owner` (any owner when check_owner is false).
+  Status Check(const Segment& segment, uint32_t owner, bool check_owner) const;
+  // Gives back every segment of an arena's owner list at once: one lock
+  // round trip per size class instead of one per segment.
+  void ReleaseOwnedList(Link head);
+
+  size_t ClassFor(size_t bytes) const;
+  // Bytes a request of `bytes` really takes (its class, or whole pages).
+  size_t SegmentBytesFor(size_t bytes) const;
+
+  Slot* SlotOf(Link link) const;
+  Slot* SlotOfToken(uint64_t token) const;
+  static Link LinkOfToken(uint64_t token) {
+    return static_cast<Link>((token >> kGenBits) & 0xffffffffu) + 1;
+  }
+
+  void SetReclaim(SegmentPool::ReclaimFn fn);
+  void Trim();
+  Status Close();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  bool closing() const;
+
+  PoolStats Stats() const;
+  std::string Report() const;
+  std::string LeakReport() const;
+  size_t InUseBytes() const;
+  uint32_t NewArenaId() {
+    uint32_t id;
+    do {
+      id = next_arena_id_.fetch_add(1, std::memory_order_relaxed);
+    } while (id == 0);
+    return id;
+  }
+
+  const PoolOptions& options() const { return opt_; }
+
+  // Arena tree; every field below it is guarded by tree_mu.
+  mutable port::Mutex tree_mu;
+  ArenaCore* roots GUARDED_BY(tree_mu) = nullptr;
+  size_t open_arenas GUARDED_BY(tree_mu) = 0;
+  bool closing_ GUARDED_BY(tree_mu) = false;
+
+  // Process-wide registry links (guarded by the registry's mutex).
+  PoolCore* registry_prev = nullptr;
+  PoolCore* registry_next = nullptr;
+  bool registered = false;
+
+ private:
+  struct alignas(64) ClassState {
+    port::Mutex mu;
+    size_t bytes = 0;
+    Link retained_head GUARDED_BY(mu) = kNoLink;
+    Link retained_tail GUARDED_BY(mu) = kNoLink;
+    Link released_head GUARDED_BY(mu) = kNoLink;
+    size_t in_use GUARDED_BY(mu) = 0;
+    size_t retained GUARDED_BY(mu) = 0;
+    size_t released GUARDED_BY(mu) = 0;
+  };
+
+  int ClassIndex(size_t bytes) const;
+  Entry* EntryAt(uint32_t index) const;
+  char* SegmentAddress(Link link) const;
+  uint64_t MakeToken(Link link, uint32_t gen) const;
+  bool Validate(const Segment& segment, Entry** entry, Slot** slot, uint32_t* word) const;
+
+  bool PopRetained(int c, uint32_t owner, Segment* segment);
+  bool PopReleased(int c, uint32_t owner, Segment* segment);
+  void TakeLocked(ClassState& cs, Link link, uint32_t owner, Segment* segment) REQUIRES(cs.mu);
+  void PushFront(ClassState& cs, Link* head, Link* tail, Link link) REQUIRES(cs.mu);
+  void Unlink(ClassState& cs, Link* head, Link* tail, Link link) REQUIRES(cs.mu);
+  Status HandOut(const Segment& segment, bool fresh);
+  void PutBackUntouched(const Segment& segment, int c);
+
+  Status AllocateClass(int c, uint32_t owner, Segment* segment);
+  Status AllocateDedicated(size_t bytes, uint32_t owner, Segment* segment);
+  Status ReleaseDedicated(const Segment& segment, Entry* entry, Slot* slot, uint32_t owner);
+  void ReleaseDedicatedLocked(Entry* entry, Slot* slot) REQUIRES(mu_);
+  // Reserves committed bytes against the budget, dropping retained segments
+  // and calling the reclaim callback when needed. Sets *reused when the
+  // reclaim pass freed a segment of class `c` that was taken instead.
+  Status Reserve(size_t bytes, int c, uint32_t owner, Segment* reused);
+  bool TryReserve(size_t bytes);
+  void Unreserve(size_t bytes);
+
+  Status CarveChunk(int c);
+  Status MapRegionLocked(Entry** out) REQUIRES(mu_);
+  Status NewEntryLocked(bool dedicated, uint32_t* index) REQUIRES(mu_);
+
+  void MaybeShrinkRetained();
+  // Returns retained segments' pages to the OS until retained <= target.
+  void ShrinkRetainedLocked(size_t target) REQUIRES(mu_);
+  void UnmapFreeRegionsLocked() REQUIRES(mu_);
+  void UnmapAllLocked() REQUIRES(mu_);
+  void LockAllClasses() const;
+  void UnlockAllClasses() const;
+  size_t ReturnPages(char* p, size_t n);
+
+  std::string LeakReportLocked() const REQUIRES(tree_mu);
+
+  const PoolOptions opt_;
+  uint32_t tag_ = 0;
+  int min_shift_ = 0;
+  int num_classes_ = 0;
+  size_t granules_per_region_ = 0;
+  size_t granules_per_chunk_ = 0;
+  size_t chunks_per_region_ = 0;
+
+  // Directory of entries: kMaxEntries atomic pointers in one anonymous
+  // mapping (only its touched pages are resident).
+  std::atomic<Entry*>* dir_ = nullptr;
+  size_t dir_map_bytes_ = 0;
+
+  mutable ClassState classes_[kMaxClasses];
+
+  mutable port::Mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_ GUARDED_BY(mu_);
+  std::vector<uint32_t> free_region_entries_ GUARDED_BY(mu_);
+  std::vector<uint32_t> free_dedicated_entries_ GUARDED_BY(mu_);
+  std::vector<uint32_t> regions_with_space_ GUARDED_BY(mu_);
+  SegmentPool::ReclaimFn reclaim_ GUARDED_BY(mu_);
+  size_t dedicated_segments_ GUARDED_BY(mu_) = 0;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<uint32_t> next_arena_id_{1};
+  std::atomic<size_t> committed_{0};
+  std::atomic<size_t> retained_{0};
+  std::atomic<size_t> dedicated_{0};
+  std::atomic<size_t> reserved_{0};
+  std::atomic<size_t> high_water_{0};
+  std::atomic<uint64_t> mmap_calls_{0};
+  std::atomic<uint64_t> munmap_calls_{0};
+  std::atomic<uint64_t> madvise_calls_{0};
+  std::atomic<uint64_t> reclaim_calls_{0};
+  std::atomic<uint64_t> limit_failures_{0};
+};
+
+// Process-wide accounting (pool_stats.cc).
+void RegisterPool(PoolCore* pool);
+void UnregisterPool(PoolCore* pool);
+void AddMappedBytes(size_t bytes);
+void SubMappedBytes(size_t bytes);
+
+// An arena's state. Tree links are guarded by the pool's tree_mu; segment
+// bookkeeping by `mu` for kShared arenas and by ownership for kConfined ones
+// (see MaybeLock in arena.cc).
+struct ArenaCore {
+  std::shared_ptr<SegmentPool> pool_ref;
+  PoolCore* pool = nullptr;
+  ArenaOptions options;
+  uint32_t id = 0;
+  bool shared = false;
+
+  ArenaCore* parent = nullptr;       // guarded by pool->tree_mu
+  ArenaCore* first_child = nullptr;  // guarded by pool->tree_mu
+  ArenaCore* prev = nullptr;         // siblings, or the pool's roots
+  ArenaCore* next = nullptr;
+  size_t children = 0;
+  bool in_roots = false;
+
+  std::atomic<bool> closed{false};
+  port::Mutex mu;
+  Link owned_head GUARDED_BY(mu) = kNoLink;
+  char* cur GUARDED_BY(mu) = nullptr;
+  char* end GUARDED_BY(mu) = nullptr;
+  // Counters readable from any thread (Stats); written by the owner.
+  std::atomic<size_t> bytes{0};
+  std::atomic<size_t> used{0};
+  std::atomic<size_t> segments{0};
+#if defined(ARENAKV_CHECKED)
+  std::atomic<std::thread::id> owner_thread{};
+#endif
+};
+
+// Closes `arena` and its descendants; defined in arena.cc.
+void CloseArenaLocked(PoolCore* pool, ArenaCore* arena) REQUIRES(pool->tree_mu);
+
+}  // namespace arenakv::alloc::internal
+
+namespace arenakv::alloc {
+struct SegmentPool::Impl : internal::PoolCore {
+  using internal::PoolCore::PoolCore;
+};
+struct Arena::Impl : internal::ArenaCore {};
+}  // namespace arenakv::alloc
+
+#endif  // ARENAKV_ALLOC_POOL_CORE_H_

@@ -1,0 +1,386 @@
+// SegmentPool: size classes, reuse, budget, giving memory back, validation.
+#include "arenakv/alloc/segment_pool.h"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "alloc/alloc_test_util.h"
+#include "test_util.h"
+
+namespace arenakv::alloc {
+namespace {
+
+using test::ExpectAccountingConsistent;
+using test::MakePool;
+
+constexpr size_t kKiB = 1024;
+constexpr size_t kMiB = 1024 * 1024;
+
+TEST(SegmentPoolTest, RejectsBadOptions) {
+  std::shared_ptr<SegmentPool> pool;
+  PoolOptions o;
+  o.min_class_bytes = 3000;
+  EXPECT_TRUE(SegmentPool::Create(o, &pool).IsInvalidArgument());
+  o = PoolOptions();
+  o.max_class_bytes = 3 * kMiB;
+  EXPECT_TRUE(SegmentPool::Create(o, &pool).IsInvalidArgument());
+  o = PoolOptions();
+  o.region_bytes = 3 * kMiB;  // not a multiple of 2 MiB
+  EXPECT_TRUE(SegmentPool::Create(o, &pool).IsInvalidArgument());
+  EXPECT_EQ(pool, nullptr);
+}
+
+TEST(SegmentPoolTest, SizeClassRounding) {
+  auto pool = MakePool();
+  EXPECT_EQ(pool->ClassFor(1), 4 * kKiB);
+  EXPECT_EQ(pool->ClassFor(4 * kKiB), 4 * kKiB);
+  EXPECT_EQ(pool->ClassFor(4 * kKiB + 1), 8 * kKiB);
+  EXPECT_EQ(pool->ClassFor(100 * kKiB), 128 * kKiB);
+  EXPECT_EQ(pool->ClassFor(2 * kMiB), 2 * kMiB);
+  EXPECT_EQ(pool->ClassFor(2 * kMiB + 1), 0u);
+
+  for (size_t bytes : {size_t{1}, 4 * kKiB, 5000ul, 64 * kKiB + 1, 2 * kMiB}) {
+    Segment seg;
+    ASSERT_TRUE(pool->Allocate(bytes, &seg).ok());
+    EXPECT_EQ(seg.size, pool->ClassFor(bytes));
+    // Segments are aligned to their size class.
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(seg.data) % seg.size, 0u);
+    std::memset(seg.data, 0xab, seg.size);
+    ASSERT_TRUE(pool->Release(seg).ok());
+  }
+  Segment big;
+  ASSERT_TRUE(pool->Allocate(2 * kMiB + 1, &big).ok());
+  EXPECT_EQ(big.size, 2 * kMiB + 4 * kKiB);  // whole pages
+  ASSERT_TRUE(pool->Release(big).ok());
+  Segment none;
+  EXPECT_TRUE(pool->Allocate(0, &none).IsInvalidArgument());
+  EXPECT_FALSE(none.valid());
+  EXPECT_TRUE(pool->Close().ok());
+}
+
+TEST(SegmentPoolTest, ReuseCostsNoSystemCall) {
+  auto pool = MakePool();
+  Segment seg;
+  ASSERT_TRUE(pool->Allocate(16 * kKiB, &seg).ok());
+  ASSERT_TRUE(pool->Release(seg).ok());
+  const PoolStats before = pool->Stats();
+  for (int i = 0; i < 10000; ++i) {
+    Segment s;
+    ASSERT_TRUE(pool->Allocate(16 * kKiB, &s).ok());
+    EXPECT_EQ(s.data, seg.data);  // the retained segment comes back
+    s.data[0] = 1;
+    ASSERT_TRUE(pool->Release(s).ok());
+  }
+  const PoolStats after = pool->Stats();
+  EXPECT_EQ(after.mmap_calls, before.mmap_calls);
+  EXPECT_EQ(after.munmap_calls, before.munmap_calls);
+  EXPECT_EQ(after.madvise_calls, before.madvise_calls);
+  EXPECT_EQ(after.retained_bytes, 16 * kKiB);
+  ExpectAccountingConsistent(*pool);
+}
+
+TEST(SegmentPoolTest, SegmentsAreDisjointAndKeepTheirContents) {
+  auto pool = MakePool();
+  std::vector<Segment> segs;
+  const size_t sizes[] = {4 * kKiB, 8 * kKiB, 64 * kKiB, 512 * kKiB, 2 * kMiB, 3 * kMiB};
+  for (int i = 0; i < 120; ++i) {
+    Segment s;
+    ASSERT_TRUE(pool->Allocate(sizes[i % 6], &s).ok());
+    std::memset(s.data, i, s.size);
+    segs.push_back(s);
+  }
+  std::set<std::pair<uintptr_t, uintptr_t>> ranges;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const Segment& s = segs[i];
+    for (size_t off = 0; off < s.size; off += 4096) ASSERT_EQ(s.data[off], static_cast<char>(i));
+    uintptr_t b = reinterpret_cast<uintptr_t>(s.data);
+    auto it = ranges.lower_bound({b, 0});
+    if (it != ranges.end()) {
+      EXPECT_GE(it->first, b + s.size);
+    }
+    if (it != ranges.begin()) {
+      EXPECT_LE(std::prev(it)->second, b);
+    }
+    ranges.insert({b, b + s.size});
+  }
+  PoolStats st = pool->Stats();
+  EXPECT_EQ(st.dedicated_bytes, 20 * 3 * kMiB);
+  ExpectAccountingConsistent(*pool);
+  for (const Segment& s : segs) ASSERT_TRUE(pool->Release(s).ok());
+  EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
+  EXPECT_TRUE(pool->Close().ok());
+}
+
+TEST(SegmentPoolTest, DoubleReleaseAndForeignSegmentsLeavePoolUnchanged) {
+  auto a = MakePool();
+  auto b = MakePool();
+  Segment s1, s2, d;
+  ASSERT_TRUE(a->Allocate(4096, &s1).ok());
+  ASSERT_TRUE(a->Allocate(4096, &s2).ok());
+  ASSERT_TRUE(a->Allocate(4 * kMiB, &d).ok());
+  ASSERT_TRUE(a->Release(s1).ok());
+  const PoolStats before = a->Stats();
+
+  Status st = a->Release(s1);
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  st = b->Release(s2);
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_NE(st.message().find("another pool"), std::string::npos) << st.ToString();
+  Segment forged = s2;
+  forged.token ^= 1;  // wrong generation
+  EXPECT_TRUE(a->Release(forged).IsInvalidArgument());
+  forged = s2;
+  forged.data += 4096;  // wrong address
+  EXPECT_TRUE(a->Release(forged).IsInvalidArgument());
+
+  const PoolStats after = a->Stats();
+  EXPECT_EQ(after.in_use_bytes, before.in_use_bytes);
+  EXPECT_EQ(after.retained_bytes, before.retained_bytes);
+  EXPECT_EQ(after.committed_bytes, before.committed_bytes);
+  EXPECT_EQ(b->Stats().in_use_bytes, 0u);
+
+  // The slot comes back with a new generation: the old handle stays dead.
+  Segment again;
+  ASSERT_TRUE(a->Allocate(4096, &again).ok());
+  EXPECT_EQ(again.data, s1.data);
+  EXPECT_NE(again.token, s1.token);
+  EXPECT_TRUE(a->Check(again).ok());
+  EXPECT_TRUE(a->Check(s1).IsClosed());
+  EXPECT_TRUE(a->Release(s1).IsInvalidArgument());
+  ASSERT_TRUE(a->Release(again).ok());
+  ASSERT_TRUE(a->Release(s2).ok());
+  ASSERT_TRUE(a->Release(d).ok());
+  EXPECT_TRUE(a->Release(d).IsInvalidArgument());
+  ExpectAccountingConsistent(*a);
+}
+
+TEST(SegmentPoolTest, UseAfterCloseIsClosed) {
+  auto pool = MakePool();
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  EXPECT_TRUE(pool->Check(s).ok());
+  testing::internal::CaptureStderr();
+  Status st = pool->Close();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_NE(st.message().find("1 segment(s)"), std::string::npos) << st.ToString();
+  EXPECT_NE(err.find("still in use"), std::string::npos) << err;
+  EXPECT_TRUE(pool->closed());
+  EXPECT_TRUE(pool->Check(s).IsClosed());
+  EXPECT_TRUE(pool->Release(s).IsClosed());
+  Segment t;
+  EXPECT_TRUE(pool->Allocate(4096, &t).IsClosed());
+  EXPECT_TRUE(pool->Close().ok());  // idempotent
+  EXPECT_EQ(pool->Stats().reserved_bytes, 0u);
+}
+
+TEST(SegmentPoolTest, BudgetDropsRetainedBeforeCallingReclaim) {
+  PoolOptions o;
+  o.budget_bytes = 256 * kKiB;
+  auto pool = MakePool(o);
+  int calls = 0;
+  pool->SetReclaimCallback([&](size_t) {
+    ++calls;
+    return size_t{0};
+  });
+  std::vector<Segment> segs(64);
+  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  for (int i = 0; i < 32; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  EXPECT_EQ(pool->Stats().retained_bytes, 128 * kKiB);
+  // Another class: the retained 4 KiB segments are given back to make room.
+  Segment big;
+  ASSERT_TRUE(pool->Allocate(64 * kKiB, &big).ok());
+  EXPECT_EQ(calls, 0);
+  const PoolStats st = pool->Stats();
+  EXPECT_EQ(st.reclaim_calls, 0u);
+  EXPECT_LE(st.committed_bytes, o.budget_bytes);
+  EXPECT_EQ(st.retained_bytes, 64 * kKiB);
+  ExpectAccountingConsistent(*pool);
+}
+
+TEST(SegmentPoolTest, BudgetCallsReclaimThenFailsWithMemoryLimit) {
+  PoolOptions o;
+  o.budget_bytes = 256 * kKiB;
+  auto pool = MakePool(o);
+  std::vector<Segment> held(64);
+  for (auto& s : held) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  size_t asked = 0;
+  pool->SetReclaimCallback([&](size_t wanted) {
+    asked = wanted;
+    // Re-entrant: releases into the pool from inside the callback.
+    for (int i = 0; i < 2 && !held.empty(); ++i) {
+      EXPECT_TRUE(pool->Release(held.back()).ok());
+      held.pop_back();
+    }
+    return size_t{8192};
+  });
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  EXPECT_EQ(asked, 8192u);
+  EXPECT_EQ(pool->Stats().reclaim_calls, 1u);
+  EXPECT_LE(pool->Stats().committed_bytes, o.budget_bytes);
+
+  pool->SetReclaimCallback([&](size_t) { return size_t{0}; });
+  Segment t;
+  Status st = pool->Allocate(8192, &t);
+  EXPECT_TRUE(st.IsMemoryLimit()) << st.ToString();
+  EXPECT_FALSE(t.valid());
+  Segment d;
+  EXPECT_TRUE(pool->Allocate(8 * kMiB, &d).IsMemoryLimit());
+  const PoolStats after = pool->Stats();
+  EXPECT_EQ(after.limit_failures, 2u);
+  EXPECT_EQ(after.reclaim_calls, 3u);
+  EXPECT_LE(after.high_water_bytes, o.budget_bytes);
+  ExpectAccountingConsistent(*pool);
+}
+
+TEST(SegmentPoolTest, DedicatedMappingIsUnmappedOnRelease) {
+  const ProcessPoolStats base = GetProcessPoolStats();
+  auto pool = MakePool();
+  const PoolStats before = pool->Stats();
+  Segment d;
+  ASSERT_TRUE(pool->Allocate(5 * kMiB + 1, &d).ok());
+  EXPECT_EQ(pool->ClassFor(d.size), 0u);
+  std::memset(d.data, 1, d.size);
+  PoolStats st = pool->Stats();
+  EXPECT_EQ(st.dedicated_bytes, d.size);
+  EXPECT_EQ(st.mmap_calls, before.mmap_calls + 1);
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes + d.size);
+  ASSERT_TRUE(pool->Release(d).ok());
+  st = pool->Stats();
+  EXPECT_EQ(st.dedicated_bytes, 0u);
+  EXPECT_EQ(st.committed_bytes, 0u);
+  EXPECT_EQ(st.munmap_calls, before.munmap_calls + 1);
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes);
+}
+
+TEST(SegmentPoolTest, RetainBoundWithBatchedMadvise) {
+  PoolOptions o;
+  o.retain_bytes = 1 * kMiB;
+  auto pool = MakePool(o);
+  std::vector<Segment> segs(1024);
+  for (auto& s : segs) {
+    ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+    s.data[0] = 1;
+  }
+  const uint64_t madvise_before = pool->Stats().madvise_calls;
+  for (auto& s : segs) ASSERT_TRUE(pool->Release(s).ok());
+  const PoolStats st = pool->Stats();
+  EXPECT_LE(st.retained_bytes, o.retain_bytes);
+  EXPECT_GE(st.retained_bytes, o.retain_bytes / 2);
+  // 3 MiB went back to the OS in a handful of calls, not one per segment.
+  EXPECT_GT(st.madvise_calls, madvise_before);
+  EXPECT_LT(st.madvise_calls - madvise_before, 64u);
+  EXPECT_EQ(st.committed_bytes, st.retained_bytes);
+  ExpectAccountingConsistent(*pool);
+}
+
+TEST(SegmentPoolTest, TrimUnmapsFreeRegions) {
+  const ProcessPoolStats base = GetProcessPoolStats();
+  PoolOptions o;
+  o.region_bytes = 4 * kMiB;
+  auto pool = MakePool(o);
+  EXPECT_EQ(GetProcessPoolStats().live_pools, base.live_pools + 1);
+  std::vector<Segment> segs(6);
+  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(1 * kMiB, &s).ok());
+  EXPECT_EQ(pool->Stats().reserved_bytes, 8 * kMiB);
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes + 8 * kMiB);
+  // One segment keeps the first region alive.
+  for (size_t i = 1; i < segs.size(); ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  pool->Trim();
+  PoolStats st = pool->Stats();
+  EXPECT_EQ(st.reserved_bytes, 4 * kMiB);
+  EXPECT_EQ(st.retained_bytes, 0u);
+  EXPECT_EQ(st.committed_bytes, 1 * kMiB);
+  ASSERT_TRUE(pool->Release(segs[0]).ok());
+  pool->Trim();
+  st = pool->Stats();
+  EXPECT_EQ(st.reserved_bytes, 0u);
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes);
+  // The pool still works after its regions went away.
+  Segment again;
+  ASSERT_TRUE(pool->Allocate(4096, &again).ok());
+  EXPECT_FALSE(pool->Check(segs[0]).ok());
+  ASSERT_TRUE(pool->Release(again).ok());
+  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes);
+  EXPECT_EQ(GetProcessPoolStats().live_pools, base.live_pools);
+}
+
+TEST(SegmentPoolTest, PrefaultCommitsPagesUpFront) {
+  PoolOptions o;
+  o.prefault = true;
+  auto pool = MakePool(o);
+  const size_t rss = arenakv::test::ResidentBytes();
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(2 * kMiB, &s).ok());
+  EXPECT_GE(arenakv::test::ResidentBytes(), rss + kMiB);  // untouched, yet resident
+  ASSERT_TRUE(pool->Release(s).ok());
+  Segment d;
+  ASSERT_TRUE(pool->Allocate(3 * kMiB, &d).ok());
+  ASSERT_TRUE(pool->Release(d).ok());
+}
+
+TEST(SegmentPoolTest, MadvFreeOptionStillBoundsRetained) {
+  PoolOptions o;
+  o.use_madv_free = true;
+  o.retain_bytes = 0;
+  auto pool = MakePool(o);
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(64 * kKiB, &s).ok());
+  std::memset(s.data, 7, s.size);
+  ASSERT_TRUE(pool->Release(s).ok());
+  EXPECT_EQ(pool->Stats().retained_bytes, 0u);
+  EXPECT_EQ(pool->Stats().committed_bytes, 0u);
+}
+
+#if !defined(ARENAKV_TEST_TSAN)
+TEST(SegmentPoolDeathTest, QuarantineFaultsOnStrayAccess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  PoolOptions o;
+  o.quarantine = true;
+  auto pool = MakePool(o);
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  s.data[0] = 1;
+  ASSERT_TRUE(pool->Release(s).ok());
+  EXPECT_DEATH({ static_cast<volatile char*>(s.data)[0] = 2; }, "");
+  // Reuse lifts the protection.
+  Segment t;
+  ASSERT_TRUE(pool->Allocate(4096, &t).ok());
+  EXPECT_EQ(t.data, s.data);
+  t.data[0] = 3;
+  ASSERT_TRUE(pool->Release(t).ok());
+}
+#endif
+
+TEST(SegmentPoolTest, ReportAndFormatBytes) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(kMiB), "1.0 MiB");
+  EXPECT_EQ(FormatBytes(size_t{3} << 30), "3.0 GiB");
+  PoolOptions o;
+  o.name = "report-pool";
+  auto pool = MakePool(o);
+  Segment s;
+  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  const std::string r = pool->Report();
+  EXPECT_NE(r.find("report-pool"), std::string::npos) << r;
+  EXPECT_NE(r.find("class 8.0 KiB: 1 in use"), std::string::npos) << r;
+  const PoolStats st = pool->Stats();
+  EXPECT_EQ(st.name, "report-pool");
+  EXPECT_EQ(st.classes.size(), 10u);
+  EXPECT_EQ(st.classes[1].class_bytes, 8192u);
+  EXPECT_EQ(st.classes[1].in_use_segments, 1u);
+  EXPECT_GT(st.classes[1].free_segments, 0u);
+  EXPECT_EQ(st.reserved_bytes, o.region_bytes);
+  ASSERT_TRUE(pool->Release(s).ok());
+}
+
+}  // namespace
+}  // namespace arenakv::alloc
