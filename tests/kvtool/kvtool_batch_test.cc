@@ -1,0 +1,422 @@
+// kvtool end to end in batch mode (-c and scripts on stdin): commands,
+// quoting, JSON output, exit codes, import/export, transactions, stats,
+// verify, locking. Each test drives the built binary on a fresh database.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "arenakv/db.h"
+#include "escape.h"
+#include "kvtool_runner.h"
+#include "test_util.h"
+
+namespace arenakv::test {
+namespace {
+
+using nlohmann::json;
+
+class KvtoolBatchTest : public ::testing::Test {
+ protected:
+  std::string db() const { return dir_.Join("db"); }
+  // Runs commands that must succeed; returns stdout.
+  std::string Ok(const std::string& commands) {
+    KvtoolResult r = Kv(db(), commands);
+    EXPECT_EQ(r.exit_code, 0) << commands << "\nstderr: " << r.err;
+    return r.out;
+  }
+  TempDir dir_;
+};
+
+std::string Trace(const KvtoolResult& r) {
+  return "exit " + std::to_string(r.exit_code) + " signal " + std::to_string(r.signal) +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+TEST_F(KvtoolBatchTest, PutGetDelAndCount) {
+  EXPECT_EQ(Ok("put a 1; put b 2; put c 3; get b"), "2\n");
+  EXPECT_EQ(Ok("count"), "3\n");
+  EXPECT_EQ(Ok("del b; count; get c"), "2\n3\n");
+  KvtoolResult r = Kv(db(), "get b");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "not found: b\n");
+  // Values survive a reopen.
+  EXPECT_EQ(Ok("get a; get c"), "1\n3\n");
+}
+
+TEST_F(KvtoolBatchTest, ScanRangesPrefixLimitReverse) {
+  Ok("put app 1; put apple 2; put apricot 3; put b 4; put banana 5; put c 6");
+  EXPECT_EQ(Ok("scan"), "app\t1\napple\t2\napricot\t3\nb\t4\nbanana\t5\nc\t6\n");
+  EXPECT_EQ(Ok("scan --prefix ap"), "app\t1\napple\t2\napricot\t3\n");
+  EXPECT_EQ(Ok("scan --prefix app"), "app\t1\napple\t2\n");
+  EXPECT_EQ(Ok("scan apple banana"), "apple\t2\napricot\t3\nb\t4\n");  // TO is exclusive
+  EXPECT_EQ(Ok("scan b"), "b\t4\nbanana\t5\nc\t6\n");
+  EXPECT_EQ(Ok("scan --limit 2"), "app\t1\napple\t2\n");
+  EXPECT_EQ(Ok("scan --limit=0"), "");
+  EXPECT_EQ(Ok("scan --reverse --limit 2"), "c\t6\nbanana\t5\n");
+  EXPECT_EQ(Ok("scan --reverse --prefix ap"), "apricot\t3\napple\t2\napp\t1\n");
+  EXPECT_EQ(Ok("scan apple c --reverse"), "banana\t5\nb\t4\napricot\t3\napple\t2\n");
+  EXPECT_EQ(Ok("scan --prefix zz"), "");
+  EXPECT_EQ(Ok("count --prefix ap; count b; count apple c"), "3\n3\n4\n");
+}
+
+TEST_F(KvtoolBatchTest, QuotingAndEscapesRoundTrip) {
+  Ok("put \"b c\" \"two words\"; put 'x;y' 'semi;colon'; put a\\x00b \"v\\x01\\xff\\t\"");
+  Ok("put \"q\\\"uote\" '\\n stays literal in single quotes'");
+  EXPECT_EQ(Ok("get \"b c\"; get 'x;y'"), "two words\nsemi;colon\n");
+  EXPECT_EQ(Ok("get \"q\\\"uote\""), "\\\\n stays literal in single quotes\n");
+  const std::string scan = Ok("scan");
+  EXPECT_EQ(scan,
+            "a\\x00b\tv\\x01\\xff\\t\n"
+            "b c\ttwo words\n"
+            "q\\\"uote\t\\\\n stays literal in single quotes\n"
+            "x;y\tsemi;colon\n");
+  // Every printed key, put between double quotes, reads back as the same key
+  // and gets the printed value back.
+  for (const std::string& line : Lines(scan)) {
+    const size_t tab = line.find('\t');
+    ASSERT_NE(tab, std::string::npos);
+    const std::string key = line.substr(0, tab), value = line.substr(tab + 1);
+    EXPECT_EQ(Ok("get \"" + key + "\""), value + "\n") << line;
+  }
+  // The key really holds a NUL byte: a key without it is a different key.
+  KvtoolResult r = Kv(db(), "get ab");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "not found: ab\n");
+}
+
+TEST_F(KvtoolBatchTest, JsonOutputIsOneObjectPerCommand) {
+  KvtoolResult r = Kv(db(), "put a 1; put \"k\\xff\" \"\\x00\"; get a; scan; count; stats; get nope",
+                      {"--json"});
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  std::vector<json> replies;
+  for (const std::string& line : Lines(r.out)) {
+    ASSERT_NO_THROW(replies.push_back(json::parse(line))) << line;
+  }
+  ASSERT_EQ(replies.size(), 7u) << r.out;
+  for (size_t i = 0; i < 6; i++) EXPECT_TRUE(replies[i]["ok"].get<bool>()) << replies[i];
+  EXPECT_EQ(replies[0]["cmd"], "put");
+  EXPECT_EQ(replies[2]["cmd"], "get");
+  EXPECT_EQ(replies[2]["value"], "1");
+  EXPECT_EQ(replies[3]["count"], 2);
+  EXPECT_EQ(replies[3]["items"][0]["key"], "a");
+  // Not UTF-8: base64. Valid UTF-8 with a NUL: a plain string.
+  EXPECT_EQ(replies[3]["items"][1]["key"], json({{"base64", "a/8="}}));
+  EXPECT_EQ(replies[3]["items"][1]["value"], std::string("\0", 1));
+  EXPECT_EQ(replies[4]["count"], 2);
+  EXPECT_TRUE(replies[5]["pool"].contains("committed_bytes"));
+  EXPECT_TRUE(replies[5]["arenas"].is_array());
+  EXPECT_FALSE(replies[6]["ok"].get<bool>());
+  EXPECT_EQ(replies[6]["code"], "NotFound");
+  EXPECT_EQ(replies[6]["error"], "not found: nope");
+  EXPECT_EQ(r.err, "not found: nope\n");
+}
+
+TEST_F(KvtoolBatchTest, ExitCodes) {
+  KvtoolResult r = RunKvtool({db(), "--frobnicate"});
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_NE(r.err.find("unknown option '--frobnicate'"), std::string::npos);
+  r = RunKvtool({"-c", "count"});
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_NE(r.err.find("no database given"), std::string::npos);
+  r = RunKvtool({db(), "other", "-c", "count"});
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  r = Kv(db(), "frob a");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_EQ(r.err, "error: unknown command 'frob' (try help)\n");
+  r = Kv(db(), "put onlykey");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_NE(r.err.find("usage: put KEY VALUE"), std::string::npos);
+  r = Kv(db(), "scan --limit lots");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  r = Kv(db(), "put \"unterminated 1");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_EQ(r.err, "error: -c: unterminated double quote\n");
+  r = Kv(db(), "commit");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("no transaction is open"), std::string::npos);
+  r = RunKvtool({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("usage: kvtool"), std::string::npos);
+  r = RunKvtool({db(), "--no-create", "-c", "count"});  // db() was created above
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  r = RunKvtool({dir_.Join("missing"), "--no-create", "-c", "count"});
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("error: cannot open"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("missing")));
+}
+
+TEST_F(KvtoolBatchTest, BatchStopsAtFirstFailure) {
+  KvtoolResult r = Kv(db(), "put a 1; get missing; put b 2");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.err, "not found: missing\n");
+  EXPECT_EQ(Ok("count"), "1\n");
+
+  // A script on stdin: same rule, and the error names the line.
+  r = RunKvtool({db()}, "put c 3\n# comment\nget c\nget nothing\nput d 4\n");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.out, "3\n");
+  EXPECT_EQ(r.err, "line 4: not found: nothing\n");
+  EXPECT_EQ(Ok("scan"), "a\t1\nc\t3\n");
+
+  r = RunKvtool({db()}, "put e 5\nput 'f 6\nput g 7\n");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_EQ(r.err, "error: line 2: unterminated single quote\n");
+  EXPECT_EQ(Ok("count"), "3\n");
+}
+
+TEST_F(KvtoolBatchTest, ImportTsvAndJsonl) {
+  WriteFileBytes(dir_.Join("in.tsv"), "k1\tv1\nk\\x002\tv\\t2\n\nk3\t\r\n");
+  KvtoolResult r = Kv(db(), "import " + dir_.Join("in.tsv"));
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_NE(r.out.find("imported 3 records"), std::string::npos) << r.out;
+  WriteFileBytes(dir_.Join("in.jsonl"),
+                 "{\"key\":\"j1\",\"value\":\"caf\xc3\xa9\"}\n"
+                 "{\"key\":{\"base64\":\"/w==\"},\"value\":\"bin key\"}\n"
+                 "{\"key\":\"k1\",\"value\":\"replaced\"}\n");
+  r = Kv(db(), "import " + dir_.Join("in.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(Ok("scan"),
+            "j1\tcaf\xc3\xa9\n"
+            "k\\x002\tv\\t2\n"
+            "k1\treplaced\n"
+            "k3\t\n"
+            "\\xff\tbin key\n");
+  // --format overrides the extension.
+  WriteFileBytes(dir_.Join("data.txt"), "t1\tx\n");
+  r = Kv(db(), "import " + dir_.Join("data.txt"));
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  EXPECT_NE(r.err.find("--format"), std::string::npos);
+  EXPECT_EQ(Ok("import --format tsv " + dir_.Join("data.txt") + "; get t1"),
+            "imported 1 record from " + dir_.Join("data.txt") + "\nx\n");
+  r = Kv(db(), "import " + dir_.Join("absent.tsv"));
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("cannot open"), std::string::npos);
+}
+
+TEST_F(KvtoolBatchTest, MalformedImportLeavesDatabaseUnchanged) {
+  Ok("put keep 1; put k1 old");
+  const std::string before = Ok("scan");
+  WriteFileBytes(dir_.Join("bad.tsv"), "k1\tnew\nk2\tv2\nk3\tv3\nthis line has no tab\nk5\tv5\n");
+  KvtoolResult r = Kv(db(), "import " + dir_.Join("bad.tsv"));
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("line 4: no TAB between key and value"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << r.err;
+  EXPECT_EQ(Ok("scan"), before);
+
+  WriteFileBytes(dir_.Join("bad.jsonl"),
+                 "{\"key\":\"k1\",\"value\":\"new\"}\n{\"key\":\"k2\",\"value\":[1]}\n");
+  r = Kv(db(), "import " + dir_.Join("bad.jsonl"));
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("line 2: value: expected a string"), std::string::npos) << r.err;
+  EXPECT_EQ(Ok("scan"), before);
+}
+
+TEST_F(KvtoolBatchTest, ExportThenImportRoundTrips) {
+  std::mt19937_64 rng(TestSeed());
+  std::string script;
+  for (int i = 0; i < 300; i++) {
+    std::string key(1 + rng() % 12, '\0'), value(rng() % 40, '\0');
+    for (char& c : key) c = static_cast<char>(rng());
+    for (char& c : value) c = static_cast<char>(rng());
+    script += "put \"" + kvtool::Escape(key) + "\" \"" + kvtool::Escape(value) + "\"\n";
+  }
+  KvtoolResult r = RunKvtool({db()}, script);
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  const std::string original = Ok("scan");
+  ASSERT_GE(Lines(original).size(), 290u);
+
+  for (const char* name : {"dump.tsv", "dump.jsonl"}) {
+    const std::string file = dir_.Join(name);
+    r = Kv(db(), "export " + file);
+    ASSERT_EQ(r.exit_code, 0) << Trace(r);
+    const std::string fresh = dir_.Join(std::string("copy-") + name);
+    r = Kv(fresh, "import " + file);
+    ASSERT_EQ(r.exit_code, 0) << Trace(r);
+    r = Kv(fresh, "scan");
+    EXPECT_EQ(r.out, original) << name;
+  }
+  // scan output is itself importable TSV.
+  WriteFileBytes(dir_.Join("scan.tsv"), original);
+  r = Kv(dir_.Join("from-scan"), "import " + dir_.Join("scan.tsv") + "; scan");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_NE(r.out.find(original), std::string::npos);
+  // No temporary file is left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(Ok("export --prefix zzzz " + dir_.Join("empty.tsv")),
+            "exported 0 records to " + dir_.Join("empty.tsv") + "\n");
+  EXPECT_EQ(ReadFileBytes(dir_.Join("empty.tsv")), "");
+}
+
+TEST_F(KvtoolBatchTest, TransactionsInAScript) {
+  KvtoolResult r = RunKvtool(
+      {db()},
+      "put a 0\n"
+      "begin\nput a 1\nput t 1\nget a\nrollback\nget a\n"
+      "begin; put b 2; del a; count; commit\n"
+      "scan\n");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "1\n0\n1\nb\t2\n");
+  EXPECT_EQ(r.err, "");
+
+  // A script that ends inside a transaction: rolled back, and it says so.
+  r = RunKvtool({db()}, "begin\nput c 3\nget c\n");
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "3\n");
+  EXPECT_EQ(r.err, "rolled back the open transaction\n");
+  r = Kv(db(), "get c");
+  EXPECT_EQ(r.exit_code, 1);
+
+  // A failure inside a transaction stops the batch and rolls it back.
+  r = Kv(db(), "begin; put d 4; get nope; commit");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.err, "not found: nope\nrolled back the open transaction\n");
+  EXPECT_EQ(Ok("scan"), "b\t2\n");
+
+  r = Kv(db(), "begin; begin");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("already open"), std::string::npos);
+  r = Kv(db(), "begin; import x.tsv");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("a transaction is open"), std::string::npos);
+}
+
+std::multiset<std::string> ArenaNames(const json& stats) {
+  std::multiset<std::string> names;
+  for (const json& a : stats["arenas"]) names.insert(a["name"].get<std::string>());
+  return names;
+}
+
+TEST_F(KvtoolBatchTest, StatsShowTheTransactionArenaOnlyWhileOpen) {
+  KvtoolResult r = Kv(db(), "put a 1; stats; begin; put k v; stats; commit; stats", {"--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  std::vector<json> stats;
+  for (const std::string& line : Lines(r.out)) {
+    json j = json::parse(line);
+    if (j["cmd"] == "stats") stats.push_back(j);
+  }
+  ASSERT_EQ(stats.size(), 3u);
+  EXPECT_FALSE(stats[0]["transaction"]["open"].get<bool>());
+  EXPECT_TRUE(stats[1]["transaction"]["open"].get<bool>());
+  EXPECT_GT(stats[1]["transaction"]["buffer_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(stats[1]["open_transactions"], 1);
+  EXPECT_EQ(stats[2]["open_transactions"], 0);
+  // The transaction's arena is listed while it is open and gone after commit.
+  EXPECT_GT(stats[1]["arenas"].size(), stats[0]["arenas"].size()) << stats[1]["arenas"];
+  EXPECT_EQ(ArenaNames(stats[2]), ArenaNames(stats[0]));
+  EXPECT_GT(stats[0]["pool"]["committed_bytes"].get<uint64_t>(), 0u);
+
+  // The human form names the same things, in human units.
+  r = Kv(db(), "begin; put k v; stats");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  for (const char* field : {"reserved", "committed", "in use", "retained", "arenas (",
+                            "page cache", "transaction (this shell)", " B"}) {
+    EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
+  }
+  r = Kv(db(), "begin; put k v; commit; stats");
+  EXPECT_EQ(r.out.find("transaction (this shell)"), std::string::npos) << r.out;
+}
+
+std::string DataFile(const std::string& db) {
+  std::string best;
+  uintmax_t best_size = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(db)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.rfind("wal", 0) == 0 || name == "LOCK") continue;
+    if (entry.file_size() >= best_size) {
+      best = entry.path().string();
+      best_size = entry.file_size();
+    }
+  }
+  return best;
+}
+
+TEST_F(KvtoolBatchTest, VerifyGoodAndCorruptDatabases) {
+  std::string script;
+  for (int i = 0; i < 3000; i++) {
+    script += "put key" + std::to_string(i * 7919 % 10007) + " value-" + std::to_string(i) +
+              "-" + std::string(40, static_cast<char>('a' + i % 26)) + "\n";
+  }
+  script += "checkpoint\n";
+  KvtoolResult r = RunKvtool({db()}, script);
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  r = Kv(db(), "verify");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out.rfind("ok: ", 0), 0u) << r.out;
+  r = Kv(db(), "verify", {"--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_GT(json::parse(r.out)["pages"].get<uint64_t>(), 1u);
+
+  // Flip bytes all over the data file (not its first 8 KiB) while closed.
+  const std::string data = DataFile(db());
+  ASSERT_FALSE(data.empty());
+  std::string bytes = ReadFileBytes(data);
+  ASSERT_GT(bytes.size(), 16384u) << data;
+  for (size_t off = 8192 + 100; off + 16 < bytes.size(); off += 4096) {
+    for (size_t k = 0; k < 16; k++) bytes[off + k] = static_cast<char>(bytes[off + k] ^ 0x5a);
+  }
+  WriteFileBytes(data, bytes);
+
+  r = Kv(db(), "verify");
+  EXPECT_EQ(r.signal, 0) << Trace(r);
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("Corruption"), std::string::npos) << Trace(r);
+  EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+}
+
+TEST_F(KvtoolBatchTest, LockedDatabaseIsAClearError) {
+  ASSERT_EQ(Kv(db(), "put a 1").exit_code, 0);
+  {
+    std::unique_ptr<DB> held;
+    ASSERT_TRUE(DB::Open(Options{}, db(), &held).ok());
+    KvtoolResult r = Kv(db(), "get a");
+    EXPECT_EQ(r.signal, 0) << Trace(r);
+    EXPECT_EQ(r.exit_code, 1) << Trace(r);
+    EXPECT_NE(r.err.find("locked"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Busy"), std::string::npos) << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+    ASSERT_TRUE(held->Close().ok());
+  }
+  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
+  EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
+  EXPECT_EQ(Ok("get a"), "1\n");
+}
+
+TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
+  KvtoolResult r = Kv(db(), "bench --keys 2000");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  for (const char* phase : {"fill", "read", "scan"}) {
+    EXPECT_NE(r.out.find(std::string("  ") + phase), std::string::npos) << r.out;
+  }
+  EXPECT_NE(r.out.find("ops/s"), std::string::npos);
+  // The scratch database is not the user's.
+  EXPECT_EQ(Ok("count"), "0\n");
+  r = Kv(db(), "bench --keys 500", {"--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["phases"].size(), 3u);
+  for (const json& p : j["phases"]) {
+    EXPECT_EQ(p["ops"], 500);
+    EXPECT_GT(p["ops_per_sec"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(Kv(db(), "bench --keys 0").exit_code, 2);
+}
+
+TEST_F(KvtoolBatchTest, HelpAndCheckpoint) {
+  const std::string help = Ok("help");
+  for (const char* c : {"get KEY", "put KEY VALUE", "del KEY", "scan [FROM [TO]]", "count",
+                        "begin", "commit", "rollback", "stats", "checkpoint", "verify",
+                        "import", "export", "bench", "help", "quit"}) {
+    EXPECT_NE(help.find(c), std::string::npos) << c;
+  }
+  EXPECT_EQ(Ok("help scan").rfind("usage: scan", 0), 0u);
+  EXPECT_EQ(Ok("put a 1; checkpoint; get a; quit; get nothing"), "1\n");
+}
+
+}  // namespace
+}  // namespace arenakv::test

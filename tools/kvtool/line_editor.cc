@@ -1,0 +1,112 @@
+#include "line_editor.h"
+
+#include <histedit.h>
+
+#include <cerrno>
+
+#include "command_line.h"
+
+namespace arenakv::kvtool {
+
+LineEditor::LineEditor(const char* program, std::string history_path,
+                       std::vector<std::string> completions)
+    : history_path_(std::move(history_path)), completions_(std::move(completions)) {
+  HistEvent ev;
+  hist_ = history_init();
+  history(hist_, &ev, H_SETSIZE, 2000);
+  history(hist_, &ev, H_SETUNIQUE, 1);
+  if (!history_path_.empty()) history(hist_, &ev, H_LOAD, history_path_.c_str());
+
+  el_ = el_init(program, stdin, stdout, stderr);
+  el_set(el_, EL_CLIENTDATA, this);
+  el_set(el_, EL_EDITOR, "emacs");
+  el_set(el_, EL_PROMPT, &LineEditor::PromptFn);
+  el_set(el_, EL_HIST, history, hist_);
+  el_set(el_, EL_ADDFN, "kvtool-complete", "Complete a command name", &LineEditor::CompleteFn);
+  el_set(el_, EL_BIND, "^I", "kvtool-complete", nullptr);
+  // ~/.editrc may rebind keys, as in other libedit programs.
+  el_source(el_, nullptr);
+}
+
+LineEditor::~LineEditor() {
+  if (el_ != nullptr) el_end(el_);
+  if (hist_ != nullptr) {
+    HistEvent ev;
+    if (!history_path_.empty()) history(hist_, &ev, H_SAVE, history_path_.c_str());
+    history_end(hist_);
+  }
+}
+
+char* LineEditor::PromptFn(editline* el) {
+  void* self = nullptr;
+  el_get(el, EL_CLIENTDATA, &self);
+  return static_cast<LineEditor*>(self)->prompt_.data();
+}
+
+unsigned char LineEditor::CompleteFn(editline* el, int /*ch*/) {
+  void* self = nullptr;
+  el_get(el, EL_CLIENTDATA, &self);
+  return static_cast<LineEditor*>(self)->Complete();
+}
+
+unsigned char LineEditor::Complete() {
+  const LineInfo* li = el_line(el_);
+  const std::string before(li->buffer, static_cast<size_t>(li->cursor - li->buffer));
+  std::string partial;
+  if (!CompletingCommandName(before, &partial)) return CC_REFRESH_BEEP;
+  std::vector<const std::string*> matches;
+  for (const std::string& c : completions_) {
+    if (c.compare(0, partial.size(), partial) == 0) matches.push_back(&c);
+  }
+  if (matches.empty()) return CC_REFRESH_BEEP;
+  if (matches.size() == 1) {
+    const std::string rest = matches[0]->substr(partial.size()) + " ";
+    el_insertstr(el_, rest.c_str());
+    return CC_REFRESH;
+  }
+  // Several: extend to their common prefix, or list them when there is none.
+  size_t common = matches[0]->size();
+  for (const std::string* m : matches) {
+    size_t k = 0;
+    while (k < common && k < m->size() && (*m)[k] == (*matches[0])[k]) k++;
+    common = k;
+  }
+  if (common > partial.size()) {
+    el_insertstr(el_, matches[0]->substr(partial.size(), common - partial.size()).c_str());
+    return CC_REFRESH;
+  }
+  std::fputc('\n', stdout);
+  for (const std::string* m : matches) std::fprintf(stdout, "%s  ", m->c_str());
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  return CC_REDISPLAY;
+}
+
+bool LineEditor::ReadLine(const std::string& prompt, std::string* line, bool* interrupted) {
+  prompt_ = prompt;
+  *interrupted = false;
+  int count = 0;
+  errno = 0;
+  const char* got = el_gets(el_, &count);
+  if (got == nullptr) {
+    if (count < 0 && errno == EINTR) {
+      // Ctrl-C: abandon the line, keep the shell.
+      std::fputc('\n', stdout);
+      line->clear();
+      *interrupted = true;
+      return true;
+    }
+    return false;
+  }
+  line->assign(got, static_cast<size_t>(count));
+  while (!line->empty() && (line->back() == '\n' || line->back() == '\r')) line->pop_back();
+  return true;
+}
+
+void LineEditor::AddHistory(const std::string& line) {
+  HistEvent ev;
+  history(hist_, &ev, H_ENTER, line.c_str());
+  if (!history_path_.empty()) history(hist_, &ev, H_SAVE, history_path_.c_str());
+}
+
+}  // namespace arenakv::kvtool

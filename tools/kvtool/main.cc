@@ -1,0 +1,295 @@
+// kvtool: a shell for looking inside an arenakv database.
+//
+//   kvtool [--db] PATH                    interactive when stdin is a terminal
+//   kvtool [--db] PATH -c "put a 1; get a"
+//   kvtool [--db] PATH < script.kv
+//
+// Exit status: 0 success, 1 a command (or opening the database) failed,
+// 2 usage error. Everything is caught here: kvtool ends with an exit status
+// and one line on stderr, never with a signal or a stack trace.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "command_line.h"
+#include "line_editor.h"
+#include "shell.h"
+
+namespace arenakv::kvtool {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kUsage[] =
+    "usage: kvtool [OPTIONS] [--db] PATH [-c COMMANDS]\n"
+    "\n"
+    "A shell over the arenakv database in directory PATH (created when missing).\n"
+    "Interactive when standard input is a terminal; otherwise runs the commands of\n"
+    "-c, or the script on standard input, and stops at the first failure.\n"
+    "\n"
+    "options:\n"
+    "  --db PATH           the database directory (or give PATH as an argument)\n"
+    "  -c, --command CMDS  run CMDS (separated by ';' or newlines) and exit\n"
+    "  --json              one JSON object per command on stdout\n"
+    "  --no-create         fail instead of creating a missing database\n"
+    "  --cache-mb N        page cache size in MiB (default 64)\n"
+    "  -h, --help          this help; `kvtool PATH -c help` lists the commands\n"
+    "  --version           print the version\n"
+    "\n"
+    "exit status: 0 success, 1 a command failed, 2 usage error\n";
+
+struct Flags {
+  std::string db_path;
+  std::string commands;
+  bool have_commands = false;
+  bool json = false;
+  bool create = true;
+  size_t cache_bytes = 0;
+};
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "kvtool: %s\n(kvtool --help for usage)\n", message.c_str());
+  return kExitUsage;
+}
+
+// Returns -1 to go on, or an exit status.
+int ParseFlags(int argc, char** argv, Flags* flags) {
+  bool options_done = false;
+  auto set_db = [flags](const std::string& path) {
+    if (!flags->db_path.empty()) return false;
+    flags->db_path = path;
+    return true;
+  };
+  for (int i = 1; i < argc; i++) {
+    std::string arg = argv[i];
+    if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
+      if (!set_db(arg)) return UsageError("more than one database given ('" + arg + "')");
+      continue;
+    }
+    std::string value;
+    bool has_inline = false;
+    if (arg.compare(0, 2, "--") == 0) {
+      const size_t eq = arg.find('=');
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        has_inline = true;
+      }
+    }
+    auto take_value = [&](std::string* out) {
+      if (has_inline) {
+        *out = value;
+        return true;
+      }
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (arg == "--") {
+      options_done = true;
+    } else if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return kExitOk;
+    } else if (arg == "--version") {
+      std::puts("kvtool (arenakv) 0.1.0");
+      return kExitOk;
+    } else if (arg == "--json") {
+      flags->json = true;
+    } else if (arg == "--no-create") {
+      flags->create = false;
+    } else if (arg == "--db") {
+      std::string path;
+      if (!take_value(&path)) return UsageError("--db needs a path");
+      if (!set_db(path)) return UsageError("more than one database given ('" + path + "')");
+    } else if (arg == "-c" || arg == "--command") {
+      std::string cmds;
+      if (!take_value(&cmds)) return UsageError(arg + " needs commands");
+      if (flags->have_commands) flags->commands += "\n";
+      flags->commands += cmds;
+      flags->have_commands = true;
+    } else if (arg == "--cache-mb") {
+      std::string n;
+      char* end = nullptr;
+      if (!take_value(&n) || n.empty()) return UsageError("--cache-mb needs a number");
+      const unsigned long long mb = std::strtoull(n.c_str(), &end, 10);
+      if (*end != '\0' || mb == 0 || mb > (size_t{1} << 20)) {
+        return UsageError("--cache-mb needs a number from 1 to 1048576");
+      }
+      flags->cache_bytes = static_cast<size_t>(mb) << 20;
+    } else {
+      return UsageError("unknown option '" + arg + "'");
+    }
+  }
+  if (flags->db_path.empty()) return UsageError("no database given");
+  return -1;
+}
+
+void OnInterrupt(int) { Shell::interrupted.store(true); }
+
+std::string HistoryPath() {
+  if (const char* p = std::getenv("KVTOOL_HISTORY")) return p;  // "" disables it
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return "";
+  return std::string(home) + "/.kvtool_history";
+}
+
+int ExitFor(CommandResult r) { return r == CommandResult::kUsage ? kExitUsage : kExitFailed; }
+
+// -c: the whole text is checked for syntax before anything runs.
+int RunCommands(Shell* shell, const std::string& text) {
+  std::vector<Words> commands;
+  std::string why;
+  if (!ParseCommands(text, &commands, &why)) {
+    std::fprintf(stderr, "error: -c: %s\n", why.c_str());
+    return kExitUsage;
+  }
+  for (const Words& c : commands) {
+    const CommandResult r = shell->Execute(c);
+    if (r == CommandResult::kQuit) break;
+    if (r != CommandResult::kOk) {
+      std::fprintf(stderr, "%s\n", shell->error().c_str());
+      return ExitFor(r);
+    }
+  }
+  return kExitOk;
+}
+
+// A script on stdin, run line by line; errors name the line.
+int RunScript(Shell* shell) {
+  std::string line;
+  uint64_t line_no = 0;
+  std::vector<Words> commands;
+  std::string why;
+  while (std::getline(std::cin, line)) {
+    line_no++;
+    if (!ParseCommands(line, &commands, &why)) {
+      std::fprintf(stderr, "error: line %llu: %s\n", static_cast<unsigned long long>(line_no),
+                   why.c_str());
+      return kExitUsage;
+    }
+    for (const Words& c : commands) {
+      const CommandResult r = shell->Execute(c);
+      if (r == CommandResult::kQuit) return kExitOk;
+      if (r != CommandResult::kOk) {
+        std::fprintf(stderr, "line %llu: %s\n", static_cast<unsigned long long>(line_no),
+                     shell->error().c_str());
+        return ExitFor(r);
+      }
+    }
+  }
+  return kExitOk;
+}
+
+int RunInteractive(Shell* shell, const std::string& db_path) {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = &OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: Ctrl-C interrupts the line being read
+  sigaction(SIGINT, &sa, nullptr);
+
+  std::printf("kvtool: arenakv database %s. Type help for the commands, quit or Ctrl-D to leave.\n",
+              db_path.c_str());
+  LineEditor editor("kvtool", HistoryPath(), Shell::CommandNames());
+  std::string line;
+  std::vector<Words> commands;
+  std::string why;
+  bool interrupted = false;
+  while (editor.ReadLine(shell->Prompt(), &line, &interrupted)) {
+    if (interrupted || line.find_first_not_of(" \t") == std::string::npos) continue;
+    editor.AddHistory(line);
+    if (!ParseCommands(line, &commands, &why)) {
+      std::fprintf(stderr, "error: %s\n", why.c_str());
+      continue;
+    }
+    for (const Words& c : commands) {
+      const CommandResult r = shell->Execute(c);
+      if (r == CommandResult::kQuit) return kExitOk;
+      if (r != CommandResult::kOk) {
+        std::fprintf(stderr, "%s\n", shell->error().c_str());
+        break;  // the rest of this line depended on it
+      }
+    }
+  }
+  std::fputc('\n', stdout);  // after Ctrl-D, leave the terminal on a fresh line
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // a closed pipe is a write error, not a signal death
+  Flags flags;
+  const int early = ParseFlags(argc, argv, &flags);
+  if (early >= 0) return early;
+
+  Options options;
+  options.create_if_missing = flags.create;
+  if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(options, flags.db_path, &db);
+  if (!s.ok()) {
+    if (s.IsBusy()) {
+      std::fprintf(stderr,
+                   "error: cannot open %s: the database is locked by another process (%s)\n",
+                   flags.db_path.c_str(), s.ToString().c_str());
+    } else {
+      std::fprintf(stderr, "error: cannot open %s: %s\n", flags.db_path.c_str(),
+                   s.ToString().c_str());
+    }
+    return kExitFailed;
+  }
+
+  const bool interactive = !flags.have_commands && isatty(STDIN_FILENO);
+  ShellOptions shell_options;
+  shell_options.json = flags.json;
+  shell_options.progress = !flags.json && isatty(STDERR_FILENO);
+  shell_options.bench_db_options = options;
+  shell_options.bench_db_options.create_if_missing = true;
+  int status;
+  {
+    Shell shell(db.get(), flags.db_path, shell_options, stdout, stderr);
+    if (flags.have_commands) {
+      status = RunCommands(&shell, flags.commands);
+    } else if (interactive) {
+      status = RunInteractive(&shell, flags.db_path);
+    } else {
+      status = RunScript(&shell);
+    }
+    shell.RollbackOpenTransaction();
+  }
+  s = db->Close();
+  if (!s.ok()) {
+    std::fprintf(stderr, "error: close %s: %s\n", flags.db_path.c_str(), s.ToString().c_str());
+    if (status == kExitOk) status = kExitFailed;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    if (status == kExitOk) status = kExitFailed;
+  }
+  return status;
+}
+
+}  // namespace
+}  // namespace arenakv::kvtool
+
+int main(int argc, char** argv) {
+  try {
+    return arenakv::kvtool::Main(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fputs("error: out of memory\n", stderr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (...) {
+    std::fputs("error: unexpected failure\n", stderr);
+  }
+  return 1;
+}

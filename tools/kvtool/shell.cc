@@ -1,0 +1,937 @@
+#include "shell.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+
+#include "escape.h"
+#include "human_units.h"
+#include "progress_bar.h"
+#include "record_format.h"
+
+namespace arenakv::kvtool {
+
+std::atomic<bool> Shell::interrupted{false};
+
+struct Shell::Command {
+  const char* name;
+  const char* synopsis;
+  const char* description;
+  CommandResult (Shell::*run)(const Words& args);
+};
+
+struct Shell::Range {
+  std::string lower;  // inclusive
+  bool has_upper = false;
+  std::string upper;  // exclusive
+};
+
+namespace {
+
+constexpr uint64_t kNoLimit = UINT64_MAX;
+
+using Json = nlohmann::ordered_json;
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;  // "--limit" -> "10"; switches map to ""
+  bool Has(const std::string& flag) const { return flags.count(flag) != 0; }
+};
+
+// Splits a command's words into positionals and --flags. `with_value` and
+// `switches` name the flags it accepts; "--" ends the flags so that a key may
+// start with dashes.
+bool ParseArgs(const Words& words, std::initializer_list<const char*> with_value,
+               std::initializer_list<const char*> switches, Args* args, std::string* error) {
+  bool flags_done = false;
+  for (size_t i = 1; i < words.size(); i++) {
+    const std::string& w = words[i];
+    if (flags_done || w.size() < 3 || w.compare(0, 2, "--") != 0) {
+      if (!flags_done && w == "--") {
+        flags_done = true;
+        continue;
+      }
+      args->positional.push_back(w);
+      continue;
+    }
+    std::string name = w;
+    std::string value;
+    bool inline_value = false;
+    const size_t eq = w.find('=');
+    if (eq != std::string::npos) {
+      name = w.substr(0, eq);
+      value = w.substr(eq + 1);
+      inline_value = true;
+    }
+    bool known = false;
+    for (const char* f : with_value) {
+      if (name == f) {
+        known = true;
+        if (!inline_value) {
+          if (i + 1 >= words.size()) {
+            *error = name + " needs a value";
+            return false;
+          }
+          value = words[++i];
+        }
+      }
+    }
+    for (const char* f : switches) {
+      if (name == f) {
+        known = true;
+        if (inline_value) {
+          *error = name + " takes no value";
+          return false;
+        }
+      }
+    }
+    if (!known) {
+      *error = "unknown option " + Escape(name);
+      return false;
+    }
+    args->flags[name] = value;
+  }
+  return true;
+}
+
+bool ParseCount(const std::string& text, uint64_t* n) {
+  if (text.empty() || text.size() > 18) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *n = v;
+  return true;
+}
+
+// The smallest key greater than every key starting with `prefix`; false when
+// there is none (the prefix is empty or all 0xff).
+bool PrefixSuccessor(std::string prefix, std::string* out) {
+  while (!prefix.empty()) {
+    auto last = static_cast<unsigned char>(prefix.back());
+    if (last != 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      *out = prefix;
+      return true;
+    }
+    prefix.pop_back();
+  }
+  return false;
+}
+
+const char* CodeName(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return "OK";
+    case Status::Code::kNotFound: return "NotFound";
+    case Status::Code::kCorruption: return "Corruption";
+    case Status::Code::kIOError: return "IOError";
+    case Status::Code::kInvalidArgument: return "InvalidArgument";
+    case Status::Code::kBusy: return "Busy";
+    case Status::Code::kConflict: return "Conflict";
+    case Status::Code::kMemoryLimit: return "MemoryLimit";
+    case Status::Code::kClosed: return "Closed";
+    case Status::Code::kNotSupported: return "NotSupported";
+  }
+  return "Failed";
+}
+
+std::string Dump(const Json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Depth of each arena in a depth-first listing where every entry says how
+// many children follow it.
+std::vector<int> ArenaDepths(const std::vector<alloc::ArenaStats>& arenas) {
+  std::vector<int> depths(arenas.size(), 0);
+  std::function<void(size_t*, int)> walk = [&](size_t* i, int depth) {
+    const size_t me = (*i)++;
+    depths[me] = depth;
+    for (size_t c = 0; c < arenas[me].children && *i < arenas.size(); c++) walk(i, depth + 1);
+  };
+  size_t i = 0;
+  while (i < arenas.size()) walk(&i, 0);
+  return depths;
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+const std::vector<Shell::Command>& Shell::Commands() {
+  static const std::vector<Command> commands = {
+      {"get", "get KEY", "Prints the value of KEY (escaped). A missing key is an error.",
+       &Shell::Get},
+      {"put", "put KEY VALUE", "Sets KEY to VALUE.", &Shell::Put},
+      {"del", "del KEY", "Deletes KEY (deleting a missing key is not an error).", &Shell::Del},
+      {"scan", "scan [FROM [TO]] [--prefix P] [--limit N] [--reverse]",
+       "Prints key<TAB>value lines in key order, from FROM (inclusive) to TO (exclusive),\n"
+       "only keys starting with P, at most N, or in descending order.",
+       &Shell::Scan},
+      {"count", "count [FROM [TO]] [--prefix P]", "Prints the number of keys (in the range).",
+       &Shell::Count},
+      {"begin", "begin",
+       "Starts a transaction: the commands after it read its snapshot plus its own writes\n"
+       "and write into it, until commit or rollback.",
+       &Shell::Begin},
+      {"commit", "commit", "Commits the open transaction (Conflict if another writer won).",
+       &Shell::Commit},
+      {"rollback", "rollback", "Discards the open transaction.", &Shell::Rollback},
+      {"stats", "stats",
+       "Shows memory (pool: reserved, committed, in use, retained; every arena), the page\n"
+       "cache and the files. An open transaction's arena shows until it ends.",
+       &Shell::Stats},
+      {"checkpoint", "checkpoint",
+       "Writes buffered changes into the B+tree file and recycles the write-ahead log.",
+       &Shell::Checkpoint},
+      {"verify", "verify",
+       "Reads every page and WAL record and checks checksums and key order. Fails naming\n"
+       "what is broken.",
+       &Shell::Verify},
+      {"import", "import [--format tsv|jsonl] FILE",
+       "Loads key/value records from FILE in one transaction: a malformed line imports\n"
+       "nothing and names the line. The format comes from the extension (.tsv, .jsonl)\n"
+       "unless --format is given.",
+       &Shell::Import},
+      {"export", "export [--format tsv|jsonl] [--prefix P] FILE",
+       "Writes every record (or those starting with P) to FILE through a temporary file\n"
+       "that is renamed into place when complete.",
+       &Shell::Export},
+      {"bench", "bench [--keys N]",
+       "A quick workload on a scratch database (removed afterwards): puts N random keys\n"
+       "(default 100000), reads them back, prints ops/s for each phase.",
+       &Shell::Bench},
+      {"help", "help [COMMAND]", "Lists the commands, or explains one.", &Shell::Help},
+      {"quit", "quit", "Leaves the shell (an open transaction is rolled back). Also: exit.",
+       &Shell::Quit},
+  };
+  return commands;
+}
+
+const Shell::Command* Shell::Find(std::string_view name) {
+  if (name == "exit") name = "quit";
+  if (name == "delete") name = "del";
+  for (const Command& c : Commands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Shell::CommandNames() {
+  std::vector<std::string> names;
+  for (const Command& c : Commands()) names.emplace_back(c.name);
+  names.emplace_back("exit");
+  return names;
+}
+
+Shell::Shell(DB* db, std::string label, ShellOptions options, FILE* out, FILE* err)
+    : db_(db), label_(std::move(label)), options_(std::move(options)), out_(out), err_(err) {}
+
+Shell::~Shell() = default;
+
+std::string Shell::Prompt() const {
+  return "arenakv " + label_ + (txn_ ? " [txn]> " : "> ");
+}
+
+bool Shell::RollbackOpenTransaction() {
+  if (!txn_) return false;
+  Status s = txn_->Rollback();
+  txn_.reset();
+  if (s.ok()) {
+    std::fprintf(err_, "rolled back the open transaction\n");
+  } else {
+    std::fprintf(err_, "rolled back the open transaction (%s)\n", s.ToString().c_str());
+  }
+  return true;
+}
+
+CommandResult Shell::Execute(const Words& words) {
+  error_.clear();
+  error_code_.clear();
+  if (words.empty()) return CommandResult::kOk;
+  interrupted.store(false);
+  const Command* command = Find(words[0]);
+  current_ = command ? command->name : words[0];
+  if (command == nullptr) {
+    return Usage("unknown command '" + Escape(words[0]) + "' (try help)");
+  }
+  CommandResult r;
+  try {
+    r = (this->*command->run)(words);
+  } catch (const std::bad_alloc&) {
+    r = Fail("out of memory");
+  } catch (const std::exception& e) {
+    r = Fail(e.what());
+  }
+  std::fflush(out_);
+  return r;
+}
+
+CommandResult Shell::Fail(std::string message, const char* code) {
+  error_ = std::move(message);
+  error_code_ = code;
+  if (options_.json) {
+    Json j;
+    j["cmd"] = current_;
+    j["ok"] = false;
+    j["code"] = error_code_;
+    j["error"] = error_;
+    std::fprintf(out_, "%s\n", Dump(j).c_str());
+  }
+  return CommandResult::kFailed;
+}
+
+CommandResult Shell::Fail(std::string_view context, const Status& s) {
+  return Fail("error: " + std::string(context) + ": " + s.ToString(), CodeName(s));
+}
+
+CommandResult Shell::Usage(std::string message) {
+  Fail("error: " + message, "Usage");
+  return CommandResult::kUsage;
+}
+
+void Shell::Reply(Json fields) {
+  if (!options_.json) return;
+  Json j;
+  j["cmd"] = current_;
+  j["ok"] = true;
+  for (auto& [k, v] : fields.items()) j[k] = std::move(v);
+  std::fprintf(out_, "%s\n", Dump(j).c_str());
+}
+
+void Shell::Print(std::string_view text) {
+  if (options_.json) return;
+  std::fwrite(text.data(), 1, text.size(), out_);
+}
+
+std::unique_ptr<Iterator> Shell::NewIterator() {
+  return txn_ ? txn_->NewIterator(ReadOptions{}) : db_->NewIterator(ReadOptions{});
+}
+
+bool Shell::CheckInterrupted() { return interrupted.load(std::memory_order_relaxed); }
+
+// ---- data commands ----
+
+CommandResult Shell::Get(const Words& words) {
+  if (words.size() != 2) return Usage("usage: get KEY");
+  const std::string& key = words[1];
+  std::string value;
+  Status s = txn_ ? txn_->Get(ReadOptions{}, key, &value) : db_->Get(ReadOptions{}, key, &value);
+  if (s.IsNotFound()) return Fail("not found: " + Escape(key), "NotFound");
+  if (!s.ok()) return Fail("get " + Escape(key), s);
+  Print(Escape(value) + "\n");
+  Reply({{"key", BytesToJson(key)}, {"value", BytesToJson(value)}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Put(const Words& words) {
+  if (words.size() != 3) return Usage("usage: put KEY VALUE (quote words with spaces)");
+  Status s = txn_ ? txn_->Put(words[1], words[2]) : db_->Put(WriteOptions{}, words[1], words[2]);
+  if (!s.ok()) return Fail("put " + Escape(words[1]), s);
+  Reply({{"key", BytesToJson(words[1])}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Del(const Words& words) {
+  if (words.size() != 2) return Usage("usage: del KEY");
+  Status s = txn_ ? txn_->Delete(words[1]) : db_->Delete(WriteOptions{}, words[1]);
+  if (!s.ok()) return Fail("del " + Escape(words[1]), s);
+  Reply({{"key", BytesToJson(words[1])}});
+  return CommandResult::kOk;
+}
+
+namespace {
+
+// Reads FROM/TO positionals and --prefix into a key range.
+bool MakeRange(const Args& args, std::string* lower, bool* has_upper, std::string* upper,
+               std::string* error) {
+  if (args.positional.size() > 2) {
+    *error = "too many arguments";
+    return false;
+  }
+  lower->clear();
+  *has_upper = false;
+  if (!args.positional.empty()) *lower = args.positional[0];
+  if (args.positional.size() == 2) {
+    *upper = args.positional[1];
+    *has_upper = true;
+  }
+  auto p = args.flags.find("--prefix");
+  if (p != args.flags.end()) {
+    const std::string& prefix = p->second;
+    if (prefix > *lower) *lower = prefix;
+    std::string succ;
+    if (PrefixSuccessor(prefix, &succ) && (!*has_upper || succ < *upper)) {
+      *upper = succ;
+      *has_upper = true;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+CommandResult Shell::Scan(const Words& words) {
+  Args args;
+  std::string why;
+  Range range;
+  if (!ParseArgs(words, {"--prefix", "--limit"}, {"--reverse"}, &args, &why) ||
+      !MakeRange(args, &range.lower, &range.has_upper, &range.upper, &why)) {
+    return Usage("scan: " + why + "; usage: " + Find("scan")->synopsis);
+  }
+  uint64_t limit = kNoLimit;
+  if (args.Has("--limit") && !ParseCount(args.flags["--limit"], &limit)) {
+    return Usage("scan: --limit needs a number");
+  }
+  const bool reverse = args.Has("--reverse");
+
+  std::unique_ptr<Iterator> it = NewIterator();
+  if (!it) return Fail("error: scan: could not create an iterator");
+  Json items = Json::array();
+  uint64_t n = 0;
+  std::string line;
+  if (!reverse) {
+    it->Seek(range.lower);
+  } else if (range.has_upper) {
+    it->Seek(range.upper);
+    if (it->Valid()) {
+      it->Prev();
+    } else if (it->status().ok()) {
+      it->SeekToLast();
+    }
+  } else {
+    it->SeekToLast();
+  }
+  while (it->Valid() && n < limit) {
+    const std::string_view key = it->key();
+    if (!reverse && range.has_upper && key >= range.upper) break;
+    if (reverse && key < range.lower) break;
+    if (CheckInterrupted()) return Fail("error: scan: interrupted");
+    if (options_.json) {
+      items.push_back({{"key", BytesToJson(key)}, {"value", BytesToJson(it->value())}});
+    } else {
+      line = Escape(key);
+      line.push_back('\t');
+      line.append(Escape(it->value()));
+      line.push_back('\n');
+      Print(line);
+      if (std::ferror(out_)) return Fail("error: scan: cannot write output");
+    }
+    n++;
+    if (reverse) {
+      it->Prev();
+    } else {
+      it->Next();
+    }
+  }
+  if (!it->status().ok()) return Fail("scan", it->status());
+  Reply({{"count", n}, {"items", std::move(items)}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Count(const Words& words) {
+  Args args;
+  std::string why;
+  Range range;
+  if (!ParseArgs(words, {"--prefix"}, {}, &args, &why) ||
+      !MakeRange(args, &range.lower, &range.has_upper, &range.upper, &why)) {
+    return Usage("count: " + why + "; usage: " + Find("count")->synopsis);
+  }
+  std::unique_ptr<Iterator> it = NewIterator();
+  if (!it) return Fail("error: count: could not create an iterator");
+  uint64_t n = 0;
+  for (it->Seek(range.lower); it->Valid(); it->Next()) {
+    if (range.has_upper && it->key() >= range.upper) break;
+    if ((n & 0xfff) == 0 && CheckInterrupted()) return Fail("error: count: interrupted");
+    n++;
+  }
+  if (!it->status().ok()) return Fail("count", it->status());
+  Print(std::to_string(n) + "\n");
+  Reply({{"count", n}});
+  return CommandResult::kOk;
+}
+
+// ---- transactions ----
+
+CommandResult Shell::Begin(const Words& words) {
+  if (words.size() != 1) return Usage("usage: begin");
+  if (txn_) return Fail("error: begin: a transaction is already open (commit or rollback first)");
+  txn_ = db_->BeginTransaction(WriteOptions{});
+  if (!txn_) return Fail("error: begin: the database could not start a transaction");
+  Reply({});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Commit(const Words& words) {
+  if (words.size() != 1) return Usage("usage: commit");
+  if (!txn_) return Fail("error: commit: no transaction is open (use begin)");
+  Status s = txn_->Commit();
+  txn_.reset();  // committed or not, the transaction is over
+  if (!s.ok()) {
+    return Fail("error: commit: " + s.ToString() + " (the transaction was rolled back)",
+                CodeName(s));
+  }
+  Reply({});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Rollback(const Words& words) {
+  if (words.size() != 1) return Usage("usage: rollback");
+  if (!txn_) return Fail("error: rollback: no transaction is open");
+  Status s = txn_->Rollback();
+  txn_.reset();
+  if (!s.ok()) return Fail("rollback", s);
+  Reply({});
+  return CommandResult::kOk;
+}
+
+// ---- maintenance ----
+
+CommandResult Shell::Stats(const Words& words) {
+  if (words.size() != 1) return Usage("usage: stats");
+  DBStats st;
+  Status s = db_->GetStats(&st);
+  if (!s.ok()) return Fail("stats", s);
+  const std::vector<int> depths = ArenaDepths(st.arenas);
+  const size_t txn_bytes = txn_ ? txn_->BufferBytes() : 0;
+
+  if (options_.json) {
+    Json arenas = Json::array();
+    for (size_t i = 0; i < st.arenas.size(); i++) {
+      const alloc::ArenaStats& a = st.arenas[i];
+      arenas.push_back({{"name", a.name},
+                        {"depth", depths[i]},
+                        {"bytes", a.bytes},
+                        {"used_bytes", a.used_bytes},
+                        {"segments", a.segments},
+                        {"limit_bytes", a.limit_bytes},
+                        {"children", a.children},
+                        {"closed", a.closed}});
+    }
+    Json classes = Json::array();
+    for (const alloc::ClassStats& c : st.pool.classes) {
+      classes.push_back({{"class_bytes", c.class_bytes},
+                         {"in_use_segments", c.in_use_segments},
+                         {"free_segments", c.free_segments}});
+    }
+    Reply({{"pool",
+            {{"name", st.pool.name},
+             {"reserved_bytes", st.pool.reserved_bytes},
+             {"committed_bytes", st.pool.committed_bytes},
+             {"in_use_bytes", st.pool.in_use_bytes},
+             {"retained_bytes", st.pool.retained_bytes},
+             {"dedicated_bytes", st.pool.dedicated_bytes},
+             {"high_water_bytes", st.pool.high_water_bytes},
+             {"budget_bytes", st.pool.budget_bytes},
+             {"open_arenas", st.pool.open_arenas},
+             {"mmap_calls", st.pool.mmap_calls},
+             {"munmap_calls", st.pool.munmap_calls},
+             {"madvise_calls", st.pool.madvise_calls},
+             {"classes", std::move(classes)}}},
+           {"arenas", std::move(arenas)},
+           {"cache",
+            {{"capacity_bytes", st.cache.capacity_bytes},
+             {"used_bytes", st.cache.used_bytes},
+             {"pages", st.cache.pages},
+             {"pinned_pages", st.cache.pinned_pages},
+             {"hits", st.cache.hits},
+             {"misses", st.cache.misses},
+             {"evictions", st.cache.evictions}}},
+           {"memtable_bytes", st.memtable_bytes},
+           {"live_versions", st.live_versions},
+           {"open_transactions", st.open_transactions},
+           {"open_snapshots", st.open_snapshots},
+           {"last_sequence", st.last_sequence},
+           {"checkpoints", st.checkpoints},
+           {"wal_bytes", st.wal_bytes},
+           {"data_file_bytes", st.data_file_bytes},
+           {"wal_syncs", st.wal_syncs},
+           {"commit_groups", st.commit_groups},
+           {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
+    return CommandResult::kOk;
+  }
+
+  const alloc::PoolStats& p = st.pool;
+  std::string t;
+  auto row = [&t](const char* name, const std::string& value) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "  %-11s", name);
+    t += buf + value + "\n";
+  };
+  t += "pool " + (p.name.empty() ? std::string("(unnamed)") : p.name) + "\n";
+  row("reserved", HumanBytes(p.reserved_bytes));
+  row("committed", HumanBytes(p.committed_bytes) + "  (high water " +
+                       HumanBytes(p.high_water_bytes) + ", budget " +
+                       HumanBytes(p.budget_bytes) + ")");
+  row("in use", HumanBytes(p.in_use_bytes));
+  row("retained", HumanBytes(p.retained_bytes));
+  row("dedicated", HumanBytes(p.dedicated_bytes));
+  row("syscalls", std::to_string(p.mmap_calls) + " mmap, " + std::to_string(p.munmap_calls) +
+                      " munmap, " + std::to_string(p.madvise_calls) + " madvise");
+  t += "arenas (" + std::to_string(st.arenas.size()) + ")\n";
+  for (size_t i = 0; i < st.arenas.size(); i++) {
+    const alloc::ArenaStats& a = st.arenas[i];
+    const std::string name = std::string(2 + 2 * depths[i], ' ') + a.name;
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), "%-28s %10s  used %10s  %zu segment%s%s\n", name.c_str(),
+                  HumanBytes(a.bytes).c_str(), HumanBytes(a.used_bytes).c_str(), a.segments,
+                  a.segments == 1 ? "" : "s", a.closed ? "  (closed)" : "");
+    t += buf;
+  }
+  const CacheStats& c = st.cache;
+  t += "page cache\n";
+  row("used", HumanBytes(c.used_bytes) + " of " + HumanBytes(c.capacity_bytes) + ", " +
+                  std::to_string(c.pages) + " pages (" + std::to_string(c.pinned_pages) +
+                  " pinned)");
+  row("lookups", GroupThousands(c.hits) + " hits, " + GroupThousands(c.misses) + " misses, " +
+                     GroupThousands(c.evictions) + " evictions");
+  t += "database\n";
+  row("memtable", HumanBytes(st.memtable_bytes) + " buffered, " +
+                      std::to_string(st.live_versions) + " live versions (" +
+                      HumanBytes(st.pinned_version_bytes) + " pinned)");
+  row("readers", std::to_string(st.open_transactions) + " open transactions, " +
+                     std::to_string(st.open_snapshots) + " snapshots");
+  row("files", "data " + HumanBytes(st.data_file_bytes) + ", wal " + HumanBytes(st.wal_bytes));
+  row("writes", "last sequence " + std::to_string(st.last_sequence) + ", " +
+                    std::to_string(st.checkpoints) + " checkpoints, " +
+                    std::to_string(st.wal_syncs) + " WAL syncs, " +
+                    std::to_string(st.commit_groups) + " commit groups");
+  if (txn_) {
+    t += "transaction (this shell)\n";
+    row("buffers", HumanBytes(txn_bytes));
+  }
+  Print(t);
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Checkpoint(const Words& words) {
+  if (words.size() != 1) return Usage("usage: checkpoint");
+  Status s = db_->Checkpoint();
+  if (!s.ok()) return Fail("checkpoint", s);
+  Reply({});
+  return CommandResult::kOk;
+}
+
+namespace {
+
+void VerifyProgress(uint64_t done, uint64_t total, void* arg) {
+  static_cast<ProgressBar*>(arg)->Update(done, total);
+}
+
+}  // namespace
+
+CommandResult Shell::Verify(const Words& words) {
+  if (words.size() != 1) return Usage("usage: verify");
+  VerifyReport report;
+  Status s;
+  {
+    ProgressBar bar(err_, "verify", "pages", options_.progress);
+    s = db_->Verify(&report, &VerifyProgress, &bar);
+  }
+  if (!s.ok()) return Fail("verify", s);
+  Print("ok: " + GroupThousands(report.pages) + " pages, " + GroupThousands(report.keys) +
+        " keys, " + GroupThousands(report.wal_records) + " WAL records verified\n");
+  Reply({{"pages", report.pages}, {"keys", report.keys}, {"wal_records", report.wal_records}});
+  return CommandResult::kOk;
+}
+
+// ---- import / export ----
+
+namespace {
+
+bool ChooseFormat(const Args& args, const std::string& path, RecordFormat* format,
+                  std::string* error) {
+  auto f = args.flags.find("--format");
+  if (f != args.flags.end()) {
+    if (RecordFormatFromName(f->second, format)) return true;
+    *error = "unknown format '" + Escape(f->second) + "' (tsv or jsonl)";
+    return false;
+  }
+  if (RecordFormatFromPath(path, format)) return true;
+  *error = "cannot tell the format of " + Escape(path) +
+           " from its name (.tsv or .jsonl); give --format tsv|jsonl";
+  return false;
+}
+
+}  // namespace
+
+CommandResult Shell::Import(const Words& words) {
+  Args args;
+  std::string why;
+  if (!ParseArgs(words, {"--format"}, {}, &args, &why)) return Usage("import: " + why);
+  if (args.positional.size() != 1) return Usage(std::string("usage: ") + Find("import")->synopsis);
+  const std::string& path = args.positional[0];
+  RecordFormat format;
+  if (!ChooseFormat(args, path, &format, &why)) return Usage("import: " + why);
+  if (txn_) {
+    return Fail("error: import: a transaction is open; commit or roll it back first "
+                "(an import is a transaction of its own)");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail("error: import: cannot open " + Escape(path) + ": " + std::strerror(errno));
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+
+  std::unique_ptr<Transaction> txn = db_->BeginTransaction(WriteOptions{});
+  if (!txn) return Fail("error: import: the database could not start a transaction");
+  // On any failure below `txn` is rolled back, so nothing of the file lands.
+  auto abort = [&](std::string message) {
+    txn->Rollback().IgnoreError();
+    return Fail("error: import: " + Escape(path) + ": " + message + "; nothing was imported");
+  };
+  ProgressBar bar(err_, "import", "bytes", options_.progress && !ec);
+  std::string line, key, value;
+  uint64_t line_no = 0, records = 0, bytes_read = 0;
+  while (std::getline(in, line)) {
+    line_no++;
+    bytes_read += line.size() + 1;
+    if (line.empty() || line == "\r") continue;
+    if (!ParseRecord(format, line, &key, &value, &why)) {
+      return abort("line " + std::to_string(line_no) + ": " + why);
+    }
+    Status s = txn->Put(key, value);
+    if (!s.ok()) return abort("line " + std::to_string(line_no) + ": " + s.ToString());
+    records++;
+    if ((records & 0x3ff) == 0) {
+      if (CheckInterrupted()) return abort("interrupted");
+      bar.Update(bytes_read, file_size);
+    }
+  }
+  if (in.bad()) return abort(std::string("read error: ") + std::strerror(errno));
+  bar.Clear();
+  Status s = txn->Commit();
+  if (!s.ok()) {
+    return Fail("error: import: " + Escape(path) + ": commit: " + s.ToString() +
+                    "; nothing was imported",
+                CodeName(s));
+  }
+  Print("imported " + GroupThousands(records) + (records == 1 ? " record" : " records") +
+        " from " + Escape(path) + "\n");
+  Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", records}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Export(const Words& words) {
+  Args args;
+  std::string why;
+  if (!ParseArgs(words, {"--format", "--prefix"}, {}, &args, &why)) {
+    return Usage("export: " + why);
+  }
+  if (args.positional.size() != 1) return Usage(std::string("usage: ") + Find("export")->synopsis);
+  const std::string path = args.positional[0];
+  RecordFormat format;
+  if (!ChooseFormat(args, path, &format, &why)) return Usage("export: " + why);
+  std::string lower, upper;
+  bool has_upper = false;
+  Args range_args;
+  range_args.flags = args.flags;
+  MakeRange(range_args, &lower, &has_upper, &upper, &why);
+
+  // Write next to the target so the final rename stays on one file system.
+  std::string tmp = path + ".tmp-XXXXXX";
+  const int fd = mkstemp(tmp.data());
+  if (fd < 0) {
+    return Fail("error: export: cannot create a temporary file next to " + Escape(path) + ": " +
+                std::strerror(errno));
+  }
+  FILE* f = fdopen(fd, "wb");
+  if (f == nullptr) {
+    close(fd);
+    unlink(tmp.c_str());
+    return Fail("error: export: " + std::string(std::strerror(errno)));
+  }
+  auto abort = [&](std::string message) {
+    std::fclose(f);
+    unlink(tmp.c_str());
+    return Fail("error: export: " + Escape(path) + ": " + message);
+  };
+  std::unique_ptr<Iterator> it = NewIterator();
+  if (!it) return abort("could not create an iterator");
+  uint64_t records = 0;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    if (has_upper && it->key() >= upper) break;
+    const std::string line = FormatRecord(format, it->key(), it->value());
+    if (std::fwrite(line.data(), 1, line.size(), f) != line.size()) {
+      return abort(std::string("write failed: ") + std::strerror(errno));
+    }
+    records++;
+    if ((records & 0x3ff) == 0 && CheckInterrupted()) return abort("interrupted");
+  }
+  if (!it->status().ok()) return abort(it->status().ToString());
+  if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    return abort(std::string("write failed: ") + std::strerror(errno));
+  }
+  // mkstemp makes the file private; give it the usual permissions.
+  const mode_t mask = umask(0);
+  umask(mask);
+  fchmod(fileno(f), 0666 & ~mask);
+  if (std::fclose(f) != 0) {
+    unlink(tmp.c_str());
+    return Fail("error: export: " + Escape(path) + ": " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return Fail("error: export: cannot rename into " + Escape(path) + ": " + std::strerror(err));
+  }
+  Print("exported " + GroupThousands(records) + (records == 1 ? " record" : " records") +
+        " to " + Escape(path) + "\n");
+  Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", records}});
+  return CommandResult::kOk;
+}
+
+// ---- bench ----
+
+CommandResult Shell::Bench(const Words& words) {
+  Args args;
+  std::string why;
+  if (!ParseArgs(words, {"--keys"}, {}, &args, &why) || !args.positional.empty()) {
+    return Usage("bench: " + (why.empty() ? "unexpected argument" : why) +
+                 "; usage: " + Find("bench")->synopsis);
+  }
+  uint64_t keys = 100000;
+  if (args.Has("--keys") &&
+      (!ParseCount(args.flags["--keys"], &keys) || keys == 0 || keys > 100000000)) {
+    return Usage("bench: --keys needs a number from 1 to 100000000");
+  }
+
+  const char* base = std::getenv("TMPDIR");
+  std::string dir = std::string(base && *base ? base : "/tmp") + "/kvtool-bench-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    return Fail("error: bench: cannot create a scratch directory: " +
+                std::string(std::strerror(errno)));
+  }
+  const std::string db_path = dir + "/db";
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+
+  std::unique_ptr<DB> db;
+  Options options = options_.bench_db_options;
+  options.create_if_missing = true;
+  options.error_if_exists = false;
+  Status s = DB::Open(options, db_path, &db);
+  if (!s.ok()) return Fail("bench: open scratch database", s);
+
+  std::mt19937_64 rng(std::random_device{}());
+  std::vector<std::string> key_list;
+  key_list.reserve(keys);
+  char buf[32];
+  for (uint64_t i = 0; i < keys; i++) {
+    std::snprintf(buf, sizeof(buf), "bench%016llx", static_cast<unsigned long long>(rng()));
+    key_list.emplace_back(buf);
+  }
+  std::string value(100, 'v');
+  auto value_for = [&value](const std::string& key) {
+    std::copy(key.begin(), key.end(), value.begin());
+    return std::string_view(value);
+  };
+
+  struct Phase {
+    const char* name;
+    uint64_t ops;
+    double seconds;
+  };
+  std::vector<Phase> phases;
+
+  auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < keys; i++) {
+    s = db->Put(WriteOptions{}, key_list[i], value_for(key_list[i]));
+    if (!s.ok()) return Fail("bench: fill", s);
+    if ((i & 0xfff) == 0 && CheckInterrupted()) return Fail("error: bench: interrupted");
+  }
+  phases.push_back({"fill", keys, Seconds(std::chrono::steady_clock::now() - start)});
+
+  std::shuffle(key_list.begin(), key_list.end(), rng);
+  std::string got;
+  start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < keys; i++) {
+    s = db->Get(ReadOptions{}, key_list[i], &got);
+    if (!s.ok()) return Fail("bench: read " + key_list[i], s);
+    if (got != value_for(key_list[i])) {
+      return Fail("error: bench: read " + key_list[i] + ": wrong value", "Corruption");
+    }
+    if ((i & 0xfff) == 0 && CheckInterrupted()) return Fail("error: bench: interrupted");
+  }
+  phases.push_back({"read", keys, Seconds(std::chrono::steady_clock::now() - start)});
+
+  start = std::chrono::steady_clock::now();
+  uint64_t scanned = 0;
+  {
+    std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
+    for (it->SeekToFirst(); it->Valid(); it->Next()) scanned++;
+    if (!it->status().ok()) return Fail("bench: scan", it->status());
+  }
+  phases.push_back({"scan", scanned, Seconds(std::chrono::steady_clock::now() - start)});
+
+  s = db->Close();
+  if (!s.ok()) return Fail("bench: close scratch database", s);
+  db.reset();
+
+  Json jphases = Json::array();
+  std::string t = "bench: " + GroupThousands(keys) +
+                  " random keys (21-byte keys, 100-byte values) in a scratch database\n";
+  for (const Phase& p : phases) {
+    const double rate = p.seconds > 0 ? p.ops / p.seconds : 0;
+    std::snprintf(buf, sizeof(buf), "%.3f", p.seconds);
+    char line[160];
+    std::snprintf(line, sizeof(line), "  %-5s %12s ops  %8s s  %14s ops/s\n", p.name,
+                  GroupThousands(p.ops).c_str(), buf,
+                  GroupThousands(static_cast<uint64_t>(rate)).c_str());
+    t += line;
+    jphases.push_back(
+        {{"name", p.name}, {"ops", p.ops}, {"seconds", p.seconds}, {"ops_per_sec", rate}});
+  }
+  Print(t);
+  Reply({{"keys", keys}, {"phases", std::move(jphases)}});
+  return CommandResult::kOk;
+}
+
+// ---- help / quit ----
+
+CommandResult Shell::Help(const Words& words) {
+  if (words.size() > 2) return Usage("usage: help [COMMAND]");
+  std::string t;
+  if (words.size() == 2) {
+    const Command* c = Find(words[1]);
+    if (c == nullptr) return Usage("help: unknown command '" + Escape(words[1]) + "'");
+    t = std::string("usage: ") + c->synopsis + "\n" + c->description + "\n";
+  } else {
+    t = "commands (separate several with ';'; quote words with spaces; escapes: \\xNN \\t \\n "
+        "\\\\ \\\"):\n";
+    for (const Command& c : Commands()) {
+      char line[128];
+      std::snprintf(line, sizeof(line), "  %s\n", c.synopsis);
+      t += line;
+    }
+    t += "help COMMAND explains one.\n";
+  }
+  Print(t);
+  Reply({{"text", t}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Quit(const Words& words) {
+  if (words.size() != 1) return Usage("usage: quit");
+  Reply({});
+  return CommandResult::kQuit;
+}
+
+}  // namespace arenakv::kvtool
