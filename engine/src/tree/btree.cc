@@ -1,0 +1,550 @@
+// BTree: open/recovery of the data file, the read path, iterators, release of
+// obsolete pages and verification. Checkpoints live in checkpoint.cc.
+#include "tree/btree.h"
+
+#include <algorithm>
+#include <array>
+#include <memory_resource>
+#include <new>
+#include <optional>
+
+#include "tree/page_format.h"
+
+namespace arenakv::tree {
+
+namespace {
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+BTree::BTree(Env* env, const std::string& path, const TreeOptions& options)
+    : env_(env), path_(path), options_(options) {}
+
+BTree::~BTree() { Close().IgnoreError(); }
+
+Status BTree::Open(Env* env, const std::string& path, bool create_if_missing,
+                   const TreeOptions& options, alloc::Arena* db_arena,
+                   std::unique_ptr<BTree>* tree) {
+  if (options.page_bytes < 1024 || options.page_bytes > (size_t{1} << 20)) {
+    return Status::InvalidArgument("page_bytes must be between 1 KiB and 1 MiB");
+  }
+  if (env == nullptr || db_arena == nullptr) {
+    return Status::InvalidArgument("BTree::Open needs an Env and an arena");
+  }
+  std::unique_ptr<BTree> t(new BTree(env, path, options));
+  Status s;
+  try {
+    s = t->OpenFile(create_if_missing, db_arena);
+  } catch (const std::bad_alloc&) {
+    s = Status::MemoryLimit(path + ": out of memory while opening");
+  }
+  if (!s.ok()) {
+    t->Close().IgnoreError();
+    return s;
+  }
+  *tree = std::move(t);
+  return Status::OK();
+}
+
+Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
+  Status s = db_arena->NewChild({.name = "tree", .kind = alloc::ArenaKind::kShared}, &tree_arena_);
+  if (s.ok()) {
+    s = db_arena->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared}, &cache_arena_);
+  }
+  if (s.ok()) s = PageCache::Create(cache_arena_.get(), options_.cache_bytes, &cache_);
+  if (!s.ok()) return s;
+  free_ = std::make_unique<FreeSpace>(tree_arena_.get());
+
+  bool exists = env_->FileExists(path_);
+  if (!exists && !create_if_missing) return Status::NotFound(path_ + ": data file does not exist");
+  s = env_->OpenFile(path_, create_if_missing ? OpenMode::kCreate : OpenMode::kReadWrite, &file_);
+  if (!s.ok()) return s;
+  uint64_t size = 0;
+  s = file_->Size(&size);
+  if (!s.ok()) return s;
+
+  std::array<char, kDataStart> head{};
+  if (size == 0 && create_if_missing) {
+    // A new file: header, meta 0 (empty tree), meta 1 left blank (invalid).
+    EncodeHeaderBlock(static_cast<uint32_t>(options_.page_bytes), head.data());
+    MetaState m;
+    m.file_bytes = kDataStart;
+    EncodeMetaBlock(m, head.data() + kMetaOffsets[0]);
+    s = file_->Write(0, std::string_view(head.data(), head.size()));
+    if (s.ok()) s = file_->Sync();
+    if (s.ok() && !exists) s = env_->SyncDir(DirName(path_));
+    if (!s.ok()) return s;
+  }
+  size_t got = 0;
+  s = file_->Read(0, head.size(), head.data(), &got);
+  if (!s.ok()) return s;
+  if (got < 8 || std::memcmp(head.data(), kFileMagic, 8) != 0) {
+    return Status::InvalidArgument(path_ + ": not an arenakv data file");
+  }
+  s = DecodeHeaderBlock(std::string_view(head.data(), std::min<size_t>(got, kBlockBytes)), path_);
+  if (!s.ok()) return s;
+  if (got < kDataStart) return Status::Corruption(path_ + ": file truncated inside its meta blocks");
+
+  MetaState metas[2];
+  Status ms[2];
+  for (int slot = 0; slot < 2; ++slot) {
+    ms[slot] = DecodeMetaBlock(std::string_view(head.data() + kMetaOffsets[slot], kBlockBytes),
+                               slot, path_, &metas[slot]);
+    if (ms[slot].IsNotSupported()) return ms[slot];
+  }
+  int best = -1;
+  for (int slot = 0; slot < 2; ++slot) {
+    if (ms[slot].ok() && (best < 0 || metas[slot].checkpoint_id > metas[best].checkpoint_id)) {
+      best = slot;
+    }
+  }
+  if (best < 0) {
+    return Status::Corruption(path_ + ": no valid meta block (" + ms[0].message() + "; " +
+                              ms[1].message() + ")");
+  }
+  {
+    port::MutexLock l(&mu_);
+    meta_ = metas[best];
+  }
+  return RebuildFreeSpace(metas[best].root);
+}
+
+Status BTree::RebuildFreeSpace(uint64_t root) {
+  // Every byte after the fixed blocks not covered by a page of the durable
+  // tree is free. Leaf extents are known from their parents' addresses, so
+  // only internal pages are read.
+  std::unique_ptr<alloc::Arena> scratch;
+  Status s = tree_arena_->NewChild({.name = "open-scan"}, &scratch);
+  if (!s.ok()) return s;
+  std::pmr::vector<std::pair<uint64_t, uint64_t>> extents(scratch.get());
+  struct Item {
+    uint64_t address;
+    int level;
+  };
+  std::pmr::vector<Item> stack(scratch.get());
+  if (root != 0) stack.push_back({root, -1});
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    extents.emplace_back(AddressOffset(it.address), AddressExtent(it.address));
+    if (it.level == 0) continue;
+    PageRef ref;
+    s = FetchPage(it.address, false, &ref);
+    if (!s.ok()) return s;
+    PageView v(ref.data());
+    if (it.level > 0 && v.level() != it.level) {
+      return PageCorruption(path_, AddressOffset(it.address), "unexpected page level");
+    }
+    if (v.is_leaf()) continue;
+    for (uint32_t i = 0; i < v.count(); ++i) {
+      stack.push_back({v.child(i), v.level() - 1});
+    }
+  }
+  std::sort(extents.begin(), extents.end());
+  uint64_t pos = kDataStart;
+  std::pmr::vector<std::pair<uint64_t, uint64_t>> gaps(scratch.get());
+  for (const auto& [off, len] : extents) {
+    if (off < pos) {
+      return PageCorruption(path_, off, "page overlaps another page or the file header");
+    }
+    if (off > pos) gaps.emplace_back(pos, off - pos);
+    pos = off + len;
+  }
+  free_->Reset(pos);
+  for (const auto& [off, len] : gaps) free_->Add(off, len);
+  return Status::OK();
+}
+
+Status BTree::CheckOpen() const {
+  if (closed_.load(std::memory_order_acquire)) return Status::Closed(path_ + ": tree is closed");
+  return Status::OK();
+}
+
+MetaState BTree::meta() const {
+  port::MutexLock l(&mu_);
+  return meta_;
+}
+
+Status BTree::ReadPage(uint64_t address, PageRef* ref) {
+  uint64_t offset = AddressOffset(address);
+  uint32_t length = AddressLength(address);
+  if (offset < kDataStart || length < kStoredHeaderBytes + kImageHeaderBytes ||
+      length > MaxStoredBytes(kMaxImageBytes)) {
+    return PageCorruption(path_, offset, "bad page address " + std::to_string(address));
+  }
+  PageRef raw;
+  Status s = cache_->NewFrame(length, &raw);
+  if (!s.ok()) return s;
+  size_t got = 0;
+  s = file_->Read(offset, length, raw.frame()->data(), &got);
+  if (!s.ok()) return s;
+  if (got != length) return PageCorruption(path_, offset, "page extends past the end of the file");
+  std::string_view stored(raw.frame()->data(), length);
+  size_t image_bytes = 0;
+  s = ParseStoredPage(stored, offset, true, path_, &image_bytes);
+  if (!s.ok()) return s;
+  s = cache_->NewFrame(image_bytes, ref);
+  if (!s.ok()) return s;
+  s = DecodeStoredPage(stored, offset, path_, ref->frame()->data(), image_bytes);
+  if (!s.ok()) {
+    ref->Reset();
+    return s;
+  }
+  ref->frame()->bytes = static_cast<uint32_t>(image_bytes);
+  ref->frame()->checksum = ImageChecksum(ref->frame()->data(), image_bytes);
+  return Status::OK();
+}
+
+Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref) {
+  if (cache_->Lookup(address, ref)) {
+    if (verify && ImageChecksum(ref->data(), ref->bytes()) != ref->frame()->checksum) {
+      ref->Reset();
+      return PageCorruption(path_, AddressOffset(address), "cached page checksum mismatch");
+    }
+    return Status::OK();
+  }
+  PageRef fresh;
+  Status s = ReadPage(address, &fresh);
+  if (!s.ok()) return s;
+  cache_->Insert(address, fresh.bytes(), &fresh);
+  *ref = std::move(fresh);
+  return Status::OK();
+}
+
+Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool* found,
+                  bool verify_checksums) {
+  *found = false;
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  uint64_t address = root;
+  int expected_level = -1;
+  PageRef ref;
+  while (address != 0) {
+    s = FetchPage(address, verify_checksums, &ref);
+    if (!s.ok()) return s;
+    PageView v(ref.data());
+    if (expected_level >= 0 && v.level() != expected_level) {
+      return PageCorruption(path_, AddressOffset(address), "unexpected page level");
+    }
+    if (v.is_leaf()) {
+      uint32_t i = v.LowerBound(key);
+      if (i < v.count() && v.key(i) == key) {
+        std::string_view val = v.value(i);
+        value->assign(val.data(), val.size());
+        *found = true;
+      }
+      return Status::OK();
+    }
+    expected_level = v.level() - 1;
+    address = v.child(v.ChildIndex(key));
+  }
+  return Status::OK();
+}
+
+// ---- Iterator --------------------------------------------------------------
+
+class TreeIterator final : public InternalIterator {
+ public:
+  TreeIterator(BTree* tree, uint64_t root, bool verify)
+      : tree_(tree), root_(root), verify_(verify) {}
+
+  bool Valid() const override { return valid_; }
+  void SeekToFirst() override { Start(Mode::kFirst, {}); }
+  void SeekToLast() override { Start(Mode::kLast, {}); }
+  void Seek(std::string_view target) override { Start(Mode::kSeek, target); }
+  void Next() override {
+    Level& leaf = stack_[depth_ - 1];
+    if (++leaf.idx < leaf.view.count()) return;
+    Advance(true);
+  }
+  void Prev() override {
+    Level& leaf = stack_[depth_ - 1];
+    if (leaf.idx > 0) {
+      --leaf.idx;
+      return;
+    }
+    Advance(false);
+  }
+  std::string_view key() const override { return Top().view.key(Top().idx); }
+  std::string_view value() const override { return Top().view.value(Top().idx); }
+  bool is_tombstone() const override { return false; }
+  Status status() const override { return status_; }
+
+ private:
+  enum class Mode { kFirst, kLast, kSeek };
+  struct Level {
+    PageRef ref;
+    PageView view;
+    uint32_t idx = 0;
+  };
+
+  const Level& Top() const { return stack_[depth_ - 1]; }
+
+  void Clear() {
+    while (depth_ > 0) stack_[--depth_].ref.Reset();
+    valid_ = false;
+  }
+  void Fail(Status s) {
+    Clear();
+    status_ = std::move(s);
+  }
+
+  // Pushes pages from `address` down to a leaf; false on error.
+  bool Descend(uint64_t address, int expected_level, Mode mode, std::string_view target) {
+    while (true) {
+      if (depth_ >= kMaxTreeDepth) {
+        Fail(PageCorruption(tree_->path_, AddressOffset(address), "tree too deep"));
+        return false;
+      }
+      Level& l = stack_[depth_];
+      Status s = tree_->FetchPage(address, verify_, &l.ref);
+      if (!s.ok()) {
+        Fail(std::move(s));
+        return false;
+      }
+      ++depth_;
+      l.view = PageView(l.ref.data());
+      if (expected_level >= 0 && l.view.level() != expected_level) {
+        Fail(PageCorruption(tree_->path_, AddressOffset(address), "unexpected page level"));
+        return false;
+      }
+      uint32_t n = l.view.count();
+      if (l.view.is_leaf()) {
+        l.idx = mode == Mode::kFirst ? 0
+                : mode == Mode::kLast ? (n == 0 ? 0 : n - 1)
+                                      : l.view.LowerBound(target);
+        return true;
+      }
+      l.idx = mode == Mode::kFirst ? 0 : mode == Mode::kLast ? n - 1 : l.view.ChildIndex(target);
+      expected_level = l.view.level() - 1;
+      address = l.view.child(l.idx);
+    }
+  }
+
+  void Start(Mode mode, std::string_view target) {
+    Clear();
+    status_ = Status::OK();
+    if (Status s = tree_->CheckOpen(); !s.ok()) {
+      Fail(std::move(s));
+      return;
+    }
+    if (root_ == 0) return;
+    if (!Descend(root_, -1, mode, target)) return;
+    valid_ = true;
+    const Level& leaf = Top();
+    if (mode == Mode::kLast ? leaf.view.count() == 0 : leaf.idx >= leaf.view.count()) {
+      Advance(mode != Mode::kLast);
+    }
+  }
+
+  // Moves to the first entry of the next leaf (forward) or the last entry of
+  // the previous one, skipping empty leaves; invalid at either end.
+  void Advance(bool forward) {
+    while (true) {
+      stack_[--depth_].ref.Reset();
+      while (depth_ > 0) {
+        Level& l = stack_[depth_ - 1];
+        if (forward ? l.idx + 1 < l.view.count() : l.idx > 0) break;
+        stack_[--depth_].ref.Reset();
+      }
+      if (depth_ == 0) {
+        valid_ = false;
+        return;
+      }
+      Level& parent = stack_[depth_ - 1];
+      parent.idx += forward ? 1 : -1;
+      if (!Descend(parent.view.child(parent.idx), parent.view.level() - 1,
+                   forward ? Mode::kFirst : Mode::kLast, {})) {
+        return;
+      }
+      if (Top().view.count() > 0) return;
+    }
+  }
+
+  BTree* const tree_;
+  const uint64_t root_;
+  const bool verify_;
+  bool valid_ = false;
+  Status status_;
+  int depth_ = 0;
+  std::array<Level, kMaxTreeDepth> stack_;
+};
+
+std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_checksums) {
+  return std::make_unique<TreeIterator>(this, root, verify_checksums);
+}
+
+// ---- Release, stats, close -----------------------------------------------
+
+void BTree::ReleasePages(const std::vector<uint64_t>& obsolete) {
+  if (closed_.load(std::memory_order_acquire)) return;
+  try {
+    for (uint64_t address : obsolete) {
+      cache_->Erase(address);
+      free_->Add(AddressOffset(address), AddressExtent(address));
+    }
+  } catch (const std::bad_alloc&) {
+    // The extents stay unused until the next open rebuilds free space.
+  }
+}
+
+size_t BTree::EvictForReclaim(size_t wanted_bytes) {
+  if (closed_.load(std::memory_order_acquire)) return 0;
+  return cache_->Evict(wanted_bytes);
+}
+
+CacheStats BTree::cache_stats() const {
+  if (cache_ == nullptr || closed_.load(std::memory_order_acquire)) return {};
+  return cache_->Stats();
+}
+
+uint64_t BTree::file_bytes() const {
+  return free_ != nullptr && !closed_.load(std::memory_order_acquire) ? free_->file_end() : 0;
+}
+
+uint64_t BTree::free_bytes() const {
+  return free_ != nullptr && !closed_.load(std::memory_order_acquire) ? free_->free_bytes() : 0;
+}
+
+Status BTree::Close() {
+  if (closed_.exchange(true)) return Status::OK();
+  port::MutexLock checkpoint_lock(&checkpoint_mu_);
+  Status s;
+  if (file_ != nullptr) s = file_->Close();
+  file_.reset();
+  // A closed arena (the database closed it first) has already taken the
+  // memory these structures point into: forget them without touching it.
+  bool tree_arena_open = tree_arena_ != nullptr && !tree_arena_->closed();
+  if (free_ != nullptr) {
+    if (tree_arena_open) {
+      free_.reset();
+    } else {
+      (void)free_.release();
+    }
+  }
+  if (cache_ != nullptr) cache_->Close();  // frames go back with the arena, at once
+  cache_.reset();
+  if (cache_arena_ != nullptr) cache_arena_->Close();
+  cache_arena_.reset();
+  if (tree_arena_ != nullptr) tree_arena_->Close();
+  tree_arena_.reset();
+  return s;
+}
+
+// ---- Verify ----------------------------------------------------------------
+
+struct BTree::VerifyState {
+  explicit VerifyState(std::pmr::memory_resource* mr) : leaves(mr), extents(mr), mr(mr) {}
+  struct LeafTask {
+    uint64_t address;
+    std::pmr::string lo, hi;  // bounds its parents give: [lo, hi)
+    bool has_lo, has_hi;
+  };
+  std::pmr::vector<LeafTask> leaves;
+  std::pmr::vector<std::pair<uint64_t, uint64_t>> extents;
+  std::pmr::memory_resource* mr;
+  uint64_t internal_pages = 0;
+};
+
+Status BTree::VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,
+                             bool has_lo, std::string_view hi, bool has_hi) {
+  uint64_t off = AddressOffset(address);
+  vs->extents.emplace_back(off, AddressExtent(address));
+  if (level == 0) {
+    vs->leaves.push_back({address, std::pmr::string(lo, vs->mr), std::pmr::string(hi, vs->mr),
+                          has_lo, has_hi});
+    return Status::OK();
+  }
+  PageRef ref;
+  Status s = ReadPage(address, &ref);  // from disk: the on-disk checksum is what we verify
+  if (!s.ok()) return s;
+  PageView v(ref.data());
+  if (level > 0 && v.level() != level) return PageCorruption(path_, off, "unexpected page level");
+  if (v.is_leaf()) {  // a root leaf
+    vs->extents.pop_back();
+    return VerifyInternal(vs, address, 0, lo, has_lo, hi, has_hi);
+  }
+  ++vs->internal_pages;
+  for (uint32_t i = 1; i < v.count(); ++i) {
+    std::string_view k = v.key(i);
+    if ((has_lo && k <= lo) || (has_hi && k >= hi)) {
+      return PageCorruption(path_, off, "separator outside the range its parent gives");
+    }
+  }
+  for (uint32_t i = 0; i < v.count(); ++i) {
+    bool last = i + 1 == v.count();
+    s = VerifyInternal(vs, v.child(i), v.level() - 1, i == 0 ? lo : v.key(i), i > 0 || has_lo,
+                       last ? hi : v.key(i + 1), !last || has_hi);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status BTree::Verify(VerifyStats* stats,
+                     const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  *stats = VerifyStats();
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  MetaState m = meta();
+  std::unique_ptr<alloc::Arena> scratch;
+  s = tree_arena_->NewChild({.name = "verify"}, &scratch);
+  if (!s.ok()) return s;
+  try {
+    std::pmr::unsynchronized_pool_resource pool(scratch.get());
+    VerifyState vs(&pool);
+    // Pass 1: internal pages, collecting every leaf with the range its
+    // parents give it (so progress knows the total).
+    if (m.root != 0) s = VerifyInternal(&vs, m.root, -1, {}, false, {}, false);
+    if (!s.ok()) return s;
+    uint64_t total = vs.internal_pages + vs.leaves.size();
+    uint64_t done = vs.internal_pages;
+    if (progress) progress(done, total);
+    // Pass 2: leaves, in key order.
+    std::pmr::string prev_last(&pool);
+    bool have_prev = false;
+    for (const auto& task : vs.leaves) {
+      uint64_t off = AddressOffset(task.address);
+      PageRef ref;
+      s = ReadPage(task.address, &ref);
+      if (!s.ok()) return s;
+      PageView v(ref.data());
+      if (!v.is_leaf()) return PageCorruption(path_, off, "expected a leaf");
+      if (v.count() == 0) return PageCorruption(path_, off, "empty leaf");
+      std::string_view first = v.key(0), last = v.key(v.count() - 1);
+      if ((task.has_lo && first < task.lo) || (task.has_hi && last >= task.hi)) {
+        return PageCorruption(path_, off, "key outside the range its parent gives");
+      }
+      if (have_prev && !(std::string_view(prev_last) < first)) {
+        return PageCorruption(path_, off, "keys out of order across leaves");
+      }
+      prev_last.assign(last.data(), last.size());
+      have_prev = true;
+      stats->keys += v.count();
+      ++done;
+      if (progress && (done % 64 == 0 || done == total)) progress(done, total);
+    }
+    stats->pages = total;
+    std::sort(vs.extents.begin(), vs.extents.end());
+    uint64_t pos = kDataStart, end = free_->file_end();
+    for (const auto& [o, len] : vs.extents) {
+      if (o < pos) return PageCorruption(path_, o, "page overlaps another page");
+      if (o + len > end) return PageCorruption(path_, o, "page beyond the end of the data");
+      pos = o + len;
+    }
+    if (stats->keys != m.key_count) {
+      return Status::Corruption(path_ + ": meta block counts " + std::to_string(m.key_count) +
+                                " keys, the tree holds " + std::to_string(stats->keys));
+    }
+    return Status::OK();
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit(path_ + ": out of memory while verifying");
+  }
+}
+
+}  // namespace arenakv::tree

@@ -1,0 +1,144 @@
+// BTree: the copy-on-write B+tree of one data file, with its page cache,
+// checkpoints, free space and verification.
+//
+// Between checkpoints the tree is read-only. A checkpoint applies a sorted
+// batch of changes to the tree of meta().root copy-on-write: rewritten pages
+// go to free space (children before parents, so parents record their
+// children's final addresses and no page map is needed), the file is synced,
+// then the meta slot not holding the current state is written and synced.
+// Pages the new tree replaced stay readable for readers of older roots until
+// the owner calls ReleasePages; only then do their extents become free.
+//
+// Invariant: an extent is reused only when no page reachable from the latest
+// durable meta, and no page of a root still held by a reader, lies in it.
+// Pages written by a checkpoint whose meta write may have reached the disk are
+// never reused before a later meta is durable.
+//
+// Thread safety: any number of concurrent readers (Get / NewIterator on any
+// root they hold) alongside one Checkpoint at a time; ReleasePages,
+// EvictForReclaim and the stats may be called from any thread. Close()
+// requires that no iterator is alive and no other call is running.
+#ifndef ARENAKV_TREE_BTREE_H_
+#define ARENAKV_TREE_BTREE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "arenakv/alloc/arena.h"
+#include "arenakv/db.h"
+#include "arenakv/env.h"
+#include "arenakv/status.h"
+#include "port/mutex.h"
+#include "tree/data_file.h"
+#include "tree/free_space.h"
+#include "tree/page_cache.h"
+#include "util/internal_iterator.h"
+
+namespace arenakv::tree {
+
+struct TreeOptions {
+  size_t page_bytes = 16 * 1024;  // 1 KiB .. 1 MiB
+  size_t cache_bytes = 64 << 20;
+  bool compression = true;
+};
+
+struct CheckpointResult {
+  MetaState meta;                  // the new durable state
+  std::vector<uint64_t> obsolete;  // addresses of pages the new tree replaced
+  uint64_t pages_written = 0, bytes_written = 0;
+  uint64_t writes = 0;             // write calls the pages took
+};
+
+struct VerifyStats {
+  uint64_t pages = 0, keys = 0;
+};
+
+class BTree {
+ public:
+  // Opens or creates `path` (one data file). On open reads both meta blocks,
+  // takes the newest valid one (Corruption naming the file if neither is),
+  // refuses unknown format versions (NotSupported), and rebuilds free space by
+  // walking the internal pages. `db_arena` is the database arena; the tree
+  // makes its "tree" and "cache" child arenas from it.
+  static Status Open(Env* env, const std::string& path, bool create_if_missing,
+                     const TreeOptions& options, alloc::Arena* db_arena,
+                     std::unique_ptr<BTree>* tree);
+  ~BTree();
+  BTree(const BTree&) = delete;
+  BTree& operator=(const BTree&) = delete;
+
+  MetaState meta() const;  // the current durable meta
+
+  Status Get(uint64_t root, std::string_view key, std::string* value, bool* found,
+             bool verify_checksums = false);
+  // Never yields tombstones. Pins at most one page per tree level.
+  std::unique_ptr<InternalIterator> NewIterator(uint64_t root, bool verify_checksums = false);
+
+  // Applies `changes` (sorted by key, one entry per key; a tombstone deletes
+  // the key, absent keys are ignored) to meta().root copy-on-write, writes the
+  // new pages to free space, syncs, writes the other meta block, syncs. On
+  // failure nothing durable changed and meta() stays in force.
+  Status Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
+                    CheckpointResult* result);
+  // No reader can reach these pages any more: their extents become free
+  // space, their cache frames are dropped.
+  void ReleasePages(const std::vector<uint64_t>& obsolete);
+
+  // Reads every page reachable from meta().root from disk; checks checksums,
+  // key order within and across pages, separator bounds, levels, overlapping
+  // extents and the key count.
+  Status Verify(VerifyStats* stats,
+                const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
+  size_t EvictForReclaim(size_t wanted_bytes);
+  CacheStats cache_stats() const;
+  uint64_t file_bytes() const;   // logical end of the data (pages beyond it are free)
+  uint64_t free_bytes() const;   // free extents below file_bytes()
+  const std::string& path() const { return path_; }
+  PageCache* cache() { return cache_.get(); }
+
+  Status Close();  // idempotent; no checkpoint here
+
+ private:
+  friend class CheckpointWriter;
+  friend class TreeIterator;
+
+  BTree(Env* env, const std::string& path, const TreeOptions& options);
+  Status OpenFile(bool create_if_missing, alloc::Arena* db_arena);
+  Status RebuildFreeSpace(uint64_t root);
+  // The page at `address`, pinned: from the cache, else read, checked and
+  // decoded from disk into a new frame. `verify` re-checks a cached image.
+  Status FetchPage(uint64_t address, bool verify, PageRef* ref);
+  // Reads, checks and decodes a page from disk into a private frame.
+  Status ReadPage(uint64_t address, PageRef* ref);
+  Status CheckOpen() const;
+  struct VerifyState;
+  Status VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,
+                        bool has_lo, std::string_view hi, bool has_hi);
+
+  Env* const env_;
+  const std::string path_;
+  const TreeOptions options_;
+  std::unique_ptr<File> file_;
+  std::unique_ptr<alloc::Arena> tree_arena_;
+  std::unique_ptr<alloc::Arena> cache_arena_;
+  std::unique_ptr<PageCache> cache_;
+  std::unique_ptr<FreeSpace> free_;
+  std::atomic<bool> closed_{false};
+
+  port::Mutex checkpoint_mu_;  // one checkpoint at a time; held across it
+  mutable port::Mutex mu_;
+  MetaState meta_ GUARDED_BY(mu_);
+  // Extents of a checkpoint whose meta write failed: its meta block may still
+  // have reached the disk, so they stay unused until a later meta is durable.
+  std::vector<std::pair<uint64_t, uint64_t>> quarantine_ GUARDED_BY(mu_);
+};
+
+}  // namespace arenakv::tree
+
+#endif  // ARENAKV_TREE_BTREE_H_

@@ -1,0 +1,800 @@
+// Checkpoint: applies a sorted batch of changes to the tree copy-on-write.
+//
+// The old tree is walked once, descending only into subtrees the batch
+// touches; each touched leaf is merged with its changes in one pass. Rewritten
+// pages are produced bottom-up (post-order), so a parent is built after its
+// children have their final addresses. Pages stream through a small window:
+// a new page stays pending (in a private cache frame) only until its right
+// neighbour is known, so an underfull page can be merged with a neighbour
+// before anything is written; then it is compressed into a large contiguous
+// write buffer and published to the cache as a clean frame. Splits come from
+// the page builder (a page is cut when the next entry would overflow
+// page_bytes; the last two pages are rebalanced), merges from the settle
+// window (a page below a quarter full joins its right, else left, neighbour
+// when both fit in one page), and a root with one child collapses.
+#include <lz4.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory_resource>
+#include <new>
+
+#include "arenakv/options.h"
+#include "tree/btree.h"
+#include "tree/page_format.h"
+
+namespace arenakv::tree {
+
+namespace {
+
+enum class ChildState : uint8_t { kUnchanged, kPending, kWritten };
+
+// One page of a level under construction.
+struct Child {
+  explicit Child(std::pmr::memory_resource* mr) : sep(mr) {}
+  std::pmr::string sep;  // lower bound of the page's key range
+  uint64_t address = 0;  // kUnchanged / kWritten
+  PageRef page;          // kPending: the private frame holding the image
+  uint32_t bytes = 0;    // image bytes (0 = not known yet for kUnchanged)
+  ChildState state = ChildState::kUnchanged;
+};
+
+struct ChildList {
+  ChildList(uint16_t lvl, std::pmr::memory_resource* mr) : level(lvl), items(mr) {}
+  uint16_t level;
+  std::pmr::vector<Child> items;
+  size_t done = 0;  // items before this index are final (written or unchanged)
+};
+
+// The shortest key s with a < s <= b (requires a < b).
+std::string_view ShortestSeparator(std::string_view a, std::string_view b) {
+  size_t p = 0;
+  while (p < a.size() && p < b.size() && a[p] == b[p]) ++p;
+  return b.substr(0, std::min(b.size(), p + 1));
+}
+
+size_t EntryBytes(const PageView& v, uint32_t i) {
+  return v.is_leaf() ? LeafEntryBytes(v.key(i).size(), v.value(i).size())
+                     : InternalEntryBytes(v.key(i).size());
+}
+
+}  // namespace
+
+class CheckpointWriter {
+ public:
+  CheckpointWriter(BTree* tree, std::pmr::memory_resource* mr, alloc::Arena* arena)
+      : tree_(tree),
+        cache_(tree->cache_.get()),
+        mr_(mr),
+        arena_(arena),
+        page_bytes_(tree->options_.page_bytes),
+        min_fill_(tree->options_.page_bytes / 4),
+        prev_key_(mr),
+        written_(mr),
+        abandoned_(mr) {}
+  ~CheckpointWriter() {
+    if (buffer_.valid()) arena_->ReleaseSegment(buffer_).IgnoreError();
+  }
+
+  Status Run(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
+             CheckpointResult* result);
+  // Gives back everything a failed checkpoint took. `quarantine`: the meta
+  // block may have reached the disk, so the extents must wait.
+  void Abort(bool quarantine);
+
+  // Page building (used by NodeBuilder).
+  Status NewImage(size_t bytes, PageRef* ref) { return cache_->NewFrame(bytes, ref); }
+  Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes);
+  size_t page_bytes() const { return page_bytes_; }
+  std::pmr::memory_resource* mr() const { return mr_; }
+
+ private:
+  bool InRange(const std::string_view* upper) const {
+    return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
+  }
+  Status Rewrite(uint64_t address, int level, std::string_view lower,
+                 const std::string_view* upper, ChildList* out);
+  Status RewriteLeaf(uint64_t address, std::string_view lower, const std::string_view* upper,
+                     ChildList* out);
+  Status RewriteInternal(uint64_t address, int level, std::string_view lower,
+                         const std::string_view* upper, ChildList* out);
+  Status CheckChange();
+  void AddUnchanged(ChildList* out, std::string_view sep, uint64_t address);
+  Status Settle(ChildList* list, bool final);
+  Status LoadBytes(Child* c);
+  Status Merge(ChildList* list, size_t left, bool* merged);
+  Status WriteChild(Child* c);
+  Status WritePage(PageRef* page, uint32_t bytes, uint64_t* address);
+  Status Allocate(uint64_t length, uint64_t* offset);
+  void ReturnRun();
+  Status Flush();
+  Status BuildLevelAbove(ChildList* list, ChildList* above);
+
+  BTree* const tree_;
+  PageCache* const cache_;
+  std::pmr::memory_resource* const mr_;
+  alloc::Arena* const arena_;
+  const size_t page_bytes_;
+  const size_t min_fill_;
+
+  InternalIterator* changes_ = nullptr;
+  std::pmr::string prev_key_;
+  bool have_prev_key_ = false;
+  int64_t key_delta_ = 0;
+
+  std::pmr::vector<uint64_t> written_;    // pages this checkpoint wrote
+  std::pmr::vector<uint64_t> abandoned_;  // written, then not part of the new tree
+  CheckpointResult* result_ = nullptr;
+
+  // Write batching: contiguous pages accumulate in buffer_ and go out in one
+  // Write at batch_offset_. Pages are carved from a run of free space.
+  alloc::Segment buffer_;
+  size_t buffer_used_ = 0;
+  uint64_t batch_offset_ = 0;
+  uint64_t run_next_ = 0, run_end_ = 0;
+  bool run_at_end_ = false;
+};
+
+// Accumulates the entries of one level's pages, cutting a page when the next
+// entry would overflow page_bytes and rebalancing the last two at Finish.
+class NodeBuilder {
+ public:
+  NodeBuilder(CheckpointWriter* w, PageType type, uint16_t level, std::string_view lower,
+              ChildList* out)
+      : w_(w),
+        type_(type),
+        level_(level),
+        lower_(lower, w->mr()),
+        out_(out),
+        pages_{Scratch(w->mr()), Scratch(w->mr())},
+        last_key_(w->mr()) {}
+
+  Status AddLeaf(std::string_view key, std::string_view value) {
+    char h[kLeafEntryHeaderBytes];
+    EncodeFixed16(h, static_cast<uint16_t>(key.size()));
+    EncodeFixed32(h + 2, static_cast<uint32_t>(value.size()));
+    return Add(h, sizeof(h), key, value);
+  }
+  Status AddChild(std::string_view sep, uint64_t child) {
+    char h[kInternalEntryHeaderBytes];
+    EncodeFixed16(h, static_cast<uint16_t>(sep.size()));
+    EncodeFixed64(h + 2, child);
+    return Add(h, sizeof(h), sep, {});
+  }
+  Status Finish();
+  bool emitted() const { return emitted_; }
+
+ private:
+  struct Scratch {
+    explicit Scratch(std::pmr::memory_resource* mr) : data(mr), offs(mr) {}
+    std::pmr::vector<char> data;   // entries in image form, back to back
+    std::pmr::vector<uint32_t> offs;
+    size_t bytes = 0;  // sum of entry bytes including slots
+    void clear() {
+      data.clear();
+      offs.clear();
+      bytes = 0;
+    }
+  };
+
+  size_t HeaderBytes() const {
+    return type_ == PageType::kLeaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes;
+  }
+  size_t MinEntries() const { return type_ == PageType::kLeaf ? 1 : 2; }
+  std::string_view KeyAt(const Scratch& s, size_t i) const {
+    const char* e = s.data.data() + s.offs[i];
+    return {e + HeaderBytes(), DecodeFixed16(e)};
+  }
+  size_t EntryLen(const Scratch& s, size_t i) const {
+    size_t end = i + 1 < s.offs.size() ? s.offs[i + 1] : s.data.size();
+    return end - s.offs[i];
+  }
+  void Append(Scratch* s, const char* entry, size_t len) {
+    s->offs.push_back(static_cast<uint32_t>(s->data.size()));
+    s->data.insert(s->data.end(), entry, entry + len);
+    s->bytes += len + kSlotBytes;
+  }
+
+  Status Add(const char* h, size_t hlen, std::string_view key, std::string_view value) {
+    size_t len = hlen + key.size() + value.size();
+    Scratch* cur = &pages_[cur_];
+    if (cur->offs.size() >= MinEntries() &&
+        kImageHeaderBytes + cur->bytes + len + kSlotBytes > w_->page_bytes()) {
+      Scratch* prev = &pages_[cur_ ^ 1];
+      if (!prev->offs.empty()) {
+        Status s = Emit(prev);
+        if (!s.ok()) return s;
+      }
+      cur_ ^= 1;  // the full page becomes prev
+      cur = &pages_[cur_];
+    }
+    cur->offs.push_back(static_cast<uint32_t>(cur->data.size()));
+    cur->data.insert(cur->data.end(), h, h + hlen);
+    cur->data.insert(cur->data.end(), key.begin(), key.end());
+    cur->data.insert(cur->data.end(), value.begin(), value.end());
+    cur->bytes += len + kSlotBytes;
+    return Status::OK();
+  }
+
+  Status Emit(Scratch* s);
+
+  CheckpointWriter* const w_;
+  const PageType type_;
+  const uint16_t level_;
+  std::pmr::string lower_;
+  ChildList* const out_;
+  Scratch pages_[2];
+  int cur_ = 0;  // pages_[cur_] is being filled; pages_[cur_ ^ 1] is the full one before it
+  bool emitted_ = false;
+  std::pmr::string last_key_;  // last key of the previous emitted leaf
+};
+
+Status NodeBuilder::Emit(Scratch* s) {
+  bool leaf = type_ == PageType::kLeaf;
+  uint32_t count = static_cast<uint32_t>(s->offs.size());
+  std::string_view first = KeyAt(*s, 0);
+  // An internal page stores its first separator empty: the parent holds it.
+  size_t image = kImageHeaderBytes + s->bytes - (leaf ? 0 : first.size());
+  PageRef page;
+  Status st = w_->NewImage(image, &page);
+  if (!st.ok()) return st;
+  ImageWriter iw(page.frame()->data(), type_, level_, count, static_cast<uint32_t>(image));
+  for (uint32_t i = 0; i < count; ++i) {
+    const char* e = s->data.data() + s->offs[i];
+    std::string_view k = KeyAt(*s, i);
+    if (leaf) {
+      iw.Leaf(k, {e + kLeafEntryHeaderBytes + k.size(), DecodeFixed32(e + 2)});
+    } else {
+      iw.Internal(i == 0 ? std::string_view() : k, DecodeFixed64(e + 2));
+    }
+  }
+  std::string_view sep;
+  if (!emitted_) {
+    sep = lower_;
+  } else {
+    sep = leaf ? ShortestSeparator(last_key_, first) : first;
+  }
+  // Copy before `s` is reused: sep may point into it.
+  std::pmr::string sep_copy(sep, w_->mr());
+  if (leaf) {
+    std::string_view last = KeyAt(*s, count - 1);
+    last_key_.assign(last.data(), last.size());
+  }
+  emitted_ = true;
+  s->clear();
+  return w_->AddPending(out_, sep_copy, std::move(page), static_cast<uint32_t>(image));
+}
+
+Status NodeBuilder::Finish() {
+  Scratch* prev = &pages_[cur_ ^ 1];
+  Scratch* cur = &pages_[cur_];
+  if (!prev->offs.empty() && !cur->offs.empty() && cur->bytes < w_->page_bytes() / 2) {
+    // The last page is light: join the last two when they fit in one page,
+    // else share their entries evenly.
+    size_t n = prev->offs.size() + cur->offs.size();
+    size_t total = prev->bytes + cur->bytes;
+    bool join = kImageHeaderBytes + total <= w_->page_bytes();
+    if (join || n >= 2 * MinEntries()) {
+      Scratch joined(w_->mr());
+      for (size_t i = 0; i < prev->offs.size(); ++i) {
+        Append(&joined, prev->data.data() + prev->offs[i], EntryLen(*prev, i));
+      }
+      for (size_t i = 0; i < cur->offs.size(); ++i) {
+        Append(&joined, cur->data.data() + cur->offs[i], EntryLen(*cur, i));
+      }
+      prev->clear();
+      cur->clear();
+      if (join) return Emit(&joined);
+      size_t left = 0, split = 0;
+      while (split < n && left + EntryLen(joined, split) + kSlotBytes <= total / 2) {
+        left += EntryLen(joined, split) + kSlotBytes;
+        ++split;
+      }
+      split = std::clamp(split, MinEntries(), n - MinEntries());
+      for (size_t j = 0; j < n; ++j) {
+        Append(j < split ? prev : cur, joined.data.data() + joined.offs[j], EntryLen(joined, j));
+      }
+    }
+  }
+  Status s;
+  if (!prev->offs.empty()) s = Emit(prev);
+  if (s.ok() && !cur->offs.empty()) s = Emit(cur);
+  return s;
+}
+
+// ---- Settling and writing ---------------------------------------------------
+
+Status CheckpointWriter::AddPending(ChildList* out, std::string_view sep, PageRef page,
+                                    uint32_t bytes) {
+  out->items.emplace_back(mr_);
+  Child& c = out->items.back();
+  c.sep.assign(sep.data(), sep.size());
+  c.page = std::move(page);
+  c.bytes = bytes;
+  c.state = ChildState::kPending;
+  return Settle(out, false);
+}
+
+void CheckpointWriter::AddUnchanged(ChildList* out, std::string_view sep, uint64_t address) {
+  out->items.emplace_back(mr_);
+  Child& c = out->items.back();
+  c.sep.assign(sep.data(), sep.size());
+  c.address = address;
+  c.state = ChildState::kUnchanged;
+}
+
+Status CheckpointWriter::LoadBytes(Child* c) {
+  if (c->bytes != 0) return Status::OK();
+  PageRef ref;
+  Status s = tree_->FetchPage(c->address, false, &ref);
+  if (!s.ok()) return s;
+  c->bytes = ref.bytes();
+  return Status::OK();
+}
+
+// Joins items[left] and items[left+1] into one pending page when they fit.
+Status CheckpointWriter::Merge(ChildList* list, size_t left, bool* merged) {
+  *merged = false;
+  Child& a = list->items[left];
+  Child& b = list->items[left + 1];
+  if (a.state == ChildState::kWritten || b.state == ChildState::kWritten) return Status::OK();
+  Status s = LoadBytes(&a);
+  if (s.ok()) s = LoadBytes(&b);
+  if (!s.ok()) return s;
+  bool leaf = list->level == 0;
+  size_t image = a.bytes + b.bytes - kImageHeaderBytes + (leaf ? 0 : b.sep.size());
+  if (image > page_bytes_) return Status::OK();
+  PageRef ra, rb;
+  if (a.state == ChildState::kPending) {
+    ra = std::move(a.page);
+  } else if (!(s = tree_->FetchPage(a.address, false, &ra)).ok()) {
+    return s;
+  }
+  if (b.state == ChildState::kPending) {
+    rb = std::move(b.page);
+  } else if (!(s = tree_->FetchPage(b.address, false, &rb)).ok()) {
+    a.page = std::move(ra);  // put a pending page back
+    return s;
+  }
+  PageView va(ra.data()), vb(rb.data());
+  if (va.level() != list->level || vb.level() != list->level) {
+    return PageCorruption(tree_->path_, AddressOffset(a.address != 0 ? a.address : b.address),
+                          "sibling pages on different levels");
+  }
+  uint32_t count = va.count() + vb.count();
+  size_t want = kImageHeaderBytes;
+  for (uint32_t i = 0; i < va.count(); ++i) want += EntryBytes(va, i);
+  for (uint32_t i = 0; i < vb.count(); ++i) want += EntryBytes(vb, i);
+  if (!leaf) want += b.sep.size();
+  PageRef out;
+  s = cache_->NewFrame(want, &out);
+  if (!s.ok()) return s;
+  ImageWriter iw(out.frame()->data(), leaf ? PageType::kLeaf : PageType::kInternal, list->level,
+                 count, static_cast<uint32_t>(want));
+  for (uint32_t i = 0; i < va.count(); ++i) {
+    if (leaf) {
+      iw.Leaf(va.key(i), va.value(i));
+    } else {
+      iw.Internal(va.key(i), va.child(i));
+    }
+  }
+  for (uint32_t i = 0; i < vb.count(); ++i) {
+    if (leaf) {
+      iw.Leaf(vb.key(i), vb.value(i));
+    } else {
+      iw.Internal(i == 0 ? std::string_view(b.sep) : vb.key(i), vb.child(i));
+    }
+  }
+  if (a.state == ChildState::kUnchanged) result_->obsolete.push_back(a.address);
+  if (b.state == ChildState::kUnchanged) result_->obsolete.push_back(b.address);
+  a.page = std::move(out);
+  a.bytes = static_cast<uint32_t>(want);
+  a.state = ChildState::kPending;
+  a.address = 0;
+  list->items.erase(list->items.begin() + static_cast<ptrdiff_t>(left + 1));
+  *merged = true;
+  return Status::OK();
+}
+
+Status CheckpointWriter::Settle(ChildList* list, bool final) {
+  while (true) {
+    size_t n = list->items.size();
+    size_t j = list->done;
+    // The last item waits for its right neighbour unless this is the end.
+    if (j >= n || (!final && j + 1 >= n)) return Status::OK();
+    Child& c = list->items[j];
+    if (c.state != ChildState::kPending) {
+      ++list->done;
+      continue;
+    }
+    if (c.bytes < min_fill_) {
+      bool merged = false;
+      Status s;
+      if (j + 1 < n) s = Merge(list, j, &merged);
+      if (s.ok() && !merged && j > 0 && list->items[j - 1].state == ChildState::kUnchanged) {
+        s = Merge(list, j - 1, &merged);
+        if (s.ok() && merged) list->done = j - 1;
+      }
+      if (!s.ok()) return s;
+      if (merged) continue;  // look at the joined page again
+    }
+    Status s = WriteChild(&list->items[j]);
+    if (!s.ok()) return s;
+    ++list->done;
+  }
+}
+
+Status CheckpointWriter::WriteChild(Child* c) {
+  uint64_t address = 0;
+  Status s = WritePage(&c->page, c->bytes, &address);
+  if (!s.ok()) return s;
+  c->address = address;
+  c->state = ChildState::kWritten;
+  return Status::OK();
+}
+
+Status CheckpointWriter::Allocate(uint64_t length, uint64_t* offset) {
+  if (run_at_end_) {
+    *offset = tree_->free_->ExtendEnd(length);
+    return Status::OK();
+  }
+  if (run_next_ + length <= run_end_) {
+    *offset = run_next_;
+    run_next_ += length;
+    return Status::OK();
+  }
+  ReturnRun();
+  uint64_t begin = 0, end = 0;
+  tree_->free_->TakeRun(length, &begin, &end, &run_at_end_);
+  if (run_at_end_) {
+    *offset = tree_->free_->ExtendEnd(length);
+  } else {
+    *offset = begin;
+    run_next_ = begin + length;
+    run_end_ = end;
+  }
+  if (*offset + length > kMaxFileOffset) return Status::IOError(tree_->path_ + ": data file full");
+  return Status::OK();
+}
+
+void CheckpointWriter::ReturnRun() {
+  if (!run_at_end_ && run_next_ < run_end_) tree_->free_->Add(run_next_, run_end_ - run_next_);
+  run_next_ = run_end_ = 0;
+}
+
+Status CheckpointWriter::Flush() {
+  if (buffer_used_ == 0) return Status::OK();
+  Status s = tree_->file_->Write(batch_offset_, std::string_view(buffer_.data, buffer_used_));
+  buffer_used_ = 0;
+  ++result_->writes;
+  return s;
+}
+
+Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, uint64_t* address) {
+  size_t need = MaxStoredBytes(bytes) + kPageAlign;
+  if (!buffer_.valid() || buffer_.size - buffer_used_ < need) {
+    Status s = Flush();
+    if (!s.ok()) return s;
+    if (!buffer_.valid() || buffer_.size < need) {
+      if (buffer_.valid()) arena_->ReleaseSegment(buffer_).IgnoreError();
+      buffer_ = alloc::Segment();
+      s = arena_->AllocateSegment(std::max<size_t>(need, size_t{2} << 20), &buffer_);
+      if (!s.ok()) return s;
+    }
+  }
+  char* dst = buffer_.data + buffer_used_;
+  size_t length = EncodeStoredPage(page->data(), bytes, tree_->options_.compression, dst);
+  uint64_t extent = AlignUp(length);
+  uint64_t offset = 0;
+  Status s = Allocate(extent, &offset);
+  if (!s.ok()) return s;
+  written_.push_back(MakeAddress(offset, length));  // before any failure: its extent is ours
+  if (buffer_used_ > 0 && offset != batch_offset_ + buffer_used_) {
+    // Not contiguous with the batch: send the batch, keep this page.
+    size_t before = buffer_used_;
+    s = Flush();
+    if (!s.ok()) return s;
+    std::memmove(buffer_.data, buffer_.data + before, length);
+    dst = buffer_.data;
+  }
+  if (buffer_used_ == 0) batch_offset_ = offset;
+  SealStoredPage(dst, length, offset);
+  std::memset(dst + length, 0, extent - length);
+  buffer_used_ += extent;
+  *address = MakeAddress(offset, length);
+  result_->pages_written++;
+  result_->bytes_written += length;
+  // The new page becomes a clean cached frame; nobody can reach it before
+  // the meta switch, and it is never read back from disk.
+  page->frame()->bytes = bytes;
+  page->frame()->checksum = ImageChecksum(page->data(), bytes);
+  cache_->Insert(*address, bytes, page);
+  page->Reset();
+  return Status::OK();
+}
+
+// ---- The walk ------------------------------------------------------------
+
+Status CheckpointWriter::CheckChange() {
+  std::string_view k = changes_->key();
+  if (k.size() > kMaxKeyBytes) return Status::InvalidArgument("checkpoint: key too large");
+  if (!changes_->is_tombstone() && changes_->value().size() > kMaxValueBytes) {
+    return Status::InvalidArgument("checkpoint: value too large");
+  }
+  if (have_prev_key_ && !(std::string_view(prev_key_) < k)) {
+    return Status::InvalidArgument("checkpoint: changes not strictly sorted by key");
+  }
+  prev_key_.assign(k.data(), k.size());
+  have_prev_key_ = true;
+  return Status::OK();
+}
+
+Status CheckpointWriter::Rewrite(uint64_t address, int level, std::string_view lower,
+                                 const std::string_view* upper, ChildList* out) {
+  if (level == 0) return RewriteLeaf(address, lower, upper, out);
+  return RewriteInternal(address, level, lower, upper, out);
+}
+
+Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
+                                     const std::string_view* upper, ChildList* out) {
+  PageRef ref;
+  PageView v;
+  uint32_t n = 0;
+  Status s;
+  if (address != 0) {
+    s = tree_->FetchPage(address, false, &ref);
+    if (!s.ok()) return s;
+    v = PageView(ref.data());
+    if (!v.is_leaf()) return PageCorruption(tree_->path_, AddressOffset(address), "expected a leaf");
+    n = v.count();
+  }
+  NodeBuilder b(this, PageType::kLeaf, 0, lower, out);
+  bool modified = false;
+  uint32_t i = 0;
+  while (InRange(upper)) {
+    s = CheckChange();
+    if (!s.ok()) return s;
+    std::string_view k = changes_->key();
+    for (; i < n && v.key(i) < k; ++i) {
+      s = b.AddLeaf(v.key(i), v.value(i));
+      if (!s.ok()) return s;
+    }
+    bool exists = i < n && v.key(i) == k;
+    if (exists) ++i;
+    if (changes_->is_tombstone()) {
+      if (exists) {
+        --key_delta_;
+        modified = true;
+      }
+    } else {
+      s = b.AddLeaf(k, changes_->value());
+      if (!s.ok()) return s;
+      if (!exists) ++key_delta_;
+      modified = true;
+    }
+    changes_->Next();
+  }
+  if (!modified && !b.emitted()) {
+    if (address != 0) AddUnchanged(out, lower, address);
+    return Status::OK();
+  }
+  for (; i < n; ++i) {
+    s = b.AddLeaf(v.key(i), v.value(i));
+    if (!s.ok()) return s;
+  }
+  if (address != 0) result_->obsolete.push_back(address);
+  return b.Finish();
+}
+
+Status CheckpointWriter::RewriteInternal(uint64_t address, int level, std::string_view lower,
+                                         const std::string_view* upper, ChildList* out) {
+  PageRef ref;
+  Status s = tree_->FetchPage(address, false, &ref);
+  if (!s.ok()) return s;
+  PageView v(ref.data());
+  if (v.level() != level) {
+    return PageCorruption(tree_->path_, AddressOffset(address), "unexpected page level");
+  }
+  ChildList children(static_cast<uint16_t>(level - 1), mr_);
+  bool changed = false;
+  uint32_t n = v.count();
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view child_lower = i == 0 ? lower : v.key(i);
+    std::string_view next_key;
+    const std::string_view* child_upper = upper;
+    if (i + 1 < n) {
+      next_key = v.key(i + 1);
+      child_upper = &next_key;
+    }
+    uint64_t child = v.child(i);
+    if (!InRange(child_upper)) {
+      AddUnchanged(&children, child_lower, child);
+    } else {
+      size_t before = children.items.size();
+      s = Rewrite(child, level - 1, child_lower, child_upper, &children);
+      if (!s.ok()) return s;
+      if (children.items.size() != before + 1 ||
+          children.items.back().state != ChildState::kUnchanged ||
+          children.items.back().address != child) {
+        changed = true;
+      }
+    }
+    s = Settle(&children, false);
+    if (!s.ok()) return s;
+  }
+  if (!changed) {
+    AddUnchanged(out, lower, address);
+    return Status::OK();
+  }
+  s = Settle(&children, true);
+  if (!s.ok()) return s;
+  result_->obsolete.push_back(address);
+  if (children.items.empty()) return Status::OK();  // every key below it was deleted
+  NodeBuilder b(this, PageType::kInternal, static_cast<uint16_t>(level), lower, out);
+  for (const Child& c : children.items) {
+    s = b.AddChild(c.sep, c.address);
+    if (!s.ok()) return s;
+  }
+  return b.Finish();
+}
+
+Status CheckpointWriter::BuildLevelAbove(ChildList* list, ChildList* above) {
+  Status s = Settle(list, true);
+  if (!s.ok()) return s;
+  NodeBuilder b(this, PageType::kInternal, static_cast<uint16_t>(list->level + 1), {}, above);
+  for (const Child& c : list->items) {
+    s = b.AddChild(c.sep, c.address);
+    if (!s.ok()) return s;
+  }
+  return b.Finish();
+}
+
+Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence,
+                             uint64_t wal_number, CheckpointResult* result) {
+  result_ = result;
+  changes_ = changes;
+  MetaState old = tree_->meta();
+  int root_level = 0;
+  Status s;
+  if (old.root != 0) {
+    PageRef ref;
+    s = tree_->FetchPage(old.root, false, &ref);
+    if (!s.ok()) return s;
+    root_level = PageView(ref.data()).level();
+  }
+  changes_->SeekToFirst();
+  ChildList top(static_cast<uint16_t>(root_level), mr_);
+  s = Rewrite(old.root, root_level, {}, nullptr, &top);
+  if (!s.ok()) return s;
+  if (!changes_->status().ok()) return changes_->status();
+
+  // Shape the top: grow levels while there are several pages, collapse roots
+  // with a single child.
+  uint64_t new_root = 0;
+  while (true) {
+    if (top.items.empty()) break;
+    if (top.items.size() > 1) {
+      ChildList above(static_cast<uint16_t>(top.level + 1), mr_);
+      s = BuildLevelAbove(&top, &above);
+      if (!s.ok()) return s;
+      top.items.swap(above.items);
+      top.level = above.level;
+      top.done = 0;
+      continue;
+    }
+    Child& c = top.items[0];
+    if (top.level > 0) {
+      // An internal root with one child gives way to the child.
+      PageRef ref;
+      if (c.state == ChildState::kPending) {
+        ref = std::move(c.page);
+      } else {
+        s = tree_->FetchPage(c.address, false, &ref);
+        if (!s.ok()) return s;
+      }
+      PageView v(ref.data());
+      if (v.count() == 1) {
+        if (c.state == ChildState::kUnchanged) result_->obsolete.push_back(c.address);
+        if (c.state == ChildState::kWritten) abandoned_.push_back(c.address);
+        uint64_t child = v.child(0);
+        bool ours = std::find(written_.begin(), written_.end(), child) != written_.end();
+        c.page.Reset();
+        c.address = child;
+        c.bytes = 0;
+        c.state = ours ? ChildState::kWritten : ChildState::kUnchanged;
+        top.level--;
+        continue;
+      }
+      if (c.state == ChildState::kPending) c.page = std::move(ref);
+    }
+    s = Settle(&top, true);
+    if (!s.ok()) return s;
+    new_root = top.items[0].address;
+    break;
+  }
+  s = Flush();
+  ReturnRun();
+  if (!s.ok()) return s;
+  s = tree_->file_->Sync();
+  if (!s.ok()) return s;
+
+  MetaState m;
+  m.checkpoint_id = old.checkpoint_id + 1;
+  m.root = new_root;
+  m.last_sequence = last_sequence;
+  m.wal_number = wal_number;
+  m.file_bytes = tree_->free_->file_end();
+  m.key_count = static_cast<uint64_t>(static_cast<int64_t>(old.key_count) + key_delta_);
+  char block[kBlockBytes];
+  EncodeMetaBlock(m, block);
+  s = tree_->file_->Write(kMetaOffsets[m.checkpoint_id % 2], std::string_view(block, kBlockBytes));
+  if (s.ok()) s = tree_->file_->Sync();
+  if (!s.ok()) {
+    Abort(/*quarantine=*/true);
+    written_.clear();
+    return s;
+  }
+  // Durable. Extents held back after an earlier failed meta write are free now.
+  std::vector<std::pair<uint64_t, uint64_t>> quarantined;
+  {
+    port::MutexLock l(&tree_->mu_);
+    tree_->meta_ = m;
+    quarantined.swap(tree_->quarantine_);
+  }
+  for (const auto& [off, len] : quarantined) tree_->free_->Add(off, len);
+  for (uint64_t a : abandoned_) {
+    cache_->Erase(a);
+    tree_->free_->Add(AddressOffset(a), AddressExtent(a));
+  }
+  written_.clear();
+  result->meta = m;
+  return Status::OK();
+}
+
+void CheckpointWriter::Abort(bool quarantine) {
+  buffer_used_ = 0;
+  ReturnRun();
+  for (uint64_t a : written_) {
+    cache_->Erase(a);
+    if (quarantine) {
+      port::MutexLock l(&tree_->mu_);
+      tree_->quarantine_.emplace_back(AddressOffset(a), AddressExtent(a));
+    } else {
+      tree_->free_->Add(AddressOffset(a), AddressExtent(a));
+    }
+  }
+  written_.clear();
+}
+
+Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
+                         CheckpointResult* result) {
+  *result = CheckpointResult();
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  port::MutexLock checkpoint_lock(&checkpoint_mu_);
+  if (closed_.load(std::memory_order_acquire)) return Status::Closed(path_ + ": tree is closed");
+  std::unique_ptr<alloc::Arena> scratch;
+  s = tree_arena_->NewChild({.name = "checkpoint"}, &scratch);
+  if (!s.ok()) return s;
+  {
+    std::pmr::unsynchronized_pool_resource pool(scratch.get());
+    CheckpointWriter w(this, &pool, scratch.get());
+    try {
+      s = w.Run(changes, last_sequence, wal_number, result);
+    } catch (const std::bad_alloc&) {
+      s = Status::MemoryLimit(path_ + ": out of memory during checkpoint");
+    }
+    if (!s.ok()) {
+      try {
+        w.Abort(/*quarantine=*/false);
+      } catch (const std::bad_alloc&) {
+        // Free space lost until the next open; the file stays consistent.
+      }
+      result->obsolete.clear();
+    }
+  }
+  scratch->Close();
+  return s;
+}
+
+}  // namespace arenakv::tree

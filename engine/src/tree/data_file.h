@@ -1,0 +1,57 @@
+// The data file's fixed blocks: the file header (magic, format version) and
+// the two meta blocks that alternate between checkpoints. Pages live after
+// them at the addresses the tree records (see page_format.h).
+//
+//   [0, 4096)      header block
+//   [4096, 8192)   meta slot 0 (even checkpoint ids)
+//   [8192, 12288)  meta slot 1 (odd checkpoint ids)
+//   [12288, ...)   pages and free space
+//
+// Thread safety: pure encode/decode functions.
+#ifndef ARENAKV_TREE_DATA_FILE_H_
+#define ARENAKV_TREE_DATA_FILE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "arenakv/status.h"
+
+namespace arenakv::tree {
+
+inline constexpr char kFileMagic[8] = {'A', 'R', 'E', 'N', 'A', 'K', 'V', '1'};
+inline constexpr char kMetaMagic[8] = {'A', 'K', 'V', 'M', 'E', 'T', 'A', '1'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint64_t kBlockBytes = 4096;
+inline constexpr uint64_t kHeaderOffset = 0;
+inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};
+inline constexpr uint64_t kDataStart = 12288;
+inline constexpr size_t kHeaderEncodedBytes = 40;
+inline constexpr size_t kMetaEncodedBytes = 80;
+
+// What a meta block records (plus the format version and a checksum).
+struct MetaState {
+  uint64_t checkpoint_id = 0;
+  uint64_t root = 0;           // page address, 0 = empty tree
+  uint64_t last_sequence = 0;  // highest sequence number contained in the tree
+  uint64_t wal_number = 0;     // WALs numbered >= this must be replayed on recovery
+  uint64_t file_bytes = 0;
+  uint64_t key_count = 0;
+};
+
+// Fills a kBlockBytes block.
+void EncodeHeaderBlock(uint32_t page_bytes, char* block);
+// InvalidArgument for a file that is not an arenakv data file, NotSupported
+// for a newer format version, Corruption for a damaged header.
+Status DecodeHeaderBlock(std::string_view block, const std::string& file);
+
+// Fills a kBlockBytes block for meta slot checkpoint_id % 2.
+void EncodeMetaBlock(const MetaState& meta, char* block);
+// Corruption when the slot holds no valid meta (never written, torn, damaged),
+// NotSupported for a newer format version.
+Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file,
+                       MetaState* meta);
+
+}  // namespace arenakv::tree
+
+#endif  // ARENAKV_TREE_DATA_FILE_H_

@@ -1,0 +1,198 @@
+// Page image validation and the stored (compressed, checksummed) page form.
+#include "tree/page_format.h"
+
+#include <lz4.h>
+
+#include <cstring>
+
+#include "arenakv/options.h"
+#include "util/checksum.h"
+
+namespace arenakv::tree {
+
+uint32_t PageView::LowerBound(std::string_view target) const {
+  uint32_t lo = 0, hi = count();
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (key(mid) < target) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+uint32_t PageView::ChildIndex(std::string_view target) const {
+  // Last i >= 1 with key(i) <= target, else 0.
+  uint32_t lo = 1, hi = count();
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (key(mid) <= target) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo - 1;
+}
+
+bool ValidateImage(const char* image, size_t bytes, std::string* why) {
+  if (bytes < kImageHeaderBytes || bytes > kMaxImageBytes) {
+    *why = "image size " + std::to_string(bytes) + " out of range";
+    return false;
+  }
+  uint8_t type = static_cast<uint8_t>(image[0]);
+  uint16_t level = DecodeFixed16(image + 2);
+  uint32_t count = DecodeFixed32(image + 4);
+  if (type != static_cast<uint8_t>(PageType::kLeaf) &&
+      type != static_cast<uint8_t>(PageType::kInternal)) {
+    *why = "unknown page type " + std::to_string(type);
+    return false;
+  }
+  bool leaf = type == static_cast<uint8_t>(PageType::kLeaf);
+  if (leaf != (level == 0) || level > kMaxTreeDepth) {
+    *why = "bad level " + std::to_string(level);
+    return false;
+  }
+  if (DecodeFixed32(image + 8) != bytes) {
+    *why = "image size mismatch";
+    return false;
+  }
+  if (count > (bytes - kImageHeaderBytes) / (kSlotBytes + kLeafEntryHeaderBytes) ||
+      (!leaf && count < 1)) {
+    *why = "bad entry count " + std::to_string(count);
+    return false;
+  }
+  const size_t entries_start = kImageHeaderBytes + size_t{count} * kSlotBytes;
+  const size_t header = leaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes;
+  PageView view(image);
+  std::string_view prev;
+  for (uint32_t i = 0; i < count; ++i) {
+    size_t off = DecodeFixed32(image + kImageHeaderBytes + size_t{i} * kSlotBytes);
+    if (off < entries_start || off > bytes || bytes - off < header) {
+      *why = "entry " + std::to_string(i) + " offset out of bounds";
+      return false;
+    }
+    size_t klen = DecodeFixed16(image + off);
+    size_t vlen = leaf ? DecodeFixed32(image + off + 2) : 0;
+    if (klen > kMaxKeyBytes || vlen > kMaxValueBytes || bytes - off - header < klen + vlen) {
+      *why = "entry " + std::to_string(i) + " length out of bounds";
+      return false;
+    }
+    std::string_view k = view.key(i);
+    if (!leaf) {
+      uint64_t child = view.child(i);
+      if (AddressLength(child) < kStoredHeaderBytes) {
+        *why = "entry " + std::to_string(i) + " has a bad child address";
+        return false;
+      }
+      if (i == 0 && !k.empty()) {
+        *why = "first separator not empty";
+        return false;
+      }
+    }
+    if (i > 0 && (leaf || i > 1) && !(prev < k)) {
+      *why = "keys out of order at entry " + std::to_string(i);
+      return false;
+    }
+    prev = k;
+  }
+  return true;
+}
+
+uint64_t ImageChecksum(const char* image, size_t bytes) {
+  return Checksum64(ChecksumKind::kPage, std::string_view(image, bytes));
+}
+
+size_t MaxStoredBytes(size_t image_bytes) {
+  return kStoredHeaderBytes + static_cast<size_t>(LZ4_compressBound(static_cast<int>(image_bytes)));
+}
+
+size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out) {
+  uint8_t flags = 0;
+  size_t payload = image_bytes;
+  if (compress) {
+    int bound = LZ4_compressBound(static_cast<int>(image_bytes));
+    int n = LZ4_compress_default(image, out + kStoredHeaderBytes, static_cast<int>(image_bytes),
+                                 bound);
+    if (n > 0 && static_cast<size_t>(n) <= image_bytes - image_bytes / 8) {
+      flags = kStoredFlagLz4;
+      payload = static_cast<size_t>(n);
+    }
+  }
+  if (flags == 0) std::memcpy(out + kStoredHeaderBytes, image, image_bytes);
+  EncodeFixed64(out, 0);
+  out[8] = image[0];
+  out[9] = static_cast<char>(flags);
+  std::memcpy(out + 10, image + 2, 2);  // level
+  std::memcpy(out + 12, image + 4, 4);  // count
+  EncodeFixed32(out + 16, static_cast<uint32_t>(image_bytes));
+  EncodeFixed32(out + 20, static_cast<uint32_t>(payload));
+  return kStoredHeaderBytes + payload;
+}
+
+namespace {
+
+uint64_t StoredChecksum(const char* stored, size_t length, uint64_t offset) {
+  // Seeded with the offset: a page read from the wrong place fails.
+  uint64_t seed = static_cast<uint64_t>(ChecksumKind::kPage) ^ (offset * 0x9E3779B97F4A7C15ULL);
+  return XXH3_64bits_withSeed(stored + 8, length - 8, seed);
+}
+
+}  // namespace
+
+void SealStoredPage(char* stored, size_t length, uint64_t offset) {
+  EncodeFixed64(stored, StoredChecksum(stored, length, offset));
+}
+
+Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what) {
+  return Status::Corruption(file + " page at offset " + std::to_string(offset) + ": " +
+                            std::string(what));
+}
+
+Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
+                       const std::string& file, size_t* image_bytes) {
+  if (stored.size() < kStoredHeaderBytes) return PageCorruption(file, offset, "truncated page");
+  const char* p = stored.data();
+  uint8_t flags = static_cast<uint8_t>(p[9]);
+  uint32_t raw = DecodeFixed32(p + 16);
+  uint32_t payload = DecodeFixed32(p + 20);
+  if (verify_checksum && DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
+    return PageCorruption(file, offset, "checksum mismatch");
+  }
+  if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
+    return PageCorruption(file, offset, "payload length mismatch");
+  }
+  if ((flags & ~kStoredFlagLz4) != 0) return PageCorruption(file, offset, "unknown page flags");
+  if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||
+      ((flags & kStoredFlagLz4) == 0 && raw != payload)) {
+    return PageCorruption(file, offset, "bad image size");
+  }
+  *image_bytes = raw;
+  return Status::OK();
+}
+
+Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::string& file,
+                        char* image, size_t image_bytes) {
+  const char* p = stored.data();
+  const char* payload = p + kStoredHeaderBytes;
+  size_t payload_bytes = stored.size() - kStoredHeaderBytes;
+  if (p[9] & kStoredFlagLz4) {
+    int n = LZ4_decompress_safe(payload, image, static_cast<int>(payload_bytes),
+                                static_cast<int>(image_bytes));
+    if (n < 0 || static_cast<size_t>(n) != image_bytes) {
+      return PageCorruption(file, offset, "LZ4 payload does not decompress");
+    }
+  } else {
+    std::memcpy(image, payload, image_bytes);
+  }
+  if (image[0] != p[8] || std::memcmp(image + 2, p + 10, 6) != 0) {
+    return PageCorruption(file, offset, "header does not match the image");
+  }
+  std::string why;
+  if (!ValidateImage(image, image_bytes, &why)) return PageCorruption(file, offset, why);
+  return Status::OK();
+}
+
+}  // namespace arenakv::tree

@@ -1,0 +1,199 @@
+// The B+tree page formats: page addresses, the in-memory page image (a
+// slotted page that the cache holds and readers binary-search in place), and
+// the stored form of a page in the data file (header + image, LZ4-compressed
+// when that helps, XXH3 checksum seeded with the page's file offset).
+//
+// Decoding never trusts its input: every stored page and every image is
+// bounds-checked once when it enters memory (DecodeStoredPage /
+// ValidateImage); PageView accessors afterwards assume a validated image.
+//
+// Thread safety: pure functions over caller-owned bytes; a PageView over a
+// pinned, immutable image may be used by many threads.
+#ifndef ARENAKV_TREE_PAGE_FORMAT_H_
+#define ARENAKV_TREE_PAGE_FORMAT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "arenakv/status.h"
+#include "util/coding.h"
+
+namespace arenakv::tree {
+
+// ---- Page addresses -------------------------------------------------------
+// 64 bits: (file offset / kPageAlign) << kLengthBits | stored length. One
+// pread of `length` bytes at `offset` fetches the whole stored page. 0 means
+// "no page" (the empty tree); offset 0 is the file header, never a page.
+inline constexpr uint64_t kPageAlign = 16;
+inline constexpr int kLengthBits = 26;
+inline constexpr uint64_t kMaxStoredLength = (uint64_t{1} << kLengthBits) - 1;
+inline constexpr uint64_t kMaxFileOffset = (uint64_t{1} << (64 - kLengthBits)) * kPageAlign;
+
+inline uint64_t AlignUp(uint64_t n) { return (n + kPageAlign - 1) & ~(kPageAlign - 1); }
+inline uint64_t MakeAddress(uint64_t offset, uint64_t length) {
+  return ((offset / kPageAlign) << kLengthBits) | length;
+}
+inline uint64_t AddressOffset(uint64_t address) { return (address >> kLengthBits) * kPageAlign; }
+inline uint32_t AddressLength(uint64_t address) {
+  return static_cast<uint32_t>(address & kMaxStoredLength);
+}
+// Bytes of file the page occupies (its length rounded up to the alignment).
+inline uint64_t AddressExtent(uint64_t address) { return AlignUp(AddressLength(address)); }
+
+// ---- Page image (what a cache frame holds) ---------------------------------
+//   [0]  u8 type (1 leaf, 2 internal)   [1] u8 reserved (0)
+//   [2]  u16 level (0 = leaf)           [4] u32 entry count
+//   [8]  u32 image bytes                [12] u32 reserved (0)
+//   [16] u32 slot[count]: offset of entry i from the image start
+//   entries, leaf:     u16 key_len, u32 value_len, key, value
+//   entries, internal: u16 key_len, u64 child address, key
+// Keys are strictly increasing. In an internal page entry 0's key is stored
+// empty: its lower bound is the separator the parent holds for this page.
+enum class PageType : uint8_t { kLeaf = 1, kInternal = 2 };
+
+inline constexpr size_t kImageHeaderBytes = 16;
+inline constexpr size_t kSlotBytes = 4;
+inline constexpr size_t kLeafEntryHeaderBytes = 6;
+inline constexpr size_t kInternalEntryHeaderBytes = 10;
+// The largest image a page may have: the largest pool size class.
+inline constexpr size_t kMaxImageBytes = size_t{2} << 20;
+// Deepest tree a reader follows (internal pages hold >= 2 children).
+inline constexpr int kMaxTreeDepth = 64;
+
+inline size_t LeafEntryBytes(size_t key, size_t value) {
+  return kSlotBytes + kLeafEntryHeaderBytes + key + value;
+}
+inline size_t InternalEntryBytes(size_t key) {
+  return kSlotBytes + kInternalEntryHeaderBytes + key;
+}
+
+// Read-only accessors over a validated image.
+class PageView {
+ public:
+  PageView() = default;
+  explicit PageView(const char* image) : p_(image) {}
+
+  PageType type() const { return static_cast<PageType>(p_[0]); }
+  bool is_leaf() const { return p_[0] == static_cast<char>(PageType::kLeaf); }
+  uint16_t level() const { return DecodeFixed16(p_ + 2); }
+  uint32_t count() const { return DecodeFixed32(p_ + 4); }
+  uint32_t image_bytes() const { return DecodeFixed32(p_ + 8); }
+  const char* data() const { return p_; }
+
+  std::string_view key(uint32_t i) const {
+    const char* e = p_ + Slot(i);
+    size_t header = is_leaf() ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes;
+    return {e + header, DecodeFixed16(e)};
+  }
+  std::string_view value(uint32_t i) const {  // leaf only
+    const char* e = p_ + Slot(i);
+    uint16_t klen = DecodeFixed16(e);
+    return {e + kLeafEntryHeaderBytes + klen, DecodeFixed32(e + 2)};
+  }
+  uint64_t child(uint32_t i) const {  // internal only
+    return DecodeFixed64(p_ + Slot(i) + 2);
+  }
+
+  // Leaf: the first index whose key is >= target (count() if none).
+  uint32_t LowerBound(std::string_view target) const;
+  // Internal: the child whose range holds target (last i with key(i) <= target;
+  // entry 0 stands for minus infinity).
+  uint32_t ChildIndex(std::string_view target) const;
+
+ private:
+  uint32_t Slot(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 4 * i); }
+  const char* p_ = nullptr;
+};
+
+// Writes an image entry by entry into memory sized for it in advance.
+class ImageWriter {
+ public:
+  ImageWriter(char* image, PageType type, uint16_t level, uint32_t count, uint32_t bytes)
+      : p_(image),
+        count_(count),
+        bytes_(bytes),
+        pos_(kImageHeaderBytes + size_t{count} * kSlotBytes) {
+    p_[0] = static_cast<char>(type);
+    p_[1] = 0;
+    EncodeFixed16(p_ + 2, level);
+    EncodeFixed32(p_ + 4, count);
+    EncodeFixed32(p_ + 8, bytes);
+    EncodeFixed32(p_ + 12, 0);
+  }
+  void Leaf(std::string_view key, std::string_view value) {
+    Slot();
+    EncodeFixed16(p_ + pos_, static_cast<uint16_t>(key.size()));
+    EncodeFixed32(p_ + pos_ + 2, static_cast<uint32_t>(value.size()));
+    pos_ += kLeafEntryHeaderBytes;
+    Copy(key);
+    Copy(value);
+  }
+  void Internal(std::string_view key, uint64_t child) {
+    Slot();
+    EncodeFixed16(p_ + pos_, static_cast<uint16_t>(key.size()));
+    EncodeFixed64(p_ + pos_ + 2, child);
+    pos_ += kInternalEntryHeaderBytes;
+    Copy(key);
+  }
+  // True when exactly `count` entries filled exactly `bytes`.
+  bool complete() const { return i_ == count_ && pos_ == bytes_; }
+
+ private:
+  void Slot() {
+    EncodeFixed32(p_ + kImageHeaderBytes + size_t{i_++} * kSlotBytes, static_cast<uint32_t>(pos_));
+  }
+  void Copy(std::string_view s) {
+    if (!s.empty()) std::memcpy(p_ + pos_, s.data(), s.size());
+    pos_ += s.size();
+  }
+  char* p_;
+  uint32_t count_, bytes_, i_ = 0;
+  size_t pos_;
+};
+
+// Checks that `bytes` bytes at `image` form a well-formed page: header, slot
+// array and every entry in bounds, sizes within the limits, keys strictly
+// increasing, internal children non-null. On failure *why says what is wrong.
+bool ValidateImage(const char* image, size_t bytes, std::string* why);
+
+// XXH3 of an image, kept with a cached frame so that cached pages can be
+// re-verified (ReadOptions::verify_checksums).
+uint64_t ImageChecksum(const char* image, size_t bytes);
+
+// ---- Stored page (what the data file holds at a page address) -------------
+//   [0]  u64 checksum: XXH3 of bytes [8, length), seeded with ChecksumKind::kPage
+//        mixed with the page's file offset
+//   [8]  u8 type   [9] u8 flags (bit 0: payload is LZ4)   [10] u16 level
+//   [12] u32 entry count    [16] u32 image bytes    [20] u32 payload bytes
+//   [24] payload: the image, raw or LZ4 block-compressed
+inline constexpr size_t kStoredHeaderBytes = 24;
+inline constexpr uint8_t kStoredFlagLz4 = 1;
+
+// Upper bound of the stored size of an image of `image_bytes`.
+size_t MaxStoredBytes(size_t image_bytes);
+// Writes the stored form of `image` into out (room for MaxStoredBytes) with a
+// zero checksum and returns its length. Compresses when `compress` and the
+// result is at least 1/8 smaller.
+size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out);
+// Fills in the checksum once the page's offset is known.
+void SealStoredPage(char* stored, size_t length, uint64_t offset);
+
+// Checks a stored page's header and checksum (when verify_checksum) and
+// returns the size of the image it holds. Errors are Corruption naming
+// `file` and the offset.
+Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
+                       const std::string& file, size_t* image_bytes);
+// Decodes a stored page already accepted by ParseStoredPage into `image`
+// (room for image_bytes) and validates the image.
+Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::string& file,
+                        char* image, size_t image_bytes);
+
+// "Corruption: <file> page at offset N: <what>"
+Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what);
+
+}  // namespace arenakv::tree
+
+#endif  // ARENAKV_TREE_PAGE_FORMAT_H_
