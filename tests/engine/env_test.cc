@@ -1,4 +1,6 @@
 // Tests of the POSIX Env and of the fault-injecting wrapper the other suites use.
+#include "arenakv/env.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "arenakv/env.h"
 #include "fault_env.h"
 #include "test_util.h"
 

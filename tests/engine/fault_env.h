@@ -44,11 +44,11 @@ enum class FaultOp : int {
 struct FaultRule {
   std::string file_substring;  // "" matches every file
   FaultOp op = FaultOp::kWrite;
-  int error = EIO;             // errno reported
-  uint64_t after_ops = 0;      // matching ops that succeed before the rule may fire
-  double probability = 1.0;    // once armed, chance that a matching op fails
-  bool short_write = false;    // kWrite: half the data reaches the file first
-  bool one_shot = false;       // remove the rule after it fired once
+  int error = EIO;           // errno reported
+  uint64_t after_ops = 0;    // matching ops that succeed before the rule may fire
+  double probability = 1.0;  // once armed, chance that a matching op fails
+  bool short_write = false;  // kWrite: half the data reaches the file first
+  bool one_shot = false;     // remove the rule after it fired once
 };
 
 class FaultInjectionEnv final : public Env {

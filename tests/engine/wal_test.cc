@@ -1,5 +1,7 @@
 // Tests of the write-ahead log: round trips, torn tails, bit flips, foreign
 // and future logs, and writer behaviour under injected I/O faults.
+#include "wal/wal.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -14,7 +16,6 @@
 #include "fault_env.h"
 #include "test_util.h"
 #include "util/compression.h"
-#include "wal/wal.h"
 #include "wal/wal_format.h"
 
 namespace arenakv::wal {
@@ -114,7 +115,7 @@ std::vector<std::string> MixedRecords(std::mt19937_64* rng) {
   recs.push_back(Compressible(130, 1));
   recs.push_back(Compressible(511, 2));
   recs.push_back(Compressible(512, 3));
-  recs.push_back(Random(512, rng));   // incompressible: stored plain
+  recs.push_back(Random(512, rng));  // incompressible: stored plain
   recs.push_back(Compressible(4096, 4));
   recs.push_back(Random(100000, rng));
   recs.push_back(Compressible(3 << 20, 5));  // larger than the reader's 1 MiB chunk
@@ -206,7 +207,8 @@ TEST(Wal, ForeignAndFutureLogsAreRefused) {
   // A newer format version with an intact header checksum.
   bad = good;
   EncodeFixed32(bad.data() + 8, kFormatVersion + 1);
-  EncodeFixed64(bad.data() + 24, Checksum64(ChecksumKind::kWalHeader, std::string_view(bad).substr(0, 24)));
+  EncodeFixed64(bad.data() + 24,
+                Checksum64(ChecksumKind::kWalHeader, std::string_view(bad).substr(0, 24)));
   WriteFileBytes(path, bad);
   out = ReadLog(PosixEnv(), path, 5);
   EXPECT_TRUE(out.status.IsNotSupported()) << out.status.ToString();
@@ -214,7 +216,8 @@ TEST(Wal, ForeignAndFutureLogsAreRefused) {
   // Unknown flags, checksum intact.
   bad = good;
   EncodeFixed32(bad.data() + 12, 1);
-  EncodeFixed64(bad.data() + 24, Checksum64(ChecksumKind::kWalHeader, std::string_view(bad).substr(0, 24)));
+  EncodeFixed64(bad.data() + 24,
+                Checksum64(ChecksumKind::kWalHeader, std::string_view(bad).substr(0, 24)));
   WriteFileBytes(path, bad);
   EXPECT_TRUE(ReadLog(PosixEnv(), path, 5).status.IsNotSupported());
 
@@ -233,7 +236,8 @@ TEST(Wal, RecordsFromAnotherLogNeverValidate) {
   // hold. None of them may be replayed as log 8's.
   WriteLog(PosixEnv(), dir.Join("a"), 7, {"stale-1", Compressible(2000, 1), "stale-3"});
   WriteLog(PosixEnv(), dir.Join("b"), 8, {});
-  std::string mixed = ReadFileBytes(dir.Join("b")) + ReadFileBytes(dir.Join("a")).substr(kFileHeaderSize);
+  std::string mixed =
+      ReadFileBytes(dir.Join("b")) + ReadFileBytes(dir.Join("a")).substr(kFileHeaderSize);
   WriteFileBytes(dir.Join("b"), mixed);
   ReadOutcome out = ReadLog(PosixEnv(), dir.Join("b"), 8);
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();
@@ -303,8 +307,8 @@ TEST(Wal, ZeroFilledTailIsTorn) {
 TEST(Wal, BitFlipsAreDetected) {
   TempDir dir;
   std::mt19937_64 rng(test::TestSeed());
-  std::vector<std::string> recs{"alpha", Compressible(800, 1), Random(60, &rng), "",
-                                Compressible(1200, 2), Random(40, &rng)};
+  std::vector<std::string> recs{"alpha", Compressible(800, 1),  Random(60, &rng),
+                                "",      Compressible(1200, 2), Random(40, &rng)};
   std::string path = dir.Join("wal");
   auto ends = WriteLog(PosixEnv(), path, 9, recs, true);
   std::string full = ReadFileBytes(path);
@@ -456,8 +460,9 @@ TEST(Wal, OneWritePerRecordAndNoSyncUntilAsked) {
   const int n = 20000;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) ASSERT_TRUE(w->AddRecord(payload).ok());
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                std::chrono::steady_clock::now() - t0).count();
+  auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::printf("[perf] AddRecord(130 bytes): %.0f ns/record\n", static_cast<double>(ns) / n);
 }
 

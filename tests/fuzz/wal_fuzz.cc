@@ -37,8 +37,7 @@ char g_dir[4096];
 std::string Dir() {
   if (g_dir[0] == '\0') {
     const char* base = std::getenv("TMPDIR");
-    std::snprintf(g_dir, sizeof(g_dir), "%s/arenakv-walfuzz-XXXXXX",
-                  base && *base ? base : "/tmp");
+    std::snprintf(g_dir, sizeof(g_dir), "%s/arenakv-walfuzz-XXXXXX", base && *base ? base : "/tmp");
     if (mkdtemp(g_dir) == nullptr) std::abort();
     std::atexit([] {
       std::string file = std::string(g_dir) + "/wal";

@@ -13,15 +13,14 @@ size_t LZ4CompressBound(size_t n) {
   return static_cast<size_t>(LZ4_compressBound(static_cast<int>(n)));
 }
 
-Status LZ4Compress(std::string_view raw, char* dst, size_t dst_capacity,
-                   size_t* compressed_size) {
+Status LZ4Compress(std::string_view raw, char* dst, size_t dst_capacity, size_t* compressed_size) {
   *compressed_size = 0;
   if (raw.size() > kMaxLZ4InputBytes) {
     return Status::InvalidArgument("LZ4: input of " + std::to_string(raw.size()) +
                                    " bytes is too large");
   }
-  int cap = dst_capacity > static_cast<size_t>(INT32_MAX) ? INT32_MAX
-                                                          : static_cast<int>(dst_capacity);
+  int cap =
+      dst_capacity > static_cast<size_t>(INT32_MAX) ? INT32_MAX : static_cast<int>(dst_capacity);
   if (cap == 0) return Status::OK();
   int n = LZ4_compress_default(raw.data(), dst, static_cast<int>(raw.size()), cap);
   if (n > 0) *compressed_size = static_cast<size_t>(n);

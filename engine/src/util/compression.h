@@ -27,8 +27,7 @@ size_t LZ4CompressBound(size_t n);
 // Compresses raw into dst[0, dst_capacity). OK with *compressed_size == 0 when
 // the result does not fit: pass a capacity below raw.size() to compress only
 // when it pays. InvalidArgument when raw is too large for LZ4.
-Status LZ4Compress(std::string_view raw, char* dst, size_t dst_capacity,
-                   size_t* compressed_size);
+Status LZ4Compress(std::string_view raw, char* dst, size_t dst_capacity, size_t* compressed_size);
 
 // Refuses raw sizes that cannot come from `compressed_size` bytes of LZ4
 // (LZ4 expands at most ~255:1) or exceed kMaxLZ4DecompressedBytes; call it

@@ -35,7 +35,8 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
 
 class PosixFile final : public File {
  public:
-  PosixFile(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), end_(size) {}
+  PosixFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), end_(size) {}
   ~PosixFile() override { Close().IgnoreError(); }
 
   Status Read(uint64_t offset, size_t n, char* scratch, size_t* read) override {
@@ -112,8 +113,8 @@ class PosixFile final : public File {
   Status WriteAt(uint64_t offset, std::string_view data) {
     size_t done = 0;
     while (done < data.size()) {
-      ssize_t r = ::pwrite(fd_, data.data() + done, data.size() - done,
-                           static_cast<off_t>(offset + done));
+      ssize_t r =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
       if (r < 0) {
         if (errno == EINTR) continue;
         int err = errno;
@@ -124,9 +125,9 @@ class PosixFile final : public File {
         // A write that makes no progress would loop forever; a full device is
         // the usual cause.
         NoteWritten(offset, done);
-        return Status::IOError("write " + path_ + " at " + std::to_string(offset + done) +
-                                   " made no progress",
-                               ENOSPC);
+        return Status::IOError(
+            "write " + path_ + " at " + std::to_string(offset + done) + " made no progress",
+            ENOSPC);
       }
       done += static_cast<size_t>(r);
     }
@@ -152,9 +153,7 @@ class PosixFile final : public File {
 struct LockKey {
   dev_t dev;
   ino_t ino;
-  bool operator<(const LockKey& o) const {
-    return dev != o.dev ? dev < o.dev : ino < o.ino;
-  }
+  bool operator<(const LockKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
 };
 
 class LockTable {
@@ -203,10 +202,18 @@ class PosixEnv final : public Env {
   Status OpenFile(const std::string& path, OpenMode mode, std::unique_ptr<File>* file) override {
     int flags = O_CLOEXEC;
     switch (mode) {
-      case OpenMode::kReadOnly: flags |= O_RDONLY; break;
-      case OpenMode::kReadWrite: flags |= O_RDWR; break;
-      case OpenMode::kCreate: flags |= O_RDWR | O_CREAT; break;
-      case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+      case OpenMode::kReadOnly:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::kReadWrite:
+        flags |= O_RDWR;
+        break;
+      case OpenMode::kCreate:
+        flags |= O_RDWR | O_CREAT;
+        break;
+      case OpenMode::kCreateTruncate:
+        flags |= O_RDWR | O_CREAT | O_TRUNC;
+        break;
     }
     int fd;
     do {

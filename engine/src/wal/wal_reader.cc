@@ -161,8 +161,8 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
       h = Buffered(p);
       if (DecodeFixed64(h) == RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
         return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + why +
-                                       " (an intact record follows at offset " +
-                                       std::to_string(p) + ")"));
+                                       " (an intact record follows at offset " + std::to_string(p) +
+                                       ")"));
       }
     }
   }

@@ -72,13 +72,13 @@ class WalReader {
   std::unique_ptr<File> file_;
   const uint64_t file_size_;
   const uint64_t seed_;
-  uint64_t pos_;                 // offset of the next record
-  std::pmr::string buf_;         // file bytes [buf_offset_, buf_offset_ + buf_len_)
+  uint64_t pos_;          // offset of the next record
+  std::pmr::string buf_;  // file bytes [buf_offset_, buf_offset_ + buf_len_)
   uint64_t buf_offset_ = 0;
   size_t buf_len_ = 0;
-  std::pmr::string raw_;         // the last decompressed record
+  std::pmr::string raw_;  // the last decompressed record
   WalReadResult result_;
-  Status status_;                // sticky error
+  Status status_;  // sticky error
   bool done_ = false;
 };
 

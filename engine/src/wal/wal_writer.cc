@@ -76,8 +76,8 @@ Status WalWriter::AddRecord(std::string_view payload) {
     // Only keep the compressed form if it (with its 4-byte raw size) is
     // strictly smaller: the capacity bound makes LZ4 give up otherwise.
     size_t compressed = 0;
-    Status s = LZ4Compress(payload, buf_.data() + kRecordHeaderSize + 4,
-                           payload.size() - 4 - 1, &compressed);
+    Status s = LZ4Compress(payload, buf_.data() + kRecordHeaderSize + 4, payload.size() - 4 - 1,
+                           &compressed);
     if (s.ok() && compressed > 0) {
       EncodeFixed32(buf_.data() + kRecordHeaderSize, static_cast<uint32_t>(payload.size()));
       type = RecordType::kLZ4;
