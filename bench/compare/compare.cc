@@ -342,6 +342,7 @@ int Main(int argc, char** argv) {
 
   ComparisonRun run;
   run.machine = DescribeMachine(root);
+  run.load_at_start = LoadAverage();
   for (int i = 0; i < argc; ++i) {
     if (i > 0) run.command += ' ';
     run.command += i == 0 ? std::filesystem::path(argv[0]).filename().string() : argv[i];
@@ -403,9 +404,7 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  for (int e = 0; e < kEngineCount; ++e) {
-    if (temp_root) RemoveAll(root + "/" + kEngineNames[e]);
-  }
+  run.load_at_end = LoadAverage();
   if (temp_root) RemoveAll(root);
 
   std::printf("machine: %u cpus, %s, %s, %.1f GiB RAM, disk %s\n", run.machine.cpus,
@@ -413,6 +412,8 @@ int Main(int argc, char** argv) {
               static_cast<double>(run.machine.memory_bytes) / (1024.0 * 1024 * 1024),
               run.machine.disk.c_str());
   std::printf("command: %s\n", run.command.c_str());
+  std::printf("load average (1, 5, 15 min): %s at the start, %s at the end\n",
+              run.load_at_start.c_str(), run.load_at_end.c_str());
   std::printf("%llu keys of 16 bytes, values of 100 bytes (half compressible), 256 MiB cache; "
               "medians of %d reps\n\n",
               static_cast<unsigned long long>(flags.keys), flags.reps);

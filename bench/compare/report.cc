@@ -238,8 +238,22 @@ std::vector<SummaryRow> Summarize(const ComparisonRun& run) {
     after.ratio = kNaN;  // a ratio of two near-zero differences says nothing
     after.target = "<= 1 MiB (arenakv)";
     if (!std::isnan(after.value[kArenakv])) after.met = after.value[kArenakv] <= 1.0 ? 1 : 0;
+    // The same without file-backed pages: the engine's code faulted in on
+    // first use stays resident (and shared) but is not memory left behind.
+    SummaryRow anon;
+    anon.label = "anon RSS after close - before open";
+    anon.unit = "MiB";
+    for (int e = 0; e < kEngineCount; ++e) {
+      anon.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
+        if (p.anon_rss_after_close < 0 || p.anon_rss_before_open < 0) return kNaN;
+        return static_cast<double>(p.anon_rss_after_close - p.anon_rss_before_open) / kMiB;
+      })
+                                     : kNaN;
+    }
+    anon.ratio = kNaN;
     rows.push_back(peak);
     rows.push_back(after);
+    rows.push_back(anon);
   }
   return rows;
 }
@@ -278,26 +292,31 @@ std::string FormatTable(const ComparisonRun& run) {
   }
 
   // Memory per workload: where the peak and the residue come from.
-  out += "\nmemory per workload (MiB, medians): peak RSS of the child / RSS after close "
-         "minus RSS before open\n";
+  out += "\nmemory per workload (MiB, medians): peak RSS of the child; RSS after close "
+         "minus RSS before open (all, and anonymous only)\n";
   out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) + Pad("rocksdb peak", 14, true) +
-         Pad("arenakv after", 15, true) + Pad("rocksdb after", 15, true) + "\n";
+         Pad("arenakv after", 15, true) + Pad("rocksdb after", 15, true) +
+         Pad("arenakv anon", 14, true) + Pad("rocksdb anon", 14, true) + "\n";
   for (const WorkloadRuns& wr : run.workloads) {
-    std::array<double, kEngineCount> peak{}, after{};
+    std::array<double, kEngineCount> peak{}, after{}, anon{};
     for (int e = 0; e < kEngineCount; ++e) {
-      std::vector<double> p, a;
+      std::vector<double> p, a, n;
       for (const RunRecord& r : wr.runs[e]) {
         if (!r.ok) continue;
-        p.push_back(static_cast<double>(r.phase.rss_peak) / kMiB);
-        a.push_back(static_cast<double>(r.phase.rss_after_close - r.phase.rss_before_open) / kMiB);
+        const PhaseResult& ph = r.phase;
+        p.push_back(static_cast<double>(ph.rss_peak) / kMiB);
+        a.push_back(static_cast<double>(ph.rss_after_close - ph.rss_before_open) / kMiB);
+        n.push_back(static_cast<double>(ph.anon_rss_after_close - ph.anon_rss_before_open) / kMiB);
       }
       peak[e] = Median(p);
       after[e] = Median(a);
+      anon[e] = Median(n);
     }
     auto f = [](double x) { return std::isnan(x) ? std::string("-") : Printf("%.1f", x); };
     out += Pad(InfoOf(wr.workload).name, 16, false) + Pad(f(peak[kArenakv]), 14, true) +
            Pad(f(peak[kRocksdb]), 14, true) + Pad(f(after[kArenakv]), 15, true) +
-           Pad(f(after[kRocksdb]), 15, true) + "\n";
+           Pad(f(after[kRocksdb]), 15, true) + Pad(f(anon[kArenakv]), 14, true) +
+           Pad(f(anon[kRocksdb]), 14, true) + "\n";
   }
   return out;
 }
@@ -310,6 +329,8 @@ std::string FormatJson(const ComparisonRun& run) {
          ", \"memory_bytes\": " + JsonNumber(m.memory_bytes) + ", \"disk\": " + JsonString(m.disk) +
          "},\n";
   out += "  \"command\": " + JsonString(run.command) + ",\n";
+  out += "  \"load_average\": {\"start\": " + JsonString(run.load_at_start) +
+         ", \"end\": " + JsonString(run.load_at_end) + "},\n";
   out += "  \"config\": {\"keys\": " + JsonNumber(run.config.keys) +
          ", \"reps\": " + std::to_string(run.reps) +
          ", \"seconds\": " + JsonNumber(run.config.seconds) +
@@ -346,6 +367,8 @@ std::string FormatJson(const ComparisonRun& run) {
                ", \"rss_before_open\": " + JsonNumber(p.rss_before_open) +
                ", \"rss_peak\": " + JsonNumber(p.rss_peak) +
                ", \"rss_after_close\": " + JsonNumber(p.rss_after_close) +
+               ", \"anon_rss_before_open\": " + JsonNumber(p.anon_rss_before_open) +
+               ", \"anon_rss_after_close\": " + JsonNumber(p.anon_rss_after_close) +
                ", \"peak_reset_at_open\": " + (p.peak_reset ? "true" : "false");
         if (info.fills) {
           out += ", \"disk_allocated_bytes\": " + JsonNumber(rec.disk.allocated_bytes) +

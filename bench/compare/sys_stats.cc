@@ -37,7 +37,17 @@ std::string ReadFirstLine(const std::string& path) {
 }  // namespace
 
 int64_t CurrentRssBytes() { return ReadStatusKb("VmRSS"); }
+int64_t AnonRssBytes() { return ReadStatusKb("RssAnon"); }
 int64_t PeakRssBytes() { return ReadStatusKb("VmHWM"); }
+
+std::string LoadAverage() {
+  std::string line = ReadFirstLine("/proc/loadavg");
+  size_t end = 0;
+  for (int field = 0; field < 3 && end != std::string::npos; ++field) {
+    end = line.find(' ', end == 0 ? 0 : end + 1);
+  }
+  return end == std::string::npos ? line : line.substr(0, end);
+}
 
 bool ResetPeakRss() {
   std::ofstream out("/proc/self/clear_refs");

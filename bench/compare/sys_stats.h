@@ -14,6 +14,9 @@ namespace arenakv::compare {
 
 // The process's current resident set (VmRSS), in bytes; -1 if unknown.
 int64_t CurrentRssBytes();
+// The anonymous part of the resident set (RssAnon: heap, mmap'ed memory,
+// stacks), in bytes; -1 if unknown. The rest is mostly file-backed code.
+int64_t AnonRssBytes();
 // The process's peak resident set (VmHWM), in bytes; -1 if unknown.
 int64_t PeakRssBytes();
 // Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs), so the
@@ -36,6 +39,10 @@ struct MachineInfo {
   std::string disk;  // the block device under `dir` and whether it rotates
 };
 MachineInfo DescribeMachine(const std::string& dir);
+
+// The first three fields of /proc/loadavg: the machine is shared, and a busy
+// machine explains noisy numbers.
+std::string LoadAverage();
 
 }  // namespace arenakv::compare
 

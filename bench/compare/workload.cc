@@ -280,6 +280,7 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
   WarmUpThreads(4);
 
   result.rss_before_open = CurrentRssBytes();
+  result.anon_rss_before_open = AnonRssBytes();
   result.peak_reset = ResetPeakRss();
 
   Clock::time_point start = Clock::now();
@@ -330,6 +331,7 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
 
   result.rss_peak = PeakRssBytes();
   result.rss_after_close = CurrentRssBytes();
+  result.anon_rss_after_close = AnonRssBytes();
   return result;
 }
 

@@ -83,6 +83,8 @@ struct PhaseResult {
   int64_t rss_before_open = -1;  // bytes
   int64_t rss_peak = -1;         // VmHWM at the end of the child
   int64_t rss_after_close = -1;
+  int64_t anon_rss_before_open = -1;  // RssAnon: without file-backed code pages
+  int64_t anon_rss_after_close = -1;
   bool peak_reset = false;  // VmHWM was reset to the pre-open RSS
 };
 
