@@ -626,8 +626,8 @@ TEST_F(BTreeTest, FaultsDuringCheckpoint) {
     uint64_t after;
   };
   std::vector<Case> cases = {
-      {test::FaultOp::kWrite, EIO, false, 0},    {test::FaultOp::kWrite, ENOSPC, true, 2},
-      {test::FaultOp::kWrite, ENOSPC, true, 0},  {test::FaultOp::kSync, EIO, false, 0},
+      {test::FaultOp::kWrite, EIO, false, 0},   {test::FaultOp::kWrite, ENOSPC, true, 2},
+      {test::FaultOp::kWrite, ENOSPC, true, 0}, {test::FaultOp::kSync, EIO, false, 0},
       {test::FaultOp::kSync, EIO, false, 1},  // the meta block's sync
   };
   for (size_t ci = 0; ci < cases.size(); ++ci) {
@@ -637,8 +637,12 @@ TEST_F(BTreeTest, FaultsDuringCheckpoint) {
     for (int i = 0; i < 5000; ++i) {
       if (rng() % 2) u[Key(rng() % 6000)] = Value(rng, 100);
     }
-    fenv->AddRule({.file_substring = "data.akv", .op = c.op, .error = c.error,
-                   .after_ops = c.after, .short_write = c.short_write, .one_shot = true});
+    fenv->AddRule({.file_substring = "data.akv",
+                   .op = c.op,
+                   .error = c.error,
+                   .after_ops = c.after,
+                   .short_write = c.short_write,
+                   .one_shot = true});
     VectorChanges ch(u);
     CheckpointResult r;
     Status s = tree_->Checkpoint(&ch, 100 + ci, 100 + ci, &r);
@@ -657,8 +661,11 @@ TEST_F(BTreeTest, FaultsDuringCheckpoint) {
     VerifyOk(model.size());
   }
   // A failed checkpoint followed by a reopen gives the previous durable state.
-  fenv->AddRule({.file_substring = "data.akv", .op = test::FaultOp::kSync, .error = EIO,
-                 .after_ops = 0, .one_shot = true});
+  fenv->AddRule({.file_substring = "data.akv",
+                 .op = test::FaultOp::kSync,
+                 .error = EIO,
+                 .after_ops = 0,
+                 .one_shot = true});
   Batch u{{Key(1), "lost"}};
   VectorChanges ch(u);
   CheckpointResult r;
@@ -669,8 +676,11 @@ TEST_F(BTreeTest, FaultsDuringCheckpoint) {
   // Repeated churn does not leak space taken by failed checkpoints.
   uint64_t size_before = tree_->file_bytes();
   for (int k = 0; k < 5; ++k) {
-    fenv->AddRule({.file_substring = "data.akv", .op = test::FaultOp::kWrite, .error = EIO,
-                   .after_ops = static_cast<uint64_t>(k % 2), .one_shot = true});
+    fenv->AddRule({.file_substring = "data.akv",
+                   .op = test::FaultOp::kWrite,
+                   .error = EIO,
+                   .after_ops = static_cast<uint64_t>(k % 2),
+                   .one_shot = true});
     VectorChanges c2(u);
     EXPECT_FALSE(tree_->Checkpoint(&c2, 1000, 1000, &r).ok());
     fenv->ClearRules();

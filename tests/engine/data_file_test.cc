@@ -1,0 +1,192 @@
+// The data file's fixed blocks (header, double-buffered meta) and its free
+// space: meta selection at open, version and magic checks, free extents
+// coalescing and their rebuild from the tree at open.
+#include "tree/data_file.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "arenakv/env.h"
+#include "test_util.h"
+#include "tree/btree.h"
+#include "tree/free_space.h"
+#include "tree/page_format.h"
+#include "tree_test_util.h"
+
+namespace arenakv::tree {
+namespace {
+
+TEST(DataFileBlocksTest, HeaderRoundTripAndChecks) {
+  char block[kBlockBytes];
+  EncodeHeaderBlock(16384, block);
+  std::string_view b(block, kBlockBytes);
+  EXPECT_TRUE(DecodeHeaderBlock(b, "f").ok());
+  std::string bad(b);
+  bad[0] = 'X';
+  EXPECT_TRUE(DecodeHeaderBlock(bad, "f").IsInvalidArgument());
+  bad = std::string(b);
+  EncodeFixed32(bad.data() + 8, 2);
+  Status s = DecodeHeaderBlock(bad, "f");
+  EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
+  bad = std::string(b);
+  bad[25] ^= 1;
+  EXPECT_TRUE(DecodeHeaderBlock(bad, "f").IsCorruption());
+}
+
+TEST(DataFileBlocksTest, MetaRoundTripAndSlots) {
+  MetaState m{.checkpoint_id = 41,
+              .root = MakeAddress(16 * 900, 300),
+              .last_sequence = 77,
+              .wal_number = 5,
+              .file_bytes = 123456,
+              .key_count = 999};
+  char block[kBlockBytes];
+  EncodeMetaBlock(m, block);
+  MetaState out;
+  ASSERT_TRUE(DecodeMetaBlock({block, kBlockBytes}, 1, "f", &out).ok());
+  EXPECT_EQ(out.checkpoint_id, 41u);
+  EXPECT_EQ(out.root, m.root);
+  EXPECT_EQ(out.last_sequence, 77u);
+  EXPECT_EQ(out.wal_number, 5u);
+  EXPECT_EQ(out.file_bytes, 123456u);
+  EXPECT_EQ(out.key_count, 999u);
+  // Read as the other slot: the checksum (seeded with the slot's offset) fails.
+  EXPECT_TRUE(DecodeMetaBlock({block, kBlockBytes}, 0, "f", &out).IsCorruption());
+  for (int i = 0; i < 80; ++i) {
+    std::string bad(block, kBlockBytes);
+    bad[i] ^= 4;
+    Status s = DecodeMetaBlock(bad, 1, "f", &out);
+    EXPECT_FALSE(s.ok()) << i;
+  }
+  std::string zero(kBlockBytes, '\0');
+  EXPECT_TRUE(DecodeMetaBlock(zero, 0, "f", &out).IsCorruption());
+}
+
+TEST(FreeSpaceTest, CoalescesAndShrinksTheEnd) {
+  test::TreeArena arena;
+  {
+    FreeSpace fs(arena.arena());
+    fs.Reset(100000);
+    fs.Add(1000, 100);
+    fs.Add(1200, 100);
+    EXPECT_EQ(fs.extents(), 2u);
+    fs.Add(1100, 100);  // joins both neighbours
+    EXPECT_EQ(fs.extents(), 1u);
+    EXPECT_EQ(fs.free_bytes(), 300u);
+    fs.Add(50000, 1000);
+    uint64_t b, e;
+    bool at_end;
+    fs.TakeRun(500, &b, &e, &at_end);  // the largest extent first
+    EXPECT_FALSE(at_end);
+    EXPECT_EQ(b, 50000u);
+    EXPECT_EQ(e, 51000u);
+    fs.TakeRun(500, &b, &e, &at_end);  // nothing large enough: the end
+    EXPECT_TRUE(at_end);
+    EXPECT_EQ(b, 100000u);
+    EXPECT_EQ(fs.ExtendEnd(4096), 100000u);
+    EXPECT_EQ(fs.file_end(), 104096u);
+    fs.Add(90000, 14096);  // reaches the end: the file shrinks instead
+    EXPECT_EQ(fs.file_end(), 90000u);
+    EXPECT_EQ(fs.free_bytes(), 300u);
+    fs.Add(1300, 88700);  // joins [1000,1300) and reaches the end
+    EXPECT_EQ(fs.file_end(), 1000u);
+    EXPECT_EQ(fs.extents(), 0u);
+  }
+}
+
+class DataFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override { path_ = dir_.Join("data.akv"); }
+  Status Open(bool create = true) {
+    tree_.reset();
+    return BTree::Open(Env::Default().get(), path_, create, {.page_bytes = 4096}, arena_.arena(),
+                       &tree_);
+  }
+  void Put(int from, int to, const std::string& v) {
+    std::vector<test::VectorChanges::Entry> e;
+    for (int i = from; i < to; ++i) e.emplace_back("k" + std::to_string(100000 + i), v);
+    test::VectorChanges ch(std::move(e));
+    CheckpointResult r;
+    ASSERT_TRUE(tree_->Checkpoint(&ch, 1, 1, &r).ok());
+    tree_->ReleasePages(r.obsolete);
+  }
+  void Patch(uint64_t offset, char x) {
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c;
+    f.read(&c, 1);
+    c ^= x;
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(&c, 1);
+  }
+
+  test::TempDir dir_;
+  std::string path_;
+  test::TreeArena arena_;
+  std::unique_ptr<BTree> tree_;
+};
+
+TEST_F(DataFileTest, NewestValidMetaWins) {
+  ASSERT_TRUE(Open().ok());
+  Put(0, 100, "one");  // checkpoint 1 -> slot 1
+  Put(0, 100, "two");  // checkpoint 2 -> slot 0
+  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_TRUE(Open(false).ok());
+  EXPECT_EQ(tree_->meta().checkpoint_id, 2u);
+  ASSERT_TRUE(tree_->Close().ok());
+  // A torn newest meta: the previous one is used.
+  Patch(kMetaOffsets[0] + 30, 0x40);
+  ASSERT_TRUE(Open(false).ok());
+  EXPECT_EQ(tree_->meta().checkpoint_id, 1u);
+  ASSERT_TRUE(tree_->Close().ok());
+  // Neither valid: Corruption naming the file.
+  Patch(kMetaOffsets[1] + 30, 0x40);
+  Status s = Open(false);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("data.akv"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("no valid meta"), std::string::npos) << s.ToString();
+}
+
+TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
+  ASSERT_TRUE(Open().ok());
+  Put(0, 10, "x");
+  ASSERT_TRUE(tree_->Close().ok());
+  Patch(kMetaOffsets[1] + 8, 0x02);  // version 1 -> 3
+  Status s = Open(false);
+  EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
+}
+
+TEST_F(DataFileTest, TruncatedFileIsCorruption) {
+  ASSERT_TRUE(Open().ok());
+  ASSERT_TRUE(tree_->Close().ok());
+  std::filesystem::resize_file(path_, 6000);
+  Status s = Open(false);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+}
+
+// Free space rebuilt from the tree at open equals the free space the running
+// tree tracked (every replaced page having been released).
+TEST_F(DataFileTest, FreeSpaceRebuiltAtOpen) {
+  ASSERT_TRUE(Open().ok());
+  std::mt19937_64 rng(3);
+  for (int round = 0; round < 20; ++round) {
+    int from = static_cast<int>(rng() % 5000);
+    Put(from, from + 1 + static_cast<int>(rng() % 2000), std::string(rng() % 100, 'v'));
+  }
+  uint64_t free_before = tree_->free_bytes(), end_before = tree_->file_bytes();
+  EXPECT_GT(free_before, 0u);
+  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_TRUE(Open(false).ok());
+  EXPECT_EQ(tree_->file_bytes(), end_before);
+  EXPECT_EQ(tree_->free_bytes(), free_before);
+  VerifyStats vs;
+  EXPECT_TRUE(tree_->Verify(&vs).ok());
+  ASSERT_TRUE(tree_->Close().ok());
+  tree_.reset();
+}
+
+}  // namespace
+}  // namespace arenakv::tree

@@ -1,0 +1,233 @@
+// Page format: addresses, slotted images, the stored (compressed,
+// checksummed) form, and the bounds checks of the decoder.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "arenakv/options.h"
+#include "test_util.h"
+#include "tree/page_format.h"
+
+namespace arenakv::tree {
+namespace {
+
+std::string LeafImage(const std::vector<std::pair<std::string, std::string>>& entries) {
+  size_t bytes = kImageHeaderBytes;
+  for (const auto& [k, v] : entries) bytes += LeafEntryBytes(k.size(), v.size());
+  std::string image(bytes, '\0');
+  ImageWriter w(image.data(), PageType::kLeaf, 0, static_cast<uint32_t>(entries.size()),
+                static_cast<uint32_t>(bytes));
+  for (const auto& [k, v] : entries) w.Leaf(k, v);
+  EXPECT_TRUE(w.complete());
+  return image;
+}
+
+std::string InternalImage(const std::vector<std::pair<std::string, uint64_t>>& entries,
+                          uint16_t level = 1) {
+  size_t bytes = kImageHeaderBytes;
+  for (const auto& [k, c] : entries) bytes += InternalEntryBytes(k.size());
+  std::string image(bytes, '\0');
+  ImageWriter w(image.data(), PageType::kInternal, level, static_cast<uint32_t>(entries.size()),
+                static_cast<uint32_t>(bytes));
+  for (const auto& [k, c] : entries) w.Internal(k, c);
+  EXPECT_TRUE(w.complete());
+  return image;
+}
+
+TEST(PageAddressTest, RoundTrip) {
+  uint64_t a = MakeAddress(uint64_t{123456} * 16, 4321);
+  EXPECT_EQ(AddressOffset(a), uint64_t{123456} * 16);
+  EXPECT_EQ(AddressLength(a), 4321u);
+  EXPECT_EQ(AddressExtent(a), AlignUp(4321));
+  uint64_t big = MakeAddress(kMaxFileOffset - 16, kMaxStoredLength);
+  EXPECT_EQ(AddressOffset(big), kMaxFileOffset - 16);
+  EXPECT_EQ(AddressLength(big), kMaxStoredLength);
+  EXPECT_GE(kMaxStoredLength, MaxStoredBytes(kMaxImageBytes));  // any page fits in one address
+}
+
+TEST(PageViewTest, LeafSearch) {
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 100; ++i)
+    e.emplace_back("k" + std::to_string(1000 + 2 * i), "v" + std::to_string(i));
+  std::string image = LeafImage(e);
+  std::string why;
+  ASSERT_TRUE(ValidateImage(image.data(), image.size(), &why)) << why;
+  PageView v(image.data());
+  EXPECT_TRUE(v.is_leaf());
+  EXPECT_EQ(v.count(), 100u);
+  EXPECT_EQ(v.key(7), "k1014");
+  EXPECT_EQ(v.value(7), "v7");
+  EXPECT_EQ(v.LowerBound("k1014"), 7u);
+  EXPECT_EQ(v.LowerBound("k1015"), 8u);
+  EXPECT_EQ(v.LowerBound(""), 0u);
+  EXPECT_EQ(v.LowerBound("z"), 100u);
+}
+
+TEST(PageViewTest, InternalRouting) {
+  std::string image = InternalImage({{"", MakeAddress(16 * 1000, 100)},
+                                     {"f", MakeAddress(16 * 2000, 100)},
+                                     {"m", MakeAddress(16 * 3000, 100)}});
+  std::string why;
+  ASSERT_TRUE(ValidateImage(image.data(), image.size(), &why)) << why;
+  PageView v(image.data());
+  EXPECT_EQ(v.ChildIndex(""), 0u);
+  EXPECT_EQ(v.ChildIndex("a"), 0u);
+  EXPECT_EQ(v.ChildIndex("f"), 1u);
+  EXPECT_EQ(v.ChildIndex("lzz"), 1u);
+  EXPECT_EQ(v.ChildIndex("m"), 2u);
+  EXPECT_EQ(v.ChildIndex("\xff"), 2u);
+  EXPECT_EQ(AddressOffset(v.child(2)), 16u * 3000);
+}
+
+TEST(PageValidateTest, RejectsMalformedImages) {
+  std::string why;
+  std::string good = LeafImage({{"a", "1"}, {"b", "2"}});
+  ASSERT_TRUE(ValidateImage(good.data(), good.size(), &why));
+
+  std::string unordered = LeafImage({{"b", "1"}, {"a", "2"}});
+  EXPECT_FALSE(ValidateImage(unordered.data(), unordered.size(), &why));
+  EXPECT_NE(why.find("order"), std::string::npos) << why;
+
+  std::string dup = LeafImage({{"a", "1"}, {"a", "2"}});
+  EXPECT_FALSE(ValidateImage(dup.data(), dup.size(), &why));
+
+  std::string bad_slot = good;
+  EncodeFixed32(bad_slot.data() + kImageHeaderBytes, 100000);
+  EXPECT_FALSE(ValidateImage(bad_slot.data(), bad_slot.size(), &why));
+  EXPECT_NE(why.find("bounds"), std::string::npos) << why;
+
+  std::string bad_len = good;
+  size_t off = DecodeFixed32(good.data() + kImageHeaderBytes);
+  EncodeFixed32(bad_len.data() + off + 2, 1000);  // value longer than the page
+  EXPECT_FALSE(ValidateImage(bad_len.data(), bad_len.size(), &why));
+
+  std::string bad_count = good;
+  EncodeFixed32(bad_count.data() + 4, 0xFFFFFFFF);
+  EXPECT_FALSE(ValidateImage(bad_count.data(), bad_count.size(), &why));
+
+  std::string bad_type = good;
+  bad_type[0] = 7;
+  EXPECT_FALSE(ValidateImage(bad_type.data(), bad_type.size(), &why));
+
+  std::string bad_size = good;
+  EncodeFixed32(bad_size.data() + 8, 12);
+  EXPECT_FALSE(ValidateImage(bad_size.data(), bad_size.size(), &why));
+  EXPECT_FALSE(ValidateImage(good.data(), 8, &why));
+
+  std::string null_child = InternalImage({{"", 0}, {"m", MakeAddress(16 * 3000, 100)}});
+  EXPECT_FALSE(ValidateImage(null_child.data(), null_child.size(), &why));
+  std::string first_sep =
+      InternalImage({{"a", MakeAddress(16 * 1000, 100)}, {"m", MakeAddress(16 * 3000, 100)}});
+  EXPECT_FALSE(ValidateImage(first_sep.data(), first_sep.size(), &why));
+  std::string leaf_level = InternalImage({{"", MakeAddress(16 * 1000, 100)}}, 0);
+  EXPECT_FALSE(ValidateImage(leaf_level.data(), leaf_level.size(), &why));
+}
+
+class StoredPageTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(StoredPageTest, RoundTripAndChecks) {
+  bool compress = GetParam();
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 50; ++i)
+    e.emplace_back("key" + std::to_string(100 + i), std::string(60, 'x'));
+  std::string image = LeafImage(e);
+  std::string stored(MaxStoredBytes(image.size()), '\0');
+  size_t len = EncodeStoredPage(image.data(), image.size(), compress, stored.data());
+  stored.resize(len);
+  EXPECT_EQ(len < image.size(), compress);  // compressible: LZ4 used when asked
+  const uint64_t offset = 16 * 777;
+  SealStoredPage(stored.data(), len, offset);
+
+  size_t image_bytes = 0;
+  ASSERT_TRUE(ParseStoredPage(stored, offset, true, "f.akv", &image_bytes).ok());
+  ASSERT_EQ(image_bytes, image.size());
+  std::string out(image_bytes, '\0');
+  ASSERT_TRUE(DecodeStoredPage(stored, offset, "f.akv", out.data(), image_bytes).ok());
+  EXPECT_EQ(out, image);
+
+  // Read from the wrong place: the offset-seeded checksum fails.
+  Status s = ParseStoredPage(stored, offset + 16, true, "f.akv", &image_bytes);
+  ASSERT_TRUE(s.IsCorruption());
+  EXPECT_EQ(s.message(),
+            "f.akv page at offset " + std::to_string(offset + 16) + ": checksum mismatch");
+  // Every single-bit flip is caught.
+  for (size_t i = 0; i < stored.size(); i += 7) {
+    std::string bad = stored;
+    bad[i] ^= 0x10;
+    EXPECT_TRUE(ParseStoredPage(bad, offset, true, "f.akv", &image_bytes).IsCorruption()) << i;
+  }
+  EXPECT_TRUE(
+      ParseStoredPage(stored.substr(0, 10), offset, true, "f.akv", &image_bytes).IsCorruption());
+  EXPECT_TRUE(ParseStoredPage(stored.substr(0, len - 1), offset, true, "f.akv", &image_bytes)
+                  .IsCorruption());
+}
+
+INSTANTIATE_TEST_SUITE_P(Compression, StoredPageTest, ::testing::Bool());
+
+TEST(StoredPageTest, IncompressibleStaysRaw) {
+  std::mt19937_64 rng(5);
+  std::string v(3000, '\0');
+  for (auto& c : v) c = static_cast<char>(rng());
+  std::string image = LeafImage({{"k", v}});
+  std::string stored(MaxStoredBytes(image.size()), '\0');
+  size_t len = EncodeStoredPage(image.data(), image.size(), true, stored.data());
+  EXPECT_EQ(len, kStoredHeaderBytes + image.size());
+  EXPECT_EQ(stored[9] & kStoredFlagLz4, 0);
+}
+
+TEST(StoredPageTest, LargestEntryFits) {
+  std::string image =
+      LeafImage({{std::string(kMaxKeyBytes, 'k'), std::string(kMaxValueBytes, 'v')}});
+  EXPECT_LE(image.size(), kMaxImageBytes);
+  std::string why;
+  EXPECT_TRUE(ValidateImage(image.data(), image.size(), &why)) << why;
+}
+
+// Random damage to images and to stored pages (with the checksum recomputed,
+// so the structural checks are what stands between the bytes and a reader):
+// the decoder says no or yields an image whose every entry is in bounds.
+TEST(PageFuzzTest, RandomDamageNeverEscapesBounds) {
+  uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 40; ++i) e.emplace_back("key" + std::to_string(100 + i), std::string(i, 'v'));
+  std::string leaf = LeafImage(e);
+  std::string internal = InternalImage({{"", MakeAddress(16 * 1000, 100)},
+                                        {"g", MakeAddress(16 * 2000, 200)},
+                                        {"p", MakeAddress(16 * 3000, 300)}});
+  int accepted = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string img = trial % 2 ? leaf : internal;
+    int flips = 1 + static_cast<int>(rng() % 6);
+    for (int f = 0; f < flips; ++f) img[rng() % img.size()] = static_cast<char>(rng());
+    if (rng() % 8 == 0) img.resize(rng() % img.size());
+    bool compress = rng() % 2;
+    std::string stored(MaxStoredBytes(std::max<size_t>(img.size(), 1)), '\0');
+    size_t len = EncodeStoredPage(img.data(), img.size(), compress, stored.data());
+    stored.resize(len);
+    if (rng() % 4 == 0) stored[rng() % len] ^= 1;  // damage the LZ4 stream too
+    SealStoredPage(stored.data(), stored.size(), 4096);
+    size_t n = 0;
+    if (!ParseStoredPage(stored, 4096, true, "f", &n).ok()) continue;
+    std::string out(n, '\0');
+    if (!DecodeStoredPage(stored, 4096, "f", out.data(), n).ok()) continue;
+    ++accepted;
+    PageView v(out.data());
+    for (uint32_t i = 0; i < v.count(); ++i) {
+      std::string_view k = v.key(i);
+      ASSERT_GE(k.data(), out.data());
+      ASSERT_LE(k.data() + k.size(), out.data() + out.size());
+      if (v.is_leaf()) {
+        std::string_view val = v.value(i);
+        ASSERT_LE(val.data() + val.size(), out.data() + out.size());
+      }
+    }
+    v.is_leaf() ? (void)v.LowerBound("key120") : (void)v.ChildIndex("h");
+  }
+  std::printf("accepted %d damaged pages as structurally sound\n", accepted);
+}
+
+}  // namespace
+}  // namespace arenakv::tree
