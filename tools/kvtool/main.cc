@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "arenakv/db.h"
+#include "blocked_signals.h"
 #include "command_line.h"
 #include "line_editor.h"
 #include "shell.h"
@@ -158,7 +159,7 @@ int RunCommands(Shell* shell, const std::string& text) {
     const CommandResult r = shell->Execute(c);
     if (r == CommandResult::kQuit) break;
     if (r != CommandResult::kOk) {
-      std::fprintf(stderr, "%s\n", shell->error().c_str());
+      if (!shell->error().empty()) std::fprintf(stderr, "%s\n", shell->error().c_str());
       return ExitFor(r);
     }
   }
@@ -236,7 +237,11 @@ int Main(int argc, char** argv) {
   options.create_if_missing = flags.create;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
   std::unique_ptr<DB> db;
-  Status s = DB::Open(options, flags.db_path, &db);
+  Status s;
+  {
+    BlockedSignals blocked;
+    s = DB::Open(options, flags.db_path, &db);
+  }
   if (!s.ok()) {
     if (s.IsBusy()) {
       std::fprintf(stderr,

@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 
+#include "blocked_signals.h"
 #include "escape.h"
 #include "human_units.h"
 #include "progress_bar.h"
@@ -428,7 +429,11 @@ CommandResult Shell::Scan(const Words& words) {
       line.append(Escape(it->value()));
       line.push_back('\n');
       Print(line);
-      if (std::ferror(out_)) return Fail("error: scan: cannot write output");
+      if (std::ferror(out_)) {
+        // A reader that went away (scan | head) needs no message.
+        return Fail(errno == EPIPE ? "" : "error: scan: cannot write output: " +
+                                              std::string(std::strerror(errno)));
+      }
     }
     n++;
     if (reverse) {
@@ -827,7 +832,11 @@ CommandResult Shell::Bench(const Words& words) {
   Options options = options_.bench_db_options;
   options.create_if_missing = true;
   options.error_if_exists = false;
-  Status s = DB::Open(options, db_path, &db);
+  Status s;
+  {
+    BlockedSignals blocked;
+    s = DB::Open(options, db_path, &db);
+  }
   if (!s.ok()) return Fail("bench: open scratch database", s);
 
   std::mt19937_64 rng(std::random_device{}());
