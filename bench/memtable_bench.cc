@@ -106,8 +106,13 @@ Filled* Table1M() {
   return &filled;
 }
 
+Filled* Table100K() {
+  static Filled filled(100000);
+  return &filled;
+}
+
 void BM_GetHit(benchmark::State& state) {
-  Filled* f = Table1M();
+  Filled* f = state.range(0) == 1000000 ? Table1M() : Table100K();
   std::string value;
   bool deleted = false;
   size_t i = 0;
@@ -118,7 +123,7 @@ void BM_GetHit(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_GetHit);
+BENCHMARK(BM_GetHit)->Arg(100000)->Arg(1000000);
 
 void BM_GetMiss(benchmark::State& state) {
   Filled* f = Table1M();

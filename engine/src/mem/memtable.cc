@@ -112,6 +112,9 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   auto t = std::make_unique<MemTable>(PassKey(), id, std::move(arena));
   s = t->list_.Init(t->arena_.get(), id);
   if (!s.ok()) return s;
+  s = t->index_.Init(t->arena_.get());
+  if (!s.ok()) return s;
+  t->bytes_.store(t->arena_->Stats().used_bytes, std::memory_order_relaxed);
   *table = std::move(t);
   return Status::OK();
 }
@@ -121,10 +124,22 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
     return Status::InvalidArgument("memtable: bad value type");
   }
   if (type == ValueType::kDeletion) value = {};
-  size_t node_bytes = 0;
-  Status s = list_.Insert(seq, type, key, value, &node_bytes);
+  // Everything that can fail happens before the node is linked.
+  size_t index_bytes = 0;
+  Status s = index_.Reserve(&index_bytes);
   if (!s.ok()) return s;
-  bytes_.store(bytes_.load(std::memory_order_relaxed) + node_bytes, std::memory_order_relaxed);
+  if (index_bytes != 0) {
+    bytes_.store(bytes_.load(std::memory_order_relaxed) + index_bytes, std::memory_order_relaxed);
+  }
+  const uint64_t hash = HashIndex::Hash(key);
+  index_.Prefetch(hash);
+  SkipList::Inserted ins;
+  s = list_.Insert(seq, type, key, value, &ins);
+  if (!s.ok()) return s;
+  // The index points at each key's first node in list order: the newest
+  // version (for an equal (key, seq), the later Add).
+  if (ins.first_of_key) index_.SetHead(ins.node, hash);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) + ins.bytes, std::memory_order_relaxed);
   uint64_t n = entries_.load(std::memory_order_relaxed);
   entries_.store(n + 1, std::memory_order_relaxed);
   if (n == 0 || seq < min_seq_.load(std::memory_order_relaxed)) {
@@ -136,10 +151,28 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
   return Status::OK();
 }
 
+const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) const {
+  const SkipNode* n = nullptr;
+  if (!index_.Find(key, HashIndex::Hash(key), &n)) {
+    n = list_.Seek(key, snapshot);
+    return (n != nullptr && n->key() == key) ? n : nullptr;
+  }
+  // n is the key's newest version; older ones follow it on level 0.
+  for (int steps = 0; n != nullptr && n->seq() > snapshot; ++steps) {
+    if (steps == kLinearSkipSteps) {
+      n = list_.Seek(key, snapshot);
+      break;
+    }
+    n = n->Next(0);
+    if (n != nullptr && n->key() != key) return nullptr;
+  }
+  return (n != nullptr && n->key() == key) ? n : nullptr;
+}
+
 bool MemTable::Get(std::string_view key, uint64_t snapshot, std::string* value, bool* deleted,
                    uint64_t* seq_out) const {
-  const SkipNode* n = list_.Seek(key, snapshot);
-  if (n == nullptr || n->key() != key) return false;
+  const SkipNode* n = FindVisible(key, snapshot);
+  if (n == nullptr) return false;
   const bool is_deletion = n->type() == ValueType::kDeletion;
   if (deleted != nullptr) *deleted = is_deletion;
   if (value != nullptr) {
@@ -154,8 +187,8 @@ bool MemTable::Get(std::string_view key, uint64_t snapshot, std::string* value, 
 }
 
 uint64_t MemTable::LatestSequence(std::string_view key) const {
-  const SkipNode* n = list_.Seek(key, kMaxSequence);
-  return (n != nullptr && n->key() == key) ? n->seq() : 0;
+  const SkipNode* n = FindVisible(key, kMaxSequence);
+  return n != nullptr ? n->seq() : 0;
 }
 
 bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,

@@ -1,6 +1,7 @@
 // MemTable: the newest committed writes, kept as versions (user key, sequence,
 // value or tombstone) in a skiplist whose nodes live in the memtable's own
-// arena. Readers read at a snapshot sequence S and see, for each key, the
+// arena, with a hash index from each key to its newest version for point
+// reads. Readers read at a snapshot sequence S and see, for each key, the
 // newest version with seq <= S. Entries are never removed; all memory goes
 // back to the pool at once when the memtable (its arena) is destroyed.
 //
@@ -23,6 +24,7 @@
 #include <string_view>
 
 #include "arenakv/status.h"
+#include "mem/hash_index.h"
 #include "mem/skiplist.h"
 #include "util/internal_iterator.h"
 
@@ -92,10 +94,15 @@ class MemTable {
 
  private:
 
+  // Newest version of key at snapshot, or nullptr.
+  const SkipNode* FindVisible(std::string_view key, uint64_t snapshot) const;
+
   const uint64_t id_;
   std::unique_ptr<alloc::Arena> arena_;
   SkipList list_;
-  // Node bytes handed out by the arena (the arena's block slack not counted).
+  HashIndex index_;
+  // Bytes handed out by the arena: nodes and index tables (the arena's block
+  // slack not counted).
   std::atomic<size_t> bytes_{0};
   std::atomic<uint64_t> entries_{0};
   std::atomic<uint64_t> min_seq_{0};

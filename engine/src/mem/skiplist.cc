@@ -7,6 +7,12 @@
 
 namespace arenakv::mem {
 
+namespace {
+
+inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+}  // namespace
+
 Status SkipList::Init(alloc::Arena* arena, uint64_t rng_seed) {
   arena_ = arena;
   // xorshift must not start at zero.
@@ -39,7 +45,7 @@ int SkipList::RandomHeight() {
 }
 
 Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
-                        std::string_view value, size_t* node_bytes) {
+                        std::string_view value, Inserted* inserted) {
   if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
     return Status::InvalidArgument("memtable: key or value larger than 4 GiB");
   }
@@ -64,7 +70,6 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
   void* mem = nullptr;
   Status s = arena_->Allocate(bytes, alignof(SkipNode), &mem);
   if (!s.ok()) return s;
-  if (node_bytes != nullptr) *node_bytes = bytes;
 
   SkipNode* n = new (mem) SkipNode();
   n->seq_ = seq;
@@ -89,18 +94,29 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
     // Release: a reader that finds n also sees its contents and its tower.
     prev[i]->Tower()[i].store(n, std::memory_order_release);
   }
+  inserted->node = n;
+  inserted->bytes = bytes;
+  inserted->first_of_key = prev[0] == head_ || prev[0]->key() != key;
   return Status::OK();
 }
 
 const SkipNode* SkipList::Seek(std::string_view key, uint64_t seq) const {
   const SkipNode* x = head_;
   int level = CurrentHeight() - 1;
+  // The node already found to be after the target on the level above: on the
+  // next level down the search often meets it again and need not compare.
+  const SkipNode* known_after = nullptr;
   while (true) {
     const SkipNode* next = x->Next(level);
-    if (next != nullptr && NodeBefore(next, key, seq)) {
+    // Fetch the candidate one level down in parallel with this one: if `next`
+    // turns out to be past the target, that is the node examined next, and a
+    // large memtable misses the cache on nearly every node it visits.
+    if (level > 0) Prefetch(x->Next(level - 1));
+    if (next != known_after && next != nullptr && NodeBefore(next, key, seq)) {
       x = next;
     } else {
       if (level == 0) return next;
+      known_after = next;
       --level;
     }
   }

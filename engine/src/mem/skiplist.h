@@ -85,10 +85,14 @@ class SkipList {
 
   // Writer only. Links a new version; a version equal to an existing
   // (key, seq) goes before it, so the later insertion is the one found. On
-  // error (MemoryLimit from the arena) the list is unchanged. *node_bytes gets
-  // the bytes taken from the arena.
+  // error (MemoryLimit from the arena) the list is unchanged.
+  struct Inserted {
+    const SkipNode* node = nullptr;
+    size_t bytes = 0;            // taken from the arena
+    bool first_of_key = false;   // no version of the key precedes it
+  };
   Status Insert(uint64_t seq, ValueType type, std::string_view key, std::string_view value,
-                size_t* node_bytes);
+                Inserted* inserted);
 
   // First node at or after (key, seq) in list order, nullptr at the end.
   const SkipNode* Seek(std::string_view key, uint64_t seq) const;

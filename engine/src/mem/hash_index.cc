@@ -1,0 +1,112 @@
+#include "mem/hash_index.h"
+
+#include <xxhash.h>
+
+#include <new>
+
+#include "arenakv/alloc/arena.h"
+
+namespace arenakv::mem {
+
+namespace {
+
+constexpr size_t kInitialCapacity = 1024;
+
+}  // namespace
+
+uint64_t HashIndex::Hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+Status HashIndex::NewTable(size_t capacity, Table** table) {
+  void* mem = nullptr;
+  Status s = arena_->Allocate(sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>),
+                              alignof(std::atomic<uint64_t>), &mem);
+  if (!s.ok()) return s;
+  Table* t = new (mem) Table();
+  t->mask = capacity - 1;
+  t->slots = reinterpret_cast<std::atomic<uint64_t>*>(t + 1);
+  for (size_t i = 0; i < capacity; ++i) new (&t->slots[i]) std::atomic<uint64_t>(0);
+  *table = t;
+  return Status::OK();
+}
+
+Status HashIndex::Init(alloc::Arena* arena) {
+  arena_ = arena;
+  Table* t = nullptr;
+  Status s = NewTable(kInitialCapacity, &t);
+  if (!s.ok()) return s;
+  table_.store(t, std::memory_order_release);
+  return Status::OK();
+}
+
+bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head) const {
+  if (disabled_.load(std::memory_order_acquire)) return false;
+  const Table* t = table_.load(std::memory_order_acquire);
+  const uint64_t tag = TagOf(hash);
+  for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    const uint64_t slot = t->slots[i].load(std::memory_order_acquire);
+    if (slot == 0) break;
+    if ((slot >> kPointerBits) == tag) {
+      const SkipNode* n = NodeOf(slot);
+      if (n->key() == key) {
+        *head = n;
+        return true;
+      }
+    }
+  }
+  *head = nullptr;
+  return true;
+}
+
+bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
+  const uint64_t tag = TagOf(hash);
+  const uint64_t value = (tag << kPointerBits) | reinterpret_cast<uintptr_t>(node);
+  for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+    const uint64_t slot = t->slots[i].load(std::memory_order_relaxed);
+    if (slot == 0) {
+      // Release: a reader that finds the slot sees the node's contents.
+      t->slots[i].store(value, std::memory_order_release);
+      return true;
+    }
+    if ((slot >> kPointerBits) == tag && NodeOf(slot)->key() == node->key()) {
+      t->slots[i].store(value, std::memory_order_release);
+      return false;
+    }
+  }
+}
+
+Status HashIndex::Reserve(size_t* allocated_bytes) {
+  *allocated_bytes = 0;
+  if (disabled_.load(std::memory_order_relaxed)) return Status::OK();
+  Table* old = table_.load(std::memory_order_relaxed);
+  const size_t capacity = old->mask + 1;
+  if ((keys_ + 1) * 4 <= capacity * 3) return Status::OK();
+  Table* t = nullptr;
+  Status s = NewTable(capacity * 2, &t);
+  if (!s.ok()) return s;
+  // Rehashing reads every key, in hash order: random nodes. The loads are
+  // independent, so fetching a few slots ahead overlaps their misses.
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < capacity; ++i) {
+    if (i + kAhead < capacity) {
+      __builtin_prefetch(NodeOf(old->slots[i + kAhead].load(std::memory_order_relaxed)));
+    }
+    const uint64_t slot = old->slots[i].load(std::memory_order_relaxed);
+    if (slot != 0) Place(t, NodeOf(slot), Hash(NodeOf(slot)->key()));
+  }
+  // Release: readers that load the new table see it fully built. The old one
+  // is never written again but stays valid for readers already inside it.
+  table_.store(t, std::memory_order_release);
+  *allocated_bytes = sizeof(Table) + capacity * 2 * sizeof(std::atomic<uint64_t>);
+  return Status::OK();
+}
+
+void HashIndex::SetHead(const SkipNode* node, uint64_t hash) {
+  if (disabled_.load(std::memory_order_relaxed)) return;
+  if ((reinterpret_cast<uintptr_t>(node) & ~kPointerMask) != 0) {
+    disabled_.store(true, std::memory_order_release);
+    return;
+  }
+  if (Place(table_.load(std::memory_order_relaxed), node, hash)) ++keys_;
+}
+
+}  // namespace arenakv::mem
