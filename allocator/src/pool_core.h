@@ -11,8 +11,9 @@
 //
 // Locks, in acquisition order: tree_mu (arena tree) -> an arena's own mutex
 // (kShared arenas) -> mu (regions, dedicated mappings, trimming) -> class locks
-// in ascending class order. The hot path (reusing a retained segment, or
-// giving one back) takes exactly one class lock for a few dozen instructions.
+// (SpinLock) in ascending class order. The hot path (reusing a retained
+// segment, or giving one back) takes exactly one class lock for a few dozen
+// instructions and makes no other atomic read-modify-write.
 //
 // Thread safety: PoolCore methods are safe to call concurrently except where
 // REQUIRES says otherwise. ArenaCore fields are documented one by one.
@@ -31,6 +32,7 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/status.h"
 #include "port/mutex.h"
+#include "spin_lock.h"
 
 namespace arenakv::alloc::internal {
 
@@ -90,8 +92,32 @@ struct Entry {
 };
 
 struct ArenaCore;
+class PoolCore;
 
-class PoolCore {
+// A thread's private stock of free segments of one pool (per-thread cache).
+// Reusing a segment from it takes no lock and no atomic read-modify-write.
+// Its segments count as in use for the pool's lists and regions (so a region
+// holding one is never unmapped under it) and as retained in PoolStats.
+// Everything but `bins[c].n` is touched only by the owning thread, or under
+// MagazineMutex() when the pool is destroyed or the thread exits.
+struct Magazine {
+  static constexpr int kBinCapacity = 16;
+  PoolCore* pool = nullptr;
+  uint64_t uid = 0;
+  Magazine* prev = nullptr;  // the pool's list; guarded by MagazineMutex()
+  Magazine* next = nullptr;
+  bool orphan = false;       // the pool is gone; guarded by MagazineMutex()
+  size_t bytes = 0;          // bytes cached; owner only
+  struct Bin {
+    std::atomic<uint32_t> n{0};  // written by the owner, read by Stats()
+    Link links[kBinCapacity];
+  } bins[kMaxClasses];
+};
+port::Mutex* MagazineMutex();
+
+// Hidden: with -fPIC, default-visibility member functions could be
+// interposed, which would forbid inlining them into the hot path.
+class __attribute__((visibility("hidden"))) PoolCore {
  public:
   explicit PoolCore(const PoolOptions& options);
   ~PoolCore();
@@ -115,7 +141,10 @@ class PoolCore {
   // Bytes a request of `bytes` really takes (its class, or whole pages).
   size_t SegmentBytesFor(size_t bytes) const;
 
-  Slot* SlotOf(Link link) const;
+  Slot* SlotOf(Link link) const {
+    Entry* e = EntryAt((link - 1) >> 16);
+    return e == nullptr ? nullptr : e->slots + ((link - 1) & 0xffffu);
+  }
   Slot* SlotOfToken(uint64_t token) const;
   static Link LinkOfToken(uint64_t token) {
     return static_cast<Link>((token >> kGenBits) & 0xffffffffu) + 1;
@@ -141,6 +170,16 @@ class PoolCore {
 
   const PoolOptions& options() const { return opt_; }
 
+  // Per-thread caches (magazine.cc).
+  // Returns every segment of `m` to the pool's lists (owner thread, or under
+  // MagazineMutex() for a thread that exits).
+  void FlushMagazine(Magazine* m);
+  // Detaches `m` from this pool's list; MagazineMutex() held.
+  void DetachMagazineLocked(Magazine* m);
+  // Segments of class `c` cached by all threads; MagazineMutex() held.
+  size_t CachedSegmentsLocked(int c) const;
+  uint64_t uid() const { return uid_; }
+
   // Arena tree; every field below it is guarded by tree_mu.
   mutable port::Mutex tree_mu;
   ArenaCore* roots GUARDED_BY(tree_mu) = nullptr;
@@ -154,8 +193,10 @@ class PoolCore {
 
  private:
   struct alignas(64) ClassState {
-    port::Mutex mu;
+    SpinLock mu;
     size_t bytes = 0;
+    // retained * bytes, published for lock-free readers (the retain bound).
+    std::atomic<size_t> retained_bytes{0};
     Link retained_head GUARDED_BY(mu) = kNoLink;
     Link retained_tail GUARDED_BY(mu) = kNoLink;
     Link released_head GUARDED_BY(mu) = kNoLink;
@@ -164,12 +205,24 @@ class PoolCore {
     size_t released GUARDED_BY(mu) = 0;
   };
 
-  int ClassIndex(size_t bytes) const;
-  Entry* EntryAt(uint32_t index) const;
+  int ClassIndex(size_t bytes) const {
+    if (bytes <= opt_.min_class_bytes) return 0;
+    return (64 - __builtin_clzll(bytes - 1)) - min_shift_;
+  }
+  Entry* EntryAt(uint32_t index) const {
+    if (index >= kMaxEntries) return nullptr;
+    return dir_[index].load(std::memory_order_acquire);
+  }
   char* SegmentAddress(Link link) const;
   uint64_t MakeToken(Link link, uint32_t gen) const;
   bool Validate(const Segment& segment, Entry** entry, Slot** slot, uint32_t* word) const;
 
+  Magazine* MyMagazine();
+  Magazine* AttachMagazine();
+  bool MagazinePop(Magazine* m, int c, uint32_t owner, Segment* segment);
+  bool MagazineRefill(Magazine* m, int c);
+  void MagazineFlushBin(Magazine* m, int c, uint32_t count);
+  void FlushMyMagazine();
   bool PopRetained(int c, uint32_t owner, Segment* segment);
   bool PopReleased(int c, uint32_t owner, Segment* segment);
   void TakeLocked(ClassState& cs, Link link, uint32_t owner, Segment* segment) REQUIRES(cs.mu);
@@ -198,6 +251,12 @@ class PoolCore {
   void ShrinkRetainedLocked(size_t target) REQUIRES(mu_);
   void UnmapFreeRegionsLocked() REQUIRES(mu_);
   void UnmapAllLocked() REQUIRES(mu_);
+  // Retained bytes over all classes (each class's count is exact; the sum
+  // is a snapshot).
+  size_t RetainedBytes() const;
+  static void PublishRetained(ClassState& cs) REQUIRES(cs.mu) {
+    cs.retained_bytes.store(cs.retained * cs.bytes, std::memory_order_relaxed);
+  }
   void LockAllClasses() const;
   void UnlockAllClasses() const;
   size_t ReturnPages(char* p, size_t n);
@@ -206,10 +265,18 @@ class PoolCore {
 
   const PoolOptions opt_;
   uint32_t tag_ = 0;
+  uint64_t uid_ = 0;
+  // Classes [0, magazine_classes_) are cached per thread, up to
+  // bin_capacity_[c] segments and magazine_bytes_ in all.
+  int magazine_classes_ = 0;
+  uint32_t bin_capacity_[kMaxClasses] = {};
+  size_t magazine_bytes_ = 0;
+  Magazine* magazines_ = nullptr;  // guarded by MagazineMutex()
   int min_shift_ = 0;
   int num_classes_ = 0;
   size_t granules_per_region_ = 0;
   size_t granules_per_chunk_ = 0;
+  int chunk_shift_ = 0;
   size_t chunks_per_region_ = 0;
 
   // Directory of entries: kMaxEntries atomic pointers in one anonymous
@@ -230,7 +297,6 @@ class PoolCore {
   std::atomic<bool> closed_{false};
   std::atomic<uint32_t> next_arena_id_{1};
   std::atomic<size_t> committed_{0};
-  std::atomic<size_t> retained_{0};
   std::atomic<size_t> dedicated_{0};
   std::atomic<size_t> reserved_{0};
   std::atomic<size_t> high_water_{0};
@@ -250,7 +316,7 @@ void SubMappedBytes(size_t bytes);
 // An arena's state. Tree links are guarded by the pool's tree_mu; segment
 // bookkeeping by `mu` for kShared arenas and by ownership for kConfined ones
 // (see MaybeLock in arena.cc).
-struct ArenaCore {
+struct __attribute__((visibility("hidden"))) ArenaCore {
   std::shared_ptr<SegmentPool> pool_ref;
   PoolCore* pool = nullptr;
   ArenaOptions options;
@@ -284,10 +350,10 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* arena) REQUIRES(pool->tree_mu);
 }  // namespace arenakv::alloc::internal
 
 namespace arenakv::alloc {
-struct SegmentPool::Impl : internal::PoolCore {
+struct __attribute__((visibility("hidden"))) SegmentPool::Impl : internal::PoolCore {
   using internal::PoolCore::PoolCore;
 };
-struct Arena::Impl : internal::ArenaCore {};
+struct __attribute__((visibility("hidden"))) Arena::Impl : internal::ArenaCore {};
 }  // namespace arenakv::alloc
 
 #endif  // ARENAKV_ALLOC_POOL_CORE_H_

@@ -81,9 +81,11 @@ void SubMappedBytes(size_t bytes) { g_mapped_bytes.fetch_sub(bytes, std::memory_
 
 size_t PoolCore::InUseBytes() const {
   size_t bytes = dedicated_.load(std::memory_order_relaxed);
+  port::MutexLock ml(MagazineMutex());
   for (int c = 0; c < num_classes_; ++c) {
-    port::MutexLock l(&classes_[c].mu);
-    bytes += classes_[c].in_use * classes_[c].bytes;
+    const size_t cached = CachedSegmentsLocked(c);
+    SpinLockGuard l(&classes_[c].mu);
+    if (classes_[c].in_use > cached) bytes += (classes_[c].in_use - cached) * classes_[c].bytes;
   }
   return bytes;
 }
@@ -94,20 +96,27 @@ PoolStats PoolCore::Stats() const {
   st.budget_bytes = opt_.budget_bytes;
   st.classes.reserve(num_classes_);
   size_t in_use = 0;
+  size_t retained = 0;
   for (int c = 0; c < num_classes_; ++c) {
+    port::MutexLock ml(MagazineMutex());
     ClassStats cst;
     {
-      port::MutexLock l(&classes_[c].mu);
+      // Segments in threads' magazines are free (and retained), though the
+      // class lists count them as handed out.
+      const size_t cached = CachedSegmentsLocked(c);
+      SpinLockGuard l(&classes_[c].mu);
+      const size_t in_use = classes_[c].in_use > cached ? classes_[c].in_use - cached : 0;
       cst.class_bytes = classes_[c].bytes;
-      cst.in_use_segments = classes_[c].in_use;
-      cst.free_segments = classes_[c].retained + classes_[c].released;
+      cst.in_use_segments = in_use;
+      cst.free_segments = classes_[c].retained + classes_[c].released + (classes_[c].in_use - in_use);
+      retained += (classes_[c].retained + classes_[c].in_use - in_use) * classes_[c].bytes;
     }
     in_use += cst.in_use_segments * cst.class_bytes;
     st.classes.push_back(cst);
   }
   st.dedicated_bytes = dedicated_.load(std::memory_order_relaxed);
   st.in_use_bytes = in_use + st.dedicated_bytes;
-  st.retained_bytes = retained_.load(std::memory_order_relaxed);
+  st.retained_bytes = retained;
   st.committed_bytes = committed_.load(std::memory_order_relaxed);
   st.reserved_bytes = reserved_.load(std::memory_order_relaxed);
   st.high_water_bytes = high_water_.load(std::memory_order_relaxed);

@@ -23,12 +23,17 @@ namespace internal {
 namespace {
 
 std::atomic<uint32_t> g_next_tag{1};
+std::atomic<uint64_t> g_next_uid{1};
 
 uint32_t LoadWord(const Slot* s, std::memory_order mo = std::memory_order_acquire) {
   return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->word)).load(mo);
 }
 void StoreWord(Slot* s, uint32_t w) {
   std::atomic_ref<uint32_t>(s->word).store(w, std::memory_order_release);
+}
+bool CasWord(Slot* s, uint32_t expected, uint32_t desired) {
+  return std::atomic_ref<uint32_t>(s->word).compare_exchange_strong(
+      expected, desired, std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 uint32_t LoadOwner(const Slot* s) {
   return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->owner))
@@ -76,6 +81,10 @@ PoolCore::PoolCore(const PoolOptions& options) : opt_(options) {}
 
 PoolCore::~PoolCore() {
   if (dir_ != nullptr) Close().IgnoreError();
+  {
+    port::MutexLock l(MagazineMutex());
+    while (magazines_ != nullptr) DetachMagazineLocked(magazines_);
+  }
   port::MutexLock l(&mu_);
   for (auto& e : entries_) {
     if (e != nullptr && !e->dedicated && e->slots != nullptr) munmap(e->slots, e->slots_map_bytes);
@@ -108,8 +117,22 @@ Status PoolCore::Init() {
   }
   granules_per_region_ = opt_.region_bytes >> min_shift_;
   granules_per_chunk_ = opt_.max_class_bytes >> min_shift_;
+  chunk_shift_ = Log2(granules_per_chunk_);
   chunks_per_region_ = opt_.region_bytes / opt_.max_class_bytes;
   for (int c = 0; c < num_classes_; ++c) classes_[c].bytes = opt_.min_class_bytes << c;
+
+  // Per-thread caches: small classes, a bounded number of bytes per thread.
+  // Off in quarantine mode, where every release must be protected at once.
+  magazine_bytes_ = std::min(opt_.retain_bytes / 4, size_t{4} << 20);
+  if (!opt_.quarantine) {
+    for (int c = 0; c < num_classes_ && classes_[c].bytes <= magazine_bytes_; ++c) {
+      bin_capacity_[c] = static_cast<uint32_t>(
+          std::clamp<size_t>((size_t{128} << 10) / classes_[c].bytes, 1,
+                             Magazine::kBinCapacity));
+      magazine_classes_ = c + 1;
+    }
+  }
+  uid_ = g_next_uid.fetch_add(1, std::memory_order_relaxed);
 
   uint32_t tag;
   do {
@@ -130,11 +153,6 @@ Status PoolCore::Init() {
 // ---------------------------------------------------------------------------
 // Lookup and validation
 
-int PoolCore::ClassIndex(size_t bytes) const {
-  if (bytes <= opt_.min_class_bytes) return 0;
-  return (64 - __builtin_clzll(bytes - 1)) - min_shift_;
-}
-
 size_t PoolCore::ClassFor(size_t bytes) const {
   if (bytes > opt_.max_class_bytes) return 0;
   return classes_[ClassIndex(bytes)].bytes;
@@ -145,16 +163,6 @@ size_t PoolCore::SegmentBytesFor(size_t bytes) const {
   const size_t page = PageSize();
   if (bytes > SIZE_MAX - page) return SIZE_MAX;
   return (bytes + page - 1) / page * page;
-}
-
-Entry* PoolCore::EntryAt(uint32_t index) const {
-  if (index >= kMaxEntries || dir_ == nullptr) return nullptr;
-  return dir_[index].load(std::memory_order_acquire);
-}
-
-Slot* PoolCore::SlotOf(Link link) const {
-  Entry* e = EntryAt(EntryOf(link));
-  return e == nullptr ? nullptr : e->slots + GranuleOf(link);
 }
 
 Slot* PoolCore::SlotOfToken(uint64_t token) const {
@@ -263,7 +271,7 @@ void PoolCore::TakeLocked(ClassState& cs, Link link, uint32_t owner, Segment* se
   StoreWord(s, w);
   StoreOwner(s, owner);
   ++cs.in_use;
-  ++e->chunk_in_use[g / granules_per_chunk_];
+  ++e->chunk_in_use[g >> chunk_shift_];
   segment->data = e->base.load(std::memory_order_relaxed) + (static_cast<size_t>(g) << min_shift_);
   segment->size = cs.bytes;
   segment->token = MakeToken(link, w >> 1);
@@ -272,20 +280,20 @@ void PoolCore::TakeLocked(ClassState& cs, Link link, uint32_t owner, Segment* se
 bool PoolCore::PopRetained(int c, uint32_t owner, Segment* segment) {
   ClassState& cs = classes_[c];
   {
-    port::MutexLock l(&cs.mu);
+    SpinLockGuard l(&cs.mu);
     const Link link = cs.retained_head;
     if (link == kNoLink) return false;
     Unlink(cs, &cs.retained_head, &cs.retained_tail, link);
     --cs.retained;
+    PublishRetained(cs);
     TakeLocked(cs, link, owner, segment);
   }
-  retained_.fetch_sub(cs.bytes, std::memory_order_relaxed);
   return true;
 }
 
 bool PoolCore::PopReleased(int c, uint32_t owner, Segment* segment) {
   ClassState& cs = classes_[c];
-  port::MutexLock l(&cs.mu);
+  SpinLockGuard l(&cs.mu);
   const Link link = cs.released_head;
   if (link == kNoLink) return false;
   Unlink(cs, &cs.released_head, nullptr, link);
@@ -322,6 +330,10 @@ Status PoolCore::HandOut(const Segment& segment, bool fresh) {
 }
 
 Status PoolCore::AllocateClass(int c, uint32_t owner, Segment* segment) {
+  if (c < magazine_classes_) {
+    Magazine* m = MyMagazine();
+    if (m != nullptr && MagazinePop(m, c, owner, segment)) return Status::OK();
+  }
   if (PopRetained(c, owner, segment)) {
     Status s = HandOut(*segment, false);
     if (!s.ok()) {
@@ -374,12 +386,13 @@ void PoolCore::Unreserve(size_t bytes) { committed_.fetch_sub(bytes, std::memory
 Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
   if (TryReserve(bytes)) return Status::OK();
   auto drop_retained = [&] {
+    FlushMyMagazine();
     // Only as much as the request needs: the rest stays useful for reuse.
     port::MutexLock l(&mu_);
     const size_t committed = committed_.load(std::memory_order_relaxed);
     const size_t over = committed + bytes > opt_.budget_bytes
                             ? committed + bytes - opt_.budget_bytes : 0;
-    const size_t retained = retained_.load(std::memory_order_relaxed);
+    const size_t retained = RetainedBytes();
     ShrinkRetainedLocked(retained > over ? retained - over : 0);
   };
   drop_retained();
@@ -487,7 +500,7 @@ Status PoolCore::CarveChunk(int c) {
   ClassState& cs = classes_[c];
   {
     // Another thread may have carved while this one waited for mu_.
-    port::MutexLock cl(&cs.mu);
+    SpinLockGuard cl(&cs.mu);
     if (cs.released_head != kNoLink) return Status::OK();
   }
   if (regions_with_space_.empty()) {
@@ -504,7 +517,7 @@ Status PoolCore::CarveChunk(int c) {
   const size_t stride = cs.bytes >> min_shift_;
   Poison(e->base.load(std::memory_order_relaxed) + chunk * opt_.max_class_bytes,
          opt_.max_class_bytes);
-  port::MutexLock cl(&cs.mu);
+  SpinLockGuard cl(&cs.mu);
   // Pushed in reverse so the lowest address is handed out first.
   for (size_t k = n; k-- > 0;) {
     const uint32_t g = static_cast<uint32_t>(chunk * granules_per_chunk_ + k * stride);
@@ -608,26 +621,49 @@ Status PoolCore::Release(const Segment& segment, uint32_t owner) {
 
   const int c = LoadClass(s);
   ClassState& cs = classes_[c];
+  const Link link = LinkOfToken(segment.token);
+  if (c < magazine_classes_) {
+    Magazine* m = MyMagazine();
+    if (m != nullptr && m->bytes + cs.bytes <= magazine_bytes_) {
+      // The generation moves on before anything else: a racing second
+      // release of the same handle fails here.
+      if (!CasWord(s, w, NextGenWord(w))) {
+        return Status::InvalidArgument("pool '" + opt_.name + "': double release");
+      }
+      StoreOwner(s, 0);
+      Poison(segment.data, segment.size);
+      Magazine::Bin& bin = m->bins[c];
+      bool flushed = false;
+      if (bin.n.load(std::memory_order_relaxed) == bin_capacity_[c]) {
+        MagazineFlushBin(m, c, (bin_capacity_[c] + 1) / 2);
+        flushed = true;
+      }
+      const uint32_t n = bin.n.load(std::memory_order_relaxed);
+      bin.links[n] = link;
+      bin.n.store(n + 1, std::memory_order_relaxed);
+      m->bytes += cs.bytes;
+      if (flushed && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
+      return Status::OK();
+    }
+  }
   // Poison and protect before the segment is visible on a free list: after
   // that another thread may take it and unpoison it.
   if (opt_.quarantine) mprotect(segment.data, segment.size, PROT_NONE);
   Poison(segment.data, segment.size);
-  const Link link = LinkOfToken(segment.token);
   {
-    port::MutexLock l(&cs.mu);
-    if (LoadWord(s, std::memory_order_relaxed) != w) {
+    SpinLockGuard l(&cs.mu);
+    if (!CasWord(s, w, NextGenWord(w))) {
       return Status::InvalidArgument("pool '" + opt_.name + "': double release");
     }
-    StoreWord(s, NextGenWord(w));
     StoreOwner(s, 0);
     s->where = kRetained;
     PushFront(cs, &cs.retained_head, &cs.retained_tail, link);
     --cs.in_use;
     ++cs.retained;
-    --e->chunk_in_use[GranuleOf(link) / granules_per_chunk_];
+    PublishRetained(cs);
+    --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
   }
-  const size_t retained = retained_.fetch_add(cs.bytes, std::memory_order_relaxed) + cs.bytes;
-  if (retained > opt_.retain_bytes) MaybeShrinkRetained();
+  if (RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
   return Status::OK();
 }
 
@@ -700,14 +736,14 @@ void PoolCore::ReleaseOwnedList(Link head) {
     Chain& ch = chains[c];
     if (ch.n == 0) continue;
     ClassState& cs = classes_[c];
-    port::MutexLock l(&cs.mu);
+    SpinLockGuard l(&cs.mu);
     for (Link link = ch.head; link != kNoLink;) {
       Entry* e = EntryAt(EntryOf(link));
       Slot* s = e->slots + GranuleOf(link);
       StoreWord(s, NextGenWord(LoadWord(s, std::memory_order_relaxed)));
       StoreOwner(s, 0);
       s->where = kRetained;
-      --e->chunk_in_use[GranuleOf(link) / granules_per_chunk_];
+      --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
       link = s->next;
     }
     SlotOf(ch.tail)->next = cs.retained_head;
@@ -719,11 +755,10 @@ void PoolCore::ReleaseOwnedList(Link head) {
     cs.retained_head = ch.head;
     cs.in_use -= ch.n;
     cs.retained += ch.n;
+    PublishRetained(cs);
     total += ch.n * cs.bytes;
   }
-  if (total == 0) return;
-  const size_t retained = retained_.fetch_add(total, std::memory_order_relaxed) + total;
-  if (retained > opt_.retain_bytes) MaybeShrinkRetained();
+  if (total > 0 && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
 }
 
 // ---------------------------------------------------------------------------
@@ -743,7 +778,7 @@ void PoolCore::MaybeShrinkRetained() {
   // One trimmer at a time; the others carry on (the bound is rechecked on
   // the next release).
   if (!mu_.TryLock()) return;
-  if (retained_.load(std::memory_order_relaxed) > opt_.retain_bytes) {
+  if (RetainedBytes() > opt_.retain_bytes) {
     // Trim an eighth below the bound so the next batch is not one release away.
     ShrinkRetainedLocked(opt_.retain_bytes - opt_.retain_bytes / 8);
     UnmapFreeRegionsLocked();
@@ -752,7 +787,7 @@ void PoolCore::MaybeShrinkRetained() {
 }
 
 void PoolCore::ShrinkRetainedLocked(size_t target) {
-  const size_t cur = retained_.load(std::memory_order_relaxed);
+  const size_t cur = RetainedBytes();
   if (cur <= target) return;
   const size_t need = cur - target;
   struct Victim {
@@ -766,7 +801,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
   // the retained list, i.e. the segment released longest ago.
   for (int c = num_classes_ - 1; c >= 0 && got < need; --c) {
     ClassState& cs = classes_[c];
-    port::MutexLock l(&cs.mu);
+    SpinLockGuard l(&cs.mu);
     while (got < need && cs.retained_tail != kNoLink) {
       const Link link = cs.retained_tail;
       Unlink(cs, &cs.retained_head, &cs.retained_tail, link);
@@ -775,6 +810,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
       got += cs.bytes;
       victims.push_back({c, SegmentAddress(link), link});
     }
+    PublishRetained(cs);
   }
   if (victims.empty()) return;
   std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) {
@@ -793,18 +829,25 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
     ReturnPages(start, end - start);
     i = j;
   }
-  retained_.fetch_sub(got, std::memory_order_relaxed);
   committed_.fetch_sub(got, std::memory_order_relaxed);
   for (size_t i = 0; i < victims.size();) {
     const int c = victims[i].c;
     ClassState& cs = classes_[c];
-    port::MutexLock l(&cs.mu);
+    SpinLockGuard l(&cs.mu);
     for (; i < victims.size() && victims[i].c == c; ++i) {
       SlotOf(victims[i].link)->where = kReleased;
       PushFront(cs, &cs.released_head, nullptr, victims[i].link);
       ++cs.released;
     }
   }
+}
+
+size_t PoolCore::RetainedBytes() const {
+  size_t total = 0;
+  for (int c = 0; c < num_classes_; ++c) {
+    total += classes_[c].retained_bytes.load(std::memory_order_relaxed);
+  }
+  return total;
 }
 
 void PoolCore::LockAllClasses() const NO_THREAD_SAFETY_ANALYSIS {
@@ -840,6 +883,7 @@ void PoolCore::UnmapFreeRegionsLocked() {
         if (s->where == kRetained) {
           Unlink(cs, &cs.retained_head, &cs.retained_tail, link);
           --cs.retained;
+          PublishRetained(cs);
           freed_retained += cs.bytes;
         } else if (s->where == kReleased) {
           Unlink(cs, &cs.released_head, nullptr, link);
@@ -862,13 +906,11 @@ void PoolCore::UnmapFreeRegionsLocked() {
     free_region_entries_.push_back(index);
   }
   UnlockAllClasses();
-  if (freed_retained > 0) {
-    retained_.fetch_sub(freed_retained, std::memory_order_relaxed);
-    committed_.fetch_sub(freed_retained, std::memory_order_relaxed);
-  }
+  if (freed_retained > 0) committed_.fetch_sub(freed_retained, std::memory_order_relaxed);
 }
 
 void PoolCore::Trim() {
+  FlushMyMagazine();
   port::MutexLock l(&mu_);
   if (closed()) return;
   ShrinkRetainedLocked(0);
@@ -914,12 +956,12 @@ void PoolCore::UnmapAllLocked() {
     cs.mu.AssertHeld();
     cs.retained_head = cs.retained_tail = cs.released_head = kNoLink;
     cs.in_use = cs.retained = cs.released = 0;
+    PublishRetained(cs);
   }
   UnlockAllClasses();
   regions_with_space_.clear();
   dedicated_segments_ = 0;
   committed_.store(0, std::memory_order_relaxed);
-  retained_.store(0, std::memory_order_relaxed);
   dedicated_.store(0, std::memory_order_relaxed);
   reserved_.store(0, std::memory_order_relaxed);
 }
@@ -937,10 +979,16 @@ Status PoolCore::Close() {
   }
   size_t segments = 0;
   size_t bytes = 0;
-  for (int c = 0; c < num_classes_; ++c) {
-    port::MutexLock l(&classes_[c].mu);
-    segments += classes_[c].in_use;
-    bytes += classes_[c].in_use * classes_[c].bytes;
+  FlushMyMagazine();
+  {
+    port::MutexLock ml(MagazineMutex());
+    for (int c = 0; c < num_classes_; ++c) {
+      const size_t cached = CachedSegmentsLocked(c);
+      SpinLockGuard l(&classes_[c].mu);
+      const size_t n = classes_[c].in_use > cached ? classes_[c].in_use - cached : 0;
+      segments += n;
+      bytes += n * classes_[c].bytes;
+    }
   }
   {
     port::MutexLock l(&mu_);

@@ -270,7 +270,9 @@ TEST(SegmentPoolTest, RetainBoundWithBatchedMadvise) {
   const uint64_t madvise_before = pool->Stats().madvise_calls;
   for (auto& s : segs) ASSERT_TRUE(pool->Release(s).ok());
   const PoolStats st = pool->Stats();
-  EXPECT_LE(st.retained_bytes, o.retain_bytes);
+  // The shared lists keep at most retain_bytes; this thread's magazine may
+  // hold up to a quarter of it on top.
+  EXPECT_LE(st.retained_bytes, o.retain_bytes + o.retain_bytes / 4);
   EXPECT_GE(st.retained_bytes, o.retain_bytes / 2);
   // 3 MiB went back to the OS in a handful of calls, not one per segment.
   EXPECT_GT(st.madvise_calls, madvise_before);

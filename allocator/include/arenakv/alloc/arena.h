@@ -90,6 +90,9 @@ class Arena final : public std::pmr::memory_resource {
   friend class SegmentPool;
   struct Impl;
   explicit Arena(std::unique_ptr<Impl> impl);
+  // Allocate() past the confined fast path: shared arenas, a full block,
+  // large objects and alignments, errors.
+  Status AllocateSlow(size_t bytes, size_t align, void** out);
 
   // std::pmr::memory_resource. Deallocation is a no-op: memory is returned
   // when the arena closes. Allocation failure throws std::bad_alloc, as the
