@@ -1,0 +1,259 @@
+// Memory tests: the product's promise is that closing a database or ending a
+// transaction gives the memory back at once. These tests measure resident
+// memory (/proc/self/statm) and the process-wide pool accounting around
+// Open/Close and around large transactions, and time Close() with a big
+// cache.
+//
+// Every RSS reading is preceded by malloc_trim(0): the test itself builds
+// many std::strings (keys, values) on the glibc heap, and glibc keeps freed
+// heap memory resident. Trimming discounts the test's own heap so that what
+// remains is what the database kept.
+
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/db.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+#define ASSERT_OK(expr)                                         \
+  do {                                                          \
+    const ::arenakv::Status _s = (expr);                        \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();     \
+  } while (0)
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+void ExpectPoolsReleased() {
+  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
+  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
+  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
+}
+
+bool LongTests() {
+  const char* e = std::getenv("ARENAKV_LONG_TESTS");
+  return e != nullptr && *e != '\0' && *e != '0';
+}
+
+// Resident bytes after giving the test's own freed heap back to the OS.
+size_t TrimmedResident() {
+  malloc_trim(0);
+  return test::ResidentBytes();
+}
+
+double MiB(size_t bytes) { return static_cast<double>(bytes) / kMiB; }
+
+// Writes `n` keys with values of ~`value_bytes`, reusing two string buffers
+// so that the test itself does not grow the heap.
+void Load(DB* db, int n, size_t value_bytes, uint64_t salt = 0) {
+  std::string key, value(value_bytes, 'x');
+  for (int i = 0; i < n; i++) {
+    key = "key/" + std::to_string((static_cast<uint64_t>(i) * 2654435761u + salt) % 100000007);
+    value[i % value_bytes] = static_cast<char>('a' + i % 26);
+    ASSERT_OK(db->Put(WriteOptions{}, key, value));
+  }
+}
+
+// Reads every key back (which fills the cache).
+void ReadAll(DB* db) {
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) n++;
+  ASSERT_OK(it->status());
+  ASSERT_GT(n, 0u);
+}
+
+TEST(MemoryTest, CloseReturnsResidentMemoryToPreOpenLevel) {
+  test::TempDir dir;
+  Options options;
+  options.cache_bytes = 64 * kMiB;
+  const size_t before = TrimmedResident();
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  ASSERT_NO_FATAL_FAILURE(Load(db.get(), 100000, 200));
+  ASSERT_OK(db->Checkpoint());
+  ASSERT_NO_FATAL_FAILURE(ReadAll(db.get()));
+  const size_t open_rss = TrimmedResident();
+  DBStats stats;
+  ASSERT_OK(db->GetStats(&stats));
+  // The database really held memory, otherwise this test proves nothing.
+  EXPECT_GT(open_rss, before + 8 * kMiB) << "resident memory barely grew while open";
+  EXPECT_GT(alloc::GetProcessPoolStats().mapped_bytes, 0u);
+  ASSERT_OK(db->Close());
+  ExpectPoolsReleased();
+  const size_t after_close = TrimmedResident();
+  db.reset();
+  const size_t after_destroy = TrimmedResident();
+  std::fprintf(stderr,
+               "[memory] before open %.1f MiB, open %.1f MiB (cache used %.1f MiB), after Close "
+               "%.1f MiB, after destruction %.1f MiB\n",
+               MiB(before), MiB(open_rss), MiB(stats.cache.used_bytes), MiB(after_close),
+               MiB(after_destroy));
+  EXPECT_LE(after_close, before + kMiB) << "Close() did not give the memory back";
+  EXPECT_LE(after_destroy, before + kMiB);
+  ExpectPoolsReleased();
+}
+
+TEST(MemoryTest, RepeatedOpenLoadCloseDoesNotGrow) {
+  const int cycles = 20;
+  Options options;
+  options.cache_bytes = 64 * kMiB;
+  std::vector<size_t> after(cycles);
+  size_t first_before = 0;
+  for (int c = 0; c < cycles; c++) {
+    test::TempDir dir;
+    if (c == 0) first_before = TrimmedResident();
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+    ASSERT_NO_FATAL_FAILURE(Load(db.get(), 100000, 100, static_cast<uint64_t>(c)));
+    ASSERT_NO_FATAL_FAILURE(ReadAll(db.get()));
+    ASSERT_OK(db->Close());
+    db.reset();
+    ExpectPoolsReleased();
+    after[c] = TrimmedResident();
+  }
+  std::string series;
+  for (size_t a : after) series += std::to_string(a >> 10) + " ";
+  std::fprintf(stderr, "[memory] before %zu KiB; after each cycle (KiB): %s\n",
+               first_before >> 10, series.c_str());
+  // Cycle 0 may settle one-time state (thread stacks, Env::Default, locale).
+  EXPECT_LE(after[cycles - 1], after[0] + kMiB) << "resident memory grows across cycles";
+  EXPECT_LE(after[cycles - 1], first_before + kMiB) << "memory not back to pre-open level";
+}
+
+// Shared body: buffer ~60 MB in a transaction, then end it with `finish`.
+// The transaction deletes its own keys before committing, so a commit leaves
+// only tombstones behind in the database and the measurement isolates the
+// transaction's buffers.
+template <typename Finish>
+void BufferSixtyMegabytes(Finish finish, const char* what) {
+  test::TempDir dir;
+  Options options;
+  options.cache_bytes = 16 * kMiB;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  ASSERT_NO_FATAL_FAILURE(Load(db.get(), 1000, 100));
+  const size_t before = TrimmedResident();
+  {
+    std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions{});
+    ASSERT_NE(txn, nullptr);
+    std::string key, value(64 << 10, 'v');
+    const int n = 960;  // 960 x 64 KiB = 60 MiB
+    for (int i = 0; i < n; i++) {
+      key = "txn/" + std::to_string(i);
+      std::snprintf(value.data(), 16, "%015d", i);  // distinct, unshared values
+      ASSERT_OK(txn->Put(key, value));
+    }
+    EXPECT_GE(txn->BufferBytes(), size_t{60} * 1000 * 1000);
+    const size_t during = TrimmedResident();
+    EXPECT_GT(during, before + 50 * kMiB) << "the transaction buffers are not resident?";
+    for (int i = 0; i < n; i++) {
+      key = "txn/" + std::to_string(i);
+      ASSERT_OK(txn->Delete(key));
+    }
+    // Rollback and Commit are measured while the ended handle still exists.
+    ASSERT_NO_FATAL_FAILURE(finish(txn));
+    const size_t after = TrimmedResident();
+    std::fprintf(stderr, "[memory] %s: before %.1f MiB, during %.1f MiB, after %.1f MiB\n", what,
+                 MiB(before), MiB(during), MiB(after));
+    EXPECT_LE(after, before + 4 * kMiB) << what << " did not give the buffers back";
+  }
+  std::string v;
+  EXPECT_TRUE(db->Get(ReadOptions{}, "txn/0", &v).IsNotFound());
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+TEST(MemoryTest, RollbackReturnsTransactionBuffers) {
+  BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { ASSERT_OK(txn->Rollback()); },
+                       "Rollback");
+}
+
+TEST(MemoryTest, CommitReturnsTransactionBuffers) {
+  BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { ASSERT_OK(txn->Commit()); },
+                       "Commit");
+}
+
+TEST(MemoryTest, DestroyingTransactionReturnsBuffers) {
+  BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { txn.reset(); }, "destruction");
+}
+
+// Closing a clean database with a large cache costs O(segments), not
+// O(bytes): no page-by-page freeing, no write-back.
+void CloseWithCachedBytes(size_t cached_target, double max_close_ms) {
+  test::TempDir dir;
+  Options options;
+  options.cache_bytes = cached_target + cached_target / 4;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  // 8 KiB values: compressible on disk, full size in the cache.
+  const size_t value_bytes = 8 << 10;
+  const int n = static_cast<int>(cached_target / value_bytes) + 256;
+  ASSERT_NO_FATAL_FAILURE(Load(db.get(), n, value_bytes));
+  ASSERT_OK(db->Checkpoint());  // clean: Close() has nothing to write
+  ASSERT_NO_FATAL_FAILURE(ReadAll(db.get()));
+  DBStats stats;
+  ASSERT_OK(db->GetStats(&stats));
+  ASSERT_GE(stats.cache.used_bytes, cached_target * 3 / 4)
+      << "the cache did not fill up; the timing below would mean nothing";
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_OK(db->Close());
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ExpectPoolsReleased();
+  std::fprintf(stderr, "[memory] Close() with %.0f MiB cached took %.1f ms\n",
+               MiB(stats.cache.used_bytes), ms);
+  EXPECT_LT(ms, max_close_ms);
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+TEST(MemoryTest, CloseWithLargeCacheIsFast) {
+  ASSERT_NO_FATAL_FAILURE(CloseWithCachedBytes(256 * kMiB, 200.0));
+}
+
+TEST(MemoryTest, CloseWithOneGigabyteCachedIsFast) {
+  if (!LongTests()) GTEST_SKIP() << "set ARENAKV_LONG_TESTS=1 (loads 1 GiB)";
+  ASSERT_NO_FATAL_FAILURE(CloseWithCachedBytes(1024 * kMiB, 200.0));
+}
+
+// The pool's own accounting agrees: while open, memory is mapped and the
+// arenas are named; after Close, nothing.
+TEST(MemoryTest, PoolAccountingDuringAndAfter) {
+  ExpectPoolsReleased();
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
+  ASSERT_NO_FATAL_FAILURE(Load(db.get(), 10000, 100));
+  const alloc::ProcessPoolStats open_stats = alloc::GetProcessPoolStats();
+  EXPECT_GE(open_stats.live_pools, 1u);
+  EXPECT_GT(open_stats.mapped_bytes, 0u);
+  EXPECT_GT(open_stats.in_use_bytes, 0u);
+  DBStats stats;
+  ASSERT_OK(db->GetStats(&stats));
+  EXPECT_FALSE(stats.arenas.empty());
+  std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions{});
+  ASSERT_OK(txn->Put("a", std::string(100000, 'a')));
+  EXPECT_GT(txn->BufferBytes(), 100000u);
+  DBStats with_txn;
+  ASSERT_OK(db->GetStats(&with_txn));
+  EXPECT_GT(with_txn.arenas.size(), stats.arenas.size()) << "the transaction has no arena?";
+  ASSERT_OK(db->Close());  // closes the transaction's arena too
+  ExpectPoolsReleased();
+  EXPECT_TRUE(txn->Commit().IsClosed());
+  txn.reset();
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+}  // namespace
+}  // namespace arenakv
