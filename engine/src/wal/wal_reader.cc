@@ -52,18 +52,21 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
     if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0) {
       return Status::Corruption("wal " + path + ": not an arenakv write-ahead log (bad magic)");
     }
-    // The version is read before the checksum: a newer format may checksum
-    // its header differently, and deserves NotSupported rather than Corruption.
+    // The checksum comes first: a damaged header must read as Corruption, not
+    // as a "newer version". The 32-byte header's layout and checksum are fixed
+    // for every format version (docs/format.md), so a newer file still
+    // verifies here and is then refused as NotSupported.
     uint32_t version = DecodeFixed32(header + 8);
+    uint64_t want = Checksum64(ChecksumKind::kWalHeader, std::string_view(header, 24));
+    if (DecodeFixed64(header + 24) != want) {
+      return Status::Corruption("wal " + path + ": file header checksum mismatch");
+    }
     if (version > kFormatVersion) {
       return Status::NotSupported("wal " + path + ": format version " + std::to_string(version) +
                                   " is newer than the supported version " +
                                   std::to_string(kFormatVersion));
     }
-    uint64_t want = Checksum64(ChecksumKind::kWalHeader, std::string_view(header, 24));
-    if (version == 0 || DecodeFixed64(header + 24) != want) {
-      return Status::Corruption("wal " + path + ": file header checksum mismatch");
-    }
+    if (version == 0) return Status::Corruption("wal " + path + ": format version 0");
     uint32_t flags = DecodeFixed32(header + 12);
     if (flags != 0) {
       return Status::NotSupported("wal " + path + ": unknown header flags " +
