@@ -2,7 +2,9 @@
 // checksummed) form, and the bounds checks of the decoder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,8 +19,9 @@ std::string LeafImage(const std::vector<std::pair<std::string, std::string>>& en
   size_t bytes = kImageHeaderBytes;
   for (const auto& [k, v] : entries) bytes += LeafEntryBytes(k.size(), v.size());
   std::string image(bytes, '\0');
+  size_t prefix = entries.empty() ? 0 : CommonPrefix(entries.front().first, entries.back().first);
   ImageWriter w(image.data(), PageType::kLeaf, 0, static_cast<uint32_t>(entries.size()),
-                static_cast<uint32_t>(bytes));
+                static_cast<uint32_t>(bytes), prefix);
   for (const auto& [k, v] : entries) w.Leaf(k, v);
   EXPECT_TRUE(w.complete());
   return image;
@@ -29,8 +32,9 @@ std::string InternalImage(const std::vector<std::pair<std::string, uint64_t>>& e
   size_t bytes = kImageHeaderBytes;
   for (const auto& [k, c] : entries) bytes += InternalEntryBytes(k.size());
   std::string image(bytes, '\0');
+  size_t prefix = entries.size() < 2 ? 0 : CommonPrefix(entries[1].first, entries.back().first);
   ImageWriter w(image.data(), PageType::kInternal, level, static_cast<uint32_t>(entries.size()),
-                static_cast<uint32_t>(bytes));
+                static_cast<uint32_t>(bytes), prefix);
   for (const auto& [k, c] : entries) w.Internal(k, c);
   EXPECT_TRUE(w.complete());
   return image;
@@ -79,6 +83,61 @@ TEST(PageViewTest, InternalRouting) {
   EXPECT_EQ(v.ChildIndex("m"), 2u);
   EXPECT_EQ(v.ChildIndex("\xff"), 2u);
   EXPECT_EQ(AddressOffset(v.child(2)), 16u * 3000);
+}
+
+// The search compares the shared prefix once and then mostly the 4-byte hints
+// in the slots; it must agree with a plain lower/upper bound on every target,
+// including keys with zero bytes (hints are zero-padded) and short targets.
+TEST(PageViewTest, PrefixAndHintSearchMatchesPlainSearch) {
+  uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  const std::string alphabet("\0\1ab\xff", 5);
+  auto rand_str = [&](size_t max) {
+    std::string s(rng() % (max + 1), '\0');
+    for (auto& c : s) c = alphabet[rng() % alphabet.size()];
+    return s;
+  };
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string prefix = rand_str(6);
+    std::set<std::string> keys;
+    size_t n = 1 + rng() % 60;
+    while (keys.size() < n) keys.insert(prefix + rand_str(7));
+    std::vector<std::pair<std::string, std::string>> leaf;
+    for (const auto& k : keys) leaf.emplace_back(k, "v");
+    std::string limg = LeafImage(leaf);
+    std::vector<std::pair<std::string, uint64_t>> inner{{"", MakeAddress(16 * 100, 64)}};
+    for (const auto& k : keys) inner.emplace_back(k, MakeAddress(16 * 100, 64));
+    std::string iimg = InternalImage(inner);
+    std::string why;
+    ASSERT_TRUE(ValidateImage(limg.data(), limg.size(), &why)) << why;
+    ASSERT_TRUE(ValidateImage(iimg.data(), iimg.size(), &why)) << why;
+    PageView lv(limg.data()), iv(iimg.data());
+    std::vector<std::string> sorted(keys.begin(), keys.end());
+    for (int t = 0; t < 50; ++t) {
+      std::string target = rng() % 2 ? prefix.substr(0, rng() % (prefix.size() + 1)) + rand_str(8)
+                                     : sorted[rng() % sorted.size()];
+      uint32_t want = static_cast<uint32_t>(std::lower_bound(sorted.begin(), sorted.end(), target) -
+                                            sorted.begin());
+      ASSERT_EQ(lv.LowerBound(target), want) << "seed " << seed;
+      // Child i+1 holds sorted[i]: the child is the count of keys <= target.
+      uint32_t child = static_cast<uint32_t>(
+          std::upper_bound(sorted.begin(), sorted.end(), target) - sorted.begin());
+      ASSERT_EQ(iv.ChildIndex(target), child) << "seed " << seed;
+    }
+  }
+}
+
+TEST(PageValidateTest, RejectsWrongHintsAndPrefix) {
+  std::string good = LeafImage({{"abcd1", "x"}, {"abcd2", "y"}});
+  std::string why;
+  ASSERT_TRUE(ValidateImage(good.data(), good.size(), &why)) << why;
+  EXPECT_EQ(PageView(good.data()).prefix_len(), 4u);
+  std::string bad_hint = good;
+  bad_hint[kImageHeaderBytes + 4] ^= 1;
+  EXPECT_FALSE(ValidateImage(bad_hint.data(), bad_hint.size(), &why));
+  std::string bad_prefix = good;
+  EncodeFixed16(bad_prefix.data() + 12, 5);
+  EXPECT_FALSE(ValidateImage(bad_prefix.data(), bad_prefix.size(), &why));
 }
 
 TEST(PageValidateTest, RejectsMalformedImages) {

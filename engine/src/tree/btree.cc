@@ -89,7 +89,8 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   }
   s = DecodeHeaderBlock(std::string_view(head.data(), std::min<size_t>(got, kBlockBytes)), path_);
   if (!s.ok()) return s;
-  if (got < kDataStart) return Status::Corruption(path_ + ": file truncated inside its meta blocks");
+  if (got < kDataStart)
+    return Status::Corruption(path_ + ": file truncated inside its meta blocks");
 
   MetaState metas[2];
   Status ms[2];
@@ -316,7 +317,7 @@ class TreeIterator final : public InternalIterator {
       }
       uint32_t n = l.view.count();
       if (l.view.is_leaf()) {
-        l.idx = mode == Mode::kFirst ? 0
+        l.idx = mode == Mode::kFirst  ? 0
                 : mode == Mode::kLast ? (n == 0 ? 0 : n - 1)
                                       : l.view.LowerBound(target);
         return true;
@@ -457,8 +458,8 @@ Status BTree::VerifyInternal(VerifyState* vs, uint64_t address, int level, std::
   uint64_t off = AddressOffset(address);
   vs->extents.emplace_back(off, AddressExtent(address));
   if (level == 0) {
-    vs->leaves.push_back({address, std::pmr::string(lo, vs->mr), std::pmr::string(hi, vs->mr),
-                          has_lo, has_hi});
+    vs->leaves.push_back(
+        {address, std::pmr::string(lo, vs->mr), std::pmr::string(hi, vs->mr), has_lo, has_hi});
     return Status::OK();
   }
   PageRef ref;

@@ -51,7 +51,7 @@ struct CheckpointResult {
   MetaState meta;                  // the new durable state
   std::vector<uint64_t> obsolete;  // addresses of pages the new tree replaced
   uint64_t pages_written = 0, bytes_written = 0;
-  uint64_t writes = 0;             // write calls the pages took
+  uint64_t writes = 0;  // write calls the pages took
 };
 
 struct VerifyStats {
@@ -97,8 +97,8 @@ class BTree {
 
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;
-  uint64_t file_bytes() const;   // logical end of the data (pages beyond it are free)
-  uint64_t free_bytes() const;   // free extents below file_bytes()
+  uint64_t file_bytes() const;  // logical end of the data (pages beyond it are free)
+  uint64_t free_bytes() const;  // free extents below file_bytes()
   const std::string& path() const { return path_; }
   PageCache* cache() { return cache_.get(); }
 

@@ -92,8 +92,8 @@ class CheckpointWriter {
   bool InRange(const std::string_view* upper) const {
     return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
   }
-  Status Rewrite(uint64_t address, int level, std::string_view lower,
-                 const std::string_view* upper, ChildList* out);
+  Status Rewrite(uint64_t address, int level, std::string_view lower, const std::string_view* upper,
+                 ChildList* out);
   Status RewriteLeaf(uint64_t address, std::string_view lower, const std::string_view* upper,
                      ChildList* out);
   Status RewriteInternal(uint64_t address, int level, std::string_view lower,
@@ -167,7 +167,7 @@ class NodeBuilder {
  private:
   struct Scratch {
     explicit Scratch(std::pmr::memory_resource* mr) : data(mr), offs(mr) {}
-    std::pmr::vector<char> data;   // entries in image form, back to back
+    std::pmr::vector<char> data;  // entries in image form, back to back
     std::pmr::vector<uint32_t> offs;
     size_t bytes = 0;  // sum of entry bytes including slots
     void clear() {
@@ -238,7 +238,13 @@ Status NodeBuilder::Emit(Scratch* s) {
   PageRef page;
   Status st = w_->NewImage(image, &page);
   if (!st.ok()) return st;
-  ImageWriter iw(page.frame()->data(), type_, level_, count, static_cast<uint32_t>(image));
+  size_t prefix = 0;
+  if (leaf) {
+    prefix = CommonPrefix(first, KeyAt(*s, count - 1));
+  } else if (count >= 2) {
+    prefix = CommonPrefix(KeyAt(*s, 1), KeyAt(*s, count - 1));
+  }
+  ImageWriter iw(page.frame()->data(), type_, level_, count, static_cast<uint32_t>(image), prefix);
   for (uint32_t i = 0; i < count; ++i) {
     const char* e = s->data.data() + s->offs[i];
     std::string_view k = KeyAt(*s, i);
@@ -369,8 +375,16 @@ Status CheckpointWriter::Merge(ChildList* list, size_t left, bool* merged) {
   PageRef out;
   s = cache_->NewFrame(want, &out);
   if (!s.ok()) return s;
+  size_t prefix;
+  if (leaf) {
+    prefix = CommonPrefix(va.key(0), vb.key(vb.count() - 1));
+  } else {
+    std::string_view first = va.count() > 1 ? va.key(1) : std::string_view(b.sep);
+    std::string_view last = vb.count() > 1 ? vb.key(vb.count() - 1) : std::string_view(b.sep);
+    prefix = CommonPrefix(first, last);
+  }
   ImageWriter iw(out.frame()->data(), leaf ? PageType::kLeaf : PageType::kInternal, list->level,
-                 count, static_cast<uint32_t>(want));
+                 count, static_cast<uint32_t>(want), prefix);
   for (uint32_t i = 0; i < va.count(); ++i) {
     if (leaf) {
       iw.Leaf(va.key(i), va.value(i));
@@ -545,7 +559,8 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     s = tree_->FetchPage(address, false, &ref);
     if (!s.ok()) return s;
     v = PageView(ref.data());
-    if (!v.is_leaf()) return PageCorruption(tree_->path_, AddressOffset(address), "expected a leaf");
+    if (!v.is_leaf())
+      return PageCorruption(tree_->path_, AddressOffset(address), "expected a leaf");
     n = v.count();
   }
   NodeBuilder b(this, PageType::kLeaf, 0, lower, out);
@@ -649,8 +664,8 @@ Status CheckpointWriter::BuildLevelAbove(ChildList* list, ChildList* above) {
   return b.Finish();
 }
 
-Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence,
-                             uint64_t wal_number, CheckpointResult* result) {
+Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
+                             CheckpointResult* result) {
   result_ = result;
   changes_ = changes;
   MetaState old = tree_->meta();

@@ -12,8 +12,8 @@ namespace {
 
 uint64_t BlockChecksum(const char* p, size_t n, uint64_t offset) {
   // Seeded with the block's offset: a meta block copied to the other slot fails.
-  return XXH3_64bits_withSeed(p, n, static_cast<uint64_t>(ChecksumKind::kMeta) ^
-                                        (offset * 0x9E3779B97F4A7C15ULL));
+  return XXH3_64bits_withSeed(
+      p, n, static_cast<uint64_t>(ChecksumKind::kMeta) ^ (offset * 0x9E3779B97F4A7C15ULL));
 }
 
 }  // namespace
@@ -71,8 +71,7 @@ void EncodeMetaBlock(const MetaState& meta, char* block) {
   EncodeFixed64(block + 72, BlockChecksum(block, 72, kMetaOffsets[slot]));
 }
 
-Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file,
-                       MetaState* meta) {
+Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file, MetaState* meta) {
   std::string where = file + " meta block " + std::to_string(slot);
   if (block.size() < kMetaEncodedBytes || std::memcmp(block.data(), kMetaMagic, 8) != 0) {
     return Status::Corruption(where + ": not a meta block");

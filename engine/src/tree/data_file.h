@@ -49,8 +49,7 @@ Status DecodeHeaderBlock(std::string_view block, const std::string& file);
 void EncodeMetaBlock(const MetaState& meta, char* block);
 // Corruption when the slot holds no valid meta (never written, torn, damaged),
 // NotSupported for a newer format version.
-Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file,
-                       MetaState* meta);
+Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file, MetaState* meta);
 
 }  // namespace arenakv::tree
 

@@ -58,7 +58,7 @@ class FreeSpace {
 
   mutable port::Mutex mu_;
   std::pmr::unsynchronized_pool_resource pool_ GUARDED_BY(mu_);
-  std::pmr::map<uint64_t, uint64_t> by_offset_ GUARDED_BY(mu_);            // offset -> length
+  std::pmr::map<uint64_t, uint64_t> by_offset_ GUARDED_BY(mu_);             // offset -> length
   std::pmr::set<std::pair<uint64_t, uint64_t>> by_length_ GUARDED_BY(mu_);  // (length, offset)
   uint64_t file_end_ GUARDED_BY(mu_) = 0;
   uint64_t free_bytes_ GUARDED_BY(mu_) = 0;

@@ -10,19 +10,6 @@ constexpr size_t kInitialBuckets = 512;  // per shard; one 4 KiB segment
 constexpr size_t kFrameChunk = 64;       // frame structs carved per arena allocation
 }  // namespace
 
-struct PageCache::Shard {
-  port::Mutex mu;
-  Frame** buckets GUARDED_BY(mu) = nullptr;
-  size_t nbuckets GUARDED_BY(mu) = 0;
-  alloc::Segment bucket_segment GUARDED_BY(mu);
-  size_t pages GUARDED_BY(mu) = 0;
-  size_t ring_size GUARDED_BY(mu) = 0;
-  Frame* hand GUARDED_BY(mu) = nullptr;  // CLOCK hand; the ring is circular
-  uint64_t hits GUARDED_BY(mu) = 0;
-  uint64_t misses GUARDED_BY(mu) = 0;
-  uint64_t evictions GUARDED_BY(mu) = 0;
-};
-
 void PageRef::Reset() {
   if (frame_ == nullptr) return;
   if (cache_ != nullptr) {
@@ -214,7 +201,7 @@ void PageCache::MaybeGrow(Shard& s) {
   size_t want;
   {
     port::MutexLock l(&s.mu);
-    if (s.pages <= s.nbuckets) return;
+    if (s.pages <= s.nbuckets / 2) return;  // short chains: a hit is ~one frame visit
     want = s.nbuckets * 2;
   }
   alloc::Segment seg;

@@ -31,17 +31,19 @@
 
 namespace arenakv::tree {
 
-struct Frame {
+// One cached page. The fields a lookup touches (address, chain link, pins,
+// data pointer) share the first cache line.
+struct alignas(64) Frame {
   uint64_t address = 0;
+  Frame* hash_next = nullptr;
   alloc::Segment segment;
-  uint32_t bytes = 0;       // image bytes used in the segment
-  uint64_t checksum = 0;    // ImageChecksum of the image, for re-verification
   std::atomic<uint32_t> pins{0};
+  uint32_t bytes = 0;       // image bytes used in the segment
   bool referenced = false;  // CLOCK bit; guarded by the shard lock
   bool indexed = false;     // reachable through the hash index
   bool in_ring = false;
   uint8_t shard = 0;
-  Frame* hash_next = nullptr;
+  uint64_t checksum = 0;  // ImageChecksum of the image, for re-verification
   Frame* ring_prev = nullptr;
   Frame* ring_next = nullptr;
 
@@ -122,15 +124,26 @@ class PageCache {
 
  private:
   friend class PageRef;
-  struct Shard;
+  struct alignas(64) Shard {  // own cache lines: no false sharing between shard locks
+    port::Mutex mu;
+    Frame** buckets GUARDED_BY(mu) = nullptr;
+    size_t nbuckets GUARDED_BY(mu) = 0;
+    alloc::Segment bucket_segment GUARDED_BY(mu);
+    size_t pages GUARDED_BY(mu) = 0;
+    size_t ring_size GUARDED_BY(mu) = 0;
+    Frame* hand GUARDED_BY(mu) = nullptr;  // CLOCK hand; the ring is circular
+    uint64_t hits GUARDED_BY(mu) = 0;
+    uint64_t misses GUARDED_BY(mu) = 0;
+    uint64_t evictions GUARDED_BY(mu) = 0;
+  };
 
   PageCache(alloc::Arena* arena, size_t capacity);
   Status Init();
   static uint64_t Hash(uint64_t address) { return address * 0x9E3779B97F4A7C15ULL; }
   Shard& ShardFor(uint64_t hash);
-  Frame* FindLocked(Shard& s, uint64_t address, uint64_t hash);
+  Frame* FindLocked(Shard& s, uint64_t address, uint64_t hash) REQUIRES(s.mu);
   // Unlinks and frees an unpinned frame; returns its segment bytes.
-  size_t DropLocked(Shard& s, Frame* f);
+  size_t DropLocked(Shard& s, Frame* f) REQUIRES(s.mu);
   size_t EvictFromShard(Shard& s, size_t wanted);
   void EvictToFit(size_t bytes);
   void MaybeGrow(Shard& s);

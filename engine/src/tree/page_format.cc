@@ -10,11 +10,36 @@
 
 namespace arenakv::tree {
 
+int PageView::CompareSuffix(uint32_t i, std::string_view target, uint32_t target_hint) const {
+  uint32_t h = hint(i);
+  if (h != target_hint) return h < target_hint ? -1 : 1;
+  size_t p = prefix_len();
+  std::string_view k = key(i);
+  return k.substr(std::min(p, k.size())).compare(target.substr(std::min(p, target.size())));
+}
+
+namespace {
+
+// Where target stands against the prefix P every key (from index `first`)
+// shares: -1 below all keys, +1 above all, 0 if it starts with the prefix.
+int ComparePrefix(const PageView& v, uint32_t first, std::string_view target) {
+  size_t p = v.prefix_len();
+  if (p == 0 || first >= v.count()) return 0;
+  std::string_view prefix = v.key(first).substr(0, p);
+  int c = target.substr(0, p).compare(prefix);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);  // a shorter equal target compares < 0
+}
+
+}  // namespace
+
 uint32_t PageView::LowerBound(std::string_view target) const {
+  int where = ComparePrefix(*this, 0, target);
+  if (where != 0) return where < 0 ? 0 : count();
+  uint32_t th = KeyHint(target, prefix_len());
   uint32_t lo = 0, hi = count();
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (key(mid) < target) {
+    if (CompareSuffix(mid, target, th) < 0) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -25,10 +50,13 @@ uint32_t PageView::LowerBound(std::string_view target) const {
 
 uint32_t PageView::ChildIndex(std::string_view target) const {
   // Last i >= 1 with key(i) <= target, else 0.
+  int where = ComparePrefix(*this, 1, target);
+  if (where != 0) return where < 0 ? 0 : count() - 1;
+  uint32_t th = KeyHint(target, prefix_len());
   uint32_t lo = 1, hi = count();
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (key(mid) <= target) {
+    if (CompareSuffix(mid, target, th) <= 0) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -55,10 +83,11 @@ bool ValidateImage(const char* image, size_t bytes, std::string* why) {
     *why = "bad level " + std::to_string(level);
     return false;
   }
-  if (DecodeFixed32(image + 8) != bytes) {
-    *why = "image size mismatch";
+  if (DecodeFixed32(image + 8) != bytes || DecodeFixed16(image + 14) != 0 || image[1] != 0) {
+    *why = "image size mismatch or reserved bytes set";
     return false;
   }
+  const size_t prefix = DecodeFixed16(image + 12);
   if (count > (bytes - kImageHeaderBytes) / (kSlotBytes + kLeafEntryHeaderBytes) ||
       (!leaf && count < 1)) {
     *why = "bad entry count " + std::to_string(count);
@@ -69,7 +98,8 @@ bool ValidateImage(const char* image, size_t bytes, std::string* why) {
   PageView view(image);
   std::string_view prev;
   for (uint32_t i = 0; i < count; ++i) {
-    size_t off = DecodeFixed32(image + kImageHeaderBytes + size_t{i} * kSlotBytes);
+    const char* slot = image + kImageHeaderBytes + size_t{i} * kSlotBytes;
+    size_t off = DecodeFixed32(slot);
     if (off < entries_start || off > bytes || bytes - off < header) {
       *why = "entry " + std::to_string(i) + " offset out of bounds";
       return false;
@@ -91,6 +121,19 @@ bool ValidateImage(const char* image, size_t bytes, std::string* why) {
         *why = "first separator not empty";
         return false;
       }
+    }
+    // The search trusts the prefix and the hints: they must be exact.
+    bool searched = leaf || i > 0;
+    if (searched) {
+      std::string_view first = view.key(leaf ? 0 : 1);
+      if (k.size() < prefix || k.substr(0, prefix) != first.substr(0, prefix) ||
+          DecodeFixed32(slot + 4) != KeyHint(k, prefix)) {
+        *why = "entry " + std::to_string(i) + " disagrees with the page prefix or its hint";
+        return false;
+      }
+    } else if (DecodeFixed32(slot + 4) != 0) {
+      *why = "entry 0 has a hint";
+      return false;
     }
     if (i > 0 && (leaf || i > 1) && !(prev < k)) {
       *why = "keys out of order at entry " + std::to_string(i);
@@ -114,8 +157,8 @@ size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, ch
   size_t payload = image_bytes;
   if (compress) {
     int bound = LZ4_compressBound(static_cast<int>(image_bytes));
-    int n = LZ4_compress_default(image, out + kStoredHeaderBytes, static_cast<int>(image_bytes),
-                                 bound);
+    int n =
+        LZ4_compress_default(image, out + kStoredHeaderBytes, static_cast<int>(image_bytes), bound);
     if (n > 0 && static_cast<size_t>(n) <= image_bytes - image_bytes / 8) {
       flags = kStoredFlagLz4;
       payload = static_cast<size_t>(n);

@@ -12,6 +12,7 @@
 #ifndef ARENAKV_TREE_PAGE_FORMAT_H_
 #define ARENAKV_TREE_PAGE_FORMAT_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,16 +47,20 @@ inline uint64_t AddressExtent(uint64_t address) { return AlignUp(AddressLength(a
 // ---- Page image (what a cache frame holds) ---------------------------------
 //   [0]  u8 type (1 leaf, 2 internal)   [1] u8 reserved (0)
 //   [2]  u16 level (0 = leaf)           [4] u32 entry count
-//   [8]  u32 image bytes                [12] u32 reserved (0)
-//   [16] u32 slot[count]: offset of entry i from the image start
+//   [8]  u32 image bytes                [12] u16 prefix length P   [14] u16 reserved (0)
+//   [16] slot[count], 8 bytes each: u32 offset of entry i from the image start,
+//        u32 hint = the key's bytes [P, P+4) big-endian, zero-padded
 //   entries, leaf:     u16 key_len, u32 value_len, key, value
 //   entries, internal: u16 key_len, u64 child address, key
 // Keys are strictly increasing. In an internal page entry 0's key is stored
 // empty: its lower bound is the separator the parent holds for this page.
+// P is the length of the prefix all (internal: all but entry 0's) keys share;
+// a binary search compares the target's prefix once, then mostly hints, so it
+// stays inside the slot array instead of touching every probed key.
 enum class PageType : uint8_t { kLeaf = 1, kInternal = 2 };
 
 inline constexpr size_t kImageHeaderBytes = 16;
-inline constexpr size_t kSlotBytes = 4;
+inline constexpr size_t kSlotBytes = 8;
 inline constexpr size_t kLeafEntryHeaderBytes = 6;
 inline constexpr size_t kInternalEntryHeaderBytes = 10;
 // The largest image a page may have: the largest pool size class.
@@ -70,6 +75,22 @@ inline size_t InternalEntryBytes(size_t key) {
   return kSlotBytes + kInternalEntryHeaderBytes + key;
 }
 
+// Bytes [p, p+4) of key, big-endian, zero-padded.
+inline uint32_t KeyHint(std::string_view key, size_t p) {
+  uint32_t h = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    h = (h << 8) | (p + i < key.size() ? static_cast<uint8_t>(key[p + i]) : 0u);
+  }
+  return h;
+}
+// Length of the common prefix of a and b (capped to fit the header field).
+inline size_t CommonPrefix(std::string_view a, std::string_view b) {
+  size_t n = std::min({a.size(), b.size(), size_t{65535}});
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
 // Read-only accessors over a validated image.
 class PageView {
  public:
@@ -81,6 +102,7 @@ class PageView {
   uint16_t level() const { return DecodeFixed16(p_ + 2); }
   uint32_t count() const { return DecodeFixed32(p_ + 4); }
   uint32_t image_bytes() const { return DecodeFixed32(p_ + 8); }
+  uint16_t prefix_len() const { return DecodeFixed16(p_ + 12); }
   const char* data() const { return p_; }
 
   std::string_view key(uint32_t i) const {
@@ -96,6 +118,7 @@ class PageView {
   uint64_t child(uint32_t i) const {  // internal only
     return DecodeFixed64(p_ + Slot(i) + 2);
   }
+  uint32_t hint(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 8 * i + 4); }
 
   // Leaf: the first index whose key is >= target (count() if none).
   uint32_t LowerBound(std::string_view target) const;
@@ -104,15 +127,21 @@ class PageView {
   uint32_t ChildIndex(std::string_view target) const;
 
  private:
-  uint32_t Slot(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 4 * i); }
+  uint32_t Slot(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 8 * i); }
+  // Compares key(i) with target, both known to share the page prefix.
+  int CompareSuffix(uint32_t i, std::string_view target, uint32_t target_hint) const;
   const char* p_ = nullptr;
 };
 
 // Writes an image entry by entry into memory sized for it in advance.
 class ImageWriter {
  public:
-  ImageWriter(char* image, PageType type, uint16_t level, uint32_t count, uint32_t bytes)
+  // `prefix_len`: the length of the prefix every key (internal pages: every
+  // key but entry 0's) shares; CommonPrefix(first, last) of the sorted keys.
+  ImageWriter(char* image, PageType type, uint16_t level, uint32_t count, uint32_t bytes,
+              size_t prefix_len)
       : p_(image),
+        prefix_(prefix_len),
         count_(count),
         bytes_(bytes),
         pos_(kImageHeaderBytes + size_t{count} * kSlotBytes) {
@@ -121,10 +150,11 @@ class ImageWriter {
     EncodeFixed16(p_ + 2, level);
     EncodeFixed32(p_ + 4, count);
     EncodeFixed32(p_ + 8, bytes);
-    EncodeFixed32(p_ + 12, 0);
+    EncodeFixed16(p_ + 12, static_cast<uint16_t>(prefix_len));
+    EncodeFixed16(p_ + 14, 0);
   }
   void Leaf(std::string_view key, std::string_view value) {
-    Slot();
+    Slot(key);
     EncodeFixed16(p_ + pos_, static_cast<uint16_t>(key.size()));
     EncodeFixed32(p_ + pos_ + 2, static_cast<uint32_t>(value.size()));
     pos_ += kLeafEntryHeaderBytes;
@@ -132,7 +162,7 @@ class ImageWriter {
     Copy(value);
   }
   void Internal(std::string_view key, uint64_t child) {
-    Slot();
+    Slot(key);
     EncodeFixed16(p_ + pos_, static_cast<uint16_t>(key.size()));
     EncodeFixed64(p_ + pos_ + 2, child);
     pos_ += kInternalEntryHeaderBytes;
@@ -142,14 +172,17 @@ class ImageWriter {
   bool complete() const { return i_ == count_ && pos_ == bytes_; }
 
  private:
-  void Slot() {
-    EncodeFixed32(p_ + kImageHeaderBytes + size_t{i_++} * kSlotBytes, static_cast<uint32_t>(pos_));
+  void Slot(std::string_view key) {
+    char* slot = p_ + kImageHeaderBytes + size_t{i_++} * kSlotBytes;
+    EncodeFixed32(slot, static_cast<uint32_t>(pos_));
+    EncodeFixed32(slot + 4, KeyHint(key, prefix_));
   }
   void Copy(std::string_view s) {
     if (!s.empty()) std::memcpy(p_ + pos_, s.data(), s.size());
     pos_ += s.size();
   }
   char* p_;
+  size_t prefix_;
   uint32_t count_, bytes_, i_ = 0;
   size_t pos_;
 };
