@@ -294,7 +294,8 @@ void PrintProgress(int rep, int reps, Workload w, int engine, const RunRecord& r
                static_cast<double>(p.rss_peak) / 1048576.0,
                static_cast<double>(p.rss_after_close - p.rss_before_open) / 1048576.0);
   if (info.fills) {
-    std::fprintf(stderr, ", disk %.1f MiB", static_cast<double>(r.disk.allocated_bytes) / 1048576.0);
+    std::fprintf(stderr, ", disk %.1f MiB",
+                 static_cast<double>(r.disk.allocated_bytes) / 1048576.0);
   }
   if (p.not_found > 0 || p.mismatches > 0) {
     std::fprintf(stderr, " VERIFY FAILED: %llu not found, %llu wrong",
@@ -354,9 +355,9 @@ int Main(int argc, char** argv) {
   run.engines = flags.engines;
   for (Workload w : flags.workloads) run.workloads.push_back(WorkloadRuns{w, {}});
 
-  std::fprintf(stderr, "compare: %s; %u cpus, %s, %s; disk %s; data in %s\n",
-               run.command.c_str(), run.machine.cpus, run.machine.cpu_model.c_str(),
-               run.machine.kernel.c_str(), run.machine.disk.c_str(), root.c_str());
+  std::fprintf(stderr, "compare: %s; %u cpus, %s, %s; disk %s; data in %s\n", run.command.c_str(),
+               run.machine.cpus, run.machine.cpu_model.c_str(), run.machine.kernel.c_str(),
+               run.machine.disk.c_str(), root.c_str());
 
   for (int rep = 0; rep < flags.reps; ++rep) {
     std::array<EngineState, kEngineCount> state{};
@@ -375,8 +376,8 @@ int Main(int argc, char** argv) {
           WorkloadConfig prep = run.config;
           RunRecord r = RunChild(e, Workload::kFillRandom, dir, prep);
           if (!r.ok) {
-            std::fprintf(stderr, "compare: preparing %s for %s failed: %s\n",
-                         kEngineNames[e], info.name, r.error.c_str());
+            std::fprintf(stderr, "compare: preparing %s for %s failed: %s\n", kEngineNames[e],
+                         info.name, r.error.c_str());
           }
           state[e].main_filled = true;
           state[e].version = kVersionFill;
@@ -414,9 +415,10 @@ int Main(int argc, char** argv) {
   std::printf("command: %s\n", run.command.c_str());
   std::printf("load average (1, 5, 15 min): %s at the start, %s at the end\n",
               run.load_at_start.c_str(), run.load_at_end.c_str());
-  std::printf("%llu keys of 16 bytes, values of 100 bytes (half compressible), 256 MiB cache; "
-              "medians of %d reps\n\n",
-              static_cast<unsigned long long>(flags.keys), flags.reps);
+  std::printf(
+      "%llu keys of 16 bytes, values of 100 bytes (half compressible), 256 MiB cache; "
+      "medians of %d reps\n\n",
+      static_cast<unsigned long long>(flags.keys), flags.reps);
   std::fputs(FormatTable(run).c_str(), stdout);
 
   bool ok = true;

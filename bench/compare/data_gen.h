@@ -120,8 +120,8 @@ class ScrambledZipfian {
     } else if (uz < 1.0 + half_pow_theta_) {
       rank = 1;
     } else {
-      rank = static_cast<uint64_t>(static_cast<double>(n_) *
-                                   std::pow(eta_ * u - eta_ + 1.0, alpha_));
+      rank =
+          static_cast<uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
       if (rank >= n_) rank = n_ - 1;
     }
     return Fnv64(rank) % n_;

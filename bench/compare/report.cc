@@ -92,10 +92,18 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -123,10 +131,17 @@ std::string XmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -224,15 +239,23 @@ std::vector<SummaryRow> Summarize(const ComparisonRun& run) {
     after.label = "RSS after close - before open (max)";
     after.unit = "MiB";
     for (int e = 0; e < kEngineCount; ++e) {
-      peak.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
-        return p.rss_peak < 0 ? kNaN : static_cast<double>(p.rss_peak) / kMiB;
-      })
-                                     : kNaN;
-      after.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
-        if (p.rss_after_close < 0 || p.rss_before_open < 0) return kNaN;
-        return static_cast<double>(p.rss_after_close - p.rss_before_open) / kMiB;
-      })
-                                      : kNaN;
+      peak.value[e] = run.engines[e]
+                          ? MedianOfPerRepMax(run, e,
+                                              [](const PhaseResult& p) {
+                                                return p.rss_peak < 0
+                                                           ? kNaN
+                                                           : static_cast<double>(p.rss_peak) / kMiB;
+                                              })
+                          : kNaN;
+      after.value[e] =
+          run.engines[e]
+              ? MedianOfPerRepMax(
+                    run, e,
+                    [](const PhaseResult& p) {
+                      if (p.rss_after_close < 0 || p.rss_before_open < 0) return kNaN;
+                      return static_cast<double>(p.rss_after_close - p.rss_before_open) / kMiB;
+                    })
+              : kNaN;
     }
     peak.ratio = Ratio(peak.value);
     after.ratio = kNaN;  // a ratio of two near-zero differences says nothing
@@ -244,11 +267,16 @@ std::vector<SummaryRow> Summarize(const ComparisonRun& run) {
     anon.label = "anon RSS after close - before open";
     anon.unit = "MiB";
     for (int e = 0; e < kEngineCount; ++e) {
-      anon.value[e] = run.engines[e] ? MedianOfPerRepMax(run, e, [](const PhaseResult& p) {
-        if (p.anon_rss_after_close < 0 || p.anon_rss_before_open < 0) return kNaN;
-        return static_cast<double>(p.anon_rss_after_close - p.anon_rss_before_open) / kMiB;
-      })
-                                     : kNaN;
+      anon.value[e] =
+          run.engines[e]
+              ? MedianOfPerRepMax(
+                    run, e,
+                    [](const PhaseResult& p) {
+                      if (p.anon_rss_after_close < 0 || p.anon_rss_before_open < 0) return kNaN;
+                      return static_cast<double>(p.anon_rss_after_close - p.anon_rss_before_open) /
+                             kMiB;
+                    })
+              : kNaN;
     }
     anon.ratio = kNaN;
     rows.push_back(peak);
@@ -292,11 +320,13 @@ std::string FormatTable(const ComparisonRun& run) {
   }
 
   // Memory per workload: where the peak and the residue come from.
-  out += "\nmemory per workload (MiB, medians): peak RSS of the child; RSS after close "
-         "minus RSS before open (all, and anonymous only)\n";
-  out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) + Pad("rocksdb peak", 14, true) +
-         Pad("arenakv after", 15, true) + Pad("rocksdb after", 15, true) +
-         Pad("arenakv anon", 14, true) + Pad("rocksdb anon", 14, true) + "\n";
+  out +=
+      "\nmemory per workload (MiB, medians): peak RSS of the child; RSS after close "
+      "minus RSS before open (all, and anonymous only)\n";
+  out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) +
+         Pad("rocksdb peak", 14, true) + Pad("arenakv after", 15, true) +
+         Pad("rocksdb after", 15, true) + Pad("arenakv anon", 14, true) +
+         Pad("rocksdb anon", 14, true) + "\n";
   for (const WorkloadRuns& wr : run.workloads) {
     std::array<double, kEngineCount> peak{}, after{}, anon{};
     for (int e = 0; e < kEngineCount; ++e) {
@@ -389,7 +419,10 @@ std::string FormatJson(const ComparisonRun& run) {
            ", \"arenakv\": " + JsonNumber(row.value[kArenakv]) +
            ", \"rocksdb\": " + JsonNumber(row.value[kRocksdb]) +
            ", \"ratio\": " + JsonNumber(row.ratio) + ", \"target\": " + JsonString(row.target) +
-           ", \"met\": " + (row.met == 1 ? "true" : row.met == 0 ? "false" : "null") +
+           ", \"met\": " +
+           (row.met == 1   ? "true"
+            : row.met == 0 ? "false"
+                           : "null") +
            ", \"note\": " + JsonString(row.note) + "}" + (i + 1 < rows.size() ? ",\n" : "\n");
   }
   out += "  ]\n}\n";
@@ -451,8 +484,8 @@ std::string FormatSvg(const ComparisonRun& run) {
                   "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n"
                   "<text x=\"%.1f\" y=\"%d\">%.2fx</text>\n",
                   label_w - 8, y + 16, XmlEscape(row.label).c_str(), std::min(x1, xr), y + 4,
-                  std::max(1.0, std::abs(xr - x1)), row_h - 8, color, std::max(x1, xr) + 4,
-                  y + 16, row.ratio);
+                  std::max(1.0, std::abs(xr - x1)), row_h - 8, color, std::max(x1, xr) + 4, y + 16,
+                  row.ratio);
     out += buf;
     double target = 0;
     if (std::sscanf(row.target.c_str(), ">= %lfx", &target) == 1 ||

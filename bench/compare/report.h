@@ -41,7 +41,7 @@ struct ComparisonRun {
   int reps = 0;
   std::array<bool, kEngineCount> engines{};
   std::vector<WorkloadRuns> workloads;  // in run order
-  std::string load_at_start;  // /proc/loadavg at the start and the end
+  std::string load_at_start;            // /proc/loadavg at the start and the end
   std::string load_at_end;
 };
 

@@ -33,8 +33,7 @@ struct alignas(64) Tally {
 
 // Runs body(thread_index, tally) on `threads` threads; returns the wall time
 // from the first start to the last finish and adds the tallies into `result`.
-double RunThreads(int threads, const std::function<void(int, Tally*)>& body,
-                  PhaseResult* result) {
+double RunThreads(int threads, const std::function<void(int, Tally*)>& body, PhaseResult* result) {
   std::vector<Tally> tallies(threads);
   Clock::time_point start = Clock::now();
   if (threads == 1) {
@@ -86,8 +85,7 @@ void Fill(EngineAdapter* db, const std::vector<uint32_t>* order, uint64_t keys, 
       result);
 }
 
-void ReadRandom(EngineAdapter* db, int threads, const WorkloadConfig& config,
-                PhaseResult* result) {
+void ReadRandom(EngineAdapter* db, int threads, const WorkloadConfig& config, PhaseResult* result) {
   result->seconds = RunThreads(
       threads,
       [&](int t, Tally* tally) {
@@ -103,7 +101,8 @@ void ReadRandom(EngineAdapter* db, int threads, const WorkloadConfig& config,
             continue;
           }
           FormatValue(k, config.version, expected);
-          if (value.size() != kValueBytes || std::memcmp(value.data(), expected, kValueBytes) != 0) {
+          if (value.size() != kValueBytes ||
+              std::memcmp(value.data(), expected, kValueBytes) != 0) {
             ++tally->mismatches;
           }
         }
@@ -161,9 +160,8 @@ void Txn10(EngineAdapter* db, const WorkloadConfig& config, PhaseResult* result)
 
 void SyncCommits(EngineAdapter* db, int threads, const WorkloadConfig& config,
                  PhaseResult* result) {
-  Clock::time_point deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(config.seconds));
+  Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(config.seconds));
   result->seconds = RunThreads(
       threads,
       [&](int t, Tally* tally) {
@@ -189,9 +187,8 @@ void SyncCommits(EngineAdapter* db, int threads, const WorkloadConfig& config,
 void YcsbA(EngineAdapter* db, const ScrambledZipfian& zipf, const WorkloadConfig& config,
            PhaseResult* result) {
   constexpr int kThreads = 2;
-  Clock::time_point deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(config.seconds));
+  Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(config.seconds));
   result->seconds = RunThreads(
       kThreads,
       [&](int t, Tally* tally) {
@@ -246,10 +243,10 @@ const std::vector<WorkloadInfo>& AllWorkloads() {
        "one full scan with an iterator, keys and values verified"},
       {Workload::kTxn10, "txn10", "txn/s", DbSlot::kMain, false, false, true, 2.0,
        "N/10 transactions of 10 random puts each, 1 thread"},
-      {Workload::kSyncCommit1, "synccommit-1t", "commits/s", DbSlot::kMain, false, false, true,
-       0.0, "transactions of one put committed with sync=true, 1 thread, time-capped"},
-      {Workload::kSyncCommit4, "synccommit-4t", "commits/s", DbSlot::kMain, false, false, true,
-       2.0, "transactions of one put committed with sync=true, 4 threads, time-capped"},
+      {Workload::kSyncCommit1, "synccommit-1t", "commits/s", DbSlot::kMain, false, false, true, 0.0,
+       "transactions of one put committed with sync=true, 1 thread, time-capped"},
+      {Workload::kSyncCommit4, "synccommit-4t", "commits/s", DbSlot::kMain, false, false, true, 2.0,
+       "transactions of one put committed with sync=true, 4 threads, time-capped"},
       {Workload::kYcsbA, "ycsb-a", "ops/s", DbSlot::kMain, false, false, true, 0.0,
        "50% reads, 50% one-put transactions, scrambled zipfian keys (theta 0.99), 2 threads"},
   };
