@@ -300,6 +300,31 @@ TEST(Wal, ZeroFilledTailIsTorn) {
   EXPECT_EQ(out.result.valid_bytes, ends.back());
 }
 
+// With preallocation the writer zero-fills ahead of its records and
+// overwrites in place: the file is longer than the log, and every record still
+// reads back, the zeroed rest being the end.
+TEST(Wal, PreallocatedLogReadsBackAndEndsAtTheZeros) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  WalWriterOptions opts;
+  opts.preallocate_bytes = 64 * 1024;
+  std::unique_ptr<WalWriter> w;
+  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 7, opts, &w).ok());
+  std::vector<std::string> recs;
+  for (int i = 0; i < 3000; ++i) recs.push_back(std::string(40 + i % 200, char('a' + i % 26)));
+  for (const auto& r : recs) ASSERT_TRUE(w->AddRecord(r).ok());
+  ASSERT_TRUE(w->Sync().ok());
+  const uint64_t logical = w->size();
+  ASSERT_TRUE(w->Close().ok());
+  const std::string bytes = ReadFileBytes(path);
+  EXPECT_GT(bytes.size(), logical);  // zero-filled ahead
+  EXPECT_EQ(bytes.find_first_not_of('\0', logical), std::string::npos);
+  ReadOutcome out = ReadLog(PosixEnv(), path, 7);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.records, recs);
+  EXPECT_EQ(out.result.valid_bytes, logical);
+}
+
 // Flips one bit in every byte of a log, one byte at a time. A flip in the
 // header is refused; in a record followed by intact ones it is Corruption
 // naming the offset; in the last record it is a torn tail. Never a crash,

@@ -198,6 +198,8 @@ Status DBImpl::RotateWalLocked() {
   std::unique_ptr<wal::WalWriter> w;
   wal::WalWriterOptions wo;
   wo.compression = options_.compression;
+  wo.preallocate_bytes = size_t{1} << 20;
+  wo.memory = &*leader_mr_;  // only the group-commit leader writes
   Status s = wal::WalWriter::Create(env_.get(), WalPath(number), number, wo, &w);
   if (s.ok()) s = env_->SyncDir(path_);
   if (!s.ok()) return s;

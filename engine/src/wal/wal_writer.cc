@@ -1,5 +1,6 @@
 #include "wal/wal_writer.h"
 
+#include <algorithm>
 #include <new>
 
 #include "util/compression.h"
@@ -24,6 +25,7 @@ WalWriter::WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
       log_number_(log_number),
       seed_(RecordSeed(log_number)),
       compression_(options.compression),
+      preallocate_bytes_(options.preallocate_bytes),
       buf_(OrDefault(options.memory)) {}
 
 WalWriter::~WalWriter() { Close().IgnoreError(); }
@@ -47,6 +49,7 @@ Status WalWriter::Create(Env* env, const std::string& path, uint64_t log_number,
     return Status::MemoryLimit("wal " + path + ": no memory for the writer");
   }
   w->size_.store(kFileHeaderSize, std::memory_order_release);
+  w->allocated_ = kFileHeaderSize;
   *writer = std::move(w);
   return Status::OK();
 }
@@ -89,12 +92,33 @@ Status WalWriter::AddRecord(std::string_view payload) {
   }
   SealRecord(seed_, type, static_cast<uint32_t>(stored), buf_.data());
 
-  Status s = file_->Append(std::string_view(buf_.data(), kRecordHeaderSize + stored));
+  const uint64_t at = size_.load(std::memory_order_relaxed);
+  const std::string_view record(buf_.data(), kRecordHeaderSize + stored);
+  Status s;
+  if (preallocate_bytes_ == 0) {
+    s = file_->Append(record);
+  } else {
+    s = Preallocate(at + record.size());
+    if (s.ok()) s = file_->Write(at, record);
+  }
   if (!s.ok()) {
     status_ = s;
     return s;
   }
   size_.fetch_add(kRecordHeaderSize + stored, std::memory_order_acq_rel);
+  return Status::OK();
+}
+
+Status WalWriter::Preallocate(uint64_t end) {
+  if (end <= allocated_) return Status::OK();
+  static const char kZeros[64 * 1024] = {};
+  const uint64_t target = end + preallocate_bytes_;
+  while (allocated_ < target) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof(kZeros), target - allocated_));
+    Status s = file_->Write(allocated_, std::string_view(kZeros, n));
+    if (!s.ok()) return s;
+    allocated_ += n;
+  }
   return Status::OK();
 }
 

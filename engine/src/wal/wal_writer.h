@@ -26,6 +26,12 @@ struct WalWriterOptions {
   // Where the record assembly buffer lives (nullptr: the default resource).
   // It is reused across records and shrunk after an unusually large one.
   std::pmr::memory_resource* memory = nullptr;
+  // Zero-fill the file ahead of the records in steps of this many bytes
+  // (0: plain appends). Records then overwrite blocks that already exist, so
+  // an fdatasync flushes data only: no block allocation and no file-size
+  // change to journal on every synced commit. Readers take the zeroed tail
+  // for the end of the log.
+  size_t preallocate_bytes = 0;
 };
 
 class WalWriter {
@@ -67,6 +73,11 @@ class WalWriter {
   const uint64_t log_number_;
   const uint64_t seed_;
   const bool compression_;
+  // Grows the zero-filled region to cover at least `end`.
+  Status Preallocate(uint64_t end);
+
+  const size_t preallocate_bytes_;
+  uint64_t allocated_ = 0;  // the file's zero-filled length
   std::atomic<uint64_t> size_{0};
   Status status_;  // sticky error
   bool closed_ = false;
