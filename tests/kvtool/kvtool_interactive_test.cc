@@ -133,6 +133,13 @@ TEST(KvtoolInteractiveTest, PromptCommandsCompletionAndRollbackOnExit) {
     ASSERT_TRUE(s.Expect("not found: nothing"));
     ASSERT_TRUE(s.Expect(prompt));
 
+    // verify draws a progress bar on the terminal, then clears it.
+    s.Send("checkpoint; verify\r");
+    ASSERT_TRUE(s.Expect("verify ["));
+    ASSERT_TRUE(s.Expect("pages"));
+    ASSERT_TRUE(s.Expect("ok: "));
+    ASSERT_TRUE(s.Expect(prompt));
+
     // The prompt shows the open transaction; leaving rolls it back.
     s.Send("begin\r");
     ASSERT_TRUE(s.Expect(txn_prompt));
