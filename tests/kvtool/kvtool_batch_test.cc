@@ -135,6 +135,12 @@ TEST_F(KvtoolBatchTest, ExitCodes) {
   r = Kv(db(), "put \"unterminated 1");
   EXPECT_EQ(r.exit_code, 2) << Trace(r);
   EXPECT_EQ(r.err, "error: -c: unterminated double quote\n");
+  // A key over the engine's limit: one short line naming it.
+  r = Kv(db(), "put " + std::string(kMaxKeyBytes + 1, 'k') + " v");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(Lines(r.err).size(), 1u);
+  EXPECT_LT(r.err.size(), 300u) << r.err;
+  EXPECT_NE(r.err.find("(16385 bytes)"), std::string::npos) << r.err;
   r = Kv(db(), "commit");
   EXPECT_EQ(r.exit_code, 1) << Trace(r);
   EXPECT_NE(r.err.find("no transaction is open"), std::string::npos);

@@ -166,6 +166,14 @@ std::vector<int> ArenaDepths(const std::vector<alloc::ArenaStats>& arenas) {
   return depths;
 }
 
+// A key as named in an error line: escaped, and cut short when long so that
+// the line stays readable.
+std::string KeyForError(std::string_view key) {
+  constexpr size_t kMaxShown = 64;
+  if (key.size() <= kMaxShown) return Escape(key);
+  return Escape(key.substr(0, kMaxShown)) + "... (" + std::to_string(key.size()) + " bytes)";
+}
+
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -331,8 +339,8 @@ CommandResult Shell::Get(const Words& words) {
   const std::string& key = words[1];
   std::string value;
   Status s = txn_ ? txn_->Get(ReadOptions{}, key, &value) : db_->Get(ReadOptions{}, key, &value);
-  if (s.IsNotFound()) return Fail("not found: " + Escape(key), "NotFound");
-  if (!s.ok()) return Fail("get " + Escape(key), s);
+  if (s.IsNotFound()) return Fail("not found: " + KeyForError(key), "NotFound");
+  if (!s.ok()) return Fail("get " + KeyForError(key), s);
   Print(Escape(value) + "\n");
   Reply({{"key", BytesToJson(key)}, {"value", BytesToJson(value)}});
   return CommandResult::kOk;
@@ -341,7 +349,7 @@ CommandResult Shell::Get(const Words& words) {
 CommandResult Shell::Put(const Words& words) {
   if (words.size() != 3) return Usage("usage: put KEY VALUE (quote words with spaces)");
   Status s = txn_ ? txn_->Put(words[1], words[2]) : db_->Put(WriteOptions{}, words[1], words[2]);
-  if (!s.ok()) return Fail("put " + Escape(words[1]), s);
+  if (!s.ok()) return Fail("put " + KeyForError(words[1]), s);
   Reply({{"key", BytesToJson(words[1])}});
   return CommandResult::kOk;
 }
@@ -349,7 +357,7 @@ CommandResult Shell::Put(const Words& words) {
 CommandResult Shell::Del(const Words& words) {
   if (words.size() != 2) return Usage("usage: del KEY");
   Status s = txn_ ? txn_->Delete(words[1]) : db_->Delete(WriteOptions{}, words[1]);
-  if (!s.ok()) return Fail("del " + Escape(words[1]), s);
+  if (!s.ok()) return Fail("del " + KeyForError(words[1]), s);
   Reply({{"key", BytesToJson(words[1])}});
   return CommandResult::kOk;
 }
