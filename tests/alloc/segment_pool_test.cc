@@ -281,6 +281,30 @@ TEST(SegmentPoolTest, RetainBoundWithBatchedMadvise) {
   ExpectAccountingConsistent(*pool);
 }
 
+// Closing an arena as large as a page cache gives its regions back with one
+// munmap each, not with an madvise per free range first (that made closing a
+// database with 320 MiB cached take ~400 ms).
+TEST(SegmentPoolTest, ClosingABigArenaUnmapsWholeRegionsWithoutMadvise) {
+  PoolOptions o;
+  o.retain_bytes = 1 * kMiB;
+  o.region_bytes = 8 * kMiB;
+  auto pool = MakePool(o);
+  auto arena = test::MakeArena(pool, {.name = "cache", .kind = ArenaKind::kShared});
+  for (int i = 0; i < 2048; ++i) {  // 32 MiB in 16 KiB frames
+    Segment s;
+    ASSERT_TRUE(arena->AllocateSegment(16 * 1024, &s).ok());
+    std::memset(s.data, 1, s.size);
+  }
+  const PoolStats before = pool->Stats();
+  arena->Close();
+  const PoolStats after = pool->Stats();
+  EXPECT_EQ(after.madvise_calls, before.madvise_calls);
+  EXPECT_GE(after.munmap_calls, before.munmap_calls + 3);
+  EXPECT_LE(after.committed_bytes, o.retain_bytes + o.retain_bytes / 4);
+  ExpectAccountingConsistent(*pool);
+  EXPECT_TRUE(pool->Close().ok());
+}
+
 TEST(SegmentPoolTest, TrimUnmapsFreeRegions) {
   const ProcessPoolStats base = GetProcessPoolStats();
   PoolOptions o;
