@@ -140,6 +140,8 @@ class MergingIterator final : public InternalIterator {
 
 std::unique_ptr<InternalIterator> NewMergingIterator(
     std::vector<std::unique_ptr<InternalIterator>> children) {
+  // One source merges to itself.
+  if (children.size() == 1) return std::move(children[0]);
   return std::make_unique<MergingIterator>(std::move(children));
 }
 

@@ -26,6 +26,7 @@ Status SkipList::Init(alloc::Arena* arena, uint64_t rng_seed) {
   head_->height_ = kMaxHeight;
   for (int i = 0; i < kMaxHeight; ++i) {
     new (&head_->Tower()[i]) std::atomic<SkipNode*>(nullptr);
+    splice_[i] = head_;
   }
   return Status::OK();
 }
@@ -50,17 +51,36 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
     return Status::InvalidArgument("memtable: key or value larger than 4 GiB");
   }
   // Search first, allocate second: nothing is published before both succeed.
+  //
+  // The search starts from the previous insertion's predecessors (the
+  // splice): on every level from the top down where the splice node still
+  // brackets the new version (splice < new <= its successor) it is the right
+  // predecessor as is. Ascending keys (a sequential load, a WAL replay of
+  // one) thus insert without searching at all, and for random keys only the
+  // upper levels, which are in cache, are checked twice.
   SkipNode* prev[kMaxHeight];
-  SkipNode* x = head_;
-  int level = CurrentHeight() - 1;
-  while (true) {
-    SkipNode* next = x->Tower()[level].load(std::memory_order_acquire);
-    if (next != nullptr && NodeBefore(next, key, seq)) {
-      x = next;
-    } else {
-      prev[level] = x;
-      if (level == 0) break;
-      --level;
+  int level = CurrentHeight();
+  while (level > 0) {
+    SkipNode* p = splice_[level - 1];
+    if (p != head_ && !NodeBefore(p, key, seq)) break;
+    SkipNode* next = p->Tower()[level - 1].load(std::memory_order_relaxed);
+    if (next != nullptr && NodeBefore(next, key, seq)) break;
+    --level;
+    prev[level] = p;
+  }
+  if (level > 0) {
+    // Levels [level, height) bracket; search the rest from the lowest one.
+    SkipNode* x = level < CurrentHeight() ? prev[level] : head_;
+    --level;
+    while (true) {
+      SkipNode* next = x->Tower()[level].load(std::memory_order_relaxed);
+      if (next != nullptr && NodeBefore(next, key, seq)) {
+        x = next;
+      } else {
+        prev[level] = x;
+        if (level == 0) break;
+        --level;
+      }
     }
   }
 
@@ -93,6 +113,10 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
         std::atomic<SkipNode*>(prev[i]->Tower()[i].load(std::memory_order_relaxed));
     // Release: a reader that finds n also sees its contents and its tower.
     prev[i]->Tower()[i].store(n, std::memory_order_release);
+  }
+  const int top = height > old_height ? height : old_height;
+  for (int i = 0; i < kMaxHeight; ++i) {
+    splice_[i] = i < height ? n : (i < top ? prev[i] : head_);
   }
   inserted->node = n;
   inserted->bytes = bytes;

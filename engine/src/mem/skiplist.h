@@ -116,6 +116,9 @@ class SkipList {
   SkipNode* head_ = nullptr;
   std::atomic<int> max_height_{1};
   uint64_t rng_ = 0;  // writer only
+  // Writer only: the last insertion's predecessor on each level (the new
+  // node itself below its height).
+  SkipNode* splice_[kMaxHeight] = {};
 };
 
 }  // namespace arenakv::mem
