@@ -492,13 +492,24 @@ Status DBImpl::Write(Writer* w) {
 }
 
 Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
+  const uint64_t logged_before = wal_->size();
   Status s = wal_->AddRecord(batch.contents());
   if (s.ok() && sync) {
     s = wal_->Sync();
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
   }
   wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    // The record may be in the file whole (a failed fsync): cut it back out,
+    // so that recovery can never resurrect a commit reported as failed.
+    Status ts = wal::TruncateTornTail(env_.get(), WalPath(wal_->log_number()), logged_before);
+    if (!ts.ok()) {
+      port::MutexLock l(&mu_);
+      bg_error_ = Status::IOError("a failed commit could not be cut from the log (" +
+                                  ts.ToString() + "); reopen the database");
+    }
+    return s;
+  }
   mem::MemTable* table;
   {
     port::MutexLock l(&mu_);
