@@ -186,6 +186,32 @@ struct Judge {
     return found;
   }
 
+  // For a failure message: how far `observed` is from a few telling states,
+  // e.g. "the checkpoint before last plus the WAL" (a fallback to an older
+  // meta block replayed with a log that does not cover the gap).
+  std::string Diagnose(const Model& observed) const {
+    auto distance = [&](const Model& m) {
+      size_t d = 0;
+      for (const auto& [k, v] : m) {
+        auto o = observed.find(k);
+        if (o == observed.end() || o->second != v) d++;
+      }
+      for (const auto& kv : observed) d += m.count(kv.first) ? 0 : 1;
+      return d;
+    };
+    Model at_a, at_b, at_c, a_plus_c;
+    for (size_t i = 0; i < h->c; i++) {
+      if (i < h->a) Apply(h->ops[i], &at_a);
+      if (i < h->b) Apply(h->ops[i], &at_b);
+      Apply(h->ops[i], &at_c);
+      if (i < h->a || i >= h->b) Apply(h->ops[i], &a_plus_c);
+    }
+    return "keys differing from: first checkpoint " + std::to_string(distance(at_a)) +
+           ", second checkpoint " + std::to_string(distance(at_b)) + ", full state " +
+           std::to_string(distance(at_c)) + ", first checkpoint + last phase's WAL " +
+           std::to_string(distance(a_plus_c));
+  }
+
   // Values a key may have in any admissible state (nullopt = absent).
   std::vector<std::optional<std::string>> Admissible(const std::string& key) const {
     std::optional<std::string> v;
@@ -238,7 +264,7 @@ std::string RunTrial(const std::string& path, Judge* j) {
     prefix = j->FindPrefix(observed);
     if (prefix < 0) {
       j->Fail("scan returned data matching no admissible state (" +
-              std::to_string(observed.size()) + " keys)");
+              std::to_string(observed.size()) + " keys; " + j->Diagnose(observed) + ")");
     } else if (static_cast<size_t>(prefix) < j->h->c) {
       j->stale = true;
     }

@@ -249,8 +249,10 @@ TEST_F(FaultTest, DataFileShortWriteENOSPCFailsCheckpoint) {
   WriteAcked("a", 2000, false);
   ASSERT_OK(db_->Checkpoint());  // a good checkpoint to fall back to
   WriteAcked("b", 2000, false);
+  // The second data-file write of the checkpoint fails: a checkpoint writes
+  // its pages, then switches the meta block, so at least two writes happen.
   env_->AddRule({.file_substring = kData, .op = FaultOp::kWrite, .error = ENOSPC,
-                 .after_ops = 3, .short_write = true});
+                 .after_ops = 1, .short_write = true});
   ExpectCleanFailure(db_->Checkpoint(), "Checkpoint on a full disk");
   CloseClearReopenAndCheck();
 }
@@ -268,7 +270,7 @@ TEST_F(FaultTest, CheckpointFailureKeepsTheWal) {
   // failed: these acknowledged, unsynced writes exist only there.
   Open();
   WriteAcked("a", 3000, false);
-  env_->AddRule({.file_substring = kData, .op = FaultOp::kWrite, .error = EIO, .after_ops = 5});
+  env_->AddRule({.file_substring = kData, .op = FaultOp::kWrite, .error = EIO, .after_ops = 1});
   ExpectCleanFailure(db_->Checkpoint(), "Checkpoint failing midway");
   env_->AddRule({.file_substring = kData, .op = FaultOp::kSync, .error = EIO});
   ExpectCleanFailure(db_->Checkpoint(), "second Checkpoint, fsync failing");

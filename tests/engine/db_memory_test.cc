@@ -162,8 +162,13 @@ void BufferSixtyMegabytes(Finish finish, const char* what) {
     // Rollback and Commit are measured while the ended handle still exists.
     ASSERT_NO_FATAL_FAILURE(finish(txn));
     const size_t after = TrimmedResident();
-    std::fprintf(stderr, "[memory] %s: before %.1f MiB, during %.1f MiB, after %.1f MiB\n", what,
-                 MiB(before), MiB(during), MiB(after));
+    DBStats stats;
+    ASSERT_OK(db->GetStats(&stats));
+    std::fprintf(stderr,
+                 "[memory] %s: before %.1f MiB, during %.1f MiB, after %.1f MiB (pool: committed "
+                 "%.1f MiB, in use %.1f MiB, retained %.1f MiB)\n",
+                 what, MiB(before), MiB(during), MiB(after), MiB(stats.pool.committed_bytes),
+                 MiB(stats.pool.in_use_bytes), MiB(stats.pool.retained_bytes));
     EXPECT_LE(after, before + 4 * kMiB) << what << " did not give the buffers back";
   }
   std::string v;
@@ -192,7 +197,7 @@ TEST(MemoryTest, DestroyingTransactionReturnsBuffers) {
 void CloseWithCachedBytes(size_t cached_target, double max_close_ms) {
   test::TempDir dir;
   Options options;
-  options.cache_bytes = cached_target + cached_target / 4;
+  options.cache_bytes = cached_target;
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
   // 8 KiB values: compressible on disk, full size in the cache.

@@ -329,10 +329,11 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
         snap_model.clear();
       }
     } else if (r < 996) {
+      if (!OneIn(2)) continue;
       Status s = db_->Checkpoint();
       ASSERT_TRUE(s.ok()) << "op " << op << ": " << s.ToString();
       checkpoints++;
-    } else if (OneIn(10)) {
+    } else if (OneIn(20)) {
       snap.reset();
       snap_model.clear();
       ASSERT_NO_FATAL_FAILURE(CloseAndReopen());
