@@ -1,8 +1,9 @@
-// Per-thread segment caches ("magazines"). The pool's hot path costs a lock
-// round trip and a read-modify-write per operation; a thread that allocates
-// and releases segments of a pool over and over instead recycles them from
-// its own magazine, and moves them to and from the shared lists in batches
-// of half a bin under one lock.
+// Per-thread segment caches ("magazines"). The pool's shared lists cost a
+// lock round trip per operation; a thread that allocates and releases
+// segments of a pool over and over instead recycles them from its own
+// magazine, and moves them to and from the shared lists in batches of half a
+// bin under one lock. The take and give-back themselves are inline in
+// pool_core.h; this file attaches magazines, refills and flushes them.
 //
 // Bounds: a bin holds at most bin_capacity_[c] segments and a magazine at
 // most magazine_bytes_ (a quarter of retain_bytes, capped at 4 MiB); a
@@ -21,21 +22,14 @@
 #include "sanitizer.h"
 
 namespace arenakv::alloc::internal {
+
+// The most recently used magazine. It always points into t_cache.mags (or is
+// null).
+__thread Magazine* t_hot_magazine = nullptr;
+
 namespace {
 
 constexpr int kMagazinesPerThread = 4;
-
-uint32_t LoadWordM(const Slot* s) {
-  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->word)).load(std::memory_order_relaxed);
-}
-void StoreWordM(Slot* s, uint32_t w) {
-  std::atomic_ref<uint32_t>(s->word).store(w, std::memory_order_release);
-}
-
-// The most recently used magazine, in plain (initial-exec) thread-local
-// storage so the hot path needs no TLS initialisation check. It always points
-// into t_cache.mags (or is null).
-thread_local Magazine* t_hot = nullptr;
 // Set once the thread's cache is destroyed: a pool used from a later
 // thread-exit destructor works without a magazine.
 thread_local bool t_cache_gone = false;
@@ -44,7 +38,7 @@ struct ThreadCache {
   std::unique_ptr<Magazine> mags[kMagazinesPerThread];
 
   ~ThreadCache() {
-    t_hot = nullptr;
+    t_hot_magazine = nullptr;
     t_cache_gone = true;
     for (auto& m : mags) {
       if (m == nullptr) continue;
@@ -79,6 +73,7 @@ void PoolCore::DetachMagazineLocked(Magazine* m) {
 
 size_t PoolCore::CachedSegmentsLocked(int c) const {
   size_t n = 0;
+  if (c >= magazine_classes_) return 0;
   for (const Magazine* m = magazines_; m != nullptr; m = m->next) {
     n += m->bins[c].n.load(std::memory_order_relaxed);
   }
@@ -86,7 +81,7 @@ size_t PoolCore::CachedSegmentsLocked(int c) const {
 }
 
 Magazine* PoolCore::MyMagazine() {
-  Magazine* hot = t_hot;
+  Magazine* hot = t_hot_magazine;
   if (hot != nullptr && hot->pool == this && hot->uid == uid_) return hot;
   return AttachMagazine();
 }
@@ -96,14 +91,14 @@ Magazine* PoolCore::AttachMagazine() {
   ThreadCache& tc = t_cache;
   Magazine* first = tc.mags[0].get();
   if (first != nullptr && first->pool == this && first->uid == uid_) {
-    t_hot = first;
+    t_hot_magazine = first;
     return first;
   }
   for (int i = 1; i < kMagazinesPerThread; ++i) {
     Magazine* m = tc.mags[i].get();
     if (m != nullptr && m->pool == this && m->uid == uid_) {
       std::swap(tc.mags[i], tc.mags[0]);
-      t_hot = m;
+      t_hot_magazine = m;
       return m;
     }
   }
@@ -124,31 +119,13 @@ Magazine* PoolCore::AttachMagazine() {
   }
   for (int i = kMagazinesPerThread - 1; i > 0; --i) tc.mags[i] = std::move(tc.mags[i - 1]);
   tc.mags[0] = std::move(fresh);
-  t_hot = tc.mags[0].get();
-  return t_hot;
+  t_hot_magazine = tc.mags[0].get();
+  return t_hot_magazine;
 }
 
 bool PoolCore::MagazinePop(Magazine* m, int c, uint32_t owner, Segment* segment) {
-  Magazine::Bin& bin = m->bins[c];
-  uint32_t n = bin.n.load(std::memory_order_relaxed);
-  if (n == 0) {
-    if (!MagazineRefill(m, c)) return false;
-    n = bin.n.load(std::memory_order_relaxed);
-  }
-  const Link link = bin.links[--n];
-  bin.n.store(n, std::memory_order_relaxed);
-  const size_t bytes = classes_[c].bytes;
-  m->bytes -= bytes;
-  Entry* e = EntryAt((link - 1) >> 16);
-  const uint32_t g = (link - 1) & 0xffffu;
-  Slot* s = e->slots + g;
-  const uint32_t w = LoadWordM(s) | 1;
-  StoreWordM(s, w);
-  std::atomic_ref<uint32_t>(s->owner).store(owner, std::memory_order_relaxed);
-  segment->data = e->base.load(std::memory_order_relaxed) + (static_cast<size_t>(g) << min_shift_);
-  segment->size = bytes;
-  segment->token = MakeToken(link, w >> 1);
-  Unpoison(segment->data, bytes);
+  if (m->bins[c].n.load(std::memory_order_relaxed) == 0 && !MagazineRefill(m, c)) return false;
+  MagazineTake(m, c, owner, segment);
   return true;
 }
 
@@ -167,11 +144,16 @@ bool PoolCore::MagazineRefill(Magazine* m, int c) {
       const Link link = cs.retained_head;
       Unlink(cs, &cs.retained_head, &cs.retained_tail, link);
       Entry* e = EntryAt((link - 1) >> 16);
-      e->slots[(link - 1) & 0xffffu].where = kInUse;
-      ++e->chunk_in_use[((link - 1) & 0xffffu) >> chunk_shift_];
+      const uint32_t g = (link - 1) & 0xffffu;
+      Slot* s = e->slots + g;
+      s->where = kInUse;
+      ++e->chunk_in_use[g >> chunk_shift_];
       --cs.retained;
       ++cs.in_use;  // cached segments count as in use for the lists
-      bin.links[n++] = link;
+      bin.items[n++] = {MakeToken(link, LoadWord(s, std::memory_order_relaxed) >> 1),
+                        e->base.load(std::memory_order_relaxed) +
+                            (static_cast<size_t>(g) << min_shift_),
+                        s};
     }
     PublishRetained(cs);
   }
@@ -191,9 +173,9 @@ void PoolCore::MagazineFlushBin(Magazine* m, int c, uint32_t count) {
     SpinLockGuard l(&cs.mu);
     // The oldest (bottom of the bin) go back; the hottest stay.
     for (uint32_t i = 0; i < count; ++i) {
-      const Link link = bin.links[i];
+      const Link link = LinkOfToken(bin.items[i].token);
       Entry* e = EntryAt((link - 1) >> 16);
-      e->slots[(link - 1) & 0xffffu].where = kRetained;
+      bin.items[i].slot->where = kRetained;
       --e->chunk_in_use[((link - 1) & 0xffffu) >> chunk_shift_];
       PushFront(cs, &cs.retained_head, &cs.retained_tail, link);
       ++cs.retained;
@@ -201,7 +183,7 @@ void PoolCore::MagazineFlushBin(Magazine* m, int c, uint32_t count) {
     }
     PublishRetained(cs);
   }
-  for (uint32_t i = count; i < n; ++i) bin.links[i - count] = bin.links[i];
+  for (uint32_t i = count; i < n; ++i) bin.items[i - count] = bin.items[i];
   bin.n.store(n - count, std::memory_order_relaxed);
   m->bytes -= count * cs.bytes;
 }
@@ -216,7 +198,7 @@ void PoolCore::FlushMagazine(Magazine* m) {
 void PoolCore::FlushMyMagazine() {
   // A thread's magazine for this pool is always its hot one or in t_cache.
   if (t_cache_gone) return;
-  Magazine* hot = t_hot;
+  Magazine* hot = t_hot_magazine;
   if (hot != nullptr && hot->pool == this && hot->uid == uid_) {
     FlushMagazine(hot);
     return;

@@ -11,9 +11,11 @@
 //
 // Locks, in acquisition order: tree_mu (arena tree) -> an arena's own mutex
 // (kShared arenas) -> mu (regions, dedicated mappings, trimming) -> class locks
-// (SpinLock) in ascending class order. The hot path (reusing a retained
-// segment, or giving one back) takes exactly one class lock for a few dozen
-// instructions and makes no other atomic read-modify-write.
+// (SpinLock) in ascending class order. The hot path is inline (below): a
+// segment reused from the thread's magazine takes no lock and no atomic
+// read-modify-write, and one given back to it costs exactly one, the
+// compare-and-swap that moves the generation on; past the magazine, a class
+// lock is taken for a few dozen instructions.
 //
 // Thread safety: PoolCore methods are safe to call concurrently except where
 // REQUIRES says otherwise. ArenaCore fields are documented one by one.
@@ -32,6 +34,7 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/status.h"
 #include "port/mutex.h"
+#include "sanitizer.h"
 #include "spin_lock.h"
 
 namespace arenakv::alloc::internal {
@@ -47,6 +50,10 @@ constexpr uint32_t kMaxEntries = 0xffff;  // entry 0xffff would overflow a Link
 constexpr int kGenBits = 20;
 constexpr uint64_t kGenMask = (uint64_t{1} << kGenBits) - 1;
 constexpr uint32_t kTagMask = 0xfff;
+constexpr int kTagShift = 52;
+// Magazines cache classes of at most 4 MiB from a smallest class of at least
+// 4 KiB: at most 11 classes.
+constexpr int kMaxMagazineClasses = 11;
 
 enum Where : uint8_t {
   kInUse = 0,      // handed out (or never carved)
@@ -58,8 +65,11 @@ enum Where : uint8_t {
 // Per-segment metadata. Lives in a zero-filled anonymous mapping; all-zero is
 // "free, generation 0, unlinked".
 struct Slot {
-  // generation << 1 | live. Written only under the class lock (mu for
-  // dedicated entries); read lock-free by Check() and Release() validation.
+  // generation << 1 | live, the generation kGenBits wide (as in the token, so
+  // a token alone says what the word of its live segment is). Made live
+  // under the class lock (mu for dedicated entries) or by the magazine that
+  // holds the free segment; made free by a compare-and-swap (or under the
+  // class lock for an arena's close); read lock-free by Check() and Release().
   uint32_t word;
   // Id of the arena owning the segment (0: a raw pool segment). Atomic access.
   uint32_t owner;
@@ -73,6 +83,45 @@ struct Slot {
   uint8_t where;
   uint16_t unused;
 };
+
+constexpr uint32_t kLive = 1;
+// The word of the live segment a token names, and the word that releasing it
+// leaves behind (free, next generation).
+inline uint32_t LiveWordOf(uint64_t token) {
+  return static_cast<uint32_t>((token & kGenMask) << 1) | kLive;
+}
+inline uint32_t NextGenWord(uint32_t w) {
+  return static_cast<uint32_t>((((w >> 1) + 1) & kGenMask) << 1);
+}
+inline uint64_t NextGenToken(uint64_t token) {
+  return (token & ~kGenMask) | ((token + 1) & kGenMask);
+}
+
+// Slot fields written under one lock and read without it go through
+// atomic_ref (relaxed loads and stores are plain moves on x86).
+inline uint32_t LoadWord(const Slot* s, std::memory_order mo = std::memory_order_acquire) {
+  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->word)).load(mo);
+}
+inline void StoreWord(Slot* s, uint32_t w) {
+  std::atomic_ref<uint32_t>(s->word).store(w, std::memory_order_release);
+}
+inline bool CasWord(Slot* s, uint32_t expected, uint32_t desired) {
+  return std::atomic_ref<uint32_t>(s->word).compare_exchange_strong(
+      expected, desired, std::memory_order_acq_rel, std::memory_order_relaxed);
+}
+inline uint32_t LoadOwner(const Slot* s) {
+  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->owner))
+      .load(std::memory_order_relaxed);
+}
+inline void StoreOwner(Slot* s, uint32_t owner) {
+  std::atomic_ref<uint32_t>(s->owner).store(owner, std::memory_order_relaxed);
+}
+inline uint8_t LoadClass(const Slot* s) {
+  return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(s->cls)).load(std::memory_order_relaxed);
+}
+inline void StoreClass(Slot* s, uint8_t c) {
+  std::atomic_ref<uint8_t>(s->cls).store(c, std::memory_order_relaxed);
+}
 
 struct Entry {
   // Start of the mapping; null while the entry is unoccupied.
@@ -102,6 +151,15 @@ class PoolCore;
 // MagazineMutex() when the pool is destroyed or the thread exits.
 struct Magazine {
   static constexpr int kBinCapacity = 16;
+  // A cached free segment with everything a hand-out needs, so that reuse
+  // reads no directory or slot table: the token it will carry (its slot's
+  // word is free with that generation and no one else writes it while the
+  // segment is here), its address and its slot.
+  struct Cached {
+    uint64_t token;
+    char* data;
+    Slot* slot;
+  };
   PoolCore* pool = nullptr;
   uint64_t uid = 0;
   Magazine* prev = nullptr;  // the pool's list; guarded by MagazineMutex()
@@ -110,10 +168,13 @@ struct Magazine {
   size_t bytes = 0;          // bytes cached; owner only
   struct Bin {
     std::atomic<uint32_t> n{0};  // written by the owner, read by Stats()
-    Link links[kBinCapacity];
-  } bins[kMaxClasses];
+    Cached items[kBinCapacity];
+  } bins[kMaxMagazineClasses];
 };
 port::Mutex* MagazineMutex();
+// The thread's most recently used magazine (or null): plain thread-local
+// storage with no initialiser, so the inline hot path reads it directly.
+extern __thread Magazine* t_hot_magazine;
 
 // Hidden: with -fPIC, default-visibility member functions could be
 // interposed, which would forbid inlining them into the hot path.
@@ -127,10 +188,25 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Status Init();
 
   // Allocates a segment for arena `owner` (0: a raw pool segment).
-  Status Allocate(size_t bytes, uint32_t owner, Segment* segment);
+  Status Allocate(size_t bytes, uint32_t owner, Segment* segment) {
+    if (TryAllocateFromMagazine(bytes, owner, segment)) return Status::OK();
+    return AllocateSlow(bytes, owner, segment);
+  }
   // Releases a segment that `owner` holds. InvalidArgument when it is not
   // live, not of this pool, or held by someone else.
-  Status Release(const Segment& segment, uint32_t owner);
+  Status Release(const Segment& segment, uint32_t owner) {
+    if (TryReleaseToMagazine(segment, owner)) return Status::OK();
+    return ReleaseSlow(segment, owner);
+  }
+  // The common cases of Allocate and Release, inline: a segment of a cached
+  // class taken from, or given back to, this thread's magazine. They return
+  // false, having changed nothing, for everything else (an empty or full
+  // bin, another class, a closed pool, an invalid handle); the out-of-line
+  // paths then do the work or name the error.
+  inline bool TryAllocateFromMagazine(size_t bytes, uint32_t owner, Segment* segment);
+  inline bool TryReleaseToMagazine(const Segment& segment, uint32_t owner);
+  Status AllocateSlow(size_t bytes, uint32_t owner, Segment* segment);
+  Status ReleaseSlow(const Segment& segment, uint32_t owner);
   // OK when live and held by `owner` (any owner when check_owner is false).
   Status Check(const Segment& segment, uint32_t owner, bool check_owner) const;
   // Gives back every segment of an arena's owner list at once: one lock
@@ -205,9 +281,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
     size_t released GUARDED_BY(mu) = 0;
   };
 
+  // Branch-free: or-ing in min-1 makes every request up to the smallest
+  // class class 0 (and keeps the argument of clz non-zero).
   int ClassIndex(size_t bytes) const {
-    if (bytes <= opt_.min_class_bytes) return 0;
-    return (64 - __builtin_clzll(bytes - 1)) - min_shift_;
+    return (64 - __builtin_clzll((bytes - 1) | (opt_.min_class_bytes - 1))) - min_shift_;
   }
   Entry* EntryAt(uint32_t index) const {
     if (index >= kMaxEntries) return nullptr;
@@ -220,6 +297,8 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Magazine* MyMagazine();
   Magazine* AttachMagazine();
   bool MagazinePop(Magazine* m, int c, uint32_t owner, Segment* segment);
+  // Takes the top of a non-empty bin.
+  inline void MagazineTake(Magazine* m, int c, uint32_t owner, Segment* segment);
   bool MagazineRefill(Magazine* m, int c);
   void MagazineFlushBin(Magazine* m, int c, uint32_t count);
   void FlushMyMagazine();
@@ -269,7 +348,8 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // Classes [0, magazine_classes_) are cached per thread, up to
   // bin_capacity_[c] segments and magazine_bytes_ in all.
   int magazine_classes_ = 0;
-  uint32_t bin_capacity_[kMaxClasses] = {};
+  size_t magazine_max_class_bytes_ = 0;  // largest cached class; 0: none
+  uint32_t bin_capacity_[kMaxMagazineClasses] = {};
   size_t magazine_bytes_ = 0;
   Magazine* magazines_ = nullptr;  // guarded by MagazineMutex()
   int min_shift_ = 0;
@@ -306,6 +386,73 @@ class __attribute__((visibility("hidden"))) PoolCore {
   std::atomic<uint64_t> reclaim_calls_{0};
   std::atomic<uint64_t> limit_failures_{0};
 };
+
+// ---------------------------------------------------------------------------
+// The inline hot path.
+
+inline void PoolCore::MagazineTake(Magazine* m, int c, uint32_t owner, Segment* segment) {
+  Magazine::Bin& bin = m->bins[c];
+  const uint32_t n = bin.n.load(std::memory_order_relaxed) - 1;
+  const Magazine::Cached x = bin.items[n];
+  bin.n.store(n, std::memory_order_relaxed);
+  const size_t bytes = opt_.min_class_bytes << c;
+  m->bytes -= bytes;
+  // Live first (a Check() from another thread may look), then the owner.
+  StoreWord(x.slot, LiveWordOf(x.token));
+  StoreOwner(x.slot, owner);
+  segment->data = x.data;
+  segment->size = bytes;
+  segment->token = x.token;
+  Unpoison(x.data, bytes);
+}
+
+inline bool PoolCore::TryAllocateFromMagazine(size_t bytes, uint32_t owner, Segment* segment) {
+  // bytes - 1 wraps for 0, which the slow path rejects.
+  if (bytes - 1 >= magazine_max_class_bytes_) return false;
+  Magazine* m = t_hot_magazine;
+  if (m == nullptr || m->uid != uid_) return false;
+  const int c = ClassIndex(bytes);
+  if (m->bins[c].n.load(std::memory_order_relaxed) == 0) return false;
+  // A closed pool's magazines are discarded unread.
+  if (closed()) return false;
+  MagazineTake(m, c, owner, segment);
+  return true;
+}
+
+inline bool PoolCore::TryReleaseToMagazine(const Segment& segment, uint32_t owner) {
+  const uint64_t t = segment.token;
+  if ((t >> kTagShift) != tag_) return false;
+  Magazine* m = t_hot_magazine;
+  if (m == nullptr || m->uid != uid_) return false;
+  if (closed()) return false;
+  Entry* e = EntryAt(static_cast<uint32_t>(t >> (kGenBits + 16)) & 0xffffu);
+  const uint32_t g = static_cast<uint32_t>(t >> kGenBits) & 0xffffu;
+  if (e == nullptr || e->dedicated || g >= granules_per_region_) return false;
+  Slot* s = e->slots + g;
+  const int c = LoadClass(s);
+  if (c >= magazine_classes_) return false;
+  // The handle must name this slot's segment exactly (address and size) and
+  // be held by `owner`, all before anything changes.
+  const size_t bytes = opt_.min_class_bytes << c;
+  char* base = e->base.load(std::memory_order_acquire);
+  if (base == nullptr || segment.data != base + (static_cast<size_t>(g) << min_shift_) ||
+      segment.size != bytes || LoadOwner(s) != owner) {
+    return false;
+  }
+  Magazine::Bin& bin = m->bins[c];
+  const uint32_t n = bin.n.load(std::memory_order_relaxed);
+  if (n == bin_capacity_[c] || m->bytes + bytes > magazine_bytes_) return false;
+  // The one atomic read-modify-write: the slot goes from "live with the
+  // token's generation" to "free, next generation". A second release of the
+  // handle, racing or late, fails here and the slow path names it.
+  if (!CasWord(s, LiveWordOf(t), NextGenWord(LiveWordOf(t)))) return false;
+  StoreOwner(s, 0);
+  Poison(segment.data, bytes);
+  bin.items[n] = {NextGenToken(t), segment.data, s};
+  bin.n.store(n + 1, std::memory_order_relaxed);
+  m->bytes += bytes;
+  return true;
+}
 
 // Process-wide accounting (pool_stats.cc).
 void RegisterPool(PoolCore* pool);

@@ -25,33 +25,6 @@ namespace {
 std::atomic<uint32_t> g_next_tag{1};
 std::atomic<uint64_t> g_next_uid{1};
 
-uint32_t LoadWord(const Slot* s, std::memory_order mo = std::memory_order_acquire) {
-  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->word)).load(mo);
-}
-void StoreWord(Slot* s, uint32_t w) {
-  std::atomic_ref<uint32_t>(s->word).store(w, std::memory_order_release);
-}
-bool CasWord(Slot* s, uint32_t expected, uint32_t desired) {
-  return std::atomic_ref<uint32_t>(s->word).compare_exchange_strong(
-      expected, desired, std::memory_order_acq_rel, std::memory_order_relaxed);
-}
-uint32_t LoadOwner(const Slot* s) {
-  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->owner))
-      .load(std::memory_order_relaxed);
-}
-void StoreOwner(Slot* s, uint32_t owner) {
-  std::atomic_ref<uint32_t>(s->owner).store(owner, std::memory_order_relaxed);
-}
-uint8_t LoadClass(const Slot* s) {
-  return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(s->cls)).load(std::memory_order_relaxed);
-}
-void StoreClass(Slot* s, uint8_t c) {
-  std::atomic_ref<uint8_t>(s->cls).store(c, std::memory_order_relaxed);
-}
-
-constexpr uint32_t kLive = 1;
-uint32_t NextGenWord(uint32_t w) { return (((w >> 1) + 1) & 0x7fffffffu) << 1; }
-
 Link MakeLink(uint32_t entry, uint32_t granule) { return ((entry << 16) | granule) + 1; }
 uint32_t EntryOf(Link link) { return (link - 1) >> 16; }
 uint32_t GranuleOf(Link link) { return (link - 1) & 0xffffu; }
@@ -125,11 +98,14 @@ Status PoolCore::Init() {
   // Off in quarantine mode, where every release must be protected at once.
   magazine_bytes_ = std::min(opt_.retain_bytes / 4, size_t{4} << 20);
   if (!opt_.quarantine) {
-    for (int c = 0; c < num_classes_ && classes_[c].bytes <= magazine_bytes_; ++c) {
+    for (int c = 0; c < num_classes_ && c < kMaxMagazineClasses &&
+                    classes_[c].bytes <= magazine_bytes_;
+         ++c) {
       bin_capacity_[c] = static_cast<uint32_t>(
           std::clamp<size_t>((size_t{128} << 10) / classes_[c].bytes, 1,
                              Magazine::kBinCapacity));
       magazine_classes_ = c + 1;
+      magazine_max_class_bytes_ = classes_[c].bytes;
     }
   }
   uid_ = g_next_uid.fetch_add(1, std::memory_order_relaxed);
@@ -182,7 +158,7 @@ char* PoolCore::SegmentAddress(Link link) const {
 }
 
 uint64_t PoolCore::MakeToken(Link link, uint32_t gen) const {
-  return (uint64_t{tag_} << 52) | (uint64_t{link - 1} << kGenBits) | (gen & kGenMask);
+  return (uint64_t{tag_} << kTagShift) | (uint64_t{link - 1} << kGenBits) | (gen & kGenMask);
 }
 
 bool PoolCore::Validate(const Segment& segment, Entry** entry, Slot** slot,
@@ -305,7 +281,7 @@ bool PoolCore::PopReleased(int c, uint32_t owner, Segment* segment) {
 // ---------------------------------------------------------------------------
 // Allocation
 
-Status PoolCore::Allocate(size_t bytes, uint32_t owner, Segment* segment) {
+Status PoolCore::AllocateSlow(size_t bytes, uint32_t owner, Segment* segment) {
   *segment = Segment();
   if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
   if (bytes == 0) return Status::InvalidArgument("pool '" + opt_.name + "': 0-byte segment");
@@ -599,7 +575,7 @@ Status PoolCore::AllocateDedicated(size_t bytes, uint32_t owner, Segment* segmen
 // ---------------------------------------------------------------------------
 // Release
 
-Status PoolCore::Release(const Segment& segment, uint32_t owner) {
+Status PoolCore::ReleaseSlow(const Segment& segment, uint32_t owner) {
   if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
   Entry* e;
   Slot* s;
@@ -639,7 +615,7 @@ Status PoolCore::Release(const Segment& segment, uint32_t owner) {
         flushed = true;
       }
       const uint32_t n = bin.n.load(std::memory_order_relaxed);
-      bin.links[n] = link;
+      bin.items[n] = {NextGenToken(segment.token), segment.data, s};
       bin.n.store(n + 1, std::memory_order_relaxed);
       m->bytes += cs.bytes;
       if (flushed && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
@@ -1034,11 +1010,21 @@ Status SegmentPool::Create(const PoolOptions& options, std::shared_ptr<SegmentPo
   return Status::OK();
 }
 
-Status SegmentPool::Allocate(size_t bytes, Segment* segment) {
-  return impl_->Allocate(bytes, 0, segment);
+bool SegmentPool::TryAllocateFast(size_t bytes, Segment* segment) {
+  return impl_->TryAllocateFromMagazine(bytes, 0, segment);
 }
 
-Status SegmentPool::Release(const Segment& segment) { return impl_->Release(segment, 0); }
+bool SegmentPool::TryReleaseFast(const Segment& segment) {
+  return impl_->TryReleaseToMagazine(segment, 0);
+}
+
+Status SegmentPool::AllocateSlow(size_t bytes, Segment* segment) {
+  return impl_->AllocateSlow(bytes, 0, segment);
+}
+
+Status SegmentPool::ReleaseSlow(const Segment& segment) {
+  return impl_->ReleaseSlow(segment, 0);
+}
 
 Status SegmentPool::Check(const Segment& segment) const {
   return impl_->Check(segment, 0, false);

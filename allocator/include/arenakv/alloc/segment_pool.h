@@ -111,10 +111,17 @@ class SegmentPool {
   // A segment of at least `bytes` (rounded up to its size class, or to whole
   // pages for a dedicated mapping). MemoryLimit when over budget, Closed after
   // Close(), InvalidArgument for 0 bytes.
-  Status Allocate(size_t bytes, Segment* segment);
+  Status Allocate(size_t bytes, Segment* segment) {
+    // Inline so that on the common path the caller's OK Status folds away.
+    if (TryAllocateFast(bytes, segment)) return Status::OK();
+    return AllocateSlow(bytes, segment);
+  }
   // Gives a segment back. InvalidArgument for a double release or a segment
   // of another pool; the pool is left unchanged in that case.
-  Status Release(const Segment& segment);
+  Status Release(const Segment& segment) {
+    if (TryReleaseFast(segment)) return Status::OK();
+    return ReleaseSlow(segment);
+  }
   // OK while `segment` is live in this pool; Closed otherwise (checked builds
   // call it on every access path that can afford it).
   Status Check(const Segment& segment) const;
@@ -146,6 +153,13 @@ class SegmentPool {
   friend class Arena;
   struct Impl;
   explicit SegmentPool(const PoolOptions& options);
+
+  // The thread's per-pool cache: true when it served the call (nothing
+  // changed otherwise); the slow paths do everything else and name errors.
+  bool TryAllocateFast(size_t bytes, Segment* segment);
+  bool TryReleaseFast(const Segment& segment);
+  Status AllocateSlow(size_t bytes, Segment* segment);
+  Status ReleaseSlow(const Segment& segment);
 
   PoolOptions options_;
   std::unique_ptr<Impl> impl_;
