@@ -61,7 +61,8 @@ struct Env {
 void Insert(benchmark::State& state, bool random) {
   const size_t n = static_cast<size_t>(state.range(0));
   const std::vector<std::string> keys = MakeKeys(n, random);
-  const std::string value(kValueBytes, 'v');
+  const size_t value_bytes = state.range(1);
+  const std::string value(value_bytes, 'v');
   Env env;
   std::unique_ptr<MemTable> table;
   uint64_t id = 0;
@@ -79,13 +80,17 @@ void Insert(benchmark::State& state, bool random) {
     ++i;
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(state.iterations() * (kKeyBytes + kValueBytes));
+  state.SetBytesProcessed(state.iterations() * (kKeyBytes + value_bytes));
 }
 
 void BM_InsertRandom(benchmark::State& state) { Insert(state, true); }
 void BM_InsertSequential(benchmark::State& state) { Insert(state, false); }
-BENCHMARK(BM_InsertRandom)->Arg(100000)->Arg(1000000);
-BENCHMARK(BM_InsertSequential)->Arg(1000000);
+// Args: entries per table, value bytes.
+BENCHMARK(BM_InsertRandom)
+    ->Args({100000, kValueBytes})
+    ->Args({1000000, kValueBytes})
+    ->Args({1000000, 8});
+BENCHMARK(BM_InsertSequential)->Args({1000000, kValueBytes});
 
 // One table of 1M random entries shared by the read benchmarks.
 struct Filled {

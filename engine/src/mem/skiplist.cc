@@ -72,13 +72,16 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
     // Levels [level, height) bracket; search the rest from the lowest one.
     SkipNode* x = level < CurrentHeight() ? prev[level] : head_;
     --level;
+    const SkipNode* known_after = nullptr;  // as in Seek()
     while (true) {
       SkipNode* next = x->Tower()[level].load(std::memory_order_relaxed);
-      if (next != nullptr && NodeBefore(next, key, seq)) {
+      if (level > 0) Prefetch(x->Tower()[level - 1].load(std::memory_order_relaxed));
+      if (next != known_after && next != nullptr && NodeBefore(next, key, seq)) {
         x = next;
       } else {
         prev[level] = x;
         if (level == 0) break;
+        known_after = next;
         --level;
       }
     }
