@@ -612,9 +612,11 @@ CommandResult Shell::Stats(const Words& words) {
   row("lookups", GroupThousands(c.hits) + " hits, " + GroupThousands(c.misses) + " misses, " +
                      GroupThousands(c.evictions) + " evictions");
   t += "database\n";
-  row("memtable", HumanBytes(st.memtable_bytes) + " buffered, " +
-                      std::to_string(st.live_versions) + " live versions (" +
-                      HumanBytes(st.pinned_version_bytes) + " pinned)");
+  row("memtable", HumanBytes(st.memtable_bytes) + " buffered in " +
+                      std::to_string(st.live_memtables) + " memtables");
+  row("versions", std::to_string(st.live_versions) + " live, " +
+                      std::to_string(st.live_tree_roots) + " tree roots, " +
+                      std::to_string(st.retained_old_pages) + " old pages kept for readers");
   row("readers", std::to_string(st.open_transactions) + " open transactions, " +
                      std::to_string(st.open_snapshots) + " snapshots");
   row("files", "data " + HumanBytes(st.data_file_bytes) + ", wal " + HumanBytes(st.wal_bytes));

@@ -60,8 +60,12 @@ struct DBStats {
   std::vector<alloc::ArenaStats> arenas;  // the database's arena tree
   CacheStats cache;
   size_t memtable_bytes = 0;     // buffered changes not yet checkpointed
-  size_t live_versions = 0;      // tree/memtable versions kept for readers
-  size_t pinned_version_bytes = 0;
+  // Old state kept alive for readers (snapshots, iterators, transactions),
+  // released when the last of them ends.
+  size_t live_versions = 0;       // Version objects (the current one included)
+  size_t live_memtables = 0;      // active, frozen, and old ones kept for readers
+  size_t live_tree_roots = 0;     // checkpointed tree roots still readable
+  size_t retained_old_pages = 0;  // pages replaced by checkpoints, kept for old roots
   size_t open_transactions = 0;
   size_t open_snapshots = 0;
   uint64_t last_sequence = 0;

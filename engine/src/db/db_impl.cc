@@ -99,7 +99,8 @@ Status DBImpl::OpenImpl() {
   if (!s.ok()) return s;
   s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
   if (!s.ok()) return s;
-  leader_mr_.emplace(arena_.get());
+  scratch_mr_.emplace(pool_.get());
+  leader_mr_.emplace(&*scratch_mr_);
 
   tree::TreeOptions to;
   to.page_bytes = options_.page_bytes;
@@ -156,9 +157,9 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   port::MutexLock l(&mu_);
   last_sequence_ = last_seq;
   next_wal_number_ = std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
-  auto v = std::make_shared<Version>();
-  v->mem = std::make_shared<MemRef>(std::move(table), first_wal);
-  v->tree = std::make_shared<TreeRoot>(tree_.get(), meta.root);
+  auto v = std::make_shared<Version>(&counters_);
+  v->mem = std::make_shared<MemRef>(std::move(table), first_wal, &counters_);
+  v->tree = std::make_shared<TreeRoot>(tree_.get(), meta.root, &counters_);
   current_ = std::move(v);
   return RotateWalLocked();
 }
@@ -256,7 +257,8 @@ void DBImpl::Teardown() {
     current_.reset();
   }
   tree_.reset();
-  leader_mr_.reset();
+  leader_mr_.reset();  // gives its memory back to the pool before it closes
+  scratch_mr_.reset();
   if (arena_ != nullptr) {
     arena_->Close();
     arena_.reset();
@@ -346,9 +348,8 @@ std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   std::shared_ptr<Version> v;
   uint64_t seq;
   if (options.snapshot != nullptr) {
-    if (!static_cast<const SnapshotImpl*>(options.snapshot)->View(&v, &seq)) {
-      return NewErrorIterator(Status::Closed("snapshot is closed"));
-    }
+    Status s = static_cast<const SnapshotImpl*>(options.snapshot)->View(this, &v, &seq);
+    if (!s.ok()) return NewErrorIterator(std::move(s));
   } else {
     CurrentView(&v, &seq);
   }
@@ -383,7 +384,7 @@ Status DBImpl::Put(const WriteOptions& options, std::string_view key, std::strin
   if (!s.ok()) return s;
   // A small batch on the stack: single puts must not touch the heap.
   char buf[512];
-  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), arena_.get());
+  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), &*scratch_mr_);
   try {
     WriteBatch batch(&mr);
     batch.Put(key, value);
@@ -400,7 +401,7 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
   Status s = CheckKey(key);
   if (!s.ok()) return s;
   char buf[256];
-  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), arena_.get());
+  std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), &*scratch_mr_);
   try {
     WriteBatch batch(&mr);
     batch.Delete(key);
@@ -434,26 +435,38 @@ Status DBImpl::Write(Writer* w) {
     WriteBatch merged(&*leader_mr_);
     size_t bytes = 0;
     bool sync = false;
-    for (Writer* m : writers_) {
-      if (m->req == nullptr) break;  // a checkpoint request leads its own group
-      if (m != w && (bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
-      if (m != w && m->req->sync && !w->req->sync && !sync) break;  // don't slow a non-sync leader
-      last = m;
-      Status vs = ValidateLocked(*m, group_keys);
-      if (!vs.ok()) {
-        m->status = vs;
-        continue;
+    try {
+      for (Writer* m : writers_) {
+        if (m->req == nullptr) break;  // a checkpoint request leads its own group
+        if (m != w && (bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
+        // Don't slow a non-sync leader down with a member's fsync.
+        if (m != w && m->req->sync && !w->req->sync && !sync) break;
+        last = m;
+        Status vs = ValidateLocked(*m, group_keys);
+        if (!vs.ok()) {
+          m->status = vs;
+          continue;
+        }
+        group.push_back(m);
+        sync |= m->req->sync;
+        bytes += m->req->batch->ByteSize();
+        count += m->req->batch->count();
+        merged.Append(*m->req->batch);
+        (void)m->req->batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k,
+                                         std::string_view) {
+          group_keys.push_back(k);
+          return Status::OK();
+        });
       }
-      group.push_back(m);
-      sync |= m->req->sync;
-      bytes += m->req->batch->ByteSize();
-      count += m->req->batch->count();
-      merged.Append(*m->req->batch);
-      (void)m->req->batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k,
-                                       std::string_view) {
-        group_keys.push_back(k);
-        return Status::OK();
-      });
+    } catch (const std::bad_alloc&) {
+      // No memory to assemble the group (the database is at its budget): it
+      // fails as a whole, nothing is logged, and the queue still moves on.
+      s = Status::MemoryLimit("out of memory assembling a commit group");
+      count = 0;
+      for (Writer* m : writers_) {
+        if (m->status.ok()) m->status = s;
+        if (m == last) break;
+      }
     }
     if (count > 0) {
       merged.SetSequence(first_seq);
@@ -595,8 +608,8 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     const uint64_t wal_number = next_wal_number_;
     s = RotateWalLocked();
     if (!s.ok()) return s;
-    auto fresh = std::make_shared<MemRef>(std::move(table), wal_number);
-    auto v = std::make_shared<Version>();
+    auto fresh = std::make_shared<MemRef>(std::move(table), wal_number, &counters_);
+    auto v = std::make_shared<Version>(&counters_);
     v->mem = fresh;
     v->imm.push_back(current_->mem);
     v->imm.insert(v->imm.end(), current_->imm.begin(), current_->imm.end());
@@ -662,8 +675,8 @@ Status DBImpl::RunTreeCheckpoint() {
       bg_cv_.SignalAll();
       return s;
     }
-    auto root = std::make_shared<TreeRoot>(tree_.get(), result.meta.root);
-    auto v = std::make_shared<Version>();
+    auto root = std::make_shared<TreeRoot>(tree_.get(), result.meta.root, &counters_);
+    auto v = std::make_shared<Version>(&counters_);
     v->mem = current_->mem;
     for (const auto& m : current_->imm) {
       if (std::find(base->imm.begin(), base->imm.end(), m) == base->imm.end()) {
@@ -711,6 +724,11 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
                       void* arg) {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
+  // Holding the current root holds every newer one (TreeRoot::newer_), so no
+  // checkpoint meanwhile can free, and reuse, a page of the tree walked below.
+  std::shared_ptr<Version> pinned;
+  uint64_t pinned_seq;
+  CurrentView(&pinned, &pinned_seq);
   tree::VerifyStats vs;
   Status s = tree_->Verify(&vs, [&](uint64_t done, uint64_t total) {
     if (progress != nullptr) progress(done, total, arg);
@@ -727,6 +745,7 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
     if (!ParseWalName(name, &n) || n < tree_->meta().wal_number) continue;
     std::unique_ptr<wal::WalReader> reader;
     s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader);
+    if (!s.ok() && !env_->FileExists(path_ + "/" + name)) continue;  // a checkpoint deleted it
     if (!s.ok()) return s;
     for (;;) {
       std::string_view rec;
@@ -757,8 +776,11 @@ Status DBImpl::GetStats(DBStats* stats) {
     stats->memtable_bytes = current_->mem->table->ApproximateBytes();
     for (const auto& m : current_->imm) stats->memtable_bytes += m->table->ApproximateBytes();
     stats->last_sequence = last_sequence_;
-    stats->live_versions = static_cast<size_t>(current_.use_count());
   }
+  stats->live_versions = static_cast<size_t>(counters_.versions.load());
+  stats->live_memtables = static_cast<size_t>(counters_.memtables.load());
+  stats->live_tree_roots = static_cast<size_t>(counters_.tree_roots.load());
+  stats->retained_old_pages = static_cast<size_t>(counters_.retained_pages.load());
   stats->open_transactions = open_transactions_.load();
   stats->open_snapshots = open_snapshots_.load();
   stats->checkpoints = checkpoints_.load();
@@ -789,10 +811,12 @@ std::string DBImpl::StatsReport() {
       " evictions\n",
       FormatBytes(st.cache.used_bytes).c_str(), FormatBytes(st.cache.capacity_bytes).c_str(),
       st.cache.pages, st.cache.pinned_pages, st.cache.hits, st.cache.misses, st.cache.evictions);
-  add("memtables: %s; open transactions %zu, snapshots %zu; last sequence %" PRIu64
+  add("memtables: %s in %zu; open transactions %zu, snapshots %zu; last sequence %" PRIu64
       "; checkpoints %" PRIu64 "\n",
-      FormatBytes(st.memtable_bytes).c_str(), st.open_transactions, st.open_snapshots,
-      st.last_sequence, st.checkpoints);
+      FormatBytes(st.memtable_bytes).c_str(), st.live_memtables, st.open_transactions,
+      st.open_snapshots, st.last_sequence, st.checkpoints);
+  add("versions: %zu live, %zu tree roots, %zu old pages kept for readers\n", st.live_versions,
+      st.live_tree_roots, st.retained_old_pages);
   out += "arenas:\n";
   for (const auto& a : st.arenas) {
     add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(),

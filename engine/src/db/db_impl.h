@@ -34,6 +34,7 @@
 
 #include "arenakv/db.h"
 #include "db/handle_registry.h"
+#include "db/pool_resource.h"
 #include "db/version.h"
 #include "db/write_batch.h"
 #include "port/mutex.h"
@@ -126,6 +127,8 @@ class DBImpl final : public DB {
 
   const Options options_;
   const std::string path_;
+  // Declared before everything that holds versions, so it outlives them.
+  VersionCounters counters_;
   std::shared_ptr<Env> env_;
   std::unique_ptr<FileLock> lock_;
   std::shared_ptr<alloc::SegmentPool> pool_;
@@ -150,7 +153,10 @@ class DBImpl final : public DB {
   bool checkpoint_running_ GUARDED_BY(mu_) = false;
   bool shutting_down_ GUARDED_BY(mu_) = false;
   std::thread bg_thread_;
-  // Leader-only scratch for group batches; memory from the database arena.
+  // Write-path scratch (Put batches; below leader_mr_): from the pool, not
+  // the arena, so that it is freed and the database arena does not grow.
+  std::optional<PoolResource> scratch_mr_;
+  // Leader-only scratch for group batches, key lists and WAL records.
   std::optional<std::pmr::unsynchronized_pool_resource> leader_mr_;
 
   port::Mutex checkpoint_mu_ ACQUIRED_BEFORE(mu_);

@@ -20,6 +20,7 @@
 #ifndef ARENAKV_DB_VERSION_H_
 #define ARENAKV_DB_VERSION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -29,22 +30,44 @@
 
 namespace arenakv {
 
+// Live counts of what versions keep alive, for DB::GetStats(): old state is
+// released when its last reader ends, and these show it.
+struct VersionCounters {
+  std::atomic<int64_t> versions{0};
+  std::atomic<int64_t> memtables{0};
+  std::atomic<int64_t> tree_roots{0};
+  std::atomic<int64_t> retained_pages{0};  // replaced pages kept for old roots
+};
+
 struct MemRef {
-  MemRef(std::unique_ptr<mem::MemTable> t, uint64_t wal) : table(std::move(t)), wal_number(wal) {}
+  MemRef(std::unique_ptr<mem::MemTable> t, uint64_t wal, VersionCounters* c)
+      : table(std::move(t)), wal_number(wal), counters(c) {
+    counters->memtables.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~MemRef() { counters->memtables.fetch_sub(1, std::memory_order_relaxed); }
+  MemRef(const MemRef&) = delete;
+  MemRef& operator=(const MemRef&) = delete;
 
   std::unique_ptr<mem::MemTable> table;
   // The lowest WAL number holding entries of this memtable.
   const uint64_t wal_number;
+  VersionCounters* const counters;
   // Set once, when this memtable is frozen and replaced.
   std::shared_ptr<MemRef> newer;
 };
 
 class TreeRoot {
  public:
-  TreeRoot(tree::BTree* tree, uint64_t root) : tree_(tree), root_(root) {}
+  TreeRoot(tree::BTree* tree, uint64_t root, VersionCounters* c)
+      : tree_(tree), root_(root), counters_(c) {
+    counters_->tree_roots.fetch_add(1, std::memory_order_relaxed);
+  }
   ~TreeRoot() {
     newer_.reset();  // Newer roots release their obsolete pages first...
     if (!obsolete_.empty()) tree_->ReleasePages(obsolete_);  // ...then ours.
+    counters_->retained_pages.fetch_sub(static_cast<int64_t>(obsolete_.size()),
+                                        std::memory_order_relaxed);
+    counters_->tree_roots.fetch_sub(1, std::memory_order_relaxed);
   }
   TreeRoot(const TreeRoot&) = delete;
   TreeRoot& operator=(const TreeRoot&) = delete;
@@ -56,16 +79,27 @@ class TreeRoot {
   void Supersede(std::shared_ptr<TreeRoot> next, std::vector<uint64_t> pages) {
     newer_ = std::move(next);
     obsolete_ = std::move(pages);
+    counters_->retained_pages.fetch_add(static_cast<int64_t>(obsolete_.size()),
+                                        std::memory_order_relaxed);
   }
 
  private:
   tree::BTree* const tree_;
   const uint64_t root_;
+  VersionCounters* const counters_;
   std::shared_ptr<TreeRoot> newer_;
   std::vector<uint64_t> obsolete_;
 };
 
 struct Version {
+  explicit Version(VersionCounters* c) : counters(c) {
+    counters->versions.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Version() { counters->versions.fetch_sub(1, std::memory_order_relaxed); }
+  Version(const Version&) = delete;
+  Version& operator=(const Version&) = delete;
+
+  VersionCounters* const counters;
   std::shared_ptr<MemRef> mem;               // active memtable
   std::vector<std::shared_ptr<MemRef>> imm;  // frozen memtables, newest first
   std::shared_ptr<TreeRoot> tree;
