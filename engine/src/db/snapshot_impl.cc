@@ -51,12 +51,17 @@ Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
   }
 }
 
-bool SnapshotImpl::View(std::shared_ptr<Version>* version, uint64_t* sequence) const {
+Status SnapshotImpl::View(const DBImpl* db, std::shared_ptr<Version>* version,
+                          uint64_t* sequence) const {
   port::MutexLock l(&mu_);
-  if (closed_) return false;
+  if (closed_) return Status::Closed("snapshot is closed");
+  // Another database's version names its memtables and tree pages: reading
+  // it through this database's tree is garbage, and would keep them pinned
+  // past that database's Close().
+  if (db != db_) return Status::InvalidArgument("snapshot belongs to another database");
   *version = version_;
   *sequence = sequence_;
-  return true;
+  return Status::OK();
 }
 
 std::unique_ptr<Snapshot> NewSnapshot(DBImpl* db, std::shared_ptr<Version> version,

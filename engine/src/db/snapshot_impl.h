@@ -32,7 +32,9 @@ class SnapshotImpl final : public Snapshot, public Handle {
   uint64_t sequence() const override { return sequence_; }
   // Closed once the database closed (or the snapshot was never opened).
   Status Get(DBImpl* db, std::string_view key, std::string* value, bool verify_checksums) const;
-  bool View(std::shared_ptr<Version>* version, uint64_t* sequence) const;
+  // The view to read `db` at: Closed once the database closed, InvalidArgument
+  // for a snapshot of another database.
+  Status View(const DBImpl* db, std::shared_ptr<Version>* version, uint64_t* sequence) const;
   // Links into the database's registry; false if it is closed.
   bool Register();
 

@@ -150,7 +150,12 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
   Status Commit() override {
     port::MutexLock l(&mu_);
     Status s = Usable();
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // A read set that could not be recorded cannot be validated: the
+      // transaction ends without writing anything.
+      if (Ended().ok()) Finish();
+      return s;
+    }
     if (!writes_->empty()) {
       try {
         WriteBatch batch(arena_.get());
@@ -179,7 +184,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
 
   Status Rollback() override {
     port::MutexLock l(&mu_);
-    Status s = Usable();
+    Status s = Ended();  // a transaction over its budget can always roll back
     if (!s.ok()) return s;
     Finish();
     return Status::OK();
@@ -228,18 +233,30 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
   void ReleaseLocked() override REQUIRES(mu_) { Finish(); }
 
  private:
-  Status Usable() REQUIRES(mu_) {
+  Status Ended() REQUIRES(mu_) {
     if (closed_) return Status::Closed("transaction used after its database closed");
     if (finished_) return Status::InvalidArgument("transaction already committed or rolled back");
-    if (overflowed_) return Status::MemoryLimit("transaction buffer budget exhausted");
     return Status::OK();
+  }
+  Status Usable() REQUIRES(mu_) {
+    Status s = Ended();
+    if (s.ok() && overflowed_) s = Status::MemoryLimit("transaction buffer budget exhausted");
+    return s;
   }
 
   Status Buffer(std::string_view key, bool deleted, std::string_view value) REQUIRES(mu_) {
     try {
+      auto it = writes_->find(key);
+      if (it != writes_->end()) {
+        // A rewrite reuses the entry's buffer: the arena never frees, so a
+        // fresh copy per rewrite would grow the transaction without bound.
+        it->second.value.assign(value.data(), value.size());
+        it->second.deleted = deleted;
+        return Status::OK();
+      }
       std::pmr::string k(key, arena_.get());
       WriteEntry e{deleted, std::pmr::string(value, arena_.get())};
-      writes_->insert_or_assign(std::move(k), std::move(e));
+      writes_->emplace(std::move(k), std::move(e));
       return Status::OK();
     } catch (const std::bad_alloc&) {
       return Status::MemoryLimit("transaction buffer budget of " +
