@@ -120,12 +120,13 @@ Status AllocateSegmentFor(ArenaCore* a, size_t bytes, Segment* segment) {
 }
 
 bool TryBump(ArenaCore* a, size_t bytes, size_t align, void** out) REQUIRES(a->mu) {
-  if (a->cur == nullptr) return false;
-  const uintptr_t p = (reinterpret_cast<uintptr_t>(a->cur) + align - 1) & ~(align - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(a->end);
+  BumpWindow* w = a->bump;
+  if (w->cur == nullptr) return false;
+  const uintptr_t p = (reinterpret_cast<uintptr_t>(w->cur) + align - 1) & ~(align - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(w->end);
   if (p > end || bytes > end - p) return false;
-  a->cur = reinterpret_cast<char*>(p + bytes);
-  Add(a->used, bytes);
+  w->cur = reinterpret_cast<char*>(p + bytes);
+  Add(w->used, bytes);
   Unpoison(reinterpret_cast<void*>(p), bytes);
   *out = reinterpret_cast<void*>(p);
   return true;
@@ -151,9 +152,9 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* a) {
     a->closed.store(true, std::memory_order_release);
     head = a->owned_head;
     a->owned_head = kNoLink;
-    a->cur = a->end = nullptr;
+    a->bump->cur = a->bump->end = nullptr;
     a->bytes.store(0, std::memory_order_relaxed);
-    a->used.store(0, std::memory_order_relaxed);
+    a->bump->used.store(0, std::memory_order_relaxed);
     a->segments.store(0, std::memory_order_relaxed);
   }
   pool->ReleaseOwnedList(head);
@@ -175,7 +176,16 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* a) {
 using internal::ArenaCore;
 using internal::ArenaLock;
 
-Arena::Arena(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Arena::Arena(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->bump = &bump_;
+  // Checked and ASan builds keep every allocation out of line: the owner
+  // check and per-object unpoisoning live there.
+#if defined(ARENAKV_CHECKED) || defined(ARENAKV_ASAN)
+  bump_.inline_ok = false;
+#else
+  bump_.inline_ok = !impl_->shared;
+#endif
+}
 
 Arena::~Arena() {
   ArenaCore* a = impl_.get();
@@ -214,18 +224,26 @@ Status Arena::Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& opti
   impl->options = options;
   impl->id = core->NewArenaId();
   impl->shared = options.kind == ArenaKind::kShared;
+  // The Arena object exists before the tree can see the arena: a pool Close()
+  // reaches its bump window through it. Until linked it counts as closed, so
+  // destroying it on failure (after the lock below is released) touches
+  // nothing.
+  ArenaCore* core_arena = impl.get();
+  core_arena->closed.store(true, std::memory_order_relaxed);
+  std::unique_ptr<Arena> made(new Arena(std::move(impl)));
   {
     port::MutexLock l(&core->tree_mu);
     if (core->closing_) {
       return Status::Closed("pool '" + core->options().name + "' is closed");
     }
-    impl->in_roots = true;
-    impl->next = core->roots;
-    if (core->roots != nullptr) core->roots->prev = impl.get();
-    core->roots = impl.get();
+    core_arena->closed.store(false, std::memory_order_relaxed);
+    core_arena->in_roots = true;
+    core_arena->next = core->roots;
+    if (core->roots != nullptr) core->roots->prev = core_arena;
+    core->roots = core_arena;
     ++core->open_arenas;
   }
-  arena->reset(new Arena(std::move(impl)));
+  *arena = std::move(made);
   return Status::OK();
 }
 
@@ -240,49 +258,25 @@ Status Arena::NewChild(const ArenaOptions& options, std::unique_ptr<Arena>* chil
   impl->options = options;
   impl->id = a->pool->NewArenaId();
   impl->shared = options.kind == ArenaKind::kShared;
+  // As in Create(): made first, closed until linked.
+  ArenaCore* core_child = impl.get();
+  core_child->closed.store(true, std::memory_order_relaxed);
+  std::unique_ptr<Arena> made(new Arena(std::move(impl)));
   {
     port::MutexLock l(&a->pool->tree_mu);
-    if (a->closed.load(std::memory_order_acquire) || a->pool->closing_) return internal::ClosedError(a);
-    impl->parent = a;
-    impl->next = a->first_child;
-    if (a->first_child != nullptr) a->first_child->prev = impl.get();
-    a->first_child = impl.get();
+    if (a->closed.load(std::memory_order_acquire) || a->pool->closing_) {
+      return internal::ClosedError(a);
+    }
+    core_child->closed.store(false, std::memory_order_relaxed);
+    core_child->parent = a;
+    core_child->next = a->first_child;
+    if (a->first_child != nullptr) a->first_child->prev = core_child;
+    a->first_child = core_child;
     ++a->children;
     ++a->pool->open_arenas;
   }
-  child->reset(new Arena(std::move(impl)));
+  *child = std::move(made);
   return Status::OK();
-}
-
-namespace internal {
-namespace {
-
-// The confined hot path: no lock, no atomic read-modify-write, no closed
-// check (a closed arena has no block, so the bump fails and the slow path
-// reports Closed).
-inline bool TryBumpConfined(ArenaCore* a, size_t bytes, size_t align,
-                            void** out) NO_THREAD_SAFETY_ANALYSIS {
-  const uintptr_t cur = reinterpret_cast<uintptr_t>(a->cur);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(a->end);
-  const uintptr_t p = (cur + align - 1) & ~(align - 1);
-  if (cur == 0 || p > end || bytes > end - p) return false;
-  a->cur = reinterpret_cast<char*>(p + bytes);
-  Add(a->used, bytes);
-  Unpoison(reinterpret_cast<void*>(p), bytes);
-  *out = reinterpret_cast<void*>(p);
-  return true;
-}
-
-}  // namespace
-}  // namespace internal
-
-Status Arena::Allocate(size_t bytes, size_t align, void** out) {
-  ArenaCore* a = impl_.get();
-  if (!a->shared && bytes != 0 && (align & (align - 1)) == 0 && align - 1 < 4096) {
-    internal::CheckOwnerThread(a);
-    if (internal::TryBumpConfined(a, bytes, align, out)) return Status::OK();
-  }
-  return AllocateSlow(bytes, align, out);
 }
 
 Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
@@ -305,7 +299,8 @@ Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
     Segment seg;
     Status s = internal::AllocateSegmentFor(a, bytes < align ? align : bytes, &seg);
     if (!s.ok()) return s;
-    internal::Add(a->used, bytes);
+    ArenaLock l(a);
+    internal::Add(a->bump->used, bytes);
     *out = seg.data;
     return Status::OK();
   }
@@ -317,8 +312,8 @@ Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
   // Blocks are poisoned as a whole and unpoisoned object by object, so ASan
   // sees overruns past an object into the unused rest of the block.
   internal::Poison(block.data, block.size);
-  a->cur = block.data;
-  a->end = block.data + block.size;
+  a->bump->cur = block.data;
+  a->bump->end = block.data + block.size;
   if (!internal::TryBump(a, bytes, align, out)) {
     return Status::InvalidArgument("arena '" + a->options.name + "': object larger than block");
   }
@@ -377,7 +372,7 @@ static ArenaStats StatsOf(const ArenaCore* a) {
   ArenaStats st;
   st.name = a->options.name;
   st.bytes = a->bytes.load(std::memory_order_relaxed);
-  st.used_bytes = a->used.load(std::memory_order_relaxed);
+  st.used_bytes = a->bump->used.load(std::memory_order_relaxed);
   st.segments = a->segments.load(std::memory_order_relaxed);
   st.limit_bytes = a->options.limit_bytes;
   st.children = a->children;

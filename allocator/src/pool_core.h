@@ -480,11 +480,11 @@ struct __attribute__((visibility("hidden"))) ArenaCore {
   std::atomic<bool> closed{false};
   port::Mutex mu;
   Link owned_head GUARDED_BY(mu) = kNoLink;
-  char* cur GUARDED_BY(mu) = nullptr;
-  char* end GUARDED_BY(mu) = nullptr;
+  // The bump block and `used` counter, in the Arena object (see arena.h);
+  // "guarded" like the fields above: by mu for kShared, by ownership else.
+  BumpWindow* bump = nullptr;
   // Counters readable from any thread (Stats); written by the owner.
   std::atomic<size_t> bytes{0};
-  std::atomic<size_t> used{0};
   std::atomic<size_t> segments{0};
 #if defined(ARENAKV_CHECKED)
   std::atomic<std::thread::id> owner_thread{};

@@ -43,7 +43,7 @@ void AppendTree(const ArenaCore* a, std::string* out, int depth) {
           (a->shared ? "shared" : "confined") + ": " +
           FormatBytes(a->bytes.load(std::memory_order_relaxed)) + " in " +
           std::to_string(a->segments.load(std::memory_order_relaxed)) + " segment(s), " +
-          FormatBytes(a->used.load(std::memory_order_relaxed)) + " bump-allocated" +
+          FormatBytes(a->bump->used.load(std::memory_order_relaxed)) + " bump-allocated" +
           (a->closed.load(std::memory_order_acquire) ? " (closed)" : "") + "\n";
   for (const ArenaCore* c = a->first_child; c != nullptr; c = c->next) {
     AppendTree(c, out, depth + 1);

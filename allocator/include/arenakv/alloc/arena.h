@@ -6,15 +6,17 @@
 // std::pmr containers can live in it (their memory dies with the arena).
 //
 // Thread safety: a kConfined arena belongs to one thread at a time (checked
-// in checked builds) and takes no locks on the hot path; a kShared arena may
-// be used from any number of threads. Close(), NewChild() and Stats() are
+// in checked builds) and takes no locks on the hot path, which is inline
+// here; a kShared arena may be used from any number of threads. Close(), NewChild() and Stats() are
 // safe to call from any thread for both kinds, and closing a parent while a
 // child is used by another thread is the caller's race to prevent.
 
 #ifndef ARENAKV_ALLOC_ARENA_H_
 #define ARENAKV_ALLOC_ARENA_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <memory_resource>
 #include <string>
@@ -47,6 +49,23 @@ struct ArenaStats {
   bool closed = false;
 };
 
+namespace internal {
+// The block an arena bump-allocates small objects from, [cur, end), kept in
+// the Arena object itself so that a confined arena's Allocate() is a pointer
+// bump inline in the caller. Both are null while there is no block (and once
+// closed). A confined arena's owner thread reads and writes them; a shared
+// arena's under its mutex; Close() clears them. `used` is written the same
+// way and read by Stats() from any thread (relaxed: plain moves).
+struct BumpWindow {
+  char* cur = nullptr;
+  char* end = nullptr;
+  std::atomic<size_t> used{0};
+  // Set for confined arenas outside checked and sanitizer builds, whose
+  // every allocation must pass through the owner check or ASan unpoisoning.
+  bool inline_ok = false;
+};
+}  // namespace internal
+
 class Arena final : public std::pmr::memory_resource {
  public:
   static Status Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& options,
@@ -61,7 +80,12 @@ class Arena final : public std::pmr::memory_resource {
   Status NewChild(const ArenaOptions& options, std::unique_ptr<Arena>* child);
 
   // Bump allocation; `align` is a power of two <= 4096.
-  Status Allocate(size_t bytes, size_t align, void** out);
+  Status Allocate(size_t bytes, size_t align, void** out) {
+    // Inline: on a confined arena with room in its block this is a pointer
+    // bump, and the caller's OK Status folds away.
+    if (TryBumpInline(bytes, align, out)) return Status::OK();
+    return AllocateSlow(bytes, align, out);
+  }
 
   // A whole segment of at least `bytes`, owned by this arena.
   Status AllocateSegment(size_t bytes, Segment* segment);
@@ -90,9 +114,26 @@ class Arena final : public std::pmr::memory_resource {
   friend class SegmentPool;
   struct Impl;
   explicit Arena(std::unique_ptr<Impl> impl);
-  // Allocate() past the confined fast path: shared arenas, a full block,
-  // large objects and alignments, errors.
+  // Allocate() past the confined fast path: shared arenas, checked builds, a
+  // full block, large objects and alignments, errors.
   Status AllocateSlow(size_t bytes, size_t align, void** out);
+  bool TryBumpInline(size_t bytes, size_t align, void** out) {
+    if (!bump_.inline_ok) return false;
+    const uintptr_t cur = reinterpret_cast<uintptr_t>(bump_.cur);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(bump_.end);
+    const uintptr_t p = (cur + align - 1) & ~(align - 1);
+    // align - 1 < 4096 with a power of two rejects 0 and large alignments;
+    // no block (cur == end == 0) leaves no room for bytes > 0.
+    if (bytes == 0 || (align & (align - 1)) != 0 || align - 1 >= 4096 || p > end ||
+        bytes > end - p) {
+      return false;
+    }
+    bump_.cur = reinterpret_cast<char*>(p + bytes);
+    bump_.used.store(bump_.used.load(std::memory_order_relaxed) + bytes,
+                     std::memory_order_relaxed);
+    *out = reinterpret_cast<void*>(p);
+    return true;
+  }
 
   // std::pmr::memory_resource. Deallocation is a no-op: memory is returned
   // when the arena closes. Allocation failure throws std::bad_alloc, as the
@@ -101,6 +142,7 @@ class Arena final : public std::pmr::memory_resource {
   void do_deallocate(void* p, size_t bytes, size_t align) override;
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
+  internal::BumpWindow bump_;
   std::unique_ptr<Impl> impl_;
 };
 
