@@ -39,12 +39,154 @@ struct Child {
   ChildState state = ChildState::kUnchanged;
 };
 
+// A growable byte buffer in segments of the checkpoint's arena: a segment
+// it outgrows goes back to the pool at once (pmr containers of that size
+// would come from the arena, which frees nothing before the checkpoint ends).
+class SegmentBuffer {
+ public:
+  explicit SegmentBuffer(alloc::Arena* arena) : arena_(arena) {}
+  SegmentBuffer(const SegmentBuffer&) = delete;
+  SegmentBuffer& operator=(const SegmentBuffer&) = delete;
+  ~SegmentBuffer() {
+    if (seg_.valid()) arena_->ReleaseSegment(seg_).IgnoreError();
+  }
+
+  char* data() const { return seg_.data; }
+  size_t size() const { return size_; }
+  void clear() { size_ = 0; }
+  Status Reserve(size_t n) {
+    if (n <= seg_.size) return Status::OK();
+    alloc::Segment bigger;
+    Status s = arena_->AllocateSegment(std::max({n, 2 * seg_.size, size_t{4096}}), &bigger);
+    if (!s.ok()) return s;
+    if (size_ > 0) std::memcpy(bigger.data, seg_.data, size_);
+    if (seg_.valid()) arena_->ReleaseSegment(seg_).IgnoreError();
+    seg_ = bigger;
+    return Status::OK();
+  }
+  Status Append(const void* p, size_t n) {
+    if (size_ + n > seg_.size) {
+      Status s = Reserve(size_ + n);
+      if (!s.ok()) return s;
+    }
+    if (n > 0) std::memcpy(seg_.data + size_, p, n);
+    size_ += n;
+    return Status::OK();
+  }
+
+ private:
+  alloc::Arena* const arena_;
+  alloc::Segment seg_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+class CheckpointWriter;
+struct ChildList;
+
+// Packs the entries of consecutive rewritten pages of one level into as few
+// pages as possible: a page is cut when the next entry would overflow
+// page_bytes, and only the last two pages of a run are rebalanced (Finish).
+// A run spans every rewritten sibling between two pages the checkpoint leaves
+// unchanged, so pages split by earlier checkpoints fill up again.
+class NodeBuilder {
+ public:
+  NodeBuilder(CheckpointWriter* w, ChildList* out);
+
+  // Begins a run whose first page has lower bound `lower`.
+  void Start(std::string_view lower);
+  bool active() const { return active_; }
+  Status AddLeaf(std::string_view key, std::string_view value) {
+    char h[kLeafEntryHeaderBytes];
+    EncodeFixed16(h, static_cast<uint16_t>(key.size()));
+    EncodeFixed32(h + 2, static_cast<uint32_t>(value.size()));
+    return Add(h, sizeof(h), key, value);
+  }
+  Status AddChild(std::string_view sep, uint64_t child) {
+    char h[kInternalEntryHeaderBytes];
+    EncodeFixed16(h, static_cast<uint16_t>(sep.size()));
+    EncodeFixed64(h + 2, child);
+    return Add(h, sizeof(h), sep, {});
+  }
+  // Emits what the run holds and ends it.
+  Status Finish();
+
+ private:
+  // One page's entries in image form, back to back.
+  struct Scratch {
+    explicit Scratch(alloc::Arena* arena) : data(arena), offs(arena) {}
+    SegmentBuffer data;
+    SegmentBuffer offs;  // u32 offset of each entry in data
+    size_t bytes = 0;    // sum of entry bytes including slots
+    size_t count() const { return offs.size() / sizeof(uint32_t); }
+    bool empty() const { return offs.size() == 0; }
+    uint32_t off(size_t i) const {
+      uint32_t o;
+      std::memcpy(&o, offs.data() + i * sizeof(uint32_t), sizeof(o));
+      return o;
+    }
+    const char* entry(size_t i) const { return data.data() + off(i); }
+    void clear() {
+      data.clear();
+      offs.clear();
+      bytes = 0;
+    }
+  };
+
+  bool leaf() const { return level_ == 0; }
+  size_t HeaderBytes() const { return leaf() ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes; }
+  size_t MinEntries() const { return leaf() ? 1 : 2; }
+  std::string_view KeyAt(const Scratch& s, size_t i) const {
+    const char* e = s.entry(i);
+    return {e + HeaderBytes(), DecodeFixed16(e)};
+  }
+  size_t EntryLen(const Scratch& s, size_t i) const {
+    size_t end = i + 1 < s.count() ? s.off(i + 1) : s.data.size();
+    return end - s.off(i);
+  }
+  // Appends one entry made of up to three pieces.
+  static Status Append(Scratch* s, std::string_view a, std::string_view b = {},
+                       std::string_view c = {}) {
+    uint32_t off = static_cast<uint32_t>(s->data.size());
+    Status st = s->offs.Append(&off, sizeof(off));
+    if (st.ok()) st = s->data.Append(a.data(), a.size());
+    if (st.ok()) st = s->data.Append(b.data(), b.size());
+    if (st.ok()) st = s->data.Append(c.data(), c.size());
+    s->bytes += a.size() + b.size() + c.size() + kSlotBytes;
+    return st;
+  }
+  Status Add(const char* h, size_t hlen, std::string_view key, std::string_view value);
+  Status Emit(Scratch* s);
+
+  CheckpointWriter* const w_;
+  ChildList* const out_;
+  size_t page_bytes_;
+  uint16_t level_ = 0;
+  bool active_ = false;
+  bool emitted_ = false;  // the run has emitted a page
+  std::pmr::string lower_;
+  // pages_[cur_] is being filled; pages_[cur_ ^ 1] is the full one before it.
+  // Both keep their capacity from run to run.
+  Scratch pages_[2];
+  Scratch joined_;
+  int cur_ = 0;
+  std::pmr::string last_key_;  // last key of the previous emitted leaf
+};
+
+// The pages of one level under construction, below one parent.
 struct ChildList {
-  ChildList(uint16_t lvl, std::pmr::memory_resource* mr) : level(lvl), items(mr) {}
+  ChildList(CheckpointWriter* w, uint16_t lvl, std::pmr::memory_resource* mr)
+      : level(lvl), items(mr), builder(w, this) {}
+  ChildList(const ChildList&) = delete;
+  ChildList& operator=(const ChildList&) = delete;
   uint16_t level;
   std::pmr::vector<Child> items;
   size_t done = 0;  // items before this index are final (written or unchanged)
+  NodeBuilder builder;  // the run of rewritten pages being packed into items
 };
+
+namespace {
 
 // The shortest key s with a < s <= b (requires a < b).
 std::string_view ShortestSeparator(std::string_view a, std::string_view b) {
@@ -71,8 +213,13 @@ class CheckpointWriter {
         min_fill_(tree->options_.page_bytes / 4),
         prev_key_(mr),
         written_(mr),
-        abandoned_(mr) {}
+        abandoned_(mr),
+        lists_(mr) {}
   ~CheckpointWriter() {
+    std::pmr::polymorphic_allocator<ChildList> alloc(mr_);
+    for (ChildList* l : lists_) {
+      if (l != nullptr) alloc.delete_object(l);
+    }
     if (buffer_.valid()) arena_->ReleaseSegment(buffer_).IgnoreError();
   }
 
@@ -87,19 +234,28 @@ class CheckpointWriter {
   Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes);
   size_t page_bytes() const { return page_bytes_; }
   std::pmr::memory_resource* mr() const { return mr_; }
+  alloc::Arena* arena() const { return arena_; }
 
  private:
   bool InRange(const std::string_view* upper) const {
     return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
   }
+  // Applies the changes below `upper` to the page at `address` (0: the
+  // empty tree), adding its replacement to out's run, or (*kept) the page
+  // itself to `out` if nothing in it changes.
   Status Rewrite(uint64_t address, int level, std::string_view lower, const std::string_view* upper,
-                 ChildList* out);
+                 ChildList* out, bool* kept);
   Status RewriteLeaf(uint64_t address, std::string_view lower, const std::string_view* upper,
-                     ChildList* out);
+                     ChildList* out, bool* kept);
   Status RewriteInternal(uint64_t address, int level, std::string_view lower,
-                         const std::string_view* upper, ChildList* out);
+                         const std::string_view* upper, ChildList* out, bool* kept);
   Status CheckChange();
-  void AddUnchanged(ChildList* out, std::string_view sep, uint64_t address);
+  // The (emptied) list for the children of a page of level `level` + 1. The
+  // walk is depth first, so one list per level serves every page rewritten
+  // there and keeps its capacity.
+  ChildList* ListFor(uint16_t level);
+  // Ends out's run, then appends a page this checkpoint keeps.
+  Status AddUnchanged(ChildList* out, std::string_view sep, uint64_t address);
   Status Settle(ChildList* list, bool final);
   Status LoadBytes(Child* c);
   Status Merge(ChildList* list, size_t left, bool* merged);
@@ -124,6 +280,7 @@ class CheckpointWriter {
 
   std::pmr::vector<uint64_t> written_;    // pages this checkpoint wrote
   std::pmr::vector<uint64_t> abandoned_;  // written, then not part of the new tree
+  std::pmr::vector<ChildList*> lists_;    // by level; see ListFor
   CheckpointResult* result_ = nullptr;
 
   // Write batching: contiguous pages accumulate in buffer_ and go out in one
@@ -135,103 +292,43 @@ class CheckpointWriter {
   bool run_at_end_ = false;
 };
 
-// Accumulates the entries of one level's pages, cutting a page when the next
-// entry would overflow page_bytes and rebalancing the last two at Finish.
-class NodeBuilder {
- public:
-  NodeBuilder(CheckpointWriter* w, PageType type, uint16_t level, std::string_view lower,
-              ChildList* out)
-      : w_(w),
-        type_(type),
-        level_(level),
-        lower_(lower, w->mr()),
-        out_(out),
-        pages_{Scratch(w->mr()), Scratch(w->mr())},
-        last_key_(w->mr()) {}
+NodeBuilder::NodeBuilder(CheckpointWriter* w, ChildList* out)
+    : w_(w),
+      out_(out),
+      page_bytes_(w->page_bytes()),
+      lower_(w->mr()),
+      pages_{Scratch(w->arena()), Scratch(w->arena())},
+      joined_(w->arena()),
+      last_key_(w->mr()) {}
 
-  Status AddLeaf(std::string_view key, std::string_view value) {
-    char h[kLeafEntryHeaderBytes];
-    EncodeFixed16(h, static_cast<uint16_t>(key.size()));
-    EncodeFixed32(h + 2, static_cast<uint32_t>(value.size()));
-    return Add(h, sizeof(h), key, value);
-  }
-  Status AddChild(std::string_view sep, uint64_t child) {
-    char h[kInternalEntryHeaderBytes];
-    EncodeFixed16(h, static_cast<uint16_t>(sep.size()));
-    EncodeFixed64(h + 2, child);
-    return Add(h, sizeof(h), sep, {});
-  }
-  Status Finish();
-  bool emitted() const { return emitted_; }
+void NodeBuilder::Start(std::string_view lower) {
+  level_ = out_->level;
+  lower_.assign(lower.data(), lower.size());
+  active_ = true;
+  emitted_ = false;
+  cur_ = 0;
+  for (Scratch& s : pages_) s.clear();
+}
 
- private:
-  struct Scratch {
-    explicit Scratch(std::pmr::memory_resource* mr) : data(mr), offs(mr) {}
-    std::pmr::vector<char> data;  // entries in image form, back to back
-    std::pmr::vector<uint32_t> offs;
-    size_t bytes = 0;  // sum of entry bytes including slots
-    void clear() {
-      data.clear();
-      offs.clear();
-      bytes = 0;
+Status NodeBuilder::Add(const char* h, size_t hlen, std::string_view key, std::string_view value) {
+  size_t len = hlen + key.size() + value.size();
+  Scratch* cur = &pages_[cur_];
+  if (cur->count() >= MinEntries() &&
+      kImageHeaderBytes + cur->bytes + len + kSlotBytes > page_bytes_) {
+    Scratch* prev = &pages_[cur_ ^ 1];
+    if (!prev->empty()) {
+      Status s = Emit(prev);
+      if (!s.ok()) return s;
     }
-  };
-
-  size_t HeaderBytes() const {
-    return type_ == PageType::kLeaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes;
+    cur_ ^= 1;  // the full page becomes prev
+    cur = &pages_[cur_];
   }
-  size_t MinEntries() const { return type_ == PageType::kLeaf ? 1 : 2; }
-  std::string_view KeyAt(const Scratch& s, size_t i) const {
-    const char* e = s.data.data() + s.offs[i];
-    return {e + HeaderBytes(), DecodeFixed16(e)};
-  }
-  size_t EntryLen(const Scratch& s, size_t i) const {
-    size_t end = i + 1 < s.offs.size() ? s.offs[i + 1] : s.data.size();
-    return end - s.offs[i];
-  }
-  void Append(Scratch* s, const char* entry, size_t len) {
-    s->offs.push_back(static_cast<uint32_t>(s->data.size()));
-    s->data.insert(s->data.end(), entry, entry + len);
-    s->bytes += len + kSlotBytes;
-  }
-
-  Status Add(const char* h, size_t hlen, std::string_view key, std::string_view value) {
-    size_t len = hlen + key.size() + value.size();
-    Scratch* cur = &pages_[cur_];
-    if (cur->offs.size() >= MinEntries() &&
-        kImageHeaderBytes + cur->bytes + len + kSlotBytes > w_->page_bytes()) {
-      Scratch* prev = &pages_[cur_ ^ 1];
-      if (!prev->offs.empty()) {
-        Status s = Emit(prev);
-        if (!s.ok()) return s;
-      }
-      cur_ ^= 1;  // the full page becomes prev
-      cur = &pages_[cur_];
-    }
-    cur->offs.push_back(static_cast<uint32_t>(cur->data.size()));
-    cur->data.insert(cur->data.end(), h, h + hlen);
-    cur->data.insert(cur->data.end(), key.begin(), key.end());
-    cur->data.insert(cur->data.end(), value.begin(), value.end());
-    cur->bytes += len + kSlotBytes;
-    return Status::OK();
-  }
-
-  Status Emit(Scratch* s);
-
-  CheckpointWriter* const w_;
-  const PageType type_;
-  const uint16_t level_;
-  std::pmr::string lower_;
-  ChildList* const out_;
-  Scratch pages_[2];
-  int cur_ = 0;  // pages_[cur_] is being filled; pages_[cur_ ^ 1] is the full one before it
-  bool emitted_ = false;
-  std::pmr::string last_key_;  // last key of the previous emitted leaf
-};
+  return Append(cur, std::string_view(h, hlen), key, value);
+}
 
 Status NodeBuilder::Emit(Scratch* s) {
-  bool leaf = type_ == PageType::kLeaf;
-  uint32_t count = static_cast<uint32_t>(s->offs.size());
+  const bool leaf = this->leaf();
+  uint32_t count = static_cast<uint32_t>(s->count());
   std::string_view first = KeyAt(*s, 0);
   // An internal page stores its first separator empty: the parent holds it.
   size_t image = kImageHeaderBytes + s->bytes - (leaf ? 0 : first.size());
@@ -244,9 +341,10 @@ Status NodeBuilder::Emit(Scratch* s) {
   } else if (count >= 2) {
     prefix = CommonPrefix(KeyAt(*s, 1), KeyAt(*s, count - 1));
   }
-  ImageWriter iw(page.frame()->data(), type_, level_, count, static_cast<uint32_t>(image), prefix);
+  ImageWriter iw(page.frame()->data(), leaf ? PageType::kLeaf : PageType::kInternal, level_, count,
+                 static_cast<uint32_t>(image), prefix);
   for (uint32_t i = 0; i < count; ++i) {
-    const char* e = s->data.data() + s->offs[i];
+    const char* e = s->entry(i);
     std::string_view k = KeyAt(*s, i);
     if (leaf) {
       iw.Leaf(k, {e + kLeafEntryHeaderBytes + k.size(), DecodeFixed32(e + 2)});
@@ -272,22 +370,26 @@ Status NodeBuilder::Emit(Scratch* s) {
 }
 
 Status NodeBuilder::Finish() {
+  active_ = false;
   Scratch* prev = &pages_[cur_ ^ 1];
   Scratch* cur = &pages_[cur_];
-  if (!prev->offs.empty() && !cur->offs.empty() && cur->bytes < w_->page_bytes() / 2) {
+  if (!prev->empty() && !cur->empty() && cur->bytes < page_bytes_ / 2) {
     // The last page is light: join the last two when they fit in one page,
     // else share their entries evenly.
-    size_t n = prev->offs.size() + cur->offs.size();
+    size_t n = prev->count() + cur->count();
     size_t total = prev->bytes + cur->bytes;
-    bool join = kImageHeaderBytes + total <= w_->page_bytes();
+    bool join = kImageHeaderBytes + total <= page_bytes_;
     if (join || n >= 2 * MinEntries()) {
-      Scratch joined(w_->mr());
-      for (size_t i = 0; i < prev->offs.size(); ++i) {
-        Append(&joined, prev->data.data() + prev->offs[i], EntryLen(*prev, i));
+      Scratch& joined = joined_;
+      joined.clear();
+      Status s;
+      for (size_t i = 0; s.ok() && i < prev->count(); ++i) {
+        s = Append(&joined, {prev->entry(i), EntryLen(*prev, i)});
       }
-      for (size_t i = 0; i < cur->offs.size(); ++i) {
-        Append(&joined, cur->data.data() + cur->offs[i], EntryLen(*cur, i));
+      for (size_t i = 0; s.ok() && i < cur->count(); ++i) {
+        s = Append(&joined, {cur->entry(i), EntryLen(*cur, i)});
       }
+      if (!s.ok()) return s;
       prev->clear();
       cur->clear();
       if (join) return Emit(&joined);
@@ -297,14 +399,15 @@ Status NodeBuilder::Finish() {
         ++split;
       }
       split = std::clamp(split, MinEntries(), n - MinEntries());
-      for (size_t j = 0; j < n; ++j) {
-        Append(j < split ? prev : cur, joined.data.data() + joined.offs[j], EntryLen(joined, j));
+      for (size_t j = 0; s.ok() && j < n; ++j) {
+        s = Append(j < split ? prev : cur, {joined.entry(j), EntryLen(joined, j)});
       }
+      if (!s.ok()) return s;
     }
   }
   Status s;
-  if (!prev->offs.empty()) s = Emit(prev);
-  if (s.ok() && !cur->offs.empty()) s = Emit(cur);
+  if (!prev->empty()) s = Emit(prev);
+  if (s.ok() && !cur->empty()) s = Emit(cur);
   return s;
 }
 
@@ -321,12 +424,17 @@ Status CheckpointWriter::AddPending(ChildList* out, std::string_view sep, PageRe
   return Settle(out, false);
 }
 
-void CheckpointWriter::AddUnchanged(ChildList* out, std::string_view sep, uint64_t address) {
+Status CheckpointWriter::AddUnchanged(ChildList* out, std::string_view sep, uint64_t address) {
+  if (out->builder.active()) {
+    Status s = out->builder.Finish();
+    if (!s.ok()) return s;
+  }
   out->items.emplace_back(mr_);
   Child& c = out->items.back();
   c.sep.assign(sep.data(), sep.size());
   c.address = address;
   c.state = ChildState::kUnchanged;
+  return Status::OK();
 }
 
 Status CheckpointWriter::LoadBytes(Child* c) {
@@ -543,14 +651,26 @@ Status CheckpointWriter::CheckChange() {
   return Status::OK();
 }
 
+ChildList* CheckpointWriter::ListFor(uint16_t level) {
+  if (lists_.size() <= level) lists_.resize(size_t{level} + 1, nullptr);
+  ChildList*& l = lists_[level];
+  if (l == nullptr) {
+    l = std::pmr::polymorphic_allocator<ChildList>(mr_).new_object<ChildList>(this, level, mr_);
+  }
+  l->items.clear();
+  l->done = 0;
+  return l;
+}
+
 Status CheckpointWriter::Rewrite(uint64_t address, int level, std::string_view lower,
-                                 const std::string_view* upper, ChildList* out) {
-  if (level == 0) return RewriteLeaf(address, lower, upper, out);
-  return RewriteInternal(address, level, lower, upper, out);
+                                 const std::string_view* upper, ChildList* out, bool* kept) {
+  if (level == 0) return RewriteLeaf(address, lower, upper, out, kept);
+  return RewriteInternal(address, level, lower, upper, out, kept);
 }
 
 Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
-                                     const std::string_view* upper, ChildList* out) {
+                                     const std::string_view* upper, ChildList* out, bool* kept) {
+  *kept = true;
   PageRef ref;
   PageView v;
   uint32_t n = 0;
@@ -563,12 +683,36 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
       return PageCorruption(tree_->path_, AddressOffset(address), "expected a leaf");
     n = v.count();
   }
-  NodeBuilder b(this, PageType::kLeaf, 0, lower, out);
-  bool modified = false;
-  uint32_t i = 0;
+  // Tombstones of absent keys change nothing: skip them, and keep the page if
+  // that is all the batch has for it.
+  bool pending = false;  // the current change passed CheckChange and modifies the page
   while (InRange(upper)) {
     s = CheckChange();
     if (!s.ok()) return s;
+    if (!changes_->is_tombstone()) {
+      pending = true;
+      break;
+    }
+    uint32_t at = n == 0 ? 0 : v.LowerBound(changes_->key());
+    if (at < n && v.key(at) == changes_->key()) {
+      pending = true;
+      break;
+    }
+    changes_->Next();
+  }
+  if (!pending) {
+    if (address != 0) return AddUnchanged(out, lower, address);
+    return Status::OK();
+  }
+  *kept = false;
+  NodeBuilder& b = out->builder;
+  if (!b.active()) b.Start(lower);
+  uint32_t i = 0;
+  for (bool first = true; InRange(upper); first = false) {
+    if (!first) {
+      s = CheckChange();
+      if (!s.ok()) return s;
+    }
     std::string_view k = changes_->key();
     for (; i < n && v.key(i) < k; ++i) {
       s = b.AddLeaf(v.key(i), v.value(i));
@@ -577,32 +721,26 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     bool exists = i < n && v.key(i) == k;
     if (exists) ++i;
     if (changes_->is_tombstone()) {
-      if (exists) {
-        --key_delta_;
-        modified = true;
-      }
+      if (exists) --key_delta_;
     } else {
       s = b.AddLeaf(k, changes_->value());
       if (!s.ok()) return s;
       if (!exists) ++key_delta_;
-      modified = true;
     }
     changes_->Next();
-  }
-  if (!modified && !b.emitted()) {
-    if (address != 0) AddUnchanged(out, lower, address);
-    return Status::OK();
   }
   for (; i < n; ++i) {
     s = b.AddLeaf(v.key(i), v.value(i));
     if (!s.ok()) return s;
   }
   if (address != 0) result_->obsolete.push_back(address);
-  return b.Finish();
+  return Status::OK();
 }
 
 Status CheckpointWriter::RewriteInternal(uint64_t address, int level, std::string_view lower,
-                                         const std::string_view* upper, ChildList* out) {
+                                         const std::string_view* upper, ChildList* out,
+                                         bool* kept) {
+  *kept = true;
   PageRef ref;
   Status s = tree_->FetchPage(address, false, &ref);
   if (!s.ok()) return s;
@@ -610,7 +748,7 @@ Status CheckpointWriter::RewriteInternal(uint64_t address, int level, std::strin
   if (v.level() != level) {
     return PageCorruption(tree_->path_, AddressOffset(address), "unexpected page level");
   }
-  ChildList children(static_cast<uint16_t>(level - 1), mr_);
+  ChildList& children = *ListFor(static_cast<uint16_t>(level - 1));
   bool changed = false;
   uint32_t n = v.count();
   for (uint32_t i = 0; i < n; ++i) {
@@ -623,40 +761,36 @@ Status CheckpointWriter::RewriteInternal(uint64_t address, int level, std::strin
     }
     uint64_t child = v.child(i);
     if (!InRange(child_upper)) {
-      AddUnchanged(&children, child_lower, child);
+      s = AddUnchanged(&children, child_lower, child);
     } else {
-      size_t before = children.items.size();
-      s = Rewrite(child, level - 1, child_lower, child_upper, &children);
-      if (!s.ok()) return s;
-      if (children.items.size() != before + 1 ||
-          children.items.back().state != ChildState::kUnchanged ||
-          children.items.back().address != child) {
-        changed = true;
-      }
+      bool child_kept = true;
+      s = Rewrite(child, level - 1, child_lower, child_upper, &children, &child_kept);
+      if (!child_kept) changed = true;
     }
-    s = Settle(&children, false);
+    if (s.ok()) s = Settle(&children, false);
     if (!s.ok()) return s;
   }
-  if (!changed) {
-    AddUnchanged(out, lower, address);
-    return Status::OK();
-  }
-  s = Settle(&children, true);
+  if (!changed) return AddUnchanged(out, lower, address);
+  *kept = false;
+  if (children.builder.active()) s = children.builder.Finish();
+  if (s.ok()) s = Settle(&children, true);
   if (!s.ok()) return s;
   result_->obsolete.push_back(address);
   if (children.items.empty()) return Status::OK();  // every key below it was deleted
-  NodeBuilder b(this, PageType::kInternal, static_cast<uint16_t>(level), lower, out);
+  NodeBuilder& b = out->builder;
+  if (!b.active()) b.Start(lower);
   for (const Child& c : children.items) {
     s = b.AddChild(c.sep, c.address);
     if (!s.ok()) return s;
   }
-  return b.Finish();
+  return Status::OK();
 }
 
 Status CheckpointWriter::BuildLevelAbove(ChildList* list, ChildList* above) {
   Status s = Settle(list, true);
   if (!s.ok()) return s;
-  NodeBuilder b(this, PageType::kInternal, static_cast<uint16_t>(list->level + 1), {}, above);
+  NodeBuilder& b = above->builder;
+  b.Start({});
   for (const Child& c : list->items) {
     s = b.AddChild(c.sep, c.address);
     if (!s.ok()) return s;
@@ -678,8 +812,10 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
     root_level = PageView(ref.data()).level();
   }
   changes_->SeekToFirst();
-  ChildList top(static_cast<uint16_t>(root_level), mr_);
-  s = Rewrite(old.root, root_level, {}, nullptr, &top);
+  ChildList top(this, static_cast<uint16_t>(root_level), mr_);
+  bool kept = true;
+  s = Rewrite(old.root, root_level, {}, nullptr, &top, &kept);
+  if (s.ok() && top.builder.active()) s = top.builder.Finish();
   if (!s.ok()) return s;
   if (!changes_->status().ok()) return changes_->status();
 
@@ -689,7 +825,7 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
   while (true) {
     if (top.items.empty()) break;
     if (top.items.size() > 1) {
-      ChildList above(static_cast<uint16_t>(top.level + 1), mr_);
+      ChildList above(this, static_cast<uint16_t>(top.level + 1), mr_);
       s = BuildLevelAbove(&top, &above);
       if (!s.ok()) return s;
       top.items.swap(above.items);
@@ -792,6 +928,9 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
   s = tree_arena_->NewChild({.name = "checkpoint"}, &scratch);
   if (!s.ok()) return s;
   {
+    // Small blocks only: the pool takes larger ones from the arena, which
+    // frees nothing before it closes, so everything that grows with a page
+    // lives in segments (SegmentBuffer) or in lists reused level by level.
     std::pmr::unsynchronized_pool_resource pool(scratch.get());
     CheckpointWriter w(this, &pool, scratch.get());
     try {

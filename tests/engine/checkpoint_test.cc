@@ -1,0 +1,157 @@
+// Tests of what a checkpoint costs: how full it leaves the pages after
+// random inserts, and how much memory it holds while it rewrites a tree much
+// larger than the page cache.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/env.h"
+#include "test_util.h"
+#include "tree/btree.h"
+#include "tree/page_format.h"
+#include "tree_test_util.h"
+
+namespace arenakv::tree {
+namespace {
+
+using Batch = std::map<std::string, std::optional<std::string>>;
+
+constexpr size_t kKeyLen = 16;
+constexpr size_t kValueLen = 100;
+
+std::string Key(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%016llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+std::string Value(uint64_t i) { return std::string(kValueLen, static_cast<char>('a' + i % 26)); }
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (tree_) {
+      ASSERT_TRUE(tree_->Close().ok());
+    }
+    tree_.reset();
+    arena_.reset();  // checks that the pool accounting is back to zero
+  }
+
+  void Open(const TreeOptions& o) {
+    arena_ = std::make_unique<test::TreeArena>();
+    Status s = BTree::Open(Env::Default().get(), dir_.Join("data.akv"), true, o, arena_->arena(),
+                           &tree_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  void Apply(const Batch& batch) {
+    test::VectorChanges changes(batch);
+    CheckpointResult r;
+    Status s = tree_->Checkpoint(&changes, tree_->meta().last_sequence + 1, 1, &r);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    tree_->ReleasePages(r.obsolete);
+  }
+
+  // Leaf bytes the keys need over the bytes of every page of the tree
+  // (internal pages included), from a full verification.
+  double FillFactor(size_t page_bytes) {
+    VerifyStats vs;
+    Status s = tree_->Verify(&vs);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(vs.keys, tree_->meta().key_count);
+    double need = static_cast<double>(vs.keys) * static_cast<double>(LeafEntryBytes(kKeyLen, kValueLen));
+    return need / (static_cast<double>(vs.pages) * static_cast<double>(page_bytes - kImageHeaderBytes));
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<test::TreeArena> arena_;
+  std::unique_ptr<BTree> tree_;
+};
+
+// Keys arrive in random order, a batch per checkpoint: every checkpoint
+// splits pages an earlier one wrote. The pages must still end up nearly full.
+TEST_F(CheckpointTest, RandomInsertsLeavePagesFull) {
+  uint64_t seed = test::TestSeed();
+  TreeOptions o;
+  o.page_bytes = 4096;
+  o.cache_bytes = 8 << 20;
+  Open(o);
+  constexpr uint64_t kKeys = 60000;
+  std::vector<uint64_t> order(kKeys);
+  for (uint64_t i = 0; i < kKeys; ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  constexpr uint64_t kBatch = 6000;
+  for (uint64_t b = 0; b < kKeys; b += kBatch) {
+    Batch batch;
+    for (uint64_t i = b; i < b + kBatch; ++i) batch[Key(order[i])] = Value(order[i]);
+    Apply(batch);
+  }
+  double fill = FillFactor(o.page_bytes);
+  std::printf("fill factor after %llu random inserts in batches of %llu: %.1f%%\n",
+              static_cast<unsigned long long>(kKeys), static_cast<unsigned long long>(kBatch),
+              100 * fill);
+  EXPECT_GE(fill, 0.85);
+  EXPECT_EQ(tree_->meta().key_count, kKeys);
+}
+
+// Deleting most keys at random must not leave a tree of nearly empty pages.
+TEST_F(CheckpointTest, RandomDeletesRepackPages) {
+  uint64_t seed = test::TestSeed();
+  TreeOptions o;
+  o.page_bytes = 4096;
+  Open(o);
+  constexpr uint64_t kKeys = 40000;
+  Batch all;
+  for (uint64_t i = 0; i < kKeys; ++i) all[Key(i)] = Value(i);
+  Apply(all);
+  std::mt19937_64 rng(seed);
+  Batch del;
+  for (uint64_t i = 0; i < kKeys; ++i) {
+    if (rng() % 4 != 0) del[Key(i)] = std::nullopt;  // keep about a quarter
+  }
+  Apply(del);
+  double fill = FillFactor(o.page_bytes);
+  std::printf("fill factor after deleting %zu of %llu keys: %.1f%%\n", del.size(),
+              static_cast<unsigned long long>(kKeys), 100 * fill);
+  EXPECT_GE(fill, 0.85);
+  EXPECT_EQ(tree_->meta().key_count, kKeys - del.size());
+}
+
+// A checkpoint that rewrites every page of a tree many times the size of the
+// cache holds about the cache, its write buffer and its bookkeeping: pages
+// are written out as it goes and become evictable frames.
+TEST_F(CheckpointTest, MemoryStaysBoundedWhileRewritingALargeTree) {
+  TreeOptions o;
+  o.page_bytes = 16 * 1024;
+  o.cache_bytes = 2 << 20;
+  o.compression = false;
+  Open(o);
+  constexpr uint64_t kKeys = 400000;  // ~50 MiB of pages once both halves are in
+  Batch even, odd;
+  for (uint64_t i = 0; i < kKeys; i += 2) even[Key(i)] = Value(i);
+  for (uint64_t i = 1; i < kKeys; i += 2) odd[Key(i)] = Value(i);
+  Apply(even);
+  Apply(odd);  // every leaf of the first tree is rewritten
+  uint64_t tree_bytes = tree_->file_bytes() - tree_->free_bytes();
+  alloc::PoolStats ps = arena_->pool()->Stats();
+  std::printf("tree %.1f MiB, pool high water %.1f MiB with a %.1f MiB cache\n",
+              tree_bytes / 1048576.0, ps.high_water_bytes / 1048576.0,
+              o.cache_bytes / 1048576.0);
+  EXPECT_GT(tree_bytes, uint64_t{40} << 20);
+  // Cache + 2 MiB write buffer + builder scratch and per-parent bookkeeping.
+  EXPECT_LE(ps.high_water_bytes, o.cache_bytes + (size_t{6} << 20));
+  CacheStats cs = tree_->cache_stats();
+  EXPECT_LE(cs.used_bytes, o.cache_bytes + o.page_bytes * 4);
+  EXPECT_EQ(tree_->meta().key_count, kKeys);
+}
+
+}  // namespace
+}  // namespace arenakv::tree
