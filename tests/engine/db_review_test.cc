@@ -275,5 +275,37 @@ TEST(DBReviewTest, RewritingOneKeyDoesNotExhaustTransactionBudget) {
   ExpectPoolsReleased();
 }
 
+// DB::Close() is thread-safe like every DB call, and memory is back when it
+// returns. A second Close() racing the first returned OK at once, while the
+// first was still checkpointing with every pool mapped: the second caller
+// cannot rely on the database being closed.
+TEST(DBReviewTest, ConcurrentCloseReturnsOnlyOnceClosed) {
+  test::TempDir dir;
+  {
+    Options options;
+    options.background_checkpoints = false;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+    // Enough buffered changes that Close()'s checkpoint takes a while.
+    const std::string value(100, 'v');
+    char key[16];
+    for (int i = 0; i < 100000; ++i) {
+      std::snprintf(key, sizeof(key), "k%07d", i);
+      ASSERT_OK(db->Put({}, key, value));
+    }
+    std::thread first([&] { EXPECT_TRUE(db->Close().ok()); });
+    std::string v;
+    while (!db->Get({}, "k0000000", &v).IsClosed()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ASSERT_OK(db->Close());
+    const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
+    EXPECT_EQ(stats.mapped_bytes, 0u) << "the second Close() returned before the database closed";
+    EXPECT_EQ(stats.live_pools, 0u);
+    first.join();
+  }
+  ExpectPoolsReleased();
+}
+
 }  // namespace
 }  // namespace arenakv

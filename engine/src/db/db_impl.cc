@@ -210,6 +210,8 @@ Status DBImpl::RotateWalLocked() {
 }
 
 Status DBImpl::Close() {
+  // A second caller waits for the first: memory is back when Close() returns.
+  port::MutexLock close_lock(&close_mu_);
   {
     port::WriterLock l(&rw_);
     if (closed_) return Status::OK();

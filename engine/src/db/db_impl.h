@@ -137,6 +137,8 @@ class DBImpl final : public DB {
   // Shared with every handle: it must outlive the database for them.
   std::shared_ptr<HandleRegistry> registry_ = std::make_shared<HandleRegistry>();
 
+  // Held by Close() from start to end, before any other lock.
+  port::Mutex close_mu_;
   // Held shared by every DB call in flight; exclusively by Close().
   port::SharedMutex rw_;
   bool closed_ GUARDED_BY(rw_) = false;
