@@ -2,6 +2,7 @@
 // random inserts, and how much memory it holds while it rewrites a tree much
 // larger than the page cache.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -151,6 +152,28 @@ TEST_F(CheckpointTest, MemoryStaysBoundedWhileRewritingALargeTree) {
   CacheStats cs = tree_->cache_stats();
   EXPECT_LE(cs.used_bytes, o.cache_bytes + o.page_bytes * 4);
   EXPECT_EQ(tree_->meta().key_count, kKeys);
+}
+
+// After a checkpoint that rewrote the whole tree, the released copy gives its
+// blocks back: the file occupies about one tree on disk, not two.
+TEST_F(CheckpointTest, ReleasedTreeGivesItsBlocksBack) {
+  TreeOptions o;
+  Open(o);
+  constexpr uint64_t kKeys = 200000;
+  for (int round = 0; round < 3; ++round) {
+    Batch batch;
+    for (uint64_t i = round % 2; i < kKeys; i += 1 + (round < 2)) batch[Key(i)] = Value(i + round);
+    Apply(batch);
+  }
+  ASSERT_EQ(tree_->meta().key_count, kKeys);
+  uint64_t tree_bytes = tree_->file_bytes() - tree_->free_bytes();
+  struct stat st;
+  ASSERT_EQ(::stat(dir_.Join("data.akv").c_str(), &st), 0);
+  uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  std::printf("tree %.1f MiB, file %.1f MiB logical, %.1f MiB allocated\n", tree_bytes / 1048576.0,
+              tree_->file_bytes() / 1048576.0, allocated / 1048576.0);
+  if (tree_->file_bytes() < tree_bytes * 3 / 2) GTEST_SKIP() << "no released copy to give back";
+  EXPECT_LE(allocated, tree_bytes + tree_bytes / 4 + (uint64_t{1} << 20));
 }
 
 }  // namespace

@@ -37,6 +37,14 @@ class File {
   // fdatasync: the file's data is on stable storage when this returns OK.
   virtual Status Sync() = 0;
   virtual Status Truncate(uint64_t size) = 0;
+  // Gives the file system back the blocks of [offset, offset + length): reads
+  // there return zeros, the file's size does not change. Optional (the
+  // default says NotSupported); callers treat it as a hint.
+  virtual Status PunchHole(uint64_t offset, uint64_t length) {
+    (void)offset;
+    (void)length;
+    return Status::NotSupported("punch hole");
+  }
   virtual Status Size(uint64_t* size) = 0;
   virtual Status Close() = 0;
   virtual const std::string& path() const = 0;

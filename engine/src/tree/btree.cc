@@ -13,6 +13,13 @@
 namespace arenakv::tree {
 
 namespace {
+// Released runs shorter than this keep their blocks: they are reused soon,
+// and a syscall per page would cost more than the space.
+constexpr uint64_t kMinPunchBytes = 256 * 1024;
+constexpr uint64_t kPunchAlign = 4096;  // file system block
+}  // namespace
+
+namespace {
 
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -385,6 +392,26 @@ std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_
 
 void BTree::ReleasePages(const std::vector<uint64_t>& obsolete) {
   if (closed_.load(std::memory_order_acquire)) return;
+  // Give the file system the blocks of long runs of released pages first: a
+  // checkpoint that rewrote the whole tree leaves the previous copy behind,
+  // and the file would otherwise keep about twice the tree's blocks. Before
+  // the extents become free, so no checkpoint can be writing into them.
+  // Checkpoints list obsolete pages by offset, so runs are found in one pass.
+  uint64_t run_begin = 0, run_end = 0;
+  auto punch = [&] {
+    uint64_t b = (run_begin + kPunchAlign - 1) & ~(kPunchAlign - 1);
+    uint64_t e = run_end & ~(kPunchAlign - 1);
+    if (e > b && e - b >= kMinPunchBytes) file_->PunchHole(b, e - b).IgnoreError();
+  };
+  for (uint64_t address : obsolete) {
+    uint64_t off = AddressOffset(address);
+    if (off != run_end) {
+      punch();
+      run_begin = off;
+    }
+    run_end = off + AddressExtent(address);
+  }
+  punch();
   try {
     for (uint64_t address : obsolete) {
       cache_->Erase(address);

@@ -898,6 +898,8 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
     tree_->free_->Add(AddressOffset(a), AddressExtent(a));
   }
   written_.clear();
+  // By offset: ReleasePages finds the runs of contiguous pages in one pass.
+  std::sort(result->obsolete.begin(), result->obsolete.end());
   result->meta = m;
   return Status::OK();
 }

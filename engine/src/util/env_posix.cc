@@ -90,6 +90,17 @@ class PosixFile final : public File {
     return Status::OK();
   }
 
+  Status PunchHole(uint64_t offset, uint64_t length) override {
+    if (fd_ < 0) return Status::Closed("punch hole " + path_ + ": file is closed");
+    int r;
+    do {
+      r = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                      static_cast<off_t>(length));
+    } while (r != 0 && errno == EINTR);
+    if (r != 0) return Status::IOError("punch hole " + path_, errno);
+    return Status::OK();
+  }
+
   Status Size(uint64_t* size) override {
     if (fd_ < 0) return Status::Closed("stat " + path_ + ": file is closed");
     struct stat st;
