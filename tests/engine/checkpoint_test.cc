@@ -154,6 +154,32 @@ TEST_F(CheckpointTest, MemoryStaysBoundedWhileRewritingALargeTree) {
   EXPECT_EQ(tree_->meta().key_count, kKeys);
 }
 
+// While a checkpoint rewrites leaves, the cache holds the new leaves, not
+// both versions of each: a rewritten leaf's old image leaves the cache at
+// once (its extent stays readable for older roots until the release).
+TEST_F(CheckpointTest, RewrittenLeavesAreNotCachedTwice) {
+  TreeOptions o;
+  o.cache_bytes = 256 << 20;  // room for both copies: only the policy limits it
+  o.compression = false;
+  Open(o);
+  constexpr uint64_t kKeys = 100000;
+  Batch even, odd;
+  for (uint64_t i = 0; i < kKeys; i += 2) even[Key(i)] = Value(i);
+  for (uint64_t i = 1; i < kKeys; i += 2) odd[Key(i)] = Value(i);
+  Apply(even);
+  size_t before = tree_->cache_stats().used_bytes;
+  test::VectorChanges changes(odd);
+  CheckpointResult r;
+  ASSERT_TRUE(tree_->Checkpoint(&changes, 9, 1, &r).ok());
+  size_t after = tree_->cache_stats().used_bytes;
+  std::printf("cache %.1f MiB before, %.1f MiB after rewriting every leaf (%llu pages written)\n",
+              before / 1048576.0, after / 1048576.0,
+              static_cast<unsigned long long>(r.pages_written));
+  EXPECT_GT(r.pages_written, 700u);
+  EXPECT_LE(after, r.pages_written * o.page_bytes + before / 8);
+  tree_->ReleasePages(r.obsolete);
+}
+
 // After a checkpoint that rewrote the whole tree, the released copy gives its
 // blocks back: the file occupies about one tree on disk, not two.
 TEST_F(CheckpointTest, ReleasedTreeGivesItsBlocksBack) {

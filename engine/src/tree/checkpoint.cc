@@ -733,7 +733,14 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     s = b.AddLeaf(v.key(i), v.value(i));
     if (!s.ok()) return s;
   }
-  if (address != 0) result_->obsolete.push_back(address);
+  if (address != 0) {
+    result_->obsolete.push_back(address);
+    // Its entries are in the new tree now: drop the old image from the cache
+    // rather than hold two copies of every rewritten leaf until the release.
+    // A reader of an older root that still wants it reads it back from disk.
+    ref.Reset();
+    cache_->Erase(address);
+  }
   return Status::OK();
 }
 
