@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tree/read_epoch.h"
 #include "tree_test_util.h"
 
 namespace arenakv::tree {
@@ -198,6 +199,126 @@ TEST_F(PageCacheTest, ConcurrentLookupsInsertsAndEvictions) {
   CacheStats st = cache_->Stats();
   EXPECT_EQ(st.pinned_pages, 0u);
   EXPECT_LE(st.used_bytes, 64 * kPage + 4 * 4096);
+}
+
+TEST_F(PageCacheTest, PeekSeesPublishedFramesOnly) {
+  Make(16 * kPage);
+  Put(1, 'a');
+  PageRef priv;
+  ASSERT_TRUE(cache_->NewFrame(kPage, &priv).ok());  // private: never peekable
+  epoch::ReadSection section;
+  ASSERT_TRUE(section.active());
+  const Frame* f = cache_->Peek(1);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->address.load(), 1u);
+  EXPECT_EQ(f->data()[kPage - 1], 'a');
+  EXPECT_EQ(f->pins.load(), 0u);  // a peek takes no pin
+  EXPECT_EQ(cache_->Peek(2), nullptr);
+  cache_->AddPeekHits(3);
+  EXPECT_EQ(cache_->Stats().hits, 3u);
+}
+
+// A frame a reader peeked stays mapped and intact after it is erased or
+// evicted, until the reader's section ends; only then does its memory go.
+TEST_F(PageCacheTest, PeekedFrameOutlivesEvictionUntilSectionEnds) {
+  Make(16 * kPage);
+  Put(1, 'a');
+  Put(2, 'b');
+  std::atomic<int> stage{0};
+  std::atomic<int> bad{0};
+  std::thread reader([&] {
+    epoch::ReadSection section;
+    const Frame* f1 = cache_->Peek(1);
+    const Frame* f2 = cache_->Peek(2);
+    if (f1 == nullptr || f2 == nullptr) bad++;
+    stage.store(1);
+    while (stage.load() != 2) std::this_thread::yield();
+    for (size_t i = 0; i < kPage; i += 97) {
+      if (f1->data()[i] != 'a' || f2->data()[i] != 'b') bad++;
+    }
+    while (stage.load() != 3) std::this_thread::yield();
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  cache_->Erase(1);  // never waits: retired, not released
+  EXPECT_EQ(cache_->Stats().pages, 1u);
+  EXPECT_EQ(cache_->Stats().used_bytes, 2 * kPage);
+  EXPECT_EQ(cache_->Peek(1), nullptr);  // (outside a section: no frame is returned for 1)
+  // Evict waits for the reader: run it aside and see it has not returned.
+  std::atomic<bool> evicted{false};
+  size_t freed = 0;
+  std::thread evictor([&] {
+    freed = cache_->Evict(SIZE_MAX);
+    evicted.store(true);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_FALSE(evicted.load());
+  stage.store(2);  // the reader checks both images now
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(evicted.load());
+  stage.store(3);
+  reader.join();
+  evictor.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(freed, 2 * kPage);
+  CacheStats st = cache_->Stats();
+  EXPECT_EQ(st.used_bytes, 0u);
+  EXPECT_EQ(st.pages, 0u);
+}
+
+// Readers peek and check images while other threads insert (growing the
+// bucket arrays), evict and erase.
+TEST_F(PageCacheTest, ConcurrentPeeksDuringEvictionsAndGrowth) {
+  const uint64_t seed = test::TestSeed();
+  Make(256 * 4096);
+  constexpr uint64_t kAddresses = 6000;  // > 16 shards x 256: every bucket array grows
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<uint64_t> peeked{0};
+  auto fill_of = [](uint64_t a) { return static_cast<char>(a * 7 + 1); };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      while (!stop.load(std::memory_order_relaxed)) {
+        epoch::ReadSection section;
+        for (int i = 0; i < 16; ++i) {
+          uint64_t a = 1 + rng() % kAddresses;
+          const Frame* f = cache_->Peek(a);
+          if (f == nullptr) continue;
+          peeked.fetch_add(1, std::memory_order_relaxed);
+          if (f->address.load() != a || f->data()[rng() % 4096] != fill_of(a)) bad++;
+        }
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + 100 + t);
+      for (int i = 0; i < 10000; ++i) {
+        uint64_t a = 1 + rng() % kAddresses;
+        PageRef ref;
+        if (!cache_->Lookup(a, &ref)) {
+          if (!cache_->NewFrame(4096, &ref).ok()) {
+            bad++;
+            continue;
+          }
+          std::memset(ref.frame()->data(), fill_of(a), 4096);
+          cache_->Insert(a, 4096, &ref);
+        }
+        ref.Reset();
+        if (i % 300 == 0) cache_->Evict(16 * 4096);
+        if (i % 50 == 0) cache_->Erase(1 + rng() % kAddresses);
+      }
+    });
+  }
+  for (size_t i = 2; i < threads.size(); ++i) threads[i].join();
+  stop.store(true);
+  threads[0].join();
+  threads[1].join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(peeked.load(), 0u);
+  cache_->Evict(SIZE_MAX);
+  EXPECT_EQ(cache_->Stats().used_bytes, 0u);
 }
 
 // Closing a full cache forgets the frames at once; the arena returns them.

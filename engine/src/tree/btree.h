@@ -116,6 +116,10 @@ class BTree {
   Status FetchPage(uint64_t address, bool verify, PageRef* ref);
   // Reads, checks and decodes a page from disk into a private frame.
   Status ReadPage(uint64_t address, PageRef* ref);
+  // Get over cached pages only, peeking inside a read epoch. False when it
+  // cannot answer (a page is not cached, or the thread has no epoch slot).
+  bool GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
+                 Status* status);
   Status CheckOpen() const;
   struct VerifyState;
   Status VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,

@@ -1,13 +1,21 @@
-// PageCache: sharded CLOCK cache of page frames in arena segments.
+// PageCache: sharded CLOCK cache of page frames in arena segments, with
+// lock-free peeks protected by read epochs.
 #include "tree/page_cache.h"
 
+#include <bit>
 #include <memory>
+
+#include "tree/read_epoch.h"
 
 namespace arenakv::tree {
 
 namespace {
 constexpr size_t kInitialBuckets = 512;  // per shard; one 4 KiB segment
 constexpr size_t kFrameChunk = 64;       // frame structs carved per arena allocation
+// A peek gives up (and the caller takes the locked path) after this many
+// frames of one chain: chains are short; a long walk means a growth is
+// moving frames under it.
+constexpr int kMaxPeekSteps = 32;
 }  // namespace
 
 void PageRef::Reset() {
@@ -36,26 +44,42 @@ Status PageCache::Create(alloc::Arena* arena, size_t capacity_bytes,
   return Status::OK();
 }
 
+namespace {
+
+// A bucket array in `seg`: all heads null, packed with log2 of its size.
+uintptr_t MakeTable(const alloc::Segment& seg) {
+  size_t n = std::bit_floor(seg.size / sizeof(std::atomic<Frame*>));
+  auto* heads = reinterpret_cast<std::atomic<Frame*>*>(seg.data);
+  for (size_t b = 0; b < n; ++b) std::construct_at(&heads[b], nullptr);
+  return reinterpret_cast<uintptr_t>(seg.data) | static_cast<uintptr_t>(std::countr_zero(n));
+}
+
+}  // namespace
+
 Status PageCache::Init() {
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     alloc::Segment seg;
     Status st = arena_->AllocateSegment(kInitialBuckets * sizeof(Frame*), &seg);
     if (!st.ok()) return st;
+    if ((reinterpret_cast<uintptr_t>(seg.data) & 63) != 0) {
+      return Status::Corruption("page cache: segment not 64-byte aligned");
+    }
     port::MutexLock l(&s.mu);
     s.bucket_segment = seg;
-    s.nbuckets = seg.size / sizeof(Frame*);
-    s.buckets = reinterpret_cast<Frame**>(seg.data);
-    for (size_t b = 0; b < s.nbuckets; ++b) s.buckets[b] = nullptr;
+    s.table.store(MakeTable(seg), std::memory_order_release);
   }
   return Status::OK();
 }
 
-PageCache::Shard& PageCache::ShardFor(uint64_t hash) { return shards_[hash >> 60]; }
+PageCache::Shard& PageCache::ShardFor(uint64_t hash) const { return shards_[hash >> 60]; }
 
 Frame* PageCache::FindLocked(Shard& s, uint64_t address, uint64_t hash) {
-  Frame* f = s.buckets[(hash >> 20) & (s.nbuckets - 1)];
-  while (f != nullptr && f->address != address) f = f->hash_next;
+  uintptr_t t = s.table.load(std::memory_order_relaxed);
+  Frame* f = BucketFor(t, hash)->load(std::memory_order_relaxed);
+  while (f != nullptr && f->address.load(std::memory_order_relaxed) != address) {
+    f = f->hash_next.load(std::memory_order_relaxed);
+  }
   return f;
 }
 
@@ -64,26 +88,50 @@ bool PageCache::Lookup(uint64_t address, PageRef* ref) {
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
   port::MutexLock l(&s.mu);
-  if (s.buckets == nullptr) return false;  // closed
+  if (s.table.load(std::memory_order_relaxed) == 0) return false;  // closed
   Frame* f = FindLocked(s, address, h);
   if (f == nullptr) {
     ++s.misses;
     return false;
   }
   f->pins.fetch_add(1, std::memory_order_relaxed);
-  f->referenced = true;
+  f->referenced.store(true, std::memory_order_relaxed);
   ++s.hits;
   ref->frame_ = f;
   return true;
+}
+
+const Frame* PageCache::Peek(uint64_t address) const {
+  uint64_t h = Hash(address);
+  uintptr_t t = ShardFor(h).table.load(std::memory_order_acquire);
+  if (t == 0) return nullptr;  // closed
+  Frame* f = BucketFor(t, h)->load(std::memory_order_acquire);
+  for (int steps = 0; f != nullptr && steps < kMaxPeekSteps; ++steps) {
+    if (f->address.load(std::memory_order_relaxed) == address) {
+      // Only a first touch since the hand passed writes the frame's line.
+      if (!f->referenced.load(std::memory_order_relaxed)) {
+        f->referenced.store(true, std::memory_order_relaxed);
+      }
+      return f;
+    }
+    f = f->hash_next.load(std::memory_order_acquire);
+  }
+  return nullptr;
+}
+
+void PageCache::AddPeekHits(uint64_t n) {
+  // Spread over a few lines by thread so that readers do not share one.
+  unsigned slot = static_cast<unsigned>(epoch::internal::t_slot) % kHitCounters;
+  peek_hits_[slot].n.fetch_add(n, std::memory_order_relaxed);
 }
 
 Status PageCache::AllocFrameStruct(Frame** out) {
   {
     port::MutexLock l(&free_mu_);
     if (free_frames_ != nullptr) {
-      *out = free_frames_;
-      free_frames_ = free_frames_->hash_next;
-      std::construct_at(*out);
+      Frame* f = free_frames_;
+      free_frames_ = f->ring_next;
+      *out = std::construct_at(f);
       return Status::OK();
     }
   }
@@ -95,8 +143,9 @@ Status PageCache::AllocFrameStruct(Frame** out) {
   Frame* chunk = static_cast<Frame*>(mem);
   port::MutexLock l(&free_mu_);
   for (size_t i = 1; i < kFrameChunk; ++i) {
-    chunk[i].hash_next = free_frames_;
-    free_frames_ = &chunk[i];
+    Frame* f = std::construct_at(&chunk[i]);
+    f->ring_next = free_frames_;
+    free_frames_ = f;
   }
   *out = std::construct_at(&chunk[0]);
   return Status::OK();
@@ -105,15 +154,30 @@ Status PageCache::AllocFrameStruct(Frame** out) {
 void PageCache::FreeFrameStruct(Frame* f) {
   std::destroy_at(f);
   port::MutexLock l(&free_mu_);
-  f->hash_next = free_frames_;
+  f->ring_next = free_frames_;
   free_frames_ = f;
+}
+
+void PageCache::ReleaseFrame(Frame* f) {
+  if (f->counted) used_bytes_.fetch_sub(f->segment.size, std::memory_order_relaxed);
+  arena_->ReleaseSegment(f->segment).IgnoreError();
+  FreeFrameStruct(f);
 }
 
 void PageCache::EvictToFit(size_t bytes) {
   size_t used = used_bytes_.load(std::memory_order_relaxed);
   if (used + bytes <= capacity_) return;
-  size_t want = used + bytes - capacity_;
-  size_t freed = Evict(want);
+  Reclaim();  // frames retired earlier whose readers have gone
+  used = used_bytes_.load(std::memory_order_relaxed);
+  // Frames still waiting for a reader are as good as gone: evict for the rest.
+  size_t pending = retired_bytes_.load(std::memory_order_relaxed);
+  size_t live = used > pending ? used - pending : 0;
+  if (live + bytes <= capacity_) return;
+  size_t want = live + bytes - capacity_;
+  RetiredList batch;
+  size_t freed = Sweep(want, &batch);
+  Retire(&batch);
+  Reclaim();
   if (freed < want) overflows_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -124,7 +188,7 @@ Status PageCache::NewFrame(size_t bytes, PageRef* ref) {
   EvictToFit(class_bytes != 0 ? class_bytes : bytes);
   alloc::Segment seg;
   Status s = arena_->AllocateSegment(bytes, &seg);
-  if (s.IsMemoryLimit()) {
+  if (s.IsMemoryLimit() && !epoch::InSection()) {
     // Over the budget: give back what we can and try once more.
     Evict(bytes * 4);
     s = arena_->AllocateSegment(bytes, &seg);
@@ -145,9 +209,7 @@ Status PageCache::NewFrame(size_t bytes, PageRef* ref) {
 
 void PageCache::ReleasePrivate(Frame* f) {
   if (closed_.load(std::memory_order_acquire)) return;  // the arena reclaims it
-  used_bytes_.fetch_sub(f->segment.size, std::memory_order_relaxed);
-  arena_->ReleaseSegment(f->segment).IgnoreError();
-  FreeFrameStruct(f);
+  ReleaseFrame(f);  // never published: no reader can hold it
 }
 
 void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
@@ -156,23 +218,25 @@ void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
   Shard& s = ShardFor(h);
   {
     port::MutexLock l(&s.mu);
-    if (s.buckets == nullptr) return;  // closed: stays private
+    uintptr_t t = s.table.load(std::memory_order_relaxed);
+    if (t == 0) return;  // closed: stays private
     Frame* existing = FindLocked(s, address, h);
     if (existing != nullptr) {
       existing->pins.fetch_add(1, std::memory_order_relaxed);
-      existing->referenced = true;
+      existing->referenced.store(true, std::memory_order_relaxed);
       ref->frame_ = existing;
       ref->cache_ = nullptr;
     } else {
-      f->address = address;
+      f->address.store(address, std::memory_order_relaxed);
       f->bytes = bytes;
       f->shard = static_cast<uint8_t>(&s - shards_.get());
       f->pins.store(1, std::memory_order_relaxed);
-      f->referenced = true;
+      f->referenced.store(true, std::memory_order_relaxed);
       f->indexed = true;
-      Frame** bucket = &s.buckets[(h >> 20) & (s.nbuckets - 1)];
-      f->hash_next = *bucket;
-      *bucket = f;
+      std::atomic<Frame*>* bucket = BucketFor(t, h);
+      f->hash_next.store(bucket->load(std::memory_order_relaxed), std::memory_order_relaxed);
+      // Publishes the frame (and its image) to peeking readers.
+      bucket->store(f, std::memory_order_release);
       // Insert just behind the hand: the newest frame is the last one examined.
       if (s.hand == nullptr) {
         f->ring_prev = f->ring_next = f;
@@ -201,48 +265,73 @@ void PageCache::MaybeGrow(Shard& s) {
   size_t want;
   {
     port::MutexLock l(&s.mu);
-    if (s.pages <= s.nbuckets / 2) return;  // short chains: a hit is ~one frame visit
-    want = s.nbuckets * 2;
+    uintptr_t t = s.table.load(std::memory_order_relaxed);
+    if (t == 0 || s.pages <= (BucketMask(t) + 1) / 2) return;  // short chains
+    want = (BucketMask(t) + 1) * 2;
   }
   alloc::Segment seg;
   if (!arena_->AllocateSegment(want * sizeof(Frame*), &seg).ok()) return;  // longer chains
-  alloc::Segment old;
+  // The old array may still be read by a peeking reader: it is retired like
+  // a frame, carried by a frame struct taken now (outside the shard lock).
+  Frame* carrier = nullptr;
+  if (!AllocFrameStruct(&carrier).ok()) {
+    arena_->ReleaseSegment(seg).IgnoreError();
+    return;
+  }
+  bool grown = false;
   {
     port::MutexLock l(&s.mu);
-    if (s.buckets == nullptr || s.nbuckets >= want) {
-      old = seg;
-    } else {
-      Frame** nb = reinterpret_cast<Frame**>(seg.data);
-      size_t n = seg.size / sizeof(Frame*);
-      for (size_t b = 0; b < n; ++b) nb[b] = nullptr;
-      for (size_t b = 0; b < s.nbuckets; ++b) {
-        Frame* f = s.buckets[b];
+    uintptr_t t = s.table.load(std::memory_order_relaxed);
+    if (t != 0 && BucketMask(t) + 1 < want) {
+      uintptr_t nt = MakeTable(seg);
+      // Frames move to their new chains one by one. A reader walking an old
+      // chain may be led into a new one and miss its frame (it then takes
+      // the locked path), but every link it follows leads to a live or
+      // retired frame, and every chain ends.
+      for (size_t b = 0; b <= BucketMask(t); ++b) {
+        Frame* f = Heads(t)[b].load(std::memory_order_relaxed);
         while (f != nullptr) {
-          Frame* next = f->hash_next;
-          Frame** dst = &nb[(Hash(f->address) >> 20) & (n - 1)];
-          f->hash_next = *dst;
-          *dst = f;
+          Frame* next = f->hash_next.load(std::memory_order_relaxed);
+          std::atomic<Frame*>* dst =
+              BucketFor(nt, Hash(f->address.load(std::memory_order_relaxed)));
+          f->hash_next.store(dst->load(std::memory_order_relaxed), std::memory_order_release);
+          dst->store(f, std::memory_order_relaxed);
           f = next;
         }
       }
-      old = s.bucket_segment;
+      s.table.store(nt, std::memory_order_release);
+      carrier->segment = s.bucket_segment;
       s.bucket_segment = seg;
-      s.buckets = nb;
-      s.nbuckets = n;
+      grown = true;
     }
   }
-  if (!closed_.load(std::memory_order_acquire)) arena_->ReleaseSegment(old).IgnoreError();
+  if (!grown) {
+    arena_->ReleaseSegment(seg).IgnoreError();  // never published
+    FreeFrameStruct(carrier);
+    return;
+  }
+  carrier->counted = false;
+  RetiredList batch{carrier, carrier};
+  Retire(&batch);
+  Reclaim();
 }
 
-size_t PageCache::DropLocked(Shard& s, Frame* f) {
-  if (f->indexed) {
-    uint64_t h = Hash(f->address);
-    Frame** p = &s.buckets[(h >> 20) & (s.nbuckets - 1)];
-    while (*p != f) p = &(*p)->hash_next;
-    *p = f->hash_next;
-    f->indexed = false;
-    --s.pages;
+void PageCache::UnindexLocked(Shard& s, Frame* f) {
+  uintptr_t t = s.table.load(std::memory_order_relaxed);
+  std::atomic<Frame*>* p = BucketFor(t, Hash(f->address.load(std::memory_order_relaxed)));
+  Frame* cur = p->load(std::memory_order_relaxed);
+  while (cur != f) {
+    p = &cur->hash_next;
+    cur = p->load(std::memory_order_relaxed);
   }
+  // f keeps its own link: a reader standing on it still reaches the rest.
+  p->store(f->hash_next.load(std::memory_order_relaxed), std::memory_order_release);
+  f->indexed = false;
+  --s.pages;
+}
+
+size_t PageCache::DropLocked(Shard& s, Frame* f, RetiredList* batch) {
+  if (f->indexed) UnindexLocked(s, f);
   if (f->in_ring) {
     if (f->ring_next == f) {
       s.hand = nullptr;
@@ -254,14 +343,17 @@ size_t PageCache::DropLocked(Shard& s, Frame* f) {
     f->in_ring = false;
     --s.ring_size;
   }
-  size_t bytes = f->segment.size;
-  used_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-  arena_->ReleaseSegment(f->segment).IgnoreError();
-  FreeFrameStruct(f);
-  return bytes;
+  f->ring_next = nullptr;
+  if (batch->tail == nullptr) {
+    batch->head = f;
+  } else {
+    batch->tail->ring_next = f;
+  }
+  batch->tail = f;
+  return f->segment.size;
 }
 
-size_t PageCache::EvictFromShard(Shard& s, size_t wanted) {
+size_t PageCache::EvictFromShard(Shard& s, size_t wanted, RetiredList* batch) {
   port::MutexLock l(&s.mu);
   size_t freed = 0;
   // Two sweeps at most: the first clears reference bits.
@@ -270,27 +362,98 @@ size_t PageCache::EvictFromShard(Shard& s, size_t wanted) {
     Frame* f = s.hand;
     s.hand = f->ring_next;
     if (f->pins.load(std::memory_order_acquire) != 0) continue;
-    if (f->referenced && f->indexed) {
-      f->referenced = false;
+    if (f->referenced.load(std::memory_order_relaxed) && f->indexed) {
+      f->referenced.store(false, std::memory_order_relaxed);
       continue;
     }
-    freed += DropLocked(s, f);
+    freed += DropLocked(s, f, batch);
     ++s.evictions;
   }
   return freed;
 }
 
-size_t PageCache::Evict(size_t wanted_bytes) {
-  if (closed_.load(std::memory_order_acquire)) return 0;
+size_t PageCache::Sweep(size_t wanted, RetiredList* batch) {
   size_t freed = 0;
   uint32_t start = evict_cursor_.fetch_add(1, std::memory_order_relaxed);
   // Spread the work: a first pass asks each shard for its share, then the
   // rest is taken wherever it can be found.
-  size_t share = wanted_bytes / kShards + 1;
-  for (int pass = 0; pass < 2 && freed < wanted_bytes; ++pass) {
-    for (int i = 0; i < kShards && freed < wanted_bytes; ++i) {
+  size_t share = wanted / kShards + 1;
+  for (int pass = 0; pass < 2 && freed < wanted; ++pass) {
+    for (int i = 0; i < kShards && freed < wanted; ++i) {
       Shard& s = shards_[(start + i) % kShards];
-      freed += EvictFromShard(s, pass == 0 ? share : wanted_bytes - freed);
+      freed += EvictFromShard(s, pass == 0 ? share : wanted - freed, batch);
+    }
+  }
+  return freed;
+}
+
+void PageCache::Retire(RetiredList* batch) {
+  if (batch->head == nullptr) return;
+  size_t bytes = 0;
+  for (Frame* f = batch->head; f != nullptr; f = f->ring_next) {
+    if (f->counted) bytes += f->segment.size;
+  }
+  retired_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  port::MutexLock l(&retired_mu_);
+  // Tagged under the lock: the list stays in tag order.
+  const uint64_t tag = epoch::Retire();
+  for (Frame* f = batch->head; f != nullptr; f = f->ring_next) f->retire_tag = tag;
+  if (retired_.tail == nullptr) {
+    retired_.head = batch->head;
+  } else {
+    retired_.tail->ring_next = batch->head;
+  }
+  retired_.tail = batch->tail;
+  *batch = RetiredList();
+}
+
+size_t PageCache::Reclaim() {
+  if (closed_.load(std::memory_order_acquire)) return 0;
+  Frame* done = nullptr;
+  {
+    port::MutexLock l(&retired_mu_);
+    if (retired_.head == nullptr) return 0;
+    const uint64_t safe = epoch::SafeTag();
+    Frame* last = nullptr;
+    for (Frame* f = retired_.head; f != nullptr && f->retire_tag <= safe; f = f->ring_next) {
+      last = f;
+    }
+    if (last == nullptr) return 0;
+    done = retired_.head;
+    retired_.head = last->ring_next;
+    if (retired_.head == nullptr) retired_.tail = nullptr;
+    last->ring_next = nullptr;
+  }
+  size_t bytes = 0;
+  while (done != nullptr) {
+    Frame* next = done->ring_next;
+    if (done->counted) bytes += done->segment.size;
+    ReleaseFrame(done);
+    done = next;
+  }
+  retired_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  return bytes;
+}
+
+size_t PageCache::Evict(size_t wanted_bytes) {
+  if (closed_.load(std::memory_order_acquire)) return 0;
+  size_t freed = Reclaim();
+  if (freed >= wanted_bytes) return freed;
+  RetiredList batch;
+  Sweep(wanted_bytes - freed, &batch);
+  Retire(&batch);
+  freed += Reclaim();
+  if (freed < wanted_bytes && !epoch::InSection()) {
+    // Whatever readers still use goes as soon as their sections end (they
+    // are short: one point read's descent).
+    uint64_t tag;
+    {
+      port::MutexLock l(&retired_mu_);
+      tag = retired_.tail != nullptr ? retired_.tail->retire_tag : 0;
+    }
+    if (tag != 0) {
+      epoch::WaitUntilSafe(tag);
+      freed += Reclaim();
     }
   }
   return freed;
@@ -299,24 +462,41 @@ size_t PageCache::Evict(size_t wanted_bytes) {
 void PageCache::Erase(uint64_t address) {
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
-  port::MutexLock l(&s.mu);
-  if (s.buckets == nullptr) return;
-  Frame* f = FindLocked(s, address, h);
-  if (f == nullptr) return;
-  if (f->pins.load(std::memory_order_acquire) == 0) {
-    DropLocked(s, f);
-    return;
+  RetiredList batch;
+  {
+    port::MutexLock l(&s.mu);
+    if (s.table.load(std::memory_order_relaxed) == 0) return;
+    Frame* f = FindLocked(s, address, h);
+    if (f == nullptr) return;
+    if (f->pins.load(std::memory_order_acquire) == 0) {
+      DropLocked(s, f, &batch);
+    } else {
+      // Pinned: unindex now; the CLOCK hand drops it once the pins are gone.
+      UnindexLocked(s, f);
+    }
   }
-  // Pinned: unindex now; the CLOCK hand frees it once the pins are gone.
-  Frame** p = &s.buckets[(h >> 20) & (s.nbuckets - 1)];
-  while (*p != f) p = &(*p)->hash_next;
-  *p = f->hash_next;
-  f->indexed = false;
-  --s.pages;
+  if (batch.head != nullptr) {
+    Retire(&batch);
+    Reclaim();
+  }
 }
 
 void PageCache::Clear() {
-  for (int i = 0; i < kShards; ++i) EvictFromShard(shards_[i], SIZE_MAX);
+  RetiredList batch;
+  for (int i = 0; i < kShards; ++i) EvictFromShard(shards_[i], SIZE_MAX, &batch);
+  Retire(&batch);
+  Reclaim();
+  if (!epoch::InSection()) {
+    uint64_t tag;
+    {
+      port::MutexLock l(&retired_mu_);
+      tag = retired_.tail != nullptr ? retired_.tail->retire_tag : 0;
+    }
+    if (tag != 0) {
+      epoch::WaitUntilSafe(tag);
+      Reclaim();
+    }
+  }
 }
 
 void PageCache::Close() {
@@ -324,13 +504,17 @@ void PageCache::Close() {
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);
-    s.buckets = nullptr;
-    s.nbuckets = 0;
+    s.table.store(0, std::memory_order_release);
     s.hand = nullptr;
     s.pages = 0;
     s.ring_size = 0;
   }
   used_bytes_.store(0, std::memory_order_relaxed);
+  retired_bytes_.store(0, std::memory_order_relaxed);
+  {
+    port::MutexLock l(&retired_mu_);
+    retired_ = RetiredList();
+  }
   port::MutexLock l(&free_mu_);
   free_frames_ = nullptr;
 }
@@ -339,6 +523,7 @@ CacheStats PageCache::Stats() const {
   CacheStats st;
   st.capacity_bytes = capacity_;
   st.used_bytes = used_bytes_.load(std::memory_order_relaxed);
+  for (const HitCounter& c : peek_hits_) st.hits += c.n.load(std::memory_order_relaxed);
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);

@@ -3,19 +3,35 @@
 //
 // Sixteen shards, each a mutex, an intrusive chained hash index whose bucket
 // array is an arena segment (no allocation per entry), and a CLOCK ring.
-// Lookup pins a frame (the pin count is raised under the shard lock, so the
-// evictor, which also holds it, never frees a pinned frame); a PageRef unpins
-// when it goes away. New frames are allocated outside every shard lock, so the
-// pool's reclaim callback (which calls Evict) can never deadlock with us.
-// Between checkpoints every cached page is clean: eviction just drops it.
-// When everything is pinned, a new frame takes the cache over capacity for a
-// while (counted in overflows).
+//
+// Two ways to read a frame:
+//  - Lookup pins it (the pin count is raised under the shard lock, so the
+//    evictor, which also holds it, never frees a pinned frame); a PageRef
+//    unpins when it goes away. For anything that holds a page for long
+//    (iterators, checkpoints).
+//  - Peek, inside an epoch::ReadSection, takes no lock and writes nothing
+//    shared: the chains are walked with acquire loads. For short read paths
+//    (a point read's descent). A peeked frame stays readable until the
+//    section ends because nothing a reader might hold is released at once:
+//    the evictor unlinks a frame (and an outgrown bucket array), tags it with
+//    epoch::Retire() and releases it only when epoch::SafeTag() passes the
+//    tag. A Peek may miss a frame that a concurrent bucket-array growth is
+//    moving; the caller then takes the Lookup path, which never misses.
+//
+// New frames are allocated outside every shard lock, so the pool's reclaim
+// callback (which calls Evict) can never deadlock with us. Between
+// checkpoints every cached page is clean: eviction just drops it. When
+// everything is pinned, a new frame takes the cache over capacity for a while
+// (counted in overflows); so do retired frames while a reader may still use
+// them (counted in used bytes until they go).
 //
 // Close() forgets every frame at once without releasing them one by one; the
 // owner closes the arena, which returns all of them to the pool in one pass.
 //
 // Thread safety: all methods may be called concurrently, except Close(),
-// which requires that no PageRef is alive and no other call is running.
+// which requires that no PageRef is alive, no section is peeking and no other
+// call is running. Evict may wait for readers' sections to end: it must not
+// be called from inside a section.
 #ifndef ARENAKV_TREE_PAGE_CACHE_H_
 #define ARENAKV_TREE_PAGE_CACHE_H_
 
@@ -31,21 +47,28 @@
 
 namespace arenakv::tree {
 
-// One cached page. The fields a lookup touches (address, chain link, pins,
-// data pointer) share the first cache line.
+// One cached page. The fields a lookup touches (address, chain link, data
+// pointer, pins) share the first cache line.
 struct alignas(64) Frame {
-  uint64_t address = 0;
-  Frame* hash_next = nullptr;
+  // Written before the frame is published; a peeking reader loads it without
+  // the shard lock. Stable until the frame is released after its epoch.
+  std::atomic<uint64_t> address{0};
+  std::atomic<Frame*> hash_next{nullptr};
   alloc::Segment segment;
   std::atomic<uint32_t> pins{0};
-  uint32_t bytes = 0;       // image bytes used in the segment
-  bool referenced = false;  // CLOCK bit; guarded by the shard lock
-  bool indexed = false;     // reachable through the hash index
+  uint32_t bytes = 0;  // image bytes used in the segment
+  // The image's entry count, so a reader can prefetch the page's search
+  // array together with its header. 0 = unknown (readers fill it in).
+  mutable std::atomic<uint32_t> entries{0};
+  std::atomic<bool> referenced{false};  // CLOCK bit; readers set it without the lock
+  bool indexed = false;  // reachable through the hash index; guarded by the shard lock
   bool in_ring = false;
+  bool counted = true;  // its segment counts in used bytes (false: an old bucket array)
   uint8_t shard = 0;
   uint64_t checksum = 0;  // ImageChecksum of the image, for re-verification
+  uint64_t retire_tag = 0;
   Frame* ring_prev = nullptr;
-  Frame* ring_next = nullptr;
+  Frame* ring_next = nullptr;  // also links the retired list
 
   char* data() const { return segment.data; }
 };
@@ -97,6 +120,12 @@ class PageCache {
 
   // Pins the frame cached for `address`; false (a miss) if there is none.
   bool Lookup(uint64_t address, PageRef* ref);
+  // Inside an active epoch::ReadSection: the frame cached for `address`, or
+  // nullptr (none, or not found by a walk racing a bucket-array growth). No
+  // pin: the frame's image stays valid until the section ends.
+  const Frame* Peek(uint64_t address) const;
+  // Hits served by Peek (added to the stats in batches, once per read).
+  void AddPeekHits(uint64_t n);
 
   // A private frame of at least `bytes` for the caller to fill (evicting to
   // make room first). The returned ref frees it unless it is published.
@@ -126,8 +155,10 @@ class PageCache {
   friend class PageRef;
   struct alignas(64) Shard {  // own cache lines: no false sharing between shard locks
     port::Mutex mu;
-    Frame** buckets GUARDED_BY(mu) = nullptr;
-    size_t nbuckets GUARDED_BY(mu) = 0;
+    // The bucket array (a segment of atomic<Frame*> heads, 64-byte aligned)
+    // with log2 of its size in the low 6 bits; 0 once closed. Written under
+    // mu; peeking readers load it without the lock.
+    std::atomic<uintptr_t> table{0};
     alloc::Segment bucket_segment GUARDED_BY(mu);
     size_t pages GUARDED_BY(mu) = 0;
     size_t ring_size GUARDED_BY(mu) = 0;
@@ -136,31 +167,62 @@ class PageCache {
     uint64_t misses GUARDED_BY(mu) = 0;
     uint64_t evictions GUARDED_BY(mu) = 0;
   };
+  struct alignas(64) HitCounter {
+    std::atomic<uint64_t> n{0};
+  };
+  static constexpr int kHitCounters = 16;
+
+  // A list of unlinked frames waiting for readers' sections to end.
+  struct RetiredList {
+    Frame* head = nullptr;
+    Frame* tail = nullptr;
+  };
 
   PageCache(alloc::Arena* arena, size_t capacity);
   Status Init();
   static uint64_t Hash(uint64_t address) { return address * 0x9E3779B97F4A7C15ULL; }
-  Shard& ShardFor(uint64_t hash);
+  static std::atomic<Frame*>* Heads(uintptr_t table) {
+    return reinterpret_cast<std::atomic<Frame*>*>(table & ~uintptr_t{63});
+  }
+  static size_t BucketMask(uintptr_t table) { return (size_t{1} << (table & 63)) - 1; }
+  static std::atomic<Frame*>* BucketFor(uintptr_t table, uint64_t hash) {
+    return &Heads(table)[(hash >> 20) & BucketMask(table)];
+  }
+  Shard& ShardFor(uint64_t hash) const;
   Frame* FindLocked(Shard& s, uint64_t address, uint64_t hash) REQUIRES(s.mu);
-  // Unlinks and frees an unpinned frame; returns its segment bytes.
-  size_t DropLocked(Shard& s, Frame* f) REQUIRES(s.mu);
-  size_t EvictFromShard(Shard& s, size_t wanted);
+  void UnindexLocked(Shard& s, Frame* f) REQUIRES(s.mu);
+  // Unlinks an unpinned frame from the index and the ring and adds it to
+  // *batch (to be retired); returns its segment bytes.
+  size_t DropLocked(Shard& s, Frame* f, RetiredList* batch) REQUIRES(s.mu);
+  size_t EvictFromShard(Shard& s, size_t wanted, RetiredList* batch);
+  // Sweeps until `wanted` bytes are retired; returns the bytes retired.
+  size_t Sweep(size_t wanted, RetiredList* batch);
+  // Tags a batch of unlinked frames and queues it.
+  void Retire(RetiredList* batch);
+  // Releases retired frames no reader can hold any more; returns their bytes.
+  size_t Reclaim();
   void EvictToFit(size_t bytes);
   void MaybeGrow(Shard& s);
   Status AllocFrameStruct(Frame** f);
   void FreeFrameStruct(Frame* f);
+  void ReleaseFrame(Frame* f);
   void ReleasePrivate(Frame* f);
 
   alloc::Arena* const arena_;
   const size_t capacity_;
   std::unique_ptr<Shard[]> shards_;
   std::atomic<size_t> used_bytes_{0};
+  std::atomic<size_t> retired_bytes_{0};  // part of used_bytes_ waiting for its epoch
   std::atomic<uint64_t> overflows_{0};
   std::atomic<uint32_t> evict_cursor_{0};
   std::atomic<bool> closed_{false};
+  HitCounter peek_hits_[kHitCounters];
+
+  port::Mutex retired_mu_;
+  RetiredList retired_ GUARDED_BY(retired_mu_);  // in tag order
 
   port::Mutex free_mu_;
-  Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through hash_next
+  Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next
 };
 
 }  // namespace arenakv::tree

@@ -30,13 +30,25 @@ int ComparePrefix(const PageView& v, uint32_t first, std::string_view target) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);  // a shorter equal target compares < 0
 }
 
+// Lines of slot array a search prefetches at most (512 slots).
+constexpr size_t kMaxPrefetchLines = 64;
+
 }  // namespace
 
+void PageView::Prefetch(uint32_t n) const {
+  if (n == 0) n = count();
+  const uintptr_t line = ~uintptr_t{63};
+  const char* end = p_ + kImageHeaderBytes + size_t{n} * kSlotBytes;
+  const char* a = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p_) & line);
+  for (size_t i = 0; a < end && i <= kMaxPrefetchLines; a += 64, ++i) __builtin_prefetch(a);
+}
+
 uint32_t PageView::LowerBound(std::string_view target) const {
+  const uint32_t n = count();
   int where = ComparePrefix(*this, 0, target);
-  if (where != 0) return where < 0 ? 0 : count();
+  if (where != 0) return where < 0 ? 0 : n;
   uint32_t th = KeyHint(target, prefix_len());
-  uint32_t lo = 0, hi = count();
+  uint32_t lo = 0, hi = n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     if (CompareSuffix(mid, target, th) < 0) {
@@ -48,12 +60,37 @@ uint32_t PageView::LowerBound(std::string_view target) const {
   return lo;
 }
 
+uint32_t PageView::Find(std::string_view target) const {
+  const uint32_t n = count();
+  const size_t p = prefix_len();
+  if (target.size() < p) return n;
+  const uint32_t th = KeyHint(target, p);
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (hint(mid) < th) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  // lo: the first slot whose hint is >= th; keys sharing the hint follow it.
+  for (; lo < n && hint(lo) == th; ++lo) {
+    std::string_view k = key(lo);
+    int c = k.substr(p).compare(target.substr(p));
+    if (c == 0) return k.substr(0, p) == target.substr(0, p) ? lo : n;
+    if (c > 0) break;
+  }
+  return n;
+}
+
 uint32_t PageView::ChildIndex(std::string_view target) const {
   // Last i >= 1 with key(i) <= target, else 0.
+  const uint32_t n = count();
   int where = ComparePrefix(*this, 1, target);
-  if (where != 0) return where < 0 ? 0 : count() - 1;
+  if (where != 0) return where < 0 ? 0 : n - 1;
   uint32_t th = KeyHint(target, prefix_len());
-  uint32_t lo = 1, hi = count();
+  uint32_t lo = 1, hi = n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     if (CompareSuffix(mid, target, th) <= 0) {
