@@ -107,6 +107,11 @@ Status DBImpl::OpenImpl() {
   to.cache_bytes = options_.cache_bytes;
   to.compression = options_.compression;
   s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(), &tree_);
+  if (s.IsInvalidArgument() && exists) {
+    // The tree calls a file that is not its format an invalid argument; in a
+    // database directory it is the database's own file, damaged.
+    return Status::Corruption(s.message());
+  }
   if (!s.ok()) return s;
   // Under memory pressure the cache shrinks first; only then do allocations fail.
   tree::BTree* tree = tree_.get();
@@ -142,6 +147,26 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
     }
   }
   std::sort(wals.begin(), wals.end());
+  // The checkpoint names the first log it does not cover; that log is created
+  // (and its directory entry synced) before the meta block is written, and
+  // deleted only after a newer meta is durable. Missing, it means the meta
+  // block in force is not the newest one (the newest is damaged) and the
+  // changes between them are gone: refuse rather than serve a past state.
+  if (meta.checkpoint_id > 0 && meta.wal_number > 0 &&
+      (wals.empty() || wals.front() != meta.wal_number)) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "wal-%06" PRIu64 ".log", meta.wal_number);
+    return Status::Corruption(path_ + "/" + kDataFileName + ": checkpoint " +
+                              std::to_string(meta.checkpoint_id) + " needs " + name +
+                              ", which is missing (a newer meta block may be damaged)");
+  }
+  for (size_t i = 1; i < wals.size(); ++i) {
+    if (wals[i] != wals[i - 1] + 1) {
+      return Status::Corruption(path_ + ": write-ahead log " + std::to_string(wals[i - 1] + 1) +
+                                " is missing between " + std::to_string(wals[i - 1]) + " and " +
+                                std::to_string(wals[i]));
+    }
+  }
 
   const uint64_t first_wal = wals.empty() ? std::max<uint64_t>(meta.wal_number, 1) : wals.front();
   std::unique_ptr<mem::MemTable> table;
@@ -195,7 +220,9 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable
 }
 
 Status DBImpl::RotateWalLocked() {
-  const uint64_t number = next_wal_number_++;
+  // The number is used up only when its file exists: recovery treats a gap
+  // in the numbering as a lost log.
+  const uint64_t number = next_wal_number_;
   std::unique_ptr<wal::WalWriter> w;
   wal::WalWriterOptions wo;
   wo.compression = options_.compression;
@@ -204,7 +231,13 @@ Status DBImpl::RotateWalLocked() {
   Status s = wal::WalWriter::Create(env_.get(), WalPath(number), number, wo, &w);
   if (s.ok()) s = env_->SyncDir(path_);
   if (!s.ok()) return s;
-  if (wal_ != nullptr) wal_->Close().IgnoreError();
+  ++next_wal_number_;
+  if (wal_ != nullptr) {
+    // Commits in the old log must not be lost while a synced commit in the
+    // new one survives: make the old one durable before leaving it.
+    wal_->Sync().IgnoreError();  // a poisoned log was already cut back
+    wal_->Close().IgnoreError();
+  }
   wal_ = std::move(w);
   return Status::OK();
 }
@@ -233,6 +266,9 @@ Status DBImpl::Close() {
     {
       port::MutexLock l(&mu_);
       clean = bg_error_.ok();
+      // The final checkpoint cannot run: say why (the logs keep every
+      // acknowledged commit for the next open).
+      if (!clean) s = bg_error_;
     }
     // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
     for (int round = 0; clean && s.ok() && round < 2; ++round) {

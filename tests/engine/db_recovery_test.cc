@@ -1,0 +1,97 @@
+// Recovery refuses states it cannot prove: a damaged newest meta block must
+// not silently roll the database back to an older checkpoint whose logs are
+// gone, and a damaged data-file header is Corruption.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/db.h"
+#include "fault_env.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+void ExpectPoolsReleased() {
+  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
+  EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
+}
+
+void FlipByte(const std::string& path, long offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.good()) << path;
+  f.seekg(offset);
+  char c = 0;
+  f.read(&c, 1);
+  c ^= 0x5a;
+  f.seekp(offset);
+  f.write(&c, 1);
+}
+
+// Two checkpoints, then a change only in the log; the close-time checkpoint
+// fails, as if the process had died.
+void BuildDatabase(const std::string& path) {
+  auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+  Options options;
+  options.env = env;
+  std::unique_ptr<DB> db;
+  ASSERT_TRUE(DB::Open(options, path, &db).ok());
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE(db->Put(WriteOptions{}, "k" + std::to_string(i), std::to_string(round)).ok());
+    }
+    ASSERT_TRUE(db->Checkpoint().ok());
+  }
+  ASSERT_TRUE(db->Put(WriteOptions{.sync = true}, "logged", "only").ok());
+  env->AddRule({.file_substring = "data", .op = test::FaultOp::kWrite, .error = EIO});
+  EXPECT_FALSE(db->Close().ok());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+TEST(RecoveryTest, IntactDatabaseRecoversFromCheckpointAndLog) {
+  test::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
+  std::unique_ptr<DB> db;
+  ASSERT_TRUE(DB::Open(Options{}, dir.Join("db"), &db).ok());
+  std::string v;
+  ASSERT_TRUE(db->Get(ReadOptions{}, "k7", &v).ok());
+  EXPECT_EQ(v, "1");
+  ASSERT_TRUE(db->Get(ReadOptions{}, "logged", &v).ok());
+  ASSERT_TRUE(db->Close().ok());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+TEST(RecoveryTest, DamagedNewestMetaIsCorruptionNotAnOlderState) {
+  test::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
+  // Checkpoint 2 lives in the meta slot at 4096 (slot = id mod 2); damage it
+  // so that only checkpoint 1 (whose log was deleted by checkpoint 2) is left.
+  FlipByte(dir.Join("db") + "/data.akv", 4096 + 20);
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(Options{}, dir.Join("db"), &db);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("missing"), std::string::npos) << s.ToString();
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+TEST(RecoveryTest, DamagedDataFileMagicIsCorruption) {
+  test::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
+  FlipByte(dir.Join("db") + "/data.akv", 6);
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(Options{}, dir.Join("db"), &db);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("data.akv"), std::string::npos) << s.ToString();
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+}  // namespace
+}  // namespace arenakv
