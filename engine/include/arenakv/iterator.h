@@ -1,9 +1,10 @@
 // Iterator: an ordered cursor over a database, a snapshot or a transaction.
 //
 // Keys are ordered bytewise (unsigned). key() and value() stay valid until
-// the iterator moves or is destroyed. An iterator reads one consistent
-// snapshot taken when it was created. After its database closes, every call
-// leaves the iterator invalid and status() returns Closed.
+// the iterator moves, is destroyed, or its database (or transaction) closes:
+// Close() takes back the memory they point into. An iterator reads one
+// consistent snapshot taken when it was created. After its database closes,
+// every call leaves the iterator invalid and status() returns Closed.
 //
 // Thread safety: one iterator is used by one thread at a time.
 
