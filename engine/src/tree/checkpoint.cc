@@ -3,15 +3,22 @@
 // The old tree is walked once, descending only into subtrees the batch
 // touches; each touched leaf is merged with its changes in one pass. Rewritten
 // pages are produced bottom-up (post-order), so a parent is built after its
-// children have their final addresses. Pages stream through a small window:
-// a new page stays pending (in a private cache frame) only until its right
-// neighbour is known, so an underfull page can be merged with a neighbour
-// before anything is written; then it is compressed into a large contiguous
-// write buffer and published to the cache as a clean frame. Splits come from
-// the page builder (a page is cut when the next entry would overflow
-// page_bytes; the last two pages are rebalanced), merges from the settle
-// window (a page below a quarter full joins its right, else left, neighbour
-// when both fit in one page), and a root with one child collapses.
+// children have their final addresses.
+//
+// Packing: the entries of consecutive rewritten siblings stream through one
+// builder per level (a run), which fills every page up to page_bytes and
+// rebalances only the last two of the run, so pages split by earlier
+// checkpoints fill up again. A page that still ends up below a quarter full
+// joins its right, else left, neighbour when both fit in one page, and a root
+// with one child collapses.
+//
+// Memory: a new page stays pending (in a private frame) only until its right
+// neighbour is known; then it is compressed into a write buffer that goes out
+// in one write per 2 MiB of contiguous pages. A written page becomes a clean
+// cache frame if readers had cached a page its entries came from, else its
+// frame is freed; a rewritten leaf's old image leaves the cache at once. So a
+// checkpoint holds a few pages, its write buffer and one children list per
+// level, whatever the size of the tree or of the batch.
 #include <lz4.h>
 
 #include <algorithm>
@@ -37,6 +44,7 @@ struct Child {
   PageRef page;          // kPending: the private frame holding the image
   uint32_t bytes = 0;    // image bytes (0 = not known yet for kUnchanged)
   ChildState state = ChildState::kUnchanged;
+  bool hot = true;  // kPending: stays cached once written (see NodeBuilder::SetHot)
 };
 
 // A growable byte buffer in segments of the checkpoint's arena: a segment
@@ -111,6 +119,11 @@ class NodeBuilder {
   }
   // Emits what the run holds and ends it.
   Status Finish();
+  // Whether the entries added next come from a page readers had in the
+  // cache. A written page is cached only if some of its entries were: a
+  // checkpoint must not fill the cache with pages nobody reads (a bulk load
+  // would otherwise cache the whole tree it writes). Internal pages always are.
+  void SetHot(bool hot) { hot_ = hot; }
 
  private:
   // One page's entries in image form, back to back.
@@ -119,6 +132,7 @@ class NodeBuilder {
     SegmentBuffer data;
     SegmentBuffer offs;  // u32 offset of each entry in data
     size_t bytes = 0;    // sum of entry bytes including slots
+    bool hot = false;    // holds an entry of a cached page
     size_t count() const { return offs.size() / sizeof(uint32_t); }
     bool empty() const { return offs.size() == 0; }
     uint32_t off(size_t i) const {
@@ -131,6 +145,7 @@ class NodeBuilder {
       data.clear();
       offs.clear();
       bytes = 0;
+      hot = false;
     }
   };
 
@@ -165,6 +180,7 @@ class NodeBuilder {
   uint16_t level_ = 0;
   bool active_ = false;
   bool emitted_ = false;  // the run has emitted a page
+  bool hot_ = false;
   std::pmr::string lower_;
   // pages_[cur_] is being filled; pages_[cur_ ^ 1] is the full one before it.
   // Both keep their capacity from run to run.
@@ -231,7 +247,7 @@ class CheckpointWriter {
 
   // Page building (used by NodeBuilder).
   Status NewImage(size_t bytes, PageRef* ref) { return cache_->NewFrame(bytes, ref); }
-  Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes);
+  Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes, bool hot);
   size_t page_bytes() const { return page_bytes_; }
   std::pmr::memory_resource* mr() const { return mr_; }
   alloc::Arena* arena() const { return arena_; }
@@ -260,7 +276,9 @@ class CheckpointWriter {
   Status LoadBytes(Child* c);
   Status Merge(ChildList* list, size_t left, bool* merged);
   Status WriteChild(Child* c);
-  Status WritePage(PageRef* page, uint32_t bytes, uint64_t* address);
+  // Writes the page; publishes it as a clean cache frame when `cache`, else
+  // frees its frame.
+  Status WritePage(PageRef* page, uint32_t bytes, bool cache, uint64_t* address);
   Status Allocate(uint64_t length, uint64_t* offset);
   void ReturnRun();
   Status Flush();
@@ -303,6 +321,7 @@ NodeBuilder::NodeBuilder(CheckpointWriter* w, ChildList* out)
 
 void NodeBuilder::Start(std::string_view lower) {
   level_ = out_->level;
+  hot_ = level_ > 0;
   lower_.assign(lower.data(), lower.size());
   active_ = true;
   emitted_ = false;
@@ -323,6 +342,7 @@ Status NodeBuilder::Add(const char* h, size_t hlen, std::string_view key, std::s
     cur_ ^= 1;  // the full page becomes prev
     cur = &pages_[cur_];
   }
+  cur->hot |= hot_;
   return Append(cur, std::string_view(h, hlen), key, value);
 }
 
@@ -365,8 +385,9 @@ Status NodeBuilder::Emit(Scratch* s) {
     last_key_.assign(last.data(), last.size());
   }
   emitted_ = true;
+  bool hot = s->hot;
   s->clear();
-  return w_->AddPending(out_, sep_copy, std::move(page), static_cast<uint32_t>(image));
+  return w_->AddPending(out_, sep_copy, std::move(page), static_cast<uint32_t>(image), hot);
 }
 
 Status NodeBuilder::Finish() {
@@ -390,6 +411,7 @@ Status NodeBuilder::Finish() {
         s = Append(&joined, {cur->entry(i), EntryLen(*cur, i)});
       }
       if (!s.ok()) return s;
+      joined.hot = prev->hot || cur->hot;
       prev->clear();
       cur->clear();
       if (join) return Emit(&joined);
@@ -403,6 +425,7 @@ Status NodeBuilder::Finish() {
         s = Append(j < split ? prev : cur, {joined.entry(j), EntryLen(joined, j)});
       }
       if (!s.ok()) return s;
+      prev->hot = cur->hot = joined.hot;
     }
   }
   Status s;
@@ -414,13 +437,14 @@ Status NodeBuilder::Finish() {
 // ---- Settling and writing ---------------------------------------------------
 
 Status CheckpointWriter::AddPending(ChildList* out, std::string_view sep, PageRef page,
-                                    uint32_t bytes) {
+                                    uint32_t bytes, bool hot) {
   out->items.emplace_back(mr_);
   Child& c = out->items.back();
   c.sep.assign(sep.data(), sep.size());
   c.page = std::move(page);
   c.bytes = bytes;
   c.state = ChildState::kPending;
+  c.hot = hot;
   return Settle(out, false);
 }
 
@@ -512,6 +536,7 @@ Status CheckpointWriter::Merge(ChildList* list, size_t left, bool* merged) {
   a.page = std::move(out);
   a.bytes = static_cast<uint32_t>(want);
   a.state = ChildState::kPending;
+  a.hot = a.hot || b.hot;
   a.address = 0;
   list->items.erase(list->items.begin() + static_cast<ptrdiff_t>(left + 1));
   *merged = true;
@@ -548,7 +573,7 @@ Status CheckpointWriter::Settle(ChildList* list, bool final) {
 
 Status CheckpointWriter::WriteChild(Child* c) {
   uint64_t address = 0;
-  Status s = WritePage(&c->page, c->bytes, &address);
+  Status s = WritePage(&c->page, c->bytes, c->hot, &address);
   if (!s.ok()) return s;
   c->address = address;
   c->state = ChildState::kWritten;
@@ -592,7 +617,8 @@ Status CheckpointWriter::Flush() {
   return s;
 }
 
-Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, uint64_t* address) {
+Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache,
+                                   uint64_t* address) {
   size_t need = MaxStoredBytes(bytes) + kPageAlign;
   if (!buffer_.valid() || buffer_.size - buffer_used_ < need) {
     Status s = Flush();
@@ -626,6 +652,10 @@ Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, uint64_t* addr
   *address = MakeAddress(offset, length);
   result_->pages_written++;
   result_->bytes_written += length;
+  if (!cache) {
+    page->Reset();
+    return Status::OK();
+  }
   // The new page becomes a clean cached frame; nobody can reach it before
   // the meta switch, and it is never read back from disk.
   page->frame()->bytes = bytes;
@@ -675,8 +705,12 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
   PageView v;
   uint32_t n = 0;
   Status s;
+  bool hot = false;
   if (address != 0) {
-    s = tree_->FetchPage(address, false, &ref);
+    // A leaf not in the cache is read into a private frame, not cached: the
+    // checkpoint's own reads say nothing about what readers use.
+    hot = cache_->Lookup(address, &ref);
+    if (!hot) s = tree_->ReadPage(address, &ref);
     if (!s.ok()) return s;
     v = PageView(ref.data());
     if (!v.is_leaf())
@@ -707,6 +741,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
   *kept = false;
   NodeBuilder& b = out->builder;
   if (!b.active()) b.Start(lower);
+  b.SetHot(hot);
   uint32_t i = 0;
   for (bool first = true; InRange(upper); first = false) {
     if (!first) {
@@ -739,7 +774,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     // rather than hold two copies of every rewritten leaf until the release.
     // A reader of an older root that still wants it reads it back from disk.
     ref.Reset();
-    cache_->Erase(address);
+    if (hot) cache_->Erase(address);
   }
   return Status::OK();
 }
