@@ -5,8 +5,15 @@
 // Like is compared with like: each pair requests the same sizes, checks the
 // result the same way, writes the memory it got the same way (first byte of
 // a segment, first byte of a small object) and hides the pointer from the
-// optimizer with DoNotOptimize, so neither side can be elided.
+// optimizer with DoNotOptimize, so neither side can be elided. And both
+// sides keep freed memory for reuse: a pool retains released segments (up to
+// retain_bytes), and glibc is told to do the same (no trimming of the heap top,
+// blocks up to 32 MiB from the heap). With its defaults glibc's thresholds
+// move with the process's history, and in a fresh process free() trims the
+// heap and the next malloc() faults the pages in again, which made malloc up
+// to 25x slower in these loops depending on what ran before.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -18,6 +25,13 @@
 #include "arenakv/alloc/segment_pool.h"
 
 namespace {
+
+// glibc keeps freed memory, like a pool's retained segments (see above).
+const bool g_malloc_retains = [] {
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  return true;
+}();
 
 using arenakv::alloc::Arena;
 using arenakv::alloc::ArenaKind;
