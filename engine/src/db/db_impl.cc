@@ -372,10 +372,20 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
 
 std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, uint64_t seq,
                                                               bool verify_checksums) {
+  // A memtable with nothing visible at seq adds no key: leave it out, so
+  // that a view whose memtables are empty (or hold only newer writes) is
+  // the tree's own cursor, without a merge step per key. Every entry with a
+  // sequence <= seq was added before seq was published, so its count and
+  // sequence are seen here; writes after that carry larger sequences.
+  auto visible = [seq](const mem::MemTable& t) {
+    return t.entries() != 0 && t.min_sequence() <= seq;
+  };
   std::vector<std::unique_ptr<InternalIterator>> children;
   children.reserve(2 + v.imm.size());
-  children.push_back(v.mem->table->NewIterator(seq));
-  for (const auto& m : v.imm) children.push_back(m->table->NewIterator(seq));
+  if (visible(*v.mem->table)) children.push_back(v.mem->table->NewIterator(seq));
+  for (const auto& m : v.imm) {
+    if (visible(*m->table)) children.push_back(m->table->NewIterator(seq));
+  }
   children.push_back(tree_->NewIterator(v.tree->root(), verify_checksums));
   return mem::NewMergingIterator(std::move(children));
 }
