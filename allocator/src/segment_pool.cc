@@ -672,57 +672,131 @@ void PoolCore::ReleaseDedicatedLocked(Entry* entry, Slot* slot) {
 }
 
 void PoolCore::ReleaseOwnedList(Link head) {
-  if (closed()) return;
+  if (closed() || head == kNoLink) return;
+  // One walk of the owner list does everything for the class of the first
+  // region segment (in practice most of an arena: its blocks, or a page
+  // cache's frames) under that class's lock, appending each segment to a
+  // chain that is spliced onto the retained list in O(1) at the end. Segments
+  // of other classes get their generation bump on the walk and the rest
+  // (list state, chunk count) under their own lock afterwards; dedicated
+  // mappings are chained through their owner links and released under mu_
+  // last, since mu_ comes before the class locks. The directory entry, its
+  // slot table, base and chunk counts are looked up once per run of segments
+  // of one region, not per segment. Owner links are left as they are: they
+  // mean nothing in a free slot and LinkOwned() sets both on reuse.
   struct Chain {
-    Link head = kNoLink;
-    Link tail = kNoLink;
-    size_t n = 0;
+    Link head;
+    Link tail;
+    Slot* tail_slot;
+    size_t n;
   };
-  Chain chains[kMaxClasses];
+  Chain chains[kMaxClasses] = {};
+  auto append = [](Chain& ch, Link link, Slot* s) {
+    s->prev = ch.tail;
+    if (ch.tail_slot != nullptr) {
+      ch.tail_slot->next = link;
+    } else {
+      ch.head = link;
+    }
+    ch.tail = link;
+    ch.tail_slot = s;
+    ++ch.n;
+  };
+  if (opt_.quarantine) {
+    // Protected before the walk makes any of them free: a system call per
+    // segment is not made under a spin lock.
+    for (Link link = head; link != kNoLink;) {
+      Slot* s = SlotOf(link);
+      Entry* e = EntryAt(EntryOf(link));
+      if (!e->dedicated && (LoadWord(s, std::memory_order_relaxed) & kLive)) {
+        mprotect(e->base.load(std::memory_order_relaxed) +
+                     (static_cast<size_t>(GranuleOf(link)) << min_shift_),
+                 classes_[LoadClass(s)].bytes, PROT_NONE);
+      }
+      link = s->owner_next;
+    }
+  }
+  // The primary class: that of the first region segment (class 0 when there
+  // is none; its lock is then taken for nothing).
+  int primary = 0;
   for (Link link = head; link != kNoLink;) {
     Slot* s = SlotOf(link);
-    const Link next = s->owner_next;
-    s->owner_prev = s->owner_next = kNoLink;
-    Entry* e = EntryAt(EntryOf(link));
-    if (e->dedicated) {
-      port::MutexLock l(&mu_);
-      if (LoadWord(s, std::memory_order_relaxed) & kLive) ReleaseDedicatedLocked(e, s);
-    } else if (LoadWord(s, std::memory_order_relaxed) & kLive) {
-      const int c = LoadClass(s);
-      char* data = e->base.load(std::memory_order_relaxed) +
-                   (static_cast<size_t>(GranuleOf(link)) << min_shift_);
-      if (opt_.quarantine) mprotect(data, classes_[c].bytes, PROT_NONE);
-      Poison(data, classes_[c].bytes);
-      Chain& ch = chains[c];
-      // Built as a doubly linked chain so it can be spliced in O(1).
-      s->prev = kNoLink;
-      s->next = ch.head;
-      if (ch.head != kNoLink) {
-        SlotOf(ch.head)->prev = link;
-      } else {
-        ch.tail = link;
-      }
-      ch.head = link;
-      ++ch.n;
+    if (!EntryAt(EntryOf(link))->dedicated) {
+      primary = LoadClass(s);
+      break;
     }
-    link = next;
+    link = s->owner_next;
   }
-  size_t total = 0;
+  Link dedicated_head = kNoLink;
+  ClassState& pcs = classes_[primary];
+  {
+    SpinLockGuard l(&pcs.mu);
+    uint32_t cur = kMaxEntries;  // no entry
+    Entry* e = nullptr;
+    Slot* slots = nullptr;
+    char* base = nullptr;
+    uint32_t* chunk_in_use = nullptr;
+    for (Link link = head; link != kNoLink;) {
+      const uint32_t index = EntryOf(link);
+      if (index != cur) {
+        cur = index;
+        e = EntryAt(index);
+        slots = e->slots;
+        base = e->base.load(std::memory_order_relaxed);
+        chunk_in_use = e->chunk_in_use.data();
+      }
+      const uint32_t g = GranuleOf(link);
+      Slot* s = slots + g;
+      const Link next = s->owner_next;
+      if (e->dedicated) {
+        s->owner_next = dedicated_head;
+        dedicated_head = link;
+        link = next;
+        continue;
+      }
+      const uint32_t w = LoadWord(s, std::memory_order_relaxed);
+      if (w & kLive) {
+        const int c = LoadClass(s);
+        Poison(base + (static_cast<size_t>(g) << min_shift_), classes_[c].bytes);
+        StoreWord(s, NextGenWord(w));
+        StoreOwner(s, 0);
+        if (c == primary) {
+          s->where = kRetained;
+          --chunk_in_use[g >> chunk_shift_];
+        }
+        append(chains[c], link, s);
+      }
+      link = next;
+    }
+    Chain& ch = chains[primary];
+    if (ch.n > 0) {
+      ch.tail_slot->next = pcs.retained_head;
+      if (pcs.retained_head != kNoLink) {
+        SlotOf(pcs.retained_head)->prev = ch.tail;
+      } else {
+        pcs.retained_tail = ch.tail;
+      }
+      pcs.retained_head = ch.head;
+      pcs.in_use -= ch.n;
+      pcs.retained += ch.n;
+      PublishRetained(pcs);
+    }
+  }
+  size_t total = chains[primary].n;
   for (int c = 0; c < num_classes_; ++c) {
     Chain& ch = chains[c];
-    if (ch.n == 0) continue;
+    if (c == primary || ch.n == 0) continue;
+    total += ch.n;
     ClassState& cs = classes_[c];
     SpinLockGuard l(&cs.mu);
     for (Link link = ch.head; link != kNoLink;) {
       Entry* e = EntryAt(EntryOf(link));
       Slot* s = e->slots + GranuleOf(link);
-      StoreWord(s, NextGenWord(LoadWord(s, std::memory_order_relaxed)));
-      StoreOwner(s, 0);
       s->where = kRetained;
       --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
       link = s->next;
     }
-    SlotOf(ch.tail)->next = cs.retained_head;
+    ch.tail_slot->next = cs.retained_head;
     if (cs.retained_head != kNoLink) {
       SlotOf(cs.retained_head)->prev = ch.tail;
     } else {
@@ -732,7 +806,17 @@ void PoolCore::ReleaseOwnedList(Link head) {
     cs.in_use -= ch.n;
     cs.retained += ch.n;
     PublishRetained(cs);
-    total += ch.n * cs.bytes;
+  }
+  if (dedicated_head != kNoLink) {
+    port::MutexLock l(&mu_);
+    for (Link link = dedicated_head; link != kNoLink;) {
+      Slot* s = SlotOf(link);
+      const Link next = s->owner_next;
+      if (LoadWord(s, std::memory_order_relaxed) & kLive) {
+        ReleaseDedicatedLocked(EntryAt(EntryOf(link)), s);
+      }
+      link = next;
+    }
   }
   if (total > 0 && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
 }
