@@ -50,6 +50,22 @@ inline uint64_t TestSeed() {
   return seed;
 }
 
+// True in AddressSanitizer and ThreadSanitizer builds, where resident memory
+// and timings measure the sanitizer (shadow memory, quarantine), not us.
+inline bool UnderSanitizer() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return true;
+#else
+  return false;
+#endif
+#else
+  return false;
+#endif
+}
+
 // Resident set size of this process in bytes, from /proc/self/statm.
 inline size_t ResidentBytes() {
   FILE* f = std::fopen("/proc/self/statm", "r");

@@ -75,6 +75,10 @@ void ReadAll(DB* db) {
 }
 
 TEST(MemoryTest, CloseReturnsResidentMemoryToPreOpenLevel) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   test::TempDir dir;
   Options options;
   options.cache_bytes = 64 * kMiB;
@@ -106,6 +110,10 @@ TEST(MemoryTest, CloseReturnsResidentMemoryToPreOpenLevel) {
 }
 
 TEST(MemoryTest, RepeatedOpenLoadCloseDoesNotGrow) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   const int cycles = 20;
   Options options;
   options.cache_bytes = 64 * kMiB;
@@ -182,16 +190,28 @@ void BufferSixtyMegabytes(Finish finish, const char* what) {
 }
 
 TEST(MemoryTest, RollbackReturnsTransactionBuffers) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { ASSERT_OK(txn->Rollback()); },
                        "Rollback");
 }
 
 TEST(MemoryTest, CommitReturnsTransactionBuffers) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { ASSERT_OK(txn->Commit()); },
                        "Commit");
 }
 
 TEST(MemoryTest, DestroyingTransactionReturnsBuffers) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   BufferSixtyMegabytes([](std::unique_ptr<Transaction>& txn) { txn.reset(); }, "destruction");
 }
 
@@ -226,6 +246,10 @@ void CloseWithCachedBytes(size_t cached_target, double max_close_ms) {
 }
 
 TEST(MemoryTest, CloseWithLargeCacheIsFast) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   ASSERT_NO_FATAL_FAILURE(CloseWithCachedBytes(256 * kMiB, 200.0));
 }
 
@@ -245,6 +269,10 @@ double KernelUnmapMs(size_t bytes) {
 // the kernel's own price for unmapping 1 GiB (hundreds of milliseconds on a
 // small virtual machine), Close() may add little.
 TEST(MemoryTest, CloseWithOneGigabyteCachedIsFast) {
+  if (test::UnderSanitizer()) {
+    GTEST_SKIP() << "resident memory and timing measure the sanitizer here; pool accounting is "
+                    "checked by PoolAccountingDuringAndAfter";
+  }
   if (!LongTests()) GTEST_SKIP() << "set ARENAKV_LONG_TESTS=1 (loads 1 GiB)";
   const double kernel_ms = KernelUnmapMs(1024 * kMiB);
   const double bar = std::max(200.0, 1.5 * kernel_ms + 50.0);
