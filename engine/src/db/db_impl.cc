@@ -10,6 +10,7 @@
 #include "db/snapshot_impl.h"
 #include "db/transaction_impl.h"
 #include "mem/merging_iterator.h"
+#include "tree/read_epoch.h"
 #include "wal/wal_reader.h"
 
 namespace arenakv {
@@ -186,6 +187,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   v->mem = std::make_shared<MemRef>(std::move(table), first_wal, &counters_);
   v->tree = std::make_shared<TreeRoot>(tree_.get(), meta.root, &counters_);
   current_ = std::move(v);
+  PublishReadViewLocked();
   return RotateWalLocked();
 }
 
@@ -250,6 +252,10 @@ Status DBImpl::Close() {
     if (closed_) return Status::OK();
     closed_ = true;  // From here on every new call returns Closed.
   }
+  // Point reads take no lock (see Get): mark the view closed and wait for
+  // every read that may not have seen the mark.
+  read_closed_.store(true, std::memory_order_seq_cst);
+  tree::epoch::WaitUntilSafe(tree::epoch::Retire());
   // Invalidate first: every iterator, snapshot and transaction drops what it
   // holds in the database (waiting for a call in flight on it to finish).
   registry_->CloseAll();
@@ -293,7 +299,9 @@ void DBImpl::Teardown() {
   {
     port::MutexLock l(&mu_);
     current_.reset();
+    PublishReadViewLocked();
   }
+  ReleaseRetiredViews(/*wait=*/true);  // before the tree their roots release pages into
   tree_.reset();
   leader_mr_.reset();  // gives its memory back to the pool before it closes
   scratch_mr_.reset();
@@ -351,7 +359,122 @@ Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::
   return found ? Status::OK() : Status::NotFound(key);
 }
 
+// ---- lock-free point reads
+//
+// Get without a snapshot reads (read_version_, read_seq_) inside a read epoch
+// section instead of taking rw_, mu_ and a shared_ptr copy (several atomic
+// read-modify-writes on lines every reader shares). Three rules make it right:
+//
+// Consistency. Every change of current_ or last_sequence_ is followed, under
+// mu_, by PublishReadViewLocked(), which stores the version (release) and the
+// sequence (release). The reader loads V = read_version_, then S = read_seq_,
+// then read_version_ again, and uses (V, S) only if both loads gave V (a
+// version is never published twice, and V cannot be freed and its address
+// reused while the section is open). So V was the published version at the
+// moment S was read, and:
+//  - every commit <= S is in V: a commit goes into the memtable of the
+//    version current when it was applied, and its sequence is published after
+//    that version; if that version were newer than V, loading S (acquire)
+//    would make the second load see it, not V;
+//  - V's tree holds nothing newer than S: a checkpoint's tree holds frozen
+//    memtables whose commits were all published before the version that
+//    carries it, so loading V (acquire) then S gives S >= all of them.
+// Memtable entries <= S were added before S was stored (release), so the
+// lock-free memtable lookups see them.
+//
+// Lifetime. read_ref_ keeps the published version alive; when another
+// replaces it, the old reference is retired with an epoch tag and dropped
+// only once no section that could have loaded it is open
+// (ReleaseRetiredViews): by the checkpoint that replaced it (waiting for
+// those short sections), or by the last point read that held it. The tree's
+// pages are peeked under the same section (BTree::GetCached); anything not
+// cached sends the read to the locked path below.
+//
+// Close. Close() sets read_closed_ and then waits for every section open at
+// that moment: a read that did not see the mark has ended before the
+// database is torn down.
+
+void DBImpl::PublishReadViewLocked() {
+  read_seq_.store(last_sequence_, std::memory_order_release);
+  Version* v = current_.get();
+  if (v == read_version_.load(std::memory_order_relaxed)) return;
+  read_version_.store(v, std::memory_order_release);
+  if (read_ref_ != nullptr) {
+    const uint64_t tag = tree::epoch::Retire();
+    port::MutexLock l(&retired_mu_);
+    retired_views_.emplace_back(tag, std::move(read_ref_));
+    retired_count_.store(retired_views_.size(), std::memory_order_relaxed);
+  }
+  read_ref_ = current_;
+}
+
+void DBImpl::ReleaseRetiredViews(bool wait) {
+  if (wait && !tree::epoch::InSection()) {
+    uint64_t tag = 0;
+    {
+      port::MutexLock l(&retired_mu_);
+      if (!retired_views_.empty()) tag = retired_views_.back().first;
+    }
+    if (tag != 0) tree::epoch::WaitUntilSafe(tag);
+  }
+  std::vector<std::shared_ptr<Version>> done;  // dropped outside the lock
+  {
+    port::MutexLock l(&retired_mu_);
+    if (retired_views_.empty()) return;
+    const uint64_t safe = tree::epoch::SafeTag();
+    size_t n = 0;
+    while (n < retired_views_.size() && retired_views_[n].first <= safe) ++n;  // in tag order
+    for (size_t i = 0; i < n; ++i) done.push_back(std::move(retired_views_[i].second));
+    retired_views_.erase(retired_views_.begin(), retired_views_.begin() + n);
+    retired_count_.store(retired_views_.size(), std::memory_order_relaxed);
+  }
+}
+
+bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* status) {
+  tree::epoch::ReadSection section;
+  if (!section.active()) return false;
+  if (read_closed_.load(std::memory_order_acquire)) {
+    *status = Status::Closed("database is closed");
+    return true;
+  }
+  Version* v = read_version_.load(std::memory_order_acquire);
+  if (v == nullptr) return false;
+  const uint64_t seq = read_seq_.load(std::memory_order_acquire);
+  if (read_version_.load(std::memory_order_acquire) != v) return false;  // just replaced
+  *status = CheckKey(key);
+  if (!status->ok()) return true;
+  bool deleted = false;
+  if (v->mem->table->Get(key, seq, value, &deleted, nullptr)) {
+    *status = deleted ? Status::NotFound(key) : Status::OK();
+    return true;
+  }
+  for (const auto& m : v->imm) {
+    if (m->table->Get(key, seq, value, &deleted, nullptr)) {
+      *status = deleted ? Status::NotFound(key) : Status::OK();
+      return true;
+    }
+  }
+  bool found = false;
+  Status s;
+  if (!tree_->GetCached(v->tree->root(), key, value, &found, &s)) return false;
+  *status = !s.ok() ? s : found ? Status::OK() : Status::NotFound(key);
+  return true;
+}
+
 Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string* value) {
+  if (options.snapshot == nullptr && !options.verify_checksums) {
+    Status s;
+    bool done;
+    try {
+      done = GetLockFree(key, value, &s);
+    } catch (const std::bad_alloc&) {
+      done = true;
+      s = Status::MemoryLimit("out of memory reading a value");
+    }
+    // The last read that could hold a replaced version lets it go.
+    if (retired_count_.load(std::memory_order_relaxed) != 0) ReleaseRetiredViews(false);
+    if (done) return s;
+  }
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
   Status s = CheckKey(key);
@@ -523,6 +646,7 @@ Status DBImpl::Write(Writer* w) {
       mu_.Lock();
       if (s.ok()) {
         last_sequence_ = first_seq + count - 1;  // publish: the group becomes visible
+        PublishReadViewLocked();
         commit_groups_.fetch_add(1, std::memory_order_relaxed);
       } else if (bg_error_.ok() && !s.IsMemoryLimit()) {
         // The WAL may hold part of a failed record: continue in a fresh file
@@ -664,6 +788,7 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     v->tree = current_->tree;
     current_->mem->newer = fresh;
     current_ = std::move(v);
+    PublishReadViewLocked();
     if (force) return Status::OK();  // the caller runs the checkpoint next
     if (options_.background_checkpoints) {
       checkpoint_scheduled_ = true;
@@ -736,10 +861,12 @@ Status DBImpl::RunTreeCheckpoint() {
                                                           result.obsolete.end()));
     old = std::move(current_);
     current_ = std::move(v);
+    PublishReadViewLocked();
     bg_cv_.SignalAll();
   }
   old.reset();
   base.reset();
+  ReleaseRetiredViews(/*wait=*/true);  // the old version, once no point read holds it
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   DeleteObsoleteWals(wal_number);
   return Status::OK();

@@ -123,6 +123,15 @@ class DBImpl final : public DB {
   Status ReplayWal(const std::string& file, uint64_t number, mem::MemTable* mem,
                    uint64_t* last_seq);
   void Teardown();
+  // Lock-free point reads (see the comment above DBImpl::Get in db_impl.cc).
+  // After every change of current_ or last_sequence_.
+  void PublishReadViewLocked() REQUIRES(mu_);
+  // Drops replaced read views no open section can hold; `wait`: first waits
+  // for the sections that could (never from inside a section).
+  void ReleaseRetiredViews(bool wait) EXCLUDES(retired_mu_);
+  // False: take the locked path (a page is not cached, no epoch slot, or the
+  // view changed while it was being read).
+  bool GetLockFree(std::string_view key, std::string* value, Status* status);
   std::string WalPath(uint64_t number) const;
 
   const Options options_;
@@ -147,6 +156,16 @@ class DBImpl final : public DB {
   port::CondVar bg_cv_{&mu_};
   std::shared_ptr<Version> current_ GUARDED_BY(mu_);
   uint64_t last_sequence_ GUARDED_BY(mu_) = 0;
+  // What lock-free point reads see: copies of current_ and last_sequence_.
+  std::atomic<Version*> read_version_{nullptr};
+  std::atomic<uint64_t> read_seq_{0};
+  std::atomic<bool> read_closed_{false};
+  std::shared_ptr<Version> read_ref_ GUARDED_BY(mu_);  // keeps read_version_ alive
+  port::Mutex retired_mu_;  // taken inside mu_, never the other way
+  // Replaced read views with their epoch tags, in tag order.
+  std::vector<std::pair<uint64_t, std::shared_ptr<Version>>> retired_views_
+      GUARDED_BY(retired_mu_);
+  std::atomic<size_t> retired_count_{0};
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
   uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;

@@ -76,6 +76,11 @@ class BTree {
 
   Status Get(uint64_t root, std::string_view key, std::string* value, bool* found,
              bool verify_checksums = false);
+  // Get over cached pages only, peeking inside a read epoch section (its own,
+  // or the caller's). False when it cannot answer: a page is not cached, or
+  // the thread has no epoch slot. Takes no lock and pins nothing.
+  bool GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
+                 Status* status);
   // Never yields tombstones. Pins at most one page per tree level.
   std::unique_ptr<InternalIterator> NewIterator(uint64_t root, bool verify_checksums = false);
 
@@ -116,10 +121,6 @@ class BTree {
   Status FetchPage(uint64_t address, bool verify, PageRef* ref);
   // Reads, checks and decodes a page from disk into a private frame.
   Status ReadPage(uint64_t address, PageRef* ref);
-  // Get over cached pages only, peeking inside a read epoch. False when it
-  // cannot answer (a page is not cached, or the thread has no epoch slot).
-  bool GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
-                 Status* status);
   Status CheckOpen() const;
   struct VerifyState;
   Status VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,
