@@ -1,6 +1,7 @@
 // B+tree micro-benchmarks: Get on a fully cached tree of 1M keys (the read hit
 // path: cache lookup + pin per level, binary search in place), a full
-// iterator scan, a bare page-cache lookup, and a checkpoint applying 100K
+// iterator scan, a bare page-cache lookup (pinned, and peeked inside a read
+// epoch section, from one and two threads), and a checkpoint applying 100K
 // sorted random changes to the 1M-key tree.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "arenakv/alloc/arena.h"
 #include "arenakv/env.h"
 #include "tree/btree.h"
+#include "tree/read_epoch.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::tree {
@@ -160,7 +162,21 @@ void BM_CacheLookupHit(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_CacheLookupHit);
+BENCHMARK(BM_CacheLookupHit)->ThreadRange(1, 2)->UseRealTime();
+
+void BM_CachePeekHit(benchmark::State& state) {
+  // The lock- and pin-free lookup point reads use, inside a read section.
+  BTree* tree = F().tree.get();
+  uint64_t root = tree->meta().root;
+  PageCache* cache = tree->cache();
+  for (auto _ : state) {
+    epoch::ReadSection section;
+    const Frame* f = cache->Peek(root);
+    benchmark::DoNotOptimize(f->data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CachePeekHit)->ThreadRange(1, 2)->UseRealTime();
 
 void BM_Checkpoint100KRandomChanges(benchmark::State& state) {
   BTree* tree = F().tree.get();
