@@ -42,6 +42,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -292,9 +293,16 @@ Status BankSetup(DB* db) {
   return txn->Commit();
 }
 
+// Held shared while a thread reads key()/value() views, exclusively around a
+// Close() under load: the views point into memory Close() takes back, so by
+// the Iterator contract they must not be read across a concurrent Close.
+// Every other call (puts, gets, commits, iterator moves) still races Close().
+std::shared_mutex g_view_mu;
+
 // Sums the accounts through an iterator; returns false (after reporting)
 // when the snapshot is inconsistent.
 Status BankCheckIterator(Iterator* it, const char* how) {
+  std::shared_lock<std::shared_mutex> views(g_view_mu);
   long total = 0;
   int n = 0;
   for (it->Seek(kBankPrefix); it->Valid() && it->key().starts_with(kBankPrefix); it->Next()) {
@@ -348,6 +356,7 @@ Status BankCheckOnce(DB* db, std::mt19937_64& rng) {
       if (it == nullptr) return Status::Closed("no iterator");
       Status s = BankCheckIterator(it.get(), "iterator");
       if (!s.ok()) return s;
+      std::shared_lock<std::shared_mutex> views(g_view_mu);
       long total = 0;
       it->Seek("bank0");  // just past the prefix
       if (it->Valid()) {
@@ -441,6 +450,7 @@ Status CounterSum(DB* db, long* sum) {
   *sum = 0;
   std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
   if (it == nullptr) return Status::Closed("no iterator");
+  std::shared_lock<std::shared_mutex> views(g_view_mu);
   for (it->Seek(kCounterPrefix); it->Valid() && it->key().starts_with(kCounterPrefix);
        it->Next()) {
     *sum += ToLong(std::string(it->value()));
@@ -545,11 +555,12 @@ struct MixedThread {
 std::string MixedPrefix(int id) { return "mix/" + std::to_string(id) + "/"; }
 
 // Compares the thread's namespace, read through `it`, with its model.
-// A database closed by another thread mid-scan turns the iterator invalid
-// between two calls (key() then returns an empty view): a difference seen
-// together with status() == Closed is that, not a violation.
+// A database closed by another thread before the scan turns the iterator
+// invalid (key() then returns an empty view): a difference seen together with
+// status() == Closed is that, not a violation.
 bool MixedCompare(Iterator* it, const std::map<std::string, std::string>& model,
                   const std::string& prefix, bool reverse, const char* how, Status* status) {
+  std::shared_lock<std::shared_mutex> views(g_view_mu);
   auto closed = [&] {
     *status = it->status();
     return status->IsClosed();
@@ -841,7 +852,10 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
     } else {
       st.hard_closes++;
     }
-    s = sh.holder.Close();
+    {
+      std::unique_lock<std::shared_mutex> no_views(g_view_mu);
+      s = sh.holder.Close();
+    }
     if (!s.ok()) Violation("Close(): %s", s.ToString().c_str());
     CheckPoolsReleased(quiesce ? "quiesced close" : "close under load");
     s = sh.holder.Open();
@@ -877,7 +891,10 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
     uint64_t gen;
     std::shared_ptr<DB> db = sh.holder.Get(&gen);
     QuiescedChecks(db.get(), &st, bank, counter, mixed, skew, "after final reopen");
-    s = sh.holder.Close();
+    {
+      std::unique_lock<std::shared_mutex> no_views(g_view_mu);
+      s = sh.holder.Close();
+    }
     if (!s.ok()) Violation("Close(): %s", s.ToString().c_str());
     CheckPoolsReleased("last close");
   }
