@@ -47,7 +47,9 @@ class BTreeTest : public ::testing::Test {
     path_ = dir_.Join("data.akv");
   }
   void TearDown() override {
-    if (tree_) ASSERT_TRUE(tree_->Close().ok());
+    if (tree_) {
+      ASSERT_TRUE(tree_->Close().ok());
+    }
     tree_.reset();
     arena_.reset();
   }
