@@ -28,7 +28,7 @@ TEST(DataFileBlocksTest, HeaderRoundTripAndChecks) {
   bad[0] = 'X';
   EXPECT_TRUE(DecodeHeaderBlock(bad, "f").IsInvalidArgument());
   bad = std::string(b);
-  EncodeFixed32(bad.data() + 8, 2);
+  EncodeFixed32(bad.data() + 8, kFormatVersion + 1);
   Status s = DecodeHeaderBlock(bad, "f");
   EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
   bad = std::string(b);
@@ -154,7 +154,7 @@ TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
   ASSERT_TRUE(Open().ok());
   Put(0, 10, "x");
   ASSERT_TRUE(tree_->Close().ok());
-  Patch(kMetaOffsets[1] + 8, 0x02);  // version 1 -> 3
+  Patch(kMetaOffsets[1] + 8, 0x01);  // version 2 -> 3
   Status s = Open(false);
   EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
 }

@@ -225,6 +225,65 @@ TEST_P(StoredPageTest, RoundTripAndChecks) {
 
 INSTANTIATE_TEST_SUITE_P(Compression, StoredPageTest, ::testing::Bool());
 
+// Compressed pages leave out the slot array when the decoder can rebuild it
+// exactly; a page whose prefix is not the canonical one keeps it. Either way
+// the decoded image is the original, byte for byte.
+TEST(StoredPageTest, SlotArrayIsRebuiltNotStored) {
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 120; ++i) {
+    e.emplace_back("user" + std::to_string(100000 + 37 * i), std::string(40, 'a' + i % 26));
+  }
+  std::vector<std::pair<std::string, uint64_t>> c;
+  for (int i = 0; i < 120; ++i) {
+    c.emplace_back(i == 0 ? "" : "sep" + std::to_string(5000 + 11 * i),
+                   MakeAddress(16 * (1000 + 64 * i), 900 + i));
+  }
+  std::string nonprefix = LeafImage(e);
+  EncodeFixed16(nonprefix.data() + 12, 0);  // valid (no prefix), not canonical
+  for (size_t h = 0; h < e.size(); ++h) {
+    EncodeFixed32(nonprefix.data() + kImageHeaderBytes + 8 * h + 4, KeyHint(e[h].first, 0));
+  }
+  std::string why;
+  ASSERT_TRUE(ValidateImage(nonprefix.data(), nonprefix.size(), &why)) << why;
+  const std::string images[] = {LeafImage(e), InternalImage(c), nonprefix};
+  for (int which = 0; which < 3; ++which) {
+    const std::string& image = images[which];
+    std::string stored(MaxStoredBytes(image.size()), '\0');
+    size_t len = EncodeStoredPage(image.data(), image.size(), true, stored.data());
+    stored.resize(len);
+    const bool slotless = (stored[9] & kStoredFlagNoSlots) != 0;
+    EXPECT_EQ(slotless, which != 2) << which;
+    EXPECT_NE(stored[9] & kStoredFlagLz4, 0) << which;
+    SealStoredPage(stored.data(), len, 4096);
+    size_t n = 0;
+    ASSERT_TRUE(ParseStoredPage(stored, 4096, true, "f", &n).ok()) << which;
+    std::string out(n, '\0');
+    Status s = DecodeStoredPage(stored, 4096, "f", out.data(), n);
+    ASSERT_TRUE(s.ok()) << which << " " << s.ToString();
+    EXPECT_EQ(out, image) << which;
+    if (slotless) {
+      // Without the slots the page is smaller than its full image compressed.
+      std::string full(MaxStoredBytes(image.size()), '\0');
+      std::string copy = image;
+      EncodeFixed16(copy.data() + 12, 0);  // forces the slots in
+      for (uint32_t i = 0; i < PageView(copy.data()).count(); ++i) {
+        std::string_view k = PageView(copy.data()).key(i);
+        EncodeFixed32(copy.data() + kImageHeaderBytes + 8 * i + 4,
+                      which == 1 && i == 0 ? 0 : KeyHint(k, 0));
+      }
+      size_t full_len = EncodeStoredPage(copy.data(), copy.size(), true, full.data());
+      EXPECT_LT(len + PageView(image.data()).count() * 4, full_len) << which;
+    }
+    // Entries that do not fill the page exactly are Corruption, never a crash.
+    std::string bad = stored;
+    EncodeFixed32(bad.data() + 12, DecodeFixed32(bad.data() + 12) - 1);  // one entry fewer
+    SealStoredPage(bad.data(), bad.size(), 4096);
+    if (slotless && ParseStoredPage(bad, 4096, true, "f", &n).ok()) {
+      EXPECT_TRUE(DecodeStoredPage(bad, 4096, "f", out.data(), n).IsCorruption());
+    }
+  }
+}
+
 TEST(StoredPageTest, IncompressibleStaysRaw) {
   std::mt19937_64 rng(5);
   std::string v(3000, '\0');

@@ -189,16 +189,107 @@ size_t MaxStoredBytes(size_t image_bytes) {
   return kStoredHeaderBytes + static_cast<size_t>(LZ4_compressBound(static_cast<int>(image_bytes)));
 }
 
+namespace {
+
+size_t EntryHeaderBytes(bool leaf) { return leaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes; }
+
+// The prefix length the decoder derives for a slotless page: that of the
+// first and last searched keys (internal pages: from entry 1 on).
+size_t CanonicalPrefix(const PageView& v) {
+  uint32_t n = v.count();
+  uint32_t first = v.is_leaf() ? 0 : 1;
+  if (n <= first) return 0;
+  return CommonPrefix(v.key(first), v.key(n - 1));
+}
+
+// True when the slot array of `image` is exactly what RebuildSlots makes from
+// its entries. Checks every bound itself: the encoder may be handed any bytes.
+bool SlotsAreCanonical(const char* image, size_t image_bytes) {
+  if (image_bytes < kImageHeaderBytes || DecodeFixed32(image + 8) != image_bytes) return false;
+  const uint8_t type = static_cast<uint8_t>(image[0]);
+  const bool leaf = type == static_cast<uint8_t>(PageType::kLeaf);
+  if (!leaf && type != static_cast<uint8_t>(PageType::kInternal)) return false;
+  const uint32_t n = DecodeFixed32(image + 4);
+  if (n == 0 || n > (image_bytes - kImageHeaderBytes) / (kSlotBytes + kLeafEntryHeaderBytes)) {
+    return false;
+  }
+  const size_t header = EntryHeaderBytes(leaf);
+  size_t pos = kImageHeaderBytes + size_t{n} * kSlotBytes;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (DecodeFixed32(image + kImageHeaderBytes + size_t{i} * kSlotBytes) != pos) return false;
+    if (image_bytes - pos < header) return false;
+    size_t len = header + DecodeFixed16(image + pos) + (leaf ? DecodeFixed32(image + pos + 2) : 0);
+    if (image_bytes - pos < len) return false;
+    pos += len;
+  }
+  if (pos != image_bytes) return false;
+  // Every slot now points at an entry inside the image: PageView is safe.
+  PageView v(image);
+  const size_t prefix = v.prefix_len();
+  if (prefix != CanonicalPrefix(v)) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t hint = (leaf || i > 0) ? KeyHint(v.key(i), prefix) : 0;
+    if (v.hint(i) != hint) return false;
+  }
+  return true;
+}
+
+// Rebuilds the header and slot array of a slotless page whose entries are in
+// place; false when the entries do not fill the image exactly.
+bool RebuildSlots(char* image, size_t image_bytes, uint8_t type, uint16_t level, uint32_t n) {
+  const bool leaf = type == static_cast<uint8_t>(PageType::kLeaf);
+  const size_t header = EntryHeaderBytes(leaf);
+  size_t pos = kImageHeaderBytes + size_t{n} * kSlotBytes;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (image_bytes - pos < header) return false;
+    size_t len = header + DecodeFixed16(image + pos) + (leaf ? DecodeFixed32(image + pos + 2) : 0);
+    if (image_bytes - pos < len) return false;
+    EncodeFixed32(image + kImageHeaderBytes + size_t{i} * kSlotBytes, static_cast<uint32_t>(pos));
+    pos += len;
+  }
+  if (pos != image_bytes) return false;
+  image[0] = static_cast<char>(type);
+  image[1] = 0;
+  EncodeFixed16(image + 2, level);
+  EncodeFixed32(image + 4, n);
+  EncodeFixed32(image + 8, static_cast<uint32_t>(image_bytes));
+  EncodeFixed16(image + 12, 0);
+  EncodeFixed16(image + 14, 0);
+  PageView v(image);
+  const size_t prefix = CanonicalPrefix(v);
+  EncodeFixed16(image + 12, static_cast<uint16_t>(prefix));
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t hint = (leaf || i > 0) ? KeyHint(v.key(i), prefix) : 0;
+    EncodeFixed32(image + kImageHeaderBytes + size_t{i} * kSlotBytes + 4, hint);
+  }
+  return true;
+}
+
+}  // namespace
+
 size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out) {
   uint8_t flags = 0;
   size_t payload = image_bytes;
   if (compress) {
-    int bound = LZ4_compressBound(static_cast<int>(image_bytes));
-    int n =
-        LZ4_compress_default(image, out + kStoredHeaderBytes, static_cast<int>(image_bytes), bound);
-    if (n > 0 && static_cast<size_t>(n) <= image_bytes - image_bytes / 8) {
-      flags = kStoredFlagLz4;
-      payload = static_cast<size_t>(n);
+    const int bound = LZ4_compressBound(static_cast<int>(image_bytes));
+    const size_t worth = image_bytes - image_bytes / 8;  // at least 1/8 smaller
+    if (SlotsAreCanonical(image, image_bytes)) {
+      const size_t skip = kImageHeaderBytes + size_t{PageView(image).count()} * kSlotBytes;
+      int n = LZ4_compress_default(image + skip, out + kStoredHeaderBytes,
+                                   static_cast<int>(image_bytes - skip), bound);
+      // A stored page is never shorter than a header and an image header.
+      if (n >= static_cast<int>(kImageHeaderBytes) && static_cast<size_t>(n) <= worth) {
+        flags = kStoredFlagLz4 | kStoredFlagNoSlots;
+        payload = static_cast<size_t>(n);
+      }
+    }
+    if (flags == 0) {
+      int n = LZ4_compress_default(image, out + kStoredHeaderBytes, static_cast<int>(image_bytes),
+                                   bound);
+      if (n > 0 && static_cast<size_t>(n) <= worth) {
+        flags = kStoredFlagLz4;
+        payload = static_cast<size_t>(n);
+      }
     }
   }
   if (flags == 0) std::memcpy(out + kStoredHeaderBytes, image, image_bytes);
@@ -244,7 +335,10 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
   if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
     return PageCorruption(file, offset, "payload length mismatch");
   }
-  if ((flags & ~kStoredFlagLz4) != 0) return PageCorruption(file, offset, "unknown page flags");
+  if ((flags & ~(kStoredFlagLz4 | kStoredFlagNoSlots)) != 0 ||
+      flags == kStoredFlagNoSlots) {
+    return PageCorruption(file, offset, "unknown page flags");
+  }
   if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||
       ((flags & kStoredFlagLz4) == 0 && raw != payload)) {
     return PageCorruption(file, offset, "bad image size");
@@ -258,7 +352,22 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
   const char* p = stored.data();
   const char* payload = p + kStoredHeaderBytes;
   size_t payload_bytes = stored.size() - kStoredHeaderBytes;
-  if (p[9] & kStoredFlagLz4) {
+  if (p[9] & kStoredFlagNoSlots) {
+    const uint32_t count = DecodeFixed32(p + 12);
+    const size_t skip = kImageHeaderBytes + size_t{count} * kSlotBytes;
+    if (count > (image_bytes - kImageHeaderBytes) / (kSlotBytes + kLeafEntryHeaderBytes)) {
+      return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
+    }
+    int n = LZ4_decompress_safe(payload, image + skip, static_cast<int>(payload_bytes),
+                                static_cast<int>(image_bytes - skip));
+    if (n < 0 || static_cast<size_t>(n) != image_bytes - skip) {
+      return PageCorruption(file, offset, "LZ4 payload does not decompress");
+    }
+    if (!RebuildSlots(image, image_bytes, static_cast<uint8_t>(p[8]), DecodeFixed16(p + 10),
+                      count)) {
+      return PageCorruption(file, offset, "entries do not fill the page");
+    }
+  } else if (p[9] & kStoredFlagLz4) {
     int n = LZ4_decompress_safe(payload, image, static_cast<int>(payload_bytes),
                                 static_cast<int>(image_bytes));
     if (n < 0 || static_cast<size_t>(n) != image_bytes) {

@@ -210,17 +210,25 @@ uint64_t ImageChecksum(const char* image, size_t bytes);
 // ---- Stored page (what the data file holds at a page address) -------------
 //   [0]  u64 checksum: XXH3 of bytes [8, length), seeded with ChecksumKind::kPage
 //        mixed with the page's file offset
-//   [8]  u8 type   [9] u8 flags (bit 0: payload is LZ4)   [10] u16 level
+//   [8]  u8 type   [9] u8 flags   [10] u16 level
 //   [12] u32 entry count    [16] u32 image bytes    [20] u32 payload bytes
-//   [24] payload: the image, raw or LZ4 block-compressed
+//   [24] payload: the image, raw or LZ4 block-compressed; with kStoredFlagNoSlots
+//        (only together with LZ4) the entries alone, LZ4 block-compressed
+// A slot array is ~8 bytes per entry that LZ4 barely compresses (~10% of a
+// stored leaf of 100-byte values), and it is a function of the entries: the
+// decoder rebuilds it, with the prefix length, from the entries and the
+// stored header. Pages whose slots are not that function keep them.
 inline constexpr size_t kStoredHeaderBytes = 24;
 inline constexpr uint8_t kStoredFlagLz4 = 1;
+inline constexpr uint8_t kStoredFlagNoSlots = 2;
 
 // Upper bound of the stored size of an image of `image_bytes`.
 size_t MaxStoredBytes(size_t image_bytes);
 // Writes the stored form of `image` into out (room for MaxStoredBytes) with a
 // zero checksum and returns its length. Compresses when `compress` and the
-// result is at least 1/8 smaller.
+// result is at least 1/8 smaller, leaving out the slot array when the decoder
+// can rebuild it exactly (entries back to back in slot order, prefix length
+// CommonPrefix of the first and last searched keys, exact hints).
 size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out);
 // Fills in the checksum once the page's offset is known.
 void SealStoredPage(char* stored, size_t length, uint64_t offset);
