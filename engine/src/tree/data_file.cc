@@ -37,14 +37,16 @@ Status DecodeHeaderBlock(std::string_view block, const std::string& file) {
     return Status::InvalidArgument(file + ": not an arenakv data file");
   }
   const char* p = block.data();
+  // Checksum first: a damaged header must read as Corruption, never as a
+  // "newer version". The checksummed layout is the same in every version.
+  if (DecodeFixed64(p + 32) != BlockChecksum(p, 32, kHeaderOffset)) {
+    return Status::Corruption(file + ": file header checksum mismatch");
+  }
   uint32_t version = DecodeFixed32(p + 8);
   if (version > kFormatVersion) {
     return Status::NotSupported(file + ": data file format version " + std::to_string(version) +
                                 " is newer than this build supports (" +
                                 std::to_string(kFormatVersion) + ")");
-  }
-  if (DecodeFixed64(p + 32) != BlockChecksum(p, 32, kHeaderOffset)) {
-    return Status::Corruption(file + ": file header checksum mismatch");
   }
   if (version == 0 || DecodeFixed32(p + 12) != kBlockBytes ||
       DecodeFixed32(p + 16) != kBlockBytes || DecodeFixed32(p + 20) != 16) {
@@ -77,14 +79,14 @@ Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file
     return Status::Corruption(where + ": not a meta block");
   }
   const char* p = block.data();
+  if (DecodeFixed64(p + 72) != BlockChecksum(p, 72, kMetaOffsets[slot])) {
+    return Status::Corruption(where + ": checksum mismatch");
+  }
   uint32_t version = DecodeFixed32(p + 8);
   if (version > kFormatVersion) {
     return Status::NotSupported(where + ": format version " + std::to_string(version) +
                                 " is newer than this build supports (" +
                                 std::to_string(kFormatVersion) + ")");
-  }
-  if (DecodeFixed64(p + 72) != BlockChecksum(p, 72, kMetaOffsets[slot])) {
-    return Status::Corruption(where + ": checksum mismatch");
   }
   MetaState m;
   m.checkpoint_id = DecodeFixed64(p + 16);
