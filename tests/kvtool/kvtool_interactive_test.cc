@@ -179,6 +179,12 @@ TEST(KvtoolInteractiveTest, CtrlCAbandonsTheLineAndKeepsTheShell) {
   ASSERT_TRUE(s.Expect("put half"));
   s.Send("\x03");
   ASSERT_TRUE(s.Expect(prompt));
+  // Ctrl-C typed right behind other keys, while the editor is still busy
+  // with them, must abandon the line too (a signal-based Ctrl-C lost these).
+  for (int i = 0; i < 20; i++) {
+    s.Send("put lost" + std::to_string(i) + " x\x03");
+    ASSERT_TRUE(s.Expect(prompt)) << "round " << i;
+  }
   s.Send("count\r");
   ASSERT_TRUE(s.Expect("0\r\n"));
   ASSERT_TRUE(s.Expect(prompt));

@@ -24,6 +24,13 @@ LineEditor::LineEditor(const char* program, std::string history_path,
   el_set(el_, EL_HIST, history, hist_);
   el_set(el_, EL_ADDFN, "kvtool-complete", "Complete a command name", &LineEditor::CompleteFn);
   el_set(el_, EL_BIND, "^I", "kvtool-complete", nullptr);
+  // Ctrl-C while editing is a key, not a signal: a SIGINT that lands outside
+  // libedit's read() would be lost and leave the user at a dead line. The
+  // terminal is back in cooked mode (ISIG on) while a command runs, so Ctrl-C
+  // still interrupts long commands through the SIGINT handler.
+  el_set(el_, EL_SETTY, "-d", "-isig", nullptr);
+  el_set(el_, EL_ADDFN, "kvtool-abandon", "Abandon the line", &LineEditor::AbandonFn);
+  el_set(el_, EL_BIND, "^C", "kvtool-abandon", nullptr);
   // ~/.editrc may rebind keys, as in other libedit programs.
   el_source(el_, nullptr);
 }
@@ -47,6 +54,13 @@ unsigned char LineEditor::CompleteFn(editline* el, int /*ch*/) {
   void* self = nullptr;
   el_get(el, EL_CLIENTDATA, &self);
   return static_cast<LineEditor*>(self)->Complete();
+}
+
+unsigned char LineEditor::AbandonFn(editline* el, int /*ch*/) {
+  void* self = nullptr;
+  el_get(el, EL_CLIENTDATA, &self);
+  static_cast<LineEditor*>(self)->abandoned_ = true;
+  return CC_NEWLINE;
 }
 
 unsigned char LineEditor::Complete() {
@@ -85,11 +99,12 @@ unsigned char LineEditor::Complete() {
 bool LineEditor::ReadLine(const std::string& prompt, std::string* line, bool* interrupted) {
   prompt_ = prompt;
   *interrupted = false;
+  abandoned_ = false;
   int count = 0;
   errno = 0;
   const char* got = el_gets(el_, &count);
-  if (got == nullptr) {
-    if (count < 0 && errno == EINTR) {
+  if (abandoned_ || got == nullptr) {
+    if (abandoned_ || (count < 0 && errno == EINTR)) {
       // Ctrl-C: abandon the line, keep the shell.
       std::fputc('\n', stdout);
       line->clear();

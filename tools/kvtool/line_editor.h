@@ -33,6 +33,7 @@ class LineEditor {
  private:
   static char* PromptFn(editline* el);
   static unsigned char CompleteFn(editline* el, int ch);
+  static unsigned char AbandonFn(editline* el, int ch);
   unsigned char Complete();
 
   editline* el_ = nullptr;
@@ -40,6 +41,7 @@ class LineEditor {
   std::string history_path_;
   std::vector<std::string> completions_;
   std::string prompt_;
+  bool abandoned_ = false;  // set by the Ctrl-C key binding
 };
 
 }  // namespace arenakv::kvtool
