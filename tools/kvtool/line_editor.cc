@@ -1,16 +1,26 @@
 #include "line_editor.h"
 
 #include <histedit.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cwchar>
 
 #include "command_line.h"
 
 namespace arenakv::kvtool {
 
+namespace {
+constexpr wchar_t kCtrlC = 0x03;
+}  // namespace
+
 LineEditor::LineEditor(const char* program, std::string history_path,
-                       std::vector<std::string> completions)
-    : history_path_(std::move(history_path)), completions_(std::move(completions)) {
+                       std::vector<std::string> completions, int interrupt_fd)
+    : history_path_(std::move(history_path)),
+      completions_(std::move(completions)),
+      interrupt_fd_(interrupt_fd) {
   HistEvent ev;
   hist_ = history_init();
   history(hist_, &ev, H_SETSIZE, 2000);
@@ -31,6 +41,7 @@ LineEditor::LineEditor(const char* program, std::string history_path,
   el_set(el_, EL_SETTY, "-d", "-isig", nullptr);
   el_set(el_, EL_ADDFN, "kvtool-abandon", "Abandon the line", &LineEditor::AbandonFn);
   el_set(el_, EL_BIND, "^C", "kvtool-abandon", nullptr);
+  if (interrupt_fd_ >= 0) el_set(el_, EL_GETCFN, &LineEditor::GetCharFn);
   // ~/.editrc may rebind keys, as in other libedit programs.
   el_source(el_, nullptr);
 }
@@ -61,6 +72,53 @@ unsigned char LineEditor::AbandonFn(editline* el, int /*ch*/) {
   el_get(el, EL_CLIENTDATA, &self);
   static_cast<LineEditor*>(self)->abandoned_ = true;
   return CC_NEWLINE;
+}
+
+int LineEditor::GetCharFn(editline* el, wchar_t* c) {
+  void* self = nullptr;
+  el_get(el, EL_CLIENTDATA, &self);
+  return static_cast<LineEditor*>(self)->GetChar(c);
+}
+
+// libedit's own reader, plus the interrupt pipe: a SIGINT becomes the Ctrl-C
+// key. Returns 1 with a character, 0 at end of input, -1 on error.
+int LineEditor::GetChar(wchar_t* c) {
+  char bytes[MB_LEN_MAX];
+  size_t n = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {interrupt_fd_, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;  // the handler has written to the pipe
+      return -1;
+    }
+    if (fds[1].revents & POLLIN) {
+      DrainInterrupts();
+      *c = kCtrlC;
+      return 1;
+    }
+    if (fds[0].revents == 0) continue;
+    const ssize_t r = read(STDIN_FILENO, &bytes[n], 1);
+    if (r < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -1;
+    }
+    if (r == 0) return 0;
+    ++n;
+    std::mbstate_t state{};
+    wchar_t wc = 0;
+    const size_t used = std::mbrtowc(&wc, bytes, n, &state);
+    if (used == static_cast<size_t>(-2) && n < sizeof(bytes)) continue;  // more bytes to come
+    // An invalid sequence passes its first byte through, as libedit does.
+    *c = used > n ? static_cast<wchar_t>(static_cast<unsigned char>(bytes[0])) : wc;
+    return 1;
+  }
+}
+
+void LineEditor::DrainInterrupts() {
+  if (interrupt_fd_ < 0) return;
+  char sink[64];
+  while (read(interrupt_fd_, sink, sizeof(sink)) > 0) {
+  }
 }
 
 unsigned char LineEditor::Complete() {
@@ -100,6 +158,8 @@ bool LineEditor::ReadLine(const std::string& prompt, std::string* line, bool* in
   prompt_ = prompt;
   *interrupted = false;
   abandoned_ = false;
+  // A Ctrl-C that interrupted the previous command must not abandon this line.
+  DrainInterrupts();
   int count = 0;
   errno = 0;
   const char* got = el_gets(el_, &count);

@@ -19,8 +19,13 @@ namespace arenakv::kvtool {
 class LineEditor {
  public:
   // `history_path` may be empty (no history file). `completions` are the
-  // words Tab completes at the start of a command.
-  LineEditor(const char* program, std::string history_path, std::vector<std::string> completions);
+  // words Tab completes at the start of a command. `interrupt_fd` (or -1) is
+  // the read end of a pipe the SIGINT handler writes a byte to: a Ctrl-C
+  // abandons the line being edited even when the signal lands outside read()
+  // (for example before libedit has put the terminal in raw mode), which an
+  // EINTR-based check would miss.
+  LineEditor(const char* program, std::string history_path, std::vector<std::string> completions,
+             int interrupt_fd);
   ~LineEditor();  // Saves the history.
   LineEditor(const LineEditor&) = delete;
   LineEditor& operator=(const LineEditor&) = delete;
@@ -34,6 +39,9 @@ class LineEditor {
   static char* PromptFn(editline* el);
   static unsigned char CompleteFn(editline* el, int ch);
   static unsigned char AbandonFn(editline* el, int ch);
+  static int GetCharFn(editline* el, wchar_t* c);
+  int GetChar(wchar_t* c);
+  void DrainInterrupts();
   unsigned char Complete();
 
   editline* el_ = nullptr;
@@ -42,6 +50,7 @@ class LineEditor {
   std::vector<std::string> completions_;
   std::string prompt_;
   bool abandoned_ = false;  // set by the Ctrl-C key binding
+  int interrupt_fd_ = -1;
 };
 
 }  // namespace arenakv::kvtool

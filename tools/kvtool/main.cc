@@ -8,8 +8,11 @@
 // 2 usage error. Everything is caught here: kvtool ends with an exit status
 // and one line on stderr, never with a signal or a stack trace.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
@@ -136,7 +139,19 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
   return -1;
 }
 
-void OnInterrupt(int) { Shell::interrupted.store(true); }
+// The write end of the interrupt pipe (-1 until interactive mode opens it).
+int g_interrupt_pipe_write = -1;
+
+void OnInterrupt(int) {
+  const int saved = errno;
+  Shell::interrupted.store(true);
+  if (g_interrupt_pipe_write >= 0) {
+    const char byte = 1;
+    // Non-blocking: a full pipe already says "interrupted".
+    [[maybe_unused]] const ssize_t r = write(g_interrupt_pipe_write, &byte, 1);
+  }
+  errno = saved;
+}
 
 std::string HistoryPath() {
   if (const char* p = std::getenv("KVTOOL_HISTORY")) return p;  // "" disables it
@@ -193,6 +208,10 @@ int RunScript(Shell* shell) {
 }
 
 int RunInteractive(Shell* shell, const std::string& db_path) {
+  int interrupt_pipe[2] = {-1, -1};
+  if (pipe2(interrupt_pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+    g_interrupt_pipe_write = interrupt_pipe[1];
+  }
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = &OnInterrupt;
@@ -202,7 +221,7 @@ int RunInteractive(Shell* shell, const std::string& db_path) {
 
   std::printf("kvtool: arenakv database %s. Type help for the commands, quit or Ctrl-D to leave.\n",
               db_path.c_str());
-  LineEditor editor("kvtool", HistoryPath(), Shell::CommandNames());
+  LineEditor editor("kvtool", HistoryPath(), Shell::CommandNames(), interrupt_pipe[0]);
   std::string line;
   std::vector<Words> commands;
   std::string why;
