@@ -21,6 +21,21 @@
 
 namespace arenakv {
 
+// A writable shared mapping of part of a File (File::MapWritable). Stores
+// into data() land in the file's page cache at once, so they survive the
+// process being killed, exactly as a completed write(2) does; File::Sync()
+// makes them durable (on Linux fdatasync also writes back mapped pages).
+// Unmapped when destroyed.
+class MappedRegion {
+ public:
+  MappedRegion() = default;
+  MappedRegion(const MappedRegion&) = delete;
+  MappedRegion& operator=(const MappedRegion&) = delete;
+  virtual ~MappedRegion() = default;
+  virtual char* data() = 0;
+  virtual size_t size() const = 0;
+};
+
 class File {
  public:
   File() = default;
@@ -44,6 +59,18 @@ class File {
     (void)offset;
     (void)length;
     return Status::NotSupported("punch hole");
+  }
+  // Maps [offset, offset + length) of the file, which must already exist
+  // (not past its end), shared and writable; offset is a multiple of 4096.
+  // Optional: the default says NotSupported and callers fall back to Write.
+  // The caller must not store into the region after truncating the file
+  // below its end, nor use it after Close().
+  virtual Status MapWritable(uint64_t offset, size_t length,
+                             std::unique_ptr<MappedRegion>* region) {
+    (void)offset;
+    (void)length;
+    (void)region;
+    return Status::NotSupported("map writable");
   }
   virtual Status Size(uint64_t* size) = 0;
   virtual Status Close() = 0;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -32,6 +33,18 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
   }
   return Status::IOError(what + " " + path, err);
 }
+
+class PosixMappedRegion final : public MappedRegion {
+ public:
+  PosixMappedRegion(char* data, size_t size) : data_(data), size_(size) {}
+  ~PosixMappedRegion() override { ::munmap(data_, size_); }
+  char* data() override { return data_; }
+  size_t size() const override { return size_; }
+
+ private:
+  char* const data_;
+  const size_t size_;
+};
 
 class PosixFile final : public File {
  public:
@@ -98,6 +111,19 @@ class PosixFile final : public File {
                       static_cast<off_t>(length));
     } while (r != 0 && errno == EINTR);
     if (r != 0) return Status::IOError("punch hole " + path_, errno);
+    return Status::OK();
+  }
+
+  Status MapWritable(uint64_t offset, size_t length,
+                     std::unique_ptr<MappedRegion>* region) override {
+    if (fd_ < 0) return Status::Closed("map " + path_ + ": file is closed");
+    if (offset % 4096 != 0 || length == 0) {
+      return Status::InvalidArgument("map " + path_ + ": unaligned or empty range");
+    }
+    void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
+                     static_cast<off_t>(offset));
+    if (p == MAP_FAILED) return Status::IOError("mmap " + path_, errno);
+    *region = std::make_unique<PosixMappedRegion>(static_cast<char*>(p), length);
     return Status::OK();
   }
 

@@ -1,6 +1,7 @@
 #include "wal/wal_writer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "util/compression.h"
@@ -12,6 +13,12 @@ namespace {
 // The assembly buffer keeps at most this much between records, so one huge
 // batch does not pin its size for the life of the log.
 constexpr size_t kRetainedBufferBytes = size_t{1} << 20;
+
+// The mapped window: small, so the log adds little to resident memory (only
+// the window's touched pages count, and it moves on), large enough that
+// remapping is rare (once per ~1 MiB of log).
+constexpr size_t kWindowBytes = size_t{1} << 20;
+constexpr uint64_t kPageBytes = 4096;
 
 std::pmr::memory_resource* OrDefault(std::pmr::memory_resource* r) {
   return r != nullptr ? r : std::pmr::get_default_resource();
@@ -99,7 +106,7 @@ Status WalWriter::AddRecord(std::string_view payload) {
     s = file_->Append(record);
   } else {
     s = Preallocate(at + record.size());
-    if (s.ok()) s = file_->Write(at, record);
+    if (s.ok() && !StoreMapped(at, record)) s = file_->Write(at, record);
   }
   if (!s.ok()) {
     status_ = s;
@@ -122,6 +129,28 @@ Status WalWriter::Preallocate(uint64_t end) {
   return Status::OK();
 }
 
+bool WalWriter::StoreMapped(uint64_t at, std::string_view record) {
+  const uint64_t end = at + record.size();
+  if (window_ == nullptr || at < window_start_ || end > window_start_ + window_->size()) {
+    if (map_unsupported_) return false;
+    const uint64_t start = at / kPageBytes * kPageBytes;
+    // Map only what is zero-filled: the file must not be extended through
+    // the mapping (a store past the end of the file is a SIGBUS).
+    const uint64_t length = std::min<uint64_t>(kWindowBytes, allocated_ - start);
+    if (end > start + length) return false;  // a record larger than a window
+    window_.reset();
+    Status s = file_->MapWritable(start, static_cast<size_t>(length), &window_);
+    if (!s.ok()) {
+      window_.reset();
+      map_unsupported_ = true;  // an Env without mappings, or mmap failed
+      return false;
+    }
+    window_start_ = start;
+  }
+  std::memcpy(window_->data() + (at - window_start_), record.data(), record.size());
+  return true;
+}
+
 Status WalWriter::Sync() {
   if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
   if (!status_.ok()) return status_;
@@ -133,6 +162,7 @@ Status WalWriter::Sync() {
 Status WalWriter::Close() {
   if (closed_) return Status::OK();
   closed_ = true;
+  window_.reset();
   return file_->Close();
 }
 

@@ -1,6 +1,13 @@
 // WalWriter: appends commit-group batches to a write-ahead log file, one
-// checksummed (optionally LZ4-compressed) record per AddRecord, one write(2)
-// per record; durability only at Sync(). Format: wal/wal_format.h.
+// checksummed (optionally LZ4-compressed) record per AddRecord; durability
+// only at Sync(). Format: wal/wal_format.h.
+//
+// With preallocation, records are stored through a small shared mapping of
+// the zero-filled region ahead (File::MapWritable) instead of one write(2)
+// each: a store into a shared mapping is in the page cache as soon as it is
+// made, so an unsynced commit still survives a killed process, and the
+// system call per commit is gone. Where the file layer cannot map (an Env
+// wrapper, a failed mmap) or a record does not fit the window, pwrite.
 //
 // Thread safety: thread-compatible. One thread at a time (the group-commit
 // leader) calls AddRecord/Sync/Close; size() and log_number() may be read
@@ -75,9 +82,15 @@ class WalWriter {
   const bool compression_;
   // Grows the zero-filled region to cover at least `end`.
   Status Preallocate(uint64_t end);
+  // Stores `record` at `at` (inside the zero-filled region) through the
+  // window, moving the window forward if needed; false if it cannot.
+  bool StoreMapped(uint64_t at, std::string_view record);
 
   const size_t preallocate_bytes_;
   uint64_t allocated_ = 0;  // the file's zero-filled length
+  std::unique_ptr<MappedRegion> window_;  // maps [window_start_, + size)
+  uint64_t window_start_ = 0;
+  bool map_unsupported_ = false;
   std::atomic<uint64_t> size_{0};
   Status status_;  // sticky error
   bool closed_ = false;
