@@ -322,7 +322,8 @@ std::string FormatTable(const ComparisonRun& run) {
   // Memory per workload: where the peak and the residue come from.
   out +=
       "\nmemory per workload (MiB, medians): peak RSS of the child; RSS after close "
-      "minus RSS before open (all, and anonymous only)\n";
+      "minus RSS before open (all, and anonymous only); the program's code pages are "
+      "faulted in before the pre-open RSS is taken\n";
   out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) +
          Pad("rocksdb peak", 14, true) + Pad("arenakv after", 15, true) +
          Pad("rocksdb after", 15, true) + Pad("arenakv anon", 14, true) +

@@ -23,6 +23,13 @@ int64_t PeakRssBytes();
 // peak that follows belongs to what runs next. False when the kernel refuses.
 bool ResetPeakRss();
 
+// Reads one byte of every page of the process's file-backed executable
+// mappings (the program and its shared libraries), so that code the engines
+// fault in on first use is resident before the pre-open RSS is taken: the
+// RSS-after-close figure is then memory an engine holds, not the program's
+// code. Both engines get the same treatment (they share one binary).
+void PrefaultCode();
+
 struct DiskUsage {
   uint64_t allocated_bytes = 0;  // sum of st_blocks * 512, what du reports
   uint64_t apparent_bytes = 0;   // sum of st_size

@@ -275,6 +275,7 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
   std::unique_ptr<ScrambledZipfian> zipf;
   if (w == Workload::kYcsbA) zipf = std::make_unique<ScrambledZipfian>(config.keys);
   WarmUpThreads(4);
+  PrefaultCode();
 
   result.rss_before_open = CurrentRssBytes();
   result.anon_rss_before_open = AnonRssBytes();
