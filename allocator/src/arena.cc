@@ -102,7 +102,7 @@ Status AllocateSegmentFor(ArenaCore* a, size_t bytes, Segment* segment) {
     Add(a->bytes, size);  // held against the limit while the pool works
   }
   Segment s;
-  Status st = a->pool->Allocate(bytes, a->id, &s);
+  Status st = a->pool->Allocate(bytes, a->id, &s, a->options.huge_pages);
   ArenaLock l(a);
   if (!st.ok()) {
     Sub(a->bytes, size);

@@ -188,9 +188,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Status Init();
 
   // Allocates a segment for arena `owner` (0: a raw pool segment).
-  Status Allocate(size_t bytes, uint32_t owner, Segment* segment) {
-    if (TryAllocateFromMagazine(bytes, owner, segment)) return Status::OK();
-    return AllocateSlow(bytes, owner, segment);
+  // `huge`: from the huge-page twin classes (PoolOptions::huge_pages_after_chunks).
+  Status Allocate(size_t bytes, uint32_t owner, Segment* segment, bool huge = false) {
+    if (!huge && TryAllocateFromMagazine(bytes, owner, segment)) return Status::OK();
+    return AllocateSlow(bytes, owner, segment, huge);
   }
   // Releases a segment that `owner` holds. InvalidArgument when it is not
   // live, not of this pool, or held by someone else.
@@ -205,7 +206,7 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // paths then do the work or name the error.
   inline bool TryAllocateFromMagazine(size_t bytes, uint32_t owner, Segment* segment);
   inline bool TryReleaseToMagazine(const Segment& segment, uint32_t owner);
-  Status AllocateSlow(size_t bytes, uint32_t owner, Segment* segment);
+  Status AllocateSlow(size_t bytes, uint32_t owner, Segment* segment, bool huge);
   Status ReleaseSlow(const Segment& segment, uint32_t owner);
   // OK when live and held by `owner` (any owner when check_owner is false).
   Status Check(const Segment& segment, uint32_t owner, bool check_owner) const;
@@ -354,6 +355,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Magazine* magazines_ = nullptr;  // guarded by MagazineMutex()
   int min_shift_ = 0;
   int num_classes_ = 0;
+  // Classes [num_classes_, total_classes_) are the huge-page twins of
+  // [0, huge_class_offset_): same sizes, own chunks, never in magazines.
+  int huge_class_offset_ = 0;
+  int total_classes_ = 0;
   size_t granules_per_region_ = 0;
   size_t granules_per_chunk_ = 0;
   int chunk_shift_ = 0;
@@ -371,6 +376,8 @@ class __attribute__((visibility("hidden"))) PoolCore {
   std::vector<uint32_t> free_region_entries_ GUARDED_BY(mu_);
   std::vector<uint32_t> free_dedicated_entries_ GUARDED_BY(mu_);
   std::vector<uint32_t> regions_with_space_ GUARDED_BY(mu_);
+  // Chunks carved for each class and not yet unmapped (huge-page policy).
+  size_t class_chunks_[kMaxClasses] GUARDED_BY(mu_) = {};
   SegmentPool::ReclaimFn reclaim_ GUARDED_BY(mu_);
   size_t dedicated_segments_ GUARDED_BY(mu_) = 0;
 

@@ -82,7 +82,7 @@ void SubMappedBytes(size_t bytes) { g_mapped_bytes.fetch_sub(bytes, std::memory_
 size_t PoolCore::InUseBytes() const {
   size_t bytes = dedicated_.load(std::memory_order_relaxed);
   port::MutexLock ml(MagazineMutex());
-  for (int c = 0; c < num_classes_; ++c) {
+  for (int c = 0; c < total_classes_; ++c) {
     const size_t cached = CachedSegmentsLocked(c);
     SpinLockGuard l(&classes_[c].mu);
     if (classes_[c].in_use > cached) bytes += (classes_[c].in_use - cached) * classes_[c].bytes;
@@ -110,6 +110,14 @@ PoolStats PoolCore::Stats() const {
       cst.in_use_segments = in_use;
       cst.free_segments = classes_[c].retained + classes_[c].released + (classes_[c].in_use - in_use);
       retained += (classes_[c].retained + classes_[c].in_use - in_use) * classes_[c].bytes;
+    }
+    if (huge_class_offset_ != 0) {
+      // The huge-page twin is reported with its size class (never cached).
+      ClassState& twin = classes_[c + huge_class_offset_];
+      SpinLockGuard l(&twin.mu);
+      cst.in_use_segments += twin.in_use;
+      cst.free_segments += twin.retained + twin.released;
+      retained += twin.retained * twin.bytes;
     }
     in_use += cst.in_use_segments * cst.class_bytes;
     st.classes.push_back(cst);

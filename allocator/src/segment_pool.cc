@@ -93,6 +93,13 @@ Status PoolCore::Init() {
   chunk_shift_ = Log2(granules_per_chunk_);
   chunks_per_region_ = opt_.region_bytes / opt_.max_class_bytes;
   for (int c = 0; c < num_classes_; ++c) classes_[c].bytes = opt_.min_class_bytes << c;
+  // The huge-page twins: the same sizes, carved from their own chunks, so
+  // that huge pages never back memory of arenas that did not ask for them.
+  huge_class_offset_ = 2 * num_classes_ <= kMaxClasses ? num_classes_ : 0;
+  total_classes_ = num_classes_ + huge_class_offset_;
+  for (int c = num_classes_; c < total_classes_; ++c) {
+    classes_[c].bytes = classes_[c - num_classes_].bytes;
+  }
 
   // Per-thread caches: small classes, a bounded number of bytes per thread.
   // Off in quarantine mode, where every release must be protected at once.
@@ -181,7 +188,7 @@ bool PoolCore::Validate(const Segment& segment, Entry** entry, Slot** slot,
     }
   } else {
     const uint8_t c = LoadClass(s);
-    if (c >= num_classes_ || segment.data != base + (static_cast<size_t>(g) << min_shift_) ||
+    if (c >= total_classes_ || segment.data != base + (static_cast<size_t>(g) << min_shift_) ||
         segment.size != classes_[c].bytes) {
       return false;
     }
@@ -281,12 +288,12 @@ bool PoolCore::PopReleased(int c, uint32_t owner, Segment* segment) {
 // ---------------------------------------------------------------------------
 // Allocation
 
-Status PoolCore::AllocateSlow(size_t bytes, uint32_t owner, Segment* segment) {
+Status PoolCore::AllocateSlow(size_t bytes, uint32_t owner, Segment* segment, bool huge) {
   *segment = Segment();
   if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
   if (bytes == 0) return Status::InvalidArgument("pool '" + opt_.name + "': 0-byte segment");
   if (bytes > opt_.max_class_bytes) return AllocateDedicated(bytes, owner, segment);
-  return AllocateClass(ClassIndex(bytes), owner, segment);
+  return AllocateClass(ClassIndex(bytes) + (huge ? huge_class_offset_ : 0), owner, segment);
 }
 
 Status PoolCore::HandOut(const Segment& segment, bool fresh) {
@@ -489,6 +496,17 @@ Status PoolCore::CarveChunk(int c) {
   const size_t chunk = e->next_chunk++;
   if (e->next_chunk == chunks_per_region_) regions_with_space_.pop_back();
   e->chunk_class[chunk] = static_cast<int8_t>(c);
+  // A huge class (an arena that asked for huge pages: it fills its segments
+  // densely and reads them at random) that already spans a few chunks gets
+  // the transparent-huge-page hint on its new ones: one TLB entry per chunk
+  // instead of 512. Below that it keeps 4 KiB pages, because a huge page is
+  // resident whole as soon as one byte of it is touched; so at most one
+  // partly used chunk per large huge class is resident beyond what is in
+  // use. A hint only: the kernel may ignore it.
+  if (++class_chunks_[c] > opt_.huge_pages_after_chunks && c >= num_classes_) {
+    madvise(e->base.load(std::memory_order_relaxed) + chunk * opt_.max_class_bytes,
+            opt_.max_class_bytes, MADV_HUGEPAGE);
+  }
   const size_t n = opt_.max_class_bytes / cs.bytes;
   const size_t stride = cs.bytes >> min_shift_;
   Poison(e->base.load(std::memory_order_relaxed) + chunk * opt_.max_class_bytes,
@@ -783,7 +801,7 @@ void PoolCore::ReleaseOwnedList(Link head) {
     }
   }
   size_t total = chains[primary].n;
-  for (int c = 0; c < num_classes_; ++c) {
+  for (int c = 0; c < total_classes_; ++c) {
     Chain& ch = chains[c];
     if (c == primary || ch.n == 0) continue;
     total += ch.n;
@@ -864,7 +882,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
   size_t got = 0;
   // Largest classes first (fewest calls per byte); within a class the tail of
   // the retained list, i.e. the segment released longest ago.
-  for (int c = num_classes_ - 1; c >= 0 && got < need; --c) {
+  for (int c = total_classes_ - 1; c >= 0 && got < need; --c) {
     ClassState& cs = classes_[c];
     SpinLockGuard l(&cs.mu);
     while (got < need && cs.retained_tail != kNoLink) {
@@ -909,18 +927,18 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
 
 size_t PoolCore::RetainedBytes() const {
   size_t total = 0;
-  for (int c = 0; c < num_classes_; ++c) {
+  for (int c = 0; c < total_classes_; ++c) {
     total += classes_[c].retained_bytes.load(std::memory_order_relaxed);
   }
   return total;
 }
 
 void PoolCore::LockAllClasses() const NO_THREAD_SAFETY_ANALYSIS {
-  for (int c = 0; c < num_classes_; ++c) classes_[c].mu.Lock();
+  for (int c = 0; c < total_classes_; ++c) classes_[c].mu.Lock();
 }
 
 void PoolCore::UnlockAllClasses() const NO_THREAD_SAFETY_ANALYSIS {
-  for (int c = num_classes_; c-- > 0;) classes_[c].mu.Unlock();
+  for (int c = total_classes_; c-- > 0;) classes_[c].mu.Unlock();
 }
 
 void PoolCore::UnmapFreeRegionsLocked() {
@@ -956,6 +974,7 @@ void PoolCore::UnmapFreeRegionsLocked() {
         }
         s->where = kInUse;
       }
+      --class_chunks_[e->chunk_class[ch]];
       e->chunk_class[ch] = -1;
     }
     e->next_chunk = 0;
@@ -1005,6 +1024,7 @@ void PoolCore::UnmapAllLocked() {
     e->base.store(nullptr, std::memory_order_release);
     if (!e->dedicated) {
       Unpoison(base, n);
+      for (size_t ch = 0; ch < e->next_chunk; ++ch) --class_chunks_[e->chunk_class[ch]];
       e->next_chunk = 0;
       std::fill(e->chunk_class.begin(), e->chunk_class.end(), -1);
       std::fill(e->chunk_in_use.begin(), e->chunk_in_use.end(), 0);
@@ -1016,7 +1036,7 @@ void PoolCore::UnmapAllLocked() {
     munmap_calls_.fetch_add(1, std::memory_order_relaxed);
     SubMappedBytes(n);
   }
-  for (int c = 0; c < num_classes_; ++c) {
+  for (int c = 0; c < total_classes_; ++c) {
     ClassState& cs = classes_[c];
     cs.mu.AssertHeld();
     cs.retained_head = cs.retained_tail = cs.released_head = kNoLink;
@@ -1047,7 +1067,7 @@ Status PoolCore::Close() {
   FlushMyMagazine();
   {
     port::MutexLock ml(MagazineMutex());
-    for (int c = 0; c < num_classes_; ++c) {
+    for (int c = 0; c < total_classes_; ++c) {
       const size_t cached = CachedSegmentsLocked(c);
       SpinLockGuard l(&classes_[c].mu);
       const size_t n = classes_[c].in_use > cached ? classes_[c].in_use - cached : 0;
@@ -1103,7 +1123,7 @@ bool SegmentPool::TryReleaseFast(const Segment& segment) {
 }
 
 Status SegmentPool::AllocateSlow(size_t bytes, Segment* segment) {
-  return impl_->AllocateSlow(bytes, 0, segment);
+  return impl_->AllocateSlow(bytes, 0, segment, false);
 }
 
 Status SegmentPool::ReleaseSlow(const Segment& segment) {

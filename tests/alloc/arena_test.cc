@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <memory_resource>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +59,80 @@ TEST(ArenaTest, BumpAllocationIsAlignedAndDisjoint) {
   ASSERT_TRUE(arena->Allocate(100, 64 * kKiB, &p).ok());
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (64 * kKiB), 0u);
   arena->Close();
+  EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
+}
+
+// The VmFlags line of the /proc/self/smaps entry that contains `p`.
+std::string VmFlagsOf(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(' ') > line.find('-')) {
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+bool HasHugeHint(const void* p) {
+  const std::string flags = VmFlagsOf(p);
+  return flags.find(" hg") != std::string::npos;
+}
+
+// Arenas that ask for huge pages get segments from their own chunks; once a
+// class spans more than huge_pages_after_chunks chunks its new chunks carry
+// MADV_HUGEPAGE, and memory of other arenas never does. Accounting and
+// per-class stats cover both kinds, and everything goes back on close.
+TEST(ArenaTest, HugePageArenasUseTheirOwnChunks) {
+  PoolOptions po;
+  po.huge_pages_after_chunks = 1;
+  auto pool = MakePool(po);
+  ArenaOptions huge = Named("huge", ArenaKind::kShared);
+  huge.huge_pages = true;
+  auto big = MakeArena(pool, huge);
+  auto plain = MakeArena(pool, Named("plain", ArenaKind::kShared));
+  const size_t chunk = po.max_class_bytes;
+  std::vector<Segment> huge_segs, plain_segs;
+  for (int i = 0; i < 4 * static_cast<int>(chunk / (16 * kKiB)); ++i) {
+    Segment a, b;
+    ASSERT_TRUE(big->AllocateSegment(16 * kKiB, &a).ok());
+    ASSERT_TRUE(plain->AllocateSegment(16 * kKiB, &b).ok());
+    std::memset(a.data, 1, a.size);
+    std::memset(b.data, 2, b.size);
+    huge_segs.push_back(a);
+    plain_segs.push_back(b);
+  }
+  auto chunk_of = [&](const Segment& s) { return reinterpret_cast<uintptr_t>(s.data) / chunk; };
+  std::set<uintptr_t> huge_chunks, plain_chunks;
+  for (const Segment& s : huge_segs) huge_chunks.insert(chunk_of(s));
+  for (const Segment& s : plain_segs) plain_chunks.insert(chunk_of(s));
+  for (uintptr_t c : huge_chunks) EXPECT_EQ(plain_chunks.count(c), 0u) << "a shared chunk";
+  EXPECT_EQ(huge_chunks.size(), 4u);
+  // The first chunk of the class stays without the hint, the later ones get
+  // it (where the kernel has transparent huge pages at all).
+  EXPECT_FALSE(HasHugeHint(huge_segs.front().data)) << VmFlagsOf(huge_segs.front().data);
+  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").good()) {
+    EXPECT_TRUE(HasHugeHint(huge_segs.back().data)) << VmFlagsOf(huge_segs.back().data);
+  }
+  for (const Segment& s : plain_segs) {
+    ASSERT_FALSE(HasHugeHint(s.data)) << VmFlagsOf(s.data);
+  }
+  PoolStats st = pool->Stats();
+  size_t in_use_16k = 0;
+  for (const ClassStats& c : st.classes) {
+    if (c.class_bytes == 16 * kKiB) in_use_16k = c.in_use_segments;
+  }
+  EXPECT_EQ(in_use_16k, huge_segs.size() + plain_segs.size());
+  ExpectAccountingConsistent(*pool);
+  for (const Segment& s : huge_segs) ASSERT_TRUE(big->ReleaseSegment(s).ok());
+  ExpectAccountingConsistent(*pool);
+  big->Close();
+  plain->Close();
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
 }
 

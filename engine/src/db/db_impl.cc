@@ -93,6 +93,9 @@ Status DBImpl::OpenImpl() {
   // A small reserve of free segments serves cache churn; anything beyond goes
   // back to the OS, so a finished transaction leaves no resident residue.
   po.retain_bytes = size_t{2} << 20;
+  // Past 8 MiB of one size class (see PoolOptions): big caches and
+  // memtables take far fewer TLB misses, small databases keep 4 KiB pages.
+  po.huge_pages_after_chunks = 4;
   po.budget_bytes = options_.memory_budget_bytes != 0
                         ? options_.memory_budget_bytes
                         : 4 * options_.cache_bytes + (size_t{512} << 20);

@@ -106,6 +106,8 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   arena_options.kind = alloc::ArenaKind::kShared;
   arena_options.limit_bytes = options.limit_bytes;
   arena_options.block_bytes = options.block_bytes;
+  // Blocks are bump-filled and the skiplist is walked at random: huge pages.
+  arena_options.huge_pages = true;
   std::unique_ptr<alloc::Arena> arena;
   Status s = parent->NewChild(arena_options, &arena);
   if (!s.ok()) return s;

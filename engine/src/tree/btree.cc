@@ -63,7 +63,9 @@ Status BTree::Open(Env* env, const std::string& path, bool create_if_missing,
 Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   Status s = db_arena->NewChild({.name = "tree", .kind = alloc::ArenaKind::kShared}, &tree_arena_);
   if (s.ok()) {
-    s = db_arena->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared}, &cache_arena_);
+    // Page images are whole segments, filled and read at random: huge pages.
+    s = db_arena->NewChild(
+        {.name = "cache", .kind = alloc::ArenaKind::kShared, .huge_pages = true}, &cache_arena_);
   }
   if (s.ok()) s = PageCache::Create(cache_arena_.get(), options_.cache_bytes, &cache_);
   if (!s.ok()) return s;

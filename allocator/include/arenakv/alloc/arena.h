@@ -37,6 +37,11 @@ struct ArenaOptions {
   size_t limit_bytes = SIZE_MAX;
   // Size of the segments bump allocation carves small objects from.
   size_t block_bytes = size_t{64} << 10;
+  // Segments from the pool's huge-page classes (see
+  // PoolOptions::huge_pages_after_chunks): for arenas that fill their
+  // segments densely and read them at random, such as a page cache. Not
+  // inherited by children.
+  bool huge_pages = false;
 };
 
 struct ArenaStats {

@@ -49,6 +49,10 @@ struct PoolOptions {
   bool prefault = false;
   // mprotect released segments PROT_NONE until reuse: a stray access faults.
   bool quarantine = false;
+  // A size class that already has this many chunks (of max_class_bytes)
+  // carved gets the transparent-huge-page hint (MADV_HUGEPAGE) on each new
+  // one. SIZE_MAX: never. Pays off when max_class_bytes is 2 MiB.
+  size_t huge_pages_after_chunks = SIZE_MAX;
 };
 
 // A segment handed out by a pool. `token` identifies the slot and carries the
