@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
@@ -605,6 +606,44 @@ TEST_F(DBTest, SyncWriteCallsFdatasyncBeforeReturning) {
   DBStats after;
   ASSERT_OK(db_->GetStats(&after));
   EXPECT_GE(after.wal_syncs, before.wal_syncs + 6);
+}
+
+// Synced commits from several threads share fdatasync calls (group commit,
+// with the leader gathering its peers), and every one of them is durable.
+TEST_F(DBTest, ConcurrentSyncedCommitsShareFsyncs) {
+  ASSERT_OK(Open());
+  DBStats before;
+  ASSERT_OK(db_->GetStats(&before));
+  constexpr int kThreads = 4, kPerThread = 150;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      WriteOptions wo;
+      wo.sync = true;
+      for (int i = 0; i < kPerThread; i++) {
+        if (!db_->Put(wo, "t" + std::to_string(t) + "/" + std::to_string(i), "v").ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+  DBStats after;
+  ASSERT_OK(db_->GetStats(&after));
+  const uint64_t syncs = after.wal_syncs - before.wal_syncs;
+  const uint64_t commits = kThreads * kPerThread;
+  std::printf("[group commit] %llu commits, %llu fdatasync calls\n",
+              static_cast<unsigned long long>(commits), static_cast<unsigned long long>(syncs));
+  EXPECT_GT(syncs, 0u);
+  EXPECT_LT(syncs * 10, commits * 8) << "synced commits from 4 threads were not grouped";
+  Reopen();
+  for (int t = 0; t < kThreads; t++) {
+    for (int i = 0; i < kPerThread; i++) {
+      EXPECT_EQ(GetOrStatus(db_.get(), "t" + std::to_string(t) + "/" + std::to_string(i)), "v");
+    }
+  }
 }
 
 // sync=false still survives a killed process: the write reached the OS.

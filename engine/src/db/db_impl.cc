@@ -592,13 +592,34 @@ Status DBImpl::Commit(const CommitRequest& request) {
   return Write(&w);
 }
 
+// Synced commits from several threads come in waves: while a leader is in
+// fdatasync the others queue up, and when it returns they are released
+// together, so the next leader often finds itself alone and groups alternate
+// between many members and one. When the last synced group was larger than
+// the queue is now, the leader waits briefly -- far less than an fdatasync --
+// for its peers to come back, so that one sync serves them all. A lone writer
+// never waits; a peer that has gone away costs one wait, after which the
+// remembered group size has dropped.
+void DBImpl::GatherSyncGroupLocked(Writer* leader) {
+  constexpr auto kGatherWait = std::chrono::microseconds(100);
+  const size_t want = last_sync_group_;
+  if (want <= 1 || writers_.size() >= want) return;
+  gathering_ = leader;
+  const auto deadline = std::chrono::steady_clock::now() + kGatherWait;
+  while (writers_.size() < want && leader->cv.WaitUntil(deadline)) {
+  }
+  gathering_ = nullptr;
+}
+
 Status DBImpl::Write(Writer* w) {
   port::MutexLock l(&mu_);
   writers_.push_back(w);
+  if (gathering_ != nullptr && writers_.size() >= last_sync_group_) gathering_->cv.Signal();
   while (!w->done && w != writers_.front()) w->cv.Wait();
   if (w->done) return w->status;
 
   // This thread leads a commit group.
+  if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked(w);
   Status s = MakeRoomForWrite(/*force=*/w->req == nullptr);
   Writer* last = w;
   uint64_t first_seq = last_sequence_ + 1;
@@ -659,6 +680,7 @@ Status DBImpl::Write(Writer* w) {
       }
     }
     for (Writer* m : group) m->status = s;
+    if (sync) last_sync_group_ = group.size();
   } else if (w->req != nullptr) {
     w->status = s;
   } else {
