@@ -56,6 +56,17 @@ inline void FormatKey(uint64_t index, char* out) {
   }
 }
 
+// Turns key `index` in out[0..16) into key `index + 1`.
+inline void IncrementKey(char* out) {
+  for (int i = static_cast<int>(kKeyBytes) - 1; i >= 0; --i) {
+    if (out[i] != '9') {
+      ++out[i];
+      return;
+    }
+    out[i] = '0';
+  }
+}
+
 // Writes the value of key `index` at `version` into out[0..100).
 inline void FormatValue(uint64_t index, uint32_t version, char* out) {
   uint64_t state = index * 0xD1B54A32D192ED03ull ^ (uint64_t{version} << 48) ^ 0x5EEDull;
