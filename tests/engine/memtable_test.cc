@@ -19,6 +19,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
+#include "cursor_walk.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -488,45 +489,16 @@ TEST_F(MemTableTest, RandomizedAgainstModel) {
       ASSERT_EQ(ScanForward(it.get()), view) << "seed " << seed;
       ASSERT_EQ(ScanBackward(it.get()), view) << "seed " << seed;
     }
-    size_t pos = view.size();  // == size: invalid
-    for (int i = 0; i < 150; ++i, ++ops) {
-      int op = static_cast<int>(rng() % 10);
-      if (pos == view.size()) op = op % 3;  // only positioning ops when invalid
-      switch (op) {
-        case 0: {
+    test::RandomCursorWalk(
+        it.get(), view, &Visible::deleted, rng,
+        [&] {
           std::string target = RandomKey(rng, key_space);
           if (rng() % 2) target.push_back('\0');
-          it->Seek(target);
-          pos = std::lower_bound(view.begin(), view.end(), target,
-                                 [](const Visible& a, const std::string& b) { return a.key < b; }) -
-                view.begin();
-          break;
-        }
-        case 1:
-          it->SeekToFirst();
-          pos = 0;
-          break;
-        case 2:
-          it->SeekToLast();
-          pos = view.empty() ? 0 : view.size() - 1;
-          break;
-        case 3: case 4: case 5:
-          it->Next();
-          ++pos;
-          break;
-        default:
-          it->Prev();
-          pos = pos == 0 ? view.size() : pos - 1;
-          break;
-      }
-      if (pos >= view.size()) pos = view.size();
-      ASSERT_EQ(it->Valid(), pos < view.size()) << "seed " << seed << " round " << round;
-      if (pos < view.size()) {
-        ASSERT_EQ(it->key(), view[pos].key) << "seed " << seed << " round " << round;
-        ASSERT_EQ(it->is_tombstone(), view[pos].deleted);
-        ASSERT_EQ(it->value(), view[pos].value);
-      }
-    }
+          return target;
+        },
+        150, "seed " + std::to_string(seed) + " round " + std::to_string(round));
+    if (HasFatalFailure()) return;
+    ops += 150;
   }
   if (!kSanitized) {
     EXPECT_GE(ops, 100000);

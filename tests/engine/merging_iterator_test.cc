@@ -17,6 +17,7 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "mem/live_iterator.h"
 #include "mem/memtable.h"
+#include "cursor_walk.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -251,45 +252,11 @@ TEST(MergingIteratorTest, RandomizedAgainstModel) {
       if (live) it = NewLiveIterator(std::move(it));
       ASSERT_EQ(Forward(it.get()), view) << "seed " << seed << " round " << round;
       ASSERT_EQ(Backward(it.get()), view) << "seed " << seed << " round " << round;
-      size_t pos = view.size();
-      for (int i = 0; i < 200; ++i, ++total_ops) {
-        int op = static_cast<int>(rng() % 10);
-        if (pos == view.size()) op %= 3;
-        switch (op) {
-          case 0: {
-            std::string target = random_key(space + 2);
-            it->Seek(target);
-            pos = std::lower_bound(view.begin(), view.end(), target,
-                                   [](const Entry& e, const std::string& t) { return e.key < t; }) -
-                  view.begin();
-            break;
-          }
-          case 1:
-            it->SeekToFirst();
-            pos = 0;
-            break;
-          case 2:
-            it->SeekToLast();
-            pos = view.empty() ? 0 : view.size() - 1;
-            break;
-          case 3: case 4: case 5:
-            it->Next();
-            ++pos;
-            break;
-          default:
-            it->Prev();
-            pos = pos == 0 ? view.size() : pos - 1;
-            break;
-        }
-        if (pos > view.size()) pos = view.size();
-        ASSERT_EQ(it->Valid(), pos < view.size())
-            << "seed " << seed << " round " << round << " op " << i;
-        if (pos < view.size()) {
-          ASSERT_EQ(it->key(), view[pos].key) << "seed " << seed << " round " << round;
-          ASSERT_EQ(it->is_tombstone(), view[pos].tombstone);
-          ASSERT_EQ(it->value(), view[pos].value) << "seed " << seed << " round " << round;
-        }
-      }
+      test::RandomCursorWalk(
+          it.get(), view, &Entry::tombstone, rng, [&] { return random_key(space + 2); }, 200,
+          "seed " + std::to_string(seed) + " round " + std::to_string(round));
+      if (HasFatalFailure()) return;
+      total_ops += 200;
       EXPECT_TRUE(it->status().ok());
     }
   }
