@@ -2,6 +2,8 @@
 #include "arenakv/env.h"
 
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -121,6 +123,35 @@ TEST(PosixEnv, LargeWriteRoundTrips) {
   ASSERT_TRUE(f->Append(data).ok());
   f.reset();
   EXPECT_TRUE(ReadAll(env, dir.Join("big")) == data);
+}
+
+// A writable mapping stores into the file itself: what is stored is read
+// back through the file without any write call; bad ranges are refused.
+TEST(PosixEnv, MapWritableStoresIntoTheFile) {
+  TempDir dir;
+  Env* env = Env::Default().get();
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env->OpenFile(dir.Join("mapped"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Write(0, std::string(3 * 4096, '\0')).ok());
+  std::unique_ptr<MappedRegion> region;
+  EXPECT_TRUE(f->MapWritable(100, 4096, &region).IsInvalidArgument());
+  EXPECT_TRUE(f->MapWritable(0, 0, &region).IsInvalidArgument());
+  Status s = f->MapWritable(4096, 2 * 4096, &region);
+  if (s.IsNotSupported()) GTEST_SKIP() << s.ToString();  // a copy-on-write file system
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(region->size(), 2u * 4096);
+  std::memcpy(region->data() + 10, "mapped bytes", 12);
+  char buf[12];
+  size_t got = 0;
+  ASSERT_TRUE(f->Read(4096 + 10, sizeof(buf), buf, &got).ok());
+  ASSERT_EQ(got, sizeof(buf));
+  EXPECT_EQ(std::string(buf, got), "mapped bytes");
+  ASSERT_TRUE(f->Sync().ok());
+  region.reset();
+  ASSERT_TRUE(f->Close().ok());
+  const std::string all = ReadAll(env, dir.Join("mapped"));
+  EXPECT_EQ(all.size(), 3u * 4096);  // a mapping never changes the size
+  EXPECT_EQ(all.substr(4096 + 10, 12), "mapped bytes");
 }
 
 TEST(PosixEnv, DirectoryOperations) {

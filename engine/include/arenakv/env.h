@@ -61,8 +61,11 @@ class File {
     return Status::NotSupported("punch hole");
   }
   // Maps [offset, offset + length) of the file, which must already exist
-  // (not past its end), shared and writable; offset is a multiple of 4096.
-  // Optional: the default says NotSupported and callers fall back to Write.
+  // (not past its end) with its blocks allocated (written), shared and
+  // writable; offset is a multiple of 4096. Optional: the default says
+  // NotSupported and callers fall back to Write. The POSIX Env maps only on
+  // file systems that overwrite in place (ext4, XFS, tmpfs), where a store
+  // into allocated blocks cannot fail for lack of space.
   // The caller must not store into the region after truncating the file
   // below its end, nor use it after Close().
   virtual Status MapWritable(uint64_t offset, size_t length,

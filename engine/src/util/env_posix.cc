@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -32,6 +33,25 @@ Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
     return Status::NotFound(msg);
   }
   return Status::IOError(what + " " + path, err);
+}
+
+// File systems that overwrite allocated blocks in place. A store into a
+// shared mapping cannot report an error: on a copy-on-write file system
+// (btrfs, ZFS) writing back an overwritten page needs new blocks, and a full
+// disk would turn the store into SIGBUS instead of an ENOSPC status. So
+// mappings are offered only where that cannot happen; elsewhere callers use
+// pwrite.
+bool OverwritesInPlace(int fd) {
+  struct statfs st;
+  if (::fstatfs(fd, &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case 0xEF53UL:      // ext2/3/4
+    case 0x58465342UL:  // XFS
+    case 0x01021994UL:  // tmpfs
+      return true;
+    default:
+      return false;
+  }
 }
 
 class PosixMappedRegion final : public MappedRegion {
@@ -119,6 +139,9 @@ class PosixFile final : public File {
     if (fd_ < 0) return Status::Closed("map " + path_ + ": file is closed");
     if (offset % 4096 != 0 || length == 0) {
       return Status::InvalidArgument("map " + path_ + ": unaligned or empty range");
+    }
+    if (!OverwritesInPlace(fd_)) {
+      return Status::NotSupported("map " + path_ + ": not on an overwrite-in-place file system");
     }
     void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
                      static_cast<off_t>(offset));
