@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "test_util.h"
+#include "tree/page_format.h"
 #include "tree/read_epoch.h"
 #include "tree_test_util.h"
 
@@ -216,6 +218,53 @@ TEST_F(PageCacheTest, PeekSeesPublishedFramesOnly) {
   EXPECT_EQ(cache_->Peek(2), nullptr);
   cache_->AddPeekHits(3);
   EXPECT_EQ(cache_->Stats().hits, 3u);
+}
+
+// An internal page's frame keeps a hint per child: PeekChild finds the child
+// through it, and a hint to a frame that has left the index (erased, evicted,
+// or recycled for another page) is never followed.
+TEST_F(PageCacheTest, ChildHintsFindChildrenAndNeverAStaleFrame) {
+  Make(64 * kPage);
+  // An internal page with children at addresses 100, 200, 300.
+  const std::vector<std::string> keys = {"", "k2", "k3"};
+  uint32_t bytes = static_cast<uint32_t>(kImageHeaderBytes);
+  for (const auto& k : keys) bytes += kSlotBytes + kInternalEntryHeaderBytes + k.size();
+  PageRef parent_ref;
+  ASSERT_TRUE(cache_->NewFrame(bytes, &parent_ref).ok());
+  ImageWriter w(parent_ref.frame()->data(), PageType::kInternal, 1, 3, bytes, 1);
+  for (size_t i = 0; i < keys.size(); ++i) w.Internal(keys[i], 100 * (i + 1));
+  ASSERT_TRUE(w.complete());
+  cache_->Insert(7, bytes, &parent_ref);
+  ASSERT_NE(parent_ref.frame()->child_hints, nullptr);
+  EXPECT_EQ(parent_ref.frame()->child_hint_count, 3u);
+  EXPECT_EQ(cache_->Stats().used_bytes, parent_ref.frame()->held_bytes());
+  parent_ref.Reset();
+  Put(100, 'a').Reset();
+  Put(200, 'b').Reset();
+
+  epoch::ReadSection section;
+  ASSERT_TRUE(section.active());
+  const Frame* parent = cache_->Peek(7);
+  ASSERT_NE(parent, nullptr);
+  const Frame* c1 = cache_->PeekChild(parent, 0, 100);
+  ASSERT_NE(c1, nullptr);
+  EXPECT_EQ(c1->data()[0], 'a');
+  EXPECT_EQ(parent->child_hints[0].load(), c1);  // remembered
+  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), c1);
+  EXPECT_EQ(cache_->PeekChild(parent, 2, 300), nullptr);  // not cached
+  EXPECT_EQ(cache_->PeekChild(parent, 9, 100), c1);      // out of range: the index
+  // The hint names a frame that is no longer in the index: not followed.
+  cache_->Erase(100);
+  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);
+  // A hint to a live frame that now holds another page is not followed either.
+  const Frame* c2 = cache_->PeekChild(parent, 1, 200);
+  ASSERT_NE(c2, nullptr);
+  EXPECT_EQ(cache_->PeekChild(parent, 0, 200), c2);  // slot 0 now names 200's frame
+  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);
+  Put(100, 'c').Reset();
+  const Frame* c1b = cache_->PeekChild(parent, 0, 100);
+  ASSERT_NE(c1b, nullptr);
+  EXPECT_EQ(c1b->data()[0], 'c');
 }
 
 // A frame a reader peeked stays mapped and intact after it is erased or

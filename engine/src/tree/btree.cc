@@ -236,8 +236,11 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
   uint64_t address = root;
   int expected_level = -1;
   uint64_t levels = 0;
+  const Frame* parent = nullptr;  // the internal page the descent came from
+  uint32_t child_index = 0;
   while (address != 0) {
-    const Frame* f = cache_->Peek(address);
+    const Frame* f = parent == nullptr ? cache_->Peek(address)
+                                       : cache_->PeekChild(parent, child_index, address);
     if (f == nullptr) return false;
     ++levels;
     PageView v(f->data());
@@ -260,7 +263,9 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
       return true;
     }
     expected_level = v.level() - 1;
-    address = v.child(v.ChildIndex(key));
+    child_index = v.ChildIndex(key);
+    address = v.child(child_index);
+    parent = f;
   }
   return true;
 }

@@ -4,7 +4,9 @@
 
 #include <bit>
 #include <memory>
+#include <type_traits>
 
+#include "tree/page_format.h"
 #include "tree/read_epoch.h"
 
 namespace arenakv::tree {
@@ -125,13 +127,45 @@ void PageCache::AddPeekHits(uint64_t n) {
   peek_hits_[slot].n.fetch_add(n, std::memory_order_relaxed);
 }
 
+namespace {
+
+// Makes a recycled frame new again field by field, atomics with atomic
+// stores: a reader following a stale child hint may load `live` and
+// `address` at any time, so the frame is never re-constructed. `live` is
+// already false (cleared when the frame left the index).
+void ResetFrame(Frame* f) {
+  static_assert(std::is_trivially_destructible_v<Frame>);
+  f->address.store(0, std::memory_order_relaxed);
+  f->hash_next.store(nullptr, std::memory_order_relaxed);
+  f->segment = alloc::Segment();
+  f->pins.store(0, std::memory_order_relaxed);
+  f->bytes = 0;
+  f->entries.store(0, std::memory_order_relaxed);
+  f->referenced.store(false, std::memory_order_relaxed);
+  f->live.store(false, std::memory_order_relaxed);
+  f->indexed = false;
+  f->in_ring = false;
+  f->counted = true;
+  f->shard = 0;
+  f->checksum = 0;
+  f->retire_tag = 0;
+  f->ring_prev = nullptr;
+  f->ring_next = nullptr;
+  f->child_hints = nullptr;
+  f->child_hint_count = 0;
+  f->hint_segment = alloc::Segment();
+}
+
+}  // namespace
+
 Status PageCache::AllocFrameStruct(Frame** out) {
   {
     port::MutexLock l(&free_mu_);
     if (free_frames_ != nullptr) {
       Frame* f = free_frames_;
       free_frames_ = f->ring_next;
-      *out = std::construct_at(f);
+      ResetFrame(f);
+      *out = f;
       return Status::OK();
     }
   }
@@ -152,16 +186,58 @@ Status PageCache::AllocFrameStruct(Frame** out) {
 }
 
 void PageCache::FreeFrameStruct(Frame* f) {
-  std::destroy_at(f);
+  // Not destroyed: a stale child hint may still lead a reader here, to load
+  // `live` and `address` (see ResetFrame).
   port::MutexLock l(&free_mu_);
   f->ring_next = free_frames_;
   free_frames_ = f;
 }
 
 void PageCache::ReleaseFrame(Frame* f) {
-  if (f->counted) used_bytes_.fetch_sub(f->segment.size, std::memory_order_relaxed);
+  if (f->counted) used_bytes_.fetch_sub(f->held_bytes(), std::memory_order_relaxed);
   arena_->ReleaseSegment(f->segment).IgnoreError();
+  if (f->hint_segment.valid()) arena_->ReleaseSegment(f->hint_segment).IgnoreError();
   FreeFrameStruct(f);
+}
+
+void PageCache::AttachChildHints(Frame* f, uint32_t bytes) {
+  if (bytes < kImageHeaderBytes) return;
+  const PageView v(f->data());
+  // Only what is certainly an internal page's image (the cache also holds
+  // images it does not interpret): its type, and a count its size can hold.
+  if (v.type() != PageType::kInternal || v.count() == 0 ||
+      v.count() > (bytes - kImageHeaderBytes) / kSlotBytes) {
+    return;
+  }
+  alloc::Segment seg;
+  if (!arena_->AllocateSegment(size_t{v.count()} * sizeof(std::atomic<const Frame*>), &seg).ok()) {
+    return;
+  }
+  auto* hints = reinterpret_cast<std::atomic<const Frame*>*>(seg.data);
+  for (uint32_t i = 0; i < v.count(); ++i) std::construct_at(&hints[i], nullptr);
+  f->hint_segment = seg;
+  f->child_hints = hints;
+  f->child_hint_count = v.count();
+  used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
+}
+
+const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t address) const {
+  if (parent->child_hints == nullptr || index >= parent->child_hint_count) return Peek(address);
+  std::atomic<const Frame*>& hint = parent->child_hints[index];
+  const Frame* f = hint.load(std::memory_order_acquire);
+  // Live (acquire), then the address: a live frame with this address holds
+  // this page's image, readable until the section ends, whichever frame
+  // incarnation the hint was taken from.
+  if (f != nullptr && f->live.load(std::memory_order_acquire) &&
+      f->address.load(std::memory_order_relaxed) == address) {
+    if (!f->referenced.load(std::memory_order_relaxed)) {
+      f->referenced.store(true, std::memory_order_relaxed);
+    }
+    return f;
+  }
+  f = Peek(address);
+  if (f != nullptr) hint.store(f, std::memory_order_release);
+  return f;
 }
 
 void PageCache::EvictToFit(size_t bytes) {
@@ -214,6 +290,8 @@ void PageCache::ReleasePrivate(Frame* f) {
 
 void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
   Frame* f = ref->frame_;
+  // Outside every lock (the allocation may make the pool reclaim).
+  if (f->child_hints == nullptr) AttachChildHints(f, bytes);
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
   {
@@ -228,6 +306,9 @@ void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
       ref->cache_ = nullptr;
     } else {
       f->address.store(address, std::memory_order_relaxed);
+      // Release: a reader that finds the frame live through a child hint
+      // also sees its address, image and hints.
+      f->live.store(true, std::memory_order_release);
       f->bytes = bytes;
       f->shard = static_cast<uint8_t>(&s - shards_.get());
       f->pins.store(1, std::memory_order_relaxed);
@@ -317,6 +398,10 @@ void PageCache::MaybeGrow(Shard& s) {
 }
 
 void PageCache::UnindexLocked(Shard& s, Frame* f) {
+  // Before the unlink: once a reader can no longer find the frame through
+  // the index it must not find it through a child hint either (the retire
+  // that follows orders this store before the frame is released).
+  f->live.store(false, std::memory_order_release);
   uintptr_t t = s.table.load(std::memory_order_relaxed);
   std::atomic<Frame*>* p = BucketFor(t, Hash(f->address.load(std::memory_order_relaxed)));
   Frame* cur = p->load(std::memory_order_relaxed);
@@ -350,7 +435,7 @@ size_t PageCache::DropLocked(Shard& s, Frame* f, RetiredList* batch) {
     batch->tail->ring_next = f;
   }
   batch->tail = f;
-  return f->segment.size;
+  return f->held_bytes();
 }
 
 size_t PageCache::EvictFromShard(Shard& s, size_t wanted, RetiredList* batch) {
@@ -391,7 +476,7 @@ void PageCache::Retire(RetiredList* batch) {
   if (batch->head == nullptr) return;
   size_t bytes = 0;
   for (Frame* f = batch->head; f != nullptr; f = f->ring_next) {
-    if (f->counted) bytes += f->segment.size;
+    if (f->counted) bytes += f->held_bytes();
   }
   retired_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   port::MutexLock l(&retired_mu_);
@@ -427,7 +512,7 @@ size_t PageCache::Reclaim() {
   size_t bytes = 0;
   while (done != nullptr) {
     Frame* next = done->ring_next;
-    if (done->counted) bytes += done->segment.size;
+    if (done->counted) bytes += done->held_bytes();
     ReleaseFrame(done);
     done = next;
   }

@@ -60,7 +60,11 @@ struct alignas(64) Frame {
   // The image's entry count, so a reader can prefetch the page's search
   // array together with its header. 0 = unknown (readers fill it in).
   mutable std::atomic<uint32_t> entries{0};
-  std::atomic<bool> referenced{false};  // CLOCK bit; readers set it without the lock
+  mutable std::atomic<bool> referenced{false};  // CLOCK bit; readers set it without the lock
+  // True while the frame is reachable through the hash index (set before it
+  // is published, cleared before it is unlinked): a reader that reaches the
+  // frame by a child hint rather than the index checks it, with the address.
+  std::atomic<bool> live{false};
   bool indexed = false;  // reachable through the hash index; guarded by the shard lock
   bool in_ring = false;
   bool counted = true;  // its segment counts in used bytes (false: an old bucket array)
@@ -69,8 +73,17 @@ struct alignas(64) Frame {
   uint64_t retire_tag = 0;
   Frame* ring_prev = nullptr;
   Frame* ring_next = nullptr;  // also links the retired list
+  // Internal pages only: one slot per child, the frame a descent last found
+  // for that child, so the next descent can skip the hash lookup (PeekChild).
+  // A hint is only a guess, checked against `live` and `address`; it lives
+  // in its own segment, set before the frame is published.
+  std::atomic<const Frame*>* child_hints = nullptr;
+  uint32_t child_hint_count = 0;
+  alloc::Segment hint_segment;
 
   char* data() const { return segment.data; }
+  // Bytes of cache memory the frame holds.
+  size_t held_bytes() const { return segment.size + hint_segment.size; }
 };
 
 class PageCache;
@@ -124,6 +137,11 @@ class PageCache {
   // nullptr (none, or not found by a walk racing a bucket-array growth). No
   // pin: the frame's image stays valid until the section ends.
   const Frame* Peek(uint64_t address) const;
+  // Peek for child `index` (at `address`) of the internal page in `parent`,
+  // itself peeked in the same section: through the parent's child hint when
+  // it still names that page's frame, else through the index (and the hint
+  // is updated).
+  const Frame* PeekChild(const Frame* parent, uint32_t index, uint64_t address) const;
   // Hits served by Peek (added to the stats in batches, once per read).
   void AddPeekHits(uint64_t n);
 
@@ -206,6 +224,9 @@ class PageCache {
   Status AllocFrameStruct(Frame** f);
   void FreeFrameStruct(Frame* f);
   void ReleaseFrame(Frame* f);
+  // Gives a private frame holding an internal page its child-hint array
+  // (none if memory is short: descents then use the index).
+  void AttachChildHints(Frame* f, uint32_t bytes);
   void ReleasePrivate(Frame* f);
 
   alloc::Arena* const arena_;
