@@ -38,22 +38,19 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
+
+using test::ExpectPoolsReleased;
 
 using Model = std::map<std::string, std::string>;
 
 constexpr int kThreads = 3;
 constexpr int kKeysPerThread = 40;
 constexpr uint32_t kErrorMark = 0xffffffffu;
-
-void ExpectPoolsReleased() {
-  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
-  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
-  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
-}
 
 bool LongTests() {
   const char* e = std::getenv("ARENAKV_LONG_TESTS");

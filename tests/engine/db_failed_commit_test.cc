@@ -9,18 +9,16 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
 #include "fault_env.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
+using test::ExpectPoolsReleased;
+
 using test::FaultInjectionEnv;
 using test::FaultOp;
-
-void ExpectPoolsReleased() {
-  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
-  EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
-}
 
 // `op` fails once on the WAL during a synced Put; after reopening, the Put
 // that failed is absent and everything acknowledged is present.

@@ -21,29 +21,21 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
 #include "fault_env.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
+using test::ExpectPoolsReleased;
+
 using test::FaultInjectionEnv;
 using test::FaultOp;
 using test::FaultRule;
 
-#define ASSERT_OK(expr)                                         \
-  do {                                                          \
-    const ::arenakv::Status _s = (expr);                        \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();     \
-  } while (0)
 
 constexpr char kWal[] = "wal-";
 constexpr char kData[] = "data.akv";
-
-void ExpectPoolsReleased() {
-  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
-  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
-  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
-}
 
 // A failed operation must say what failed.
 void ExpectCleanFailure(const Status& s, const char* what) {

@@ -22,24 +22,16 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
-#define ASSERT_OK(expr)                                         \
-  do {                                                          \
-    const ::arenakv::Status _s = (expr);                        \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();     \
-  } while (0)
+using test::ExpectPoolsReleased;
+
 
 constexpr size_t kMiB = size_t{1} << 20;
-
-void ExpectPoolsReleased() {
-  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
-  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
-  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
-}
 
 bool LongTests() {
   const char* e = std::getenv("ARENAKV_LONG_TESTS");

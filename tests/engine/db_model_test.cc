@@ -17,18 +17,15 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
-using Model = std::map<std::string, std::string>;
+using test::ExpectPoolsReleased;
 
-void ExpectPoolsReleased() {
-  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
-  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
-  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
-}
+using Model = std::map<std::string, std::string>;
 
 std::string Printable(std::string_view s) {
   std::string out;

@@ -15,15 +15,13 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
 #include "arenakv/iterator.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
-void ExpectPoolsReleased() {
-  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
-  EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
-}
+using test::ExpectPoolsReleased;
 
 std::map<std::string, std::string> ScanAll(DB* db, const Snapshot* snap = nullptr) {
   ReadOptions ro;

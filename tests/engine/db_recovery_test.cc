@@ -11,15 +11,13 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
 #include "fault_env.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
-void ExpectPoolsReleased() {
-  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
-  EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
-}
+using test::ExpectPoolsReleased;
 
 void FlipByte(const std::string& path, long offset) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);

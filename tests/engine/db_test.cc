@@ -29,28 +29,14 @@
 #include "arenakv/iterator.h"
 #include "arenakv/options.h"
 #include "arenakv/transaction.h"
+#include "db_test_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
-#define ASSERT_OK(expr)                                 \
-  do {                                                  \
-    const ::arenakv::Status _s = (expr);                \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                 \
-  do {                                                  \
-    const ::arenakv::Status _s = (expr);                \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
+using test::ExpectPoolsReleased;
 
-// The proof that a closed database left nothing mapped behind.
-void ExpectPoolsReleased() {
-  const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
-  EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
-  EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
-}
 
 // Every key/value pair an iterator yields from SeekToFirst onwards.
 std::vector<std::pair<std::string, std::string>> Scan(Iterator* it) {
