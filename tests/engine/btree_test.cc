@@ -363,6 +363,92 @@ TEST_F(BTreeTest, TreeTenTimesLargerThanCache) {
   VerifyOk(model.size());
 }
 
+// A scan that keeps finding its next leaf uncached is reading cold data in
+// bulk: after 64 such leaves it stops filling the cache (its leaves go into
+// private frames), so one pass over the data neither pushes out the cached
+// working set nor takes fresh memory per leaf. Cached leaves are still used.
+TEST_F(BTreeTest, BulkScanOfColdLeavesLeavesTheCacheAlone) {
+  TreeOptions o = Small();
+  o.cache_bytes = 64 << 20;
+  Open(o);
+  Model model;
+  std::mt19937_64 rng(7);
+  Batch b;
+  for (int i = 0; i < 40000; ++i) b[Key(i)] = Value(rng, 120);
+  Apply(b, &model);
+  const uint64_t root = tree_->meta().root;
+
+  // Every page, cached by point reads: how many pages the tree has.
+  Reopen(o);
+  std::string v;
+  bool found = false;
+  for (const auto& [k, val] : model) ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+  const size_t all_pages = tree_->cache_stats().pages;
+  ASSERT_GT(all_pages, 400u);
+
+  for (bool forward : {true, false}) {
+    SCOPED_TRACE(forward ? "forward" : "backward");
+    Reopen(o);
+    auto it = tree_->NewIterator(root);
+    size_t n = 0;
+    if (forward) {
+      auto m = model.begin();
+      for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
+        ASSERT_NE(m, model.end());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    } else {
+      auto m = model.rbegin();
+      for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++n) {
+        ASSERT_NE(m, model.rend());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    }
+    ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+    ASSERT_EQ(n, model.size());
+    it.reset();
+    CacheStats cs = tree_->cache_stats();
+    // The internal pages, the first 64 leaves and the seek's leaf at most.
+    EXPECT_GE(cs.pages, 64u);
+    EXPECT_LT(cs.pages, 64u + 2 + all_pages / 10) << "of " << all_pages;
+    EXPECT_EQ(cs.pinned_pages, 0u);
+    EXPECT_EQ(cs.evictions, 0u);
+  }
+
+  // kAlways keeps every leaf (a scan warming the cache); kNever none.
+  Reopen(o);
+  auto warm = tree_->NewIterator(root, false, ScanCaching::kAlways);
+  size_t n = 0;
+  for (warm->SeekToFirst(); warm->Valid(); warm->Next()) ++n;
+  EXPECT_EQ(n, model.size());
+  warm.reset();
+  EXPECT_EQ(tree_->cache_stats().pages, all_pages);
+  Reopen(o);
+  auto cold = tree_->NewIterator(root, false, ScanCaching::kNever);
+  n = 0;
+  for (cold->Seek(Key(20000)); cold->Valid(); cold->Next()) ++n;
+  EXPECT_EQ(n, model.size() - 20000);
+  cold.reset();
+  EXPECT_LT(tree_->cache_stats().pages, 3 + all_pages / 10);
+
+  // With everything cached, a scan reads nothing from disk.
+  for (const auto& [k, val] : model) ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+  const CacheStats before = tree_->cache_stats();
+  ASSERT_EQ(before.pages, all_pages);
+  auto it = tree_->NewIterator(root);
+  n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  ASSERT_TRUE(it->status().ok());
+  EXPECT_EQ(n, model.size());
+  it.reset();
+  const CacheStats after = tree_->cache_stats();
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_GT(after.hits, before.hits + all_pages / 2);
+  EXPECT_EQ(after.pages, all_pages);
+}
+
 TEST_F(BTreeTest, OldRootReadersSeeOldDataUntilRelease) {
   Open();
   Model m1;

@@ -172,5 +172,87 @@ TEST(ReadPathTest, CloseWhileReading) {
   ExpectPoolsReleased();
 }
 
+// A plain scan of cold data stops filling the cache after 64 leaves read in
+// a row from disk; ScanCaching::kAlways fills it (for transactions'
+// iterators too), and a later scan then reads nothing from disk.
+TEST(ReadPathTest, BulkScansLeaveTheCacheAloneUnlessAsked) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;
+  o.page_bytes = 4096;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 30000; ++i) {
+    std::string k = "k" + std::to_string(100000 + i);
+    std::string v(100, static_cast<char>('a' + i % 26));
+    ASSERT_OK(db->Put(WriteOptions(), k, v));
+    model[k] = v;
+  }
+  ASSERT_OK(db->Close());
+  db.reset();
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  auto cache = [&db] {
+    DBStats stats;
+    EXPECT_OK(db->GetStats(&stats));
+    return stats.cache;
+  };
+
+  EXPECT_EQ(ScanAll(db.get()), model);
+  const size_t after_bulk = cache().pages;
+  EXPECT_LT(after_bulk, 100u);
+
+  std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
+  ReadOptions warm;
+  warm.scan_caching = ScanCaching::kAlways;
+  std::unique_ptr<Iterator> it = txn->NewIterator(warm);
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) {}
+  ASSERT_OK(it->status());
+  EXPECT_EQ(n, model.size());
+  it.reset();
+  ASSERT_OK(txn->Rollback());
+  const CacheStats filled = cache();
+  EXPECT_GT(filled.pages, 5 * after_bulk);
+
+  EXPECT_EQ(ScanAll(db.get()), model);
+  EXPECT_EQ(cache().misses, filled.misses);
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+// An iterator moving on one thread while another closes the database ends
+// invalid with Closed, never reading freed state.
+TEST(ReadPathTest, IteratorOnAnotherThreadSeesClose) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options(), dir.Join("db"), &db));
+  for (int k = 0; k < 2000; ++k) ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(k), "v"));
+  ASSERT_OK(db->Checkpoint());
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  std::atomic<bool> started{false};
+  std::atomic<uint64_t> keys{0};
+  std::thread reader([&] {
+    started.store(true);
+    while (true) {
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        if (!it->key().empty() && !it->value().empty()) keys.fetch_add(1);
+      }
+      if (!it->status().ok()) return;
+    }
+  });
+  while (!started.load()) std::this_thread::yield();
+  while (keys.load() < 5000) std::this_thread::yield();
+  ASSERT_OK(db->Close());
+  reader.join();
+  EXPECT_TRUE(it->status().IsClosed()) << it->status().ToString();
+  EXPECT_FALSE(it->Valid());
+  EXPECT_TRUE(it->key().empty());
+  it.reset();
+  db.reset();
+  ExpectPoolsReleased();
+}
+
 }  // namespace
 }  // namespace arenakv

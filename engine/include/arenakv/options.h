@@ -51,11 +51,27 @@ struct Options {
   std::shared_ptr<Env> env;
 };
 
+// Which leaves an iterator keeps in the page cache when it reads them from
+// disk (internal pages and point reads always fill the cache).
+enum class ScanCaching {
+  // Every leaf until the scan turns out to be a bulk scan: once 64 leaves in
+  // a row were not cached, it reads the rest into its own buffers, so one
+  // pass over cold data neither pushes the working set out of the cache nor
+  // takes fresh memory for pages read once. Cached leaves are still used.
+  kAuto,
+  // Every leaf it reads (a scan meant to warm the cache).
+  kAlways,
+  // None.
+  kNever,
+};
+
 struct ReadOptions {
   // Read as of this snapshot (from DB::GetSnapshot()); nullptr = latest.
   const Snapshot* snapshot = nullptr;
   // Re-verify checksums of pages served from the cache as well.
   bool verify_checksums = false;
+  // Iterators only: see ScanCaching.
+  ScanCaching scan_caching = ScanCaching::kAuto;
 };
 
 struct WriteOptions {

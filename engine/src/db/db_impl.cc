@@ -497,7 +497,7 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
 }
 
 std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, uint64_t seq,
-                                                              bool verify_checksums) {
+                                                              const ReadOptions& options) {
   // A memtable with nothing visible at seq adds no key: leave it out, so
   // that a view whose memtables are empty (or hold only newer writes) is
   // the tree's own cursor, without a merge step per key. Every entry with a
@@ -512,7 +512,8 @@ std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, 
   for (const auto& m : v.imm) {
     if (visible(*m->table)) children.push_back(m->table->NewIterator(seq));
   }
-  children.push_back(tree_->NewIterator(v.tree->root(), verify_checksums));
+  children.push_back(
+      tree_->NewIterator(v.tree->root(), options.verify_checksums, options.scan_caching));
   return mem::NewMergingIterator(std::move(children));
 }
 
@@ -527,7 +528,7 @@ std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
   } else {
     CurrentView(&v, &seq);
   }
-  return NewDBIterator(this, std::move(v), seq, options.verify_checksums, nullptr, registry_);
+  return NewDBIterator(this, std::move(v), seq, options, nullptr, registry_);
 }
 
 std::unique_ptr<Snapshot> DBImpl::GetSnapshot() {

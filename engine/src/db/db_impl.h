@@ -86,7 +86,7 @@ class DBImpl final : public DB {
   // A cursor over `v` at `seq`, tombstones included (callers add a live
   // filter); the version must outlive it.
   std::unique_ptr<InternalIterator> NewInternalIterator(const Version& v, uint64_t seq,
-                                                        bool verify_checksums);
+                                                        const ReadOptions& options);
 
   struct CommitRequest {
     const WriteBatch* batch = nullptr;

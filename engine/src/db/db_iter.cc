@@ -1,5 +1,6 @@
 #include "db/db_iter.h"
 
+#include <atomic>
 #include <new>
 #include <string>
 
@@ -41,50 +42,54 @@ class DBIter final : public Iterator, public Handle {
 
   ~DBIter() override { registry_->Release(this); }
 
-  bool Valid() const override {
-    port::MutexLock l(&mu_);
-    return !closed_ && iter_->Valid();
+  // Valid(), key() and value() answer from the state the last move cached,
+  // without the lock: they are called once or more per key, and only the
+  // thread moving the iterator writes that state. Close() on another thread
+  // sets released_ (the memory the views point into is going away).
+  bool Valid() const override { return valid_ && !released_.load(std::memory_order_acquire); }
+  std::string_view key() const override {
+    return released_.load(std::memory_order_acquire) ? std::string_view() : key_;
+  }
+  std::string_view value() const override {
+    return released_.load(std::memory_order_acquire) ? std::string_view() : value_;
   }
 
   void SeekToFirst() override {
     port::MutexLock l(&mu_);
     if (closed_) return;
     iter_->SeekToFirst();
+    Cache();
     Track(/*from_first=*/true, {});
   }
   void SeekToLast() override {
     port::MutexLock l(&mu_);
     if (closed_) return;
     iter_->SeekToLast();
+    Cache();
     TrackFromLast();
   }
   void Seek(std::string_view target) override {
     port::MutexLock l(&mu_);
     if (closed_) return;
     iter_->Seek(target);
+    Cache();
     Track(/*from_first=*/false, target);
   }
   void Next() override {
     port::MutexLock l(&mu_);
-    if (closed_ || !iter_->Valid()) return;
-    if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
+    if (closed_ || !valid_) return;
+    if (tracker_ != nullptr) scratch_.assign(key_.data(), key_.size());
     iter_->Next();
+    Cache();
     Track(/*from_first=*/false, scratch_);
   }
   void Prev() override {
     port::MutexLock l(&mu_);
-    if (closed_ || !iter_->Valid()) return;
-    if (tracker_ != nullptr) scratch_.assign(iter_->key().data(), iter_->key().size());
+    if (closed_ || !valid_) return;
+    if (tracker_ != nullptr) scratch_.assign(key_.data(), key_.size());
     iter_->Prev();
+    Cache();
     TrackBackward(scratch_);
-  }
-  std::string_view key() const override {
-    port::MutexLock l(&mu_);
-    return closed_ || !iter_->Valid() ? std::string_view() : iter_->key();
-  }
-  std::string_view value() const override {
-    port::MutexLock l(&mu_);
-    return closed_ || !iter_->Valid() ? std::string_view() : iter_->value();
   }
   Status status() const override {
     port::MutexLock l(&mu_);
@@ -94,12 +99,23 @@ class DBIter final : public Iterator, public Handle {
 
  protected:
   void ReleaseLocked() override REQUIRES(mu_) {
+    released_.store(true, std::memory_order_release);
     iter_.reset();
     version_.reset();
     tracker_ = nullptr;
   }
 
  private:
+  void Cache() REQUIRES(mu_) {
+    valid_ = iter_->Valid();
+    if (valid_) {
+      key_ = iter_->key();
+      value_ = iter_->value();
+    } else {
+      key_ = value_ = {};
+    }
+  }
+
   // Forward moves cover [from, current key]; running off the end covers to
   // the last key.
   void Track(bool from_first, std::string_view from) REQUIRES(mu_) {
@@ -129,6 +145,12 @@ class DBIter final : public Iterator, public Handle {
   const std::shared_ptr<HandleRegistry> registry_;
   RangeTracker* tracker_ GUARDED_BY(mu_);
   std::string scratch_ GUARDED_BY(mu_);
+  // The position after the last move. Written only by moves, on the thread
+  // using the iterator; never by ReleaseLocked, which may run on another.
+  bool valid_ = false;
+  std::string_view key_;
+  std::string_view value_;
+  std::atomic<bool> released_{false};
 };
 
 }  // namespace
@@ -138,13 +160,13 @@ std::unique_ptr<Iterator> NewErrorIterator(Status status) {
 }
 
 std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> version,
-                                        uint64_t sequence, bool verify_checksums,
+                                        uint64_t sequence, const ReadOptions& options,
                                         std::unique_ptr<InternalIterator> overlay,
                                         const std::shared_ptr<HandleRegistry>& registry,
                                         RangeTracker* tracker) {
   try {
     std::unique_ptr<InternalIterator> base =
-        db->NewInternalIterator(*version, sequence, verify_checksums);
+        db->NewInternalIterator(*version, sequence, options);
     if (overlay != nullptr) {
       std::vector<std::unique_ptr<InternalIterator>> children;
       children.push_back(std::move(overlay));

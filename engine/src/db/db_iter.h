@@ -33,7 +33,7 @@ class RangeTracker {
 // priority (a transaction's write set). `registry` is where the iterator
 // registers (the database's, or its transaction's).
 std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> version,
-                                        uint64_t sequence, bool verify_checksums,
+                                        uint64_t sequence, const ReadOptions& options,
                                         std::unique_ptr<InternalIterator> overlay,
                                         const std::shared_ptr<HandleRegistry>& registry,
                                         RangeTracker* tracker = nullptr);

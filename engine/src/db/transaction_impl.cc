@@ -142,7 +142,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
     port::MutexLock l(&mu_);
     Status s = Usable();
     if (!s.ok()) return NewErrorIterator(s);
-    return NewDBIterator(db_, version_, sequence_, options.verify_checksums,
+    return NewDBIterator(db_, version_, sequence_, options,
                          std::make_unique<WriteSetIterator>(&*writes_), iterators_,
                          reads_.has_value() ? this : nullptr);
   }

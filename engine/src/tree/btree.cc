@@ -182,7 +182,7 @@ MetaState BTree::meta() const {
   return meta_;
 }
 
-Status BTree::ReadPage(uint64_t address, PageRef* ref) {
+Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   uint64_t offset = AddressOffset(address);
   uint32_t length = AddressLength(address);
   if (offset < kDataStart || length < kStoredHeaderBytes + kImageHeaderBytes ||
@@ -209,12 +209,14 @@ Status BTree::ReadPage(uint64_t address, PageRef* ref) {
   }
   ref->frame()->bytes = static_cast<uint32_t>(image_bytes);
   ref->frame()->entries.store(PageView(ref->frame()->data()).count(), std::memory_order_relaxed);
-  ref->frame()->checksum = ImageChecksum(ref->frame()->data(), image_bytes);
+  if (for_cache) ref->frame()->checksum = ImageChecksum(ref->frame()->data(), image_bytes);
   return Status::OK();
 }
 
-Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref) {
-  if (cache_->Lookup(address, ref)) {
+Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref, bool fill, bool* hit) {
+  const bool cached = cache_->Lookup(address, ref);
+  if (hit != nullptr) *hit = cached;
+  if (cached) {
     if (verify && ImageChecksum(ref->data(), ref->bytes()) != ref->frame()->checksum) {
       ref->Reset();
       return PageCorruption(path_, AddressOffset(address), "cached page checksum mismatch");
@@ -222,9 +224,9 @@ Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref) {
     return Status::OK();
   }
   PageRef fresh;
-  Status s = ReadPage(address, &fresh);
+  Status s = ReadPage(address, &fresh, fill);
   if (!s.ok()) return s;
-  cache_->Insert(address, fresh.bytes(), &fresh);
+  if (fill) cache_->Insert(address, fresh.bytes(), &fresh);
   *ref = std::move(fresh);
   return Status::OK();
 }
@@ -309,8 +311,12 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
 
 class TreeIterator final : public InternalIterator {
  public:
-  TreeIterator(BTree* tree, uint64_t root, bool verify)
-      : tree_(tree), root_(root), verify_(verify) {}
+  TreeIterator(BTree* tree, uint64_t root, bool verify, ScanCaching caching)
+      : tree_(tree),
+        root_(root),
+        verify_(verify),
+        caching_(caching),
+        bulk_(caching == ScanCaching::kNever) {}
 
   bool Valid() const override { return valid_; }
   void SeekToFirst() override { Start(Mode::kFirst, {}); }
@@ -353,15 +359,19 @@ class TreeIterator final : public InternalIterator {
     status_ = std::move(s);
   }
 
-  // Pushes pages from `address` down to a leaf; false on error.
-  bool Descend(uint64_t address, int expected_level, Mode mode, std::string_view target) {
+  // Pushes pages from `address` down to a leaf; false on error. `step`: the
+  // descent moves the cursor to the neighbouring leaf (a scan's next page).
+  bool Descend(uint64_t address, int expected_level, Mode mode, std::string_view target,
+               bool step = false) {
     while (true) {
       if (depth_ >= kMaxTreeDepth) {
         Fail(PageCorruption(tree_->path_, AddressOffset(address), "tree too deep"));
         return false;
       }
       Level& l = stack_[depth_];
-      Status s = tree_->FetchPage(address, verify_, &l.ref);
+      Status s = expected_level == 0 && (step || bulk_)
+                     ? FetchLeaf(address, &l.ref)
+                     : tree_->FetchPage(address, verify_, &l.ref);
       if (!s.ok()) {
         Fail(std::move(s));
         return false;
@@ -418,24 +428,48 @@ class TreeIterator final : public InternalIterator {
       Level& parent = stack_[depth_ - 1];
       parent.idx += forward ? 1 : -1;
       if (!Descend(parent.view.child(parent.idx), parent.view.level() - 1,
-                   forward ? Mode::kFirst : Mode::kLast, {})) {
+                   forward ? Mode::kFirst : Mode::kLast, {}, /*step=*/true)) {
         return;
       }
       if (Top().view.count() > 0) return;
     }
   }
 
+  // A leaf for a scan step (or any leaf, once bulk). Under kAuto, once
+  // kBulkScanLeaves leaves in a row were not cached, the scan is reading cold
+  // data in bulk: leaves it reads from disk from then on go into private
+  // frames, freed as the cursor leaves them, instead of the cache. Such a
+  // scan would otherwise fill the cache with pages read once (evicting the
+  // working set when the data is larger than the cache), and each page would
+  // take fresh memory; a private frame reuses the memory the previous one
+  // just gave back. Leaves that are cached are still used.
+  Status FetchLeaf(uint64_t address, PageRef* ref) {
+    bool hit = false;
+    Status s = tree_->FetchPage(address, verify_, ref, /*fill=*/!bulk_, &hit);
+    if (!bulk_ && caching_ == ScanCaching::kAuto) {
+      cold_run_ = hit ? 0 : cold_run_ + 1;
+      bulk_ = cold_run_ >= kBulkScanLeaves;
+    }
+    return s;
+  }
+
+  static constexpr uint32_t kBulkScanLeaves = 64;
+
   BTree* const tree_;
   const uint64_t root_;
   const bool verify_;
+  const ScanCaching caching_;
+  bool bulk_;  // leaves read from disk stay private
+  uint32_t cold_run_ = 0;  // leaves in a row read from disk, while !bulk_
   bool valid_ = false;
   Status status_;
   int depth_ = 0;
   std::array<Level, kMaxTreeDepth> stack_;
 };
 
-std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_checksums) {
-  return std::make_unique<TreeIterator>(this, root, verify_checksums);
+std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_checksums,
+                                                     ScanCaching caching) {
+  return std::make_unique<TreeIterator>(this, root, verify_checksums, caching);
 }
 
 // ---- Release, stats, close -----------------------------------------------

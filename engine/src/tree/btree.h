@@ -82,7 +82,8 @@ class BTree {
   bool GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
                  Status* status);
   // Never yields tombstones. Pins at most one page per tree level.
-  std::unique_ptr<InternalIterator> NewIterator(uint64_t root, bool verify_checksums = false);
+  std::unique_ptr<InternalIterator> NewIterator(uint64_t root, bool verify_checksums = false,
+                                                ScanCaching caching = ScanCaching::kAuto);
 
   // Applies `changes` (sorted by key, one entry per key; a tombstone deletes
   // the key, absent keys are ignored) to meta().root copy-on-write, writes the
@@ -117,10 +118,15 @@ class BTree {
   Status OpenFile(bool create_if_missing, alloc::Arena* db_arena);
   Status RebuildFreeSpace(uint64_t root);
   // The page at `address`, pinned: from the cache, else read, checked and
-  // decoded from disk into a new frame. `verify` re-checks a cached image.
-  Status FetchPage(uint64_t address, bool verify, PageRef* ref);
+  // decoded from disk into a new frame, which is published in the cache
+  // unless `fill` is false (then it stays private to *ref). `verify`
+  // re-checks a cached image. *hit, when given, says whether it was cached.
+  Status FetchPage(uint64_t address, bool verify, PageRef* ref, bool fill = true,
+                   bool* hit = nullptr);
   // Reads, checks and decodes a page from disk into a private frame.
-  Status ReadPage(uint64_t address, PageRef* ref);
+  // `for_cache`: the frame may be published, so it records the image's
+  // checksum for later re-verification.
+  Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
   Status CheckOpen() const;
   struct VerifyState;
   Status VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,
