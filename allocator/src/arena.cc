@@ -53,8 +53,7 @@ void CheckOwnerThread(ArenaCore* a) {
       a->owner_thread.compare_exchange_strong(cur, me, std::memory_order_relaxed)) {
     return;
   }
-  std::fprintf(stderr,
-               "arenakv: confined arena '%s' used by a second thread without HandOff()\n",
+  std::fprintf(stderr, "arenakv: confined arena '%s' used by a second thread without HandOff()\n",
                a->options.name.c_str());
   std::abort();
 #else

@@ -134,7 +134,8 @@ bool PoolCore::MagazineRefill(Magazine* m, int c) {
   Magazine::Bin& bin = m->bins[c];
   uint32_t want = (bin_capacity_[c] + 1) / 2;
   if (m->bytes + want * cs.bytes > magazine_bytes_) {
-    want = static_cast<uint32_t>((magazine_bytes_ - std::min(m->bytes, magazine_bytes_)) / cs.bytes);
+    want =
+        static_cast<uint32_t>((magazine_bytes_ - std::min(m->bytes, magazine_bytes_)) / cs.bytes);
   }
   if (want == 0) return false;
   uint32_t n = 0;
@@ -150,10 +151,9 @@ bool PoolCore::MagazineRefill(Magazine* m, int c) {
       ++e->chunk_in_use[g >> chunk_shift_];
       --cs.retained;
       ++cs.in_use;  // cached segments count as in use for the lists
-      bin.items[n++] = {MakeToken(link, LoadWord(s, std::memory_order_relaxed) >> 1),
-                        e->base.load(std::memory_order_relaxed) +
-                            (static_cast<size_t>(g) << min_shift_),
-                        s};
+      bin.items[n++] = {
+          MakeToken(link, LoadWord(s, std::memory_order_relaxed) >> 1),
+          e->base.load(std::memory_order_relaxed) + (static_cast<size_t>(g) << min_shift_), s};
     }
     PublishRetained(cs);
   }

@@ -110,8 +110,7 @@ inline bool CasWord(Slot* s, uint32_t expected, uint32_t desired) {
       expected, desired, std::memory_order_acq_rel, std::memory_order_relaxed);
 }
 inline uint32_t LoadOwner(const Slot* s) {
-  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->owner))
-      .load(std::memory_order_relaxed);
+  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(s->owner)).load(std::memory_order_relaxed);
 }
 inline void StoreOwner(Slot* s, uint32_t owner) {
   std::atomic_ref<uint32_t>(s->owner).store(owner, std::memory_order_relaxed);
@@ -164,8 +163,8 @@ struct Magazine {
   uint64_t uid = 0;
   Magazine* prev = nullptr;  // the pool's list; guarded by MagazineMutex()
   Magazine* next = nullptr;
-  bool orphan = false;       // the pool is gone; guarded by MagazineMutex()
-  size_t bytes = 0;          // bytes cached; owner only
+  bool orphan = false;  // the pool is gone; guarded by MagazineMutex()
+  size_t bytes = 0;     // bytes cached; owner only
   struct Bin {
     std::atomic<uint32_t> n{0};  // written by the owner, read by Stats()
     Cached items[kBinCapacity];

@@ -27,9 +27,8 @@ PoolCore* g_registry_head = nullptr;  // guarded by RegistryMutex()
 void AppendArena(const ArenaCore* a, std::string* out, int depth) {
   if (!a->closed.load(std::memory_order_acquire)) {
     if (!out->empty()) *out += ", ";
-    *out += "'" + a->options.name + "' (" +
-            FormatBytes(a->bytes.load(std::memory_order_relaxed)) + " in " +
-            std::to_string(a->segments.load(std::memory_order_relaxed)) + " segment(s)";
+    *out += "'" + a->options.name + "' (" + FormatBytes(a->bytes.load(std::memory_order_relaxed)) +
+            " in " + std::to_string(a->segments.load(std::memory_order_relaxed)) + " segment(s)";
     if (depth > 0) *out += ", nested";
     *out += ")";
   }
@@ -108,7 +107,8 @@ PoolStats PoolCore::Stats() const {
       const size_t in_use = classes_[c].in_use > cached ? classes_[c].in_use - cached : 0;
       cst.class_bytes = classes_[c].bytes;
       cst.in_use_segments = in_use;
-      cst.free_segments = classes_[c].retained + classes_[c].released + (classes_[c].in_use - in_use);
+      cst.free_segments =
+          classes_[c].retained + classes_[c].released + (classes_[c].in_use - in_use);
       retained += (classes_[c].retained + classes_[c].in_use - in_use) * classes_[c].bytes;
     }
     if (huge_class_offset_ != 0) {

@@ -1,6 +1,8 @@
 // SegmentPool: regions, size classes, free lists, budget and giving memory
 // back. See pool_core.h for the layout and the lock order.
 
+#include "arenakv/alloc/segment_pool.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -10,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "arenakv/alloc/segment_pool.h"
 #include "pool_core.h"
 #include "sanitizer.h"
 
@@ -105,12 +106,10 @@ Status PoolCore::Init() {
   // Off in quarantine mode, where every release must be protected at once.
   magazine_bytes_ = std::min(opt_.retain_bytes / 4, size_t{4} << 20);
   if (!opt_.quarantine) {
-    for (int c = 0; c < num_classes_ && c < kMaxMagazineClasses &&
-                    classes_[c].bytes <= magazine_bytes_;
-         ++c) {
+    for (int c = 0;
+         c < num_classes_ && c < kMaxMagazineClasses && classes_[c].bytes <= magazine_bytes_; ++c) {
       bin_capacity_[c] = static_cast<uint32_t>(
-          std::clamp<size_t>((size_t{128} << 10) / classes_[c].bytes, 1,
-                             Magazine::kBinCapacity));
+          std::clamp<size_t>((size_t{128} << 10) / classes_[c].bytes, 1, Magazine::kBinCapacity));
       magazine_classes_ = c + 1;
       magazine_max_class_bytes_ = classes_[c].bytes;
     }
@@ -168,8 +167,7 @@ uint64_t PoolCore::MakeToken(Link link, uint32_t gen) const {
   return (uint64_t{tag_} << kTagShift) | (uint64_t{link - 1} << kGenBits) | (gen & kGenMask);
 }
 
-bool PoolCore::Validate(const Segment& segment, Entry** entry, Slot** slot,
-                        uint32_t* word) const {
+bool PoolCore::Validate(const Segment& segment, Entry** entry, Slot** slot, uint32_t* word) const {
   const uint64_t t = segment.token;
   if (((t >> 52) & kTagMask) != tag_) return false;
   const Link link = LinkOfToken(t);
@@ -373,8 +371,8 @@ Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
     // Only as much as the request needs: the rest stays useful for reuse.
     port::MutexLock l(&mu_);
     const size_t committed = committed_.load(std::memory_order_relaxed);
-    const size_t over = committed + bytes > opt_.budget_bytes
-                            ? committed + bytes - opt_.budget_bytes : 0;
+    const size_t over =
+        committed + bytes > opt_.budget_bytes ? committed + bytes - opt_.budget_bytes : 0;
     const size_t retained = RetainedBytes();
     ShrinkRetainedLocked(retained > over ? retained - over : 0);
   };
@@ -1084,8 +1082,8 @@ Status PoolCore::Close() {
   }
   if (segments > 0) {
     if (!report.empty()) report += "; ";
-    report += "pool '" + opt_.name + "' closed with " + std::to_string(segments) +
-              " segment(s) (" + FormatBytes(bytes) + ") still in use";
+    report += "pool '" + opt_.name + "' closed with " + std::to_string(segments) + " segment(s) (" +
+              FormatBytes(bytes) + ") still in use";
   }
   UnregisterPool(this);
   if (!report.empty()) {
@@ -1126,13 +1124,9 @@ Status SegmentPool::AllocateSlow(size_t bytes, Segment* segment) {
   return impl_->AllocateSlow(bytes, 0, segment, false);
 }
 
-Status SegmentPool::ReleaseSlow(const Segment& segment) {
-  return impl_->ReleaseSlow(segment, 0);
-}
+Status SegmentPool::ReleaseSlow(const Segment& segment) { return impl_->ReleaseSlow(segment, 0); }
 
-Status SegmentPool::Check(const Segment& segment) const {
-  return impl_->Check(segment, 0, false);
-}
+Status SegmentPool::Check(const Segment& segment) const { return impl_->Check(segment, 0, false); }
 
 size_t SegmentPool::ClassFor(size_t bytes) const { return impl_->ClassFor(bytes); }
 

@@ -18,15 +18,33 @@ std::string Status::ToString() const {
   switch (code_) {
     case Code::kOk:
       return "OK";
-    case Code::kNotFound: kind = "NotFound"; break;
-    case Code::kCorruption: kind = "Corruption"; break;
-    case Code::kIOError: kind = "IOError"; break;
-    case Code::kInvalidArgument: kind = "InvalidArgument"; break;
-    case Code::kBusy: kind = "Busy"; break;
-    case Code::kConflict: kind = "Conflict"; break;
-    case Code::kMemoryLimit: kind = "MemoryLimit"; break;
-    case Code::kClosed: kind = "Closed"; break;
-    case Code::kNotSupported: kind = "NotSupported"; break;
+    case Code::kNotFound:
+      kind = "NotFound";
+      break;
+    case Code::kCorruption:
+      kind = "Corruption";
+      break;
+    case Code::kIOError:
+      kind = "IOError";
+      break;
+    case Code::kInvalidArgument:
+      kind = "InvalidArgument";
+      break;
+    case Code::kBusy:
+      kind = "Busy";
+      break;
+    case Code::kConflict:
+      kind = "Conflict";
+      break;
+    case Code::kMemoryLimit:
+      kind = "MemoryLimit";
+      break;
+    case Code::kClosed:
+      kind = "Closed";
+      break;
+    case Code::kNotSupported:
+      kind = "NotSupported";
+      break;
   }
   std::string out(kind);
   if (!msg_.empty()) {

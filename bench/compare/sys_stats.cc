@@ -67,7 +67,8 @@ void PrefaultCode() {
     unsigned long start = 0, end = 0;
     char perms[5] = {};
     if (std::sscanf(line.c_str(), "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-    const bool executable_file = perms[0] == 'r' && perms[2] == 'x' && line.find('/') != std::string::npos;
+    const bool executable_file =
+        perms[0] == 'r' && perms[2] == 'x' && line.find('/') != std::string::npos;
     if (!executable_file) continue;
     for (unsigned long p = start; p < end; p += static_cast<unsigned long>(page)) {
       [[maybe_unused]] volatile char c = *reinterpret_cast<const volatile char*>(p);

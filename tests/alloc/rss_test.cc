@@ -79,8 +79,8 @@ TEST_F(RssTest, ClosingArenasAndPoolReturnsResidentMemory) {
     arenas.clear();
     pool.reset();
     const size_t rss = ResidentBytes();
-    EXPECT_LE(rss, baseline + kMiB) << "cycle " << cycle << ": resident " << rss << " vs "
-                                   << baseline;
+    EXPECT_LE(rss, baseline + kMiB)
+        << "cycle " << cycle << ": resident " << rss << " vs " << baseline;
     if (cycle == 0) after_first = rss;
     const ProcessPoolStats p = GetProcessPoolStats();
     EXPECT_EQ(p.mapped_bytes, pbase.mapped_bytes);

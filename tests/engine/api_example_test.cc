@@ -76,8 +76,7 @@ TEST(ApiExample, EmbeddingArenakv) {
   }
   ASSERT_TRUE(it->status().ok()) << it->status().ToString();  // check after the loop
   it.reset();
-  EXPECT_EQ(accounts, (std::vector<std::string>{"account/alice", "account/bob",
-                                                "account/carol"}));
+  EXPECT_EQ(accounts, (std::vector<std::string>{"account/alice", "account/bob", "account/carol"}));
 
   // 4. A snapshot: a consistent read view that later writes do not change.
   std::unique_ptr<arenakv::Snapshot> before_transfer = db->GetSnapshot();
@@ -93,7 +92,7 @@ TEST(ApiExample, EmbeddingArenakv) {
   arenakv::ReadOptions as_of_snapshot;
   as_of_snapshot.snapshot = before_transfer.get();
   ASSERT_TRUE(db->Get(as_of_snapshot, "account/carol", &value).ok());
-  EXPECT_EQ(value, "0");  // the snapshot still sees the old balance
+  EXPECT_EQ(value, "0");    // the snapshot still sees the old balance
   before_transfer.reset();  // release the view (and the old versions it kept)
 
   // 6. Look at the memory the database holds, then close. Close() writes a

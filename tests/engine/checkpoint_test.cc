@@ -47,8 +47,8 @@ class CheckpointTest : public ::testing::Test {
 
   void Open(const TreeOptions& o) {
     arena_ = std::make_unique<test::TreeArena>();
-    Status s = BTree::Open(Env::Default().get(), dir_.Join("data.akv"), true, o, arena_->arena(),
-                           &tree_);
+    Status s =
+        BTree::Open(Env::Default().get(), dir_.Join("data.akv"), true, o, arena_->arena(), &tree_);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
@@ -67,8 +67,10 @@ class CheckpointTest : public ::testing::Test {
     Status s = tree_->Verify(&vs);
     EXPECT_TRUE(s.ok()) << s.ToString();
     EXPECT_EQ(vs.keys, tree_->meta().key_count);
-    double need = static_cast<double>(vs.keys) * static_cast<double>(LeafEntryBytes(kKeyLen, kValueLen));
-    return need / (static_cast<double>(vs.pages) * static_cast<double>(page_bytes - kImageHeaderBytes));
+    double need =
+        static_cast<double>(vs.keys) * static_cast<double>(LeafEntryBytes(kKeyLen, kValueLen));
+    return need /
+           (static_cast<double>(vs.pages) * static_cast<double>(page_bytes - kImageHeaderBytes));
   }
 
   test::TempDir dir_;
@@ -144,8 +146,7 @@ TEST_F(CheckpointTest, MemoryStaysBoundedWhileRewritingALargeTree) {
   uint64_t tree_bytes = tree_->file_bytes() - tree_->free_bytes();
   alloc::PoolStats ps = arena_->pool()->Stats();
   std::printf("tree %.1f MiB, pool high water %.1f MiB with a %.1f MiB cache\n",
-              tree_bytes / 1048576.0, ps.high_water_bytes / 1048576.0,
-              o.cache_bytes / 1048576.0);
+              tree_bytes / 1048576.0, ps.high_water_bytes / 1048576.0, o.cache_bytes / 1048576.0);
   EXPECT_GT(tree_bytes, uint64_t{40} << 20);
   // Cache + 2 MiB write buffer + builder scratch and per-parent bookkeeping.
   EXPECT_LE(ps.high_water_bytes, o.cache_bytes + (size_t{6} << 20));
@@ -182,10 +183,11 @@ TEST_F(CheckpointTest, CheckpointCachesWhatReadersUse) {
   CheckpointResult r;
   ASSERT_TRUE(tree_->Checkpoint(&changes, 9, 1, &r).ok());
   size_t after = tree_->cache_stats().used_bytes;
-  std::printf("cache %.2f MiB after the load, %.2f MiB warm, %.2f MiB after rewriting every leaf"
-              " (%llu pages written)\n",
-              loaded / 1048576.0, warm / 1048576.0, after / 1048576.0,
-              static_cast<unsigned long long>(r.pages_written));
+  std::printf(
+      "cache %.2f MiB after the load, %.2f MiB warm, %.2f MiB after rewriting every leaf"
+      " (%llu pages written)\n",
+      loaded / 1048576.0, warm / 1048576.0, after / 1048576.0,
+      static_cast<unsigned long long>(r.pages_written));
   ASSERT_GT(r.pages_written, 700u);
   const size_t all_new = r.pages_written * o.page_bytes;
   EXPECT_LT(loaded, all_new / 20);  // internal pages only

@@ -22,9 +22,8 @@ namespace arenakv::test {
 // by `tombstone`; `random_target()` gives Seek targets; `where` is printed
 // with any failure (the seed, the round). Stops at the first failure.
 template <typename Entry, typename Rng, typename TargetFn>
-void RandomCursorWalk(InternalIterator* it, const std::vector<Entry>& view,
-                      bool Entry::*tombstone, Rng& rng, TargetFn random_target, int steps,
-                      const std::string& where) {
+void RandomCursorWalk(InternalIterator* it, const std::vector<Entry>& view, bool Entry::*tombstone,
+                      Rng& rng, TargetFn random_target, int steps, const std::string& where) {
   size_t pos = view.size();  // == size: invalid
   for (int i = 0; i < steps; ++i) {
     int op = static_cast<int>(rng() % 10);

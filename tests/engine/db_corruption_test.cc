@@ -141,7 +141,7 @@ struct Judge {
   std::string file;      // the damaged file's name
   std::string failure;   // first violation, "" if none
   bool saw_corruption = false;
-  bool stale = false;    // a prefix state older than the full one was served
+  bool stale = false;  // a prefix state older than the full one was served
 
   void Fail(const std::string& what) {
     if (failure.empty()) failure = what;

@@ -191,8 +191,7 @@ Status RunOp(DB* db, const Op& op) {
         Op op = stream.Next();
         Status st = RunOp(db.get(), op);
         if (!st.ok()) {
-          std::fprintf(stderr, "[crash child] thread %d op %u: %s\n", t, i,
-                       st.ToString().c_str());
+          std::fprintf(stderr, "[crash child] thread %d op %u: %s\n", t, i, st.ToString().c_str());
           SendAck(ack_fd, kErrorMark, 2);
           _exit(3);
         }
@@ -221,8 +220,8 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   for (int round = 0; round < rounds; round++) {
     const uint64_t round_seed = seed + static_cast<uint64_t>(round) * 7919;
     // Kill early (during recovery) sometimes, usually after some work.
-    const int kill_after_ms = rng() % 8 == 0 ? static_cast<int>(rng() % 20)
-                                             : 20 + static_cast<int>(rng() % 300);
+    const int kill_after_ms =
+        rng() % 8 == 0 ? static_cast<int>(rng() % 20) : 20 + static_cast<int>(rng() % 300);
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
     const pid_t pid = fork();
@@ -265,8 +264,8 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
     // Reopen and compare every namespace with its two admissible states.
     std::unique_ptr<DB> db;
     Status s = DB::Open(CrashOptions(), path, &db);
-    ASSERT_TRUE(s.ok()) << "seed " << seed << " round " << round << ": reopen after SIGKILL: "
-                        << s.ToString();
+    ASSERT_TRUE(s.ok()) << "seed " << seed << " round " << round
+                        << ": reopen after SIGKILL: " << s.ToString();
     VerifyReport report;
     s = db->Verify(&report);
     EXPECT_TRUE(s.ok()) << "seed " << seed << " round " << round << ": " << s.ToString();
@@ -297,8 +296,9 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
         FAIL() << "seed " << seed << " round " << round << " thread " << t << ": after "
                << acked[t] + 1 << " acknowledged ops the database holds neither the "
                << "acknowledged state nor that plus the in-flight op.\nfound:\n"
-               << Describe(found[t]) << "acknowledged state:\n" << Describe(acked_state)
-               << "with in-flight op:\n" << Describe(with_in_flight);
+               << Describe(found[t]) << "acknowledged state:\n"
+               << Describe(acked_state) << "with in-flight op:\n"
+               << Describe(with_in_flight);
       }
     }
     ASSERT_TRUE(db->Close().ok());

@@ -8,8 +8,8 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
-#include "fault_env.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace arenakv {

@@ -20,8 +20,8 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
-#include "fault_env.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -32,7 +32,6 @@ using test::ExpectPoolsReleased;
 using test::FaultInjectionEnv;
 using test::FaultOp;
 using test::FaultRule;
-
 
 constexpr char kWal[] = "wal-";
 constexpr char kData[] = "data.akv";
@@ -165,8 +164,8 @@ TEST_F(FaultTest, WalWriteEIOFailsSyncedPut) {
 TEST_F(FaultTest, WalShortWriteENOSPCFailsSyncedPut) {
   Open();
   WriteAcked("a", 200, true);
-  env_->AddRule({.file_substring = kWal, .op = FaultOp::kWrite, .error = ENOSPC,
-                 .short_write = true});
+  env_->AddRule(
+      {.file_substring = kWal, .op = FaultOp::kWrite, .error = ENOSPC, .short_write = true});
   ExpectPutFails(std::string("big") + std::string(5000, 'b'), "Put on a full disk");
   CloseClearReopenAndCheck();
 }
@@ -243,8 +242,11 @@ TEST_F(FaultTest, DataFileShortWriteENOSPCFailsCheckpoint) {
   WriteAcked("b", 2000, false);
   // The second data-file write of the checkpoint fails: a checkpoint writes
   // its pages, then switches the meta block, so at least two writes happen.
-  env_->AddRule({.file_substring = kData, .op = FaultOp::kWrite, .error = ENOSPC,
-                 .after_ops = 1, .short_write = true});
+  env_->AddRule({.file_substring = kData,
+                 .op = FaultOp::kWrite,
+                 .error = ENOSPC,
+                 .after_ops = 1,
+                 .short_write = true});
   ExpectCleanFailure(db_->Checkpoint(), "Checkpoint on a full disk");
   CloseClearReopenAndCheck();
 }
@@ -298,8 +300,8 @@ TEST_F(FaultTest, CloseWithFailingFsyncReportsError) {
 TEST_F(FaultTest, CloseWithFullDiskReportsError) {
   Open();
   WriteAcked("a", 2000, false);
-  env_->AddRule({.file_substring = "", .op = FaultOp::kWrite, .error = ENOSPC,
-                 .short_write = true});
+  env_->AddRule(
+      {.file_substring = "", .op = FaultOp::kWrite, .error = ENOSPC, .short_write = true});
   Status s = db_->Close();
   ExpectCleanFailure(s, "Close on a full disk");
   ExpectPoolsReleased();
@@ -380,11 +382,17 @@ TEST_F(FaultTest, RandomFaultsNeverLoseAcknowledgedWrites) {
   int rounds_with_faults = 0;
   for (int round = 0; round < 12; round++) {
     Open();
-    env_->AddRule({.file_substring = "", .op = FaultOp::kWrite,
-                   .error = (round % 2) ? ENOSPC : EIO, .after_ops = rng() % 400,
-                   .probability = 0.05, .short_write = round % 2 == 1});
-    env_->AddRule({.file_substring = "", .op = FaultOp::kSync, .error = EIO,
-                   .after_ops = rng() % 100, .probability = 0.05});
+    env_->AddRule({.file_substring = "",
+                   .op = FaultOp::kWrite,
+                   .error = (round % 2) ? ENOSPC : EIO,
+                   .after_ops = rng() % 400,
+                   .probability = 0.05,
+                   .short_write = round % 2 == 1});
+    env_->AddRule({.file_substring = "",
+                   .op = FaultOp::kSync,
+                   .error = EIO,
+                   .after_ops = rng() % 100,
+                   .probability = 0.05});
     int failures = 0, ops = 0;
     for (int i = 0; i < 1500 && failures < 5; i++, ops++) {
       const std::string k = "r" + std::to_string(round) + "/" + std::to_string(i);

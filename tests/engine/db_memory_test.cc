@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,7 +29,6 @@ namespace arenakv {
 namespace {
 
 using test::ExpectPoolsReleased;
-
 
 constexpr size_t kMiB = size_t{1} << 20;
 
@@ -128,8 +127,8 @@ TEST(MemoryTest, RepeatedOpenLoadCloseDoesNotGrow) {
   }
   std::string series;
   for (size_t a : after) series += std::to_string(a >> 10) + " ";
-  std::fprintf(stderr, "[memory] before %zu KiB; after each cycle (KiB): %s\n",
-               first_before >> 10, series.c_str());
+  std::fprintf(stderr, "[memory] before %zu KiB; after each cycle (KiB): %s\n", first_before >> 10,
+               series.c_str());
   // Cycle 0 may settle one-time state (thread stacks, Env::Default, locale).
   EXPECT_LE(after[cycles - 1], after[0] + kMiB) << "resident memory grows across cycles";
   EXPECT_LE(after[cycles - 1], first_before + kMiB) << "memory not back to pre-open level";

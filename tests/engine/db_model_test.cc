@@ -63,11 +63,21 @@ class ModelTest : public ::testing::Test {
     uint64_t id = Uniform(kKeySpace);
     std::string k;
     switch (id % 5) {
-      case 0: k = "user/" + std::to_string(id); break;
-      case 1: k = "user/" + std::to_string(id) + std::string(40 + id % 150, 'p'); break;
-      case 2: k = std::string("\0bin", 4) + std::to_string(id); break;
-      case 3: k = "\xff\xfe" + std::to_string(id * 2654435761u); break;
-      default: k = "item/" + std::to_string(id / 7) + "/" + std::to_string(id); break;
+      case 0:
+        k = "user/" + std::to_string(id);
+        break;
+      case 1:
+        k = "user/" + std::to_string(id) + std::string(40 + id % 150, 'p');
+        break;
+      case 2:
+        k = std::string("\0bin", 4) + std::to_string(id);
+        break;
+      case 3:
+        k = "\xff\xfe" + std::to_string(id * 2654435761u);
+        break;
+      default:
+        k = "item/" + std::to_string(id / 7) + "/" + std::to_string(id);
+        break;
     }
     return k;
   }
@@ -142,16 +152,16 @@ class ModelTest : public ::testing::Test {
     if (forward) {
       for (int i = 0; i < steps; i++) {
         if (m == model.end()) {
-          ASSERT_FALSE(it->Valid()) << "op " << op << ": seek " << Printable(target)
-                                    << " step " << i << " got " << Printable(it->key());
+          ASSERT_FALSE(it->Valid()) << "op " << op << ": seek " << Printable(target) << " step "
+                                    << i << " got " << Printable(it->key());
           break;
         }
-        ASSERT_TRUE(it->Valid()) << "op " << op << ": seek " << Printable(target) << " step "
-                                 << i << " expected " << Printable(m->first) << " "
+        ASSERT_TRUE(it->Valid()) << "op " << op << ": seek " << Printable(target) << " step " << i
+                                 << " expected " << Printable(m->first) << " "
                                  << it->status().ToString();
         ASSERT_EQ(Printable(it->key()), Printable(m->first)) << "op " << op << " step " << i;
-        ASSERT_TRUE(it->value() == m->second) << "op " << op << ": value of "
-                                              << Printable(m->first);
+        ASSERT_TRUE(it->value() == m->second)
+            << "op " << op << ": value of " << Printable(m->first);
         it->Next();
         ++m;
       }
@@ -273,8 +283,8 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
         std::string probe = OneIn(2) ? k : RandomKey(), v;
         Status s = txn->Get(ReadOptions{}, probe, &v);
         const std::string* want = lookup(probe);
-        ASSERT_EQ(s.ok(), want != nullptr) << "op " << op << ": txn get " << Printable(probe)
-                                           << " " << s.ToString();
+        ASSERT_EQ(s.ok(), want != nullptr)
+            << "op " << op << ": txn get " << Printable(probe) << " " << s.ToString();
         if (s.ok()) {
           ASSERT_TRUE(v == *want) << "op " << op << ": txn get";
         }
@@ -320,8 +330,8 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
         snap = db_->GetSnapshot();
         snap_model = model;
       } else {
-        ASSERT_NO_FATAL_FAILURE(CheckAll(ReadOptions{.snapshot = snap.get()}, snap_model,
-                                         "snapshot"));
+        ASSERT_NO_FATAL_FAILURE(
+            CheckAll(ReadOptions{.snapshot = snap.get()}, snap_model, "snapshot"));
         snap.reset();
         snap_model.clear();
       }
@@ -349,11 +359,10 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
                "(aborted %llu) checkpoints=%llu reopens=%d keys=%zu pages=%llu "
                "cache evictions=%llu\n",
                static_cast<unsigned long long>(total_ops_), (unsigned long long)puts,
-               (unsigned long long)deletes, (unsigned long long)gets,
-               (unsigned long long)scans, (unsigned long long)txns,
-               (unsigned long long)aborted, (unsigned long long)checkpoints, reopens_,
-               model.size(), (unsigned long long)report.pages,
-               (unsigned long long)stats.cache.evictions);
+               (unsigned long long)deletes, (unsigned long long)gets, (unsigned long long)scans,
+               (unsigned long long)txns, (unsigned long long)aborted,
+               (unsigned long long)checkpoints, reopens_, model.size(),
+               (unsigned long long)report.pages, (unsigned long long)stats.cache.evictions);
   // The configuration is meant to exercise eviction; a run without any means
   // the test did not test what it claims.
   EXPECT_GT(stats.cache.evictions + static_cast<uint64_t>(reopens_), 0u);

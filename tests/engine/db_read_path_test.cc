@@ -207,7 +207,8 @@ TEST(ReadPathTest, BulkScansLeaveTheCacheAloneUnlessAsked) {
   warm.scan_caching = ScanCaching::kAlways;
   std::unique_ptr<Iterator> it = txn->NewIterator(warm);
   size_t n = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) {}
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) {
+  }
   ASSERT_OK(it->status());
   EXPECT_EQ(n, model.size());
   it.reset();

@@ -13,15 +13,14 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
-#include "fault_env.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
 
 using test::ExpectPoolsReleased;
-
 
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;

@@ -11,6 +11,8 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
 
+#include "arenakv/db.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -24,7 +26,6 @@
 #include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
-#include "arenakv/db.h"
 #include "arenakv/env.h"
 #include "arenakv/iterator.h"
 #include "arenakv/options.h"
@@ -36,7 +37,6 @@ namespace arenakv {
 namespace {
 
 using test::ExpectPoolsReleased;
-
 
 // Every key/value pair an iterator yields from SeekToFirst onwards.
 std::vector<std::pair<std::string, std::string>> Scan(Iterator* it) {
@@ -836,13 +836,13 @@ TEST_F(DBTest, TransactionReadsItsOwnWritesAndDeletes) {
   ASSERT_OK(db_->Put(WriteOptions{}, "d", "db-d"));
   std::unique_ptr<Transaction> txn = db_->BeginTransaction(WriteOptions{});
   ASSERT_NE(txn, nullptr);
-  ASSERT_OK(txn->Put("a", "txn-a"));   // overwrite
-  ASSERT_OK(txn->Delete("b"));         // own delete
-  ASSERT_OK(txn->Put("c", "txn-c"));   // new key
+  ASSERT_OK(txn->Put("a", "txn-a"));  // overwrite
+  ASSERT_OK(txn->Delete("b"));        // own delete
+  ASSERT_OK(txn->Put("c", "txn-c"));  // new key
   ASSERT_OK(txn->Put("e", "txn-e"));
-  ASSERT_OK(txn->Delete("e"));         // put then delete
-  ASSERT_OK(txn->Delete("f"));         // delete of a missing key
-  ASSERT_OK(txn->Put("f", "txn-f"));   // delete then put
+  ASSERT_OK(txn->Delete("e"));        // put then delete
+  ASSERT_OK(txn->Delete("f"));        // delete of a missing key
+  ASSERT_OK(txn->Put("f", "txn-f"));  // delete then put
 
   EXPECT_EQ(TxnGetOrStatus(txn.get(), "a"), "txn-a");
   std::string v;
@@ -893,7 +893,7 @@ TEST_F(DBTest, TransactionReadsAConsistentSnapshot) {
   EXPECT_EQ(TxnGetOrStatus(txn.get(), "gone"), "here");
   std::unique_ptr<Iterator> it = txn->NewIterator(ReadOptions{});
   const std::vector<std::pair<std::string, std::string>> expected = {{"gone", "here"},
-                                                                       {"x", "old"}};
+                                                                     {"x", "old"}};
   EXPECT_EQ(Scan(it.get()), expected);
   ASSERT_OK(txn->Rollback());
 }

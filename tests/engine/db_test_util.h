@@ -10,15 +10,15 @@
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/status.h"
 
-#define ASSERT_OK(expr)                                                        \
-  do {                                                                         \
-    const ::arenakv::Status _s = (expr);                                       \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();                    \
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    const ::arenakv::Status _s = (expr);                    \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
   } while (0)
-#define EXPECT_OK(expr)                                                        \
-  do {                                                                         \
-    const ::arenakv::Status _s = (expr);                                       \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();                    \
+#define EXPECT_OK(expr)                                     \
+  do {                                                      \
+    const ::arenakv::Status _s = (expr);                    \
+    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
   } while (0)
 
 namespace arenakv::test {
@@ -31,6 +31,6 @@ inline void ExpectPoolsReleased() {
   EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
 }
 
-} // namespace arenakv::test
+}  // namespace arenakv::test
 
-#endif // ARENAKV_TESTS_ENGINE_DB_TEST_UTIL_H_
+#endif  // ARENAKV_TESTS_ENGINE_DB_TEST_UTIL_H_

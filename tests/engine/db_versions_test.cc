@@ -41,8 +41,8 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
   PutAll(db.get(), "new");
   ASSERT_TRUE(db->Checkpoint().ok());
   st = Stats(db.get());
-  EXPECT_EQ(st.live_tree_roots, 2u);     // the snapshot's root and the current one
-  EXPECT_GT(st.retained_old_pages, 10u); // every leaf was rewritten
+  EXPECT_EQ(st.live_tree_roots, 2u);      // the snapshot's root and the current one
+  EXPECT_GT(st.retained_old_pages, 10u);  // every leaf was rewritten
   EXPECT_EQ(st.open_snapshots, 1u);
 
   ReadOptions ro;

@@ -2,7 +2,6 @@
 #include "arenakv/env.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 

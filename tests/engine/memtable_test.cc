@@ -220,7 +220,8 @@ TEST_F(MemTableTest, HotKeyWithManyVersions) {
                         uint64_t{5002}, kMaxSequence}) {
     SCOPED_TRACE(snap);
     std::vector<Visible> expected = {{"a", false, "a"}};
-    if (snap >= 2) expected.push_back({"hot", false, std::to_string(std::min<uint64_t>(snap, 5001))});
+    if (snap >= 2)
+      expected.push_back({"hot", false, std::to_string(std::min<uint64_t>(snap, 5001))});
     if (snap >= 5002) expected.push_back({"z", false, "z"});
     auto it = t->NewIterator(snap);
     EXPECT_EQ(ScanForward(it.get()), expected);
@@ -230,13 +231,23 @@ TEST_F(MemTableTest, HotKeyWithManyVersions) {
 
 TEST_F(MemTableTest, UnsignedByteOrderWithZeroAndFFBytes) {
   MemTable* t = NewTable();
-  std::vector<std::string> keys = {
-      std::string(),        std::string("\0", 1), std::string("\0\0", 2),
-      std::string("\0\xff", 2), "\x01",           "a",
-      std::string("a\0", 2), std::string("a\0b", 3), "a\x7f",
-      "a\x80",              "a\xff",              "\x7f",
-      "\x80",               "\xfe",               "\xff",
-      "\xff\xff",           std::string("\xff\xff\0", 3)};
+  std::vector<std::string> keys = {std::string(),
+                                   std::string("\0", 1),
+                                   std::string("\0\0", 2),
+                                   std::string("\0\xff", 2),
+                                   "\x01",
+                                   "a",
+                                   std::string("a\0", 2),
+                                   std::string("a\0b", 3),
+                                   "a\x7f",
+                                   "a\x80",
+                                   "a\xff",
+                                   "\x7f",
+                                   "\x80",
+                                   "\xfe",
+                                   "\xff",
+                                   "\xff\xff",
+                                   std::string("\xff\xff\0", 3)};
   std::vector<std::string> shuffled = keys;
   std::mt19937_64 rng(42);
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
@@ -339,7 +350,8 @@ TEST_F(MemTableTest, ArenaLimitFromOptions) {
   MemTable* t = NewTable(4, mt_options);
   uint64_t seq = 0;
   Status s;
-  while ((s = t->Add(seq + 1, ValueType::kValue, std::to_string(seq), std::string(500, 'x'))).ok()) {
+  while (
+      (s = t->Add(seq + 1, ValueType::kValue, std::to_string(seq), std::string(500, 'x'))).ok()) {
     ++seq;
     ASSERT_LT(seq, 10000u);
   }
@@ -377,8 +389,7 @@ TEST_F(MemTableTest, ManyKeysThroughIndexGrowth) {
     ASSERT_EQ(v, std::to_string(i));
     ASSERT_EQ(t->LatestSequence(k), static_cast<uint64_t>(i % 5 == 0 ? kKeys + i + 1 : i + 1));
     ASSERT_FALSE(t->Get(k, static_cast<uint64_t>(i), nullptr, &deleted, nullptr)) << k;
-    ASSERT_FALSE(t->Get("k" + std::to_string(i * 3 + 1), kMaxSequence, nullptr, &deleted,
-                        nullptr));
+    ASSERT_FALSE(t->Get("k" + std::to_string(i * 3 + 1), kMaxSequence, nullptr, &deleted, nullptr));
     ASSERT_EQ(t->LatestSequence("k" + std::to_string(i * 3 + 2)), 0u);
   }
 }
@@ -450,8 +461,8 @@ TEST_F(MemTableTest, RandomizedAgainstModel) {
       uint64_t snap = rng() % (seq + 2);
       auto mk = model.find(k);
       Versions::const_iterator m;
-      bool model_found = mk != model.end() && (m = VisibleVersion(mk->second, snap)) !=
-                                                  mk->second.end();
+      bool model_found =
+          mk != model.end() && (m = VisibleVersion(mk->second, snap)) != mk->second.end();
       std::string v;
       bool deleted = false;
       uint64_t got_seq = 0;
@@ -557,9 +568,9 @@ TEST_F(MemTableTest, ConcurrentReadersSeeConsistentSnapshots) {
         bool deleted = false;
         uint64_t got = 0;
         bool found = t->Get(key_name(k), snap, &v, &deleted, &got);
-        if (found != (want != 0) || (found && (got != want || deleted != deleted_at(want) ||
-                                              (!deleted && v != key_name(k) + "@" +
-                                                                   std::to_string(want))))) {
+        if (found != (want != 0) ||
+            (found && (got != want || deleted != deleted_at(want) ||
+                       (!deleted && v != key_name(k) + "@" + std::to_string(want))))) {
           failed = true;
           ADD_FAILURE() << "Get key " << k << " at " << snap << ": found " << found << " seq "
                         << got << " want " << want;

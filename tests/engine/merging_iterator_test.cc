@@ -15,9 +15,9 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
+#include "cursor_walk.h"
 #include "mem/live_iterator.h"
 #include "mem/memtable.h"
-#include "cursor_walk.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -133,8 +133,8 @@ TEST(MergingIteratorTest, PriorityAndTombstones) {
   sources[1] = {{"a", "a1"}, {"b", "b1"}, {"c", std::nullopt}, {"d", "d1"}};
   sources[2] = {{"a", "a2"}, {"c", "c2"}, {"e", "e2"}};
   auto it = MergeOf(sources);
-  std::vector<Entry> expected = {{"a", false, "a1"}, {"b", true, ""}, {"c", true, ""},
-                                 {"d", false, "d0"}, {"e", false, "e2"}};
+  std::vector<Entry> expected = {
+      {"a", false, "a1"}, {"b", true, ""}, {"c", true, ""}, {"d", false, "d0"}, {"e", false, "e2"}};
   EXPECT_EQ(Forward(it.get()), expected);
   EXPECT_EQ(Backward(it.get()), expected);
   EXPECT_TRUE(it->status().ok());
@@ -241,8 +241,8 @@ TEST(MergingIteratorTest, RandomizedAgainstModel) {
         if (rng() % 4 == 0) {
           s[random_key(space)] = std::nullopt;
         } else {
-          s[random_key(space)] = "v" + std::to_string(&s - sources.data()) + "_" +
-                                 std::to_string(rng() % 1000);
+          s[random_key(space)] =
+              "v" + std::to_string(&s - sources.data()) + "_" + std::to_string(rng() % 1000);
         }
       }
     }

@@ -252,7 +252,7 @@ TEST_F(PageCacheTest, ChildHintsFindChildrenAndNeverAStaleFrame) {
   EXPECT_EQ(parent->child_hints[0].load(), c1);  // remembered
   EXPECT_EQ(cache_->PeekChild(parent, 0, 100), c1);
   EXPECT_EQ(cache_->PeekChild(parent, 2, 300), nullptr);  // not cached
-  EXPECT_EQ(cache_->PeekChild(parent, 9, 100), c1);      // out of range: the index
+  EXPECT_EQ(cache_->PeekChild(parent, 9, 100), c1);       // out of range: the index
   // The hint names a frame that is no longer in the index: not followed.
   cache_->Erase(100);
   EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);

@@ -343,7 +343,8 @@ bool MappingSupported(const std::string& probe) {
   std::unique_ptr<File> f;
   if (!PosixEnv()->OpenFile(probe, OpenMode::kCreateTruncate, &f).ok()) return false;
   std::unique_ptr<MappedRegion> region;
-  const bool ok = f->Write(0, std::string(4096, '\0')).ok() && f->MapWritable(0, 4096, &region).ok();
+  const bool ok =
+      f->Write(0, std::string(4096, '\0')).ok() && f->MapWritable(0, 4096, &region).ok();
   region.reset();
   return f->Close().ok() && ok;
 }

@@ -20,11 +20,11 @@ TEST(EscapeTest, SpecialBytesAreEscaped) {
   EXPECT_EQ(Escape("t\tn\nr\r"), "t\\tn\\nr\\r");
   EXPECT_EQ(Escape("back\\slash \"q\""), "back\\\\slash \\\"q\\\"");
   EXPECT_EQ(Escape("\x7f\x01"), "\\x7f\\x01");
-  EXPECT_EQ(Escape("\xff\xfe"), "\\xff\\xfe");          // not UTF-8
-  EXPECT_EQ(Escape("\xc3"), "\\xc3");                   // truncated sequence
-  EXPECT_EQ(Escape("\xc0\x80"), "\\xc0\\x80");          // overlong NUL
+  EXPECT_EQ(Escape("\xff\xfe"), "\\xff\\xfe");           // not UTF-8
+  EXPECT_EQ(Escape("\xc3"), "\\xc3");                    // truncated sequence
+  EXPECT_EQ(Escape("\xc0\x80"), "\\xc0\\x80");           // overlong NUL
   EXPECT_EQ(Escape("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
-  EXPECT_EQ(Escape("\xc2\x85"), "\\xc2\\x85");          // C1 control
+  EXPECT_EQ(Escape("\xc2\x85"), "\\xc2\\x85");           // C1 control
 }
 
 TEST(EscapeTest, UnescapeReadsEverySequence) {
@@ -63,7 +63,7 @@ TEST(EscapeTest, Utf8Validity) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8(std::string("nul\0inside", 10)));
-  EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));  // U+1F600
+  EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));   // U+1F600
   EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // > U+10FFFF
   EXPECT_FALSE(IsValidUtf8("\x80"));
   EXPECT_FALSE(IsValidUtf8("\xe2\x82"));

@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "arenakv/db.h"
 #include "escape.h"
@@ -89,8 +88,8 @@ TEST_F(KvtoolBatchTest, QuotingAndEscapesRoundTrip) {
 }
 
 TEST_F(KvtoolBatchTest, JsonOutputIsOneObjectPerCommand) {
-  KvtoolResult r = Kv(db(), "put a 1; put \"k\\xff\" \"\\x00\"; get a; scan; count; stats; get nope",
-                      {"--json"});
+  KvtoolResult r = Kv(
+      db(), "put a 1; put \"k\\xff\" \"\\x00\"; get a; scan; count; stats; get nope", {"--json"});
   EXPECT_EQ(r.exit_code, 1) << Trace(r);
   std::vector<json> replies;
   for (const std::string& line : Lines(r.out)) {
@@ -274,12 +273,11 @@ TEST_F(KvtoolBatchTest, ExportThenImportRoundTrips) {
 }
 
 TEST_F(KvtoolBatchTest, TransactionsInAScript) {
-  KvtoolResult r = RunKvtool(
-      {db()},
-      "put a 0\n"
-      "begin\nput a 1\nput t 1\nget a\nrollback\nget a\n"
-      "begin; put b 2; del a; count; commit\n"
-      "scan\n");
+  KvtoolResult r = RunKvtool({db()},
+                             "put a 0\n"
+                             "begin\nput a 1\nput t 1\nget a\nrollback\nget a\n"
+                             "begin; put b 2; del a; count; commit\n"
+                             "scan\n");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);
   EXPECT_EQ(r.out, "1\n0\n1\nb\t2\n");
   EXPECT_EQ(r.err, "");
@@ -338,8 +336,8 @@ TEST_F(KvtoolBatchTest, StatsShowTheTransactionArenaOnlyWhileOpen) {
   // The human form names the same things, in human units.
   r = Kv(db(), "begin; put k v; stats");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);
-  for (const char* field : {"reserved", "committed", "in use", "retained", "arenas (",
-                            "page cache", "transaction (this shell)", " B"}) {
+  for (const char* field : {"reserved", "committed", "in use", "retained", "arenas (", "page cache",
+                            "transaction (this shell)", " B"}) {
     EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
   }
   r = Kv(db(), "begin; put k v; commit; stats");
@@ -434,9 +432,9 @@ TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
 
 TEST_F(KvtoolBatchTest, HelpAndCheckpoint) {
   const std::string help = Ok("help");
-  for (const char* c : {"get KEY", "put KEY VALUE", "del KEY", "scan [FROM [TO]]", "count",
-                        "begin", "commit", "rollback", "stats", "checkpoint", "verify",
-                        "import", "export", "bench", "help", "quit"}) {
+  for (const char* c :
+       {"get KEY", "put KEY VALUE", "del KEY", "scan [FROM [TO]]", "count", "begin", "commit",
+        "rollback", "stats", "checkpoint", "verify", "import", "export", "bench", "help", "quit"}) {
     EXPECT_NE(help.find(c), std::string::npos) << c;
   }
   EXPECT_EQ(Ok("help scan").rfind("usage: scan", 0), 0u);

@@ -27,8 +27,7 @@ TEST(RecordFormatTest, FormatFromNameAndPath) {
 }
 
 TEST(RecordFormatTest, TsvLines) {
-  EXPECT_EQ(FormatRecord(RecordFormat::kTsv, std::string("k\0", 2), "a\tb"),
-            "k\\x00\ta\\tb\n");
+  EXPECT_EQ(FormatRecord(RecordFormat::kTsv, std::string("k\0", 2), "a\tb"), "k\\x00\ta\\tb\n");
   std::string k, v, error;
   ASSERT_TRUE(ParseRecord(RecordFormat::kTsv, "k\\x00\ta\\tb\r", &k, &v, &error)) << error;
   EXPECT_EQ(k, std::string("k\0", 2));

@@ -129,8 +129,7 @@ bool ParseFlags(int argc, char** argv) {
     }
   }
   const std::string m = g_flags.mode;
-  if (m != "all" && m != "bank" && m != "counter" && m != "skew" && m != "mixed" &&
-      m != "crash") {
+  if (m != "all" && m != "bank" && m != "counter" && m != "skew" && m != "mixed" && m != "crash") {
     return false;
   }
   return g_flags.seconds > 0 && g_flags.threads > 0;
@@ -141,8 +140,8 @@ bool ParseFlags(int argc, char** argv) {
 void CheckPoolsReleased(const char* where) {
   const alloc::ProcessPoolStats s = alloc::GetProcessPoolStats();
   if (s.mapped_bytes != 0 || s.live_pools != 0) {
-    Violation("%s: pool accounting not zero after Close(): %zu bytes mapped, %zu live pools",
-              where, s.mapped_bytes, s.live_pools);
+    Violation("%s: pool accounting not zero after Close(): %zu bytes mapped, %zu live pools", where,
+              s.mapped_bytes, s.live_pools);
   }
 }
 
@@ -451,8 +450,7 @@ Status CounterSum(DB* db, long* sum) {
   std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
   if (it == nullptr) return Status::Closed("no iterator");
   std::shared_lock<std::shared_mutex> views(g_view_mu);
-  for (it->Seek(kCounterPrefix); it->Valid() && it->key().starts_with(kCounterPrefix);
-       it->Next()) {
+  for (it->Seek(kCounterPrefix); it->Valid() && it->key().starts_with(kCounterPrefix); it->Next()) {
     *sum += ToLong(std::string(it->value()));
   }
   return it->status();
@@ -504,8 +502,7 @@ Status SkewStep(DB* db, const std::string& prefix, IsolationLevel level, std::mt
   } else {
     stats->anomalies_in_txn++;
     if (level == IsolationLevel::kSerializable) {
-      Violation("skew: a serializable transaction saw %s and %s both off", kx.c_str(),
-                ky.c_str());
+      Violation("skew: a serializable transaction saw %s and %s both off", kx.c_str(), ky.c_str());
     }
     s = txn->Put(kx, "1");
   }
@@ -571,11 +568,12 @@ bool MixedCompare(Iterator* it, const std::map<std::string, std::string>& model,
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next(), ++m) {
       if (m == model.end() || it->key() != m->first || it->value() != m->second) {
         if (closed()) return true;
-        Violation("mixed (%s): namespace %s differs from the model: got key '%s' (%zu bytes), "
-                  "expected '%s'%s",
-                  how, prefix.c_str(), std::string(it->key()).c_str(), it->key().size(),
-                  m == model.end() ? "<end>" : m->first.c_str(),
-                  m != model.end() && it->key() == m->first ? " (value differs)" : "");
+        Violation(
+            "mixed (%s): namespace %s differs from the model: got key '%s' (%zu bytes), "
+            "expected '%s'%s",
+            how, prefix.c_str(), std::string(it->key()).c_str(), it->key().size(),
+            m == model.end() ? "<end>" : m->first.c_str(),
+            m != model.end() && it->key() == m->first ? " (value differs)" : "");
         return false;
       }
     }
@@ -595,10 +593,11 @@ bool MixedCompare(Iterator* it, const std::map<std::string, std::string>& model,
     for (; it->Valid() && it->key().starts_with(prefix); it->Prev(), ++r) {
       if (r == model.rend() || it->key() != r->first) {
         if (closed()) return true;
-        Violation("mixed (%s, reverse): namespace %s differs from the model: got key '%s' "
-                  "(%zu bytes), expected '%s' (%zu keys in the model)",
-                  how, prefix.c_str(), std::string(it->key()).c_str(), it->key().size(),
-                  r == model.rend() ? "<end>" : r->first.c_str(), model.size());
+        Violation(
+            "mixed (%s, reverse): namespace %s differs from the model: got key '%s' "
+            "(%zu bytes), expected '%s' (%zu keys in the model)",
+            how, prefix.c_str(), std::string(it->key()).c_str(), it->key().size(),
+            r == model.rend() ? "<end>" : r->first.c_str(), model.size());
         return false;
       }
     }
@@ -728,8 +727,8 @@ void QuiescedChecks(DB* db, RunState* st, bool bank, bool counter, bool mixed, b
     }
   }
   if (skew) {
-    Status s = SkewCheckSnapshot(db, "skewS/", IsolationLevel::kSerializable,
-                                 &st->skew_serializable);
+    Status s =
+        SkewCheckSnapshot(db, "skewS/", IsolationLevel::kSerializable, &st->skew_serializable);
     if (!s.ok()) Violation("%s: skew check failed: %s", when, s.ToString().c_str());
   }
   VerifyReport report;
@@ -774,27 +773,33 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
   };
   if (bank) {
     for (int i = 0; i < T; i++) {
-      spawn(100 + i, [&st](DB* db, std::mt19937_64& rng) {
-        return BankTransfer(db, rng, &st.bank);
-      }, "bank transfer");
+      spawn(
+          100 + i, [&st](DB* db, std::mt19937_64& rng) { return BankTransfer(db, rng, &st.bank); },
+          "bank transfer");
     }
     for (int i = 0; i < std::max(1, T / 2); i++) {
-      spawn(200 + i, [&st](DB* db, std::mt19937_64& rng) {
-        st.bank.checks++;
-        return BankCheckOnce(db, rng);
-      }, "bank check");
+      spawn(
+          200 + i,
+          [&st](DB* db, std::mt19937_64& rng) {
+            st.bank.checks++;
+            return BankCheckOnce(db, rng);
+          },
+          "bank check");
     }
   }
   if (counter) {
     for (int i = 0; i < T; i++) {
-      spawn(300 + i, [&st](DB* db, std::mt19937_64& rng) {
-        int which = 0;
-        Status s = CounterIncrement(db, rng, rng() % 8 == 0, &which);
-        // Counted inside the unit, so a quiesced check sees it.
-        if (s.ok()) st.counter.committed++;
-        if (s.IsConflict()) st.counter.conflicts++;
-        return s;
-      }, "counter");
+      spawn(
+          300 + i,
+          [&st](DB* db, std::mt19937_64& rng) {
+            int which = 0;
+            Status s = CounterIncrement(db, rng, rng() % 8 == 0, &which);
+            // Counted inside the unit, so a quiesced check sees it.
+            if (s.ok()) st.counter.committed++;
+            if (s.IsConflict()) st.counter.conflicts++;
+            return s;
+          },
+          "counter");
     }
   }
   if (skew) {
@@ -802,19 +807,25 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
     // a level ever overlap.
     for (int i = 0; i < 2 * std::max(2, T); i++) {
       const bool ser = i % 2 == 0;
-      spawn(400 + i, [&st, ser](DB* db, std::mt19937_64& rng) {
-        return ser ? SkewStep(db, "skewS/", IsolationLevel::kSerializable, rng,
-                              &st.skew_serializable)
-                   : SkewStep(db, "skewI/", IsolationLevel::kSnapshot, rng, &st.skew_snapshot);
-      }, "skew");
+      spawn(
+          400 + i,
+          [&st, ser](DB* db, std::mt19937_64& rng) {
+            return ser ? SkewStep(db, "skewS/", IsolationLevel::kSerializable, rng,
+                                  &st.skew_serializable)
+                       : SkewStep(db, "skewI/", IsolationLevel::kSnapshot, rng, &st.skew_snapshot);
+          },
+          "skew");
     }
-    spawn(500, [&st](DB* db, std::mt19937_64&) {
-      Status s = SkewCheckSnapshot(db, "skewS/", IsolationLevel::kSerializable,
-                                   &st.skew_serializable);
-      if (s.ok()) s = SkewCheckSnapshot(db, "skewI/", IsolationLevel::kSnapshot,
-                                        &st.skew_snapshot);
-      return s;
-    }, "skew check");
+    spawn(
+        500,
+        [&st](DB* db, std::mt19937_64&) {
+          Status s =
+              SkewCheckSnapshot(db, "skewS/", IsolationLevel::kSerializable, &st.skew_serializable);
+          if (s.ok())
+            s = SkewCheckSnapshot(db, "skewI/", IsolationLevel::kSnapshot, &st.skew_snapshot);
+          return s;
+        },
+        "skew check");
   }
   if (mixed) {
     for (int i = 0; i < T; i++) {
@@ -823,16 +834,15 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
     }
     for (int i = 0; i < T; i++) {
       MixedThread* t = st.mixed[static_cast<size_t>(i)].get();
-      spawn(600 + i, [t](DB* db, std::mt19937_64& rng) { return MixedStep(db, t, rng); },
-            "mixed");
+      spawn(
+          600 + i, [t](DB* db, std::mt19937_64& rng) { return MixedStep(db, t, rng); }, "mixed");
     }
   }
 
   // The coordinator: close and reopen at random moments.
   std::mt19937_64 rng(g_flags.seed ^ 0xc0ffee);
-  const Clock::time_point end =
-      Clock::now() +
-      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const Clock::time_point end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                   std::chrono::duration<double>(seconds));
   while (Clock::now() < end && g_violations.load() == 0) {
     const Clock::time_point next = Clock::now() + std::chrono::milliseconds(300 + rng() % 1200);
     while (Clock::now() < std::min(next, end) && g_violations.load() == 0) {
@@ -985,9 +995,8 @@ void RunConcurrent(const std::string& path, double seconds, bool bank, bool coun
 
 void RunCrash(const std::string& path, double seconds) {
   std::mt19937_64 rng(g_flags.seed ^ 0xdead);
-  const Clock::time_point end =
-      Clock::now() +
-      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const Clock::time_point end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                   std::chrono::duration<double>(seconds));
   long base = 0;  // counter sum before this round
   int rounds = 0;
   uint64_t total_acked = 0;
@@ -1044,10 +1053,11 @@ void RunCrash(const std::string& path, double seconds) {
     if (!s.ok()) Violation("crash round %d: counter scan: %s", rounds, s.ToString().c_str());
     const int counter_threads = (g_flags.threads + 1) / 2;
     if (sum < base + acked || sum > base + acked + counter_threads) {
-      Violation("crash round %d (child seed %llu): counters sum to %ld; expected between %ld "
-                "(acknowledged) and %ld (plus one in flight per thread)",
-                rounds, (unsigned long long)child_seed, sum, base + acked,
-                base + acked + counter_threads);
+      Violation(
+          "crash round %d (child seed %llu): counters sum to %ld; expected between %ld "
+          "(acknowledged) and %ld (plus one in flight per thread)",
+          rounds, (unsigned long long)child_seed, sum, base + acked,
+          base + acked + counter_threads);
     }
     if (ready) {
       std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
@@ -1077,8 +1087,8 @@ int Main(int argc, char** argv) {
   }
   if (!g_flags.seed_given) g_flags.seed = std::random_device{}();
   Log("txn_stress: mode %s, %.1f s, %d threads, seed %llu (replay with --seed %llu)",
-      g_flags.mode.c_str(), g_flags.seconds, g_flags.threads,
-      (unsigned long long)g_flags.seed, (unsigned long long)g_flags.seed);
+      g_flags.mode.c_str(), g_flags.seconds, g_flags.threads, (unsigned long long)g_flags.seed,
+      (unsigned long long)g_flags.seed);
 
   std::string dir = g_flags.dir;
   bool remove_dir = false;

@@ -66,12 +66,28 @@ std::string Escape(std::string_view bytes) {
     const char c = bytes[i];
     const auto b = static_cast<uint8_t>(c);
     switch (c) {
-      case '\\': out.append("\\\\"); i++; continue;
-      case '"': out.append("\\\""); i++; continue;
-      case '\t': out.append("\\t"); i++; continue;
-      case '\n': out.append("\\n"); i++; continue;
-      case '\r': out.append("\\r"); i++; continue;
-      default: break;
+      case '\\':
+        out.append("\\\\");
+        i++;
+        continue;
+      case '"':
+        out.append("\\\"");
+        i++;
+        continue;
+      case '\t':
+        out.append("\\t");
+        i++;
+        continue;
+      case '\n':
+        out.append("\\n");
+        i++;
+        continue;
+      case '\r':
+        out.append("\\r");
+        i++;
+        continue;
+      default:
+        break;
     }
     if (b < 0x20 || b == 0x7f) {
       AppendHexByte(b, &out);
@@ -103,13 +119,26 @@ bool DecodeEscape(std::string_view in, size_t* pos, std::string* out, std::strin
   }
   const char c = in[i + 1];
   switch (c) {
-    case '\\': case '"': case '\'': case ';': case '#': case ' ':
+    case '\\':
+    case '"':
+    case '\'':
+    case ';':
+    case '#':
+    case ' ':
       out->push_back(c);
       break;
-    case 't': out->push_back('\t'); break;
-    case 'n': out->push_back('\n'); break;
-    case 'r': out->push_back('\r'); break;
-    case '0': out->push_back('\0'); break;
+    case 't':
+      out->push_back('\t');
+      break;
+    case 'n':
+      out->push_back('\n');
+      break;
+    case 'r':
+      out->push_back('\r');
+      break;
+    case '0':
+      out->push_back('\0');
+      break;
     case 'x': {
       const int hi = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
       const int lo = i + 3 < in.size() ? HexValue(in[i + 3]) : -1;

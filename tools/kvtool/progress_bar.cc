@@ -27,7 +27,8 @@ std::string ProgressBar::Render(const std::string& label, const std::string& uni
 void ProgressBar::Update(uint64_t done, uint64_t total) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
-  const int percent = total == 0 ? 100 : static_cast<int>(done * 100 / (total < done ? done : total));
+  const int percent =
+      total == 0 ? 100 : static_cast<int>(done * 100 / (total < done ? done : total));
   if (drawn_ && percent == last_percent_ && now - last_draw_ < std::chrono::milliseconds(200)) {
     return;
   }

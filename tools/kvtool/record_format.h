@@ -13,10 +13,9 @@
 #ifndef ARENAKV_TOOLS_KVTOOL_RECORD_FORMAT_H_
 #define ARENAKV_TOOLS_KVTOOL_RECORD_FORMAT_H_
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace arenakv::kvtool {
 

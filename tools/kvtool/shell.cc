@@ -134,16 +134,26 @@ bool PrefixSuccessor(std::string prefix, std::string* out) {
 
 const char* CodeName(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return "OK";
-    case Status::Code::kNotFound: return "NotFound";
-    case Status::Code::kCorruption: return "Corruption";
-    case Status::Code::kIOError: return "IOError";
-    case Status::Code::kInvalidArgument: return "InvalidArgument";
-    case Status::Code::kBusy: return "Busy";
-    case Status::Code::kConflict: return "Conflict";
-    case Status::Code::kMemoryLimit: return "MemoryLimit";
-    case Status::Code::kClosed: return "Closed";
-    case Status::Code::kNotSupported: return "NotSupported";
+    case Status::Code::kOk:
+      return "OK";
+    case Status::Code::kNotFound:
+      return "NotFound";
+    case Status::Code::kCorruption:
+      return "Corruption";
+    case Status::Code::kIOError:
+      return "IOError";
+    case Status::Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Status::Code::kBusy:
+      return "Busy";
+    case Status::Code::kConflict:
+      return "Conflict";
+    case Status::Code::kMemoryLimit:
+      return "MemoryLimit";
+    case Status::Code::kClosed:
+      return "Closed";
+    case Status::Code::kNotSupported:
+      return "NotSupported";
   }
   return "Failed";
 }
@@ -251,9 +261,7 @@ Shell::Shell(DB* db, std::string label, ShellOptions options, FILE* out, FILE* e
 
 Shell::~Shell() = default;
 
-std::string Shell::Prompt() const {
-  return "arenakv " + label_ + (txn_ ? " [txn]> " : "> ");
-}
+std::string Shell::Prompt() const { return "arenakv " + label_ + (txn_ ? " [txn]> " : "> "); }
 
 bool Shell::RollbackOpenTransaction() {
   if (!txn_) return false;
@@ -439,8 +447,9 @@ CommandResult Shell::Scan(const Words& words) {
       Print(line);
       if (std::ferror(out_)) {
         // A reader that went away (scan | head) needs no message.
-        return Fail(errno == EPIPE ? "" : "error: scan: cannot write output: " +
-                                              std::string(std::strerror(errno)));
+        return Fail(errno == EPIPE
+                        ? ""
+                        : "error: scan: cannot write output: " + std::string(std::strerror(errno)));
       }
     }
     n++;
@@ -587,8 +596,8 @@ CommandResult Shell::Stats(const Words& words) {
   t += "pool " + (p.name.empty() ? std::string("(unnamed)") : p.name) + "\n";
   row("reserved", HumanBytes(p.reserved_bytes));
   row("committed", HumanBytes(p.committed_bytes) + "  (high water " +
-                       HumanBytes(p.high_water_bytes) + ", budget " +
-                       HumanBytes(p.budget_bytes) + ")");
+                       HumanBytes(p.high_water_bytes) + ", budget " + HumanBytes(p.budget_bytes) +
+                       ")");
   row("in use", HumanBytes(p.in_use_bytes));
   row("retained", HumanBytes(p.retained_bytes));
   row("dedicated", HumanBytes(p.dedicated_bytes));
@@ -692,8 +701,9 @@ CommandResult Shell::Import(const Words& words) {
   RecordFormat format;
   if (!ChooseFormat(args, path, &format, &why)) return Usage("import: " + why);
   if (txn_) {
-    return Fail("error: import: a transaction is open; commit or roll it back first "
-                "(an import is a transaction of its own)");
+    return Fail(
+        "error: import: a transaction is open; commit or roll it back first "
+        "(an import is a transaction of its own)");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail("error: import: cannot open " + Escape(path) + ": " + std::strerror(errno));
@@ -729,12 +739,12 @@ CommandResult Shell::Import(const Words& words) {
   bar.Clear();
   Status s = txn->Commit();
   if (!s.ok()) {
-    return Fail("error: import: " + Escape(path) + ": commit: " + s.ToString() +
-                    "; nothing was imported",
-                CodeName(s));
+    return Fail(
+        "error: import: " + Escape(path) + ": commit: " + s.ToString() + "; nothing was imported",
+        CodeName(s));
   }
-  Print("imported " + GroupThousands(records) + (records == 1 ? " record" : " records") +
-        " from " + Escape(path) + "\n");
+  Print("imported " + GroupThousands(records) + (records == 1 ? " record" : " records") + " from " +
+        Escape(path) + "\n");
   Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", records}});
   return CommandResult::kOk;
 }
@@ -802,8 +812,8 @@ CommandResult Shell::Export(const Words& words) {
     unlink(tmp.c_str());
     return Fail("error: export: cannot rename into " + Escape(path) + ": " + std::strerror(err));
   }
-  Print("exported " + GroupThousands(records) + (records == 1 ? " record" : " records") +
-        " to " + Escape(path) + "\n");
+  Print("exported " + GroupThousands(records) + (records == 1 ? " record" : " records") + " to " +
+        Escape(path) + "\n");
   Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", records}});
   return CommandResult::kOk;
 }

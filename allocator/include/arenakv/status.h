@@ -39,9 +39,7 @@ class [[nodiscard]] Status {
   static Status IOError(std::string_view msg) { return {Code::kIOError, msg}; }
   // An I/O error carrying errno: the message gets strerror(err) appended.
   static Status IOError(std::string_view context, int err);
-  static Status InvalidArgument(std::string_view msg) {
-    return {Code::kInvalidArgument, msg};
-  }
+  static Status InvalidArgument(std::string_view msg) { return {Code::kInvalidArgument, msg}; }
   static Status Busy(std::string_view msg) { return {Code::kBusy, msg}; }
   static Status Conflict(std::string_view msg) { return {Code::kConflict, msg}; }
   static Status MemoryLimit(std::string_view msg) { return {Code::kMemoryLimit, msg}; }

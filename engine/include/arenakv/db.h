@@ -59,7 +59,7 @@ struct DBStats {
   alloc::PoolStats pool;
   std::vector<alloc::ArenaStats> arenas;  // the database's arena tree
   CacheStats cache;
-  size_t memtable_bytes = 0;     // buffered changes not yet checkpointed
+  size_t memtable_bytes = 0;  // buffered changes not yet checkpointed
   // Old state kept alive for readers (snapshots, iterators, transactions),
   // released when the last of them ends.
   size_t live_versions = 0;       // Version objects (the current one included)
@@ -102,8 +102,8 @@ class DB {
   virtual Status Get(const ReadOptions& options, std::string_view key, std::string* value) = 0;
   virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) = 0;
 
-  virtual std::unique_ptr<Transaction> BeginTransaction(const WriteOptions& options,
-                                                        const TransactionOptions& txn_options = {}) = 0;
+  virtual std::unique_ptr<Transaction> BeginTransaction(
+      const WriteOptions& options, const TransactionOptions& txn_options = {}) = 0;
   virtual std::unique_ptr<Snapshot> GetSnapshot() = 0;
 
   // Writes every buffered change into the B+tree file and switches the meta

@@ -53,9 +53,7 @@ Status DB::Open(const Options& options, const std::string& path, std::unique_ptr
 }
 
 DBImpl::DBImpl(const Options& options, std::string path)
-    : options_(options),
-      path_(std::move(path)),
-      env_(options.env ? options.env : Env::Default()) {}
+    : options_(options), path_(std::move(path)), env_(options.env ? options.env : Env::Default()) {}
 
 DBImpl::~DBImpl() { Close().IgnoreError(); }
 
@@ -110,7 +108,8 @@ Status DBImpl::OpenImpl() {
   to.page_bytes = options_.page_bytes;
   to.cache_bytes = options_.cache_bytes;
   to.compression = options_.compression;
-  s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(), &tree_);
+  s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(),
+                        &tree_);
   if (s.IsInvalidArgument() && exists) {
     // The tree calls a file that is not its format an invalid argument; in a
     // database directory it is the database's own file, damaged.
@@ -209,12 +208,12 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
     const uint64_t floor = tree_->meta().last_sequence;
-    s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k,
-                          std::string_view v) -> Status {
-      if (seq <= floor) return Status::OK();  // already in the tree
-      *last_seq = std::max(*last_seq, seq);
-      return table->Add(seq, type, k, v);
-    });
+    s = batch.ForEach(
+        [&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) -> Status {
+          if (seq <= floor) return Status::OK();  // already in the tree
+          *last_seq = std::max(*last_seq, seq);
+          return table->Add(seq, type, k, v);
+        });
     if (!s.ok()) return s;
   }
   if (reader->result().torn_tail) {
@@ -282,7 +281,7 @@ Status DBImpl::Close() {
     // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
     for (int round = 0; clean && s.ok() && round < 2; ++round) {
       Writer w(&mu_);
-      s = Write(&w);  // freeze the memtable...
+      s = Write(&w);                        // freeze the memtable...
       if (s.ok()) s = RunTreeCheckpoint();  // ...and checkpoint it
     }
   }
@@ -324,8 +323,7 @@ void DBImpl::Teardown() {
 Status DBImpl::CheckKey(std::string_view key) {
   if (key.size() > kMaxKeyBytes) {
     return Status::InvalidArgument("key of " + std::to_string(key.size()) +
-                                   " bytes exceeds the limit of " +
-                                   std::to_string(kMaxKeyBytes));
+                                   " bytes exceeds the limit of " + std::to_string(kMaxKeyBytes));
   }
   return Status::OK();
 }
@@ -333,8 +331,7 @@ Status DBImpl::CheckKey(std::string_view key) {
 Status DBImpl::CheckValue(std::string_view value) {
   if (value.size() > kMaxValueBytes) {
     return Status::InvalidArgument("value of " + std::to_string(value.size()) +
-                                   " bytes exceeds the limit of " +
-                                   std::to_string(kMaxValueBytes));
+                                   " bytes exceeds the limit of " + std::to_string(kMaxValueBytes));
   }
   return Status::OK();
 }
@@ -648,11 +645,11 @@ Status DBImpl::Write(Writer* w) {
         bytes += m->req->batch->ByteSize();
         count += m->req->batch->count();
         merged.Append(*m->req->batch);
-        (void)m->req->batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k,
-                                         std::string_view) {
-          group_keys.push_back(k);
-          return Status::OK();
-        });
+        (void)m->req->batch->ForEach(
+            [&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
+              group_keys.push_back(k);
+              return Status::OK();
+            });
       }
     } catch (const std::bad_alloc&) {
       // No memory to assemble the group (the database is at its budget): it
@@ -726,8 +723,9 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
     port::MutexLock l(&mu_);
     table = current_->mem->table.get();
   }
-  s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k,
-                        std::string_view v) { return table->Add(seq, type, k, v); });
+  s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) {
+    return table->Add(seq, type, k, v);
+  });
   if (!s.ok()) {
     // Logged but not applied: the log replays it on the next open. Until then
     // the database refuses writes rather than diverge from its log.
@@ -883,8 +881,8 @@ Status DBImpl::RunTreeCheckpoint() {
       }
     }
     v->tree = root;
-    current_->tree->Supersede(root, std::vector<uint64_t>(result.obsolete.begin(),
-                                                          result.obsolete.end()));
+    current_->tree->Supersede(
+        root, std::vector<uint64_t>(result.obsolete.begin(), result.obsolete.end()));
     old = std::move(current_);
     current_ = std::move(v);
     PublishReadViewLocked();
@@ -1020,8 +1018,7 @@ std::string DBImpl::StatsReport() {
       st.live_tree_roots, st.retained_old_pages);
   out += "arenas:\n";
   for (const auto& a : st.arenas) {
-    add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(),
-        a.segments);
+    add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(), a.segments);
   }
   return out;
 }

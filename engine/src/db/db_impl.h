@@ -43,7 +43,6 @@
 
 namespace arenakv {
 
-
 // What a transaction asks the commit path to validate besides its writes.
 struct ReadSet {
   explicit ReadSet(std::pmr::memory_resource* mr) : keys(mr), ranges(mr) {}
@@ -113,8 +112,8 @@ class DBImpl final : public DB {
   Status Write(Writer* w) EXCLUDES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   void GatherSyncGroupLocked(Writer* leader) REQUIRES(mu_);
-  Status ValidateLocked(const Writer& w,
-                        const std::pmr::vector<std::string_view>& group_keys) REQUIRES(mu_);
+  Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
+      REQUIRES(mu_);
   Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
   Status RotateWalLocked() REQUIRES(mu_);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
@@ -162,10 +161,9 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> read_seq_{0};
   std::atomic<bool> read_closed_{false};
   std::shared_ptr<Version> read_ref_ GUARDED_BY(mu_);  // keeps read_version_ alive
-  port::Mutex retired_mu_;  // taken inside mu_, never the other way
+  port::Mutex retired_mu_;                             // taken inside mu_, never the other way
   // Replaced read views with their epoch tags, in tag order.
-  std::vector<std::pair<uint64_t, std::shared_ptr<Version>>> retired_views_
-      GUARDED_BY(retired_mu_);
+  std::vector<std::pair<uint64_t, std::shared_ptr<Version>>> retired_views_ GUARDED_BY(retired_mu_);
   std::atomic<size_t> retired_count_{0};
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   // Group gathering for synced commits (GatherSyncGroupLocked).

@@ -165,8 +165,7 @@ std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> ver
                                         const std::shared_ptr<HandleRegistry>& registry,
                                         RangeTracker* tracker) {
   try {
-    std::unique_ptr<InternalIterator> base =
-        db->NewInternalIterator(*version, sequence, options);
+    std::unique_ptr<InternalIterator> base = db->NewInternalIterator(*version, sequence, options);
     if (overlay != nullptr) {
       std::vector<std::unique_ptr<InternalIterator>> children;
       children.push_back(std::move(overlay));

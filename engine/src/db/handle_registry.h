@@ -91,8 +91,10 @@ class HandleRegistry {
 
  private:
   void Unlink(Handle* h) REQUIRES(mu_) {
-    if (h->prev_ != nullptr) h->prev_->next_ = h->next_;
-    else head_ = h->next_;
+    if (h->prev_ != nullptr)
+      h->prev_->next_ = h->next_;
+    else
+      head_ = h->next_;
     if (h->next_ != nullptr) h->next_->prev_ = h->prev_;
     h->prev_ = h->next_ = nullptr;
     h->linked_ = false;

@@ -197,8 +197,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
 
   // RangeTracker: merges with the previous range when they touch, so a long
   // scan records one range, not one per step.
-  void Covered(std::string_view begin, bool to_first, std::string_view end,
-               bool to_last) override {
+  void Covered(std::string_view begin, bool to_first, std::string_view end, bool to_last) override {
     try {
       std::string_view b = to_first ? std::string_view() : begin;
       auto& ranges = reads_->ranges;
@@ -306,8 +305,8 @@ std::unique_ptr<Transaction> NewClosedTransaction() {
 std::unique_ptr<Transaction> NewTransaction(DBImpl* db, const WriteOptions& options,
                                             const TransactionOptions& txn_options,
                                             std::shared_ptr<Version> version, uint64_t sequence) {
-  auto txn = std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version),
-                                               sequence);
+  auto txn =
+      std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version), sequence);
   if (!db->registry()->Register(txn.get())) return NewClosedTransaction();
   Status s = txn->Start();
   if (!s.ok()) return std::make_unique<ErrorTransaction>(std::move(s));

@@ -6,9 +6,7 @@ namespace arenakv {
 
 WriteBatch::WriteBatch(std::pmr::memory_resource* mr) : rep_(mr) { Clear(); }
 
-void WriteBatch::Clear() {
-  rep_.assign(kHeaderBytes, '\0');
-}
+void WriteBatch::Clear() { rep_.assign(kHeaderBytes, '\0'); }
 
 uint64_t WriteBatch::sequence() const { return DecodeFixed64(rep_.data()); }
 void WriteBatch::SetSequence(uint64_t seq) { EncodeFixed64(rep_.data(), seq); }
@@ -54,9 +52,8 @@ Status DecodeBatchOp(std::string_view* in, mem::ValueType* type, std::string_vie
 Status WriteBatch::SetContents(std::string_view record) {
   if (record.size() < kHeaderBytes) return Status::Corruption("write batch: too short");
   rep_.assign(record.data(), record.size());
-  return ForEach([](uint64_t, mem::ValueType, std::string_view, std::string_view) {
-    return Status::OK();
-  });
+  return ForEach(
+      [](uint64_t, mem::ValueType, std::string_view, std::string_view) { return Status::OK(); });
 }
 
 }  // namespace arenakv

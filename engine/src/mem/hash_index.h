@@ -68,7 +68,7 @@ class HashIndex {
 
  private:
   struct Table {
-    size_t mask;                 // capacity - 1
+    size_t mask;  // capacity - 1
     std::atomic<uint64_t>* slots;
   };
 

@@ -68,8 +68,7 @@ class MemTable {
 
   // True if some key in [begin, end) (end empty = unbounded) was written with
   // seq > after_seq. Walks the versions in the range.
-  bool WrittenInRangeAfter(std::string_view begin, std::string_view end,
-                           uint64_t after_seq) const;
+  bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after_seq) const;
 
   // One entry per key (its newest version <= snapshot), tombstones included.
   // The iterator allocates from the heap, not the arena: it is a fixed-size
@@ -93,7 +92,6 @@ class MemTable {
   MemTable(PassKey, uint64_t id, std::unique_ptr<alloc::Arena> arena);
 
  private:
-
   // Newest version of key at snapshot, or nullptr.
   const SkipNode* FindVisible(std::string_view key, uint64_t snapshot) const;
 

@@ -45,8 +45,8 @@ int SkipList::RandomHeight() {
   return height;
 }
 
-Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key,
-                        std::string_view value, Inserted* inserted) {
+Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key, std::string_view value,
+                        Inserted* inserted) {
   if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
     return Status::InvalidArgument("memtable: key or value larger than 4 GiB");
   }

@@ -44,23 +44,17 @@ class SkipNode {
   std::string_view key() const { return {KeyData(), key_size_}; }
   std::string_view value() const { return {KeyData() + key_size_, value_size_}; }
 
-  const SkipNode* Next(int level) const {
-    return Tower()[level].load(std::memory_order_acquire);
-  }
+  const SkipNode* Next(int level) const { return Tower()[level].load(std::memory_order_acquire); }
 
  private:
   friend class SkipList;
   SkipNode() = default;
 
-  std::atomic<SkipNode*>* Tower() {
-    return reinterpret_cast<std::atomic<SkipNode*>*>(this + 1);
-  }
+  std::atomic<SkipNode*>* Tower() { return reinterpret_cast<std::atomic<SkipNode*>*>(this + 1); }
   const std::atomic<SkipNode*>* Tower() const {
     return reinterpret_cast<const std::atomic<SkipNode*>*>(this + 1);
   }
-  const char* KeyData() const {
-    return reinterpret_cast<const char*>(Tower() + height_);
-  }
+  const char* KeyData() const { return reinterpret_cast<const char*>(Tower() + height_); }
 
   uint64_t seq_ = 0;
   uint32_t key_size_ = 0;
@@ -88,8 +82,8 @@ class SkipList {
   // error (MemoryLimit from the arena) the list is unchanged.
   struct Inserted {
     const SkipNode* node = nullptr;
-    size_t bytes = 0;            // taken from the arena
-    bool first_of_key = false;   // no version of the key precedes it
+    size_t bytes = 0;           // taken from the arena
+    bool first_of_key = false;  // no version of the key precedes it
   };
   Status Insert(uint64_t seq, ValueType type, std::string_view key, std::string_view value,
                 Inserted* inserted);

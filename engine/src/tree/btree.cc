@@ -64,8 +64,8 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   Status s = db_arena->NewChild({.name = "tree", .kind = alloc::ArenaKind::kShared}, &tree_arena_);
   if (s.ok()) {
     // Page images are whole segments, filled and read at random: huge pages.
-    s = db_arena->NewChild(
-        {.name = "cache", .kind = alloc::ArenaKind::kShared, .huge_pages = true}, &cache_arena_);
+    s = db_arena->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared, .huge_pages = true},
+                           &cache_arena_);
   }
   if (s.ok()) s = PageCache::Create(cache_arena_.get(), options_.cache_bytes, &cache_);
   if (!s.ok()) return s;
@@ -241,8 +241,8 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
   const Frame* parent = nullptr;  // the internal page the descent came from
   uint32_t child_index = 0;
   while (address != 0) {
-    const Frame* f = parent == nullptr ? cache_->Peek(address)
-                                       : cache_->PeekChild(parent, child_index, address);
+    const Frame* f =
+        parent == nullptr ? cache_->Peek(address) : cache_->PeekChild(parent, child_index, address);
     if (f == nullptr) return false;
     ++levels;
     PageView v(f->data());
@@ -459,7 +459,7 @@ class TreeIterator final : public InternalIterator {
   const uint64_t root_;
   const bool verify_;
   const ScanCaching caching_;
-  bool bulk_;  // leaves read from disk stay private
+  bool bulk_;              // leaves read from disk stay private
   uint32_t cold_run_ = 0;  // leaves in a row read from disk, while !bulk_
   bool valid_ = false;
   Status status_;

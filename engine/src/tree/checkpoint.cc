@@ -198,7 +198,7 @@ struct ChildList {
   ChildList& operator=(const ChildList&) = delete;
   uint16_t level;
   std::pmr::vector<Child> items;
-  size_t done = 0;  // items before this index are final (written or unchanged)
+  size_t done = 0;      // items before this index are final (written or unchanged)
   NodeBuilder builder;  // the run of rewritten pages being packed into items
 };
 
@@ -617,8 +617,7 @@ Status CheckpointWriter::Flush() {
   return s;
 }
 
-Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache,
-                                   uint64_t* address) {
+Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache, uint64_t* address) {
   size_t need = MaxStoredBytes(bytes) + kPageAlign;
   if (!buffer_.valid() || buffer_.size - buffer_used_ < need) {
     Status s = Flush();

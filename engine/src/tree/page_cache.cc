@@ -285,7 +285,7 @@ Status PageCache::NewFrame(size_t bytes, PageRef* ref) {
 
 void PageCache::ReleasePrivate(Frame* f) {
   if (closed_.load(std::memory_order_acquire)) return;  // the arena reclaims it
-  ReleaseFrame(f);  // never published: no reader can hold it
+  ReleaseFrame(f);                                      // never published: no reader can hold it
 }
 
 void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {

@@ -191,7 +191,9 @@ size_t MaxStoredBytes(size_t image_bytes) {
 
 namespace {
 
-size_t EntryHeaderBytes(bool leaf) { return leaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes; }
+size_t EntryHeaderBytes(bool leaf) {
+  return leaf ? kLeafEntryHeaderBytes : kInternalEntryHeaderBytes;
+}
 
 // The prefix length the decoder derives for a slotless page: that of the
 // first and last searched keys (internal pages: from entry 1 on).
@@ -335,8 +337,7 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
   if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
     return PageCorruption(file, offset, "payload length mismatch");
   }
-  if ((flags & ~(kStoredFlagLz4 | kStoredFlagNoSlots)) != 0 ||
-      flags == kStoredFlagNoSlots) {
+  if ((flags & ~(kStoredFlagLz4 | kStoredFlagNoSlots)) != 0 || flags == kStoredFlagNoSlots) {
     return PageCorruption(file, offset, "unknown page flags");
   }
   if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||

@@ -11,10 +11,10 @@
 namespace arenakv {
 
 enum class ChecksumKind : uint64_t {
-  kPage = 0x7061676531ULL,      // "page1"
-  kMeta = 0x6d65746131ULL,      // "meta1"
-  kWalRecord = 0x77616c31ULL,   // "wal1"
-  kWalHeader = 0x77616c6831ULL, // "walh1"
+  kPage = 0x7061676531ULL,       // "page1"
+  kMeta = 0x6d65746131ULL,       // "meta1"
+  kWalRecord = 0x77616c31ULL,    // "wal1"
+  kWalHeader = 0x77616c6831ULL,  // "walh1"
 };
 
 inline uint64_t Checksum64(ChecksumKind kind, std::string_view data) {

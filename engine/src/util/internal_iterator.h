@@ -25,8 +25,8 @@ class InternalIterator {
   virtual void SeekToLast() = 0;
   // First entry with key >= target.
   virtual void Seek(std::string_view target) = 0;
-  virtual void Next() = 0;  // requires Valid()
-  virtual void Prev() = 0;  // requires Valid()
+  virtual void Next() = 0;                     // requires Valid()
+  virtual void Prev() = 0;                     // requires Valid()
   virtual std::string_view key() const = 0;    // requires Valid()
   virtual std::string_view value() const = 0;  // requires Valid(); empty for a tombstone
   virtual bool is_tombstone() const = 0;       // requires Valid()

@@ -87,7 +87,7 @@ class WalWriter {
   bool StoreMapped(uint64_t at, std::string_view record);
 
   const size_t preallocate_bytes_;
-  uint64_t allocated_ = 0;  // the file's zero-filled length
+  uint64_t allocated_ = 0;                // the file's zero-filled length
   std::unique_ptr<MappedRegion> window_;  // maps [window_start_, + size)
   uint64_t window_start_ = 0;
   bool map_unsupported_ = false;

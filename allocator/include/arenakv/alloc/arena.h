@@ -46,9 +46,9 @@ struct ArenaOptions {
 
 struct ArenaStats {
   std::string name;
-  size_t bytes = 0;          // segment bytes owned (blocks + whole segments)
-  size_t used_bytes = 0;     // bytes handed out by bump allocation
-  size_t segments = 0;       // segments owned
+  size_t bytes = 0;       // segment bytes owned (blocks + whole segments)
+  size_t used_bytes = 0;  // bytes handed out by bump allocation
+  size_t segments = 0;    // segments owned
   size_t limit_bytes = 0;
   size_t children = 0;
   bool closed = false;
@@ -134,8 +134,7 @@ class Arena final : public std::pmr::memory_resource {
       return false;
     }
     bump_.cur = reinterpret_cast<char*>(p + bytes);
-    bump_.used.store(bump_.used.load(std::memory_order_relaxed) + bytes,
-                     std::memory_order_relaxed);
+    bump_.used.store(bump_.used.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
     *out = reinterpret_cast<void*>(p);
     return true;
   }

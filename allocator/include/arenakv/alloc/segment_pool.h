@@ -74,12 +74,12 @@ struct ClassStats {
 
 struct PoolStats {
   std::string name;
-  size_t reserved_bytes = 0;   // address space mapped (regions + dedicated)
-  size_t committed_bytes = 0;  // in use + retained + dedicated
-  size_t in_use_bytes = 0;     // segments currently handed out
-  size_t retained_bytes = 0;   // free segments still backed by memory
-  size_t dedicated_bytes = 0;  // oversized requests, mapped one by one
-  size_t high_water_bytes = 0; // peak committed_bytes
+  size_t reserved_bytes = 0;    // address space mapped (regions + dedicated)
+  size_t committed_bytes = 0;   // in use + retained + dedicated
+  size_t in_use_bytes = 0;      // segments currently handed out
+  size_t retained_bytes = 0;    // free segments still backed by memory
+  size_t dedicated_bytes = 0;   // oversized requests, mapped one by one
+  size_t high_water_bytes = 0;  // peak committed_bytes
   size_t budget_bytes = 0;
   uint64_t mmap_calls = 0;
   uint64_t munmap_calls = 0;
