@@ -249,11 +249,15 @@ TEST_F(PageCacheTest, ChildHintsFindChildrenAndNeverAStaleFrame) {
   const Frame* c1 = cache_->PeekChild(parent, 0, 100);
   ASSERT_NE(c1, nullptr);
   EXPECT_EQ(c1->data()[0], 'a');
-  EXPECT_EQ(parent->child_hints[0].load(), c1);  // remembered
+  EXPECT_EQ(parent->child_hints[0].frame.load(), c1);  // remembered
+  // ...with where its image is, to prefetch it while the frame is checked.
+  EXPECT_EQ(parent->child_hints[0].image.load() & ChildHint::kPointerMask,
+            reinterpret_cast<uintptr_t>(c1->data()));
   EXPECT_EQ(cache_->PeekChild(parent, 0, 100), c1);
   EXPECT_EQ(cache_->PeekChild(parent, 2, 300), nullptr);  // not cached
   EXPECT_EQ(cache_->PeekChild(parent, 9, 100), c1);       // out of range: the index
-  // The hint names a frame that is no longer in the index: not followed.
+  // The hint names a frame that is no longer in the index: not followed
+  // (its image word, now pointing at released memory, is only prefetched).
   cache_->Erase(100);
   EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);
   // A hint to a live frame that now holds another page is not followed either.

@@ -2,6 +2,7 @@
 // lock-free peeks protected by read epochs.
 #include "tree/page_cache.h"
 
+#include <algorithm>
 #include <bit>
 #include <memory>
 #include <type_traits>
@@ -210,11 +211,9 @@ void PageCache::AttachChildHints(Frame* f, uint32_t bytes) {
     return;
   }
   alloc::Segment seg;
-  if (!arena_->AllocateSegment(size_t{v.count()} * sizeof(std::atomic<const Frame*>), &seg).ok()) {
-    return;
-  }
-  auto* hints = reinterpret_cast<std::atomic<const Frame*>*>(seg.data);
-  for (uint32_t i = 0; i < v.count(); ++i) std::construct_at(&hints[i], nullptr);
+  if (!arena_->AllocateSegment(size_t{v.count()} * sizeof(ChildHint), &seg).ok()) return;
+  auto* hints = reinterpret_cast<ChildHint*>(seg.data);
+  for (uint32_t i = 0; i < v.count(); ++i) std::construct_at(&hints[i]);
   f->hint_segment = seg;
   f->child_hints = hints;
   f->child_hint_count = v.count();
@@ -223,8 +222,12 @@ void PageCache::AttachChildHints(Frame* f, uint32_t bytes) {
 
 const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t address) const {
   if (parent->child_hints == nullptr || index >= parent->child_hint_count) return Peek(address);
-  std::atomic<const Frame*>& hint = parent->child_hints[index];
-  const Frame* f = hint.load(std::memory_order_acquire);
+  ChildHint& hint = parent->child_hints[index];
+  const Frame* f = hint.frame.load(std::memory_order_acquire);
+  // Overlap the miss on the child's image with the miss on its frame.
+  const uint64_t image = hint.image.load(std::memory_order_relaxed);
+  PageView::PrefetchAt(reinterpret_cast<const char*>(image & ChildHint::kPointerMask),
+                       static_cast<uint32_t>(image >> 48));
   // Live (acquire), then the address: a live frame with this address holds
   // this page's image, readable until the section ends, whichever frame
   // incarnation the hint was taken from.
@@ -236,7 +239,13 @@ const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t 
     return f;
   }
   f = Peek(address);
-  if (f != nullptr) hint.store(f, std::memory_order_release);
+  if (f != nullptr) {
+    const uint64_t count = std::min<uint64_t>(f->entries.load(std::memory_order_relaxed), 0xFFFF);
+    hint.image.store((reinterpret_cast<uintptr_t>(f->data()) & ChildHint::kPointerMask) |
+                         (count << 48),
+                     std::memory_order_relaxed);
+    hint.frame.store(f, std::memory_order_release);
+  }
   return f;
 }
 

@@ -47,6 +47,20 @@
 
 namespace arenakv::tree {
 
+struct Frame;
+
+// What an internal page's frame remembers about one child: the frame a
+// descent last found for it, and where that frame's image was (its address
+// in the low 48 bits, its entry count, saturated, in the high 16). The image
+// word only lets a descent start loading the child's header and search array
+// while it checks the frame, instead of after: a stale word costs a useless
+// prefetch, nothing else, since it is never dereferenced.
+struct ChildHint {
+  static constexpr uint64_t kPointerMask = (uint64_t{1} << 48) - 1;
+  std::atomic<const Frame*> frame{nullptr};
+  std::atomic<uint64_t> image{0};
+};
+
 // One cached page. The fields a lookup touches (address, chain link, data
 // pointer, pins) share the first cache line.
 struct alignas(64) Frame {
@@ -77,7 +91,7 @@ struct alignas(64) Frame {
   // for that child, so the next descent can skip the hash lookup (PeekChild).
   // A hint is only a guess, checked against `live` and `address`; it lives
   // in its own segment, set before the frame is published.
-  std::atomic<const Frame*>* child_hints = nullptr;
+  ChildHint* child_hints = nullptr;
   uint32_t child_hint_count = 0;
   alloc::Segment hint_segment;
 

@@ -35,13 +35,16 @@ constexpr size_t kMaxPrefetchLines = 64;
 
 }  // namespace
 
-void PageView::Prefetch(uint32_t n) const {
-  if (n == 0) n = count();
+void PageView::PrefetchAt(const char* image, uint32_t n) {
+  if (image == nullptr) return;
+  if (n == 0) n = 8;  // unknown: the header and the first slots
   const uintptr_t line = ~uintptr_t{63};
-  const char* end = p_ + kImageHeaderBytes + size_t{n} * kSlotBytes;
-  const char* a = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p_) & line);
+  const char* end = image + kImageHeaderBytes + size_t{n} * kSlotBytes;
+  const char* a = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(image) & line);
   for (size_t i = 0; a < end && i <= kMaxPrefetchLines; a += 64, ++i) __builtin_prefetch(a);
 }
+
+void PageView::Prefetch(uint32_t n) const { PrefetchAt(p_, n == 0 ? count() : n); }
 
 uint32_t PageView::LowerBound(std::string_view target) const {
   const uint32_t n = count();

@@ -127,6 +127,10 @@ class PageView {
   // about one memory latency instead of one per binary-search probe. With
   // count 0 (unknown) it waits for the header to learn it.
   void Prefetch(uint32_t count) const;
+  // Prefetch(count) for an image at `image` that may no longer be one (or
+  // nullptr): it only issues prefetches, and with count 0 only the first
+  // lines. Never reads the memory.
+  static void PrefetchAt(const char* image, uint32_t count);
 
   // Leaf: the index of target, or count() if the page does not hold it. It
   // skips the prefix check of LowerBound (one memory access less on a page
