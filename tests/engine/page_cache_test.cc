@@ -37,6 +37,10 @@ class PageCacheTest : public ::testing::Test {
     arena_.reset();  // checks the process's pools are unmapped
   }
   // Inserts a page whose bytes are all `fill`, returning it pinned.
+  const Frame* PeekChild(const Frame* parent, uint32_t index, uint64_t address) {
+    bool prefetched;
+    return cache_->PeekChild(parent, index, address, &prefetched);
+  }
   PageRef Put(uint64_t address, char fill, size_t bytes = kPage) {
     PageRef ref;
     EXPECT_TRUE(cache_->NewFrame(bytes, &ref).ok());
@@ -246,27 +250,31 @@ TEST_F(PageCacheTest, ChildHintsFindChildrenAndNeverAStaleFrame) {
   ASSERT_TRUE(section.active());
   const Frame* parent = cache_->Peek(7);
   ASSERT_NE(parent, nullptr);
-  const Frame* c1 = cache_->PeekChild(parent, 0, 100);
+  bool prefetched = true;
+  const Frame* c1 = cache_->PeekChild(parent, 0, 100, &prefetched);
   ASSERT_NE(c1, nullptr);
+  EXPECT_FALSE(prefetched);  // found through the index
+  EXPECT_EQ(cache_->PeekChild(parent, 0, 100, &prefetched), c1);
+  EXPECT_TRUE(prefetched);  // through the hint, which knew the image
   EXPECT_EQ(c1->data()[0], 'a');
   EXPECT_EQ(parent->child_hints[0].frame.load(), c1);  // remembered
   // ...with where its image is, to prefetch it while the frame is checked.
   EXPECT_EQ(parent->child_hints[0].image.load() & ChildHint::kPointerMask,
             reinterpret_cast<uintptr_t>(c1->data()));
-  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), c1);
-  EXPECT_EQ(cache_->PeekChild(parent, 2, 300), nullptr);  // not cached
-  EXPECT_EQ(cache_->PeekChild(parent, 9, 100), c1);       // out of range: the index
+  EXPECT_EQ(PeekChild(parent, 0, 100), c1);
+  EXPECT_EQ(PeekChild(parent, 2, 300), nullptr);  // not cached
+  EXPECT_EQ(PeekChild(parent, 9, 100), c1);       // out of range: the index
   // The hint names a frame that is no longer in the index: not followed
   // (its image word, now pointing at released memory, is only prefetched).
   cache_->Erase(100);
-  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);
+  EXPECT_EQ(PeekChild(parent, 0, 100), nullptr);
   // A hint to a live frame that now holds another page is not followed either.
-  const Frame* c2 = cache_->PeekChild(parent, 1, 200);
+  const Frame* c2 = PeekChild(parent, 1, 200);
   ASSERT_NE(c2, nullptr);
-  EXPECT_EQ(cache_->PeekChild(parent, 0, 200), c2);  // slot 0 now names 200's frame
-  EXPECT_EQ(cache_->PeekChild(parent, 0, 100), nullptr);
+  EXPECT_EQ(PeekChild(parent, 0, 200), c2);  // slot 0 now names 200's frame
+  EXPECT_EQ(PeekChild(parent, 0, 100), nullptr);
   Put(100, 'c').Reset();
-  const Frame* c1b = cache_->PeekChild(parent, 0, 100);
+  const Frame* c1b = PeekChild(parent, 0, 100);
   ASSERT_NE(c1b, nullptr);
   EXPECT_EQ(c1b->data()[0], 'c');
 }

@@ -241,14 +241,16 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
   const Frame* parent = nullptr;  // the internal page the descent came from
   uint32_t child_index = 0;
   while (address != 0) {
-    const Frame* f =
-        parent == nullptr ? cache_->Peek(address) : cache_->PeekChild(parent, child_index, address);
+    bool prefetched = false;
+    const Frame* f = parent == nullptr
+                         ? cache_->Peek(address)
+                         : cache_->PeekChild(parent, child_index, address, &prefetched);
     if (f == nullptr) return false;
     ++levels;
     PageView v(f->data());
     // The header and the search array at once (see PageView::Prefetch).
     uint32_t entries = f->entries.load(std::memory_order_relaxed);
-    v.Prefetch(entries);
+    if (!prefetched) v.Prefetch(entries);
     if (entries == 0) f->entries.store(v.count(), std::memory_order_relaxed);
     if (expected_level >= 0 && v.level() != expected_level) {
       *status = PageCorruption(path_, AddressOffset(address), "unexpected page level");

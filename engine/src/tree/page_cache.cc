@@ -220,7 +220,9 @@ void PageCache::AttachChildHints(Frame* f, uint32_t bytes) {
   used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
 }
 
-const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t address) const {
+const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t address,
+                                  bool* prefetched) const {
+  *prefetched = false;
   if (parent->child_hints == nullptr || index >= parent->child_hint_count) return Peek(address);
   ChildHint& hint = parent->child_hints[index];
   const Frame* f = hint.frame.load(std::memory_order_acquire);
@@ -236,17 +238,20 @@ const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t 
     if (!f->referenced.load(std::memory_order_relaxed)) {
       f->referenced.store(true, std::memory_order_relaxed);
     }
+    *prefetched = image == ImageWord(f);
     return f;
   }
   f = Peek(address);
   if (f != nullptr) {
-    const uint64_t count = std::min<uint64_t>(f->entries.load(std::memory_order_relaxed), 0xFFFF);
-    hint.image.store((reinterpret_cast<uintptr_t>(f->data()) & ChildHint::kPointerMask) |
-                         (count << 48),
-                     std::memory_order_relaxed);
+    hint.image.store(ImageWord(f), std::memory_order_relaxed);
     hint.frame.store(f, std::memory_order_release);
   }
   return f;
+}
+
+uint64_t PageCache::ImageWord(const Frame* f) {
+  const uint64_t count = std::min<uint64_t>(f->entries.load(std::memory_order_relaxed), 0xFFFF);
+  return (reinterpret_cast<uintptr_t>(f->data()) & ChildHint::kPointerMask) | (count << 48);
 }
 
 void PageCache::EvictToFit(size_t bytes) {

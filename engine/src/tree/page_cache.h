@@ -154,8 +154,10 @@ class PageCache {
   // Peek for child `index` (at `address`) of the internal page in `parent`,
   // itself peeked in the same section: through the parent's child hint when
   // it still names that page's frame, else through the index (and the hint
-  // is updated).
-  const Frame* PeekChild(const Frame* parent, uint32_t index, uint64_t address) const;
+  // is updated). *prefetched: the image's header and search array are
+  // already being loaded (the hint knew where they are).
+  const Frame* PeekChild(const Frame* parent, uint32_t index, uint64_t address,
+                         bool* prefetched) const;
   // Hits served by Peek (added to the stats in batches, once per read).
   void AddPeekHits(uint64_t n);
 
@@ -241,6 +243,8 @@ class PageCache {
   // Gives a private frame holding an internal page its child-hint array
   // (none if memory is short: descents then use the index).
   void AttachChildHints(Frame* f, uint32_t bytes);
+  // A ChildHint's image word for `f`.
+  static uint64_t ImageWord(const Frame* f);
   void ReleasePrivate(Frame* f);
 
   alloc::Arena* const arena_;
