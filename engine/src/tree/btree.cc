@@ -248,9 +248,11 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
     if (f == nullptr) return false;
     ++levels;
     PageView v(f->data());
-    // The header and the search array at once (see PageView::Prefetch).
+    // A leaf's header and search array at once (see PageView::Prefetch).
+    // Internal pages are few and mostly in the CPU cache already: issuing up
+    // to 64 prefetches for one only fills the miss buffers the leaf needs.
     uint32_t entries = f->entries.load(std::memory_order_relaxed);
-    if (!prefetched) v.Prefetch(entries);
+    if (!prefetched && expected_level <= 0) v.Prefetch(entries);
     if (entries == 0) f->entries.store(v.count(), std::memory_order_relaxed);
     if (expected_level >= 0 && v.level() != expected_level) {
       *status = PageCorruption(path_, AddressOffset(address), "unexpected page level");

@@ -250,6 +250,7 @@ const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t 
 }
 
 uint64_t PageCache::ImageWord(const Frame* f) {
+  if (f->child_hints != nullptr) return 0;  // internal: not prefetched (see BTree::GetCached)
   const uint64_t count = std::min<uint64_t>(f->entries.load(std::memory_order_relaxed), 0xFFFF);
   return (reinterpret_cast<uintptr_t>(f->data()) & ChildHint::kPointerMask) | (count << 48);
 }
