@@ -223,6 +223,99 @@ TEST(ReadPathTest, BulkScansLeaveTheCacheAloneUnlessAsked) {
   ExpectPoolsReleased();
 }
 
+// A point read that reads a leaf from disk has its neighbours (the other
+// children of its parent) read into the cache in the background while the
+// cache has room; never evicting anything for them. Off with the option.
+TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;
+  o.page_bytes = 4096;
+  {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+    for (int i = 0; i < 30000; ++i) {
+      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(100000 + i), std::string(100, 'v')));
+    }
+    ASSERT_OK(db->Close());
+  }
+  auto stats = [](DB* db) {
+    DBStats st;
+    EXPECT_OK(db->GetStats(&st));
+    return st.cache;
+  };
+  // Waits until the background reads stop adding pages.
+  auto settle = [&stats](DB* db) {
+    CacheStats last = stats(db);
+    for (int quiet = 0; quiet < 5;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      CacheStats now = stats(db);
+      quiet = now.pages == last.pages ? quiet + 1 : 0;
+      last = now;
+    }
+    return last;
+  };
+  for (size_t cache_bytes : {size_t{64} << 20, size_t{256} << 10}) {
+    SCOPED_TRACE(cache_bytes);
+    o.cache_bytes = cache_bytes;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+    std::string v;
+    ASSERT_OK(db->Get(ReadOptions(), "k115000", &v));
+    const CacheStats after = settle(db.get());
+    EXPECT_GT(after.read_ahead_pages, 20u);
+    EXPECT_GT(after.pages, after.read_ahead_pages);
+    EXPECT_EQ(after.evictions, 0u);
+    EXPECT_LE(after.used_bytes, after.capacity_bytes);
+    if (cache_bytes > (size_t{1} << 20)) {
+      // A neighbour of the leaf read first is a cache hit now.
+      ASSERT_OK(db->Get(ReadOptions(), "k115020", &v));
+      EXPECT_EQ(stats(db.get()).misses, after.misses);
+    }
+    ASSERT_OK(db->Close());
+  }
+  o.read_ahead = false;
+  o.cache_bytes = size_t{64} << 20;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  std::string v;
+  const CacheStats opened = stats(db.get());  // the internal pages open reads
+  ASSERT_OK(db->Get(ReadOptions(), "k115000", &v));
+  const CacheStats off = settle(db.get());
+  EXPECT_EQ(off.read_ahead_pages, 0u);
+  EXPECT_EQ(off.pages, opened.pages + 1);  // the leaf
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+// Closing while the read-ahead thread is reading leaves nothing behind.
+TEST(ReadPathTest, CloseWhileReadingAhead) {
+  test::TempDir dir;
+  Options o;
+  o.page_bytes = 4096;
+  {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+    for (int i = 0; i < 20000; ++i) {
+      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(100000 + i), std::string(100, 'v')));
+    }
+    ASSERT_OK(db->Close());
+  }
+  for (int round = 0; round < 20; ++round) {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+    std::string v;
+    for (int i = 0; i < 20000; i += 2000) {
+      ASSERT_OK(db->Get(ReadOptions(), "k" + std::to_string(100000 + i), &v));
+    }
+    if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(round));
+    ASSERT_OK(db->Close());
+    db.reset();
+    ExpectPoolsReleased();
+  }
+}
+
 // An iterator moving on one thread while another closes the database ends
 // invalid with Closed, never reading freed state.
 TEST(ReadPathTest, IteratorOnAnotherThreadSeesClose) {

@@ -53,6 +53,7 @@ struct CacheStats {
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t evictions = 0;
+  uint64_t read_ahead_pages = 0;  // pages read by Options::read_ahead
 };
 
 struct DBStats {

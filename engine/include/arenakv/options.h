@@ -27,6 +27,10 @@ struct Options {
 
   // Bound on the page cache (decoded B+tree pages), in bytes.
   size_t cache_bytes = size_t{64} << 20;
+  // When a point read has to read a leaf from disk and the cache has free
+  // room, read the leaves next to it too, on a background thread (which runs
+  // only while there is such work). It never evicts a page to make room.
+  bool read_ahead = true;
   // One budget for everything the database holds in memory: page cache,
   // memtables and every transaction's buffers. 0 = 4 x cache_bytes + 512 MiB.
   size_t memory_budget_bytes = 0;

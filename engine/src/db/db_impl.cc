@@ -119,6 +119,7 @@ Status DBImpl::OpenImpl() {
   // Under memory pressure the cache shrinks first; only then do allocations fail.
   tree::BTree* tree = tree_.get();
   pool_->SetReclaimCallback([tree](size_t wanted) { return tree->EvictForReclaim(wanted); });
+  if (options_.read_ahead) read_ahead_ = std::make_unique<tree::ReadAhead>(tree);
 
   uint64_t max_wal = 0;
   s = Recover(&max_wal);
@@ -261,6 +262,7 @@ Status DBImpl::Close() {
   // Invalidate first: every iterator, snapshot and transaction drops what it
   // holds in the database (waiting for a call in flight on it to finish).
   registry_->CloseAll();
+  if (read_ahead_ != nullptr) read_ahead_->Stop();
   {
     port::MutexLock l(&mu_);
     shutting_down_ = true;
@@ -290,6 +292,7 @@ Status DBImpl::Close() {
 }
 
 void DBImpl::Teardown() {
+  if (read_ahead_ != nullptr) read_ahead_->Stop();  // it reads through the tree
   // Unmap second. The tree closes before the last versions go, so that
   // their release does not evict the cache page by page: the cache arena
   // hands every frame back at once.
@@ -354,7 +357,9 @@ Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::
     }
   }
   bool found = false;
-  Status s = tree_->Get(v.tree->root(), key, value, &found, verify_checksums);
+  uint64_t missed_parent = 0;
+  Status s = tree_->Get(v.tree->root(), key, value, &found, verify_checksums, &missed_parent);
+  if (missed_parent != 0 && read_ahead_ != nullptr) read_ahead_->Request(missed_parent, v.tree);
   if (!s.ok()) return s;
   return found ? Status::OK() : Status::NotFound(key);
 }
@@ -970,6 +975,7 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->pool = pool_->Stats();
   stats->arenas = arena_->TreeStats();
   stats->cache = tree_->cache_stats();
+  if (read_ahead_ != nullptr) stats->cache.read_ahead_pages = read_ahead_->pages_loaded();
   {
     port::MutexLock ml(&mu_);
     stats->memtable_bytes = current_->mem->table->ApproximateBytes();

@@ -39,6 +39,7 @@
 #include "db/write_batch.h"
 #include "port/mutex.h"
 #include "tree/btree.h"
+#include "tree/read_ahead.h"
 #include "wal/wal_writer.h"
 
 namespace arenakv {
@@ -143,6 +144,9 @@ class DBImpl final : public DB {
   std::shared_ptr<alloc::SegmentPool> pool_;
   std::unique_ptr<alloc::Arena> arena_;
   std::unique_ptr<tree::BTree> tree_;
+  // Set at open (Options::read_ahead) and kept until destruction; stopped
+  // before the tree closes.
+  std::unique_ptr<tree::ReadAhead> read_ahead_;
   // Shared with every handle: it must outlive the database for them.
   std::shared_ptr<HandleRegistry> registry_ = std::make_shared<HandleRegistry>();
 

@@ -277,7 +277,7 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
 }
 
 Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool* found,
-                  bool verify_checksums) {
+                  bool verify_checksums, uint64_t* missed_parent) {
   *found = false;
   Status s = CheckOpen();
   if (!s.ok()) return s;
@@ -286,11 +286,14 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
   // pinned path below, which reads what is missing.
   if (!verify_checksums && GetCached(root, key, value, found, &s)) return s;
   uint64_t address = root;
+  uint64_t parent = 0;
   int expected_level = -1;
   PageRef ref;
   while (address != 0) {
-    s = FetchPage(address, verify_checksums, &ref);
+    bool hit = true;
+    s = FetchPage(address, verify_checksums, &ref, /*fill=*/true, &hit);
     if (!s.ok()) return s;
+    if (!hit && parent != 0 && missed_parent != nullptr) *missed_parent = parent;
     PageView v(ref.data());
     v.Prefetch(ref.frame()->entries.load(std::memory_order_relaxed));
     if (expected_level >= 0 && v.level() != expected_level) {
@@ -306,7 +309,30 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
       return Status::OK();
     }
     expected_level = v.level() - 1;
+    parent = address;
     address = v.child(v.ChildIndex(key));
+  }
+  return Status::OK();
+}
+
+bool BTree::CacheHasRoom() const { return cache_->HasRoom(2 * options_.page_bytes); }
+
+Status BTree::LoadChildren(uint64_t parent, const std::atomic<bool>& stop, uint64_t* loaded) {
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  PageRef ref;
+  s = FetchPage(parent, false, &ref);
+  if (!s.ok()) return s;
+  PageView v(ref.data());
+  if (v.is_leaf()) return Status::OK();
+  PageRef child;
+  for (uint32_t i = 0; i < v.count(); ++i) {
+    if (stop.load(std::memory_order_relaxed) || !CacheHasRoom()) break;
+    bool hit = false;
+    s = FetchPage(v.child(i), false, &child, /*fill=*/true, &hit);
+    if (!s.ok()) return s;
+    child.Reset();
+    if (!hit) ++*loaded;
   }
   return Status::OK();
 }

@@ -74,8 +74,10 @@ class BTree {
 
   MetaState meta() const;  // the current durable meta
 
+  // *missed_parent, when given, is set to the internal page whose child
+  // had to be read from disk (the deepest such), else left alone.
   Status Get(uint64_t root, std::string_view key, std::string* value, bool* found,
-             bool verify_checksums = false);
+             bool verify_checksums = false, uint64_t* missed_parent = nullptr);
   // Get over cached pages only, peeking inside a read epoch section (its own,
   // or the caller's). False when it cannot answer: a page is not cached, or
   // the thread has no epoch slot. Takes no lock and pins nothing.
@@ -100,6 +102,15 @@ class BTree {
   // extents and the key count.
   Status Verify(VerifyStats* stats,
                 const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
+  // Reads the children of internal page `parent` that are not cached into
+  // the cache, while it has room for another page without evicting and
+  // `stop` is false. The caller keeps `parent`'s root alive. *loaded counts
+  // the pages read.
+  Status LoadChildren(uint64_t parent, const std::atomic<bool>& stop, uint64_t* loaded);
+  // Whether the cache could take another page of the usual size without
+  // evicting anything.
+  bool CacheHasRoom() const;
 
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;

@@ -182,6 +182,10 @@ class PageCache {
 
   CacheStats Stats() const;
   size_t capacity() const { return capacity_; }
+  // Whether `bytes` more fit under the capacity without evicting.
+  bool HasRoom(size_t bytes) const {
+    return used_bytes_.load(std::memory_order_relaxed) + bytes <= capacity_;
+  }
   // Frames created while over capacity because nothing could be evicted.
   uint64_t overflows() const { return overflows_.load(std::memory_order_relaxed); }
 

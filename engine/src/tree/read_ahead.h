@@ -1,0 +1,77 @@
+// ReadAhead: loads the siblings of a leaf that a point read had to read from
+// disk, on a background thread, while the page cache has room for them.
+//
+// Reads that miss the cache come in runs: after an open, or once the data
+// outgrows what was cached, every leaf is read from disk once. When a point
+// read misses a leaf, its parent names the leaves around it; reading them on
+// another core while the cache has free room (it never evicts for them)
+// turns the misses still to come into hits, and takes the cost of decoding
+// them into fresh memory off the reading threads (as a database's read-ahead
+// of neighbouring pages does). A parent is queued at most once in a while.
+//
+// The thread runs only while there is work: it starts on a request and ends
+// when the queue is empty, so an idle database holds no thread.
+//
+// Thread safety: Request and Stop may be called from any thread. After Stop
+// returns no page is loaded any more and Request does nothing.
+#ifndef ARENAKV_TREE_READ_AHEAD_H_
+#define ARENAKV_TREE_READ_AHEAD_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "port/mutex.h"
+#include "tree/btree.h"
+
+namespace arenakv::tree {
+
+class ReadAhead {
+ public:
+  explicit ReadAhead(BTree* tree) : tree_(tree) {}
+  ~ReadAhead() { Stop(); }
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // Queues the children of internal page `parent`. `keep_alive` keeps the
+  // tree root that reaches `parent` (and so its pages' extents) alive until
+  // the task is done. Does nothing when the cache is full, the queue is full
+  // or `parent` was queued recently.
+  void Request(uint64_t parent, std::shared_ptr<const void> keep_alive) EXCLUDES(mu_);
+  // Ends the thread (the page being read is finished) and drops the queue.
+  void Stop() EXCLUDES(mu_);
+
+  // Pages read so far.
+  uint64_t pages_loaded() const { return loaded_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Task {
+    uint64_t parent = 0;
+    std::shared_ptr<const void> keep_alive;
+  };
+  static constexpr size_t kQueue = 16;
+  static constexpr size_t kRecent = 64;
+
+  void Run() EXCLUDES(mu_);
+  bool RecentLocked(uint64_t parent) const REQUIRES(mu_);
+
+  BTree* const tree_;
+  port::Mutex mu_;
+  std::array<Task, kQueue> queue_ GUARDED_BY(mu_);
+  size_t head_ GUARDED_BY(mu_) = 0;
+  size_t size_ GUARDED_BY(mu_) = 0;
+  // The parents requested last (a ring): not queued again while in it.
+  std::array<uint64_t, kRecent> recent_ GUARDED_BY(mu_) = {};
+  size_t recent_next_ GUARDED_BY(mu_) = 0;
+  bool running_ GUARDED_BY(mu_) = false;  // a thread is serving the queue
+  bool stopped_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);
+  std::atomic<bool> stop_{false};  // read between pages
+  std::atomic<uint64_t> loaded_{0};
+};
+
+}  // namespace arenakv::tree
+
+#endif  // ARENAKV_TREE_READ_AHEAD_H_
