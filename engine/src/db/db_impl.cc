@@ -359,7 +359,7 @@ Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::
   bool found = false;
   uint64_t missed_parent = 0;
   Status s = tree_->Get(v.tree->root(), key, value, &found, verify_checksums, &missed_parent);
-  if (missed_parent != 0 && read_ahead_ != nullptr) read_ahead_->Request(missed_parent, v.tree);
+  if (missed_parent != 0 && read_ahead_ != nullptr) read_ahead_->Request(missed_parent);
   if (!s.ok()) return s;
   return found ? Status::OK() : Status::NotFound(key);
 }

@@ -317,22 +317,56 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
 
 bool BTree::CacheHasRoom() const { return cache_->HasRoom(2 * options_.page_bytes); }
 
+void BTree::ExtentsChanging(int writers_delta) {
+  port::MutexLock l(&extent_mu_);
+  ++extent_generation_;
+  extent_writers_ += writers_delta;
+}
+
+// Without a root held, the extent at `address` may be free or reused. The
+// page is published only if no extent changed while it was read (the
+// generation did not move and no checkpoint ran), so what was read is what
+// the extent held all along: the live page at that address, or a free
+// extent's leftover, which no reader looks up and which the checkpoint that
+// reuses the extent replaces (it erases the address before caching its own
+// page there). A cached frame is always its address's page: releasing a
+// page erases its frame.
+Status BTree::FetchUnheld(uint64_t address, PageRef* ref, bool* read) {
+  *read = false;
+  if (cache_->Lookup(address, ref)) return Status::OK();
+  uint64_t generation;
+  {
+    port::MutexLock l(&extent_mu_);
+    if (extent_writers_ != 0) return Status::OK();
+    generation = extent_generation_;
+  }
+  PageRef fresh;
+  Status s = ReadPage(address, &fresh);
+  if (!s.ok()) return s;
+  port::MutexLock l(&extent_mu_);
+  if (extent_generation_ != generation || extent_writers_ != 0) return Status::OK();
+  cache_->Insert(address, fresh.bytes(), &fresh);
+  *ref = std::move(fresh);
+  *read = true;
+  return Status::OK();
+}
+
 Status BTree::LoadChildren(uint64_t parent, const std::atomic<bool>& stop, uint64_t* loaded) {
   Status s = CheckOpen();
   if (!s.ok()) return s;
   PageRef ref;
-  s = FetchPage(parent, false, &ref);
-  if (!s.ok()) return s;
+  bool read = false;
+  s = FetchUnheld(parent, &ref, &read);
+  if (!s.ok() || !ref) return s;
   PageView v(ref.data());
   if (v.is_leaf()) return Status::OK();
   PageRef child;
   for (uint32_t i = 0; i < v.count(); ++i) {
     if (stop.load(std::memory_order_relaxed) || !CacheHasRoom()) break;
-    bool hit = false;
-    s = FetchPage(v.child(i), false, &child, /*fill=*/true, &hit);
+    s = FetchUnheld(v.child(i), &child, &read);
     if (!s.ok()) return s;
     child.Reset();
-    if (!hit) ++*loaded;
+    if (read) ++*loaded;
   }
   return Status::OK();
 }
@@ -506,6 +540,7 @@ std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_
 
 void BTree::ReleasePages(const std::vector<uint64_t>& obsolete) {
   if (closed_.load(std::memory_order_acquire)) return;
+  ExtentsChanging(0);  // before any extent changes (see FetchUnheld)
   // Give the file system the blocks of long runs of released pages first: a
   // checkpoint that rewrote the whole tree leaves the previous copy behind,
   // and the file would otherwise keep about twice the tree's blocks. Before

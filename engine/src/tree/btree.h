@@ -105,8 +105,9 @@ class BTree {
 
   // Reads the children of internal page `parent` that are not cached into
   // the cache, while it has room for another page without evicting and
-  // `stop` is false. The caller keeps `parent`'s root alive. *loaded counts
-  // the pages read.
+  // `stop` is false. *loaded counts the pages read. The caller holds no
+  // root, so `parent` may have been released and its extent reused: see
+  // FetchUnheld for why what it publishes is still right.
   Status LoadChildren(uint64_t parent, const std::atomic<bool>& stop, uint64_t* loaded);
   // Whether the cache could take another page of the usual size without
   // evicting anything.
@@ -139,6 +140,13 @@ class BTree {
   // checksum for later re-verification.
   Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
   Status CheckOpen() const;
+  // LoadChildren's page fetch, holding no root; *read: it came from disk. An
+  // empty *ref (and OK) when the read may have raced a change of extents.
+  Status FetchUnheld(uint64_t address, PageRef* ref, bool* read);
+  // Extents change only inside a checkpoint (pages written) and in
+  // ReleasePages (pages freed). Both move extent_generation_ on, and a
+  // checkpoint counts in extent_writers_ while it runs.
+  void ExtentsChanging(int writers_delta) EXCLUDES(extent_mu_);
   struct VerifyState;
   Status VerifyInternal(VerifyState* vs, uint64_t address, int level, std::string_view lo,
                         bool has_lo, std::string_view hi, bool has_hi);
@@ -154,6 +162,9 @@ class BTree {
   std::atomic<bool> closed_{false};
 
   port::Mutex checkpoint_mu_;  // one checkpoint at a time; held across it
+  port::Mutex extent_mu_;
+  uint64_t extent_generation_ GUARDED_BY(extent_mu_) = 0;
+  int extent_writers_ GUARDED_BY(extent_mu_) = 0;
   mutable port::Mutex mu_;
   MetaState meta_ GUARDED_BY(mu_);
   // Extents of a checkpoint whose meta write failed: its meta block may still

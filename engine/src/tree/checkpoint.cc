@@ -651,6 +651,9 @@ Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache, ui
   *address = MakeAddress(offset, length);
   result_->pages_written++;
   result_->bytes_written += length;
+  // A frame cached under this address read the extent while it was free
+  // (see BTree::FetchUnheld): the page written here replaces it.
+  cache_->Erase(*address);
   if (!cache) {
     page->Reset();
     return Status::OK();
@@ -967,6 +970,12 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
   if (!s.ok()) return s;
   port::MutexLock checkpoint_lock(&checkpoint_mu_);
   if (closed_.load(std::memory_order_acquire)) return Status::Closed(path_ + ": tree is closed");
+  // Pages are written from here on (see FetchUnheld).
+  ExtentsChanging(+1);
+  struct Done {
+    BTree* tree;
+    ~Done() { tree->ExtentsChanging(-1); }
+  } done{this};
   std::unique_ptr<alloc::Arena> scratch;
   s = tree_arena_->NewChild({.name = "checkpoint"}, &scratch);
   if (!s.ok()) return s;

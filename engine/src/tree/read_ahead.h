@@ -20,7 +20,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <thread>
 
 #include "port/mutex.h"
@@ -35,11 +34,12 @@ class ReadAhead {
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
 
-  // Queues the children of internal page `parent`. `keep_alive` keeps the
-  // tree root that reaches `parent` (and so its pages' extents) alive until
-  // the task is done. Does nothing when the cache is full, the queue is full
-  // or `parent` was queued recently.
-  void Request(uint64_t parent, std::shared_ptr<const void> keep_alive) EXCLUDES(mu_);
+  // Queues the children of internal page `parent`. Nothing keeps its root
+  // alive meanwhile (a reader's release of old pages stays immediate):
+  // BTree::LoadChildren copes with pages released under it. Does nothing
+  // when the cache is full, the queue is full or `parent` was queued
+  // recently.
+  void Request(uint64_t parent) EXCLUDES(mu_);
   // Ends the thread (the page being read is finished) and drops the queue.
   void Stop() EXCLUDES(mu_);
 
@@ -47,10 +47,6 @@ class ReadAhead {
   uint64_t pages_loaded() const { return loaded_.load(std::memory_order_relaxed); }
 
  private:
-  struct Task {
-    uint64_t parent = 0;
-    std::shared_ptr<const void> keep_alive;
-  };
   static constexpr size_t kQueue = 16;
   static constexpr size_t kRecent = 64;
 
@@ -59,7 +55,7 @@ class ReadAhead {
 
   BTree* const tree_;
   port::Mutex mu_;
-  std::array<Task, kQueue> queue_ GUARDED_BY(mu_);
+  std::array<uint64_t, kQueue> queue_ GUARDED_BY(mu_);  // parents, a ring
   size_t head_ GUARDED_BY(mu_) = 0;
   size_t size_ GUARDED_BY(mu_) = 0;
   // The parents requested last (a ring): not queued again while in it.
