@@ -4,7 +4,6 @@
 #ifndef ARENAKV_PORT_MUTEX_H_
 #define ARENAKV_PORT_MUTEX_H_
 
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
@@ -75,13 +74,6 @@ class CondVar {
     std::unique_lock<std::mutex> lk(mu_->native(), std::adopt_lock);
     cv_.wait(lk);
     lk.release();
-  }
-  // Waits until signalled or `deadline`; false on timeout.
-  bool WaitUntil(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lk(mu_->native(), std::adopt_lock);
-    const bool signalled = cv_.wait_until(lk, deadline) == std::cv_status::no_timeout;
-    lk.release();
-    return signalled;
   }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }

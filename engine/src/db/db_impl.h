@@ -112,7 +112,7 @@ class DBImpl final : public DB {
 
   Status Write(Writer* w) EXCLUDES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
-  void GatherSyncGroupLocked(Writer* leader) REQUIRES(mu_);
+  void GatherSyncGroupLocked() REQUIRES(mu_);
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
       REQUIRES(mu_);
   Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
@@ -172,7 +172,6 @@ class DBImpl final : public DB {
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   // Group gathering for synced commits (GatherSyncGroupLocked).
   size_t last_sync_group_ GUARDED_BY(mu_) = 0;
-  Writer* gathering_ GUARDED_BY(mu_) = nullptr;
   std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
   uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;
   Status bg_error_ GUARDED_BY(mu_);
