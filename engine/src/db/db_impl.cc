@@ -38,6 +38,8 @@ struct DBImpl::Writer {
   bool done = false;
   Status status;
   port::CondVar cv;
+  // Set (under mu_) whenever cv is signalled, for a writer still spinning.
+  std::atomic<bool> signalled{false};
 };
 
 // ---------------------------------------------------------------- open/close
@@ -621,6 +623,18 @@ void DBImpl::GatherSyncGroupLocked() {
 Status DBImpl::Write(Writer* w) {
   port::MutexLock l(&mu_);
   writers_.push_back(w);
+  if (!w->done && w != writers_.front() && w->req != nullptr && w->req->sync) {
+    // A synced member's group is done within about one fdatasync: wait for
+    // it awake (yielding) for that long before sleeping, so that on a small
+    // machine the wake-up is not a halted CPU's.
+    mu_.Unlock();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
+    while (!w->signalled.load(std::memory_order_acquire) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    mu_.Lock();
+  }
   while (!w->done && w != writers_.front()) w->cv.Wait();
   if (w->done) return w->status;
 
@@ -699,11 +713,15 @@ Status DBImpl::Write(Writer* w) {
     writers_.pop_front();
     if (front != w) {
       front->done = true;
+      front->signalled.store(true, std::memory_order_release);
       front->cv.Signal();
     }
     if (front == last) break;
   }
-  if (!writers_.empty()) writers_.front()->cv.Signal();
+  if (!writers_.empty()) {
+    writers_.front()->signalled.store(true, std::memory_order_release);
+    writers_.front()->cv.Signal();
+  }
   return w->status;
 }
 
