@@ -78,23 +78,29 @@ TEST(ReadPathTest, IteratorsSkipMemtablesWithNothingVisible) {
 
 // Readers never see a value older than one whose Put returned before their
 // Get began, while a writer overwrites keys, memtables rotate and background
-// checkpoints replace the tree under them.
-TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
+// checkpoints replace the tree under them. `cold`: the database is reopened
+// after loading, with a cache large enough that the readers' misses start
+// read-ahead, which then runs while checkpoints write and release pages.
+void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
   const uint64_t seed = test::TestSeed();
   test::TempDir dir;
   Options o;
   o.checkpoint_wal_bytes = 64 << 10;  // many memtable rotations and checkpoints
   o.page_bytes = 4096;
-  o.cache_bytes = 1 << 20;  // small: reads also take the path that loads pages
+  o.cache_bytes = cache_bytes;
   std::unique_ptr<DB> db;
   ASSERT_TRUE(DB::Open(o, dir.Join("db"), &db).ok());
-  constexpr int kKeys = 200;
-  auto key = [](int k) { return "key" + std::to_string(1000 + k); };
+  auto key = [](int k) { return "key" + std::to_string(100000 + k); };
   // committed[k]: the last version of key k whose Put has returned.
-  std::vector<std::atomic<int>> committed(kKeys);
-  for (int k = 0; k < kKeys; ++k) {
+  std::vector<std::atomic<int>> committed(keys);
+  for (int k = 0; k < keys; ++k) {
     ASSERT_TRUE(db->Put(WriteOptions(), key(k), "0:" + std::string(100, 'x')).ok());
     committed[k].store(0);
+  }
+  if (cold) {
+    ASSERT_OK(db->Close());
+    db.reset();
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   }
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
@@ -105,7 +111,7 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
       std::mt19937_64 rng(seed + t);
       std::string v;
       while (!stop.load()) {
-        int k = static_cast<int>(rng() % kKeys);
+        int k = static_cast<int>(rng() % keys);
         int floor = committed[k].load();
         Status s = db->Get(ReadOptions(), key(k), &v);
         if (!s.ok() || std::stoi(v.substr(0, v.find(':'))) < floor) bad++;
@@ -115,7 +121,7 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
   }
   std::mt19937_64 rng(seed);
   for (int i = 1; i <= 6000; ++i) {
-    int k = static_cast<int>(rng() % kKeys);
+    int k = static_cast<int>(rng() % keys);
     int version = committed[k].load() + 1;
     ASSERT_TRUE(
         db->Put(WriteOptions(), key(k), std::to_string(version) + ":" + std::string(100, 'y'))
@@ -129,9 +135,21 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
   DBStats st;
   ASSERT_TRUE(db->GetStats(&st).ok());
   EXPECT_GT(st.checkpoints, 3u);
+  if (cold) {
+    EXPECT_GT(st.cache.read_ahead_pages, 0u);
+  }
   ASSERT_TRUE(db->Close().ok());
   db.reset();
   ExpectPoolsReleased();
+}
+
+TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
+  // A small cache: reads also take the path that loads pages.
+  PointReadsAcrossCheckpoints(200, 1 << 20, /*cold=*/false);
+}
+
+TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitWhileReadingAhead) {
+  PointReadsAcrossCheckpoints(3000, 64 << 20, /*cold=*/true);
 }
 
 // Close() while other threads keep reading: every read returns a value or
