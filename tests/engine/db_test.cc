@@ -879,6 +879,25 @@ TEST_F(DBTest, TransactionReadsItsOwnWritesAndDeletes) {
   EXPECT_EQ(ScanDB(db_.get()), expected);
 }
 
+// A Put to the key a transaction's iterator stands on rewrites the buffered
+// value; the iterator shows the new value at once, shorter or longer.
+TEST_F(DBTest, TransactionIteratorShowsItsOwnRewriteInPlace) {
+  ASSERT_OK(Open());
+  std::unique_ptr<Transaction> txn = db_->BeginTransaction(WriteOptions{});
+  ASSERT_OK(txn->Put("k", "hello"));
+  std::unique_ptr<Iterator> it = txn->NewIterator(ReadOptions{});
+  it->Seek("k");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->value(), "hello");
+  ASSERT_OK(txn->Put("k", "hi"));
+  EXPECT_EQ(it->key(), "k");
+  EXPECT_EQ(it->value(), "hi");
+  ASSERT_OK(txn->Put("k", std::string(200, 'x')));
+  EXPECT_EQ(it->value(), std::string(200, 'x'));
+  it.reset();
+  ASSERT_OK(txn->Rollback());
+}
+
 TEST_F(DBTest, TransactionReadsAConsistentSnapshot) {
   ASSERT_OK(Open());
   ASSERT_OK(db_->Put(WriteOptions{}, "x", "old"));

@@ -34,23 +34,30 @@ class ErrorIterator final : public Iterator {
 class DBIter final : public Iterator, public Handle {
  public:
   DBIter(std::shared_ptr<Version> version, std::unique_ptr<InternalIterator> iter,
-         std::shared_ptr<HandleRegistry> registry, RangeTracker* tracker)
+         std::shared_ptr<HandleRegistry> registry, RangeTracker* tracker, bool overlay)
       : version_(std::move(version)),
         iter_(std::move(iter)),
         registry_(std::move(registry)),
-        tracker_(tracker) {}
+        tracker_(tracker),
+        overlay_(overlay) {}
 
   ~DBIter() override { registry_->Release(this); }
 
   // Valid(), key() and value() answer from the state the last move cached,
   // without the lock: they are called once or more per key, and only the
   // thread moving the iterator writes that state. Close() on another thread
-  // sets released_ (the memory the views point into is going away).
+  // sets released_ (the memory the views point into is going away). The one
+  // exception is a transaction's value: a Put to the key the iterator is on
+  // rewrites the buffered value in place, and the iterator shows it.
   bool Valid() const override { return valid_ && !released_.load(std::memory_order_acquire); }
   std::string_view key() const override {
     return released_.load(std::memory_order_acquire) ? std::string_view() : key_;
   }
   std::string_view value() const override {
+    if (overlay_) {
+      port::MutexLock l(&mu_);
+      return closed_ || !iter_->Valid() ? std::string_view() : iter_->value();
+    }
     return released_.load(std::memory_order_acquire) ? std::string_view() : value_;
   }
 
@@ -151,6 +158,7 @@ class DBIter final : public Iterator, public Handle {
   std::string_view key_;
   std::string_view value_;
   std::atomic<bool> released_{false};
+  const bool overlay_;  // a transaction's write set is merged in
 };
 
 }  // namespace
@@ -164,16 +172,17 @@ std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> ver
                                         std::unique_ptr<InternalIterator> overlay,
                                         const std::shared_ptr<HandleRegistry>& registry,
                                         RangeTracker* tracker) {
+  const bool has_overlay = overlay != nullptr;
   try {
     std::unique_ptr<InternalIterator> base = db->NewInternalIterator(*version, sequence, options);
-    if (overlay != nullptr) {
+    if (has_overlay) {
       std::vector<std::unique_ptr<InternalIterator>> children;
       children.push_back(std::move(overlay));
       children.push_back(std::move(base));
       base = mem::NewMergingIterator(std::move(children));
     }
     auto it = std::make_unique<DBIter>(std::move(version), mem::NewLiveIterator(std::move(base)),
-                                       registry, tracker);
+                                       registry, tracker, has_overlay);
     if (!registry->Register(it.get())) {
       return NewErrorIterator(Status::Closed("database is closed"));
     }

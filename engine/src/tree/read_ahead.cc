@@ -1,6 +1,5 @@
 #include "tree/read_ahead.h"
 
-#include <system_error>
 #include <utility>
 
 namespace arenakv::tree {
@@ -12,7 +11,7 @@ bool ReadAhead::RecentLocked(uint64_t parent) const {
   return false;
 }
 
-void ReadAhead::Request(uint64_t parent) {
+void ReadAhead::Request(uint64_t parent) noexcept {
   if (parent == 0 || !tree_->CacheHasRoom()) return;
   std::thread finished;
   {
@@ -28,8 +27,10 @@ void ReadAhead::Request(uint64_t parent) {
     try {
       thread_ = std::thread([this] { Run(); });
       running_ = true;
-    } catch (const std::system_error&) {
-      --size_;  // no thread to be had: read-ahead is only an optimisation
+    } catch (...) {
+      // No thread to be had (std::system_error, or std::bad_alloc for its
+      // state): read-ahead is only an optimisation.
+      --size_;
     }
   }
   if (finished.joinable()) finished.join();

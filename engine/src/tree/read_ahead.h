@@ -39,7 +39,7 @@ class ReadAhead {
   // BTree::LoadChildren copes with pages released under it. Does nothing
   // when the cache is full, the queue is full or `parent` was queued
   // recently.
-  void Request(uint64_t parent) EXCLUDES(mu_);
+  void Request(uint64_t parent) noexcept EXCLUDES(mu_);
   // Ends the thread (the page being read is finished) and drops the queue.
   void Stop() EXCLUDES(mu_);
 
