@@ -108,6 +108,9 @@ TEST_F(KvtoolBatchTest, JsonOutputIsOneObjectPerCommand) {
   EXPECT_EQ(replies[4]["count"], 2);
   EXPECT_TRUE(replies[5]["pool"].contains("committed_bytes"));
   EXPECT_TRUE(replies[5]["arenas"].is_array());
+  for (const char* field : {"used_bytes", "hits", "misses", "evictions", "read_ahead_pages"}) {
+    EXPECT_TRUE(replies[5]["cache"].contains(field)) << field;
+  }
   EXPECT_FALSE(replies[6]["ok"].get<bool>());
   EXPECT_EQ(replies[6]["code"], "NotFound");
   EXPECT_EQ(replies[6]["error"], "not found: nope");

@@ -571,7 +571,8 @@ CommandResult Shell::Stats(const Words& words) {
              {"pinned_pages", st.cache.pinned_pages},
              {"hits", st.cache.hits},
              {"misses", st.cache.misses},
-             {"evictions", st.cache.evictions}}},
+             {"evictions", st.cache.evictions},
+             {"read_ahead_pages", st.cache.read_ahead_pages}}},
            {"memtable_bytes", st.memtable_bytes},
            {"live_versions", st.live_versions},
            {"open_transactions", st.open_transactions},
@@ -619,7 +620,8 @@ CommandResult Shell::Stats(const Words& words) {
                   std::to_string(c.pages) + " pages (" + std::to_string(c.pinned_pages) +
                   " pinned)");
   row("lookups", GroupThousands(c.hits) + " hits, " + GroupThousands(c.misses) + " misses, " +
-                     GroupThousands(c.evictions) + " evictions");
+                     GroupThousands(c.evictions) + " evictions, " +
+                     GroupThousands(c.read_ahead_pages) + " pages read ahead");
   t += "database\n";
   row("memtable", HumanBytes(st.memtable_bytes) + " buffered in " +
                       std::to_string(st.live_memtables) + " memtables");
