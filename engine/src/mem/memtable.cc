@@ -154,6 +154,10 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
 }
 
 const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) const {
+  // Empty (the usual memtable of a database just opened or checkpointed):
+  // no hash, no index probe. Anything visible at `snapshot` was counted
+  // before that sequence number was published.
+  if (entries() == 0) return nullptr;
   const SkipNode* n = nullptr;
   if (!index_.Find(key, HashIndex::Hash(key), &n)) {
     n = list_.Seek(key, snapshot);
