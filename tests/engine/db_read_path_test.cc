@@ -33,6 +33,30 @@ std::map<std::string, std::string> ScanAll(DB* db, const Snapshot* snap = nullpt
   return out;
 }
 
+// Key i of the databases CreateClosed builds.
+std::string Key(int i) { return "k" + std::to_string(100000 + i); }
+
+// Creates a database at `path` holding keys Key(0..n) with 100-byte values
+// and closes it, so that the next open starts with a cold cache. *model (if
+// given) receives what was written.
+void CreateClosed(const Options& o, const std::string& path, int n,
+                  std::map<std::string, std::string>* model = nullptr) {
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, path, &db));
+  for (int i = 0; i < n; ++i) {
+    std::string v(100, static_cast<char>('a' + i % 26));
+    ASSERT_OK(db->Put(WriteOptions(), Key(i), v));
+    if (model != nullptr) (*model)[Key(i)] = v;
+  }
+  ASSERT_OK(db->Close());
+}
+
+CacheStats CacheOf(DB* db) {
+  DBStats st;
+  EXPECT_OK(db->GetStats(&st));
+  return st.cache;
+}
+
 // A snapshot taken when every write was in the tree reads the tree alone;
 // writes made after it (in the memtable) stay invisible to it, and visible
 // to a new iterator, deletions included.
@@ -198,26 +222,13 @@ TEST(ReadPathTest, BulkScansLeaveTheCacheAloneUnlessAsked) {
   Options o;
   o.background_checkpoints = false;
   o.page_bytes = 4096;
+  std::map<std::string, std::string> model;
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 30000, &model));
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
-  std::map<std::string, std::string> model;
-  for (int i = 0; i < 30000; ++i) {
-    std::string k = "k" + std::to_string(100000 + i);
-    std::string v(100, static_cast<char>('a' + i % 26));
-    ASSERT_OK(db->Put(WriteOptions(), k, v));
-    model[k] = v;
-  }
-  ASSERT_OK(db->Close());
-  db.reset();
-  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
-  auto cache = [&db] {
-    DBStats stats;
-    EXPECT_OK(db->GetStats(&stats));
-    return stats.cache;
-  };
 
   EXPECT_EQ(ScanAll(db.get()), model);
-  const size_t after_bulk = cache().pages;
+  const size_t after_bulk = CacheOf(db.get()).pages;
   EXPECT_LT(after_bulk, 100u);
 
   std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
@@ -231,11 +242,11 @@ TEST(ReadPathTest, BulkScansLeaveTheCacheAloneUnlessAsked) {
   EXPECT_EQ(n, model.size());
   it.reset();
   ASSERT_OK(txn->Rollback());
-  const CacheStats filled = cache();
+  const CacheStats filled = CacheOf(db.get());
   EXPECT_GT(filled.pages, 5 * after_bulk);
 
   EXPECT_EQ(ScanAll(db.get()), model);
-  EXPECT_EQ(cache().misses, filled.misses);
+  EXPECT_EQ(CacheOf(db.get()).misses, filled.misses);
   ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
@@ -249,25 +260,13 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
   Options o;
   o.background_checkpoints = false;
   o.page_bytes = 4096;
-  {
-    std::unique_ptr<DB> db;
-    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
-    for (int i = 0; i < 30000; ++i) {
-      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(100000 + i), std::string(100, 'v')));
-    }
-    ASSERT_OK(db->Close());
-  }
-  auto stats = [](DB* db) {
-    DBStats st;
-    EXPECT_OK(db->GetStats(&st));
-    return st.cache;
-  };
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 30000));
   // Waits until the background reads stop adding pages.
-  auto settle = [&stats](DB* db) {
-    CacheStats last = stats(db);
+  auto settle = [](DB* db) {
+    CacheStats last = CacheOf(db);
     for (int quiet = 0; quiet < 5;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      CacheStats now = stats(db);
+      CacheStats now = CacheOf(db);
       quiet = now.pages == last.pages ? quiet + 1 : 0;
       last = now;
     }
@@ -279,7 +278,7 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
     std::unique_ptr<DB> db;
     ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
     std::string v;
-    ASSERT_OK(db->Get(ReadOptions(), "k115000", &v));
+    ASSERT_OK(db->Get(ReadOptions(), Key(15000), &v));
     const CacheStats after = settle(db.get());
     EXPECT_GT(after.read_ahead_pages, 20u);
     EXPECT_GT(after.pages, after.read_ahead_pages);
@@ -287,8 +286,8 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
     EXPECT_LE(after.used_bytes, after.capacity_bytes);
     if (cache_bytes > (size_t{1} << 20)) {
       // A neighbour of the leaf read first is a cache hit now.
-      ASSERT_OK(db->Get(ReadOptions(), "k115020", &v));
-      EXPECT_EQ(stats(db.get()).misses, after.misses);
+      ASSERT_OK(db->Get(ReadOptions(), Key(15020), &v));
+      EXPECT_EQ(CacheOf(db.get()).misses, after.misses);
     }
     ASSERT_OK(db->Close());
   }
@@ -297,8 +296,8 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   std::string v;
-  const CacheStats opened = stats(db.get());  // the internal pages open reads
-  ASSERT_OK(db->Get(ReadOptions(), "k115000", &v));
+  const CacheStats opened = CacheOf(db.get());  // the internal pages open reads
+  ASSERT_OK(db->Get(ReadOptions(), Key(15000), &v));
   const CacheStats off = settle(db.get());
   EXPECT_EQ(off.read_ahead_pages, 0u);
   EXPECT_EQ(off.pages, opened.pages + 1);  // the leaf
@@ -312,20 +311,13 @@ TEST(ReadPathTest, CloseWhileReadingAhead) {
   test::TempDir dir;
   Options o;
   o.page_bytes = 4096;
-  {
-    std::unique_ptr<DB> db;
-    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
-    for (int i = 0; i < 20000; ++i) {
-      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(100000 + i), std::string(100, 'v')));
-    }
-    ASSERT_OK(db->Close());
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 20000));
   for (int round = 0; round < 20; ++round) {
     std::unique_ptr<DB> db;
     ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
     std::string v;
     for (int i = 0; i < 20000; i += 2000) {
-      ASSERT_OK(db->Get(ReadOptions(), "k" + std::to_string(100000 + i), &v));
+      ASSERT_OK(db->Get(ReadOptions(), Key(i), &v));
     }
     if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(round));
     ASSERT_OK(db->Close());
