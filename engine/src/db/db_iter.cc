@@ -117,7 +117,7 @@ class DBIter final : public Iterator, public Handle {
     valid_ = iter_->Valid();
     if (valid_) {
       key_ = iter_->key();
-      value_ = iter_->value();
+      if (!overlay_) value_ = iter_->value();  // value() reads an overlay's live
     } else {
       key_ = value_ = {};
     }

@@ -238,7 +238,7 @@ const Frame* PageCache::PeekChild(const Frame* parent, uint32_t index, uint64_t 
     if (!f->referenced.load(std::memory_order_relaxed)) {
       f->referenced.store(true, std::memory_order_relaxed);
     }
-    *prefetched = image == ImageWord(f);
+    *prefetched = image != 0 && image == ImageWord(f);
     return f;
   }
   f = Peek(address);
