@@ -324,7 +324,7 @@ std::string FormatTable(const ComparisonRun& run) {
       "\nmemory per workload (MiB, medians): peak RSS of the child; RSS after close "
       "minus RSS before open (all, and anonymous only); the program's code pages are "
       "faulted in before the pre-open RSS is taken\n";
-  out += Pad("workload", 16, false) + Pad("arenakv peak", 14, true) +
+  out += Pad("workload", 20, false) + Pad("arenakv peak", 14, true) +
          Pad("rocksdb peak", 14, true) + Pad("arenakv after", 15, true) +
          Pad("rocksdb after", 15, true) + Pad("arenakv anon", 14, true) +
          Pad("rocksdb anon", 14, true) + "\n";
@@ -344,7 +344,7 @@ std::string FormatTable(const ComparisonRun& run) {
       anon[e] = Median(n);
     }
     auto f = [](double x) { return std::isnan(x) ? std::string("-") : Printf("%.1f", x); };
-    out += Pad(InfoOf(wr.workload).name, 16, false) + Pad(f(peak[kArenakv]), 14, true) +
+    out += Pad(InfoOf(wr.workload).name, 20, false) + Pad(f(peak[kArenakv]), 14, true) +
            Pad(f(peak[kRocksdb]), 14, true) + Pad(f(after[kArenakv]), 15, true) +
            Pad(f(after[kRocksdb]), 15, true) + Pad(f(anon[kArenakv]), 14, true) +
            Pad(f(anon[kRocksdb]), 14, true) + "\n";

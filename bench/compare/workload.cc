@@ -162,8 +162,23 @@ void Txn10(EngineAdapter* db, const WorkloadConfig& config, PhaseResult* result)
       result);
 }
 
-void SyncCommits(EngineAdapter* db, int threads, const WorkloadConfig& config,
+// `busy_threads`: that many threads spin on the CPU beside the committing
+// ones for the whole loop, the way an application's own work competes with
+// its database for the cores.
+void SyncCommits(EngineAdapter* db, int threads, int busy_threads, const WorkloadConfig& config,
                  PhaseResult* result) {
+  std::atomic<bool> stop_busy{false};
+  std::atomic<uint64_t> sink{0};  // keeps the busy loops' work observable
+  std::vector<std::thread> busy;
+  for (int i = 0; i < busy_threads; ++i) {
+    busy.emplace_back([&stop_busy, &sink] {
+      uint64_t x = 1;
+      while (!stop_busy.load(std::memory_order_relaxed)) {
+        for (int j = 0; j < 1000; ++j) x = x * 6364136223846793005u + 1442695040888963407u;
+        sink.store(x, std::memory_order_relaxed);
+      }
+    });
+  }
   Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                   std::chrono::duration<double>(config.seconds));
   result->seconds = RunThreads(
@@ -183,6 +198,8 @@ void SyncCommits(EngineAdapter* db, int threads, const WorkloadConfig& config,
         }
       },
       result);
+  stop_busy.store(true);
+  for (std::thread& b : busy) b.join();
 }
 
 // YCSB workload A: 50% reads, 50% updates (each update a one-put
@@ -251,6 +268,10 @@ const std::vector<WorkloadInfo>& AllWorkloads() {
        "transactions of one put committed with sync=true, 1 thread, time-capped"},
       {Workload::kSyncCommit4, "synccommit-4t", "commits/s", DbSlot::kMain, false, false, true, 2.0,
        "transactions of one put committed with sync=true, 4 threads, time-capped"},
+      {Workload::kSyncCommit4Busy, "synccommit-4t-busy", "commits/s", DbSlot::kMain, false, false,
+       true, 0.0,
+       "synccommit-4t with 2 more threads spinning on the CPU beside the 4 (an application busy "
+       "with its own work)"},
       {Workload::kYcsbA, "ycsb-a", "ops/s", DbSlot::kMain, false, false, true, 0.0,
        "50% reads, 50% one-put transactions, scrambled zipfian keys (theta 0.99), 2 threads"},
   };
@@ -312,10 +333,13 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
       Txn10(engine, config, &result);
       break;
     case Workload::kSyncCommit1:
-      SyncCommits(engine, 1, config, &result);
+      SyncCommits(engine, 1, 0, config, &result);
       break;
     case Workload::kSyncCommit4:
-      SyncCommits(engine, 4, config, &result);
+      SyncCommits(engine, 4, 0, config, &result);
+      break;
+    case Workload::kSyncCommit4Busy:
+      SyncCommits(engine, 4, 2, config, &result);
       break;
     case Workload::kYcsbA:
       YcsbA(engine, *zipf, config, &result);

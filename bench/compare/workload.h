@@ -28,9 +28,10 @@ enum class Workload : int {
   kTxn10,
   kSyncCommit1,
   kSyncCommit4,
+  kSyncCommit4Busy,
   kYcsbA,
 };
-inline constexpr int kWorkloadCount = 10;
+inline constexpr int kWorkloadCount = 11;
 
 // Which database directory of an engine a workload works on. "seq" is filled
 // by fillseq and measured, then removed; "main" is filled by fillrandom and

@@ -613,11 +613,21 @@ void DBImpl::GatherSyncGroupLocked() {
   const size_t want = last_sync_group_;
   if (want <= 1 || writers_.size() >= want) return;
   const auto deadline = std::chrono::steady_clock::now() + kGatherWait;
-  while (writers_.size() < want && std::chrono::steady_clock::now() < deadline) {
+  bool yielded = true;
+  while (yielded && writers_.size() < want && std::chrono::steady_clock::now() < deadline) {
     mu_.Unlock();
-    std::this_thread::yield();
+    yielded = YieldToPeers();
     mu_.Lock();
   }
+}
+
+// One yield while waiting for a peer; false when the caller should block
+// instead (YieldPolicy: other work holds the CPUs).
+bool DBImpl::YieldToPeers() {
+  const int64_t before = YieldPolicy::NowNs();
+  if (!yield_policy_.MayYield(before)) return false;
+  std::this_thread::yield();
+  return yield_policy_.Yielded(before, YieldPolicy::NowNs());
 }
 
 Status DBImpl::Write(Writer* w) {
@@ -630,8 +640,7 @@ Status DBImpl::Write(Writer* w) {
     mu_.Unlock();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
     while (!w->signalled.load(std::memory_order_acquire) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
+           std::chrono::steady_clock::now() < deadline && YieldToPeers()) {
     }
     mu_.Lock();
   }

@@ -37,6 +37,7 @@
 #include "db/pool_resource.h"
 #include "db/version.h"
 #include "db/write_batch.h"
+#include "db/yield_policy.h"
 #include "port/mutex.h"
 #include "tree/btree.h"
 #include "tree/read_ahead.h"
@@ -113,6 +114,7 @@ class DBImpl final : public DB {
   Status Write(Writer* w) EXCLUDES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
+  bool YieldToPeers();
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
       REQUIRES(mu_);
   Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
@@ -172,6 +174,7 @@ class DBImpl final : public DB {
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   // Group gathering for synced commits (GatherSyncGroupLocked).
   size_t last_sync_group_ GUARDED_BY(mu_) = 0;
+  YieldPolicy yield_policy_;             // for the waits of group commit
   std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
   uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;
   Status bg_error_ GUARDED_BY(mu_);
