@@ -736,7 +736,7 @@ Status DBImpl::Write(Writer* w) {
 
 Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
   const uint64_t logged_before = wal_->size();
-  Status s = wal_->AddRecord(batch.contents());
+  Status s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
   if (s.ok() && sync) {
     s = wal_->Sync();
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);

@@ -61,7 +61,7 @@ Status WalWriter::Create(Env* env, const std::string& path, uint64_t log_number,
   return Status::OK();
 }
 
-Status WalWriter::AddRecord(std::string_view payload) {
+Status WalWriter::AddRecord(std::string_view payload, bool sync_next) {
   if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
   if (!status_.ok()) return status_;
   if (payload.size() > kMaxRecordBytes) {
@@ -106,7 +106,7 @@ Status WalWriter::AddRecord(std::string_view payload) {
     s = file_->Append(record);
   } else {
     s = Preallocate(at + record.size());
-    if (s.ok() && !StoreMapped(at, record)) s = file_->Write(at, record);
+    if (s.ok() && (sync_next || !StoreMapped(at, record))) s = file_->Write(at, record);
   }
   if (!s.ok()) {
     status_ = s;

@@ -7,7 +7,8 @@
 // each: a store into a shared mapping is in the page cache as soon as it is
 // made, so an unsynced commit still survives a killed process, and the
 // system call per commit is gone. Where the file layer cannot map (an Env
-// wrapper, a failed mmap) or a record does not fit the window, pwrite.
+// wrapper, a failed mmap), a record does not fit the window, or the record
+// is about to be synced (see AddRecord), pwrite.
 //
 // Thread safety: thread-compatible. One thread at a time (the group-commit
 // leader) calls AddRecord/Sync/Close; size() and log_number() may be read
@@ -65,7 +66,13 @@ class WalWriter {
   // kMaxRecordBytes. Any I/O error poisons the writer: every later
   // AddRecord/Sync returns that error, and the log must be replaced, because
   // part of the record may be in the file.
-  Status AddRecord(std::string_view payload);
+  //
+  // `sync_next`: the caller calls Sync() right after. The record is then
+  // written with pwrite even where it could be stored through the mapping:
+  // the sync's writeback would write-protect a mapped page again (a TLB
+  // shootdown across every CPU the process runs on) and the next store
+  // would fault it back in, which together cost more than the system call.
+  Status AddRecord(std::string_view payload, bool sync_next = false);
   // fdatasync. A failure poisons the writer too: after a failed fsync the
   // kernel may have dropped the dirty pages, so nothing unsynced can be trusted.
   Status Sync();
