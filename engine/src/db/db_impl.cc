@@ -32,13 +32,20 @@ bool ParseWalName(const std::string& name, uint64_t* number) {
 
 }  // namespace
 
+// A queued commit (or checkpoint request), on its caller's stack. Written by
+// the leader under mu_. A writer waiting awake returns as soon as it sees
+// `done`, without taking mu_, and its Writer is gone with it: `status` is
+// written before `done` (release), and `done` is the last thing the leader
+// touches of a writer that is not `sleeping`.
 struct DBImpl::Writer {
   explicit Writer(port::Mutex* mu) : cv(mu) {}
   const CommitRequest* req = nullptr;  // null: a checkpoint request
-  bool done = false;
+  std::atomic<bool> done{false};
   Status status;
   port::CondVar cv;
-  // Set (under mu_) whenever cv is signalled, for a writer still spinning.
+  bool sleeping = false;  // in cv.Wait (under mu_): the leader must Signal
+  // Set (under mu_) when the writer becomes the front of the queue, for a
+  // writer still waiting awake.
   std::atomic<bool> signalled{false};
 };
 
@@ -631,21 +638,30 @@ bool DBImpl::YieldToPeers() {
 }
 
 Status DBImpl::Write(Writer* w) {
-  port::MutexLock l(&mu_);
-  writers_.push_back(w);
-  if (!w->done && w != writers_.front() && w->req != nullptr && w->req->sync) {
-    // A synced member's group is done within about one fdatasync: wait for
-    // it awake (yielding) for that long before sleeping, so that on a small
-    // machine the wake-up is not a halted CPU's.
-    mu_.Unlock();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
-    while (!w->signalled.load(std::memory_order_acquire) &&
-           std::chrono::steady_clock::now() < deadline && YieldToPeers()) {
-    }
-    mu_.Lock();
+  {
+    port::MutexLock l(&mu_);
+    writers_.push_back(w);
+    if (w == writers_.front() || w->req == nullptr || !w->req->sync) return WriteLocked(w);
   }
-  while (!w->done && w != writers_.front()) w->cv.Wait();
-  if (w->done) return w->status;
+  // A synced member's group is done within about one fdatasync: wait for it
+  // awake (yielding) for that long before sleeping, so that on a small
+  // machine the wake-up is not a halted CPU's; and return without the mutex,
+  // which the leader still holds while it wakes the group.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
+  while (!w->done.load(std::memory_order_acquire) &&
+         !w->signalled.load(std::memory_order_acquire) &&
+         std::chrono::steady_clock::now() < deadline && YieldToPeers()) {
+  }
+  if (w->done.load(std::memory_order_acquire)) return w->status;
+  port::MutexLock l(&mu_);
+  return WriteLocked(w);
+}
+
+Status DBImpl::WriteLocked(Writer* w) {
+  w->sleeping = true;
+  while (!w->done.load(std::memory_order_relaxed) && w != writers_.front()) w->cv.Wait();
+  w->sleeping = false;
+  if (w->done.load(std::memory_order_relaxed)) return w->status;
 
   // This thread leads a commit group.
   if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked();
@@ -717,19 +733,20 @@ Status DBImpl::Write(Writer* w) {
   }
 
   // Wake every member of the group and hand leadership on.
-  for (;;) {
+  for (bool more = true; more;) {
     Writer* front = writers_.front();
     writers_.pop_front();
+    more = front != last;
     if (front != w) {
-      front->done = true;
-      front->signalled.store(true, std::memory_order_release);
-      front->cv.Signal();
+      const bool sleeping = front->sleeping;
+      front->done.store(true, std::memory_order_release);  // may end *front
+      if (sleeping) front->cv.Signal();
     }
-    if (front == last) break;
   }
   if (!writers_.empty()) {
+    // Not done: it needs mu_ to go on, so it is still there after the store.
     writers_.front()->signalled.store(true, std::memory_order_release);
-    writers_.front()->cv.Signal();
+    if (writers_.front()->sleeping) writers_.front()->cv.Signal();
   }
   return w->status;
 }

@@ -112,6 +112,7 @@ class DBImpl final : public DB {
   struct Writer;
 
   Status Write(Writer* w) EXCLUDES(mu_);
+  Status WriteLocked(Writer* w) REQUIRES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
   bool YieldToPeers();
