@@ -760,8 +760,12 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
   }
   wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
   if (!s.ok()) {
-    // The record may be in the file whole (a failed fsync): cut it back out,
-    // so that recovery can never resurrect a commit reported as failed.
+    // After an I/O error the record may be in the file, whole (a failed
+    // fsync) or torn: cut it back out, so that recovery can never resurrect
+    // a commit reported as failed. Any other error came before a byte was
+    // written, and the file must stay as it is: cutting it would also cut
+    // off the zero-filled region ahead that the writer stores records into.
+    if (!wal_->poisoned()) return s;
     Status ts = wal::TruncateTornTail(env_.get(), WalPath(wal_->log_number()), logged_before);
     if (!ts.ok()) {
       port::MutexLock l(&mu_);

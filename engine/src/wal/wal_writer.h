@@ -76,6 +76,11 @@ class WalWriter {
   // fdatasync. A failure poisons the writer too: after a failed fsync the
   // kernel may have dropped the dirty pages, so nothing unsynced can be trusted.
   Status Sync();
+  // Whether an I/O error has poisoned the writer: only then may the file
+  // hold part or all of a record that AddRecord or Sync reported as failed.
+  // Other errors (a record over the limit, no memory to assemble it) come
+  // before anything is written and leave the file as it was.
+  bool poisoned() const { return !status_.ok(); }
   // Bytes in the file that belong to complete records (header included).
   uint64_t size() const { return size_.load(std::memory_order_acquire); }
   uint64_t log_number() const { return log_number_; }
