@@ -118,13 +118,8 @@ TEST(FailedCommitTest, NoMemoryForALogRecordLeavesTheLogUsable) {
     ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
     ASSERT_OK(db->Put({}, "before", "1"));
     std::unique_ptr<Transaction> filler = db->BeginTransaction({}, {});
-    const std::string chunk(4 << 10, 'f');
-    for (int i = 0;; ++i) {
-      DBStats st;
-      ASSERT_OK(db->GetStats(&st));
-      if (st.pool.in_use_bytes + headroom >= options.memory_budget_bytes) break;
-      ASSERT_OK(filler->Put("filler" + std::to_string(i), chunk));
-    }
+    ASSERT_NO_FATAL_FAILURE(
+        test::FillBudgetUntil(db.get(), filler.get(), options.memory_budget_bytes, headroom));
     Status s = db->Put({}, "big", std::string(kMaxValueBytes, 'b'));
     met = s.IsMemoryLimit() && s.ToString().find("assemble a record") != std::string::npos;
     ASSERT_OK(filler->Rollback());

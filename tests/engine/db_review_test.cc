@@ -86,13 +86,8 @@ TEST(DBReviewTest, LeaderOutOfMemoryLeavesWriteQueueUsable) {
     // 1 MiB value's batch (a 2 MiB segment) still fits, the leader's copy
     // of it does not.
     auto filler = db->BeginTransaction({}, {});
-    const std::string chunk(4 * kKiB, 'f');
-    for (int i = 0;; ++i) {
-      DBStats st;
-      ASSERT_OK(db->GetStats(&st));
-      if (st.pool.in_use_bytes + 3 * kMiB + 512 * kKiB >= options.memory_budget_bytes) break;
-      ASSERT_OK(filler->Put("filler" + std::to_string(i), chunk));
-    }
+    ASSERT_NO_FATAL_FAILURE(test::FillBudgetUntil(
+        db.get(), filler.get(), options.memory_budget_bytes, 3 * kMiB + 512 * kKiB));
     const std::string big(kMaxValueBytes, 'b');
     Status s = db->Put({}, "big", big);
     EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();

@@ -7,8 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "arenakv/alloc/segment_pool.h"
+#include "arenakv/db.h"
 #include "arenakv/status.h"
+#include "arenakv/transaction.h"
 
 #define ASSERT_OK(expr)                                     \
   do {                                                      \
@@ -29,6 +33,19 @@ inline void ExpectPoolsReleased() {
   const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
   EXPECT_EQ(stats.mapped_bytes, 0u) << "memory still mapped after Close()";
   EXPECT_EQ(stats.live_pools, 0u) << "a pool is still alive after Close()";
+}
+
+// Puts 4 KiB values into `filler` until the database's pool has no more
+// than `headroom` bytes left under `budget` (its memory budget): for tests
+// that make a later allocation, and only it, fail.
+inline void FillBudgetUntil(DB* db, Transaction* filler, size_t budget, size_t headroom) {
+  const std::string chunk(4 << 10, 'f');
+  for (int i = 0;; ++i) {
+    DBStats st;
+    ASSERT_OK(db->GetStats(&st));
+    if (st.pool.in_use_bytes + headroom >= budget) return;
+    ASSERT_OK(filler->Put("filler" + std::to_string(i), chunk));
+  }
 }
 
 }  // namespace arenakv::test
