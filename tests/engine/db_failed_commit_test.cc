@@ -74,8 +74,13 @@ TEST(FailedCommitTest, TransactionLargerThanALogRecordFailsAndLosesNothing) {
     std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
     const std::string big(kMaxValueBytes, 'b');
     for (int i = 0; i < 70; ++i) ASSERT_OK(txn->Put("big" + std::to_string(i), big));
+    DBStats before;
+    ASSERT_OK(db->GetStats(&before));
     Status s = txn->Commit();
     EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    DBStats after;
+    ASSERT_OK(db->GetStats(&after));
+    EXPECT_EQ(after.wal_bytes, before.wal_bytes) << "a failed commit counted as logged";
   }
   std::string v;
   EXPECT_TRUE(db->Get(ReadOptions(), "big0", &v).IsNotFound());

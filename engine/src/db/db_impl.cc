@@ -758,7 +758,6 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
     s = wal_->Sync();
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
   }
-  wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
   if (!s.ok()) {
     // After an I/O error the record may be in the file, whole (a failed
     // fsync) or torn: cut it back out, so that recovery can never resurrect
@@ -774,6 +773,7 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
     }
     return s;
   }
+  wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
   mem::MemTable* table;
   {
     port::MutexLock l(&mu_);
