@@ -110,6 +110,23 @@ ReadOutcome ReadLog(Env* env, const std::string& path, uint64_t log_number) {
   return out;
 }
 
+// The log at `path` reads back as exactly `recs`, ending at `valid_bytes`.
+void ExpectLogHolds(const std::string& path, uint64_t log_number,
+                    const std::vector<std::string>& recs, uint64_t valid_bytes) {
+  ReadOutcome out = ReadLog(PosixEnv(), path, log_number);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.records, recs);
+  EXPECT_EQ(out.result.valid_bytes, valid_bytes);
+}
+
+// A writer on the POSIX Env that zero-fills `preallocate_bytes` ahead.
+Status CreatePreallocated(const std::string& path, uint64_t log_number, size_t preallocate_bytes,
+                          std::unique_ptr<WalWriter>* w) {
+  WalWriterOptions opts;
+  opts.preallocate_bytes = preallocate_bytes;
+  return WalWriter::Create(PosixEnv(), path, log_number, opts, w);
+}
+
 std::vector<std::string> MixedRecords(std::mt19937_64* rng) {
   std::vector<std::string> recs;
   recs.emplace_back("");
@@ -308,10 +325,8 @@ TEST(Wal, ZeroFilledTailIsTorn) {
 TEST(Wal, PreallocatedLogReadsBackAndEndsAtTheZeros) {
   TempDir dir;
   std::string path = dir.Join("wal");
-  WalWriterOptions opts;
-  opts.preallocate_bytes = 64 * 1024;
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 7, opts, &w).ok());
+  ASSERT_TRUE(CreatePreallocated(path, 7, 64 * 1024, &w).ok());
   std::vector<std::string> recs;
   for (int i = 0; i < 3000; ++i) recs.push_back(std::string(40 + i % 200, char('a' + i % 26)));
   for (const auto& r : recs) ASSERT_TRUE(w->AddRecord(r).ok());
@@ -321,10 +336,7 @@ TEST(Wal, PreallocatedLogReadsBackAndEndsAtTheZeros) {
   const std::string bytes = ReadFileBytes(path);
   EXPECT_GT(bytes.size(), logical);  // zero-filled ahead
   EXPECT_EQ(bytes.find_first_not_of('\0', logical), std::string::npos);
-  ReadOutcome out = ReadLog(PosixEnv(), path, 7);
-  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
-  EXPECT_EQ(out.records, recs);
-  EXPECT_EQ(out.result.valid_bytes, logical);
+  ExpectLogHolds(path, 7, recs, logical);
 }
 
 // Write system calls made by this process so far (/proc/self/io "syscw").
@@ -356,10 +368,8 @@ TEST(Wal, MappedRecordsReadBackAcrossWindowsWithoutAWriteEach) {
   TempDir dir;
   const std::string path = dir.Join("wal");
   std::mt19937_64 rng(test::TestSeed());
-  WalWriterOptions opts;
-  opts.preallocate_bytes = size_t{1} << 20;
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 9, opts, &w).ok());
+  ASSERT_TRUE(CreatePreallocated(path, 9, size_t{1} << 20, &w).ok());
   std::vector<std::string> recs;
   const uint64_t calls_before = WriteSyscalls();
   for (int i = 0; i < 5000; ++i) {
@@ -381,10 +391,7 @@ TEST(Wal, MappedRecordsReadBackAcrossWindowsWithoutAWriteEach) {
   const uint64_t logical = w->size();
   ASSERT_TRUE(w->Sync().ok());
   ASSERT_TRUE(w->Close().ok());
-  ReadOutcome out = ReadLog(PosixEnv(), path, 9);
-  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
-  EXPECT_EQ(out.records, recs);
-  EXPECT_EQ(out.result.valid_bytes, logical);
+  ExpectLogHolds(path, 9, recs, logical);
 }
 
 // Records about to be synced are written with pwrite, the others stored
@@ -393,10 +400,8 @@ TEST(Wal, SyncedRecordsAreWrittenAndMixWithMappedOnes) {
   TempDir dir;
   const std::string path = dir.Join("wal");
   std::mt19937_64 rng(test::TestSeed());
-  WalWriterOptions opts;
-  opts.preallocate_bytes = size_t{1} << 20;
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 11, opts, &w).ok());
+  ASSERT_TRUE(CreatePreallocated(path, 11, size_t{1} << 20, &w).ok());
   std::vector<std::string> recs;
   uint64_t synced = 0;
   const uint64_t calls_before = WriteSyscalls();
@@ -417,10 +422,7 @@ TEST(Wal, SyncedRecordsAreWrittenAndMixWithMappedOnes) {
   }
   const uint64_t logical = w->size();
   ASSERT_TRUE(w->Close().ok());
-  ReadOutcome out = ReadLog(PosixEnv(), path, 11);
-  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
-  EXPECT_EQ(out.records, recs);
-  EXPECT_EQ(out.result.valid_bytes, logical);
+  ExpectLogHolds(path, 11, recs, logical);
 }
 
 // An unsynced record stored through the mapping is in the page cache at once:
@@ -434,10 +436,8 @@ TEST(Wal, MappedUnsyncedRecordsSurviveTheProcessDying) {
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    WalWriterOptions opts;
-    opts.preallocate_bytes = size_t{1} << 20;
     std::unique_ptr<WalWriter> w;
-    if (!WalWriter::Create(PosixEnv(), path, 4, opts, &w).ok()) _exit(2);
+    if (!CreatePreallocated(path, 4, size_t{1} << 20, &w).ok()) _exit(2);
     for (const auto& r : recs) {
       if (!w->AddRecord(r).ok()) _exit(3);
     }
