@@ -616,23 +616,24 @@ Status DBImpl::Commit(const CommitRequest& request) {
 // writers), and a sleeping leader would add one more wake-up, about a
 // quarter of a small machine's fdatasync, to every group.
 void DBImpl::GatherSyncGroupLocked() {
-  constexpr auto kGatherWait = std::chrono::microseconds(100);
+  constexpr int64_t kGatherWaitNs = 100'000;
   const size_t want = last_sync_group_;
   if (want <= 1 || writers_.size() >= want) return;
-  const auto deadline = std::chrono::steady_clock::now() + kGatherWait;
-  bool yielded = true;
-  while (yielded && writers_.size() < want && std::chrono::steady_clock::now() < deadline) {
+  const int64_t deadline = YieldPolicy::NowNs() + kGatherWaitNs;
+  while (writers_.size() < want) {
     mu_.Unlock();
-    yielded = YieldToPeers();
+    const bool yielded = YieldToPeers(deadline);
     mu_.Lock();
+    if (!yielded) return;
   }
 }
 
-// One yield while waiting for a peer; false when the caller should block
-// instead (YieldPolicy: other work holds the CPUs).
-bool DBImpl::YieldToPeers() {
+// One yield while waiting for a peer, unless `deadline_ns` (YieldPolicy's
+// clock) has passed or yielding does not pay now (YieldPolicy: other work
+// holds the CPUs). Returns whether it yielded: false, stop waiting awake.
+bool DBImpl::YieldToPeers(int64_t deadline_ns) {
   const int64_t before = YieldPolicy::NowNs();
-  if (!yield_policy_.MayYield(before)) return false;
+  if (before >= deadline_ns || !yield_policy_.MayYield(before)) return false;
   std::this_thread::yield();
   return yield_policy_.Yielded(before, YieldPolicy::NowNs());
 }
@@ -647,10 +648,9 @@ Status DBImpl::Write(Writer* w) {
   // awake (yielding) for that long before sleeping, so that on a small
   // machine the wake-up is not a halted CPU's; and return without the mutex,
   // which the leader still holds while it wakes the group.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(250);
+  const int64_t deadline = YieldPolicy::NowNs() + 250'000;
   while (!w->done.load(std::memory_order_acquire) &&
-         !w->signalled.load(std::memory_order_acquire) &&
-         std::chrono::steady_clock::now() < deadline && YieldToPeers()) {
+         !w->signalled.load(std::memory_order_acquire) && YieldToPeers(deadline)) {
   }
   if (w->done.load(std::memory_order_acquire)) return w->status;
   port::MutexLock l(&mu_);

@@ -115,7 +115,7 @@ class DBImpl final : public DB {
   Status WriteLocked(Writer* w) REQUIRES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
-  bool YieldToPeers();
+  bool YieldToPeers(int64_t deadline_ns);
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
       REQUIRES(mu_);
   Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
