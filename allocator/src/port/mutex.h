@@ -4,6 +4,7 @@
 #ifndef ARENAKV_PORT_MUTEX_H_
 #define ARENAKV_PORT_MUTEX_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
@@ -74,6 +75,15 @@ class CondVar {
     std::unique_lock<std::mutex> lk(mu_->native(), std::adopt_lock);
     cv_.wait(lk);
     lk.release();
+  }
+  // Wait() for at most `timeout`; false when it ran out (a signal may still
+  // have come: the caller re-checks its condition either way).
+  template <class Rep, class Period>
+  bool WaitFor(std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock<std::mutex> lk(mu_->native(), std::adopt_lock);
+    const bool signalled = cv_.wait_for(lk, timeout) == std::cv_status::no_timeout;
+    lk.release();
+    return signalled;
   }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }

@@ -624,8 +624,17 @@ void DBImpl::GatherSyncGroupLocked() {
     mu_.Unlock();
     const bool yielded = YieldToPeers(deadline);
     mu_.Lock();
-    if (!yielded) return;
+    if (!yielded) break;
   }
+  // Yielding does not pay now (other work holds the CPUs): wait asleep for
+  // the rest of the time; Write() signals when the queue is long enough.
+  gather_want_ = want;
+  while (writers_.size() < want) {
+    const int64_t left = deadline - YieldPolicy::NowNs();
+    if (left <= 0) break;
+    gather_cv_.WaitFor(std::chrono::nanoseconds(left));
+  }
+  gather_want_ = 0;
 }
 
 // One yield while waiting for a peer, unless `deadline_ns` (YieldPolicy's
@@ -642,6 +651,7 @@ Status DBImpl::Write(Writer* w) {
   {
     port::MutexLock l(&mu_);
     writers_.push_back(w);
+    if (gather_want_ != 0 && writers_.size() >= gather_want_) gather_cv_.Signal();
     if (w == writers_.front() || w->req == nullptr || !w->req->sync) return WriteLocked(w);
   }
   // A synced member's group is done within about one fdatasync: wait for it

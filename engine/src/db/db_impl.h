@@ -175,6 +175,10 @@ class DBImpl final : public DB {
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   // Group gathering for synced commits (GatherSyncGroupLocked).
   size_t last_sync_group_ GUARDED_BY(mu_) = 0;
+  // While a leader gathers asleep: the queue length it waits for (0: none),
+  // and where Write() wakes it when the queue reaches that length.
+  size_t gather_want_ GUARDED_BY(mu_) = 0;
+  port::CondVar gather_cv_{&mu_};
   YieldPolicy yield_policy_;             // for the waits of group commit
   std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
   uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;
