@@ -3,6 +3,7 @@
 
 #include "arenakv/alloc/arena.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -316,6 +317,26 @@ Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
   if (!internal::TryBump(a, bytes, align, out)) {
     return Status::InvalidArgument("arena '" + a->options.name + "': object larger than block");
   }
+  return Status::OK();
+}
+
+Status Arena::Reserve(size_t bytes) {
+  ArenaCore* a = impl_.get();
+  internal::CheckOwnerThread(a);
+  {
+    ArenaLock l(a);
+    if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+    const internal::BumpWindow* w = a->bump;
+    if (w->cur != nullptr && static_cast<size_t>(w->end - w->cur) >= bytes) return Status::OK();
+  }
+  Segment block;
+  Status s = internal::AllocateSegmentFor(a, std::max(bytes, a->options.block_bytes), &block);
+  if (!s.ok()) return s;
+  ArenaLock l(a);
+  if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+  internal::Poison(block.data, block.size);
+  a->bump->cur = block.data;
+  a->bump->end = block.data + block.size;
   return Status::OK();
 }
 

@@ -20,6 +20,19 @@ namespace {
 constexpr char kDataFileName[] = "data.akv";
 constexpr char kLockFileName[] = "LOCK";
 constexpr size_t kMaxGroupBytes = size_t{1} << 20;
+// A checkpoint that ran out of memory is tried again after this long, then
+// after twice as long each time it fails again, up to the maximum.
+constexpr int64_t kCheckpointRetryNs = 20'000'000;
+constexpr int64_t kMaxCheckpointRetryNs = 1'000'000'000;
+
+// I/O errors and corruption met by a write or a checkpoint stop every later
+// write: the page cache and the log can no longer be trusted to match.
+Status ReadOnlyUntilReopened(const Status& s) {
+  const std::string msg = s.message() + "; the database is read-only until it is reopened";
+  if (s.IsIOError()) return Status::IOError(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  return s;
+}
 
 bool ParseWalName(const std::string& name, uint64_t* number) {
   unsigned long long n = 0;
@@ -30,6 +43,27 @@ bool ParseWalName(const std::string& name, uint64_t* number) {
   return true;
 }
 
+// Room the budget keeps besides the cache and the memtables: checkpoint
+// scratch, the pool's retained segments, write-path buffers, transactions.
+size_t WorkingReserve(size_t cache_bytes) { return (size_t{4} << 20) + cache_bytes / 8; }
+constexpr size_t kMinMemtableBudget = size_t{4} << 20;
+
+// The pool's budget and the memtables' share of it; InvalidArgument naming
+// the minimum when the budget cannot hold the cache and a working memtable.
+Status MemoryBudgetFor(const Options& o, size_t* budget, size_t* memtable_share) {
+  *budget = o.memory_budget_bytes != 0 ? o.memory_budget_bytes
+                                       : 4 * o.cache_bytes + (size_t{512} << 20);
+  const size_t minimum = o.cache_bytes + WorkingReserve(o.cache_bytes) + kMinMemtableBudget;
+  if (*budget < minimum) {
+    return Status::InvalidArgument(
+        "memory_budget_bytes of " + alloc::FormatBytes(*budget) + " is below the minimum of " +
+        alloc::FormatBytes(minimum) + " for a cache of " + alloc::FormatBytes(o.cache_bytes) +
+        " (cache + 1/8 of it + 8 MiB): raise the budget or lower cache_bytes");
+  }
+  *memtable_share = *budget - o.cache_bytes - WorkingReserve(o.cache_bytes);
+  return Status::OK();
+}
+
 }  // namespace
 
 // A queued commit (or checkpoint request), on its caller's stack. Written by
@@ -37,6 +71,16 @@ bool ParseWalName(const std::string& name, uint64_t* number) {
 // `done`, without taking mu_, and its Writer is gone with it: `status` is
 // written before `done` (release), and `done` is the last thing the leader
 // touches of a writer that is not `sleeping`.
+// A commit group being led: its members in queue order (writers that
+// failed validation are left out) and the last writer it covers.
+struct DBImpl::Group {
+  std::vector<Writer*> members;  // small, bounded by the queue length
+  Writer* last = nullptr;
+  bool sync = false;
+  uint64_t count = 0;
+  size_t bytes = 0;
+};
+
 struct DBImpl::Writer {
   explicit Writer(port::Mutex* mu) : cv(mu) {}
   const CommitRequest* req = nullptr;  // null: a checkpoint request
@@ -76,6 +120,9 @@ Status DBImpl::OpenImpl() {
   if (options_.page_bytes < 1024 || options_.page_bytes > (size_t{1} << 20)) {
     return Status::InvalidArgument("page_bytes must be between 1 KiB and 1 MiB");
   }
+  size_t unused_budget, unused_share;
+  Status bs = MemoryBudgetFor(options_, &unused_budget, &unused_share);
+  if (!bs.ok()) return bs;  // refused before anything is created
   const bool dir_exists = env_->FileExists(path_);
   if (!dir_exists) {
     if (!options_.create_if_missing) {
@@ -95,6 +142,11 @@ Status DBImpl::OpenImpl() {
     return Status::InvalidArgument(data_path + " does not exist (create_if_missing is false)");
   }
 
+  size_t budget = 0, min_share = 0;
+  s = MemoryBudgetFor(options_, &budget, &min_share);
+  if (!s.ok()) return s;
+  budget_bytes_ = budget;
+
   alloc::PoolOptions po;
   po.name = path_;
   // A small reserve of free segments serves cache churn; anything beyond goes
@@ -103,9 +155,7 @@ Status DBImpl::OpenImpl() {
   // Past 8 MiB of one size class (see PoolOptions): big caches and
   // memtables take far fewer TLB misses, small databases keep 4 KiB pages.
   po.huge_pages_after_chunks = 4;
-  po.budget_bytes = options_.memory_budget_bytes != 0
-                        ? options_.memory_budget_bytes
-                        : 4 * options_.cache_bytes + (size_t{512} << 20);
+  po.budget_bytes = budget;
   s = alloc::SegmentPool::Create(po, &pool_);
   if (!s.ok()) return s;
   s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
@@ -485,8 +535,14 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
       done = true;
       s = Status::MemoryLimit("out of memory reading a value");
     }
-    // The last read that could hold a replaced version lets it go.
-    if (retired_count_.load(std::memory_order_relaxed) != 0) ReleaseRetiredViews(false);
+    // The last read that could hold a replaced version lets it go: under
+    // rw_, so that Close() cannot tear the tree down while a dropped
+    // version's root gives its pages back (~TreeRoot -> ReleasePages). Rare:
+    // only between a checkpoint and the end of the reads it overlapped.
+    if (retired_count_.load(std::memory_order_relaxed) != 0) {
+      port::ReaderLock l(&rw_);
+      if (!closed_) ReleaseRetiredViews(false);
+    }
     if (done) return s;
   }
   port::ReaderLock l(&rw_);
@@ -676,73 +732,110 @@ Status DBImpl::WriteLocked(Writer* w) {
   // This thread leads a commit group.
   if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked();
   Status s = MakeRoomForWrite(/*force=*/w->req == nullptr);
-  Writer* last = w;
-  uint64_t first_seq = last_sequence_ + 1;
-  uint64_t count = 0;
-  std::vector<Writer*> group;  // small, bounded by the queue length
+  Group group;
+  group.last = w;
   if (s.ok() && w->req != nullptr) {
-    std::pmr::vector<std::string_view> group_keys(&*leader_mr_);
-    WriteBatch merged(&*leader_mr_);
-    size_t bytes = 0;
-    bool sync = false;
-    try {
-      for (Writer* m : writers_) {
-        if (m->req == nullptr) break;  // a checkpoint request leads its own group
-        if (m != w && (bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
-        // Don't slow a non-sync leader down with a member's fsync.
-        if (m != w && m->req->sync && !w->req->sync && !sync) break;
-        last = m;
-        Status vs = ValidateLocked(*m, group_keys);
-        if (!vs.ok()) {
-          m->status = vs;
-          continue;
-        }
-        group.push_back(m);
-        sync |= m->req->sync;
-        bytes += m->req->batch->ByteSize();
-        count += m->req->batch->count();
-        merged.Append(*m->req->batch);
-        (void)m->req->batch->ForEach(
-            [&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
-              group_keys.push_back(k);
-              return Status::OK();
-            });
-      }
-    } catch (const std::bad_alloc&) {
-      // No memory to assemble the group (the database is at its budget): it
-      // fails as a whole, nothing is logged, and the queue still moves on.
-      s = Status::MemoryLimit("out of memory assembling a commit group");
-      count = 0;
-      for (Writer* m : writers_) {
-        if (m->status.ok()) m->status = s;
-        if (m == last) break;
-      }
-    }
-    if (count > 0) {
-      merged.SetSequence(first_seq);
-      mu_.Unlock();
-      s = LogAndApply(merged, sync);
-      mu_.Lock();
-      if (s.ok()) {
-        last_sequence_ = first_seq + count - 1;  // publish: the group becomes visible
-        PublishReadViewLocked();
-        commit_groups_.fetch_add(1, std::memory_order_relaxed);
-      } else if (bg_error_.ok() && !s.IsMemoryLimit()) {
-        // The WAL may hold part of a failed record: continue in a fresh file
-        // (recovery cuts the old one's torn tail).
-        Status rs = RotateWalLocked();
-        if (!rs.ok()) bg_error_ = rs;
-      }
-    }
-    for (Writer* m : group) m->status = s;
-    if (sync) last_sync_group_ = group.size();
-  } else if (w->req != nullptr) {
-    w->status = s;
+    s = CommitGroupLocked(w, &group);
+    for (Writer* m : group.members) m->status = s;
+    if (group.sync) last_sync_group_ = group.members.size();
   } else {
     w->status = s;
   }
+  HandOnLocked(w, group.last);
+  return w->status;
+}
 
-  // Wake every member of the group and hand leadership on.
+// Takes the writers behind the leader that can share its record: up to
+// kMaxGroupBytes, not past a checkpoint request, and no synced member behind
+// an unsynced leader (it would slow the leader down with its fsync). Members
+// that fail validation get their Conflict and stay out of the group.
+void DBImpl::GatherGroupLocked(Writer* w, Group* g,
+                               std::pmr::vector<std::string_view>* group_keys) {
+  for (Writer* m : writers_) {
+    if (m->req == nullptr) break;  // a checkpoint request leads its own group
+    if (m != w && (g->bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
+    if (m != w && m->req->sync && !w->req->sync && !g->sync) break;
+    g->last = m;
+    Status vs = ValidateLocked(*m, *group_keys);
+    if (!vs.ok()) {
+      m->status = vs;
+      continue;
+    }
+    g->members.push_back(m);
+    g->sync |= m->req->sync;
+    g->bytes += m->req->batch->ByteSize();
+    g->count += m->req->batch->count();
+    (void)m->req->batch->ForEach(
+        [&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
+          group_keys->push_back(k);
+          return Status::OK();
+        });
+  }
+}
+
+Status DBImpl::CommitGroupLocked(Writer* w, Group* g) {
+  std::pmr::vector<std::string_view> group_keys(&*leader_mr_);
+  WriteBatch merged(&*leader_mr_);
+  WriteBatch* batch = nullptr;
+  try {
+    GatherGroupLocked(w, g, &group_keys);
+    if (g->count == 0) return Status::OK();  // every member failed validation
+    // A lone member's batch is logged as it is: a large transaction is not
+    // copied once more. Several are merged into one record.
+    batch = g->members.front()->req->batch;
+    if (g->members.size() > 1) {
+      merged.Reserve(g->bytes);
+      for (Writer* m : g->members) merged.Append(*m->req->batch);
+      batch = &merged;
+    }
+  } catch (const std::bad_alloc&) {
+    // No memory to assemble the group (the database is at its budget): it
+    // fails as a whole, nothing is logged, and the queue still moves on.
+    Status s = Status::MemoryLimit("out of memory assembling a commit group");
+    for (Writer* m : writers_) {
+      if (m->status.ok()) m->status = s;
+      if (m == g->last) break;
+    }
+    g->members.clear();
+    memory_limit_errors_.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  batch->SetSequence(last_sequence_ + 1);
+  return LogGroupLocked(*batch, *g);
+}
+
+Status DBImpl::LogGroupLocked(const WriteBatch& batch, const Group& g) {
+  Status s;
+  bool logged = false;
+  for (int attempt = 0;; ++attempt) {
+    mu_.Unlock();
+    s = LogAndApply(batch, g.sync, &logged);
+    mu_.Lock();
+    if (logged || !s.IsMemoryLimit() || attempt > 0) break;
+    // No room for the group: checkpoint to free memory, then try once more.
+    Status ws = StallForMemoryLocked();
+    if (!ws.ok()) {
+      s = ws;
+      break;
+    }
+  }
+  if (s.ok()) {
+    last_sequence_ += g.count;  // publish: the group becomes visible
+    PublishReadViewLocked();
+    commit_groups_.fetch_add(1, std::memory_order_relaxed);
+  } else if (!logged && s.IsMemoryLimit()) {
+    memory_limit_errors_.fetch_add(g.members.size(), std::memory_order_relaxed);
+  } else if (bg_error_.ok() && !s.IsMemoryLimit()) {
+    // The WAL may hold part of a failed record: continue in a fresh file
+    // (recovery cuts the old one's torn tail).
+    Status rs = RotateWalLocked();
+    if (!rs.ok()) bg_error_ = ReadOnlyUntilReopened(rs);
+  }
+  return s;
+}
+
+// Wakes every writer the group covered and hands leadership on.
+void DBImpl::HandOnLocked(Writer* w, Writer* last) {
   for (bool more = true; more;) {
     Writer* front = writers_.front();
     writers_.pop_front();
@@ -758,12 +851,28 @@ Status DBImpl::WriteLocked(Writer* w) {
     writers_.front()->signalled.store(true, std::memory_order_release);
     if (writers_.front()->sleeping) writers_.front()->cv.Signal();
   }
-  return w->status;
 }
 
-Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
+Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync, bool* logged) {
+  *logged = false;
+  mem::MemTable* table;
+  {
+    port::MutexLock l(&mu_);
+    table = current_->mem->table.get();
+  }
+  // Room in the memtable first: a commit refused for memory must not be in
+  // the log, or the next open would apply what the caller was told failed.
+  Status s = table->Prepare(batch.count(), batch.ByteSize());
+  if (!s.ok()) {
+    if (!s.IsMemoryLimit()) return s;
+    return Status::MemoryLimit("no room in the memory budget for the commit (" + s.message() +
+                               "); nothing was written");
+  }
   const uint64_t logged_before = wal_->size();
-  Status s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
+  s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
+  // Anything but a MemoryLimit (no memory to assemble the record, checked
+  // before a byte is written) may have reached the file.
+  *logged = !s.IsMemoryLimit();
   if (s.ok() && sync) {
     s = wal_->Sync();
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
@@ -778,26 +887,21 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync) {
     Status ts = wal::TruncateTornTail(env_.get(), WalPath(wal_->log_number()), logged_before);
     if (!ts.ok()) {
       port::MutexLock l(&mu_);
-      bg_error_ = Status::IOError("a failed commit could not be cut from the log (" +
-                                  ts.ToString() + "); reopen the database");
+      bg_error_ = ReadOnlyUntilReopened(
+          Status::IOError("a failed commit could not be cut from the log (" + ts.ToString() + ")"));
     }
     return s;
   }
   wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
-  mem::MemTable* table;
-  {
-    port::MutexLock l(&mu_);
-    table = current_->mem->table.get();
-  }
   s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) {
     return table->Add(seq, type, k, v);
   });
   if (!s.ok()) {
-    // Logged but not applied: the log replays it on the next open. Until then
-    // the database refuses writes rather than diverge from its log.
+    // Cannot happen after Prepare(); should it, the commit is logged but not
+    // applied, and the database must not diverge from its log.
     port::MutexLock l(&mu_);
-    bg_error_ = Status::MemoryLimit("memtable full after logging a commit (" + s.ToString() +
-                                    "); reopen the database to recover it");
+    bg_error_ = ReadOnlyUntilReopened(
+        Status::Corruption("a logged commit could not be applied (" + s.ToString() + ")"));
     return bg_error_;
   }
   return Status::OK();
@@ -844,28 +948,118 @@ Status DBImpl::ValidateLocked(const Writer& w,
   return Status::OK();
 }
 
+// The memtables' share is what the budget leaves beside the working reserve
+// and the cache. A cache that is not full lends the memtables the room it
+// does not use, down to a quarter of its size (as it fills again, the
+// budget's reclaim evicts from it, and the share shrinks back): more room
+// per memtable means fewer checkpoints for the same writes.
+size_t DBImpl::MemtableShare() const {
+  const size_t cache = options_.cache_bytes;
+  const size_t cache_term = std::min(cache, std::max(tree_->cache_used_bytes(), cache / 4));
+  return budget_bytes_ - WorkingReserve(cache) - cache_term;
+}
+
+size_t DBImpl::FreezeThresholdLocked() const {
+  return std::min(options_.checkpoint_wal_bytes, MemtableShare() / 2);
+}
+
+// Writers get slower, then stall, as the memtables fill their share of the
+// budget, so that a checkpoint can catch up rather than the budget run out.
+// Past three quarters of the threshold, while a checkpoint runs, each group
+// waits up to 100 us, more the closer the active memtable is to the
+// threshold; at the threshold, writers wait for the checkpoint (a stall).
+void DBImpl::MaybeSlowDownLocked(size_t active_bytes, size_t threshold) {
+  const size_t start = threshold / 4 * 3;
+  if (active_bytes < start || threshold <= start) return;
+  const int64_t delay_us =
+      1 + static_cast<int64_t>(99 * (active_bytes - start) / (threshold - start));
+  write_slowdowns_.fetch_add(1, std::memory_order_relaxed);
+  stall_micros_.fetch_add(static_cast<uint64_t>(delay_us), std::memory_order_relaxed);
+  mu_.Unlock();
+  std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  mu_.Lock();
+}
+
+Status DBImpl::AwaitCheckpointLocked() {
+  // A checkpoint that just ran out of memory is retried in the background
+  // (BackgroundLoop), not by every writer that finds the memtables full.
+  // Unless a reader or transaction has ended since, giving memory back: the
+  // writer after the last reader must not find the database still refusing.
+  if (!checkpoint_memory_error_.ok() && !checkpoint_running_ &&
+      YieldPolicy::NowNs() - checkpoint_memory_error_ns_ < kCheckpointRetryNs &&
+      ReleasesSinceMemoryError() == 0) {
+    return checkpoint_memory_error_;
+  }
+  if (!options_.background_checkpoints || shutting_down_) {
+    mu_.Unlock();
+    Status s = RunTreeCheckpoint();
+    mu_.Lock();
+    return s;
+  }
+  const uint64_t seen = checkpoint_attempts_;
+  if (!checkpoint_running_) {
+    checkpoint_scheduled_ = true;
+    bg_cv_.SignalAll();
+  }
+  while (checkpoint_attempts_ == seen && bg_error_.ok() && !current_->imm.empty() &&
+         !shutting_down_) {
+    bg_cv_.Wait();
+  }
+  if (!bg_error_.ok()) return bg_error_;
+  return current_->imm.empty() ? Status::OK() : checkpoint_memory_error_;
+}
+
+Status DBImpl::StallForMemoryLocked() {
+  const int64_t start = YieldPolicy::NowNs();
+  write_stalls_.fetch_add(1, std::memory_order_relaxed);
+  Status s;
+  if (current_->imm.empty() && current_->mem->table->entries() == 0) {
+    s = Status::MemoryLimit("the memory budget is full and no memtable can be checkpointed");
+  } else {
+    if (current_->imm.empty()) s = MakeRoomForWrite(/*force=*/true);  // freezes
+    if (s.ok() && !current_->imm.empty()) s = AwaitCheckpointLocked();
+  }
+  stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - start) / 1000,
+                          std::memory_order_relaxed);
+  if (!s.ok() && !s.IsMemoryLimit()) return s;
+  if (!s.ok()) {
+    return Status::MemoryLimit("the memory budget is full (" + s.message() +
+                               "); nothing was written");
+  }
+  return s;
+}
+
 Status DBImpl::MakeRoomForWrite(bool force) {
   for (;;) {
     if (!bg_error_.ok()) return bg_error_;
     const size_t bytes = current_->mem->table->ApproximateBytes();
-    if (!force && bytes < options_.checkpoint_wal_bytes) return Status::OK();
+    const size_t threshold = FreezeThresholdLocked();
+    if (!force && bytes < threshold) {
+      if (!current_->imm.empty()) MaybeSlowDownLocked(bytes, threshold);
+      return Status::OK();
+    }
     if (force && current_->mem->table->entries() == 0) return Status::OK();
     if (!current_->imm.empty()) {
-      if (options_.background_checkpoints && !shutting_down_) {
-        bg_cv_.Wait();  // the previous checkpoint is still running
-        continue;
+      // The previous checkpoint has not finished.
+      if (force && !options_.background_checkpoints) return Status::OK();  // the caller runs it
+      const int64_t start = YieldPolicy::NowNs();
+      if (!force) write_stalls_.fetch_add(1, std::memory_order_relaxed);
+      Status s = AwaitCheckpointLocked();
+      if (!force) {
+        stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - start) / 1000,
+                                std::memory_order_relaxed);
       }
-      if (force) return Status::OK();  // the caller runs the checkpoint next
-      // No background thread: the leader checkpoints the frozen memtable now.
-      mu_.Unlock();
-      Status s = RunTreeCheckpoint();
-      mu_.Lock();
+      // A checkpoint short of memory does not refuse the write by itself:
+      // the commit fails only if its own room cannot be reserved.
+      if (s.IsMemoryLimit() && !force) return Status::OK();
       if (!s.ok()) return s;
       continue;
     }
     // Freeze the active memtable; a new one and a new WAL take over.
     std::unique_ptr<mem::MemTable> table;
     Status s = mem::MemTable::Create(arena_.get(), next_wal_number_, &table);
+    // Without room for a new memtable the write may still fit in this one.
+    if (s.IsMemoryLimit() && !force) return Status::OK();
     if (!s.ok()) return s;
     const uint64_t wal_number = next_wal_number_;
     s = RotateWalLocked();
@@ -888,6 +1082,8 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     mu_.Unlock();
     s = RunTreeCheckpoint();
     mu_.Lock();
+    // Short of memory, the frozen memtable waits for the next attempt.
+    if (s.IsMemoryLimit()) return Status::OK();
     return s;
   }
 }
@@ -931,13 +1127,24 @@ Status DBImpl::RunTreeCheckpoint() {
   {
     port::MutexLock l(&mu_);
     checkpoint_running_ = false;
+    ++checkpoint_attempts_;
     if (!s.ok()) {
       // The frozen memtable stays readable; the tree keeps its last durable
-      // state. Writes stop until the database is reopened.
-      bg_error_ = s;
+      // state. Short of memory, the checkpoint is retried (BackgroundLoop,
+      // and writers that need the room); after an I/O error or corruption
+      // the database is read-only until it is reopened.
+      if (s.IsMemoryLimit()) {
+        checkpoint_memory_error_ = s;
+        checkpoint_memory_error_ns_ = YieldPolicy::NowNs();
+        releases_at_memory_error_ = counters_.releases.load(std::memory_order_acquire);
+        checkpoint_memory_failures_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        bg_error_ = ReadOnlyUntilReopened(s);
+      }
       bg_cv_.SignalAll();
       return s;
     }
+    checkpoint_memory_error_ = Status::OK();
     auto root = std::make_shared<TreeRoot>(tree_.get(), result.meta.root, &counters_);
     auto v = std::make_shared<Version>(&counters_);
     v->mem = current_->mem;
@@ -973,8 +1180,26 @@ void DBImpl::DeleteObsoleteWals(uint64_t below) {
 
 void DBImpl::BackgroundLoop() {
   port::MutexLock l(&mu_);
+  // After a checkpoint ran out of memory: the wait before the next attempt,
+  // doubling while they keep failing (memory comes back when readers end,
+  // transactions finish or the cache gives some up).
+  int64_t backoff_ns = kCheckpointRetryNs;
   for (;;) {
-    while (!checkpoint_scheduled_ && !shutting_down_) bg_cv_.Wait();
+    while (!checkpoint_scheduled_ && !shutting_down_) {
+      if (checkpoint_memory_error_.ok() || current_->imm.empty()) {
+        backoff_ns = kCheckpointRetryNs;
+        bg_cv_.Wait();
+        continue;
+      }
+      const int64_t due = checkpoint_memory_error_ns_ + backoff_ns;
+      const int64_t now = YieldPolicy::NowNs();
+      if (now < due) {
+        bg_cv_.WaitFor(std::chrono::nanoseconds(due - now));
+        continue;
+      }
+      backoff_ns = std::min<int64_t>(backoff_ns * 2, kMaxCheckpointRetryNs);
+      checkpoint_scheduled_ = true;
+    }
     if (shutting_down_) return;
     checkpoint_scheduled_ = false;
     mu_.Unlock();
@@ -1054,6 +1279,12 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->wal_syncs = wal_syncs_.load();
   stats->commit_groups = commit_groups_.load();
   stats->data_file_bytes = tree_->file_bytes();
+  stats->memtable_budget_bytes = MemtableShare();
+  stats->write_slowdowns = write_slowdowns_.load();
+  stats->write_stalls = write_stalls_.load();
+  stats->stall_micros = stall_micros_.load();
+  stats->memory_limit_errors = memory_limit_errors_.load();
+  stats->checkpoint_memory_failures = checkpoint_memory_failures_.load();
   return Status::OK();
 }
 
@@ -1081,6 +1312,11 @@ std::string DBImpl::StatsReport() {
       "; checkpoints %" PRIu64 "\n",
       FormatBytes(st.memtable_bytes).c_str(), st.live_memtables, st.open_transactions,
       st.open_snapshots, st.last_sequence, st.checkpoints);
+  add("writes: memtable share %s, %" PRIu64 " slowdowns, %" PRIu64 " stalls, %.1f ms stalled, %" PRIu64
+      " refused for memory, %" PRIu64 " checkpoints short of memory\n",
+      FormatBytes(st.memtable_budget_bytes).c_str(), st.write_slowdowns, st.write_stalls,
+      static_cast<double>(st.stall_micros) / 1000.0, st.memory_limit_errors,
+      st.checkpoint_memory_failures);
   add("versions: %zu live, %zu tree roots, %zu old pages kept for readers\n", st.live_versions,
       st.live_tree_roots, st.retained_old_pages);
   out += "arenas:\n";

@@ -90,7 +90,9 @@ class DBImpl final : public DB {
                                                         const ReadOptions& options);
 
   struct CommitRequest {
-    const WriteBatch* batch = nullptr;
+    // Committed as it is when it is alone in its group: the commit path
+    // stamps the group's first sequence into it.
+    WriteBatch* batch = nullptr;
     bool sync = false;
     // Transactions: validate against writes published after snapshot_seq.
     bool validate = false;
@@ -102,8 +104,13 @@ class DBImpl final : public DB {
 
   const std::shared_ptr<HandleRegistry>& registry() { return registry_; }
   alloc::Arena* arena() { return arena_.get(); }
+  // For a commit's batch: from the pool (charged to the budget, given back
+  // after the commit), not from a transaction's arena.
+  std::pmr::memory_resource* commit_memory() { return &*scratch_mr_; }
   std::atomic<size_t>& open_transactions() { return open_transactions_; }
   std::atomic<size_t>& open_snapshots() { return open_snapshots_; }
+  // A reader or transaction ended (it may have given memory back).
+  void NoteRelease() { counters_.releases.fetch_add(1, std::memory_order_release); }
 
   static Status CheckKey(std::string_view key);
   static Status CheckValue(std::string_view value);
@@ -112,13 +119,42 @@ class DBImpl final : public DB {
   struct Writer;
 
   Status Write(Writer* w) EXCLUDES(mu_);
+  struct Group;
+  // The phases of a commit group's leader: gather the members, commit them
+  // (assemble one record, log it, apply it, publish), hand leadership on.
   Status WriteLocked(Writer* w) REQUIRES(mu_);
+  void GatherGroupLocked(Writer* w, Group* g, std::pmr::vector<std::string_view>* group_keys)
+      REQUIRES(mu_);
+  Status CommitGroupLocked(Writer* w, Group* g) REQUIRES(mu_);
+  Status LogGroupLocked(const WriteBatch& batch, const Group& g) REQUIRES(mu_);
+  void HandOnLocked(Writer* w, Writer* last) REQUIRES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
+  // Memtable bytes at which the active memtable is frozen and checkpointed:
+  // half the memtables' share of the budget, at most checkpoint_wal_bytes.
+  size_t FreezeThresholdLocked() const REQUIRES(mu_);
+  // The memtables' share of the budget now.
+  size_t MemtableShare() const;
+  // While a checkpoint runs and the active memtable nears the threshold,
+  // delays the leader briefly so that the checkpoint catches up.
+  void MaybeSlowDownLocked(size_t active_bytes, size_t threshold) REQUIRES(mu_);
+  // Waits for the checkpoint of the frozen memtable (starting or retrying
+  // it as needed). OK once it is done; MemoryLimit when it could not get
+  // memory; the sticky error when the database is read-only.
+  Status AwaitCheckpointLocked() REQUIRES(mu_);
+  // The group's memtable room could not be reserved: frees memory by
+  // checkpointing the memtables, once. MemoryLimit when there is nothing to
+  // free.
+  Status StallForMemoryLocked() REQUIRES(mu_);
+  uint64_t ReleasesSinceMemoryError() const REQUIRES(mu_) {
+    return counters_.releases.load(std::memory_order_acquire) - releases_at_memory_error_;
+  }
+  // Logs `batch` and applies it. MemoryLimit before anything was logged when
+  // the memtable has no room for it (*logged false).
+  Status LogAndApply(const WriteBatch& batch, bool sync, bool* logged) EXCLUDES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
   bool YieldToPeers(int64_t deadline_ns);
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
       REQUIRES(mu_);
-  Status LogAndApply(const WriteBatch& batch, bool sync) EXCLUDES(mu_);
   Status RotateWalLocked() REQUIRES(mu_);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
   void BackgroundLoop();
@@ -182,7 +218,17 @@ class DBImpl final : public DB {
   YieldPolicy yield_policy_;             // for the waits of group commit
   std::unique_ptr<wal::WalWriter> wal_;  // used by the leader only
   uint64_t next_wal_number_ GUARDED_BY(mu_) = 1;
+  // Sticky: an I/O error or corruption; the database is read-only until it
+  // is reopened.
   Status bg_error_ GUARDED_BY(mu_);
+  // Not sticky: the last checkpoint ran out of memory (OK once one
+  // succeeds). The background thread retries it, backing off.
+  Status checkpoint_memory_error_ GUARDED_BY(mu_);
+  int64_t checkpoint_memory_error_ns_ GUARDED_BY(mu_) = 0;  // when (YieldPolicy's clock)
+  uint64_t releases_at_memory_error_ GUARDED_BY(mu_) = 0;   // counters_.releases then
+  uint64_t checkpoint_attempts_ GUARDED_BY(mu_) = 0;        // finished, either way
+  // The pool's budget (set at open).
+  size_t budget_bytes_ = 0;
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;
   bool checkpoint_running_ GUARDED_BY(mu_) = false;
   bool shutting_down_ GUARDED_BY(mu_) = false;
@@ -201,6 +247,11 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> wal_syncs_{0};
   std::atomic<uint64_t> commit_groups_{0};
   std::atomic<uint64_t> wal_bytes_{0};
+  std::atomic<uint64_t> write_slowdowns_{0};
+  std::atomic<uint64_t> write_stalls_{0};
+  std::atomic<uint64_t> stall_micros_{0};
+  std::atomic<uint64_t> memory_limit_errors_{0};
+  std::atomic<uint64_t> checkpoint_memory_failures_{0};
 };
 
 }  // namespace arenakv

@@ -158,7 +158,18 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
     }
     if (!writes_->empty()) {
       try {
-        WriteBatch batch(arena_.get());
+        // The batch comes from the database's pool, sized once: the arena
+        // never frees, so a batch growing in it by doubling took up to twice
+        // the write set again, and a transaction at its buffer budget could
+        // not commit what it had buffered.
+        size_t bytes = WriteBatch::kHeaderBytes;
+        for (const auto& [k, e] : *writes_) {
+          bytes += WriteBatch::OpBytesBound(k.size(), e.deleted ? 0 : e.value.size());
+        }
+        char buf[1024];
+        std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), db_->commit_memory());
+        WriteBatch batch(&mr);
+        batch.Reserve(bytes);
         for (const auto& [k, e] : *writes_) {
           if (e.deleted) {
             batch.Delete(k);
@@ -175,7 +186,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         req.reads = reads_.has_value() ? &*reads_ : nullptr;
         s = db_->Commit(req);
       } catch (const std::bad_alloc&) {
-        s = Status::MemoryLimit("transaction buffer budget exhausted while committing");
+        s = Status::MemoryLimit("no room in the memory budget to commit the transaction; nothing was written");
       }
     }
     Finish();
@@ -276,7 +287,10 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
       arena_->Close();
       arena_.reset();
     }
-    if (counted_) db_->open_transactions().fetch_sub(1);
+    if (counted_) {
+      db_->open_transactions().fetch_sub(1);
+      db_->NoteRelease();
+    }
     counted_ = false;
   }
 

@@ -37,6 +37,9 @@ struct VersionCounters {
   std::atomic<int64_t> memtables{0};
   std::atomic<int64_t> tree_roots{0};
   std::atomic<int64_t> retained_pages{0};  // replaced pages kept for old roots
+  // Memtables freed and transactions ended: memory given back (the write
+  // path retries a checkpoint that was short of memory after one).
+  std::atomic<uint64_t> releases{0};
 };
 
 struct MemRef {
@@ -44,7 +47,11 @@ struct MemRef {
       : table(std::move(t)), wal_number(wal), counters(c) {
     counters->memtables.fetch_add(1, std::memory_order_relaxed);
   }
-  ~MemRef() { counters->memtables.fetch_sub(1, std::memory_order_relaxed); }
+  ~MemRef() {
+    table.reset();  // its memory is back before the release is counted
+    counters->memtables.fetch_sub(1, std::memory_order_relaxed);
+    counters->releases.fetch_add(1, std::memory_order_release);
+  }
   MemRef(const MemRef&) = delete;
   MemRef& operator=(const MemRef&) = delete;
 

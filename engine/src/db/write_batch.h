@@ -31,6 +31,12 @@ class WriteBatch {
   // Appends every op of `other` (its sequence is ignored).
   void Append(const WriteBatch& other);
   void Clear();
+  // Makes room for `bytes` of encoding in one allocation (see OpBytesBound).
+  void Reserve(size_t bytes) { rep_.reserve(bytes); }
+  // At most the bytes one op adds to the encoding.
+  static constexpr size_t OpBytesBound(size_t key_bytes, size_t value_bytes) {
+    return 1 + 5 + key_bytes + 5 + value_bytes;
+  }
 
   void SetSequence(uint64_t seq);
   uint64_t sequence() const;

@@ -18,8 +18,7 @@ uint64_t HashIndex::Hash(std::string_view key) { return XXH3_64bits(key.data(), 
 
 Status HashIndex::NewTable(size_t capacity, Table** table) {
   void* mem = nullptr;
-  Status s = arena_->Allocate(sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>),
-                              alignof(std::atomic<uint64_t>), &mem);
+  Status s = arena_->Allocate(TableBytes(capacity), alignof(std::atomic<uint64_t>), &mem);
   if (!s.ok()) return s;
   Table* t = new (mem) Table();
   t->mask = capacity - 1;
@@ -74,14 +73,16 @@ bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
   }
 }
 
-Status HashIndex::Reserve(size_t* allocated_bytes) {
+Status HashIndex::Reserve(size_t more_keys, size_t* allocated_bytes) {
   *allocated_bytes = 0;
   if (disabled_.load(std::memory_order_relaxed)) return Status::OK();
   Table* old = table_.load(std::memory_order_relaxed);
   const size_t capacity = old->mask + 1;
-  if ((keys_ + 1) * 4 <= capacity * 3) return Status::OK();
+  if ((keys_ + more_keys) * 4 <= capacity * 3) return Status::OK();
+  size_t grown = capacity * 2;
+  while ((keys_ + more_keys) * 4 > grown * 3) grown *= 2;
   Table* t = nullptr;
-  Status s = NewTable(capacity * 2, &t);
+  Status s = NewTable(grown, &t);
   if (!s.ok()) return s;
   // Rehashing reads every key, in hash order: random nodes. The loads are
   // independent, so fetching a few slots ahead overlaps their misses.
@@ -96,7 +97,7 @@ Status HashIndex::Reserve(size_t* allocated_bytes) {
   // Release: readers that load the new table see it fully built. The old one
   // is never written again but stays valid for readers already inside it.
   table_.store(t, std::memory_order_release);
-  *allocated_bytes = sizeof(Table) + capacity * 2 * sizeof(std::atomic<uint64_t>);
+  *allocated_bytes = TableBytes(grown);
   return Status::OK();
 }
 

@@ -48,10 +48,10 @@ class HashIndex {
   // search the skiplist.
   bool Find(std::string_view key, uint64_t hash, const SkipNode** head) const;
 
-  // Writer: makes sure one more key fits, growing the table if needed. Called
-  // before anything is linked, so a MemoryLimit here changes nothing.
-  // *allocated_bytes gets the bytes a new table took (0 if none).
-  Status Reserve(size_t* allocated_bytes);
+  // Writer: makes sure `more_keys` more keys fit, growing the table if
+  // needed. Called before anything is linked, so a MemoryLimit here changes
+  // nothing. *allocated_bytes gets the bytes a new table took (0 if none).
+  Status Reserve(size_t more_keys, size_t* allocated_bytes);
 
   // Starts loading the slot `hash` lands on, so that its cache miss overlaps
   // other work (the skiplist search) before SetHead().
@@ -79,6 +79,9 @@ class HashIndex {
     return reinterpret_cast<const SkipNode*>(slot & kPointerMask);
   }
 
+  static size_t TableBytes(size_t capacity) {
+    return sizeof(Table) + capacity * sizeof(std::atomic<uint64_t>);
+  }
   Status NewTable(size_t capacity, Table** table);
   // Puts `node` in `t`: replaces the slot of its key or takes an empty one.
   // Returns true if it took an empty slot.

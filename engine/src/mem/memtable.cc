@@ -128,7 +128,7 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
   if (type == ValueType::kDeletion) value = {};
   // Everything that can fail happens before the node is linked.
   size_t index_bytes = 0;
-  Status s = index_.Reserve(&index_bytes);
+  Status s = index_.Reserve(1, &index_bytes);
   if (!s.ok()) return s;
   if (index_bytes != 0) {
     bytes_.store(bytes_.load(std::memory_order_relaxed) + index_bytes, std::memory_order_relaxed);
@@ -151,6 +151,16 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
     max_seq_.store(seq, std::memory_order_relaxed);
   }
   return Status::OK();
+}
+
+Status MemTable::Prepare(size_t count, size_t payload_bytes) {
+  size_t index_bytes = 0;
+  Status s = index_.Reserve(count, &index_bytes);
+  if (!s.ok()) return s;
+  if (index_bytes != 0) {
+    bytes_.store(bytes_.load(std::memory_order_relaxed) + index_bytes, std::memory_order_relaxed);
+  }
+  return arena_->Reserve(count * SkipList::kMaxNodeOverheadBytes + payload_bytes);
 }
 
 const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) const {

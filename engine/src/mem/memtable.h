@@ -57,6 +57,13 @@ class MemTable {
   // InvalidArgument for a key or value over 4 GiB.
   Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value);
 
+  // Makes sure the next Add()s of up to `count` versions whose keys and
+  // values total `payload_bytes` cannot fail for memory. The commit path
+  // calls it before it logs a group, so that a commit refused for memory has
+  // changed nothing, in the log or here. MemoryLimit leaves the contents as
+  // they were (the table may keep the room it did get).
+  Status Prepare(size_t count, size_t payload_bytes);
+
   // Newest version of key with seq <= snapshot. True if one exists: then
   // *deleted tells a tombstone, else *value (may be null) gets the value;
   // *seq_out (may be null) gets its sequence.

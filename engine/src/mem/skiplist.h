@@ -68,6 +68,10 @@ class SkipList {
   // 4^14 nodes before the top level stops being sparse: far above any
   // memtable size.
   static constexpr int kMaxHeight = 14;
+  // The most Insert() takes from the arena beyond the key and value bytes:
+  // the node, its tallest tower and its alignment.
+  static constexpr size_t kMaxNodeOverheadBytes =
+      sizeof(SkipNode) + kMaxHeight * sizeof(std::atomic<SkipNode*>) + alignof(SkipNode) - 1;
 
   SkipList() = default;
   SkipList(const SkipList&) = delete;

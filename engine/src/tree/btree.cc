@@ -576,6 +576,11 @@ size_t BTree::EvictForReclaim(size_t wanted_bytes) {
   return cache_->Evict(wanted_bytes);
 }
 
+size_t BTree::cache_used_bytes() const {
+  if (cache_ == nullptr || closed_.load(std::memory_order_acquire)) return 0;
+  return cache_->used_bytes();
+}
+
 CacheStats BTree::cache_stats() const {
   if (cache_ == nullptr || closed_.load(std::memory_order_acquire)) return {};
   return cache_->Stats();

@@ -181,6 +181,8 @@ class PageCache {
   void Close();
 
   CacheStats Stats() const;
+  // Bytes of frames held now (cheap: one load).
+  size_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   size_t capacity() const { return capacity_; }
   // Whether `bytes` more fit under the capacity without evicting.
   bool HasRoom(size_t bytes) const {

@@ -92,6 +92,14 @@ class Arena final : public std::pmr::memory_resource {
     return AllocateSlow(bytes, align, out);
   }
 
+  // Makes sure bump allocations totalling at most `bytes` (counting each
+  // one's alignment padding) cannot fail: if the current block has less room
+  // left, a new block of at least `bytes` is taken now and the rest of the
+  // old one is abandoned. For callers that must not fail half-way through a
+  // sequence of allocations (a memtable applying a logged commit).
+  // MemoryLimit or Closed leave the arena as it was.
+  Status Reserve(size_t bytes);
+
   // A whole segment of at least `bytes`, owned by this arena.
   Status AllocateSegment(size_t bytes, Segment* segment);
   // Gives one segment back to the pool before the arena closes (e.g. a page
