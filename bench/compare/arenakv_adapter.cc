@@ -11,8 +11,6 @@
 namespace arenakv::compare {
 namespace {
 
-constexpr size_t kCacheBytes = size_t{256} << 20;
-
 void Check(const Status& s, const char* what) {
   if (!s.ok()) Die(std::string("arenakv ") + what + ": " + s.ToString());
 }
@@ -58,7 +56,8 @@ class ArenakvAdapter final : public EngineAdapter {
 
   void Open(const std::string& dir, bool /*transactional*/) override {
     Options options;
-    options.cache_bytes = kCacheBytes;
+    options.cache_bytes = Memory().cache_bytes;
+    options.memory_budget_bytes = Memory().memory_budget_bytes;
     Check(DB::Open(options, dir, &db_), "open");
   }
 

@@ -9,6 +9,7 @@
 //
 //   compare [--keys N] [--reps R] [--workloads a,b,c] [--engine arenakv|rocksdb|both]
 //           [--dir DIR] [--seconds S] [--seed N] [--json FILE] [--plot FILE.svg]
+//           [--cache_mib N] [--budget_mib N]   (cache of both engines; arenakv's budget)
 
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +44,11 @@ void Die(const std::string& what) {
   _exit(2);
 }
 
+MemorySettings& Memory() {
+  static MemorySettings settings;
+  return settings;
+}
+
 namespace {
 
 constexpr int kChildTimeoutSeconds = 1800;
@@ -65,6 +71,7 @@ void Usage() {
                "[--engine arenakv|rocksdb|both]\n"
                "               [--dir DIR] [--seconds S] [--seed N] [--json FILE] "
                "[--plot FILE.svg]\n"
+               "               [--cache_mib N (256)] [--budget_mib N (arenakv's default)]\n"
                "workloads:");
   for (const WorkloadInfo& info : AllWorkloads()) std::fprintf(stderr, " %s", info.name);
   std::fprintf(stderr, "\n");
@@ -94,6 +101,12 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       if (name == "--help" || name == "-h") {
         Usage();
         std::exit(0);
+      } else if (name == "--cache_mib") {
+        if (!next()) return false;
+        Memory().cache_bytes = static_cast<size_t>(std::stoull(value)) << 20;
+      } else if (name == "--budget_mib") {
+        if (!next()) return false;
+        Memory().memory_budget_bytes = static_cast<size_t>(std::stoull(value)) << 20;
       } else if (name == "--keys") {
         if (!next()) return false;
         flags->keys = std::stoull(value);
@@ -416,9 +429,13 @@ int Main(int argc, char** argv) {
   std::printf("load average (1, 5, 15 min): %s at the start, %s at the end\n",
               run.load_at_start.c_str(), run.load_at_end.c_str());
   std::printf(
-      "%llu keys of 16 bytes, values of 100 bytes (half compressible), 256 MiB cache; "
-      "medians of %d reps\n\n",
-      static_cast<unsigned long long>(flags.keys), flags.reps);
+      "%llu keys of 16 bytes, values of 100 bytes (half compressible), %zu MiB cache, "
+      "arenakv budget %s; medians of %d reps\n\n",
+      static_cast<unsigned long long>(flags.keys), Memory().cache_bytes >> 20,
+      Memory().memory_budget_bytes == 0
+          ? "default"
+          : (std::to_string(Memory().memory_budget_bytes >> 20) + " MiB").c_str(),
+      flags.reps);
   std::fputs(FormatTable(run).c_str(), stdout);
 
   bool ok = true;

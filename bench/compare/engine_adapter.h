@@ -66,6 +66,16 @@ class EngineAdapter {
   virtual void Close() = 0;
 };
 
+// Memory settings every adapter opens its database with (set from the
+// command line before the children fork).
+struct MemorySettings {
+  size_t cache_bytes = size_t{256} << 20;
+  // arenakv's Options::memory_budget_bytes (0: its default). RocksDB has no
+  // equivalent bound on everything; it keeps its defaults.
+  size_t memory_budget_bytes = 0;
+};
+MemorySettings& Memory();
+
 std::unique_ptr<EngineAdapter> NewArenakvAdapter();
 std::unique_ptr<EngineAdapter> NewRocksdbAdapter();
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "compare/engine_adapter.h"
+
 namespace arenakv::compare {
 namespace {
 
@@ -366,7 +368,10 @@ std::string FormatJson(const ComparisonRun& run) {
          ", \"reps\": " + std::to_string(run.reps) +
          ", \"seconds\": " + JsonNumber(run.config.seconds) +
          ", \"seed\": " + JsonNumber(run.config.seed) +
-         ", \"key_bytes\": 16, \"value_bytes\": 100, \"cache_bytes\": 268435456},\n";
+         ", \"key_bytes\": 16, \"value_bytes\": 100, \"cache_bytes\": " +
+         JsonNumber(static_cast<int64_t>(Memory().cache_bytes)) +
+         ", \"arenakv_memory_budget_bytes\": " +
+         JsonNumber(static_cast<int64_t>(Memory().memory_budget_bytes)) + "},\n";
   out += "  \"workloads\": [\n";
   for (size_t i = 0; i < run.workloads.size(); ++i) {
     const WorkloadRuns& wr = run.workloads[i];

@@ -21,8 +21,6 @@
 namespace arenakv::compare {
 namespace {
 
-constexpr size_t kCacheBytes = size_t{256} << 20;
-
 void Check(const rocksdb::Status& s, const char* what) {
   if (!s.ok()) Die(std::string("rocksdb ") + what + ": " + s.ToString());
 }
@@ -84,7 +82,7 @@ class RocksdbAdapter final : public EngineAdapter {
     options.create_if_missing = true;
     options.compression = rocksdb::kLZ4Compression;
     rocksdb::BlockBasedTableOptions table;
-    table.block_cache = rocksdb::NewLRUCache(kCacheBytes);
+    table.block_cache = rocksdb::NewLRUCache(Memory().cache_bytes);
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     if (transactional) {

@@ -103,10 +103,10 @@ TEST(FailedCommitTest, TransactionLargerThanALogRecordFailsAndLosesNothing) {
 
 // A commit that cannot get memory for its memtable room or its log record
 // (the database at its budget) fails with MemoryLimit before anything is
-// written, and the log goes on in the same file. Such a failure used to "cut the record back out" anyway,
-// which cut off the zero-filled region ahead of the log that records are
-// stored through, mapped: the next stores went past the end of the file
-// (SIGBUS, or bytes that never reach the disk).
+// written, and the log goes on in the same file. Such a failure used to "cut the record back out"
+// anyway, which cut off the zero-filled region ahead of the log that records are stored through,
+// mapped: the next stores went past the end of the file (SIGBUS, or bytes that never reach the
+// disk).
 TEST(FailedCommitTest, NoMemoryForALogRecordLeavesTheLogUsable) {
   constexpr size_t kMiB = size_t{1} << 20;
   bool met = false;

@@ -111,6 +111,11 @@ TEST_F(KvtoolBatchTest, JsonOutputIsOneObjectPerCommand) {
   for (const char* field : {"used_bytes", "hits", "misses", "evictions", "read_ahead_pages"}) {
     EXPECT_TRUE(replies[5]["cache"].contains(field)) << field;
   }
+  // The budget at work: the memtables' share of the default budget is
+  // positive and nothing was refused or stalled by two small puts.
+  EXPECT_GT(replies[5]["budget"]["memtable_share_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(replies[5]["budget"]["write_stalls"], 0);
+  EXPECT_EQ(replies[5]["budget"]["memory_limit_errors"], 0);
   EXPECT_FALSE(replies[6]["ok"].get<bool>());
   EXPECT_EQ(replies[6]["code"], "NotFound");
   EXPECT_EQ(replies[6]["error"], "not found: nope");

@@ -583,6 +583,13 @@ CommandResult Shell::Stats(const Words& words) {
            {"data_file_bytes", st.data_file_bytes},
            {"wal_syncs", st.wal_syncs},
            {"commit_groups", st.commit_groups},
+           {"budget",
+            {{"memtable_share_bytes", st.memtable_budget_bytes},
+             {"write_slowdowns", st.write_slowdowns},
+             {"write_stalls", st.write_stalls},
+             {"stall_micros", st.stall_micros},
+             {"memory_limit_errors", st.memory_limit_errors},
+             {"checkpoint_memory_failures", st.checkpoint_memory_failures}}},
            {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
     return CommandResult::kOk;
   }
@@ -635,6 +642,12 @@ CommandResult Shell::Stats(const Words& words) {
                     std::to_string(st.checkpoints) + " checkpoints, " +
                     std::to_string(st.wal_syncs) + " WAL syncs, " +
                     std::to_string(st.commit_groups) + " commit groups");
+  row("budget", "memtable share " + HumanBytes(st.memtable_budget_bytes) + ", " +
+                    GroupThousands(st.write_slowdowns) + " slowdowns, " +
+                    GroupThousands(st.write_stalls) + " stalls (" +
+                    GroupThousands(st.stall_micros / 1000) + " ms), " +
+                    GroupThousands(st.memory_limit_errors) + " refused for memory, " +
+                    GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory");
   if (txn_) {
     t += "transaction (this shell)\n";
     row("buffers", HumanBytes(txn_bytes));

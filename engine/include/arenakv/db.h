@@ -76,11 +76,11 @@ struct DBStats {
   uint64_t wal_syncs = 0;
   uint64_t commit_groups = 0;
   // The memory budget at work (docs/api.md, "Memory budget").
-  size_t memtable_budget_bytes = 0;  // the memtables' share of the budget
-  uint64_t write_slowdowns = 0;      // commit groups delayed while a checkpoint ran
-  uint64_t write_stalls = 0;         // commits that waited for a checkpoint to free memory
-  uint64_t stall_micros = 0;         // time spent in both
-  uint64_t memory_limit_errors = 0;  // commits refused with MemoryLimit (nothing applied)
+  size_t memtable_budget_bytes = 0;         // the memtables' share of the budget
+  uint64_t write_slowdowns = 0;             // commit groups delayed while a checkpoint ran
+  uint64_t write_stalls = 0;                // commits that waited for a checkpoint to free memory
+  uint64_t stall_micros = 0;                // time spent in both
+  uint64_t memory_limit_errors = 0;         // commits refused with MemoryLimit (nothing applied)
   uint64_t checkpoint_memory_failures = 0;  // checkpoints that ran out of memory (retried)
 };
 

@@ -51,8 +51,8 @@ constexpr size_t kMinMemtableBudget = size_t{4} << 20;
 // The pool's budget and the memtables' share of it; InvalidArgument naming
 // the minimum when the budget cannot hold the cache and a working memtable.
 Status MemoryBudgetFor(const Options& o, size_t* budget, size_t* memtable_share) {
-  *budget = o.memory_budget_bytes != 0 ? o.memory_budget_bytes
-                                       : 4 * o.cache_bytes + (size_t{512} << 20);
+  *budget =
+      o.memory_budget_bytes != 0 ? o.memory_budget_bytes : 4 * o.cache_bytes + (size_t{512} << 20);
   const size_t minimum = o.cache_bytes + WorkingReserve(o.cache_bytes) + kMinMemtableBudget;
   if (*budget < minimum) {
     return Status::InvalidArgument(
@@ -309,14 +309,16 @@ Status DBImpl::RotateWalLocked() {
 Status DBImpl::Close() {
   // A second caller waits for the first: memory is back when Close() returns.
   port::MutexLock close_lock(&close_mu_);
+  // Point reads stop first: they take no lock, or rw_ shared only now and
+  // then, and a stream of them would keep the writer lock below waiting
+  // (rw_ prefers readers: seen as Closes of 5-30 s beside 4 readers).
+  read_closed_.store(true, std::memory_order_seq_cst);
   {
     port::WriterLock l(&rw_);
     if (closed_) return Status::OK();
     closed_ = true;  // From here on every new call returns Closed.
   }
-  // Point reads take no lock (see Get): mark the view closed and wait for
-  // every read that may not have seen the mark.
-  read_closed_.store(true, std::memory_order_seq_cst);
+  // Wait for every lock-free read that may not have seen the mark.
   tree::epoch::WaitUntilSafe(tree::epoch::Retire());
   // Invalidate first: every iterator, snapshot and transaction drops what it
   // holds in the database (waiting for a call in flight on it to finish).
@@ -539,12 +541,14 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
     // rw_, so that Close() cannot tear the tree down while a dropped
     // version's root gives its pages back (~TreeRoot -> ReleasePages). Rare:
     // only between a checkpoint and the end of the reads it overlapped.
-    if (retired_count_.load(std::memory_order_relaxed) != 0) {
+    if (retired_count_.load(std::memory_order_relaxed) != 0 &&
+        !read_closed_.load(std::memory_order_acquire)) {
       port::ReaderLock l(&rw_);
       if (!closed_) ReleaseRetiredViews(false);
     }
     if (done) return s;
   }
+  if (read_closed_.load(std::memory_order_acquire)) return Status::Closed("database is closed");
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
   Status s = CheckKey(key);
@@ -1312,8 +1316,9 @@ std::string DBImpl::StatsReport() {
       "; checkpoints %" PRIu64 "\n",
       FormatBytes(st.memtable_bytes).c_str(), st.live_memtables, st.open_transactions,
       st.open_snapshots, st.last_sequence, st.checkpoints);
-  add("writes: memtable share %s, %" PRIu64 " slowdowns, %" PRIu64 " stalls, %.1f ms stalled, %" PRIu64
-      " refused for memory, %" PRIu64 " checkpoints short of memory\n",
+  add("writes: memtable share %s, %" PRIu64 " slowdowns, %" PRIu64
+      " stalls, %.1f ms stalled, %" PRIu64 " refused for memory, %" PRIu64
+      " checkpoints short of memory\n",
       FormatBytes(st.memtable_budget_bytes).c_str(), st.write_slowdowns, st.write_stalls,
       static_cast<double>(st.stall_micros) / 1000.0, st.memory_limit_errors,
       st.checkpoint_memory_failures);

@@ -186,7 +186,8 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         req.reads = reads_.has_value() ? &*reads_ : nullptr;
         s = db_->Commit(req);
       } catch (const std::bad_alloc&) {
-        s = Status::MemoryLimit("no room in the memory budget to commit the transaction; nothing was written");
+        s = Status::MemoryLimit(
+            "no room in the memory budget to commit the transaction; nothing was written");
       }
     }
     Finish();

@@ -116,8 +116,8 @@ class BTree {
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;
   size_t cache_used_bytes() const;  // cheap, for memory decisions
-  uint64_t file_bytes() const;  // logical end of the data (pages beyond it are free)
-  uint64_t free_bytes() const;  // free extents below file_bytes()
+  uint64_t file_bytes() const;      // logical end of the data (pages beyond it are free)
+  uint64_t free_bytes() const;      // free extents below file_bytes()
   const std::string& path() const { return path_; }
   PageCache* cache() { return cache_.get(); }
 

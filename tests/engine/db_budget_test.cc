@@ -1,0 +1,400 @@
+// The memory budget as a bound users live within: writers slow down and
+// stall rather than fail; MemoryLimit comes only when nothing can be
+// reclaimed, changes nothing, and never leaves the database write-disabled.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "arenakv/iterator.h"
+#include "arenakv/transaction.h"
+#include "db_test_util.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+constexpr size_t kKiB = size_t{1} << 10;
+constexpr size_t kMiB = size_t{1} << 20;
+
+using Model = std::map<std::string, std::string>;
+
+Options BudgetOptions(size_t cache, size_t budget) {
+  Options o;
+  o.cache_bytes = cache;
+  o.memory_budget_bytes = budget;
+  return o;
+}
+
+// Every key and value of the database, read through an iterator.
+Model Contents(DB* db) {
+  Model m;
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    m.emplace(std::string(it->key()), std::string(it->value()));
+  }
+  EXPECT_OK(it->status());
+  return m;
+}
+
+std::string RandomKey(std::mt19937_64* rng, int keys) {
+  char k[24];
+  std::snprintf(k, sizeof(k), "key%08d", static_cast<int>((*rng)() % keys));
+  return k;
+}
+
+TEST(BudgetTest, OpenRefusesABudgetTooSmallForTheCacheAndCreatesNothing) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(BudgetOptions(64 * kMiB, 16 * kMiB), dir.Join("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("minimum of 80.0 MiB"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("db")));
+  // The minimum itself is accepted.
+  ASSERT_OK(DB::Open(BudgetOptions(64 * kMiB, 80 * kMiB), dir.Join("db"), &db));
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// The first report: random puts under a budget twice the cache hit
+// MemoryLimit after ~366K puts and the database stayed write-disabled.
+TEST(BudgetTest, RandomPutsUnderATightBudgetAllSucceed) {
+  test::TempDir dir;
+  const Options options = BudgetOptions(2 * kMiB, 12 * kMiB);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  std::mt19937_64 rng(7);
+  const int kPuts = 150000;
+  for (int i = 0; i < kPuts; ++i) {
+    Status s = db->Put(WriteOptions(), RandomKey(&rng, 1 << 30), std::string(100, 'v'));
+    ASSERT_TRUE(s.ok()) << "put " << i << ": " << s.ToString();
+  }
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_LE(st.pool.high_water_bytes, options.memory_budget_bytes);
+  EXPECT_GT(st.checkpoints, 3u) << "the budget, not checkpoint_wal_bytes, should freeze memtables";
+  EXPECT_LE(st.memtable_budget_bytes, options.memory_budget_bytes - options.cache_bytes / 4);
+  EXPECT_EQ(st.memory_limit_errors, 0u);
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// A snapshot keeps its memtables: writes beyond the budget fail with
+// MemoryLimit, atomically, and come back without a reopen once it is gone.
+TEST(BudgetTest, WritesRefusedUnderAHeldSnapshotResumeWhenItIsReleased) {
+  test::TempDir dir;
+  const Options options = BudgetOptions(1 * kMiB, 10 * kMiB);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  ASSERT_OK(db->Put(WriteOptions(), "before", "1"));
+  std::unique_ptr<Snapshot> snapshot = db->GetSnapshot();
+  Model written;
+  std::string refused;
+  const std::string value(1000, 'x');
+  for (int i = 0; i < 100000 && refused.empty(); ++i) {
+    const std::string key = "k" + std::to_string(i);
+    Status s = db->Put(WriteOptions(), key, value);
+    if (s.IsMemoryLimit()) {
+      refused = key;
+      EXPECT_NE(s.ToString().find("nothing was written"), std::string::npos) << s.ToString();
+    } else {
+      ASSERT_OK(s);
+      written[key] = value;
+    }
+  }
+  ASSERT_FALSE(refused.empty()) << "a held snapshot never filled a 10 MiB budget";
+  std::string v;
+  EXPECT_TRUE(db->Get(ReadOptions(), refused, &v).IsNotFound());
+  // Still refused while the snapshot is held; reads still work.
+  ASSERT_OK(db->Get(ReadOptions{.snapshot = snapshot.get()}, "before", &v));
+  snapshot.reset();
+  // Writes resume at once: no reopen, no waiting.
+  for (int i = 0; i < 2000; ++i) {
+    const std::string key = "after" + std::to_string(i);
+    Status s = db->Put(WriteOptions(), key, value);
+    ASSERT_TRUE(s.ok()) << "write " << i << " after the release: " << s.ToString();
+    written[key] = value;
+  }
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GE(st.memory_limit_errors, 1u);
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  EXPECT_TRUE(db->Get(ReadOptions(), refused, &v).IsNotFound())
+      << "a Put that returned MemoryLimit was applied";
+  written["before"] = "1";
+  EXPECT_EQ(Contents(db.get()), written);
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// A transaction that reached its buffer budget commits what it buffered:
+// the commit's batch is not built inside the transaction's arena.
+TEST(BudgetTest, TransactionAtItsBufferBudgetCommitsWhatItBuffered) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options(), dir.Join("db"), &db));
+  TransactionOptions to;
+  to.buffer_budget_bytes = 1 * kMiB;
+  std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions(), to);
+  Model buffered;
+  const std::string value(4 * kKiB, 'b');
+  for (int i = 0;; ++i) {
+    const std::string key = "t" + std::to_string(i);
+    Status s = txn->Put(key, value);
+    if (s.IsMemoryLimit()) break;
+    ASSERT_OK(s);
+    buffered[key] = value;
+    ASSERT_LT(i, 10000) << "the buffer budget never ran out";
+  }
+  ASSERT_GT(buffered.size(), 100u);
+  ASSERT_OK(txn->Commit());
+  txn.reset();
+  EXPECT_EQ(Contents(db.get()), buffered);
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// What the workload expects under a key: a value made from a seed, so that
+// its model keeps a few bytes per key, not the value (resident memory is
+// measured around it, and glibc keeps freed heap memory resident).
+struct Expected {
+  uint64_t seed = 0;
+  size_t max_bytes = 0;
+  std::string Value() const {
+    std::mt19937_64 rng(seed);
+    std::string v(1 + rng() % max_bytes, '\0');
+    for (char& c : v) c = static_cast<char>('a' + rng() % 26);
+    return v;
+  }
+};
+
+// The seeded workload of the budget's acceptance: puts, deletes,
+// transactions, snapshots, iterators, checkpoints and reopens under budgets
+// from tight to loose. After every operation it either succeeded or returned
+// MemoryLimit having changed nothing (the model is checked at every reopen
+// and by point reads); whenever no reader is open a write succeeds;
+// resident memory stays within the budget + 8 MiB.
+class BudgetWorkload {
+ public:
+  BudgetWorkload(const std::string& path, Options options, uint64_t seed)
+      : path_(path), options_(options), rng_(seed) {}
+
+  void Run(int ops) {
+    const size_t base_rss = test::ResidentBytes();
+    ASSERT_OK(DB::Open(options_, path_, &db_));
+    for (int i = 0; i < ops; ++i) {
+      SCOPED_TRACE("op " + std::to_string(i));
+      ASSERT_NO_FATAL_FAILURE(Step());
+      if (!test::UnderSanitizer()) {
+        const size_t rss = test::ResidentBytes();
+        peak_rss_ = std::max(peak_rss_, rss > base_rss ? rss - base_rss : 0);
+      }
+    }
+    DBStats st;
+    ASSERT_OK(db_->GetStats(&st));
+    std::fprintf(
+        stderr,
+        "budget %zu MiB: %d refused, %llu stalls, %llu slowdowns, %llu checkpoints since "
+        "the last open, %llu short of memory, pool high water %zu KiB, peak RSS +%zu KiB\n",
+        options_.memory_budget_bytes >> 20, refused_,
+        static_cast<unsigned long long>(st.write_stalls),
+        static_cast<unsigned long long>(st.write_slowdowns),
+        static_cast<unsigned long long>(st.checkpoints),
+        static_cast<unsigned long long>(st.checkpoint_memory_failures),
+        st.pool.high_water_bytes >> 10, peak_rss_ >> 10);
+    EXPECT_LE(st.pool.high_water_bytes, options_.memory_budget_bytes);
+    DropReaders();
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+    ASSERT_OK(db_->Close());
+    db_.reset();
+    test::ExpectPoolsReleased();
+    if (!test::UnderSanitizer()) {
+      EXPECT_LE(peak_rss_, options_.memory_budget_bytes + 8 * kMiB)
+          << "resident memory went past the budget + 8 MiB";
+    }
+  }
+
+ private:
+  void Step() {
+    const int op = static_cast<int>(rng_() % 100);
+    if (op < 55) {
+      ASSERT_NO_FATAL_FAILURE(Write(/*del=*/false));
+    } else if (op < 63) {
+      ASSERT_NO_FATAL_FAILURE(Write(/*del=*/true));
+    } else if (op < 77) {
+      ASSERT_NO_FATAL_FAILURE(RunTransaction());
+    } else if (op < 83) {
+      // Readers are held for a while: they pin memtables.
+      if (snapshots_.size() < 3) snapshots_.push_back(db_->GetSnapshot());
+    } else if (op < 90) {
+      ASSERT_NO_FATAL_FAILURE(UseIterator());
+    } else if (op < 91 && rng_() % 4 == 0) {
+      DropReaders();
+      // With no reader open, memory can always be reclaimed: a write succeeds.
+      const std::string key = RandomKey(&rng_, kKeys);
+      const Expected e{rng_(), 64};
+      Status s = db_->Put(WriteOptions(), key, e.Value());
+      ASSERT_TRUE(s.ok()) << "write-disabled with no reader open: " << s.ToString();
+      model_[key] = e;
+    } else if (op < 93) {
+      Status s = db_->Checkpoint();
+      ASSERT_TRUE(s.ok() || s.IsMemoryLimit()) << s.ToString();
+    } else if (op < 99 || rng_() % 8 != 0) {
+      ASSERT_NO_FATAL_FAILURE(CheckRead(RandomKey(&rng_, kKeys)));
+    } else {
+      DropReaders();
+      ASSERT_NO_FATAL_FAILURE(Reopen());
+    }
+  }
+
+  void CheckRead(const std::string& key) {
+    std::string v;
+    Status s = db_->Get(ReadOptions(), key, &v);
+    // A read that must load a page may find the budget full while readers
+    // pin memtables (they cost memory until they end; docs/api.md).
+    if (s.IsMemoryLimit() && !(snapshots_.empty() && iterators_.empty())) {
+      ++refused_;
+      return;
+    }
+    auto it = model_.find(key);
+    if (it == model_.end()) {
+      ASSERT_TRUE(s.IsNotFound()) << key << ": " << s.ToString();
+    } else {
+      ASSERT_OK(s);
+      ASSERT_TRUE(v == it->second.Value()) << key << " has a wrong value";
+    }
+  }
+
+  void Write(bool del) {
+    const std::string key = RandomKey(&rng_, kKeys);
+    if (del) {
+      Status s = db_->Delete(WriteOptions(), key);
+      if (!Refused(s)) {
+        ASSERT_OK(s);
+        model_.erase(key);
+      }
+    } else {
+      const Expected e{rng_(), kMaxValue};
+      Status s = db_->Put(WriteOptions(), key, e.Value());
+      if (!Refused(s)) {
+        ASSERT_OK(s);
+        model_[key] = e;
+      }
+    }
+    // A refused write changed nothing; an accepted one is read back.
+    ASSERT_NO_FATAL_FAILURE(CheckRead(key));
+  }
+
+  void RunTransaction() {
+    std::unique_ptr<Transaction> txn = db_->BeginTransaction(WriteOptions());
+    std::map<std::string, std::optional<Expected>> writes;  // nullopt: deleted
+    const int n = 1 + static_cast<int>(rng_() % 20);
+    for (int i = 0; i < n; ++i) {
+      const std::string key = RandomKey(&rng_, kKeys);
+      Status s;
+      if (rng_() % 5 == 0) {
+        s = txn->Delete(key);
+        if (s.ok()) writes[key] = std::nullopt;
+      } else {
+        const Expected e{rng_(), kMaxValue / 4};
+        s = txn->Put(key, e.Value());
+        if (s.ok()) writes[key] = e;
+      }
+      if (Refused(s)) return;  // rolled back by its destructor
+      ASSERT_OK(s);
+    }
+    Status s = txn->Commit();
+    if (!Refused(s)) {
+      ASSERT_OK(s);
+      for (const auto& [k, e] : writes) {
+        if (e.has_value()) {
+          model_[k] = *e;
+        } else {
+          model_.erase(k);
+        }
+      }
+    }
+    for (const auto& [k, e] : writes) ASSERT_NO_FATAL_FAILURE(CheckRead(k));
+  }
+
+  void UseIterator() {
+    if (iterators_.size() < 2 && rng_() % 2 == 0) {
+      iterators_.push_back(db_->NewIterator(ReadOptions()));
+      iterators_.back()->Seek(RandomKey(&rng_, kKeys));
+      const Status s = iterators_.back()->status();
+      ASSERT_TRUE(s.ok() || s.IsMemoryLimit()) << s.ToString();
+    } else if (!iterators_.empty()) {
+      iterators_.erase(iterators_.begin());
+    }
+  }
+
+  bool Refused(const Status& s) {
+    if (!s.IsMemoryLimit()) return false;
+    ++refused_;
+    return true;
+  }
+
+  void DropReaders() {
+    iterators_.clear();
+    snapshots_.clear();
+  }
+
+  // Reopens and compares the whole database with the model, streaming.
+  void Reopen() {
+    ASSERT_OK(db_->Close());
+    db_.reset();
+    test::ExpectPoolsReleased();
+    ASSERT_OK(DB::Open(options_, path_, &db_));
+    std::unique_ptr<Iterator> it = db_->NewIterator(ReadOptions());
+    auto m = model_.begin();
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++m) {
+      ASSERT_TRUE(m != model_.end()) << "unexpected key " << it->key() << " after a reopen";
+      ASSERT_EQ(it->key(), m->first) << "after a reopen";
+      ASSERT_TRUE(it->value() == m->second.Value()) << m->first << " has a wrong value";
+    }
+    ASSERT_OK(it->status());
+    ASSERT_TRUE(m == model_.end()) << m->first << " is missing after a reopen";
+  }
+
+  static constexpr int kKeys = 5000;
+  static constexpr size_t kMaxValue = 32 * kKiB;
+  const std::string path_;
+  const Options options_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<DB> db_;
+  std::map<std::string, Expected> model_;
+  std::vector<std::unique_ptr<Snapshot>> snapshots_;
+  std::vector<std::unique_ptr<Iterator>> iterators_;
+  int refused_ = 0;
+  size_t peak_rss_ = 0;
+};
+
+TEST(BudgetTest, SeededWorkloadUnderBudgetsFromTightToLoose) {
+  const uint64_t seed = test::TestSeed();
+  for (size_t budget : {10 * kMiB, 16 * kMiB, 48 * kMiB}) {
+    SCOPED_TRACE("budget " + std::to_string(budget >> 20) + " MiB, seed " + std::to_string(seed));
+    test::TempDir dir;
+    BudgetWorkload w(dir.Join("db"), BudgetOptions(1 * kMiB, budget), seed + budget);
+    ASSERT_NO_FATAL_FAILURE(w.Run(6000));
+  }
+}
+
+}  // namespace
+}  // namespace arenakv
