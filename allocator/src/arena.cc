@@ -119,6 +119,15 @@ Status AllocateSegmentFor(ArenaCore* a, size_t bytes, Segment* segment) {
   return Status::OK();
 }
 
+// Makes `block` the one bump allocation carves from (the rest of the old one
+// is abandoned). Blocks are poisoned as a whole and unpoisoned object by
+// object, so ASan sees overruns past an object into the unused rest.
+void InstallBlock(ArenaCore* a, const Segment& block) REQUIRES(a->mu) {
+  Poison(block.data, block.size);
+  a->bump->cur = block.data;
+  a->bump->end = block.data + block.size;
+}
+
 bool TryBump(ArenaCore* a, size_t bytes, size_t align, void** out) REQUIRES(a->mu) {
   BumpWindow* w = a->bump;
   if (w->cur == nullptr) return false;
@@ -309,11 +318,7 @@ Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
   if (!s.ok()) return s;
   ArenaLock l(a);
   if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
-  // Blocks are poisoned as a whole and unpoisoned object by object, so ASan
-  // sees overruns past an object into the unused rest of the block.
-  internal::Poison(block.data, block.size);
-  a->bump->cur = block.data;
-  a->bump->end = block.data + block.size;
+  internal::InstallBlock(a, block);
   if (!internal::TryBump(a, bytes, align, out)) {
     return Status::InvalidArgument("arena '" + a->options.name + "': object larger than block");
   }
@@ -334,9 +339,7 @@ Status Arena::Reserve(size_t bytes) {
   if (!s.ok()) return s;
   ArenaLock l(a);
   if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
-  internal::Poison(block.data, block.size);
-  a->bump->cur = block.data;
-  a->bump->end = block.data + block.size;
+  internal::InstallBlock(a, block);
   return Status::OK();
 }
 

@@ -120,8 +120,8 @@ Status DBImpl::OpenImpl() {
   if (options_.page_bytes < 1024 || options_.page_bytes > (size_t{1} << 20)) {
     return Status::InvalidArgument("page_bytes must be between 1 KiB and 1 MiB");
   }
-  size_t unused_budget, unused_share;
-  Status bs = MemoryBudgetFor(options_, &unused_budget, &unused_share);
+  size_t min_share = 0;
+  Status bs = MemoryBudgetFor(options_, &budget_bytes_, &min_share);
   if (!bs.ok()) return bs;  // refused before anything is created
   const bool dir_exists = env_->FileExists(path_);
   if (!dir_exists) {
@@ -142,11 +142,6 @@ Status DBImpl::OpenImpl() {
     return Status::InvalidArgument(data_path + " does not exist (create_if_missing is false)");
   }
 
-  size_t budget = 0, min_share = 0;
-  s = MemoryBudgetFor(options_, &budget, &min_share);
-  if (!s.ok()) return s;
-  budget_bytes_ = budget;
-
   alloc::PoolOptions po;
   po.name = path_;
   // A small reserve of free segments serves cache churn; anything beyond goes
@@ -155,7 +150,7 @@ Status DBImpl::OpenImpl() {
   // Past 8 MiB of one size class (see PoolOptions): big caches and
   // memtables take far fewer TLB misses, small databases keep 4 KiB pages.
   po.huge_pages_after_chunks = 4;
-  po.budget_bytes = budget;
+  po.budget_bytes = budget_bytes_;
   s = alloc::SegmentPool::Create(po, &pool_);
   if (!s.ok()) return s;
   s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
