@@ -1,5 +1,6 @@
 // Arena: bump allocation, whole segments, limits, nesting, close, pmr.
 #include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/recycling_resource.h"
 
 #include <gtest/gtest.h>
 
@@ -168,7 +169,7 @@ TEST(ArenaTest, PmrContainersLiveAndDieWithTheArena) {
     std::pmr::vector<std::pmr::string> v(arena.get());
     for (int i = 0; i < 10000; ++i) v.emplace_back("value number " + std::to_string(i));
     EXPECT_EQ(v[1234], "value number 1234");
-    std::pmr::unsynchronized_pool_resource recycler(arena.get());
+    RecyclingResource recycler(arena.get());
     std::pmr::deque<int> d(&recycler);
     for (int i = 0; i < 100000; ++i) d.push_back(i);
     EXPECT_EQ(d[99999], 99999);

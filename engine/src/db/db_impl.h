@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/db.h"
 #include "db/handle_registry.h"
 #include "db/pool_resource.h"
@@ -237,7 +238,7 @@ class DBImpl final : public DB {
   // the arena, so that it is freed and the database arena does not grow.
   std::optional<PoolResource> scratch_mr_;
   // Leader-only scratch for group batches, key lists and WAL records.
-  std::optional<std::pmr::unsynchronized_pool_resource> leader_mr_;
+  std::optional<alloc::RecyclingResource> leader_mr_;
 
   port::Mutex checkpoint_mu_ ACQUIRED_BEFORE(mu_);
 

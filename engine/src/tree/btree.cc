@@ -8,6 +8,7 @@
 #include <new>
 #include <optional>
 
+#include "arenakv/alloc/recycling_resource.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
 
@@ -678,7 +679,7 @@ Status BTree::Verify(VerifyStats* stats,
   s = tree_arena_->NewChild({.name = "verify"}, &scratch);
   if (!s.ok()) return s;
   try {
-    std::pmr::unsynchronized_pool_resource pool(scratch.get());
+    alloc::RecyclingResource pool(scratch.get());
     VerifyState vs(&pool);
     // Pass 1: internal pages, collecting every leaf with the range its
     // parents give it (so progress knows the total).

@@ -26,6 +26,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/options.h"
 #include "tree/btree.h"
 #include "tree/page_format.h"
@@ -983,7 +984,7 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
     // Small blocks only: the pool takes larger ones from the arena, which
     // frees nothing before it closes, so everything that grows with a page
     // lives in segments (SegmentBuffer) or in lists reused level by level.
-    std::pmr::unsynchronized_pool_resource pool(scratch.get());
+    alloc::RecyclingResource pool(scratch.get());
     CheckpointWriter w(this, &pool, scratch.get());
     try {
       s = w.Run(changes, last_sequence, wal_number, result);

@@ -24,6 +24,7 @@
 #include <set>
 #include <utility>
 
+#include "arenakv/alloc/recycling_resource.h"
 #include "port/mutex.h"
 
 namespace arenakv::tree {
@@ -57,7 +58,7 @@ class FreeSpace {
   void EraseLocked(std::pmr::map<uint64_t, uint64_t>::iterator it) REQUIRES(mu_);
 
   mutable port::Mutex mu_;
-  std::pmr::unsynchronized_pool_resource pool_ GUARDED_BY(mu_);
+  alloc::RecyclingResource pool_ GUARDED_BY(mu_);
   std::pmr::map<uint64_t, uint64_t> by_offset_ GUARDED_BY(mu_);             // offset -> length
   std::pmr::set<std::pair<uint64_t, uint64_t>> by_length_ GUARDED_BY(mu_);  // (length, offset)
   uint64_t file_end_ GUARDED_BY(mu_) = 0;
