@@ -2,6 +2,8 @@
 // stall rather than fail; MemoryLimit comes only when nothing can be
 // reclaimed, changes nothing, and never leaves the database write-disabled.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -166,6 +168,66 @@ TEST(BudgetTest, TransactionAtItsBufferBudgetCommitsWhatItBuffered) {
   ASSERT_OK(txn->Commit());
   txn.reset();
   EXPECT_EQ(Contents(db.get()), buffered);
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// Item 4: a database that ran with a large budget and crashed with 30 MiB of
+// commits in its logs reopens under a budget a third of that. Recovery used
+// to replay every log into one memtable and fail Open with MemoryLimit; it
+// now checkpoints as it goes, within the budget.
+TEST(BudgetTest, RecoveryReplaysLogsLargerThanTheBudget) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  const int kPuts = 100000;
+  const auto key = [](int i) {
+    char k[16];
+    std::snprintf(k, sizeof(k), "k%08d", i);
+    return std::string(k);
+  };
+  const auto value = [](int i) { return std::string(300, static_cast<char>('a' + i % 26)); };
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Options loose;
+    loose.cache_bytes = 4 * kMiB;
+    loose.memory_budget_bytes = 512 * kMiB;
+    loose.background_checkpoints = false;
+    loose.checkpoint_wal_bytes = size_t{1} << 30;  // everything stays in the logs
+    std::unique_ptr<DB> db;
+    if (!DB::Open(loose, path, &db).ok()) _exit(2);
+    for (int i = 0; i < kPuts; ++i) {
+      if (!db->Put(WriteOptions(), key(i), value(i)).ok()) _exit(3);
+    }
+    _exit(0);  // no Close(): a crash, the commits live in the logs only
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "child status " << wstatus;
+
+  const size_t kBudget = 16 * kMiB;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(BudgetOptions(4 * kMiB, kBudget), path, &db));
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GT(st.recovery_checkpoints, 2u);
+  EXPECT_LE(st.pool.high_water_bytes, kBudget);
+  size_t logs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(path)) {
+    if (e.path().extension() == ".log") ++logs;
+  }
+  EXPECT_LE(logs, 2u) << "logs covered by recovery's checkpoints are deleted";
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  int n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++n) {
+    ASSERT_EQ(it->key(), key(n));
+    ASSERT_EQ(it->value(), value(n));
+  }
+  ASSERT_OK(it->status());
+  it.reset();
+  EXPECT_EQ(n, kPuts);
+  ASSERT_OK(db->Put(WriteOptions(), "after", "recovery"));
   ASSERT_OK(db->Close());
   db.reset();
   test::ExpectPoolsReleased();

@@ -116,6 +116,7 @@ TEST_F(KvtoolBatchTest, JsonOutputIsOneObjectPerCommand) {
   EXPECT_GT(replies[5]["budget"]["memtable_share_bytes"].get<uint64_t>(), 0u);
   EXPECT_EQ(replies[5]["budget"]["write_stalls"], 0);
   EXPECT_EQ(replies[5]["budget"]["memory_limit_errors"], 0);
+  EXPECT_EQ(replies[5]["budget"]["recovery_checkpoints"], 0);
   EXPECT_FALSE(replies[6]["ok"].get<bool>());
   EXPECT_EQ(replies[6]["code"], "NotFound");
   EXPECT_EQ(replies[6]["error"], "not found: nope");

@@ -589,7 +589,8 @@ CommandResult Shell::Stats(const Words& words) {
              {"write_stalls", st.write_stalls},
              {"stall_micros", st.stall_micros},
              {"memory_limit_errors", st.memory_limit_errors},
-             {"checkpoint_memory_failures", st.checkpoint_memory_failures}}},
+             {"checkpoint_memory_failures", st.checkpoint_memory_failures},
+             {"recovery_checkpoints", st.recovery_checkpoints}}},
            {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
     return CommandResult::kOk;
   }
@@ -642,12 +643,13 @@ CommandResult Shell::Stats(const Words& words) {
                     std::to_string(st.checkpoints) + " checkpoints, " +
                     std::to_string(st.wal_syncs) + " WAL syncs, " +
                     std::to_string(st.commit_groups) + " commit groups");
-  row("budget", "memtable share " + HumanBytes(st.memtable_budget_bytes) + ", " +
-                    GroupThousands(st.write_slowdowns) + " slowdowns, " +
-                    GroupThousands(st.write_stalls) + " stalls (" +
-                    GroupThousands(st.stall_micros / 1000) + " ms), " +
-                    GroupThousands(st.memory_limit_errors) + " refused for memory, " +
-                    GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory");
+  row("budget",
+      "memtable share " + HumanBytes(st.memtable_budget_bytes) + ", " +
+          GroupThousands(st.write_slowdowns) + " slowdowns, " + GroupThousands(st.write_stalls) +
+          " stalls (" + GroupThousands(st.stall_micros / 1000) + " ms), " +
+          GroupThousands(st.memory_limit_errors) + " refused for memory, " +
+          GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory, " +
+          GroupThousands(st.recovery_checkpoints) + " while recovering");
   if (txn_) {
     t += "transaction (this shell)\n";
     row("buffers", HumanBytes(txn_bytes));

@@ -82,6 +82,7 @@ struct DBStats {
   uint64_t stall_micros = 0;                // time spent in both
   uint64_t memory_limit_errors = 0;         // commits refused with MemoryLimit (nothing applied)
   uint64_t checkpoint_memory_failures = 0;  // checkpoints that ran out of memory (retried)
+  uint64_t recovery_checkpoints = 0;        // checkpoints Open took to replay the logs in budget
 };
 
 // What Verify() found.

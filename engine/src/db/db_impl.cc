@@ -98,8 +98,14 @@ struct DBImpl::Writer {
 Status DB::Open(const Options& options, const std::string& path, std::unique_ptr<DB>* db) {
   db->reset();
   if (path.empty()) return Status::InvalidArgument("empty database path");
-  auto impl = std::make_unique<DBImpl>(options, path);
-  Status s = impl->OpenImpl();
+  std::unique_ptr<DBImpl> impl;
+  Status s;
+  try {
+    impl = std::make_unique<DBImpl>(options, path);
+    s = impl->OpenImpl();
+  } catch (const std::bad_alloc&) {
+    s = Status::MemoryLimit(path + ": out of memory while opening");
+  }
   if (!s.ok()) return s;  // impl's destructor releases whatever was acquired
   *db = std::move(impl);
   return Status::OK();
@@ -227,33 +233,38 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   }
 
   const uint64_t first_wal = wals.empty() ? std::max<uint64_t>(meta.wal_number, 1) : wals.front();
-  std::unique_ptr<mem::MemTable> table;
-  s = mem::MemTable::Create(arena_.get(), first_wal, &table);
+  Replay replay;
+  replay.last_seq = meta.last_sequence;
+  s = mem::MemTable::Create(arena_.get(), first_wal, &replay.table);
   if (!s.ok()) return s;
-  uint64_t last_seq = meta.last_sequence;
+  replay.table_wal = first_wal;
   for (uint64_t n : wals) {
-    s = ReplayWal(WalPath(n), n, table.get(), &last_seq);
+    s = ReplayWal(WalPath(n), n, &replay);
     if (!s.ok()) return s;
   }
   *max_wal_number = wals.empty() ? 0 : wals.back();
+  replay_checkpoints_ = replay.checkpoints;
 
   port::MutexLock l(&mu_);
-  last_sequence_ = last_seq;
+  last_sequence_ = replay.last_seq;
   next_wal_number_ = std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
   auto v = std::make_shared<Version>(&counters_);
-  v->mem = std::make_shared<MemRef>(std::move(table), first_wal, &counters_);
-  v->tree = std::make_shared<TreeRoot>(tree_.get(), meta.root, &counters_);
+  v->mem = std::make_shared<MemRef>(std::move(replay.table), replay.table_wal, &counters_);
+  v->tree = std::make_shared<TreeRoot>(tree_.get(), tree_->meta().root, &counters_);
   current_ = std::move(v);
   PublishReadViewLocked();
   return RotateWalLocked();
 }
 
-Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable* table,
-                         uint64_t* last_seq) {
+// Recovery works under the budget the database ran with: a memtable that
+// reaches the freeze threshold is checkpointed into the tree before the
+// replay goes on, instead of every log landing in one memtable. The record
+// buffers come from the pool and go back to it.
+Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* replay) {
   std::unique_ptr<wal::WalReader> reader;
-  Status s = wal::WalReader::Open(env_.get(), file, number, &reader);
+  Status s = wal::WalReader::Open(env_.get(), file, number, &reader, &*scratch_mr_);
   if (!s.ok()) return s;
-  WriteBatch batch(arena_.get());
+  WriteBatch batch(&*scratch_mr_);
   for (;;) {
     std::string_view record;
     bool eof = false;
@@ -262,13 +273,28 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable
     if (eof) break;
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
-    const uint64_t floor = tree_->meta().last_sequence;
-    s = batch.ForEach(
-        [&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) -> Status {
-          if (seq <= floor) return Status::OK();  // already in the tree
-          *last_seq = std::max(*last_seq, seq);
-          return table->Add(seq, type, k, v);
-        });
+    if (replay->table->ApproximateBytes() >= ReplayThreshold()) {
+      s = CheckpointReplayed(number, replay);
+      if (!s.ok()) return s;
+    }
+    s = ApplyReplayed(batch, replay);
+    if (s.IsMemoryLimit() && replay->table->entries() > 0) {
+      // The part applied goes to the tree (the log still holds the rest,
+      // and ops at or below the new floor are skipped), then the record
+      // is applied again in an empty memtable.
+      s = CheckpointReplayed(number, replay);
+      if (s.ok()) {
+        s = ApplyReplayed(batch, replay);
+      } else if (s.IsMemoryLimit()) {
+        return Status::MemoryLimit(file + ": the memory budget is too small to replay it (" +
+                                   s.message() + "); reopen with a larger memory_budget_bytes");
+      }
+    }
+    if (s.IsMemoryLimit()) {
+      return Status::MemoryLimit(file + ": a record of " + std::to_string(record.size()) +
+                                 " bytes does not fit in the memory budget (" + s.message() +
+                                 "); reopen with a larger memory_budget_bytes");
+    }
     if (!s.ok()) return s;
   }
   if (reader->result().torn_tail) {
@@ -276,6 +302,47 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, mem::MemTable
     s = wal::TruncateTornTail(env_.get(), file, reader->result().valid_bytes);
   }
   return s;
+}
+
+Status DBImpl::ApplyReplayed(const WriteBatch& batch, Replay* replay) {
+  const uint64_t floor = tree_->meta().last_sequence;
+  mem::MemTable* table = replay->table.get();
+  return batch.ForEach(
+      [&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) -> Status {
+        if (seq <= floor) return Status::OK();  // already in the tree
+        Status s = table->Add(seq, type, k, v);
+        if (s.ok()) replay->last_seq = std::max(replay->last_seq, seq);
+        return s;
+      });
+}
+
+size_t DBImpl::ReplayThreshold() {
+  port::MutexLock l(&mu_);
+  return FreezeThresholdLocked();
+}
+
+// Writes the replayed memtable into the tree. The log being replayed is only
+// partly covered, so it stays the first log the new checkpoint needs.
+Status DBImpl::CheckpointReplayed(uint64_t wal_number, Replay* replay) {
+  std::unique_ptr<InternalIterator> changes = replay->table->NewIterator(UINT64_MAX);
+  tree::CheckpointResult result;
+  Status s;
+  try {
+    s = tree_->Checkpoint(changes.get(), std::max(replay->last_seq, tree_->meta().last_sequence),
+                          wal_number, &result);
+  } catch (const std::bad_alloc&) {
+    s = Status::MemoryLimit("out of memory during a checkpoint at recovery");
+  }
+  changes.reset();
+  if (!s.ok()) return s;
+  tree_->ReleasePages(result.obsolete);  // nothing reads the old tree yet
+  replay->table.reset();
+  replay->checkpoints++;
+  s = mem::MemTable::Create(arena_.get(), wal_number, &replay->table);
+  if (!s.ok()) return s;
+  replay->table_wal = wal_number;
+  DeleteObsoleteWals(wal_number);
+  return Status::OK();
 }
 
 Status DBImpl::RotateWalLocked() {
@@ -1233,7 +1300,7 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
     uint64_t n;
     if (!ParseWalName(name, &n) || n < tree_->meta().wal_number) continue;
     std::unique_ptr<wal::WalReader> reader;
-    s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader);
+    s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader, &*scratch_mr_);
     if (!s.ok() && !env_->FileExists(path_ + "/" + name)) continue;  // a checkpoint deleted it
     if (!s.ok()) return s;
     for (;;) {
@@ -1284,6 +1351,7 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->stall_micros = stall_micros_.load();
   stats->memory_limit_errors = memory_limit_errors_.load();
   stats->checkpoint_memory_failures = checkpoint_memory_failures_.load();
+  stats->recovery_checkpoints = replay_checkpoints_;
   return Status::OK();
 }
 
@@ -1308,9 +1376,9 @@ std::string DBImpl::StatsReport() {
       FormatBytes(st.cache.used_bytes).c_str(), FormatBytes(st.cache.capacity_bytes).c_str(),
       st.cache.pages, st.cache.pinned_pages, st.cache.hits, st.cache.misses, st.cache.evictions);
   add("memtables: %s in %zu; open transactions %zu, snapshots %zu; last sequence %" PRIu64
-      "; checkpoints %" PRIu64 "\n",
+      "; checkpoints %" PRIu64 " (%" PRIu64 " while recovering)\n",
       FormatBytes(st.memtable_bytes).c_str(), st.live_memtables, st.open_transactions,
-      st.open_snapshots, st.last_sequence, st.checkpoints);
+      st.open_snapshots, st.last_sequence, st.checkpoints, st.recovery_checkpoints);
   add("writes: memtable share %s, %" PRIu64 " slowdowns, %" PRIu64
       " stalls, %.1f ms stalled, %" PRIu64 " refused for memory, %" PRIu64
       " checkpoints short of memory\n",

@@ -161,8 +161,17 @@ class DBImpl final : public DB {
   void BackgroundLoop();
   void DeleteObsoleteWals(uint64_t below);
   Status Recover(uint64_t* max_wal_number);
-  Status ReplayWal(const std::string& file, uint64_t number, mem::MemTable* mem,
-                   uint64_t* last_seq);
+  // Recovery's state while it replays the logs.
+  struct Replay {
+    std::unique_ptr<mem::MemTable> table;
+    uint64_t table_wal = 0;  // the first log whose records `table` may hold
+    uint64_t last_seq = 0;
+    uint64_t checkpoints = 0;
+  };
+  Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
+  Status ApplyReplayed(const WriteBatch& batch, Replay* replay);
+  Status CheckpointReplayed(uint64_t wal_number, Replay* replay);
+  size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
   // Lock-free point reads (see the comment above DBImpl::Get in db_impl.cc).
   // After every change of current_ or last_sequence_.
@@ -253,6 +262,7 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> stall_micros_{0};
   std::atomic<uint64_t> memory_limit_errors_{0};
   std::atomic<uint64_t> checkpoint_memory_failures_{0};
+  uint64_t replay_checkpoints_ = 0;  // set by Recover, then read-only
 };
 
 }  // namespace arenakv
