@@ -94,17 +94,21 @@ TEST(BudgetTest, RandomPutsUnderATightBudgetAllSucceed) {
 
 // A snapshot keeps its memtables: writes beyond the budget fail with
 // MemoryLimit, atomically, and come back without a reopen once it is gone.
-TEST(BudgetTest, WritesRefusedUnderAHeldSnapshotResumeWhenItIsReleased) {
+// A snapshot pins the memtables of its version. Snapshots taken one after
+// another, each on a newer memtable, pin them all: the budget fills, and
+// writes are refused atomically until they are released.
+TEST(BudgetTest, WritesRefusedUnderHeldSnapshotsResumeWhenTheyAreReleased) {
   test::TempDir dir;
   const Options options = BudgetOptions(1 * kMiB, 10 * kMiB);
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
   ASSERT_OK(db->Put(WriteOptions(), "before", "1"));
-  std::unique_ptr<Snapshot> snapshot = db->GetSnapshot();
+  std::vector<std::unique_ptr<Snapshot>> snapshots;
   Model written;
   std::string refused;
   const std::string value(1000, 'x');
   for (int i = 0; i < 100000 && refused.empty(); ++i) {
+    if (i % 200 == 0) snapshots.push_back(db->GetSnapshot());
     const std::string key = "k" + std::to_string(i);
     Status s = db->Put(WriteOptions(), key, value);
     if (s.IsMemoryLimit()) {
@@ -115,12 +119,12 @@ TEST(BudgetTest, WritesRefusedUnderAHeldSnapshotResumeWhenItIsReleased) {
       written[key] = value;
     }
   }
-  ASSERT_FALSE(refused.empty()) << "a held snapshot never filled a 10 MiB budget";
+  ASSERT_FALSE(refused.empty()) << "held snapshots never filled a 10 MiB budget";
   std::string v;
   EXPECT_TRUE(db->Get(ReadOptions(), refused, &v).IsNotFound());
-  // Still refused while the snapshot is held; reads still work.
-  ASSERT_OK(db->Get(ReadOptions{.snapshot = snapshot.get()}, "before", &v));
-  snapshot.reset();
+  // Reads still work while the snapshots are held.
+  ASSERT_OK(db->Get(ReadOptions{.snapshot = snapshots.front().get()}, "before", &v));
+  snapshots.clear();
   // Writes resume at once: no reopen, no waiting.
   for (int i = 0; i < 2000; ++i) {
     const std::string key = "after" + std::to_string(i);
@@ -228,6 +232,84 @@ TEST(BudgetTest, RecoveryReplaysLogsLargerThanTheBudget) {
   it.reset();
   EXPECT_EQ(n, kPuts);
   ASSERT_OK(db->Put(WriteOptions(), "after", "recovery"));
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
+// Item 3: a forgotten iterator, snapshot or transaction pins the memtables
+// of its own version, not every newer one. They used to hold the whole
+// chain of memtables written after them, so under a budget writers soon got
+// MemoryLimit; 40 MiB of puts under a 16 MiB budget now all succeed, and the
+// transactions still see every conflicting write made since they began.
+TEST(BudgetTest, LongLivedReadersPinOnlyTheStateTheyRead) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(BudgetOptions(2 * kMiB, 16 * kMiB), dir.Join("db"), &db));
+  Model before;
+  for (int i = 0; i < 100; ++i) {
+    const std::string k = "a" + std::to_string(i);
+    ASSERT_OK(db->Put(WriteOptions(), k, "old"));
+    before[k] = "old";
+  }
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  it->SeekToFirst();
+  ASSERT_TRUE(it->Valid());
+  std::unique_ptr<Snapshot> snap = db->GetSnapshot();
+  std::unique_ptr<Transaction> loser = db->BeginTransaction(WriteOptions());
+  std::unique_ptr<Transaction> winner = db->BeginTransaction(WriteOptions());
+  TransactionOptions serializable;
+  serializable.isolation = IsolationLevel::kSerializable;
+  std::unique_ptr<Transaction> scanner = db->BeginTransaction(WriteOptions(), serializable);
+  {
+    std::unique_ptr<Iterator> scan = scanner->NewIterator(ReadOptions());
+    for (scan->Seek("r"); scan->Valid() && scan->key() < "s"; scan->Next()) {
+    }
+    ASSERT_OK(scan->status());
+  }
+  // Written after the transactions began, then checkpointed far away.
+  ASSERT_OK(db->Put(WriteOptions(), "contested", "first"));
+  ASSERT_OK(db->Put(WriteOptions(), "r-range", "written"));
+
+  std::mt19937_64 rng(11);
+  const std::string value(400, 'v');
+  for (int i = 0; i < 100000; ++i) {
+    Status s = db->Put(WriteOptions(), RandomKey(&rng, 1 << 30), value);
+    if (!s.ok()) std::fprintf(stderr, "%s", db->StatsReport().c_str());
+    ASSERT_TRUE(s.ok()) << "put " << i << ": " << s.ToString();
+  }
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GT(st.checkpoints, 5u);
+  EXPECT_LE(st.live_memtables, 6u) << "readers pin the memtables written after them";
+  EXPECT_GT(st.history_records, 0u);
+  EXPECT_LE(st.pool.high_water_bytes, 16 * kMiB);
+
+  ASSERT_OK(loser->Put("contested", "second"));
+  Status s = loser->Commit();
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+  ASSERT_OK(winner->Put("uncontested", "yes"));
+  ASSERT_OK(winner->Commit());
+  ASSERT_OK(scanner->Put("elsewhere", "x"));
+  s = scanner->Commit();
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+
+  // The old readers still read their own state.
+  Model seen;
+  for (; it->Valid(); it->Next()) seen.emplace(std::string(it->key()), std::string(it->value()));
+  ASSERT_OK(it->status());
+  EXPECT_EQ(seen, before);
+  ReadOptions at;
+  at.snapshot = snap.get();
+  std::string v;
+  EXPECT_TRUE(db->Get(at, "contested", &v).IsNotFound());
+  ASSERT_OK(db->Get(ReadOptions(), "contested", &v));
+  EXPECT_EQ(v, "first");
+  it.reset();
+  snap.reset();
+  loser.reset();
+  winner.reset();
+  scanner.reset();
   ASSERT_OK(db->Close());
   db.reset();
   test::ExpectPoolsReleased();

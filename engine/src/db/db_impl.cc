@@ -23,6 +23,8 @@ constexpr size_t kMaxGroupBytes = size_t{1} << 20;
 // A checkpoint that ran out of memory is tried again after this long, then
 // after twice as long each time it fails again, up to the maximum.
 constexpr int64_t kCheckpointRetryNs = 20'000'000;
+// The freeze threshold never drops below this, however much readers pin.
+constexpr size_t kMinFreezeBytes = size_t{1} << 20;
 constexpr int64_t kMaxCheckpointRetryNs = 1'000'000'000;
 
 // I/O errors and corruption met by a write or a checkpoint stop every later
@@ -252,6 +254,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   v->mem = std::make_shared<MemRef>(std::move(replay.table), replay.table_wal, &counters_);
   v->tree = std::make_shared<TreeRoot>(tree_.get(), tree_->meta().root, &counters_);
   current_ = std::move(v);
+  StartHistoryLocked();
   PublishReadViewLocked();
   return RotateWalLocked();
 }
@@ -427,6 +430,7 @@ void DBImpl::Teardown() {
   {
     port::MutexLock l(&mu_);
     current_.reset();
+    history_.reset();  // transactions, closed first, held the older nodes
     PublishReadViewLocked();
   }
   ReleaseRetiredViews(/*wait=*/true);  // before the tree their roots release pages into
@@ -677,9 +681,15 @@ std::unique_ptr<Transaction> DBImpl::BeginTransaction(const WriteOptions& option
   port::ReaderLock l(&rw_);
   if (closed_) return NewClosedTransaction();
   std::shared_ptr<Version> v;
+  std::shared_ptr<WriteHistory> history;
   uint64_t seq;
-  CurrentView(&v, &seq);
-  return NewTransaction(this, options, txn_options, std::move(v), seq);
+  {
+    port::MutexLock ml(&mu_);
+    v = current_;
+    history = history_;
+    seq = last_sequence_;
+  }
+  return NewTransaction(this, options, txn_options, std::move(v), std::move(history), seq);
 }
 
 // ---------------------------------------------------------------- writes
@@ -978,8 +988,8 @@ Status DBImpl::ValidateLocked(const Writer& w,
   const CommitRequest& r = *w.req;
   if (!r.validate) return Status::OK();
   auto written_since = [&](std::string_view key) {
-    for (const MemRef* m = r.first_mem; m != nullptr; m = m->newer.get()) {
-      if (m->table->LatestSequence(key) > r.snapshot_seq) return true;
+    for (const WriteHistory* h = r.history; h != nullptr; h = h->newer.get()) {
+      if (h->LatestSequence(key) > r.snapshot_seq) return true;
     }
     return std::find(group_keys.begin(), group_keys.end(), key) != group_keys.end();
   };
@@ -1000,8 +1010,8 @@ Status DBImpl::ValidateLocked(const Writer& w,
   }
   for (const auto& range : r.reads->ranges) {
     std::string_view end = range.unbounded ? std::string_view() : std::string_view(range.end);
-    for (const MemRef* m = r.first_mem; m != nullptr; m = m->newer.get()) {
-      if (m->table->WrittenInRangeAfter(range.begin, end, r.snapshot_seq)) {
+    for (const WriteHistory* h = r.history; h != nullptr; h = h->newer.get()) {
+      if (h->WrittenInRangeAfter(range.begin, end, r.snapshot_seq)) {
         return Status::Conflict("a range this transaction scanned was written (serializable)");
       }
     }
@@ -1025,8 +1035,27 @@ size_t DBImpl::MemtableShare() const {
   return budget_bytes_ - WorkingReserve(cache) - cache_term;
 }
 
-size_t DBImpl::FreezeThresholdLocked() const {
-  return std::min(options_.checkpoint_wal_bytes, MemtableShare() / 2);
+// A reader that outlives a checkpoint keeps the memtables of its version
+// (not the newer ones), and a transaction the key records of what was
+// written since it began: what they hold comes out of the share, so that the
+// memtables written meanwhile are checkpointed sooner instead of filling the
+// budget. 1 MiB at least, or nothing would get written at all.
+size_t DBImpl::FreezeThresholdLocked() {
+  const size_t share = MemtableShare();
+  const size_t pinned = PinnedMemtableBytesLocked();
+  const size_t left = share > pinned ? share - pinned : 0;
+  return std::min(options_.checkpoint_wal_bytes, std::max(left / 2, kMinFreezeBytes));
+}
+
+size_t DBImpl::PinnedMemtableBytesLocked() {
+  size_t bytes = history_record_bytes_.load(std::memory_order_relaxed);
+  std::erase_if(retired_mems_, [&](const std::weak_ptr<MemRef>& w) {
+    std::shared_ptr<MemRef> m = w.lock();
+    if (m == nullptr) return true;
+    bytes += m->table->ApproximateBytes();
+    return false;
+  });
+  return bytes;
 }
 
 // Writers get slower, then stall, as the memtables fill their share of the
@@ -1136,8 +1165,8 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     v->imm.push_back(current_->mem);
     v->imm.insert(v->imm.end(), current_->imm.begin(), current_->imm.end());
     v->tree = current_->tree;
-    current_->mem->newer = fresh;
     current_ = std::move(v);
+    StartHistoryLocked();
     PublishReadViewLocked();
     if (force) return Status::OK();  // the caller runs the checkpoint next
     if (options_.background_checkpoints) {
@@ -1220,6 +1249,7 @@ Status DBImpl::RunTreeCheckpoint() {
       }
     }
     v->tree = root;
+    for (const auto& m : base->imm) retired_mems_.push_back(m);
     current_->tree->Supersede(
         root, std::vector<uint64_t>(result.obsolete.begin(), result.obsolete.end()));
     old = std::move(current_);
@@ -1228,11 +1258,44 @@ Status DBImpl::RunTreeCheckpoint() {
     bg_cv_.SignalAll();
   }
   old.reset();
+  CompactHistory(base->imm);
   base.reset();
   ReleaseRetiredViews(/*wait=*/true);  // the old version, once no point read holds it
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   DeleteObsoleteWals(wal_number);
   return Status::OK();
+}
+
+// A new active memtable gets its history node; the previous node links to
+// it, so a transaction that holds an older node sees every later write.
+void DBImpl::StartHistoryLocked() {
+  auto node = std::make_shared<WriteHistory>(current_->mem);
+  current_->mem->history = node;
+  if (history_ != nullptr) history_->newer = node;
+  history_ = std::move(node);
+}
+
+// Only a transaction that began before the checkpoint keeps these memtables'
+// history; it needs their keys and sequences, not their values. Without
+// room for the record the node keeps its memtable (validation is the same).
+void DBImpl::CompactHistory(const std::vector<std::shared_ptr<MemRef>>& done) {
+  for (const auto& m : done) {
+    std::shared_ptr<WriteHistory> h = m->history.lock();
+    if (h == nullptr) continue;  // no transaction holds it
+    std::unique_ptr<KeyRecord> record;
+    if (!KeyRecord::Build(*m->table, &*scratch_mr_, &history_record_bytes_, &record).ok()) {
+      continue;
+    }
+    std::shared_ptr<MemRef> table;
+    {
+      port::MutexLock l(&mu_);
+      if (h->mem == nullptr) continue;
+      h->record = std::move(record);
+      table = std::move(h->mem);
+    }
+    history_records_.fetch_add(1, std::memory_order_relaxed);
+    // `table` goes here, outside mu_, unless a reader still holds it.
+  }
 }
 
 void DBImpl::DeleteObsoleteWals(uint64_t below) {
@@ -1352,6 +1415,8 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->memory_limit_errors = memory_limit_errors_.load();
   stats->checkpoint_memory_failures = checkpoint_memory_failures_.load();
   stats->recovery_checkpoints = replay_checkpoints_;
+  stats->history_records = history_records_.load();
+  stats->history_record_bytes = history_record_bytes_.load();
   return Status::OK();
 }
 
@@ -1385,8 +1450,10 @@ std::string DBImpl::StatsReport() {
       FormatBytes(st.memtable_budget_bytes).c_str(), st.write_slowdowns, st.write_stalls,
       static_cast<double>(st.stall_micros) / 1000.0, st.memory_limit_errors,
       st.checkpoint_memory_failures);
-  add("versions: %zu live, %zu tree roots, %zu old pages kept for readers\n", st.live_versions,
-      st.live_tree_roots, st.retained_old_pages);
+  add("versions: %zu live, %zu tree roots, %zu old pages kept for readers, %s of key records "
+      "kept for transactions\n",
+      st.live_versions, st.live_tree_roots, st.retained_old_pages,
+      FormatBytes(st.history_record_bytes).c_str());
   out += "arenas:\n";
   for (const auto& a : st.arenas) {
     add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(), a.segments);

@@ -98,8 +98,8 @@ class DBImpl final : public DB {
     // Transactions: validate against writes published after snapshot_seq.
     bool validate = false;
     uint64_t snapshot_seq = 0;
-    const MemRef* first_mem = nullptr;
-    const ReadSet* reads = nullptr;  // serializable only
+    const WriteHistory* history = nullptr;  // held by the transaction
+    const ReadSet* reads = nullptr;         // serializable only
   };
   Status Commit(const CommitRequest& request);
 
@@ -131,8 +131,12 @@ class DBImpl final : public DB {
   void HandOnLocked(Writer* w, Writer* last) REQUIRES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   // Memtable bytes at which the active memtable is frozen and checkpointed:
-  // half the memtables' share of the budget, at most checkpoint_wal_bytes.
-  size_t FreezeThresholdLocked() const REQUIRES(mu_);
+  // half of what the memtables' share of the budget leaves beside the
+  // memtables only readers still hold, at most checkpoint_wal_bytes.
+  size_t FreezeThresholdLocked() REQUIRES(mu_);
+  // Bytes of checkpointed memtables that readers (iterators, snapshots,
+  // transactions) still hold, and of the transactions' key records.
+  size_t PinnedMemtableBytesLocked() REQUIRES(mu_);
   // The memtables' share of the budget now.
   size_t MemtableShare() const;
   // While a checkpoint runs and the active memtable nears the threshold,
@@ -158,6 +162,10 @@ class DBImpl final : public DB {
       REQUIRES(mu_);
   Status RotateWalLocked() REQUIRES(mu_);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
+  // After a checkpoint of `done`: a history node a transaction still holds
+  // trades its memtable for a KeyRecord.
+  void CompactHistory(const std::vector<std::shared_ptr<MemRef>>& done) EXCLUDES(mu_);
+  void StartHistoryLocked() REQUIRES(mu_);
   void BackgroundLoop();
   void DeleteObsoleteWals(uint64_t below);
   Status Recover(uint64_t* max_wal_number);
@@ -208,6 +216,10 @@ class DBImpl final : public DB {
   port::Mutex mu_;
   port::CondVar bg_cv_{&mu_};
   std::shared_ptr<Version> current_ GUARDED_BY(mu_);
+  // Memtables checkpointed away, while someone may still hold them.
+  std::vector<std::weak_ptr<MemRef>> retired_mems_ GUARDED_BY(mu_);
+  // The write history's node for current_->mem (see version.h).
+  std::shared_ptr<WriteHistory> history_ GUARDED_BY(mu_);
   uint64_t last_sequence_ GUARDED_BY(mu_) = 0;
   // What lock-free point reads see: copies of current_ and last_sequence_.
   std::atomic<Version*> read_version_{nullptr};
@@ -262,7 +274,9 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> stall_micros_{0};
   std::atomic<uint64_t> memory_limit_errors_{0};
   std::atomic<uint64_t> checkpoint_memory_failures_{0};
-  uint64_t replay_checkpoints_ = 0;  // set by Recover, then read-only
+  std::atomic<uint64_t> history_records_{0};
+  std::atomic<size_t> history_record_bytes_{0};  // live KeyRecords
+  uint64_t replay_checkpoints_ = 0;              // set by Recover, then read-only
 };
 
 }  // namespace arenakv

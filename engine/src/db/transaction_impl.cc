@@ -71,12 +71,14 @@ class ErrorTransaction final : public Transaction {
 class TransactionImpl final : public Transaction, public Handle, public RangeTracker {
  public:
   TransactionImpl(DBImpl* db, const WriteOptions& options, const TransactionOptions& txn_options,
-                  std::shared_ptr<Version> version, uint64_t sequence)
+                  std::shared_ptr<Version> version, std::shared_ptr<WriteHistory> history,
+                  uint64_t sequence)
       : db_(db),
         options_(options),
         txn_options_(txn_options),
         registry_(db->registry()),
         version_(std::move(version)),
+        history_(std::move(history)),
         sequence_(sequence) {}
 
   ~TransactionImpl() override { registry_->Release(this); }
@@ -182,7 +184,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         req.sync = options_.sync;
         req.validate = true;
         req.snapshot_seq = sequence_;
-        req.first_mem = version_->mem.get();
+        req.history = history_.get();
         req.reads = reads_.has_value() ? &*reads_ : nullptr;
         s = db_->Commit(req);
       } catch (const std::bad_alloc&) {
@@ -284,6 +286,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
     reads_.reset();
     writes_.reset();
     version_.reset();
+    history_.reset();
     if (arena_ != nullptr) {
       arena_->Close();
       arena_.reset();
@@ -302,6 +305,9 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
   // The transaction's own iterators: closed when it finishes.
   const std::shared_ptr<HandleRegistry> iterators_ = std::make_shared<HandleRegistry>();
   std::shared_ptr<Version> version_ GUARDED_BY(mu_);
+  // The writes made since the transaction began, for validation: the node
+  // of the memtable that was active then, which links to every newer one.
+  std::shared_ptr<WriteHistory> history_ GUARDED_BY(mu_);
   const uint64_t sequence_;
   std::unique_ptr<alloc::Arena> arena_ GUARDED_BY(mu_);
   std::optional<WriteSet> writes_ GUARDED_BY(mu_);
@@ -319,9 +325,11 @@ std::unique_ptr<Transaction> NewClosedTransaction() {
 
 std::unique_ptr<Transaction> NewTransaction(DBImpl* db, const WriteOptions& options,
                                             const TransactionOptions& txn_options,
-                                            std::shared_ptr<Version> version, uint64_t sequence) {
-  auto txn =
-      std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version), sequence);
+                                            std::shared_ptr<Version> version,
+                                            std::shared_ptr<WriteHistory> history,
+                                            uint64_t sequence) {
+  auto txn = std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version),
+                                               std::move(history), sequence);
   if (!db->registry()->Register(txn.get())) return NewClosedTransaction();
   Status s = txn->Start();
   if (!s.ok()) return std::make_unique<ErrorTransaction>(std::move(s));

@@ -19,7 +19,9 @@ class DBImpl;
 
 std::unique_ptr<Transaction> NewTransaction(DBImpl* db, const WriteOptions& options,
                                             const TransactionOptions& txn_options,
-                                            std::shared_ptr<Version> version, uint64_t sequence);
+                                            std::shared_ptr<Version> version,
+                                            std::shared_ptr<WriteHistory> history,
+                                            uint64_t sequence);
 // A transaction on a closed database: every call returns Closed.
 std::unique_ptr<Transaction> NewClosedTransaction();
 

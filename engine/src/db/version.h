@@ -7,24 +7,30 @@
 // when the last reader of it lets go.
 //
 // Two chains keep old state alive exactly as long as it is needed:
-// - MemRef::newer links each memtable to the one that replaced it, so a
-//   transaction that began on memtable M can check every write made since
-//   (conflict validation) even after M was checkpointed away.
+// - WriteHistory::newer links the write history of each memtable to the
+//   next one's, so a transaction that began on memtable M can check every
+//   write made since (conflict validation). Only transactions hold history
+//   nodes, and a node whose memtable was checkpointed keeps a KeyRecord (its
+//   keys, no values) instead of the memtable: a reader pins the memtables of
+//   its own version, never the newer ones.
 // - TreeRoot::newer links each tree root to the next checkpoint's root, so
 //   the pages a checkpoint replaced are released only after every older root
 //   is gone (a page may be shared by several consecutive roots).
 //
 // Thread safety: a Version is immutable once published. The `newer` links
-// are written once, by the checkpoint path under DBImpl::mu_, before the
-// version that makes them reachable is published.
+// are written once, under DBImpl::mu_, before the version that makes them
+// reachable is published. WriteHistory's mem and record change under
+// DBImpl::mu_ and are read under it.
 #ifndef ARENAKV_DB_VERSION_H_
 #define ARENAKV_DB_VERSION_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
+#include "db/key_record.h"
 #include "mem/memtable.h"
 #include "tree/btree.h"
 
@@ -41,6 +47,8 @@ struct VersionCounters {
   // path retries a checkpoint that was short of memory after one).
   std::atomic<uint64_t> releases{0};
 };
+
+struct WriteHistory;
 
 struct MemRef {
   MemRef(std::unique_ptr<mem::MemTable> t, uint64_t wal, VersionCounters* c)
@@ -59,8 +67,31 @@ struct MemRef {
   // The lowest WAL number holding entries of this memtable.
   const uint64_t wal_number;
   VersionCounters* const counters;
-  // Set once, when this memtable is frozen and replaced.
-  std::shared_ptr<MemRef> newer;
+  // This memtable's node of the write history, while a transaction holds it
+  // (set before the MemRef is published).
+  std::weak_ptr<WriteHistory> history;
+};
+
+// The writes of one memtable, as transactions validate against them: the
+// memtable itself until it is checkpointed, then its KeyRecord (or the
+// memtable still, if there was no room for the record).
+struct WriteHistory {
+  explicit WriteHistory(std::shared_ptr<MemRef> m) : mem(std::move(m)) {}
+  WriteHistory(const WriteHistory&) = delete;
+  WriteHistory& operator=(const WriteHistory&) = delete;
+
+  uint64_t LatestSequence(std::string_view key) const {
+    return mem != nullptr ? mem->table->LatestSequence(key) : record->LatestSequence(key);
+  }
+  bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after) const {
+    return mem != nullptr ? mem->table->WrittenInRangeAfter(begin, end, after)
+                          : record->WrittenInRangeAfter(begin, end, after);
+  }
+
+  std::shared_ptr<MemRef> mem;        // under DBImpl::mu_
+  std::unique_ptr<KeyRecord> record;  // under DBImpl::mu_
+  // Set once, when the memtable is frozen and replaced.
+  std::shared_ptr<WriteHistory> newer;
 };
 
 class TreeRoot {
