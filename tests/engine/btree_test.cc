@@ -600,7 +600,8 @@ TEST_F(BTreeTest, ConcurrentReadersDuringCheckpoints) {
       reading[t].store(0);
     });
   }
-  std::vector<std::pair<uint64_t, std::vector<uint64_t>>> pending;  // (root, its obsolete pages)
+  std::vector<std::pair<uint64_t, std::pmr::vector<uint64_t>>>
+      pending;  // (root, its obsolete pages)
   for (int round = 1; round <= 30; ++round) {
     Batch c;
     for (int i = round % 3; i < 4000; i += 3) c[Key(i)] = "v" + std::to_string(round % 10);

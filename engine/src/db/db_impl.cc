@@ -328,7 +328,7 @@ size_t DBImpl::ReplayThreshold() {
 // partly covered, so it stays the first log the new checkpoint needs.
 Status DBImpl::CheckpointReplayed(uint64_t wal_number, Replay* replay) {
   std::unique_ptr<InternalIterator> changes = replay->table->NewIterator(UINT64_MAX);
-  tree::CheckpointResult result;
+  tree::CheckpointResult result(&*scratch_mr_);
   Status s;
   try {
     s = tree_->Checkpoint(changes.get(), std::max(replay->last_seq, tree_->meta().last_sequence),
@@ -1036,10 +1036,11 @@ size_t DBImpl::MemtableShare() const {
 }
 
 // A reader that outlives a checkpoint keeps the memtables of its version
-// (not the newer ones), and a transaction the key records of what was
-// written since it began: what they hold comes out of the share, so that the
-// memtables written meanwhile are checkpointed sooner instead of filling the
-// budget. 1 MiB at least, or nothing would get written at all.
+// (not the newer ones) and its tree root's list of replaced pages, and a
+// transaction the key records of what was written since it began: what they
+// hold comes out of the share, so that the memtables written meanwhile are
+// checkpointed sooner instead of filling the budget. 1 MiB at least, or
+// nothing would get written at all.
 size_t DBImpl::FreezeThresholdLocked() {
   const size_t share = MemtableShare();
   const size_t pinned = PinnedMemtableBytesLocked();
@@ -1048,7 +1049,10 @@ size_t DBImpl::FreezeThresholdLocked() {
 }
 
 size_t DBImpl::PinnedMemtableBytesLocked() {
-  size_t bytes = history_record_bytes_.load(std::memory_order_relaxed);
+  // Old roots' lists of replaced pages, at up to twice their size (vectors).
+  const int64_t old_pages = counters_.retained_pages.load(std::memory_order_relaxed);
+  size_t bytes = history_record_bytes_.load(std::memory_order_relaxed) +
+                 static_cast<size_t>(std::max<int64_t>(old_pages, 0)) * 2 * sizeof(uint64_t);
   std::erase_if(retired_mems_, [&](const std::weak_ptr<MemRef>& w) {
     std::shared_ptr<MemRef> m = w.lock();
     if (m == nullptr) return true;
@@ -1208,7 +1212,7 @@ Status DBImpl::RunTreeCheckpoint() {
   auto changes = mem::NewMergingIterator(std::move(children));
   const uint64_t last_seq = base->imm.front()->table->max_sequence();
   const uint64_t wal_number = base->mem->wal_number;
-  tree::CheckpointResult result;
+  tree::CheckpointResult result(&*scratch_mr_);
   Status s;
   try {
     s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
@@ -1250,8 +1254,7 @@ Status DBImpl::RunTreeCheckpoint() {
     }
     v->tree = root;
     for (const auto& m : base->imm) retired_mems_.push_back(m);
-    current_->tree->Supersede(
-        root, std::vector<uint64_t>(result.obsolete.begin(), result.obsolete.end()));
+    current_->tree->Supersede(root, std::move(result.obsolete));
     old = std::move(current_);
     current_ = std::move(v);
     PublishReadViewLocked();

@@ -27,6 +27,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -102,9 +104,11 @@ class TreeRoot {
   }
   ~TreeRoot() {
     newer_.reset();  // Newer roots release their obsolete pages first...
-    if (!obsolete_.empty()) tree_->ReleasePages(obsolete_);  // ...then ours.
-    counters_->retained_pages.fetch_sub(static_cast<int64_t>(obsolete_.size()),
-                                        std::memory_order_relaxed);
+    if (obsolete_.has_value()) {
+      if (!obsolete_->empty()) tree_->ReleasePages(*obsolete_);  // ...then ours.
+      counters_->retained_pages.fetch_sub(static_cast<int64_t>(obsolete_->size()),
+                                          std::memory_order_relaxed);
+    }
     counters_->tree_roots.fetch_sub(1, std::memory_order_relaxed);
   }
   TreeRoot(const TreeRoot&) = delete;
@@ -114,10 +118,10 @@ class TreeRoot {
 
   // Called once when checkpoint `next` supersedes this root: `pages` are
   // pages of this tree that `next` no longer uses.
-  void Supersede(std::shared_ptr<TreeRoot> next, std::vector<uint64_t> pages) {
+  void Supersede(std::shared_ptr<TreeRoot> next, std::pmr::vector<uint64_t> pages) {
     newer_ = std::move(next);
-    obsolete_ = std::move(pages);
-    counters_->retained_pages.fetch_add(static_cast<int64_t>(obsolete_.size()),
+    obsolete_.emplace(std::move(pages));  // keeps the pages' memory resource
+    counters_->retained_pages.fetch_add(static_cast<int64_t>(obsolete_->size()),
                                         std::memory_order_relaxed);
   }
 
@@ -126,7 +130,8 @@ class TreeRoot {
   const uint64_t root_;
   VersionCounters* const counters_;
   std::shared_ptr<TreeRoot> newer_;
-  std::vector<uint64_t> obsolete_;
+  // In the pool (CheckpointResult's memory): charged to the budget.
+  std::optional<std::pmr::vector<uint64_t>> obsolete_;
 };
 
 struct Version {

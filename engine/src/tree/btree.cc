@@ -539,7 +539,7 @@ std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_
 
 // ---- Release, stats, close -----------------------------------------------
 
-void BTree::ReleasePages(const std::vector<uint64_t>& obsolete) {
+void BTree::ReleasePages(std::span<const uint64_t> obsolete) {
   if (closed_.load(std::memory_order_acquire)) return;
   ExtentsChanging(0);  // before any extent changes (see FetchUnheld)
   // Give the file system the blocks of long runs of released pages first: a

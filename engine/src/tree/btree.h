@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <memory_resource>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,8 +50,12 @@ struct TreeOptions {
 };
 
 struct CheckpointResult {
-  MetaState meta;                  // the new durable state
-  std::vector<uint64_t> obsolete;  // addresses of pages the new tree replaced
+  // `memory` holds the list of obsolete pages: it lives as long as readers
+  // of the old tree do, so the database charges it to its budget.
+  explicit CheckpointResult(std::pmr::memory_resource* memory = std::pmr::get_default_resource())
+      : obsolete(memory) {}
+  MetaState meta;                       // the new durable state
+  std::pmr::vector<uint64_t> obsolete;  // addresses of pages the new tree replaced
   uint64_t pages_written = 0, bytes_written = 0;
   uint64_t writes = 0;  // write calls the pages took
 };
@@ -95,7 +101,7 @@ class BTree {
                     CheckpointResult* result);
   // No reader can reach these pages any more: their extents become free
   // space, their cache frames are dropped.
-  void ReleasePages(const std::vector<uint64_t>& obsolete);
+  void ReleasePages(std::span<const uint64_t> obsolete);
 
   // Reads every page reachable from meta().root from disk; checks checksums,
   // key order within and across pages, separator bounds, levels, overlapping

@@ -966,7 +966,9 @@ void CheckpointWriter::Abort(bool quarantine) {
 
 Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
                          CheckpointResult* result) {
-  *result = CheckpointResult();
+  result->meta = MetaState();
+  result->obsolete.clear();
+  result->pages_written = result->bytes_written = result->writes = 0;
   Status s = CheckOpen();
   if (!s.ok()) return s;
   port::MutexLock checkpoint_lock(&checkpoint_mu_);
