@@ -321,6 +321,11 @@ class __attribute__((visibility("hidden"))) PoolCore {
   bool TryReserve(size_t bytes);
   void Unreserve(size_t bytes);
 
+ public:
+  Status Charge(size_t bytes);
+  void Uncharge(size_t bytes);
+
+ private:
   Status CarveChunk(int c);
   Status MapRegionLocked(Entry** out) REQUIRES(mu_);
   Status NewEntryLocked(bool dedicated, uint32_t* index) REQUIRES(mu_);
@@ -391,6 +396,7 @@ class __attribute__((visibility("hidden"))) PoolCore {
   std::atomic<uint64_t> madvise_calls_{0};
   std::atomic<uint64_t> reclaim_calls_{0};
   std::atomic<uint64_t> limit_failures_{0};
+  std::atomic<size_t> charged_{0};  // part of committed_ that is Charge()d
 };
 
 // ---------------------------------------------------------------------------

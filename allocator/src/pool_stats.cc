@@ -125,7 +125,9 @@ PoolStats PoolCore::Stats() const {
   st.dedicated_bytes = dedicated_.load(std::memory_order_relaxed);
   st.in_use_bytes = in_use + st.dedicated_bytes;
   st.retained_bytes = retained;
-  st.committed_bytes = committed_.load(std::memory_order_relaxed);
+  st.charged_bytes = charged_.load(std::memory_order_relaxed);
+  const size_t committed = committed_.load(std::memory_order_relaxed);  // charges included
+  st.committed_bytes = committed > st.charged_bytes ? committed - st.charged_bytes : 0;
   st.reserved_bytes = reserved_.load(std::memory_order_relaxed);
   st.high_water_bytes = high_water_.load(std::memory_order_relaxed);
   st.mmap_calls = mmap_calls_.load(std::memory_order_relaxed);
@@ -149,7 +151,8 @@ std::string PoolCore::Report() const {
          (st.budget_bytes == SIZE_MAX ? std::string("unlimited") : FormatBytes(st.budget_bytes)) +
          "\n";
   out += "  in use " + FormatBytes(st.in_use_bytes) + ", retained " +
-         FormatBytes(st.retained_bytes) + ", dedicated " + FormatBytes(st.dedicated_bytes) + "\n";
+         FormatBytes(st.retained_bytes) + ", dedicated " + FormatBytes(st.dedicated_bytes) +
+         ", charged " + FormatBytes(st.charged_bytes) + "\n";
   out += "  calls: mmap " + std::to_string(st.mmap_calls) + ", munmap " +
          std::to_string(st.munmap_calls) + ", madvise " + std::to_string(st.madvise_calls) +
          ", reclaim " + std::to_string(st.reclaim_calls) + ", limit failures " +

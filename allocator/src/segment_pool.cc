@@ -364,6 +364,18 @@ bool PoolCore::TryReserve(size_t bytes) {
 
 void PoolCore::Unreserve(size_t bytes) { committed_.fetch_sub(bytes, std::memory_order_relaxed); }
 
+Status PoolCore::Charge(size_t bytes) {
+  if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
+  Status s = Reserve(bytes, -1, 0, nullptr);
+  if (s.ok()) charged_.fetch_add(bytes, std::memory_order_relaxed);
+  return s;
+}
+
+void PoolCore::Uncharge(size_t bytes) {
+  charged_.fetch_sub(bytes, std::memory_order_relaxed);
+  Unreserve(bytes);
+}
+
 Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
   if (TryReserve(bytes)) return Status::OK();
   auto drop_retained = [&] {
@@ -1133,6 +1145,10 @@ size_t SegmentPool::ClassFor(size_t bytes) const { return impl_->ClassFor(bytes)
 void SegmentPool::SetReclaimCallback(ReclaimFn fn) { impl_->SetReclaim(std::move(fn)); }
 
 void SegmentPool::Trim() { impl_->Trim(); }
+
+Status SegmentPool::Charge(size_t bytes) { return impl_->Charge(bytes); }
+
+void SegmentPool::Uncharge(size_t bytes) { impl_->Uncharge(bytes); }
 
 Status SegmentPool::Close() { return impl_->Close(); }
 

@@ -202,6 +202,41 @@ TEST(SegmentPoolTest, BudgetDropsRetainedBeforeCallingReclaim) {
   ExpectAccountingConsistent(*pool);
 }
 
+// Charges count memory held outside the pool against its budget: allocations
+// and charges share it, retained segments are dropped to make room for a
+// charge, and an uncharge gives the room back.
+TEST(SegmentPoolTest, ChargesShareTheBudgetWithSegments) {
+  PoolOptions o;
+  o.budget_bytes = 256 * kKiB;
+  auto pool = MakePool(o);
+  std::vector<Segment> segs(48);
+  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  EXPECT_EQ(pool->Stats().retained_bytes, 64 * kKiB);
+  // 128 KiB in use + 64 retained: a 100 KiB charge drops retained segments.
+  Status st = pool->Charge(100 * kKiB);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  PoolStats ps = pool->Stats();
+  EXPECT_EQ(ps.charged_bytes, 100 * kKiB);
+  EXPECT_LE(ps.committed_bytes + ps.charged_bytes, o.budget_bytes);
+  EXPECT_LT(ps.retained_bytes, 64 * kKiB);
+  ExpectAccountingConsistent(*pool);
+  // The budget is now nearly full: charges and segments alike are refused.
+  st = pool->Charge(64 * kKiB);
+  EXPECT_TRUE(st.IsMemoryLimit()) << st.ToString();
+  Segment big;
+  st = pool->Allocate(64 * kKiB, &big);
+  EXPECT_TRUE(st.IsMemoryLimit()) << st.ToString();
+  EXPECT_EQ(pool->Stats().charged_bytes, 100 * kKiB);
+  pool->Uncharge(100 * kKiB);
+  EXPECT_EQ(pool->Stats().charged_bytes, 0u);
+  st = pool->Allocate(64 * kKiB, &big);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE(pool->Release(big).ok());
+  for (int i = 16; i < 48; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  ExpectAccountingConsistent(*pool);
+}
+
 TEST(SegmentPoolTest, BudgetCallsReclaimThenFailsWithMemoryLimit) {
   PoolOptions o;
   o.budget_bytes = 256 * kKiB;

@@ -315,6 +315,61 @@ TEST(BudgetTest, LongLivedReadersPinOnlyTheStateTheyRead) {
   test::ExpectPoolsReleased();
 }
 
+// Item 6: handles are charged to the budget while they live, so opening
+// them without end meets MemoryLimit instead of growing the heap without
+// bound; closing them gives the room back.
+TEST(BudgetTest, HandlesAreChargedToTheBudget) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(BudgetOptions(1 * kMiB, 10 * kMiB), dir.Join("db"), &db));
+  ASSERT_OK(db->Put(WriteOptions(), "k", "v"));
+  std::vector<std::unique_ptr<Iterator>> iterators;
+  Status refused;
+  for (int i = 0; i < 100000 && refused.ok(); ++i) {
+    iterators.push_back(db->NewIterator(ReadOptions()));
+    refused = iterators.back()->status();
+  }
+  EXPECT_TRUE(refused.IsMemoryLimit()) << refused.ToString();
+  EXPECT_LT(iterators.size(), 10000u);
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GT(st.pool.charged_bytes, 5 * kMiB);
+  EXPECT_LE(st.pool.high_water_bytes, 10 * kMiB);
+  // Snapshots (smaller) fill what is left, then are refused the same way,
+  // and say why; so is a transaction.
+  std::vector<std::unique_ptr<Snapshot>> snapshots;
+  std::string v;
+  Status s;
+  for (int i = 0; i < 1000 && s.ok(); ++i) {
+    snapshots.push_back(db->GetSnapshot());
+    s = db->Get(ReadOptions{.snapshot = snapshots.back().get()}, "k", &v);
+  }
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
+  s = txn->Put("t", "1");
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  txn.reset();
+  iterators.clear();
+  snapshots.clear();
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_EQ(st.pool.charged_bytes, 0u);
+  std::unique_ptr<Snapshot> snap = db->GetSnapshot();
+  ASSERT_OK(db->Get(ReadOptions{.snapshot = snap.get()}, "k", &v));
+  txn = db->BeginTransaction(WriteOptions());
+  ASSERT_OK(txn->Put("t", "1"));
+  ASSERT_OK(txn->Commit());
+  // A handle still open at Close() gives its charge back then.
+  std::unique_ptr<Iterator> left_open = db->NewIterator(ReadOptions());
+  ASSERT_OK(left_open->status());
+  txn.reset();
+  ASSERT_OK(db->Close());
+  EXPECT_TRUE(left_open->status().IsClosed()) << left_open->status().ToString();
+  snap.reset();
+  db.reset();
+  left_open.reset();
+  test::ExpectPoolsReleased();
+}
+
 // What the workload expects under a key: a value made from a seed, so that
 // its model keeps a few bytes per key, not the value (resident memory is
 // measured around it, and glibc keeps freed heap memory resident).

@@ -556,6 +556,7 @@ CommandResult Shell::Stats(const Words& words) {
              {"in_use_bytes", st.pool.in_use_bytes},
              {"retained_bytes", st.pool.retained_bytes},
              {"dedicated_bytes", st.pool.dedicated_bytes},
+             {"charged_bytes", st.pool.charged_bytes},
              {"high_water_bytes", st.pool.high_water_bytes},
              {"budget_bytes", st.pool.budget_bytes},
              {"open_arenas", st.pool.open_arenas},
@@ -610,6 +611,7 @@ CommandResult Shell::Stats(const Words& words) {
   row("in use", HumanBytes(p.in_use_bytes));
   row("retained", HumanBytes(p.retained_bytes));
   row("dedicated", HumanBytes(p.dedicated_bytes));
+  row("handles", HumanBytes(p.charged_bytes) + "  (iterators, snapshots, transactions)");
   row("syscalls", std::to_string(p.mmap_calls) + " mmap, " + std::to_string(p.munmap_calls) +
                       " munmap, " + std::to_string(p.madvise_calls) + " madvise");
   t += "arenas (" + std::to_string(st.arenas.size()) + ")\n";

@@ -165,6 +165,8 @@ Status DBImpl::OpenImpl() {
   if (!s.ok()) return s;
   scratch_mr_.emplace(pool_.get());
   leader_mr_.emplace(&*scratch_mr_);
+  // Handles are charged to the budget from now on (none exists yet).
+  registry_ = std::make_shared<HandleRegistry>(pool_.get());
 
   tree::TreeOptions to;
   to.page_bytes = options_.page_bytes;
@@ -1434,10 +1436,12 @@ std::string DBImpl::StatsReport() {
     std::snprintf(line, sizeof(line), fmt, args...);
     out += line;
   };
-  add("pool %s: reserved %s, committed %s, in use %s, retained %s, high water %s, budget %s\n",
+  add("pool %s: reserved %s, committed %s, in use %s, retained %s, handles %s, high water %s, "
+      "budget %s\n",
       st.pool.name.c_str(), FormatBytes(st.pool.reserved_bytes).c_str(),
       FormatBytes(st.pool.committed_bytes).c_str(), FormatBytes(st.pool.in_use_bytes).c_str(),
-      FormatBytes(st.pool.retained_bytes).c_str(), FormatBytes(st.pool.high_water_bytes).c_str(),
+      FormatBytes(st.pool.retained_bytes).c_str(), FormatBytes(st.pool.charged_bytes).c_str(),
+      FormatBytes(st.pool.high_water_bytes).c_str(),
       st.pool.budget_bytes == SIZE_MAX ? "unlimited" : FormatBytes(st.pool.budget_bytes).c_str());
   add("cache: %s of %s in %zu pages (%zu pinned), %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
       " evictions\n",

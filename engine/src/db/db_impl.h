@@ -104,6 +104,7 @@ class DBImpl final : public DB {
   Status Commit(const CommitRequest& request);
 
   const std::shared_ptr<HandleRegistry>& registry() { return registry_; }
+  alloc::SegmentPool* pool() { return pool_.get(); }
   alloc::Arena* arena() { return arena_.get(); }
   // For a commit's batch: from the pool (charged to the budget, given back
   // after the commit), not from a transaction's arena.

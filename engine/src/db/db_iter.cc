@@ -167,6 +167,10 @@ std::unique_ptr<Iterator> NewErrorIterator(Status status) {
   return std::make_unique<ErrorIterator>(std::move(status));
 }
 
+// What an iterator's cursor stack takes beside the DBIter object, charged to
+// the budget while it lives.
+constexpr size_t kIteratorHeapBytes = 2048;
+
 std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> version,
                                         uint64_t sequence, const ReadOptions& options,
                                         std::unique_ptr<InternalIterator> overlay,
@@ -183,9 +187,10 @@ std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> ver
     }
     auto it = std::make_unique<DBIter>(std::move(version), mem::NewLiveIterator(std::move(base)),
                                        registry, tracker, has_overlay);
-    if (!registry->Register(it.get())) {
-      return NewErrorIterator(Status::Closed("database is closed"));
-    }
+    // The cursors below it (merging, memtable and tree iterators) are on the
+    // heap too; 2 KiB is more than they take for a version of a few memtables.
+    Status s = registry->Register(it.get(), sizeof(DBIter) + kIteratorHeapBytes);
+    if (!s.ok()) return NewErrorIterator(std::move(s));
     return it;
   } catch (const std::bad_alloc&) {
     return NewErrorIterator(Status::MemoryLimit("out of memory creating an iterator"));

@@ -9,10 +9,20 @@
 // everything the handle holds inside the database. Only then are the
 // database's arenas and pool closed ("invalidate first, unmap second").
 //
+// A registry may charge each handle's memory (its object and what it keeps
+// on the heap) to the database's pool budget while the handle is linked: the
+// number of handles a user opens is bounded by the budget like everything
+// else, and Close() returns every charge before the pool closes.
+//
 // Thread safety: all methods are thread-safe.
 #ifndef ARENAKV_DB_HANDLE_REGISTRY_H_
 #define ARENAKV_DB_HANDLE_REGISTRY_H_
 
+#include <cstddef>
+#include <string>
+
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/status.h"
 #include "port/mutex.h"
 
 namespace arenakv {
@@ -39,21 +49,34 @@ class Handle {
   Handle* prev_ = nullptr;  // registry list, guarded by HandleRegistry::mu_
   Handle* next_ = nullptr;
   bool linked_ = false;
+  size_t charged_ = 0;  // charged to the registry's pool while linked
 };
 
 class HandleRegistry {
  public:
-  // Links a new handle. False (and nothing linked) once Close has begun.
-  bool Register(Handle* h) EXCLUDES(mu_) {
+  // `pool` (may be null: nothing charged) must stay open until CloseAll().
+  explicit HandleRegistry(alloc::SegmentPool* pool = nullptr) : pool_(pool) {}
+
+  // Links a new handle, charging `bytes` to the pool. Closed once Close has
+  // begun, MemoryLimit when the budget has no room; nothing linked then.
+  Status Register(Handle* h, size_t bytes) EXCLUDES(mu_) {
     port::MutexLock l(&mu_);
-    if (closed_) return false;
+    if (closed_) return Status::Closed("database is closed");
+    if (pool_ != nullptr && bytes > 0) {
+      Status s = pool_->Charge(bytes);
+      if (!s.ok()) {
+        return Status::MemoryLimit("no room in the memory budget for another handle (" +
+                                   s.message() + ")");
+      }
+      h->charged_ = bytes;
+    }
     h->next_ = head_;
     h->prev_ = nullptr;
     if (head_ != nullptr) head_->prev_ = h;
     head_ = h;
     h->linked_ = true;
     ++count_;
-    return true;
+    return Status::OK();
   }
 
   // The handle's own teardown: releases its resources unless Close() already
@@ -99,8 +122,11 @@ class HandleRegistry {
     h->prev_ = h->next_ = nullptr;
     h->linked_ = false;
     --count_;
+    if (h->charged_ > 0) pool_->Uncharge(h->charged_);
+    h->charged_ = 0;
   }
 
+  alloc::SegmentPool* const pool_;
   port::Mutex mu_;
   bool closed_ GUARDED_BY(mu_) = false;
   Handle* head_ GUARDED_BY(mu_) = nullptr;

@@ -22,9 +22,11 @@ bool SnapshotImpl::Register() {
     db_->open_snapshots().fetch_add(1);
   }
   // Registry lock before handle lock: never hold mu_ here.
-  if (!registry_->Register(this)) {
+  Status s = registry_->Register(this, sizeof(SnapshotImpl));
+  if (!s.ok()) {
     port::MutexLock l(&mu_);
     closed_ = true;
+    error_ = std::move(s);
     ReleaseLocked();
     return false;
   }
@@ -40,6 +42,7 @@ void SnapshotImpl::ReleaseLocked() {
 Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
                          bool verify_checksums) const {
   port::MutexLock l(&mu_);
+  if (!error_.ok()) return error_;
   if (closed_ || db != db_) {
     return closed_ ? Status::Closed("snapshot is closed")
                    : Status::InvalidArgument("snapshot belongs to another database");
@@ -54,6 +57,7 @@ Status SnapshotImpl::Get(DBImpl* db, std::string_view key, std::string* value,
 Status SnapshotImpl::View(const DBImpl* db, std::shared_ptr<Version>* version,
                           uint64_t* sequence) const {
   port::MutexLock l(&mu_);
+  if (!error_.ok()) return error_;
   if (closed_) return Status::Closed("snapshot is closed");
   // Another database's version names its memtables and tree pages: reading
   // it through this database's tree is garbage, and would keep them pinned

@@ -47,6 +47,7 @@ class SnapshotImpl final : public Snapshot, public Handle {
   const uint64_t sequence_;
   std::shared_ptr<HandleRegistry> registry_;
   bool counted_ GUARDED_BY(mu_) = false;
+  Status error_ GUARDED_BY(mu_);  // why registering failed (MemoryLimit), if it did
 };
 
 }  // namespace arenakv

@@ -77,6 +77,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         options_(options),
         txn_options_(txn_options),
         registry_(db->registry()),
+        iterators_(std::make_shared<HandleRegistry>(db->pool())),
         version_(std::move(version)),
         history_(std::move(history)),
         sequence_(sequence) {}
@@ -303,7 +304,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
   const TransactionOptions txn_options_;
   const std::shared_ptr<HandleRegistry> registry_;
   // The transaction's own iterators: closed when it finishes.
-  const std::shared_ptr<HandleRegistry> iterators_ = std::make_shared<HandleRegistry>();
+  const std::shared_ptr<HandleRegistry> iterators_;
   std::shared_ptr<Version> version_ GUARDED_BY(mu_);
   // The writes made since the transaction began, for validation: the node
   // of the memtable that was active then, which links to every newer one.
@@ -330,8 +331,9 @@ std::unique_ptr<Transaction> NewTransaction(DBImpl* db, const WriteOptions& opti
                                             uint64_t sequence) {
   auto txn = std::make_unique<TransactionImpl>(db, options, txn_options, std::move(version),
                                                std::move(history), sequence);
-  if (!db->registry()->Register(txn.get())) return NewClosedTransaction();
-  Status s = txn->Start();
+  Status s = db->registry()->Register(txn.get(), sizeof(TransactionImpl) + sizeof(HandleRegistry));
+  if (!s.ok()) return std::make_unique<ErrorTransaction>(std::move(s));
+  s = txn->Start();
   if (!s.ok()) return std::make_unique<ErrorTransaction>(std::move(s));
   return txn;
 }

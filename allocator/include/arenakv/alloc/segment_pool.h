@@ -76,10 +76,11 @@ struct PoolStats {
   std::string name;
   size_t reserved_bytes = 0;    // address space mapped (regions + dedicated)
   size_t committed_bytes = 0;   // in use + retained + dedicated
+  size_t charged_bytes = 0;     // held outside the pool, counted against its budget (Charge)
   size_t in_use_bytes = 0;      // segments currently handed out
   size_t retained_bytes = 0;    // free segments still backed by memory
   size_t dedicated_bytes = 0;   // oversized requests, mapped one by one
-  size_t high_water_bytes = 0;  // peak committed_bytes
+  size_t high_water_bytes = 0;  // peak committed_bytes + charged_bytes
   size_t budget_bytes = 0;
   uint64_t mmap_calls = 0;
   uint64_t munmap_calls = 0;
@@ -126,6 +127,13 @@ class SegmentPool {
     if (TryReleaseFast(segment)) return Status::OK();
     return ReleaseSlow(segment);
   }
+  // Counts `bytes` of memory held elsewhere (small heap objects a user keeps:
+  // iterators, snapshots, transactions) against the budget, as Allocate
+  // would: MemoryLimit, after reclaiming, when they do not fit. Uncharge()
+  // gives them back; every charge must be returned before Close().
+  Status Charge(size_t bytes);
+  void Uncharge(size_t bytes);
+
   // OK while `segment` is live in this pool; Closed otherwise (checked builds
   // call it on every access path that can afford it).
   Status Check(const Segment& segment) const;
