@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
@@ -88,6 +91,55 @@ TEST(RecoveryTest, DamagedDataFileMagicIsCorruption) {
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(s.message().find("data.akv"), std::string::npos) << s.ToString();
   db.reset();
+  ExpectPoolsReleased();
+}
+
+// A data file lost beside logs that hold commits is Corruption: recreating
+// it empty used to serve the logs' tail as the whole database.
+TEST(RecoveryTest, MissingOrEmptyDataFileBesideLogsIsCorruption) {
+  for (bool empty : {false, true}) {
+    SCOPED_TRACE(empty ? "empty data file" : "missing data file");
+    test::TempDir dir;
+    ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
+    const std::string data = dir.Join("db") + "/data.akv";
+    if (empty) {
+      std::ofstream(data, std::ios::trunc).close();
+    } else {
+      ASSERT_EQ(std::remove(data.c_str()), 0);
+    }
+    std::unique_ptr<DB> db;
+    Status s = DB::Open(Options{}, dir.Join("db"), &db);
+    EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_NE(s.message().find(empty ? "is empty" : "is missing"), std::string::npos)
+        << s.ToString();
+    EXPECT_EQ(std::filesystem::exists(data), empty) << "Open created a data file";
+    db.reset();
+    ExpectPoolsReleased();
+  }
+}
+
+// Only "wal-<digits>.log" names a log. sscanf used to read "wal--1.log" as
+// log 2^64-1 and refuse the database over a file it never wrote.
+TEST(RecoveryTest, FilesOnlyNamedLikeLogsAreLeftAlone) {
+  test::TempDir dir;
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
+  const std::vector<std::string> foreign = {"wal--1.log", "wal-+3.log",
+                                            "wal- 2.log", "wal-99999999999999999999.log",
+                                            "wal-.log",   "wal-7.log.bak"};
+  for (const auto& name : foreign) {
+    std::ofstream(dir.Join("db") + "/" + name) << "not a log";
+  }
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
+  std::string v;
+  ASSERT_OK(db->Get(ReadOptions{}, "logged", &v));
+  EXPECT_EQ(v, "only");
+  ASSERT_OK(db->Checkpoint());
+  ASSERT_OK(db->Close());
+  db.reset();
+  for (const auto& name : foreign) {
+    EXPECT_TRUE(std::filesystem::exists(dir.Join("db") + "/" + name)) << name << " was deleted";
+  }
   ExpectPoolsReleased();
 }
 

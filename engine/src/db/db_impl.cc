@@ -11,6 +11,7 @@
 #include "db/transaction_impl.h"
 #include "mem/merging_iterator.h"
 #include "tree/read_epoch.h"
+#include "wal/wal_format.h"
 #include "wal/wal_reader.h"
 
 namespace arenakv {
@@ -36,11 +37,33 @@ Status ReadOnlyUntilReopened(const Status& s) {
   return s;
 }
 
-bool ParseWalName(const std::string& name, uint64_t* number) {
-  unsigned long long n = 0;
-  int consumed = 0;
-  if (std::sscanf(name.c_str(), "wal-%llu.log%n", &n, &consumed) != 1) return false;
-  if (static_cast<size_t>(consumed) != name.size()) return false;
+// The directory holding `path` ("." for a bare name).
+std::string ParentDir(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+// "wal-<decimal digits>.log", nothing else: sscanf's %llu would also take a
+// sign, spaces or a number past 2^64 (wrapped), naming a log that was never
+// written as one that was.
+bool ParseWalName(std::string_view name, uint64_t* number) {
+  constexpr std::string_view kPrefix = "wal-", kSuffix = ".log";
+  if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) ||
+      !name.ends_with(kSuffix)) {
+    return false;
+  }
+  const std::string_view digits =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (n > (UINT64_MAX - d) / 10) return false;
+    n = n * 10 + d;
+  }
   *number = n;
   return true;
 }
@@ -137,6 +160,9 @@ Status DBImpl::OpenImpl() {
       return Status::InvalidArgument(path_ + " does not exist (create_if_missing is false)");
     }
     Status s = env_->CreateDir(path_);
+    // The new directory's entry in its parent is durable only once the
+    // parent is synced: without it a power cut can take the whole database.
+    if (s.ok()) s = env_->SyncDir(ParentDir(path_));
     if (!s.ok()) return s;
   }
   Status s = env_->LockFile(path_ + "/" + kLockFileName, &lock_);
@@ -168,6 +194,8 @@ Status DBImpl::OpenImpl() {
   // Handles are charged to the budget from now on (none exists yet).
   registry_ = std::make_shared<HandleRegistry>(pool_.get());
 
+  s = CheckDataFileBesideLogs(data_path);
+  if (!s.ok()) return s;
   tree::TreeOptions to;
   to.page_bytes = options_.page_bytes;
   to.cache_bytes = options_.cache_bytes;
@@ -194,6 +222,39 @@ Status DBImpl::OpenImpl() {
   }
   if (options_.background_checkpoints) {
     bg_thread_ = std::thread([this] { BackgroundLoop(); });
+  }
+  return Status::OK();
+}
+
+// The data file is created and synced, with its directory entry, before the
+// first log; logs holding records beside a missing or empty data file mean
+// the checkpointed state they build on is lost. Creating it anew would serve
+// the logs' tail as the whole database.
+Status DBImpl::CheckDataFileBesideLogs(const std::string& data_path) {
+  uint64_t data_bytes = 0;
+  if (env_->FileExists(data_path)) {
+    std::unique_ptr<File> f;
+    Status s = env_->OpenFile(data_path, OpenMode::kReadOnly, &f);
+    if (s.ok()) s = f->Size(&data_bytes);
+    if (!s.ok()) return s;
+    if (data_bytes > 0) return Status::OK();
+  }
+  std::vector<std::string> names;
+  Status s = env_->GetChildren(path_, &names);
+  if (!s.ok()) return s;
+  for (const auto& name : names) {
+    uint64_t n, bytes = 0;
+    if (!ParseWalName(name, &n)) continue;
+    std::unique_ptr<File> f;
+    s = env_->OpenFile(path_ + "/" + name, OpenMode::kReadOnly, &f);
+    if (s.ok()) s = f->Size(&bytes);
+    if (!s.ok()) return s;
+    if (bytes > wal::kFileHeaderSize) {
+      return Status::Corruption(
+          data_path + " is " +
+          (data_bytes == 0 && env_->FileExists(data_path) ? "empty" : "missing") + " but " + name +
+          " holds commits: the checkpointed data is lost");
+    }
   }
   return Status::OK();
 }
@@ -1484,8 +1545,10 @@ Status DestroyDB(const std::string& path, const Options& options) {
       if (!s.ok()) return s;
     }
   }
-  lock.reset();
+  // Unlinked while still held: released first, the file could be locked
+  // by an opener that opened it before, while another creates a new one.
   env->DeleteFile(path + "/" + kLockFileName).IgnoreError();
+  lock.reset();
   std::error_code ec;
   std::filesystem::remove(path, ec);  // only if empty: foreign files are left alone
   return Status::OK();

@@ -169,6 +169,7 @@ class DBImpl final : public DB {
   void StartHistoryLocked() REQUIRES(mu_);
   void BackgroundLoop();
   void DeleteObsoleteWals(uint64_t below);
+  Status CheckDataFileBesideLogs(const std::string& data_path);
   Status Recover(uint64_t* max_wal_number);
   // Recovery's state while it replays the logs.
   struct Replay {

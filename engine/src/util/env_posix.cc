@@ -350,7 +350,22 @@ class PosixEnv final : public Env {
     return Status::OK();
   }
 
+  // DestroyDB unlinks the lock file while it holds the lock. An opener that
+  // opened the file before the unlink may get its flock after the release:
+  // a lock on a file no longer at `path`, while a later opener creates and
+  // locks a new one. So the lock counts only if `path` still names the
+  // locked file; otherwise the attempt starts over on the new file.
   Status LockFile(const std::string& path, std::unique_ptr<FileLock>* lock) override {
+    for (int attempt = 0;; ++attempt) {
+      bool stale = false;
+      Status s = LockFileOnce(path, lock, &stale);
+      if (!stale) return s;
+      if (attempt == 3) return Status::Busy(path + " is being replaced by another process");
+    }
+  }
+
+ private:
+  Status LockFileOnce(const std::string& path, std::unique_ptr<FileLock>* lock, bool* stale) {
     int fd;
     do {
       fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -380,7 +395,13 @@ class PosixEnv final : public Env {
       }
       return Status::IOError("flock " + path, err);
     }
-    *lock = std::make_unique<PosixFileLock>(fd, key);
+    auto held = std::make_unique<PosixFileLock>(fd, key);
+    struct stat now;
+    if (::stat(path.c_str(), &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+      *stale = true;  // `held` unlocks and closes the unlinked file
+      return Status::OK();
+    }
+    *lock = std::move(held);
     return Status::OK();
   }
 };
