@@ -183,6 +183,22 @@ MetaState BTree::meta() const {
   return meta_;
 }
 
+// A checksum proves the bytes are what was written, not that a tree could
+// have written them. Every walk relies on these: a leaf at level 0, an
+// internal page above it, and at least one entry (an empty page would have
+// it read entry count-1, that is entry 0xFFFFFFFF).
+Status BTree::CheckPageShape(const PageView& v, uint64_t offset) const {
+  if (v.type() != PageType::kLeaf && v.type() != PageType::kInternal) {
+    return PageCorruption(path_, offset, "unknown page type");
+  }
+  if (v.is_leaf() != (v.level() == 0)) {
+    return PageCorruption(path_, offset,
+                          "page type and level disagree (level " + std::to_string(v.level()) + ")");
+  }
+  if (v.count() == 0) return PageCorruption(path_, offset, "empty page");
+  return Status::OK();
+}
+
 Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   uint64_t offset = AddressOffset(address);
   uint32_t length = AddressLength(address);
@@ -204,6 +220,7 @@ Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   s = cache_->NewFrame(image_bytes, ref);
   if (!s.ok()) return s;
   s = DecodeStoredPage(stored, offset, path_, ref->frame()->data(), image_bytes);
+  if (s.ok()) s = CheckPageShape(PageView(ref->frame()->data()), offset);
   if (!s.ok()) {
     ref->Reset();
     return s;

@@ -64,6 +64,8 @@ struct VerifyStats {
   uint64_t pages = 0, keys = 0;
 };
 
+class PageView;
+
 class BTree {
  public:
   // Opens or creates `path` (one data file). On open reads both meta blocks,
@@ -146,6 +148,7 @@ class BTree {
   // `for_cache`: the frame may be published, so it records the image's
   // checksum for later re-verification.
   Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
+  Status CheckPageShape(const PageView& v, uint64_t offset) const;
   Status CheckOpen() const;
   // LoadChildren's page fetch, holding no root; *read: it came from disk. An
   // empty *ref (and OK) when the read may have raced a change of extents.

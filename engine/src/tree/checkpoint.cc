@@ -889,6 +889,9 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
         if (!s.ok()) return s;
       }
       PageView v(ref.data());
+      if (v.is_leaf() || v.level() != top.level) {
+        return PageCorruption(tree_->path_, AddressOffset(c.address), "root on the wrong level");
+      }
       if (v.count() == 1) {
         if (c.state == ChildState::kUnchanged) result_->obsolete.push_back(c.address);
         if (c.state == ChildState::kWritten) abandoned_.push_back(c.address);
