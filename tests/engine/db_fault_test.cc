@@ -201,6 +201,23 @@ TEST_F(FaultTest, WalFsyncFailureIsNotForgotten) {
   CloseClearReopenAndCheck();
 }
 
+// Leaving a log (at a checkpoint's freeze) syncs it first. That sync's
+// failure used to be ignored: its unsynced commits could be lost while
+// synced commits in the next log survived, a state that never existed.
+// Now the database refuses writes until it is reopened.
+TEST_F(FaultTest, FailedSyncOfTheLogBeingLeftStopsWrites) {
+  Open();
+  WriteAcked("a", 200, /*sync=*/false);
+  env_->AddRule({.file_substring = kWal, .op = FaultOp::kSync, .error = EIO, .one_shot = true});
+  Status s = db_->Checkpoint();
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(s.ToString().find("read-only until it is reopened"), std::string::npos) << s.ToString();
+  ExpectPutFails("after", "Put after the log being left failed to sync");
+  std::string v;
+  ASSERT_OK(db_->Get(ReadOptions{}, "a7", &v));  // reads go on
+  CloseClearReopenAndCheck();
+}
+
 TEST_F(FaultTest, WalWriteFailureFailsTransactionCommit) {
   Open();
   WriteAcked("a", 100, true);

@@ -24,6 +24,9 @@ constexpr size_t kMaxGroupBytes = size_t{1} << 20;
 // A checkpoint that ran out of memory is tried again after this long, then
 // after twice as long each time it fails again, up to the maximum.
 constexpr int64_t kCheckpointRetryNs = 20'000'000;
+// How long a writer waits, past the memtables' share, for a checkpoint that
+// is short of memory, before it gets MemoryLimit.
+constexpr int64_t kMaxMemoryStallNs = 2'000'000'000;
 // The freeze threshold never drops below this, however much readers pin.
 constexpr size_t kMinFreezeBytes = size_t{1} << 20;
 constexpr int64_t kMaxCheckpointRetryNs = 1'000'000'000;
@@ -415,6 +418,21 @@ Status DBImpl::RotateWalLocked() {
   // The number is used up only when its file exists: recovery treats a gap
   // in the numbering as a lost log.
   const uint64_t number = next_wal_number_;
+  if (wal_ != nullptr) {
+    // Commits in the old log must not be lost while a synced commit in the
+    // new one survives: the old one is durable before the new one exists,
+    // so a log that is not the last is never torn. A poisoned writer's file
+    // was cut back to its last whole record; it is synced through a fresh
+    // handle. If that fails, what the old log holds is unknown: no later
+    // commit may be acknowledged on top of it.
+    Status ss = wal_->poisoned() ? SyncLogFile(WalPath(wal_->log_number())) : wal_->Sync();
+    if (!ss.ok()) {
+      bg_error_ = ReadOnlyUntilReopened(
+          Status::IOError("syncing " + WalPath(wal_->log_number()) + " before leaving it failed (" +
+                          ss.ToString() + "); commits not yet synced may be lost"));
+      return bg_error_;
+    }
+  }
   std::unique_ptr<wal::WalWriter> w;
   wal::WalWriterOptions wo;
   wo.compression = options_.compression;
@@ -424,14 +442,20 @@ Status DBImpl::RotateWalLocked() {
   if (s.ok()) s = env_->SyncDir(path_);
   if (!s.ok()) return s;
   ++next_wal_number_;
-  if (wal_ != nullptr) {
-    // Commits in the old log must not be lost while a synced commit in the
-    // new one survives: make the old one durable before leaving it.
-    wal_->Sync().IgnoreError();  // a poisoned log was already cut back
-    wal_->Close().IgnoreError();
-  }
+  if (wal_ != nullptr) wal_->Close().IgnoreError();
   wal_ = std::move(w);
   return Status::OK();
+}
+
+Status DBImpl::SyncLogFile(const std::string& path) {
+  std::unique_ptr<File> f;
+  Status s = env_->OpenFile(path, OpenMode::kReadWrite, &f);
+  if (s.ok()) s = f->Sync();
+  if (f != nullptr) {
+    Status c = f->Close();
+    if (s.ok()) s = c;
+  }
+  return s;
 }
 
 Status DBImpl::Close() {
@@ -879,6 +903,9 @@ Status DBImpl::WriteLocked(Writer* w) {
     if (group.sync) last_sync_group_ = group.members.size();
   } else {
     w->status = s;
+    if (s.IsMemoryLimit() && w->req != nullptr) {
+      memory_limit_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   HandOnLocked(w, group.last);
   return w->status;
@@ -1012,8 +1039,10 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync, bool* logged) {
   // Anything but a MemoryLimit (no memory to assemble the record, checked
   // before a byte is written) may have reached the file.
   *logged = !s.IsMemoryLimit();
+  bool sync_failed = false;
   if (s.ok() && sync) {
     s = wal_->Sync();
+    sync_failed = !s.ok();
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
   }
   if (!s.ok()) {
@@ -1028,6 +1057,15 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync, bool* logged) {
       port::MutexLock l(&mu_);
       bg_error_ = ReadOnlyUntilReopened(
           Status::IOError("a failed commit could not be cut from the log (" + ts.ToString() + ")"));
+    } else if (sync_failed) {
+      // After a failed fdatasync the kernel may have dropped the log's dirty
+      // pages and cleared the error: earlier unsynced commits may be gone,
+      // and a later sync that succeeds would prove nothing. Acknowledging
+      // more commits could leave a state that never existed.
+      port::MutexLock l(&mu_);
+      bg_error_ = ReadOnlyUntilReopened(Status::IOError(
+          "fdatasync of " + WalPath(wal_->log_number()) + " failed (" + s.ToString() +
+          "); the commit was not applied, earlier unsynced commits may be lost"));
     }
     return s;
   }
@@ -1111,6 +1149,12 @@ size_t DBImpl::FreezeThresholdLocked() {
   return std::min(options_.checkpoint_wal_bytes, std::max(left / 2, kMinFreezeBytes));
 }
 
+size_t DBImpl::MemtableBytesLocked() {
+  size_t bytes = current_->mem->table->ApproximateBytes() + PinnedMemtableBytesLocked();
+  for (const auto& m : current_->imm) bytes += m->table->ApproximateBytes();
+  return bytes;
+}
+
 size_t DBImpl::PinnedMemtableBytesLocked() {
   // Old roots' lists of replaced pages, at up to twice their size (vectors).
   const int64_t old_pages = counters_.retained_pages.load(std::memory_order_relaxed);
@@ -1192,11 +1236,16 @@ Status DBImpl::StallForMemoryLocked() {
 }
 
 Status DBImpl::MakeRoomForWrite(bool force) {
+  int64_t give_up_ns = 0;  // while a checkpoint is short of memory
   for (;;) {
     if (!bg_error_.ok()) return bg_error_;
     const size_t bytes = current_->mem->table->ApproximateBytes();
     const size_t threshold = FreezeThresholdLocked();
-    if (!force && bytes < threshold) {
+    // While a checkpoint runs, the active memtable also stops where all the
+    // memtables (frozen and pinned ones too) reach their share: past it they
+    // would eat the working reserve that checkpoint needs.
+    if (!force && bytes < threshold &&
+        (current_->imm.empty() || MemtableBytesLocked() < MemtableShare())) {
       if (!current_->imm.empty()) MaybeSlowDownLocked(bytes, threshold);
       return Status::OK();
     }
@@ -1211,9 +1260,23 @@ Status DBImpl::MakeRoomForWrite(bool force) {
         stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - start) / 1000,
                                 std::memory_order_relaxed);
       }
-      // A checkpoint short of memory does not refuse the write by itself:
-      // the commit fails only if its own room cannot be reserved.
-      if (s.IsMemoryLimit() && !force) return Status::OK();
+      if (s.IsMemoryLimit() && !force) {
+        // A checkpoint short of memory does not refuse the write by itself
+        // while the memtables stay within their share. Beyond it they would
+        // eat the working reserve the checkpoint needs to free them: wait
+        // for its retries instead, a bounded time.
+        if (MemtableBytesLocked() < MemtableShare()) return Status::OK();
+        const int64_t now = YieldPolicy::NowNs();
+        if (give_up_ns == 0) give_up_ns = now + kMaxMemoryStallNs;
+        if (now >= give_up_ns) {
+          return Status::MemoryLimit("the memtables fill their share of the budget (" +
+                                     s.message() + "); nothing was written");
+        }
+        bg_cv_.WaitFor(std::chrono::nanoseconds(kCheckpointRetryNs));
+        stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - now) / 1000,
+                                std::memory_order_relaxed);
+        continue;
+      }
       if (!s.ok()) return s;
       continue;
     }

@@ -138,6 +138,8 @@ class DBImpl final : public DB {
   // Bytes of checkpointed memtables that readers (iterators, snapshots,
   // transactions) still hold, and of the transactions' key records.
   size_t PinnedMemtableBytesLocked() REQUIRES(mu_);
+  // Every memtable byte the database holds: active, frozen and pinned.
+  size_t MemtableBytesLocked() REQUIRES(mu_);
   // The memtables' share of the budget now.
   size_t MemtableShare() const;
   // While a checkpoint runs and the active memtable nears the threshold,
@@ -162,6 +164,7 @@ class DBImpl final : public DB {
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
       REQUIRES(mu_);
   Status RotateWalLocked() REQUIRES(mu_);
+  Status SyncLogFile(const std::string& path);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
   // After a checkpoint of `done`: a history node a transaction still holds
   // trades its memtable for a KeyRecord.
