@@ -422,6 +422,8 @@ std::vector<ArenaStats> Arena::TreeStats() const {
 
 const std::string& Arena::name() const { return impl_->options.name; }
 
+size_t Arena::bytes() const { return impl_->bytes.load(std::memory_order_relaxed); }
+
 SegmentPool* Arena::pool() const { return impl_->pool_ref.get(); }
 
 void* Arena::do_allocate(size_t bytes, size_t align) {

@@ -1149,9 +1149,12 @@ size_t DBImpl::FreezeThresholdLocked() {
   return std::min(options_.checkpoint_wal_bytes, std::max(left / 2, kMinFreezeBytes));
 }
 
+// Arena bytes, not the tables' approximate sizes: the blocks' unused rest
+// (some 6%) is budget too, and over three memtables it is the checkpoint's
+// write buffer.
 size_t DBImpl::MemtableBytesLocked() {
-  size_t bytes = current_->mem->table->ApproximateBytes() + PinnedMemtableBytesLocked();
-  for (const auto& m : current_->imm) bytes += m->table->ApproximateBytes();
+  size_t bytes = current_->mem->table->ArenaBytes() + PinnedMemtableBytesLocked();
+  for (const auto& m : current_->imm) bytes += m->table->ArenaBytes();
   return bytes;
 }
 
@@ -1163,7 +1166,7 @@ size_t DBImpl::PinnedMemtableBytesLocked() {
   std::erase_if(retired_mems_, [&](const std::weak_ptr<MemRef>& w) {
     std::shared_ptr<MemRef> m = w.lock();
     if (m == nullptr) return true;
-    bytes += m->table->ApproximateBytes();
+    bytes += m->table->ArenaBytes();
     return false;
   });
   return bytes;

@@ -221,4 +221,6 @@ std::unique_ptr<InternalIterator> MemTable::NewIterator(uint64_t snapshot) const
   return std::make_unique<MemTableIterator>(&list_, snapshot);
 }
 
+size_t MemTable::ArenaBytes() const { return arena_->bytes(); }
+
 }  // namespace arenakv::mem

@@ -83,6 +83,9 @@ class MemTable {
   std::unique_ptr<InternalIterator> NewIterator(uint64_t snapshot) const;
 
   size_t ApproximateBytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Bytes of pool segments the table holds (its arena's blocks, the unused
+  // rest of the last one included): what it costs the budget.
+  size_t ArenaBytes() const;
   uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
   uint64_t id() const { return id_; }
   uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }

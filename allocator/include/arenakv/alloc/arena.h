@@ -118,6 +118,9 @@ class Arena final : public std::pmr::memory_resource {
   bool closed() const;
 
   ArenaStats Stats() const;
+  // Stats().bytes (segment bytes held), without taking the pool's tree lock:
+  // cheap enough for a hot path.
+  size_t bytes() const;
   // Stats of this arena and all its descendants, depth first.
   std::vector<ArenaStats> TreeStats() const;
   const std::string& name() const;
