@@ -306,8 +306,11 @@ TEST(Wal, TornTailAtEveryOffsetCompressed) {
 
 TEST(Wal, TornTailOfTheOnlyRecord) { CheckEveryCut({Compressible(700, 3)}, true); }
 
-TEST(Wal, ZeroFilledTailIsTorn) {
-  // A file system may expose a preallocated or size-extended tail as zeros.
+TEST(Wal, ZeroFilledTailIsACleanEnd) {
+  // The writer preallocates zeros ahead of its records (and a file system
+  // may expose a size-extended tail as zeros): nothing was torn there. A log
+  // that is not the last one ends that way too, and recovery must not take
+  // it for a torn log before later commits.
   TempDir dir;
   std::string path = dir.Join("wal");
   auto ends = WriteLog(PosixEnv(), path, 2, {"a", "b", "c"});
@@ -315,7 +318,22 @@ TEST(Wal, ZeroFilledTailIsTorn) {
   ReadOutcome out = ReadLog(PosixEnv(), path, 2);
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();
   EXPECT_EQ(out.records.size(), 3u);
+  EXPECT_FALSE(out.result.torn_tail);
+  EXPECT_TRUE(out.result.zero_tail);
+  EXPECT_EQ(out.result.valid_bytes, ends.back());
+}
+
+TEST(Wal, PartialRecordBeforeZerosIsTorn) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  auto ends = WriteLog(PosixEnv(), path, 2, {"a", "b", "c"});
+  // The first bytes of a record header reached the disk, the rest did not.
+  WriteFileBytes(path, ReadFileBytes(path) + std::string(5, '\x7f') + std::string(8192, '\0'));
+  ReadOutcome out = ReadLog(PosixEnv(), path, 2);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.records.size(), 3u);
   EXPECT_TRUE(out.result.torn_tail);
+  EXPECT_FALSE(out.result.zero_tail);
   EXPECT_EQ(out.result.valid_bytes, ends.back());
 }
 

@@ -306,8 +306,21 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   s = mem::MemTable::Create(arena_.get(), first_wal, &replay.table);
   if (!s.ok()) return s;
   replay.table_wal = first_wal;
-  for (uint64_t n : wals) {
-    s = ReplayWal(WalPath(n), n, &replay);
+  // The last log holding a record: only it (and the empty ones after it)
+  // may have been torn by a crash.
+  size_t last_with_records = 0;
+  for (size_t j = wals.size(); j-- > 1;) {
+    bool holds = false;
+    s = LogHoldsRecords(WalPath(wals[j]), wals[j], &holds);
+    if (!s.ok()) return s;
+    if (holds) {
+      last_with_records = j;
+      break;
+    }
+  }
+  for (size_t i = 0; i < wals.size(); ++i) {
+    replay.later_records = i < last_with_records;
+    s = ReplayWal(WalPath(wals[i]), wals[i], &replay);
     if (!s.ok()) return s;
   }
   *max_wal_number = wals.empty() ? 0 : wals.back();
@@ -323,6 +336,20 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   StartHistoryLocked();
   PublishReadViewLocked();
   return RotateWalLocked();
+}
+
+// Whether the log at `path` holds at least one intact record (its file may
+// be longer than its header without any: the writer preallocates zeros).
+Status DBImpl::LogHoldsRecords(const std::string& path, uint64_t number, bool* holds) {
+  *holds = false;
+  std::unique_ptr<wal::WalReader> reader;
+  Status s = wal::WalReader::Open(env_.get(), path, number, &reader, &*scratch_mr_);
+  if (!s.ok()) return s.IsCorruption() ? Status::OK() : s;  // its own replay will say
+  std::string_view record;
+  bool eof = false;
+  s = reader->ReadRecord(&record, &eof);
+  *holds = s.ok() && !eof;
+  return s.IsCorruption() ? Status::OK() : s;
 }
 
 // Recovery works under the budget the database ran with: a memtable that
@@ -367,6 +394,16 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     if (!s.ok()) return s;
   }
   if (reader->result().torn_tail) {
+    // A log is synced before the next one is created, so only the last log
+    // holding commits can have been torn by a crash. A torn log with
+    // commits after it is damage: cutting it and replaying the later logs
+    // would serve a state that never existed.
+    if (replay->later_records) {
+      return Status::Corruption(file + ": torn at offset " +
+                                std::to_string(reader->result().valid_bytes) +
+                                ", but later logs hold commits (a log is synced before the next "
+                                "is created, so this is damage, not a crash)");
+    }
     // Cut the tail so that nothing is ever appended after garbage.
     s = wal::TruncateTornTail(env_.get(), file, reader->result().valid_bytes);
   }

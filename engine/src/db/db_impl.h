@@ -180,7 +180,9 @@ class DBImpl final : public DB {
     uint64_t table_wal = 0;  // the first log whose records `table` may hold
     uint64_t last_seq = 0;
     uint64_t checkpoints = 0;
+    bool later_records = false;  // a log after the one being replayed is not empty
   };
+  Status LogHoldsRecords(const std::string& path, uint64_t number, bool* holds);
   Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
   Status ApplyReplayed(const WriteBatch& batch, Replay* replay);
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);

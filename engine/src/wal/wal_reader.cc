@@ -1,5 +1,6 @@
 #include "wal/wal_reader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -144,7 +145,37 @@ Status WalReader::Fill(uint64_t offset, size_t n, bool* complete) {
   return Status::OK();
 }
 
+Status WalReader::RestIsZero(uint64_t offset, bool* zero) {
+  *zero = false;
+  for (uint64_t p = offset; p < file_size_;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, file_size_ - p));
+    bool complete = false;
+    Status s = Fill(p, n, &complete);
+    if (!s.ok()) return Fail(s);
+    if (!complete) return Status::OK();
+    const char* b = Buffered(p);
+    for (size_t i = 0; i < n; ++i) {
+      if (b[i] != 0) return Status::OK();
+    }
+    p += n;
+  }
+  *zero = true;
+  return Status::OK();
+}
+
 Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) {
+  // The writer preallocates zeros ahead of its records: a log that ends in
+  // nothing but zeros ended cleanly, whether it is the last log or not.
+  bool zero = false;
+  Status zs = RestIsZero(offset, &zero);
+  if (!zs.ok()) return zs;
+  if (zero) {
+    done_ = true;
+    result_.zero_tail = true;
+    result_.valid_bytes = offset;
+    *eof = true;
+    return Status::OK();
+  }
   // Look for any intact record after the damage. The 24-bit header check
   // filters candidate offsets cheaply; a candidate counts only if its full
   // 64-bit checksum, seeded with this log's number, verifies.

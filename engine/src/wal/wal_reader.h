@@ -26,6 +26,7 @@ struct WalReadResult {
   uint64_t records = 0;      // records returned so far
   uint64_t valid_bytes = 0;  // end of the last good record (or of the header)
   bool torn_tail = false;    // the log ended in a cut or garbled last record
+  bool zero_tail = false;    // the log ended in the zeros preallocated ahead (a clean end)
 };
 
 class WalReader {
@@ -67,6 +68,7 @@ class WalReader {
   }
   // The record at `offset` is bad: torn tail unless an intact record follows.
   Status BadRecord(uint64_t offset, const std::string& why, bool* eof);
+  Status RestIsZero(uint64_t offset, bool* zero);
   Status Fail(Status s);
 
   std::unique_ptr<File> file_;
