@@ -86,10 +86,11 @@ struct ReadOutcome {
   bool eof = false;
 };
 
-ReadOutcome ReadLog(Env* env, const std::string& path, uint64_t log_number) {
+ReadOutcome ReadLog(Env* env, const std::string& path, uint64_t log_number,
+                    uint64_t max_bytes = UINT64_MAX) {
   ReadOutcome out;
   std::unique_ptr<WalReader> r;
-  out.status = WalReader::Open(env, path, log_number, &r);
+  out.status = WalReader::Open(env, path, log_number, &r, nullptr, max_bytes);
   if (!out.status.ok()) return out;
   for (;;) {
     std::string_view rec;
@@ -321,6 +322,24 @@ TEST(Wal, ZeroFilledTailIsACleanEnd) {
   EXPECT_FALSE(out.result.torn_tail);
   EXPECT_TRUE(out.result.zero_tail);
   EXPECT_EQ(out.result.valid_bytes, ends.back());
+}
+
+// Verify() reads the active log only up to its writer's size: a record being
+// stored past it (here: damaged, with a whole one after) must not be read.
+TEST(Wal, ReadingUpToALimitIgnoresWhatFollows) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  auto ends = WriteLog(PosixEnv(), path, 3, {"first", "second", "being stored", "after it"});
+  std::string bytes = ReadFileBytes(path);
+  bytes[ends[1] + 20] ^= 0x55;  // inside the third record
+  WriteFileBytes(path, bytes);
+  ReadOutcome whole = ReadLog(PosixEnv(), path, 3);
+  EXPECT_TRUE(whole.status.IsCorruption()) << whole.status.ToString();
+  ReadOutcome limited = ReadLog(PosixEnv(), path, 3, ends[1]);
+  ASSERT_TRUE(limited.status.ok()) << limited.status.ToString();
+  EXPECT_EQ(limited.records, (std::vector<std::string>{"first", "second"}));
+  EXPECT_FALSE(limited.result.torn_tail);
+  EXPECT_EQ(limited.result.valid_bytes, ends[1]);
 }
 
 TEST(Wal, PartialRecordBeforeZerosIsTorn) {

@@ -1515,8 +1515,16 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
   // Holding the current root holds every newer one (TreeRoot::newer_), so no
   // checkpoint meanwhile can free, and reuse, a page of the tree walked below.
   std::shared_ptr<Version> pinned;
-  uint64_t pinned_seq;
-  CurrentView(&pinned, &pinned_seq);
+  // The active log is read only up to the records complete now: beyond,
+  // the leader may be storing one, and a half-stored record with a whole
+  // one after it would read as Corruption.
+  uint64_t active_log = 0, active_end = 0;
+  {
+    port::MutexLock ml(&mu_);
+    pinned = current_;
+    active_log = wal_->log_number();
+    active_end = wal_->size();
+  }
   tree::VerifyStats vs;
   Status s = tree_->Verify(&vs, [&](uint64_t done, uint64_t total) {
     if (progress != nullptr) progress(done, total, arg);
@@ -1530,9 +1538,10 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     uint64_t n;
-    if (!ParseWalName(name, &n) || n < tree_->meta().wal_number) continue;
+    if (!ParseWalName(name, &n) || n < tree_->meta().wal_number || n > active_log) continue;
     std::unique_ptr<wal::WalReader> reader;
-    s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader, &*scratch_mr_);
+    s = wal::WalReader::Open(env_.get(), path_ + "/" + name, n, &reader, &*scratch_mr_,
+                             n == active_log ? active_end : UINT64_MAX);
     if (!s.ok() && !env_->FileExists(path_ + "/" + name)) continue;  // a checkpoint deleted it
     if (!s.ok()) return s;
     for (;;) {

@@ -34,13 +34,15 @@ WalReader::WalReader(Token, std::unique_ptr<File> file, uint64_t file_size, uint
 WalReader::~WalReader() { file_->Close().IgnoreError(); }
 
 Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_number,
-                       std::unique_ptr<WalReader>* reader, std::pmr::memory_resource* memory) {
+                       std::unique_ptr<WalReader>* reader, std::pmr::memory_resource* memory,
+                       uint64_t max_bytes) {
   std::unique_ptr<File> file;
   Status s = env->OpenFile(path, OpenMode::kReadOnly, &file);
   if (!s.ok()) return s;
   uint64_t size = 0;
   s = file->Size(&size);
   if (!s.ok()) return s;
+  size = std::min(size, max_bytes);
 
   char header[kFileHeaderSize];
   size_t got = 0;

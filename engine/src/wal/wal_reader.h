@@ -39,10 +39,12 @@ class WalReader {
   // file that is not a WAL, or a log number other than expected_log_number;
   // NotSupported for a newer format version. A file shorter than the header
   // (a crash right after creation) opens as an empty log with a torn tail.
-  // `memory` holds the read buffers (nullptr: the default resource).
+  // `memory` holds the read buffers (nullptr: the default resource). Only
+  // the first `max_bytes` of the file are read: a log still being written
+  // is read up to the records its writer has completed.
   static Status Open(Env* env, const std::string& path, uint64_t expected_log_number,
                      std::unique_ptr<WalReader>* reader,
-                     std::pmr::memory_resource* memory = nullptr);
+                     std::pmr::memory_resource* memory = nullptr, uint64_t max_bytes = UINT64_MAX);
 
   // Use Open(); public only for std::make_unique (Token is private).
   WalReader(Token, std::unique_ptr<File> file, uint64_t file_size, uint64_t log_number,
