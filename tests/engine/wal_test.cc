@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -340,6 +341,29 @@ TEST(Wal, ReadingUpToALimitIgnoresWhatFollows) {
   EXPECT_EQ(limited.records, (std::vector<std::string>{"first", "second"}));
   EXPECT_FALSE(limited.result.torn_tail);
   EXPECT_EQ(limited.result.valid_bytes, ends[1]);
+}
+
+// A power cut after a log was created and preallocated but before its first
+// sync leaves a header of zeros (the "bad magic" that kept a
+// database from opening): the log was never synced, so it reads as empty,
+// whatever unsynced records follow.
+TEST(Wal, HeaderOfZerosIsAnEmptyLog) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  WriteLog(PosixEnv(), path, 4, {"never", "synced"});
+  std::string bytes = ReadFileBytes(path);
+  std::fill(bytes.begin(), bytes.begin() + kFileHeaderSize, '\0');
+  WriteFileBytes(path, bytes + std::string(4096, '\0'));
+  ReadOutcome out = ReadLog(PosixEnv(), path, 4);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_TRUE(out.records.empty());
+  EXPECT_TRUE(out.result.torn_tail);
+  EXPECT_EQ(out.result.valid_bytes, 0u);
+  // A damaged header that is not all zeros is still Corruption.
+  bytes[3] = 'x';
+  WriteFileBytes(path, bytes);
+  out = ReadLog(PosixEnv(), path, 4);
+  EXPECT_TRUE(out.status.IsCorruption()) << out.status.ToString();
 }
 
 TEST(Wal, PartialRecordBeforeZerosIsTorn) {

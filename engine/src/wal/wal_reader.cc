@@ -51,7 +51,14 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
     if (!s.ok()) return s;
     if (got < kFileHeaderSize) size = got;  // shrank under us: treat as short
   }
-  if (size >= kFileHeaderSize) {
+  // A header of zeros was never written to the disk: a power cut after the
+  // file was created (and preallocated) but before its first sync, which
+  // would have made the header durable with the records. None of its
+  // records was ever synced, so the log is taken as empty, like a file
+  // shorter than its header.
+  const bool never_synced = size >= kFileHeaderSize && std::all_of(header, header + kFileHeaderSize,
+                                                                   [](char c) { return c == 0; });
+  if (size >= kFileHeaderSize && !never_synced) {
     if (std::memcmp(header, kMagic, sizeof(kMagic)) != 0) {
       return Status::Corruption("wal " + path + ": not an arenakv write-ahead log (bad magic)");
     }
@@ -88,7 +95,7 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("wal " + path + ": no memory for the reader");
   }
-  if (size < kFileHeaderSize) {
+  if (size < kFileHeaderSize || never_synced) {
     // A crash between creating the file and writing its header: an empty log.
     r->done_ = true;
     r->result_.torn_tail = true;
