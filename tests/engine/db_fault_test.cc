@@ -218,6 +218,20 @@ TEST_F(FaultTest, FailedSyncOfTheLogBeingLeftStopsWrites) {
   CloseClearReopenAndCheck();
 }
 
+// The log stores records through a shared mapping when it can; when mapping
+// fails it writes them, and nothing is lost either way. Its syncs fail as
+// they do on the written path.
+TEST_F(FaultTest, LogFallsBackToWritesWhenMappingFails) {
+  Open();
+  WriteAcked("mapped", 300, /*sync=*/false);
+  env_->AddRule({.file_substring = kWal, .op = FaultOp::kMap, .error = ENOMEM});
+  ASSERT_OK(db_->Checkpoint());  // a fresh log, whose first mapping fails
+  WriteAcked("written", 300, /*sync=*/false);
+  WriteAcked("synced", 20, /*sync=*/true);
+  EXPECT_GT(env_->Count(FaultOp::kMap), 0u);
+  CloseClearReopenAndCheck();
+}
+
 TEST_F(FaultTest, WalWriteFailureFailsTransactionCommit) {
   Open();
   WriteAcked("a", 100, true);

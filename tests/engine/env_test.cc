@@ -313,6 +313,42 @@ TEST(FaultEnv, FsyncFailureAndOtherOps) {
   EXPECT_EQ(env.Count(FaultOp::kRename), 2u);
 }
 
+// MapWritable and PunchHole go through to the real file (the log's mapped
+// path and the data file's hole punching used to run only without faults),
+// and rules can fail them.
+TEST(FaultEnv, MapWritableAndPunchHoleAreForwarded) {
+  TempDir dir;
+  FaultInjectionEnv env(Env::Default());
+  std::unique_ptr<File> f;
+  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_TRUE(f->Write(0, std::string(3 * 4096, 'a')).ok());
+  std::unique_ptr<MappedRegion> region;
+  Status s = f->MapWritable(0, 4096, &region);
+  if (s.IsNotSupported()) GTEST_SKIP() << "no writable mappings here: " << s.ToString();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::memcpy(region->data(), "mapped", 6);
+  region.reset();
+  ASSERT_TRUE(f->Sync().ok());
+  s = f->PunchHole(4096, 4096);
+  const bool punched = s.ok();
+  EXPECT_TRUE(s.ok() || s.IsNotSupported()) << s.ToString();
+  f.reset();
+  const std::string bytes = ReadAll(Env::Default().get(), dir.Join("f"));
+  EXPECT_EQ(bytes.substr(0, 7), "mappeda");
+  if (punched) {
+    EXPECT_EQ(bytes.substr(4096, 4096), std::string(4096, '\0'));
+  }
+  EXPECT_EQ(env.Count(FaultOp::kMap), 1u);
+  EXPECT_EQ(env.Count(FaultOp::kPunch), 1u);
+
+  env.AddRule({.file_substring = "f", .op = FaultOp::kMap, .error = ENOMEM});
+  env.AddRule({.file_substring = "f", .op = FaultOp::kPunch, .error = EIO});
+  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kReadWrite, &f).ok());
+  EXPECT_TRUE(f->MapWritable(0, 4096, &region).IsIOError());
+  EXPECT_TRUE(f->PunchHole(0, 4096).IsIOError());
+  EXPECT_EQ(env.Injected(), 2u);
+}
+
 TEST(FaultEnv, ProbabilityIsSeededAndRoughlyRight) {
   TempDir dir;
   uint64_t seed = test::TestSeed();

@@ -38,6 +38,8 @@ enum class FaultOp : int {
   kTruncate,  // File::Truncate
   kDelete,    // Env::DeleteFile
   kSyncDir,   // Env::SyncDir
+  kMap,       // File::MapWritable (stores through a mapping are unsynced until Sync)
+  kPunch,     // File::PunchHole
   kCount_,
 };
 
@@ -203,6 +205,21 @@ class FaultInjectionEnv final : public Env {
       Fault f = state_->Check(FaultOp::kTruncate, path());
       if (f.fire) return Injected("truncate", path(), f.error);
       return inner_->Truncate(size);
+    }
+    // Forwarded, so the write-ahead log's mapped path and the data file's
+    // hole punching run under faults too. A store through the mapping is no
+    // I/O call (faults cannot reach it), but it is durable only once Sync()
+    // succeeds, which faults can fail.
+    Status MapWritable(uint64_t offset, size_t length,
+                       std::unique_ptr<MappedRegion>* region) override {
+      Fault f = state_->Check(FaultOp::kMap, path());
+      if (f.fire) return Injected("map", path(), f.error);
+      return inner_->MapWritable(offset, length, region);
+    }
+    Status PunchHole(uint64_t offset, uint64_t length) override {
+      Fault f = state_->Check(FaultOp::kPunch, path());
+      if (f.fire) return Injected("punch hole", path(), f.error);
+      return inner_->PunchHole(offset, length);
     }
     Status Size(uint64_t* size) override { return inner_->Size(size); }
     Status Close() override { return inner_->Close(); }
