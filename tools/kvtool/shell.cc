@@ -591,7 +591,8 @@ CommandResult Shell::Stats(const Words& words) {
              {"stall_micros", st.stall_micros},
              {"memory_limit_errors", st.memory_limit_errors},
              {"checkpoint_memory_failures", st.checkpoint_memory_failures},
-             {"recovery_checkpoints", st.recovery_checkpoints}}},
+             {"recovery_checkpoints", st.recovery_checkpoints},
+             {"recovery_cut", st.recovery_cut}}},
            {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
     return CommandResult::kOk;
   }
@@ -652,6 +653,7 @@ CommandResult Shell::Stats(const Words& words) {
           GroupThousands(st.memory_limit_errors) + " refused for memory, " +
           GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory, " +
           GroupThousands(st.recovery_checkpoints) + " while recovering");
+  if (!st.recovery_cut.empty()) row("recovery", "cut a torn tail: " + st.recovery_cut);
   if (txn_) {
     t += "transaction (this shell)\n";
     row("buffers", HumanBytes(txn_bytes));

@@ -83,6 +83,10 @@ struct DBStats {
   uint64_t memory_limit_errors = 0;         // commits refused with MemoryLimit (nothing applied)
   uint64_t checkpoint_memory_failures = 0;  // checkpoints that ran out of memory (retried)
   uint64_t recovery_checkpoints = 0;        // checkpoints Open took to replay the logs in budget
+  // What Open cut from the end of the last log, torn by a crash: "" if
+  // nothing, else "<log file> at offset <n>" (what followed was not a whole
+  // commit, so no acknowledged synced commit was in it).
+  std::string recovery_cut;
   // Checkpointed memtables an open transaction validated against, kept as
   // their keys only (not pinned whole): how many were made, bytes live now.
   uint64_t history_records = 0;

@@ -325,6 +325,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   }
   *max_wal_number = wals.empty() ? 0 : wals.back();
   replay_checkpoints_ = replay.checkpoints;
+  recovery_cut_ = replay.cut;
 
   port::MutexLock l(&mu_);
   last_sequence_ = replay.last_seq;
@@ -406,6 +407,11 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     }
     // Cut the tail so that nothing is ever appended after garbage.
     s = wal::TruncateTornTail(env_.get(), file, reader->result().valid_bytes);
+    if (s.ok()) {
+      const size_t slash = file.rfind('/');
+      replay->cut = file.substr(slash == std::string::npos ? 0 : slash + 1) + " at offset " +
+                    std::to_string(reader->result().valid_bytes);
+    }
   }
   return s;
 }
@@ -1593,6 +1599,7 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->memory_limit_errors = memory_limit_errors_.load();
   stats->checkpoint_memory_failures = checkpoint_memory_failures_.load();
   stats->recovery_checkpoints = replay_checkpoints_;
+  stats->recovery_cut = recovery_cut_;
   stats->history_records = history_records_.load();
   stats->history_record_bytes = history_record_bytes_.load();
   return Status::OK();
@@ -1630,6 +1637,9 @@ std::string DBImpl::StatsReport() {
       FormatBytes(st.memtable_budget_bytes).c_str(), st.write_slowdowns, st.write_stalls,
       static_cast<double>(st.stall_micros) / 1000.0, st.memory_limit_errors,
       st.checkpoint_memory_failures);
+  if (!st.recovery_cut.empty()) {
+    add("recovery: cut a torn tail: %s\n", st.recovery_cut.c_str());
+  }
   add("versions: %zu live, %zu tree roots, %zu old pages kept for readers, %s of key records "
       "kept for transactions\n",
       st.live_versions, st.live_tree_roots, st.retained_old_pages,

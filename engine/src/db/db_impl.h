@@ -181,6 +181,7 @@ class DBImpl final : public DB {
     uint64_t last_seq = 0;
     uint64_t checkpoints = 0;
     bool later_records = false;  // a log after the one being replayed is not empty
+    std::string cut;             // the torn tail cut, if any: "<log> at offset <n>"
   };
   Status LogHoldsRecords(const std::string& path, uint64_t number, bool* holds);
   Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
@@ -283,7 +284,9 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> checkpoint_memory_failures_{0};
   std::atomic<uint64_t> history_records_{0};
   std::atomic<size_t> history_record_bytes_{0};  // live KeyRecords
-  uint64_t replay_checkpoints_ = 0;              // set by Recover, then read-only
+  uint64_t replay_checkpoints_ = 0;
+  std::string recovery_cut_;  // set by Recover, then read-only              // set by Recover, then
+                              // read-only
 };
 
 }  // namespace arenakv
