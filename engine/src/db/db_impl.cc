@@ -246,13 +246,12 @@ Status DBImpl::CheckDataFileBesideLogs(const std::string& data_path) {
   Status s = env_->GetChildren(path_, &names);
   if (!s.ok()) return s;
   for (const auto& name : names) {
-    uint64_t n, bytes = 0;
+    uint64_t n;
+    bool holds = false;
     if (!ParseWalName(name, &n)) continue;
-    std::unique_ptr<File> f;
-    s = env_->OpenFile(path_ + "/" + name, OpenMode::kReadOnly, &f);
-    if (s.ok()) s = f->Size(&bytes);
+    s = LogHoldsRecords(path_ + "/" + name, n, &holds);
     if (!s.ok()) return s;
-    if (bytes > wal::kFileHeaderSize) {
+    if (holds) {
       return Status::Corruption(
           data_path + " is " +
           (data_bytes == 0 && env_->FileExists(data_path) ? "empty" : "missing") + " but " + name +
@@ -362,6 +361,9 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
   Status s = wal::WalReader::Open(env_.get(), file, number, &reader, &*scratch_mr_);
   if (!s.ok()) return s;
   WriteBatch batch(&*scratch_mr_);
+  // Only a checkpoint changes what the threshold depends on (the cache's
+  // use, what is pinned): taken again after each, not for every record.
+  size_t threshold = ReplayThreshold();
   for (;;) {
     std::string_view record;
     bool eof = false;
@@ -370,9 +372,10 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     if (eof) break;
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
-    if (replay->table->ApproximateBytes() >= ReplayThreshold()) {
+    if (replay->table->ApproximateBytes() >= threshold) {
       s = CheckpointReplayed(number, replay);
       if (!s.ok()) return s;
+      threshold = ReplayThreshold();
     }
     s = ApplyReplayed(batch, replay);
     if (s.IsMemoryLimit() && replay->table->entries() > 0) {
@@ -380,6 +383,7 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
       // and ops at or below the new floor are skipped), then the record
       // is applied again in an empty memtable.
       s = CheckpointReplayed(number, replay);
+      if (s.ok()) threshold = ReplayThreshold();
       if (s.ok()) {
         s = ApplyReplayed(batch, replay);
       } else if (s.IsMemoryLimit()) {
@@ -596,10 +600,12 @@ Status DBImpl::CheckValue(std::string_view value) {
   return Status::OK();
 }
 
-void DBImpl::CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence) {
+void DBImpl::CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence,
+                         std::shared_ptr<WriteHistory>* history) {
   port::MutexLock l(&mu_);
   *version = current_;
   *sequence = last_sequence_;
+  if (history != nullptr) *history = history_;
 }
 
 Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::string* value,
@@ -813,12 +819,7 @@ std::unique_ptr<Transaction> DBImpl::BeginTransaction(const WriteOptions& option
   std::shared_ptr<Version> v;
   std::shared_ptr<WriteHistory> history;
   uint64_t seq;
-  {
-    port::MutexLock ml(&mu_);
-    v = current_;
-    history = history_;
-    seq = last_sequence_;
-  }
+  CurrentView(&v, &seq, &history);
   return NewTransaction(this, options, txn_options, std::move(v), std::move(history), seq);
 }
 
@@ -1185,18 +1186,20 @@ size_t DBImpl::MemtableShare() const {
 // hold comes out of the share, so that the memtables written meanwhile are
 // checkpointed sooner instead of filling the budget. 1 MiB at least, or
 // nothing would get written at all.
-size_t DBImpl::FreezeThresholdLocked() {
-  const size_t share = MemtableShare();
-  const size_t pinned = PinnedMemtableBytesLocked();
+size_t DBImpl::FreezeThreshold(size_t share, size_t pinned) const {
   const size_t left = share > pinned ? share - pinned : 0;
   return std::min(options_.checkpoint_wal_bytes, std::max(left / 2, kMinFreezeBytes));
+}
+
+size_t DBImpl::FreezeThresholdLocked() {
+  return FreezeThreshold(MemtableShare(), PinnedMemtableBytesLocked());
 }
 
 // Arena bytes, not the tables' approximate sizes: the blocks' unused rest
 // (some 6%) is budget too, and over three memtables it is the checkpoint's
 // write buffer.
-size_t DBImpl::MemtableBytesLocked() {
-  size_t bytes = current_->mem->table->ArenaBytes() + PinnedMemtableBytesLocked();
+size_t DBImpl::MemtableBytesLocked(size_t pinned) {
+  size_t bytes = current_->mem->table->ArenaBytes() + pinned;
   for (const auto& m : current_->imm) bytes += m->table->ArenaBytes();
   return bytes;
 }
@@ -1286,12 +1289,14 @@ Status DBImpl::MakeRoomForWrite(bool force) {
   for (;;) {
     if (!bg_error_.ok()) return bg_error_;
     const size_t bytes = current_->mem->table->ApproximateBytes();
-    const size_t threshold = FreezeThresholdLocked();
+    const size_t share = MemtableShare();
+    const size_t pinned = PinnedMemtableBytesLocked();
+    const size_t threshold = FreezeThreshold(share, pinned);
     // While a checkpoint runs, the active memtable also stops where all the
     // memtables (frozen and pinned ones too) reach their share: past it they
     // would eat the working reserve that checkpoint needs.
     if (!force && bytes < threshold &&
-        (current_->imm.empty() || MemtableBytesLocked() < MemtableShare())) {
+        (current_->imm.empty() || MemtableBytesLocked(pinned) < share)) {
       if (!current_->imm.empty()) MaybeSlowDownLocked(bytes, threshold);
       return Status::OK();
     }
@@ -1311,7 +1316,10 @@ Status DBImpl::MakeRoomForWrite(bool force) {
         // while the memtables stay within their share. Beyond it they would
         // eat the working reserve the checkpoint needs to free them: wait
         // for its retries instead, a bounded time.
-        if (MemtableBytesLocked() < MemtableShare()) return Status::OK();
+        // (The mutex was released meanwhile: measured anew.)
+        if (MemtableBytesLocked(PinnedMemtableBytesLocked()) < MemtableShare()) {
+          return Status::OK();
+        }
         const int64_t now = YieldPolicy::NowNs();
         if (give_up_ns == 0) give_up_ns = now + kMaxMemoryStallNs;
         if (now >= give_up_ns) {

@@ -82,7 +82,10 @@ class DBImpl final : public DB {
   // ---- used by handles (transactions, iterators, snapshots) ----
 
   // The current version and the sequence it is consistent at.
-  void CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence) EXCLUDES(mu_);
+  // `history` (may be null): the write history's node for that version's
+  // active memtable, which a transaction validates from.
+  void CurrentView(std::shared_ptr<Version>* version, uint64_t* sequence,
+                   std::shared_ptr<WriteHistory>* history = nullptr) EXCLUDES(mu_);
   Status GetAt(const Version& v, uint64_t seq, std::string_view key, std::string* value,
                bool verify_checksums);
   // A cursor over `v` at `seq`, tombstones included (callers add a live
@@ -135,11 +138,13 @@ class DBImpl final : public DB {
   // half of what the memtables' share of the budget leaves beside the
   // memtables only readers still hold, at most checkpoint_wal_bytes.
   size_t FreezeThresholdLocked() REQUIRES(mu_);
+  size_t FreezeThreshold(size_t share, size_t pinned) const;
   // Bytes of checkpointed memtables that readers (iterators, snapshots,
   // transactions) still hold, and of the transactions' key records.
   size_t PinnedMemtableBytesLocked() REQUIRES(mu_);
-  // Every memtable byte the database holds: active, frozen and pinned.
-  size_t MemtableBytesLocked() REQUIRES(mu_);
+  // Every memtable byte the database holds: active, frozen, and `pinned`
+  // (from PinnedMemtableBytesLocked).
+  size_t MemtableBytesLocked(size_t pinned) REQUIRES(mu_);
   // The memtables' share of the budget now.
   size_t MemtableShare() const;
   // While a checkpoint runs and the active memtable nears the threshold,
