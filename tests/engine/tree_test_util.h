@@ -1,6 +1,6 @@
 // Helpers for the B+tree tests: a pool + database arena that checks the
-// process's pool accounting is back to zero when it goes away, and an
-// InternalIterator over a sorted vector of changes.
+// process's pool accounting is back to zero when it goes away, and (from
+// vector_changes.h) an InternalIterator over a sorted vector of changes.
 #ifndef ARENAKV_TESTS_ENGINE_TREE_TEST_UTIL_H_
 #define ARENAKV_TESTS_ENGINE_TREE_TEST_UTIL_H_
 
@@ -15,7 +15,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
-#include "util/internal_iterator.h"
+#include "vector_changes.h"
 
 namespace arenakv::test {
 
@@ -45,35 +45,6 @@ class TreeArena {
  private:
   std::shared_ptr<alloc::SegmentPool> pool_;
   std::unique_ptr<alloc::Arena> arena_;
-};
-
-// Sorted changes: a value, or std::nullopt for a tombstone.
-class VectorChanges final : public InternalIterator {
- public:
-  using Entry = std::pair<std::string, std::optional<std::string>>;
-  explicit VectorChanges(std::vector<Entry> entries) : e_(std::move(entries)) {}
-  explicit VectorChanges(const std::map<std::string, std::optional<std::string>>& m)
-      : e_(m.begin(), m.end()) {}
-
-  bool Valid() const override { return i_ < e_.size(); }
-  void SeekToFirst() override { i_ = 0; }
-  void SeekToLast() override { i_ = e_.empty() ? 0 : e_.size() - 1; }
-  void Seek(std::string_view t) override {
-    i_ = 0;
-    while (i_ < e_.size() && e_[i_].first < t) ++i_;
-  }
-  void Next() override { ++i_; }
-  void Prev() override { i_ = i_ == 0 ? e_.size() : i_ - 1; }
-  std::string_view key() const override { return e_[i_].first; }
-  std::string_view value() const override {
-    return e_[i_].second ? std::string_view(*e_[i_].second) : std::string_view();
-  }
-  bool is_tombstone() const override { return !e_[i_].second.has_value(); }
-  Status status() const override { return Status::OK(); }
-
- private:
-  std::vector<Entry> e_;
-  size_t i_ = 0;
 };
 
 }  // namespace arenakv::test

@@ -22,10 +22,10 @@
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/env.h"
+#include "engine/vector_changes.h"
 #include "tree/btree.h"
 #include "tree/data_file.h"
 #include "tree/page_format.h"
-#include "util/internal_iterator.h"
 
 namespace {
 
@@ -151,32 +151,6 @@ std::string BuildFile(const std::vector<PageSpec>& pages) {
   return file;
 }
 
-// A sorted change set for the checkpoint.
-class Changes final : public InternalIterator {
- public:
-  explicit Changes(std::vector<std::pair<std::string, std::optional<std::string>>> e)
-      : e_(std::move(e)) {}
-  bool Valid() const override { return i_ < e_.size(); }
-  void SeekToFirst() override { i_ = 0; }
-  void SeekToLast() override { i_ = e_.empty() ? 0 : e_.size() - 1; }
-  void Seek(std::string_view t) override {
-    for (i_ = 0; i_ < e_.size() && e_[i_].first < t; ++i_) {
-    }
-  }
-  void Next() override { ++i_; }
-  void Prev() override { i_ = i_ == 0 ? e_.size() : i_ - 1; }
-  std::string_view key() const override { return e_[i_].first; }
-  std::string_view value() const override {
-    return e_[i_].second ? std::string_view(*e_[i_].second) : std::string_view();
-  }
-  bool is_tombstone() const override { return !e_[i_].second.has_value(); }
-  Status status() const override { return Status::OK(); }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> e_;
-  size_t i_ = 0;
-};
-
 void Exercise(const std::vector<PageSpec>& pages) {
   std::shared_ptr<alloc::SegmentPool> pool;
   if (!alloc::SegmentPool::Create(alloc::PoolOptions(), &pool).ok()) std::abort();
@@ -201,13 +175,13 @@ void Exercise(const std::vector<PageSpec>& pages) {
           tree->Get(tree->meta().root, e.key, &value, &found, true, &missed).IgnoreError();
         }
       }
-      std::vector<std::pair<std::string, std::optional<std::string>>> changes;
+      std::vector<test::VectorChanges::Entry> changes;
       changes.emplace_back("k", std::string("v"));
       if (!pages.empty() && !pages[0].entries.empty()) {
         const std::string& k = pages[0].entries[0].key;
         if (k > "k") changes.emplace_back(k, std::nullopt);
       }
-      Changes it(std::move(changes));
+      test::VectorChanges it(std::move(changes));
       CheckpointResult r;
       if (tree->Checkpoint(&it, 2, 1, &r).ok()) tree->ReleasePages(r.obsolete);
       tree->Close().IgnoreError();
