@@ -156,17 +156,25 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* a) {
     --a->children;
   }
   Link head;
+  std::vector<ArenaCore::Spilled> spilled;
+  std::shared_ptr<SpillSink> sink;
   {
     ArenaLock l(a);
     a->closed.store(true, std::memory_order_release);
     head = a->owned_head;
     a->owned_head = kNoLink;
+    spilled.swap(a->spilled);
+    sink = std::move(a->sink);
     a->bump->cur = a->bump->end = nullptr;
     a->bytes.store(0, std::memory_order_relaxed);
+    a->spilled_bytes.store(0, std::memory_order_relaxed);
     a->bump->used.store(0, std::memory_order_relaxed);
     a->segments.store(0, std::memory_order_relaxed);
   }
   pool->ReleaseOwnedList(head);
+  for (const ArenaCore::Spilled& sp : spilled) {
+    if (pool->ReleaseSpilled(sp.segment, a->id).ok()) sink->Drop(sp.offset, sp.segment.size);
+  }
   if (a->in_roots) {
     if (a->prev != nullptr) {
       a->prev->next = a->next;
@@ -356,6 +364,17 @@ Status Arena::ReleaseSegment(const Segment& segment) {
   internal::CheckOwnerThread(a);
   ArenaLock l(a);
   if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+  for (auto it = a->spilled.begin(); it != a->spilled.end(); ++it) {
+    if (it->segment.token != segment.token) continue;
+    const ArenaCore::Spilled sp = *it;
+    Status s = a->pool->ReleaseSpilled(sp.segment, a->id);
+    if (!s.ok()) return s;
+    a->spilled.erase(it);
+    a->sink->Drop(sp.offset, sp.segment.size);
+    internal::Sub(a->spilled_bytes, sp.segment.size);
+    internal::Sub(a->segments, 1);
+    return Status::OK();
+  }
   Status s = a->pool->Check(segment, a->id, true);
   if (!s.ok()) {
     if (a->pool->closed()) return s;
@@ -377,6 +396,41 @@ Status Arena::Check(const Segment& segment) const {
   return a->pool->Check(segment, a->id, true);
 }
 
+Status Arena::Spill(const std::shared_ptr<SpillSink>& sink) {
+  ArenaCore* a = impl_.get();
+  internal::CheckOwnerThread(a);
+  if (sink == nullptr) return Status::InvalidArgument("arena '" + a->options.name + "': no sink");
+  ArenaLock l(a);
+  if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
+  if (a->sink != nullptr && a->sink != sink) {
+    return Status::InvalidArgument("arena '" + a->options.name + "' spills to another sink");
+  }
+  a->sink = sink;
+  // The block becomes read-only: bump allocation must not carve from it.
+  a->bump->cur = a->bump->end = nullptr;
+  std::vector<Segment> segments;
+  for (internal::Link link = a->owned_head; link != internal::kNoLink;
+       link = a->pool->SlotOf(link)->owner_next) {
+    bool dedicated;
+    Segment seg = a->pool->SegmentOfLink(link, &dedicated);
+    if (!dedicated) segments.push_back(seg);
+  }
+  // In address order, so that neighbours in memory are neighbours in the
+  // sink too and their mappings merge into one.
+  std::sort(segments.begin(), segments.end(),
+            [](const Segment& x, const Segment& y) { return x.data < y.data; });
+  for (const Segment& seg : segments) {
+    uint64_t offset;
+    Status s = a->pool->SpillSegment(seg, a->id, sink.get(), &offset);
+    if (!s.ok()) return s;
+    internal::UnlinkOwned(a, internal::PoolCore::LinkOfToken(seg.token));
+    a->spilled.push_back({seg, offset});
+    internal::Sub(a->bytes, seg.size);
+    internal::Add(a->spilled_bytes, seg.size);
+  }
+  return Status::OK();
+}
+
 void Arena::HandOff() {
 #if defined(ARENAKV_CHECKED)
   impl_->owner_thread.store(std::thread::id(), std::memory_order_relaxed);
@@ -395,6 +449,7 @@ static ArenaStats StatsOf(const ArenaCore* a) {
   ArenaStats st;
   st.name = a->options.name;
   st.bytes = a->bytes.load(std::memory_order_relaxed);
+  st.spilled_bytes = a->spilled_bytes.load(std::memory_order_relaxed);
   st.used_bytes = a->bump->used.load(std::memory_order_relaxed);
   st.segments = a->segments.load(std::memory_order_relaxed);
   st.limit_bytes = a->options.limit_bytes;

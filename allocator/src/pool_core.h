@@ -32,6 +32,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
+#include "arenakv/alloc/spill_sink.h"
 #include "arenakv/status.h"
 #include "port/mutex.h"
 #include "sanitizer.h"
@@ -212,6 +213,17 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // Gives back every segment of an arena's owner list at once: one lock
   // round trip per size class instead of one per segment.
   void ReleaseOwnedList(Link head);
+  // Moves a live region segment of `owner` out to `sink` (Arena::Spill):
+  // stores a copy, maps it over the segment, and stops counting the segment
+  // as committed. *offset: where the sink keeps the copy.
+  Status SpillSegment(const Segment& segment, uint32_t owner, SpillSink* sink, uint64_t* offset);
+  // Releases a spilled segment: fresh anonymous memory is mapped back over
+  // it, and it goes on its class's list of free segments whose pages are
+  // with the OS. The caller tells the sink.
+  Status ReleaseSpilled(const Segment& segment, uint32_t owner);
+  // The segment an owner-list link names, live (its token and size), and
+  // whether it is a dedicated mapping.
+  Segment SegmentOfLink(Link link, bool* dedicated) const;
 
   size_t ClassFor(size_t bytes) const;
   // Bytes a request of `bytes` really takes (its class, or whole pages).
@@ -397,6 +409,7 @@ class __attribute__((visibility("hidden"))) PoolCore {
   std::atomic<uint64_t> reclaim_calls_{0};
   std::atomic<uint64_t> limit_failures_{0};
   std::atomic<size_t> charged_{0};  // part of committed_ that is Charge()d
+  std::atomic<size_t> spilled_{0};  // in use, file-backed, not in committed_
 };
 
 // ---------------------------------------------------------------------------
@@ -495,8 +508,17 @@ struct __attribute__((visibility("hidden"))) ArenaCore {
   // The bump block and `used` counter, in the Arena object (see arena.h);
   // "guarded" like the fields above: by mu for kShared, by ownership else.
   BumpWindow* bump = nullptr;
+  // Segments moved out by Spill(): off the owner list, still held.
+  struct Spilled {
+    Segment segment;
+    uint64_t offset;  // of the copy in `sink`
+  };
+  std::shared_ptr<SpillSink> sink GUARDED_BY(mu);
+  std::vector<Spilled> spilled GUARDED_BY(mu);
   // Counters readable from any thread (Stats); written by the owner.
+  // `bytes` counts the segments in memory, `spilled_bytes` the others.
   std::atomic<size_t> bytes{0};
+  std::atomic<size_t> spilled_bytes{0};
   std::atomic<size_t> segments{0};
 #if defined(ARENAKV_CHECKED)
   std::atomic<std::thread::id> owner_thread{};

@@ -126,6 +126,7 @@ PoolStats PoolCore::Stats() const {
   st.in_use_bytes = in_use + st.dedicated_bytes;
   st.retained_bytes = retained;
   st.charged_bytes = charged_.load(std::memory_order_relaxed);
+  st.spilled_bytes = spilled_.load(std::memory_order_relaxed);
   const size_t committed = committed_.load(std::memory_order_relaxed);  // charges included
   st.committed_bytes = committed > st.charged_bytes ? committed - st.charged_bytes : 0;
   st.reserved_bytes = reserved_.load(std::memory_order_relaxed);
@@ -152,7 +153,8 @@ std::string PoolCore::Report() const {
          "\n";
   out += "  in use " + FormatBytes(st.in_use_bytes) + ", retained " +
          FormatBytes(st.retained_bytes) + ", dedicated " + FormatBytes(st.dedicated_bytes) +
-         ", charged " + FormatBytes(st.charged_bytes) + "\n";
+         ", charged " + FormatBytes(st.charged_bytes) + ", spilled " +
+         FormatBytes(st.spilled_bytes) + "\n";
   out += "  calls: mmap " + std::to_string(st.mmap_calls) + ", munmap " +
          std::to_string(st.munmap_calls) + ", madvise " + std::to_string(st.madvise_calls) +
          ", reclaim " + std::to_string(st.reclaim_calls) + ", limit failures " +

@@ -850,6 +850,79 @@ void PoolCore::ReleaseOwnedList(Link head) {
 }
 
 // ---------------------------------------------------------------------------
+// Spilling
+
+Segment PoolCore::SegmentOfLink(Link link, bool* dedicated) const {
+  Entry* e = EntryAt(EntryOf(link));
+  Slot* s = e->slots + GranuleOf(link);
+  *dedicated = e->dedicated;
+  Segment seg;
+  seg.data = e->dedicated ? e->base.load(std::memory_order_acquire) : SegmentAddress(link);
+  seg.size = e->dedicated ? e->bytes.load(std::memory_order_relaxed) : classes_[LoadClass(s)].bytes;
+  seg.token = MakeToken(link, (LoadWord(s) >> 1) & kGenMask);
+  return seg;
+}
+
+Status PoolCore::SpillSegment(const Segment& segment, uint32_t owner, SpillSink* sink,
+                              uint64_t* offset) {
+  Status s = Check(segment, owner, /*check_owner=*/true);
+  if (!s.ok()) return s;
+  if (EntryAt(EntryOf(LinkOfToken(segment.token)))->dedicated) {
+    return Status::InvalidArgument("pool '" + opt_.name + "': a dedicated mapping is not spilled");
+  }
+  // The copy includes the arena's unused (poisoned) parts.
+  PoisonedRanges poisoned(segment.data, segment.size);
+  s = sink->Store(segment.data, segment.size, offset);
+  if (!s.ok()) return s;
+  {
+    IgnoreWritesForTsan same_bytes;
+    s = sink->MapOver(segment.data, segment.size, *offset);
+  }
+  if (!s.ok()) {
+    sink->Drop(*offset, segment.size);
+    return s;
+  }
+  mmap_calls_.fetch_add(1, std::memory_order_relaxed);
+  spilled_.fetch_add(segment.size, std::memory_order_relaxed);
+  committed_.fetch_sub(segment.size, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+Status PoolCore::ReleaseSpilled(const Segment& segment, uint32_t owner) {
+  if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
+  Entry* e;
+  Slot* s;
+  uint32_t w;
+  if (!Validate(segment, &e, &s, &w) || LoadOwner(s) != owner || e->dedicated) {
+    return Status::InvalidArgument("pool '" + opt_.name + "': not a live spilled segment");
+  }
+  // Fresh zero pages, committed only when touched: the state of a free
+  // segment whose pages went back to the OS.
+  void* p = mmap(segment.data, segment.size, opt_.quarantine ? PROT_NONE : PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  mmap_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (p == MAP_FAILED) {
+    // Left live and owned: the address range is lost until the pool closes.
+    return MapFailure(opt_.name, "remap of a spilled segment", segment.size, errno);
+  }
+  Poison(segment.data, segment.size);
+  spilled_.fetch_sub(segment.size, std::memory_order_relaxed);
+  const Link link = LinkOfToken(segment.token);
+  ClassState& cs = classes_[LoadClass(s)];
+  SpinLockGuard l(&cs.mu);
+  if (!CasWord(s, w, NextGenWord(w))) {
+    return Status::InvalidArgument("pool '" + opt_.name + "': double release");
+  }
+  StoreOwner(s, 0);
+  s->where = kReleased;
+  PushFront(cs, &cs.released_head, nullptr, link);
+  --cs.in_use;
+  ++cs.released;
+  --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
 // Giving memory back
 
 size_t PoolCore::ReturnPages(char* p, size_t n) {

@@ -29,23 +29,13 @@ constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
 
 using Model = std::map<std::string, std::string>;
+using test::Contents;
 
 Options BudgetOptions(size_t cache, size_t budget) {
   Options o;
   o.cache_bytes = cache;
   o.memory_budget_bytes = budget;
   return o;
-}
-
-// Every key and value of the database, read through an iterator.
-Model Contents(DB* db) {
-  Model m;
-  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    m.emplace(std::string(it->key()), std::string(it->value()));
-  }
-  EXPECT_OK(it->status());
-  return m;
 }
 
 std::string RandomKey(std::mt19937_64* rng, int keys) {
@@ -87,63 +77,6 @@ TEST(BudgetTest, RandomPutsUnderATightBudgetAllSucceed) {
   EXPECT_GT(st.checkpoints, 3u) << "the budget, not checkpoint_wal_bytes, should freeze memtables";
   EXPECT_LE(st.memtable_budget_bytes, options.memory_budget_bytes - options.cache_bytes / 4);
   EXPECT_EQ(st.memory_limit_errors, 0u);
-  ASSERT_OK(db->Close());
-  db.reset();
-  test::ExpectPoolsReleased();
-}
-
-// A snapshot keeps its memtables: writes beyond the budget fail with
-// MemoryLimit, atomically, and come back without a reopen once it is gone.
-// A snapshot pins the memtables of its version. Snapshots taken one after
-// another, each on a newer memtable, pin them all: the budget fills, and
-// writes are refused atomically until they are released.
-TEST(BudgetTest, WritesRefusedUnderHeldSnapshotsResumeWhenTheyAreReleased) {
-  test::TempDir dir;
-  const Options options = BudgetOptions(1 * kMiB, 10 * kMiB);
-  std::unique_ptr<DB> db;
-  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
-  ASSERT_OK(db->Put(WriteOptions(), "before", "1"));
-  std::vector<std::unique_ptr<Snapshot>> snapshots;
-  Model written;
-  std::string refused;
-  const std::string value(1000, 'x');
-  for (int i = 0; i < 100000 && refused.empty(); ++i) {
-    if (i % 200 == 0) snapshots.push_back(db->GetSnapshot());
-    const std::string key = "k" + std::to_string(i);
-    Status s = db->Put(WriteOptions(), key, value);
-    if (s.IsMemoryLimit()) {
-      refused = key;
-      EXPECT_NE(s.ToString().find("nothing was written"), std::string::npos) << s.ToString();
-    } else {
-      ASSERT_OK(s);
-      written[key] = value;
-    }
-  }
-  ASSERT_FALSE(refused.empty()) << "held snapshots never filled a 10 MiB budget";
-  std::string v;
-  EXPECT_TRUE(db->Get(ReadOptions(), refused, &v).IsNotFound());
-  // Reads still work while the snapshots are held.
-  ASSERT_OK(db->Get(ReadOptions{.snapshot = snapshots.front().get()}, "before", &v));
-  snapshots.clear();
-  // Writes resume at once: no reopen, no waiting.
-  for (int i = 0; i < 2000; ++i) {
-    const std::string key = "after" + std::to_string(i);
-    Status s = db->Put(WriteOptions(), key, value);
-    ASSERT_TRUE(s.ok()) << "write " << i << " after the release: " << s.ToString();
-    written[key] = value;
-  }
-  DBStats st;
-  ASSERT_OK(db->GetStats(&st));
-  EXPECT_GE(st.memory_limit_errors, 1u);
-  ASSERT_OK(db->Close());
-  db.reset();
-  test::ExpectPoolsReleased();
-
-  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
-  EXPECT_TRUE(db->Get(ReadOptions(), refused, &v).IsNotFound())
-      << "a Put that returned MemoryLimit was applied";
-  written["before"] = "1";
-  EXPECT_EQ(Contents(db.get()), written);
   ASSERT_OK(db->Close());
   db.reset();
   test::ExpectPoolsReleased();
@@ -240,10 +173,11 @@ TEST(BudgetTest, RecoveryReplaysLogsLargerThanTheBudget) {
 // Item 3: a forgotten iterator, snapshot or transaction pins the memtables
 // of its own version, not every newer one. They used to hold the whole
 // chain of memtables written after them, so under a budget writers soon got
-// MemoryLimit. 40 MiB of puts under a 24 MiB budget now all succeed,
-// though the readers pin some 40% of it (the memtable they began on grows
-// to half the share before it is frozen), and the transactions still see
-// every conflicting write made since they began.
+// MemoryLimit. 40 MiB of puts under a 24 MiB budget now all succeed: the
+// memtable they began on (some 40% of the budget: it grows to half the
+// share before it is frozen) moves to the spill file after its checkpoint,
+// and the transactions still see every conflicting write made since they
+// began.
 TEST(BudgetTest, LongLivedReadersPinOnlyTheStateTheyRead) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
@@ -282,8 +216,9 @@ TEST(BudgetTest, LongLivedReadersPinOnlyTheStateTheyRead) {
   }
   DBStats st;
   ASSERT_OK(db->GetStats(&st));
-  EXPECT_GT(st.checkpoints, 5u);
+  EXPECT_GE(st.checkpoints, 3u);
   EXPECT_LE(st.live_memtables, 6u) << "readers pin the memtables written after them";
+  EXPECT_GE(st.memtable_spills, 1u) << "the memtable the readers hold should be on disk";
   EXPECT_GT(st.history_records, 0u);
   EXPECT_LE(st.pool.high_water_bytes, 24 * kMiB);
 

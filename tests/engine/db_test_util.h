@@ -7,10 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <memory>
 #include <string>
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
+#include "arenakv/iterator.h"
 #include "arenakv/status.h"
 #include "arenakv/transaction.h"
 
@@ -46,6 +49,17 @@ inline void FillBudgetUntil(DB* db, Transaction* filler, size_t budget, size_t h
     if (st.pool.in_use_bytes + headroom >= budget) return;
     ASSERT_OK(filler->Put("filler" + std::to_string(i), chunk));
   }
+}
+
+// Every key and value of the database, read through an iterator.
+inline std::map<std::string, std::string> Contents(DB* db) {
+  std::map<std::string, std::string> m;
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    m.emplace(std::string(it->key()), std::string(it->value()));
+  }
+  EXPECT_OK(it->status());
+  return m;
 }
 
 }  // namespace arenakv::test

@@ -38,7 +38,7 @@ enum class FaultOp : int {
   kTruncate,  // File::Truncate
   kDelete,    // Env::DeleteFile
   kSyncDir,   // Env::SyncDir
-  kMap,       // File::MapWritable (stores through a mapping are unsynced until Sync)
+  kMap,       // File::MapWritable and MapOver (stores through a mapping are unsynced until Sync)
   kPunch,     // File::PunchHole
   kCount_,
 };
@@ -215,6 +215,11 @@ class FaultInjectionEnv final : public Env {
       Fault f = state_->Check(FaultOp::kMap, path());
       if (f.fire) return Injected("map", path(), f.error);
       return inner_->MapWritable(offset, length, region);
+    }
+    Status MapOver(void* addr, uint64_t offset, size_t length) override {
+      Fault f = state_->Check(FaultOp::kMap, path());
+      if (f.fire) return Injected("map", path(), f.error);
+      return inner_->MapOver(addr, offset, length);
     }
     Status PunchHole(uint64_t offset, uint64_t length) override {
       Fault f = state_->Check(FaultOp::kPunch, path());

@@ -557,6 +557,7 @@ CommandResult Shell::Stats(const Words& words) {
              {"retained_bytes", st.pool.retained_bytes},
              {"dedicated_bytes", st.pool.dedicated_bytes},
              {"charged_bytes", st.pool.charged_bytes},
+             {"spilled_bytes", st.pool.spilled_bytes},
              {"high_water_bytes", st.pool.high_water_bytes},
              {"budget_bytes", st.pool.budget_bytes},
              {"open_arenas", st.pool.open_arenas},
@@ -592,7 +593,10 @@ CommandResult Shell::Stats(const Words& words) {
              {"memory_limit_errors", st.memory_limit_errors},
              {"checkpoint_memory_failures", st.checkpoint_memory_failures},
              {"recovery_checkpoints", st.recovery_checkpoints},
-             {"recovery_cut", st.recovery_cut}}},
+             {"recovery_cut", st.recovery_cut},
+             {"memtable_spills", st.memtable_spills},
+             {"spilled_bytes", st.spilled_bytes},
+             {"spill_failures", st.spill_failures}}},
            {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
     return CommandResult::kOk;
   }
@@ -612,6 +616,7 @@ CommandResult Shell::Stats(const Words& words) {
   row("in use", HumanBytes(p.in_use_bytes));
   row("retained", HumanBytes(p.retained_bytes));
   row("dedicated", HumanBytes(p.dedicated_bytes));
+  if (p.spilled_bytes > 0) row("spilled", HumanBytes(p.spilled_bytes) + "  (in use, on disk)");
   row("handles", HumanBytes(p.charged_bytes) + "  (iterators, snapshots, transactions)");
   row("syscalls", std::to_string(p.mmap_calls) + " mmap, " + std::to_string(p.munmap_calls) +
                       " munmap, " + std::to_string(p.madvise_calls) + " madvise");
@@ -654,6 +659,11 @@ CommandResult Shell::Stats(const Words& words) {
           GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory, " +
           GroupThousands(st.recovery_checkpoints) + " while recovering");
   if (!st.recovery_cut.empty()) row("recovery", "cut a torn tail: " + st.recovery_cut);
+  if (st.memtable_spills > 0 || st.spill_failures > 0) {
+    row("spilled", GroupThousands(st.memtable_spills) + " memtables readers held, " +
+                       HumanBytes(st.spilled_bytes) + " on disk now, " +
+                       GroupThousands(st.spill_failures) + " failed");
+  }
   if (txn_) {
     t += "transaction (this shell)\n";
     row("buffers", HumanBytes(txn_bytes));

@@ -91,6 +91,12 @@ struct DBStats {
   // their keys only (not pinned whole): how many were made, bytes live now.
   uint64_t history_records = 0;
   size_t history_record_bytes = 0;
+  // Checkpointed memtables readers still held, moved to a temporary file so
+  // that they cost disk, not memory: how many were moved, the bytes on disk
+  // now, and spills that failed (disk full: they stayed in memory).
+  uint64_t memtable_spills = 0;
+  size_t spilled_bytes = 0;
+  uint64_t spill_failures = 0;
 };
 
 // What Verify() found.

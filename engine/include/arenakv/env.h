@@ -75,6 +75,19 @@ class File {
     (void)region;
     return Status::NotSupported("map writable");
   }
+  // Maps [offset, offset + length) of the file, read-only and shared, over
+  // the memory at `addr` (page aligned), replacing it: the file holds a copy
+  // of those bytes, and the memory is being moved out to it (a memtable
+  // readers still hold, spilled to disk). On failure the memory at `addr`
+  // holds what it held. The file must stay at least offset + length long
+  // while the mapping exists. Optional: the default says NotSupported and
+  // the memory stays where it is.
+  virtual Status MapOver(void* addr, uint64_t offset, size_t length) {
+    (void)addr;
+    (void)offset;
+    (void)length;
+    return Status::NotSupported("map over memory");
+  }
   virtual Status Size(uint64_t* size) = 0;
   virtual Status Close() = 0;
   virtual const std::string& path() const = 0;

@@ -8,6 +8,7 @@
 
 #include "db/db_iter.h"
 #include "db/snapshot_impl.h"
+#include "db/spill_file.h"
 #include "db/transaction_impl.h"
 #include "mem/merging_iterator.h"
 #include "tree/read_epoch.h"
@@ -170,6 +171,12 @@ Status DBImpl::OpenImpl() {
   }
   Status s = env_->LockFile(path_ + "/" + kLockFileName, &lock_);
   if (!s.ok()) return s;
+  // Left by a crash between creating the spill file and unlinking it.
+  const std::string spill_path = path_ + "/" + SpillFile::kFileName;
+  if (env_->FileExists(spill_path)) {
+    s = env_->DeleteFile(spill_path);
+    if (!s.ok()) return s;
+  }
   const std::string data_path = path_ + "/" + kDataFileName;
   const bool exists = env_->FileExists(data_path);
   if (exists && options_.error_if_exists) {
@@ -574,6 +581,10 @@ void DBImpl::Teardown() {
   if (arena_ != nullptr) {
     arena_->Close();
     arena_.reset();
+  }
+  {
+    port::MutexLock l(&checkpoint_mu_);
+    spill_file_.reset();  // closes it, once the arenas spilled into it are gone
   }
   if (pool_ != nullptr) {
     pool_->Close().IgnoreError();
@@ -1421,32 +1432,82 @@ Status DBImpl::RunTreeCheckpoint() {
         bg_error_ = ReadOnlyUntilReopened(s);
       }
       bg_cv_.SignalAll();
-      return s;
+    } else {
+      old = PublishCheckpointLocked(*base, &result);
     }
-    checkpoint_memory_error_ = Status::OK();
-    auto root = std::make_shared<TreeRoot>(tree_.get(), result.meta.root, &counters_);
-    auto v = std::make_shared<Version>(&counters_);
-    v->mem = current_->mem;
-    for (const auto& m : current_->imm) {
-      if (std::find(base->imm.begin(), base->imm.end(), m) == base->imm.end()) {
-        v->imm.push_back(m);
-      }
-    }
-    v->tree = root;
-    for (const auto& m : base->imm) retired_mems_.push_back(m);
-    current_->tree->Supersede(root, std::move(result.obsolete));
-    old = std::move(current_);
-    current_ = std::move(v);
-    PublishReadViewLocked();
-    bg_cv_.SignalAll();
   }
   old.reset();
+  if (!s.ok()) {
+    // Memtables readers hold may be what left the checkpoint short.
+    if (s.IsMemoryLimit()) SpillPinnedMemtables();
+    return s;
+  }
   CompactHistory(base->imm);
   base.reset();
   ReleaseRetiredViews(/*wait=*/true);  // the old version, once no point read holds it
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   DeleteObsoleteWals(wal_number);
+  SpillPinnedMemtables();
   return Status::OK();
+}
+
+// The checkpoint's root becomes current: a new version without the frozen
+// memtables it covers, which stay readable, as retired, for whoever holds
+// them. Returns the superseded version, for the caller to release outside
+// the lock.
+std::shared_ptr<Version> DBImpl::PublishCheckpointLocked(const Version& base,
+                                                         tree::CheckpointResult* result) {
+  checkpoint_memory_error_ = Status::OK();
+  auto root = std::make_shared<TreeRoot>(tree_.get(), result->meta.root, &counters_);
+  auto v = std::make_shared<Version>(&counters_);
+  v->mem = current_->mem;
+  for (const auto& m : current_->imm) {
+    if (std::find(base.imm.begin(), base.imm.end(), m) == base.imm.end()) v->imm.push_back(m);
+  }
+  v->tree = root;
+  for (const auto& m : base.imm) retired_mems_.push_back(m);
+  current_->tree->Supersede(root, std::move(result->obsolete));
+  std::shared_ptr<Version> old = std::move(current_);
+  current_ = std::move(v);
+  PublishReadViewLocked();
+  bg_cv_.SignalAll();
+  return old;
+}
+
+// Memtables that readers keep past their checkpoint move to the spill file
+// once they hold more than a quarter of the memtables' share, oldest first
+// (the longest-lived readers hold them), until an eighth is left: a
+// forgotten iterator then costs disk space, not the writers' memory. Readers
+// go on reading them where they are; the kernel pages them in from the file.
+void DBImpl::SpillPinnedMemtables() {
+  std::vector<std::shared_ptr<MemRef>> victims;
+  {
+    port::MutexLock l(&mu_);
+    const size_t share = MemtableShare();
+    size_t pinned = PinnedMemtableBytesLocked();
+    if (pinned <= share / 4) return;
+    for (const auto& w : retired_mems_) {
+      if (pinned <= share / 8) break;
+      std::shared_ptr<MemRef> m = w.lock();
+      const size_t bytes = m != nullptr ? m->table->ArenaBytes() : 0;
+      if (bytes == 0) continue;
+      pinned -= std::min(pinned, bytes);
+      victims.push_back(std::move(m));
+    }
+  }
+  Status s;
+  if (!victims.empty() && spill_file_ == nullptr) {
+    s = SpillFile::Open(env_.get(), path_, &spill_file_);
+  }
+  for (const auto& m : victims) {
+    if (!s.ok()) break;
+    s = m->table->Spill(spill_file_);
+    if (s.ok()) memtable_spills_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Without room on disk the memtables stay in memory, and writers get
+  // MemoryLimit as before; reads are unaffected either way.
+  if (!s.ok()) spill_failures_.fetch_add(1, std::memory_order_relaxed);
+  // `victims` go here, outside mu_: readers may have let go meanwhile.
 }
 
 // A new active memtable gets its history node; the previous node links to
@@ -1610,6 +1671,9 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->recovery_cut = recovery_cut_;
   stats->history_records = history_records_.load();
   stats->history_record_bytes = history_record_bytes_.load();
+  stats->memtable_spills = memtable_spills_.load();
+  stats->spilled_bytes = stats->pool.spilled_bytes;
+  stats->spill_failures = spill_failures_.load();
   return Status::OK();
 }
 
@@ -1652,6 +1716,10 @@ std::string DBImpl::StatsReport() {
       "kept for transactions\n",
       st.live_versions, st.live_tree_roots, st.retained_old_pages,
       FormatBytes(st.history_record_bytes).c_str());
+  if (st.memtable_spills > 0 || st.spill_failures > 0) {
+    add("spilled: %" PRIu64 " memtables held by readers, %s on disk now, %" PRIu64 " failed\n",
+        st.memtable_spills, FormatBytes(st.spilled_bytes).c_str(), st.spill_failures);
+  }
   out += "arenas:\n";
   for (const auto& a : st.arenas) {
     add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(), a.segments);

@@ -36,6 +36,7 @@
 #include "arenakv/db.h"
 #include "db/handle_registry.h"
 #include "db/pool_resource.h"
+#include "db/spill_file.h"
 #include "db/version.h"
 #include "db/write_batch.h"
 #include "db/yield_policy.h"
@@ -171,6 +172,9 @@ class DBImpl final : public DB {
   Status RotateWalLocked() REQUIRES(mu_);
   Status SyncLogFile(const std::string& path);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
+  std::shared_ptr<Version> PublishCheckpointLocked(const Version& base,
+                                                   tree::CheckpointResult* result) REQUIRES(mu_);
+  void SpillPinnedMemtables() REQUIRES(checkpoint_mu_) EXCLUDES(mu_);
   // After a checkpoint of `done`: a history node a transaction still holds
   // trades its memtable for a KeyRecord.
   void CompactHistory(const std::vector<std::shared_ptr<MemRef>>& done) EXCLUDES(mu_);
@@ -275,6 +279,9 @@ class DBImpl final : public DB {
   std::optional<alloc::RecyclingResource> leader_mr_;
 
   port::Mutex checkpoint_mu_ ACQUIRED_BEFORE(mu_);
+  // Where memtables readers keep past their checkpoint go; opened at the
+  // first spill (SpillPinnedMemtables).
+  std::shared_ptr<SpillFile> spill_file_ GUARDED_BY(checkpoint_mu_);
 
   std::atomic<size_t> open_transactions_{0};
   std::atomic<size_t> open_snapshots_{0};
@@ -288,10 +295,11 @@ class DBImpl final : public DB {
   std::atomic<uint64_t> memory_limit_errors_{0};
   std::atomic<uint64_t> checkpoint_memory_failures_{0};
   std::atomic<uint64_t> history_records_{0};
+  std::atomic<uint64_t> memtable_spills_{0};
+  std::atomic<uint64_t> spill_failures_{0};
   std::atomic<size_t> history_record_bytes_{0};  // live KeyRecords
   uint64_t replay_checkpoints_ = 0;
-  std::string recovery_cut_;  // set by Recover, then read-only              // set by Recover, then
-                              // read-only
+  std::string recovery_cut_;  // set by Recover, then read-only
 };
 
 }  // namespace arenakv

@@ -223,4 +223,8 @@ std::unique_ptr<InternalIterator> MemTable::NewIterator(uint64_t snapshot) const
 
 size_t MemTable::ArenaBytes() const { return arena_->bytes(); }
 
+Status MemTable::Spill(const std::shared_ptr<alloc::SpillSink>& sink) {
+  return arena_->Spill(sink);
+}
+
 }  // namespace arenakv::mem

@@ -30,7 +30,8 @@
 
 namespace arenakv::alloc {
 class Arena;
-}
+class SpillSink;
+}  // namespace arenakv::alloc
 
 namespace arenakv::mem {
 
@@ -86,6 +87,10 @@ class MemTable {
   // Bytes of pool segments the table holds (its arena's blocks, the unused
   // rest of the last one included): what it costs the budget.
   size_t ArenaBytes() const;
+  // Moves the table's memory out to `sink` (alloc::Arena::Spill), for a
+  // table no one adds to any more: reads go on, served from the sink's file,
+  // and ArenaBytes() drops to what stayed in memory.
+  Status Spill(const std::shared_ptr<alloc::SpillSink>& sink);
   uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
   uint64_t id() const { return id_; }
   uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }

@@ -150,6 +150,27 @@ class PosixFile final : public File {
     return Status::OK();
   }
 
+  Status MapOver(void* addr, uint64_t offset, size_t length) override {
+    if (fd_ < 0) return Status::Closed("map " + path_ + ": file is closed");
+    if (offset % 4096 != 0 || length == 0 || reinterpret_cast<uintptr_t>(addr) % 4096 != 0) {
+      return Status::InvalidArgument("map " + path_ + ": unaligned or empty range");
+    }
+    if (::mmap(addr, length, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, static_cast<off_t>(offset)) !=
+        MAP_FAILED) {
+      return Status::OK();
+    }
+    const int err = errno;
+    // A failed MAP_FIXED may already have unmapped the range: put memory
+    // back and fill it from the copy, so that it holds what it held.
+    if (::mmap(addr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+               0) != MAP_FAILED) {
+      size_t got = 0;
+      Status s = Read(offset, length, static_cast<char*>(addr), &got);
+      if (s.ok() && got == length) return Status::IOError("mmap " + path_, err);
+    }
+    return Status::Corruption("mmap " + path_ + " failed and the memory under it was lost");
+  }
+
   Status Size(uint64_t* size) override {
     if (fd_ < 0) return Status::Closed("stat " + path_ + ": file is closed");
     struct stat st;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
+#include "arenakv/alloc/spill_sink.h"
 #include "arenakv/status.h"
 
 namespace arenakv::alloc {
@@ -46,9 +47,10 @@ struct ArenaOptions {
 
 struct ArenaStats {
   std::string name;
-  size_t bytes = 0;       // segment bytes owned (blocks + whole segments)
-  size_t used_bytes = 0;  // bytes handed out by bump allocation
-  size_t segments = 0;    // segments owned
+  size_t bytes = 0;          // segment bytes owned in memory (blocks + whole segments)
+  size_t spilled_bytes = 0;  // segment bytes owned and moved out (Spill)
+  size_t used_bytes = 0;     // bytes handed out by bump allocation
+  size_t segments = 0;       // segments owned
   size_t limit_bytes = 0;
   size_t children = 0;
   bool closed = false;
@@ -113,12 +115,24 @@ class Arena final : public std::pmr::memory_resource {
   // thread uses a confined arena without a hand-off. A no-op for kShared.
   void HandOff();
 
+  // Moves the arena's memory out to `sink` (see spill_sink.h), for an arena
+  // no one writes into any more: a memtable that readers still hold after
+  // its checkpoint. Its contents stay where they are, readable; its
+  // segments stop counting against the budget (bytes() drops, spilled bytes
+  // grow) and go back to the pool when the arena closes. A later
+  // allocation takes a new segment. Dedicated mappings (objects over the
+  // largest size class) stay in memory. On an error, what was spilled stays
+  // spilled and the rest in memory. Children are not spilled. A kConfined
+  // arena must not be allocating meanwhile. InvalidArgument for a second
+  // sink.
+  Status Spill(const std::shared_ptr<SpillSink>& sink);
+
   // Returns every segment to the pool, children first. Idempotent.
   void Close();
   bool closed() const;
 
   ArenaStats Stats() const;
-  // Stats().bytes (segment bytes held), without taking the pool's tree lock:
+  // Stats().bytes (segment bytes held in memory), without taking the pool's tree lock:
   // cheap enough for a hot path.
   size_t bytes() const;
   // Stats of this arena and all its descendants, depth first.

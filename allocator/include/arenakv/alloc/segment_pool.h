@@ -77,7 +77,8 @@ struct PoolStats {
   size_t reserved_bytes = 0;    // address space mapped (regions + dedicated)
   size_t committed_bytes = 0;   // in use + retained + dedicated
   size_t charged_bytes = 0;     // held outside the pool, counted against its budget (Charge)
-  size_t in_use_bytes = 0;      // segments currently handed out
+  size_t in_use_bytes = 0;      // segments currently handed out (spilled ones too)
+  size_t spilled_bytes = 0;     // handed out, moved to disk (Arena::Spill): not committed
   size_t retained_bytes = 0;    // free segments still backed by memory
   size_t dedicated_bytes = 0;   // oversized requests, mapped one by one
   size_t high_water_bytes = 0;  // peak committed_bytes + charged_bytes
