@@ -197,6 +197,7 @@ Status DBImpl::OpenImpl() {
   po.budget_bytes = budget_bytes_;
   s = alloc::SegmentPool::Create(po, &pool_);
   if (!s.ok()) return s;
+  counters_.pool = pool_;
   s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
   if (!s.ok()) return s;
   scratch_mr_.emplace(pool_.get());
@@ -336,7 +337,9 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   port::MutexLock l(&mu_);
   last_sequence_ = replay.last_seq;
   next_wal_number_ = std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
-  auto v = std::make_shared<Version>(&counters_);
+  std::shared_ptr<Version> v;
+  s = Version::Make(&counters_, &v);
+  if (!s.ok()) return s;
   v->mem = std::make_shared<MemRef>(std::move(replay.table), replay.table_wal, &counters_);
   v->tree = std::make_shared<TreeRoot>(tree_.get(), tree_->meta().root, &counters_);
   current_ = std::move(v);
@@ -586,6 +589,7 @@ void DBImpl::Teardown() {
     port::MutexLock l(&checkpoint_mu_);
     spill_file_.reset();  // closes it, once the arenas spilled into it are gone
   }
+  counters_.pool.reset();  // every version is gone: handles dropped theirs
   if (pool_ != nullptr) {
     pool_->Close().IgnoreError();
     pool_.reset();
@@ -1347,7 +1351,9 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     }
     // Freeze the active memtable; a new one and a new WAL take over.
     std::unique_ptr<mem::MemTable> table;
+    std::shared_ptr<Version> v;
     Status s = mem::MemTable::Create(arena_.get(), next_wal_number_, &table);
+    if (s.ok()) s = Version::Make(&counters_, &v);
     // Without room for a new memtable the write may still fit in this one.
     if (s.IsMemoryLimit() && !force) return Status::OK();
     if (!s.ok()) return s;
@@ -1355,7 +1361,6 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     s = RotateWalLocked();
     if (!s.ok()) return s;
     auto fresh = std::make_shared<MemRef>(std::move(table), wal_number, &counters_);
-    auto v = std::make_shared<Version>(&counters_);
     v->mem = fresh;
     v->imm.push_back(current_->mem);
     v->imm.insert(v->imm.end(), current_->imm.begin(), current_->imm.end());
@@ -1404,10 +1409,14 @@ Status DBImpl::RunTreeCheckpoint() {
   const uint64_t last_seq = base->imm.front()->table->max_sequence();
   const uint64_t wal_number = base->mem->wal_number;
   tree::CheckpointResult result(&*scratch_mr_);
-  Status s;
+  // Made first: once the tree is written, publishing it must not fail.
+  std::shared_ptr<Version> next;
+  Status s = Version::Make(&counters_, &next);
   try {
-    s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
-                          wal_number, &result);
+    if (s.ok()) {
+      s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
+                            wal_number, &result);
+    }
   } catch (const std::bad_alloc&) {
     s = Status::MemoryLimit("out of memory during checkpoint");
   }
@@ -1433,7 +1442,7 @@ Status DBImpl::RunTreeCheckpoint() {
       }
       bg_cv_.SignalAll();
     } else {
-      old = PublishCheckpointLocked(*base, &result);
+      old = PublishCheckpointLocked(*base, &result, std::move(next));
     }
   }
   old.reset();
@@ -1456,10 +1465,10 @@ Status DBImpl::RunTreeCheckpoint() {
 // them. Returns the superseded version, for the caller to release outside
 // the lock.
 std::shared_ptr<Version> DBImpl::PublishCheckpointLocked(const Version& base,
-                                                         tree::CheckpointResult* result) {
+                                                         tree::CheckpointResult* result,
+                                                         std::shared_ptr<Version> v) {
   checkpoint_memory_error_ = Status::OK();
   auto root = std::make_shared<TreeRoot>(tree_.get(), result->meta.root, &counters_);
-  auto v = std::make_shared<Version>(&counters_);
   v->mem = current_->mem;
   for (const auto& m : current_->imm) {
     if (std::find(base.imm.begin(), base.imm.end(), m) == base.imm.end()) v->imm.push_back(m);

@@ -172,8 +172,10 @@ class DBImpl final : public DB {
   Status RotateWalLocked() REQUIRES(mu_);
   Status SyncLogFile(const std::string& path);
   Status RunTreeCheckpoint() EXCLUDES(mu_);
+  // `v`: the new version, made (and charged) before the checkpoint ran.
   std::shared_ptr<Version> PublishCheckpointLocked(const Version& base,
-                                                   tree::CheckpointResult* result) REQUIRES(mu_);
+                                                   tree::CheckpointResult* result,
+                                                   std::shared_ptr<Version> v) REQUIRES(mu_);
   void SpillPinnedMemtables() REQUIRES(checkpoint_mu_) EXCLUDES(mu_);
   // After a checkpoint of `done`: a history node a transaction still holds
   // trades its memtable for a KeyRecord.

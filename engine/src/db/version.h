@@ -32,6 +32,8 @@
 #include <string_view>
 #include <vector>
 
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/status.h"
 #include "db/key_record.h"
 #include "mem/memtable.h"
 #include "tree/btree.h"
@@ -48,6 +50,10 @@ struct VersionCounters {
   // Memtables freed and transactions ended: memory given back (the write
   // path retries a checkpoint that was short of memory after one).
   std::atomic<uint64_t> releases{0};
+  // Versions are charged to this pool's budget while they live (set at
+  // open, before the first version; dropped at close, once every version
+  // is gone, so that the pool is destroyed there and then).
+  std::shared_ptr<alloc::SegmentPool> pool;
 };
 
 struct WriteHistory;
@@ -135,10 +141,30 @@ class TreeRoot {
 };
 
 struct Version {
+  // What a version costs the budget: itself and what it brings along on the
+  // heap (its list of frozen memtables, and the memtable reference or tree
+  // root that made it new). Readers hold versions without bound, so they
+  // are counted, like the handles that hold them.
+  static constexpr size_t kChargeBytes = 256;
+
+  // A new version charged to the budget: MemoryLimit when it has no room.
+  static Status Make(VersionCounters* c, std::shared_ptr<Version>* out) {
+    if (c->pool != nullptr) {
+      Status s = c->pool->Charge(kChargeBytes);
+      if (!s.ok()) return s;
+    }
+    *out = std::make_shared<Version>(c);
+    (*out)->charged_ = c->pool != nullptr;
+    return Status::OK();
+  }
+
   explicit Version(VersionCounters* c) : counters(c) {
     counters->versions.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Version() { counters->versions.fetch_sub(1, std::memory_order_relaxed); }
+  ~Version() {
+    if (charged_ && counters->pool != nullptr) counters->pool->Uncharge(kChargeBytes);
+    counters->versions.fetch_sub(1, std::memory_order_relaxed);
+  }
   Version(const Version&) = delete;
   Version& operator=(const Version&) = delete;
 
@@ -146,6 +172,9 @@ struct Version {
   std::shared_ptr<MemRef> mem;               // active memtable
   std::vector<std::shared_ptr<MemRef>> imm;  // frozen memtables, newest first
   std::shared_ptr<TreeRoot> tree;
+
+ private:
+  bool charged_ = false;
 };
 
 }  // namespace arenakv
