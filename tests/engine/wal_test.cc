@@ -58,8 +58,12 @@ std::string Random(size_t n, std::mt19937_64* rng) {
 }
 
 // Writes the records; returns the end offset of each record.
+// Each record's end offset. `sync_each`: a Sync() after every record, so
+// that every record but the first follows a sync mark (kSyncMarkSize bytes
+// at its end's predecessor) saying the ones before it are durable.
 std::vector<uint64_t> WriteLog(Env* env, const std::string& path, uint64_t log_number,
-                               const std::vector<std::string>& records, bool compression = true) {
+                               const std::vector<std::string>& records, bool compression = true,
+                               bool sync_each = false) {
   std::unique_ptr<WalWriter> w;
   WalWriterOptions opts;
   opts.compression = compression;
@@ -73,6 +77,9 @@ std::vector<uint64_t> WriteLog(Env* env, const std::string& path, uint64_t log_n
     s = w->AddRecord(r);
     EXPECT_TRUE(s.ok()) << s.ToString();
     ends.push_back(w->size());
+    if (sync_each) {
+      EXPECT_TRUE(w->Sync().ok());
+    }
   }
   EXPECT_TRUE(w->Sync().ok());
   EXPECT_TRUE(w->Close().ok());
@@ -330,7 +337,8 @@ TEST(Wal, ZeroFilledTailIsACleanEnd) {
 TEST(Wal, ReadingUpToALimitIgnoresWhatFollows) {
   TempDir dir;
   std::string path = dir.Join("wal");
-  auto ends = WriteLog(PosixEnv(), path, 3, {"first", "second", "being stored", "after it"});
+  auto ends = WriteLog(PosixEnv(), path, 3, {"first", "second", "being stored", "after it"}, true,
+                       /*sync_each=*/true);
   std::string bytes = ReadFileBytes(path);
   bytes[ends[1] + 20] ^= 0x55;  // inside the third record
   WriteFileBytes(path, bytes);
@@ -513,17 +521,57 @@ TEST(Wal, MappedUnsyncedRecordsSurviveTheProcessDying) {
   EXPECT_EQ(out.records, recs);
 }
 
-// Flips one bit in every byte of a log, one byte at a time. A flip in the
-// header is refused; in a record followed by intact ones it is Corruption
-// naming the offset; in the last record it is a torn tail. Never a crash,
-// never a wrong record.
+// A power loss can tear an unsynced record while a later unsynced one
+// reaches the disk. No sync mark after the damage says it was durable, so
+// the log is cut there: every record before it, none after.
+TEST(Wal, UnsyncedDamageBeforeIntactRecordsIsCut) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  auto ends = WriteLog(PosixEnv(), path, 5, {"one", "two", "three", "four"});
+  std::string bytes = ReadFileBytes(path);
+  bytes[ends[1] + 20] ^= 0x10;  // inside "three"
+  WriteFileBytes(path, bytes);
+  ReadOutcome out = ReadLog(PosixEnv(), path, 5);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.records, (std::vector<std::string>{"one", "two"}));
+  EXPECT_TRUE(out.result.torn_tail);
+  EXPECT_TRUE(out.result.intact_after_cut);
+  EXPECT_EQ(out.result.valid_bytes, ends[1]);
+}
+
+// A version 1 log (no sync marks) keeps the rule it was written under:
+// damage followed by an intact record is corruption.
+TEST(Wal, VersionOneLogsKeepTheirRule) {
+  TempDir dir;
+  std::string path = dir.Join("wal");
+  auto ends = WriteLog(PosixEnv(), path, 6, {"one", "two", "three"});
+  std::string bytes = ReadFileBytes(path);
+  EncodeFixed32(bytes.data() + 8, 1);
+  EncodeFixed64(bytes.data() + 24,
+                Checksum64(ChecksumKind::kWalHeader, std::string_view(bytes.data(), 24)));
+  WriteFileBytes(path, bytes);
+  ReadOutcome out = ReadLog(PosixEnv(), path, 6);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.records.size(), 3u);
+  bytes[ends[0] + 18] ^= 0x10;  // inside "two"
+  WriteFileBytes(path, bytes);
+  out = ReadLog(PosixEnv(), path, 6);
+  EXPECT_TRUE(out.status.IsCorruption()) << out.status.ToString();
+  EXPECT_EQ(out.records.size(), 1u);
+}
+
+// Flips one bit in every byte of a log synced after every record, one byte
+// at a time. A flip in the header is refused; in a record (or its sync mark)
+// that a later sync mark says was durable it is Corruption naming the
+// offset; in the last record it is a torn tail. Never a crash, never a
+// wrong record.
 TEST(Wal, BitFlipsAreDetected) {
   TempDir dir;
   std::mt19937_64 rng(test::TestSeed());
   std::vector<std::string> recs{"alpha", Compressible(800, 1),  Random(60, &rng),
                                 "",      Compressible(1200, 2), Random(40, &rng)};
   std::string path = dir.Join("wal");
-  auto ends = WriteLog(PosixEnv(), path, 9, recs, true);
+  auto ends = WriteLog(PosixEnv(), path, 9, recs, true, /*sync_each=*/true);
   std::string full = ReadFileBytes(path);
   const uint64_t last_start = ends[ends.size() - 2];
   std::string flip_path = dir.Join("flip");
@@ -548,6 +596,8 @@ TEST(Wal, BitFlipsAreDetected) {
       size_t rec = 0;
       while (ends[rec] <= pos) ++rec;
       uint64_t start = rec == 0 ? kFileHeaderSize : ends[rec - 1];
+      // Past its sync mark, the record itself is the damaged one.
+      if (rec > 0 && pos >= start + kSyncMarkSize) start += kSyncMarkSize;
       EXPECT_NE(out.status.message().find(flip_path + " offset " + std::to_string(start)),
                 std::string::npos)
           << out.status.ToString();
@@ -556,7 +606,9 @@ TEST(Wal, BitFlipsAreDetected) {
       ASSERT_TRUE(out.status.ok()) << "pos " << pos << ": " << out.status.ToString();
       EXPECT_TRUE(out.result.torn_tail);
       EXPECT_EQ(out.records.size(), recs.size() - 1);
-      EXPECT_EQ(out.result.valid_bytes, last_start);
+      // The last record's sync mark reads, unless the flip is in it.
+      EXPECT_EQ(out.result.valid_bytes,
+                pos < last_start + kSyncMarkSize ? last_start : last_start + kSyncMarkSize);
     }
   }
 }

@@ -7,6 +7,15 @@
 //             checksum u64 (XXH3-64, seed kWalHeader, over the first 24 bytes)
 //   record := checksum u64 | length u32 | type u8 | header_check u24 | payload[length]
 //
+// Version 2 adds the sync mark, a record of type 3 whose payload is one u64:
+// the file offset up to which the log was durable (fdatasync returned) when
+// the record was written. The writer puts one in front of the first record
+// after each successful sync. It is what lets recovery tell a power loss
+// (an unsynced record torn while a later unsynced one reached the disk: cut
+// there) from corruption (a damaged record that a later mark says was
+// synced). Version 1 logs, which have no marks, are read by the old rule: a
+// damaged record followed by any intact one is corruption.
+//
 // A record's checksum is XXH3-64 over everything after it (length, type,
 // header_check, payload), seeded with RecordSeed(log_number): a record left
 // over from another log never validates in this one. header_check is the low
@@ -31,7 +40,9 @@
 namespace arenakv::wal {
 
 inline constexpr char kMagic[8] = {'A', 'K', 'V', 'W', 'A', 'L', '\r', '\n'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
+// The first version with sync marks.
+inline constexpr uint32_t kSyncMarkVersion = 2;
 inline constexpr size_t kFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 16;
 
@@ -45,7 +56,11 @@ inline constexpr size_t kMinCompressBytes = 512;
 enum class RecordType : uint8_t {
   kPlain = 1,
   kLZ4 = 2,
+  kSyncMark = 3,  // version 2: payload synced_through u64
 };
+
+inline constexpr size_t kSyncMarkPayloadSize = 8;
+inline constexpr size_t kSyncMarkSize = kRecordHeaderSize + kSyncMarkPayloadSize;
 
 inline uint64_t RecordSeed(uint64_t log_number) {
   // Mixed rather than added so that neighbouring log numbers get unrelated seeds.
@@ -72,6 +87,12 @@ inline void SealRecord(uint64_t seed, RecordType type, uint32_t length, char* ds
   dst[14] = static_cast<char>((check >> 8) & 0xff);
   dst[15] = static_cast<char>((check >> 16) & 0xff);
   EncodeFixed64(dst, RecordChecksum(seed, std::string_view(dst + 8, 8 + size_t{length})));
+}
+
+// Writes a whole sync mark (kSyncMarkSize bytes) at dst.
+inline void EncodeSyncMark(uint64_t seed, uint64_t synced_through, char* dst) {
+  EncodeFixed64(dst + kRecordHeaderSize, synced_through);
+  SealRecord(seed, RecordType::kSyncMark, kSyncMarkPayloadSize, dst);
 }
 
 inline uint32_t StoredHeaderCheck(const char* rec) {

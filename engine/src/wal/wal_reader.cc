@@ -45,6 +45,7 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
   size = std::min(size, max_bytes);
 
   char header[kFileHeaderSize];
+  uint32_t version = 0;
   size_t got = 0;
   if (size >= kFileHeaderSize) {
     s = file->Read(0, kFileHeaderSize, header, &got);
@@ -66,7 +67,7 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
     // as a "newer version". The 32-byte header's layout and checksum are fixed
     // for every format version (docs/format.md), so a newer file still
     // verifies here and is then refused as NotSupported.
-    uint32_t version = DecodeFixed32(header + 8);
+    version = DecodeFixed32(header + 8);
     uint64_t want = Checksum64(ChecksumKind::kWalHeader, std::string_view(header, 24));
     if (DecodeFixed64(header + 24) != want) {
       return Status::Corruption("wal " + path + ": file header checksum mismatch");
@@ -103,6 +104,7 @@ Status WalReader::Open(Env* env, const std::string& path, uint64_t expected_log_
   } else {
     r->result_.valid_bytes = kFileHeaderSize;
   }
+  r->version_ = version;
   *reader = std::move(r);
   return Status::OK();
 }
@@ -202,11 +204,27 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
       if (!s.ok()) return Fail(s);
       if (!complete) continue;
       h = Buffered(p);
-      if (DecodeFixed64(h) == RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
+      if (DecodeFixed64(h) != RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
+        continue;
+      }
+      if (version_ < kSyncMarkVersion) {
         return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + why +
                                        " (an intact record follows at offset " + std::to_string(p) +
                                        ")"));
       }
+      // Since version 2 an intact record after the damage is corruption
+      // only if a sync mark says the damaged one was durable; otherwise
+      // both were unsynced, and a power loss can keep the later and tear
+      // the earlier. The log is then cut at the damage.
+      if (static_cast<uint8_t>(h[12]) == static_cast<uint8_t>(RecordType::kSyncMark) &&
+          len == kSyncMarkPayloadSize && DecodeFixed64(h + kRecordHeaderSize) > offset) {
+        return Fail(Status::Corruption(
+            Where(file_->path(), offset) + ": " + why + " in the synced part of the log (the sync" +
+            " mark at offset " + std::to_string(p) + " says it was durable up to offset " +
+            std::to_string(DecodeFixed64(h + kRecordHeaderSize)) + ")"));
+      }
+      result_.intact_after_cut = true;
+      p += kRecordHeaderSize + len - 1;  // the loop's ++p: just past it
     }
   }
   done_ = true;
@@ -217,8 +235,18 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
 }
 
 Status WalReader::ReadRecord(std::string_view* record, bool* eof) {
+  bool mark;
+  Status s;
+  do {
+    s = ReadOne(record, eof, &mark);
+  } while (s.ok() && mark);
+  return s;
+}
+
+Status WalReader::ReadOne(std::string_view* record, bool* eof, bool* mark) {
   *record = std::string_view();
   *eof = false;
+  *mark = false;
   if (!status_.ok()) return status_;
   if (done_) {
     *eof = true;
@@ -273,6 +301,14 @@ Status WalReader::ReadRecord(std::string_view* record, bool* eof) {
     s = LZ4DecompressTo(payload.substr(4), raw_size, &raw_, Where(file_->path(), off));
     if (!s.ok()) return Fail(s);
     *record = std::string_view(raw_.data(), raw_.size());
+  } else if (type == static_cast<uint8_t>(RecordType::kSyncMark) && version_ >= kSyncMarkVersion) {
+    if (payload.size() != kSyncMarkPayloadSize || DecodeFixed64(payload.data()) > off) {
+      return Fail(Status::Corruption(Where(file_->path(), off) + ": malformed sync mark"));
+    }
+    *mark = true;
+    pos_ = off + kRecordHeaderSize + len;
+    result_.valid_bytes = pos_;
+    return Status::OK();
   } else {
     return Fail(Status::Corruption(Where(file_->path(), off) + ": unknown record type " +
                                    std::to_string(type)));

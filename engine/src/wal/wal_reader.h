@@ -27,6 +27,10 @@ struct WalReadResult {
   uint64_t valid_bytes = 0;  // end of the last good record (or of the header)
   bool torn_tail = false;    // the log ended in a cut or garbled last record
   bool zero_tail = false;    // the log ended in the zeros preallocated ahead (a clean end)
+  // The cut was at a damaged record with intact unsynced ones after it: what
+  // a power loss leaves when the disk wrote a later sector before an
+  // earlier one (version 2 logs; see wal_format.h).
+  bool intact_after_cut = false;
 };
 
 class WalReader {
@@ -55,8 +59,9 @@ class WalReader {
 
   // The next record in *record (valid until the next call), or *eof = true at
   // the clean end or at a torn tail (see result()). A damaged record that is
-  // followed by an intact record is Corruption naming the file and offset.
-  // Errors are sticky.
+  // followed by an intact record is Corruption naming the file and offset
+  // when a later sync mark says it was durable (or, in a version 1 log,
+  // always). Sync marks are not returned. Errors are sticky.
   Status ReadRecord(std::string_view* record, bool* eof);
 
   const WalReadResult& result() const { return result_; }
@@ -68,7 +73,9 @@ class WalReader {
   const char* Buffered(uint64_t offset) const {
     return buf_.data() + static_cast<size_t>(offset - buf_offset_);
   }
-  // The record at `offset` is bad: torn tail unless an intact record follows.
+  // One record, a sync mark (*mark, nothing returned) or the end.
+  Status ReadOne(std::string_view* record, bool* eof, bool* mark);
+  // The record at `offset` is bad: torn tail unless it is known durable.
   Status BadRecord(uint64_t offset, const std::string& why, bool* eof);
   Status RestIsZero(uint64_t offset, bool* zero);
   Status Fail(Status s);
@@ -84,6 +91,7 @@ class WalReader {
   WalReadResult result_;
   Status status_;  // sticky error
   bool done_ = false;
+  uint32_t version_ = 0;  // of the file's format (0: no header)
 };
 
 // Cuts a torn tail so that new records are not appended after garbage:

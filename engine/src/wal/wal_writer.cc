@@ -69,38 +69,43 @@ Status WalWriter::AddRecord(std::string_view payload, bool sync_next) {
                                    std::to_string(payload.size()) + " bytes exceeds the " +
                                    std::to_string(kMaxRecordBytes) + "-byte limit");
   }
+  // The mark goes in the same write as the record: no extra system call.
+  const uint64_t synced = synced_;
+  const size_t mark = synced > marked_ ? kSyncMarkSize : 0;
   try {
     if (buf_.capacity() > kRetainedBufferBytes &&
-        payload.size() + kRecordHeaderSize <= kRetainedBufferBytes) {
+        mark + payload.size() + kRecordHeaderSize <= kRetainedBufferBytes) {
       std::pmr::string(buf_.get_allocator()).swap(buf_);
     }
-    buf_.resize(kRecordHeaderSize + payload.size());
+    buf_.resize(mark + kRecordHeaderSize + payload.size());
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("wal " + file_->path() + ": no memory to assemble a record of " +
                                std::to_string(payload.size()) + " bytes");
   }
 
+  if (mark > 0) EncodeSyncMark(seed_, synced, buf_.data());
+  char* const rec = buf_.data() + mark;
   RecordType type = RecordType::kPlain;
   size_t stored = payload.size();
   if (compression_ && payload.size() >= kMinCompressBytes) {
     // Only keep the compressed form if it (with its 4-byte raw size) is
     // strictly smaller: the capacity bound makes LZ4 give up otherwise.
     size_t compressed = 0;
-    Status s = LZ4Compress(payload, buf_.data() + kRecordHeaderSize + 4, payload.size() - 4 - 1,
-                           &compressed);
+    Status s =
+        LZ4Compress(payload, rec + kRecordHeaderSize + 4, payload.size() - 4 - 1, &compressed);
     if (s.ok() && compressed > 0) {
-      EncodeFixed32(buf_.data() + kRecordHeaderSize, static_cast<uint32_t>(payload.size()));
+      EncodeFixed32(rec + kRecordHeaderSize, static_cast<uint32_t>(payload.size()));
       type = RecordType::kLZ4;
       stored = 4 + compressed;
     }
   }
   if (type == RecordType::kPlain && !payload.empty()) {
-    std::memcpy(buf_.data() + kRecordHeaderSize, payload.data(), payload.size());
+    std::memcpy(rec + kRecordHeaderSize, payload.data(), payload.size());
   }
-  SealRecord(seed_, type, static_cast<uint32_t>(stored), buf_.data());
+  SealRecord(seed_, type, static_cast<uint32_t>(stored), rec);
 
   const uint64_t at = size_.load(std::memory_order_relaxed);
-  const std::string_view record(buf_.data(), kRecordHeaderSize + stored);
+  const std::string_view record(buf_.data(), mark + kRecordHeaderSize + stored);
   Status s;
   if (preallocate_bytes_ == 0) {
     s = file_->Append(record);
@@ -112,7 +117,8 @@ Status WalWriter::AddRecord(std::string_view payload, bool sync_next) {
     status_ = s;
     return s;
   }
-  size_.fetch_add(kRecordHeaderSize + stored, std::memory_order_acq_rel);
+  size_.fetch_add(record.size(), std::memory_order_acq_rel);
+  marked_ = synced;
   return Status::OK();
 }
 
@@ -155,7 +161,11 @@ Status WalWriter::Sync() {
   if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
   if (!status_.ok()) return status_;
   Status s = file_->Sync();
-  if (!s.ok()) status_ = s;
+  if (!s.ok()) {
+    status_ = s;
+    return s;
+  }
+  synced_ = size_.load(std::memory_order_relaxed);
   return s;
 }
 

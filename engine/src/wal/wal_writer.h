@@ -61,7 +61,8 @@ class WalWriter {
   WalWriter(const WalWriter&) = delete;
   WalWriter& operator=(const WalWriter&) = delete;
 
-  // Appends one record (a whole commit group's batch). Not durable until
+  // Appends one record (a whole commit group's batch), preceded by a sync
+  // mark when the log was synced since the last one. Not durable until
   // Sync(). InvalidArgument (writer still usable) for a payload over
   // kMaxRecordBytes. Any I/O error poisons the writer: every later
   // AddRecord/Sync returns that error, and the log must be replaced, because
@@ -104,6 +105,11 @@ class WalWriter {
   uint64_t window_start_ = 0;
   bool map_unsupported_ = false;
   std::atomic<uint64_t> size_{0};
+  // The log is durable up to synced_ (the last successful Sync); the last
+  // sync mark written says marked_. AddRecord puts a mark in front of its
+  // record while they differ.
+  uint64_t synced_ = 0;
+  uint64_t marked_ = 0;
   Status status_;  // sticky error
   bool closed_ = false;
   std::pmr::string buf_;
