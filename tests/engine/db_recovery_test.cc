@@ -256,5 +256,88 @@ TEST(RecoveryTest, TornLogBeforeLaterCommitsIsCorruption) {
   ExpectPoolsReleased();
 }
 
+// After a power loss the disk may keep a later unsynced record and tear an
+// earlier one. The log's sync marks say which records were durable: a tear
+// among unsynced records is cut (the database opens with every synced
+// commit and a prefix of the rest); damage to a record a later mark covers
+// is Corruption.
+TEST(RecoveryTest, UnsyncedTearBeforeIntactRecordsIsCutSyncedDamageIsNot) {
+  for (bool damage_synced : {false, true}) {
+    SCOPED_TRACE(damage_synced ? "the synced record is damaged" : "an unsynced record is torn");
+    test::TempDir dir;
+    const std::string path = dir.Join("db");
+    {
+      auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+      Options options;
+      options.env = env;
+      std::unique_ptr<DB> db;
+      ASSERT_OK(DB::Open(options, path, &db));
+      ASSERT_OK(db->Put(WriteOptions{.sync = true}, "logged", "synced"));
+      for (int i = 0; i < 10; ++i) {
+        ASSERT_OK(db->Put(WriteOptions{}, "u" + std::to_string(i), "unsynced"));
+      }
+      // The closing checkpoint fails: the commits stay in the log only.
+      env->AddRule({.file_substring = "data", .op = test::FaultOp::kWrite, .error = EIO});
+      EXPECT_FALSE(db->Close().ok());
+    }
+    ExpectPoolsReleased();
+    std::string log;
+    for (const auto& l : Logs(path)) {
+      if (std::filesystem::file_size(l) > 32) log = l;
+    }
+    ASSERT_FALSE(log.empty());
+    std::string bytes;
+    {
+      std::ifstream in(log, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    // The batches' records (type 1 or 2), in order, skipping sync marks (3).
+    std::vector<size_t> batches;
+    for (size_t pos = 32; pos + 16 <= bytes.size();) {
+      const uint32_t len = static_cast<uint8_t>(bytes[pos + 8]) |
+                           static_cast<uint8_t>(bytes[pos + 9]) << 8 |
+                           static_cast<uint8_t>(bytes[pos + 10]) << 16 |
+                           static_cast<uint32_t>(static_cast<uint8_t>(bytes[pos + 11])) << 24;
+      const uint8_t type = static_cast<uint8_t>(bytes[pos + 12]);
+      if (type == 0) break;  // the preallocated zeros
+      if (type != 3) batches.push_back(pos);
+      pos += 16 + len;
+    }
+    ASSERT_EQ(batches.size(), 11u) << "\"logged\" and u0..u9";
+    const size_t target = damage_synced ? batches[0] : batches[3];  // "logged", or u2
+    bytes[target + 18] ^= 0x20;
+    {
+      std::ofstream out(log, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    std::unique_ptr<DB> db;
+    Status s = DB::Open(Options{}, path, &db);
+    if (damage_synced) {
+      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+      EXPECT_NE(s.ToString().find("synced part of the log"), std::string::npos) << s.ToString();
+      continue;
+    }
+    ASSERT_OK(s);
+    std::string v;
+    ASSERT_OK(db->Get(ReadOptions{}, "logged", &v));
+    EXPECT_EQ(v, "synced");
+    for (int i = 0; i < 10; ++i) {
+      Status g = db->Get(ReadOptions{}, "u" + std::to_string(i), &v);
+      EXPECT_EQ(g.ok(), i < 2) << "u" << i << ": " << g.ToString();
+    }
+    DBStats st;
+    ASSERT_OK(db->GetStats(&st));
+    EXPECT_EQ(st.recovery_cut.rfind(std::filesystem::path(log).filename().string() + " at offset " +
+                                        std::to_string(target),
+                                    0),
+              0u)
+        << st.recovery_cut;
+    ASSERT_OK(db->Put(WriteOptions{.sync = true}, "after", "works"));
+    ASSERT_OK(db->Close());
+    db.reset();
+    ExpectPoolsReleased();
+  }
+}
+
 }  // namespace
 }  // namespace arenakv
