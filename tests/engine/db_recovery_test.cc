@@ -18,6 +18,7 @@
 #include "db_test_util.h"
 #include "fault_env.h"
 #include "test_util.h"
+#include "util/coding.h"
 
 namespace arenakv {
 namespace {
@@ -294,10 +295,7 @@ TEST(RecoveryTest, UnsyncedTearBeforeIntactRecordsIsCutSyncedDamageIsNot) {
     // The batches' records (type 1 or 2), in order, skipping sync marks (3).
     std::vector<size_t> batches;
     for (size_t pos = 32; pos + 16 <= bytes.size();) {
-      const uint32_t len = static_cast<uint8_t>(bytes[pos + 8]) |
-                           static_cast<uint8_t>(bytes[pos + 9]) << 8 |
-                           static_cast<uint8_t>(bytes[pos + 10]) << 16 |
-                           static_cast<uint32_t>(static_cast<uint8_t>(bytes[pos + 11])) << 24;
+      const uint32_t len = DecodeFixed32(bytes.data() + pos + 8);
       const uint8_t type = static_cast<uint8_t>(bytes[pos + 12]);
       if (type == 0) break;  // the preallocated zeros
       if (type != 3) batches.push_back(pos);
@@ -305,16 +303,14 @@ TEST(RecoveryTest, UnsyncedTearBeforeIntactRecordsIsCutSyncedDamageIsNot) {
     }
     ASSERT_EQ(batches.size(), 11u) << "\"logged\" and u0..u9";
     const size_t target = damage_synced ? batches[0] : batches[3];  // "logged", or u2
-    bytes[target + 18] ^= 0x20;
-    {
-      std::ofstream out(log, std::ios::binary | std::ios::trunc);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    FlipByte(log, static_cast<long>(target + 18));
     std::unique_ptr<DB> db;
     Status s = DB::Open(Options{}, path, &db);
     if (damage_synced) {
       EXPECT_TRUE(s.IsCorruption()) << s.ToString();
       EXPECT_NE(s.ToString().find("synced part of the log"), std::string::npos) << s.ToString();
+      db.reset();
+      ExpectPoolsReleased();
       continue;
     }
     ASSERT_OK(s);
