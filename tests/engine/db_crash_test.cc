@@ -38,6 +38,7 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
+#include "crash_workload.h"
 #include "db_test_util.h"
 #include "test_util.h"
 
@@ -45,102 +46,11 @@ namespace arenakv {
 namespace {
 
 using test::ExpectPoolsReleased;
-
-using Model = std::map<std::string, std::string>;
+using test::Model;
+using test::OpStream;
 
 constexpr int kThreads = 3;
-constexpr int kKeysPerThread = 40;
 constexpr uint32_t kErrorMark = 0xffffffffu;
-
-bool LongTests() {
-  const char* e = std::getenv("ARENAKV_LONG_TESTS");
-  return e != nullptr && *e != '\0' && *e != '0';
-}
-
-Options CrashOptions() {
-  Options o;
-  o.page_bytes = 4096;
-  o.cache_bytes = size_t{2} << 20;
-  // Small, so background checkpoints (and WAL recycling) happen while the
-  // child may be killed.
-  o.checkpoint_wal_bytes = size_t{256} << 10;
-  return o;
-}
-
-// One operation of one thread: a single write or a transaction.
-struct Write {
-  std::string key;
-  std::optional<std::string> value;  // nullopt = delete
-};
-struct Op {
-  bool transaction = false;
-  bool sync = false;
-  bool checkpoint_after = false;  // thread 0 only; does not change the state
-  std::vector<Write> writes;
-};
-
-// The deterministic operation stream of thread `t` in the round with
-// `round_seed`; parent and child both call it.
-class OpStream {
- public:
-  OpStream(uint64_t round_seed, int t, uint32_t round)
-      : rng_(round_seed * 1000003u + static_cast<uint64_t>(t)), t_(t), round_(round) {}
-
-  Op Next() {
-    Op op;
-    const uint32_t index = index_++;
-    const uint64_t r = rng_() % 100;
-    op.sync = rng_() % 2 == 0;
-    const std::string tag = std::to_string(round_) + "." + std::to_string(index);
-    auto key = [&](uint64_t k) { return "t" + std::to_string(t_) + "/k" + std::to_string(k); };
-    auto value = [&](const std::string& k) {
-      // Unique per write; sometimes long so a batch spans WAL blocks.
-      std::string v = k + "=" + tag;
-      if (rng_() % 8 == 0) v.append(200 + rng_() % 3000, static_cast<char>('a' + index % 26));
-      return v;
-    };
-    if (r < 45) {
-      std::string k = key(rng_() % kKeysPerThread);
-      op.writes.push_back({k, value(k)});
-    } else if (r < 55) {
-      op.writes.push_back({key(rng_() % kKeysPerThread), std::nullopt});
-    } else {
-      // Every transaction rewrites the thread's tag key, plus 1..8 (or,
-      // rarely, 40) other keys; a partial transaction cannot match either
-      // admissible state.
-      op.transaction = true;
-      const std::string tag_key = "t" + std::to_string(t_) + "/tag";
-      op.writes.push_back({tag_key, tag});
-      const int n = r >= 98 ? 40 : 1 + static_cast<int>(rng_() % 8);
-      for (int i = 0; i < n; i++) {
-        std::string k = key(rng_() % kKeysPerThread);
-        if (rng_() % 4 == 0) {
-          op.writes.push_back({k, std::nullopt});
-        } else {
-          op.writes.push_back({k, value(k)});
-        }
-      }
-    }
-    op.checkpoint_after = t_ == 0 && rng_() % 50 == 0;
-    return op;
-  }
-
- private:
-  std::mt19937_64 rng_;
-  const int t_;
-  const uint32_t round_;
-  uint32_t index_ = 0;
-};
-
-void Apply(const Op& op, Model* model) {
-  for (const Write& w : op.writes) {
-    if (w.value) {
-      (*model)[w.key] = *w.value;
-    } else {
-      model->erase(w.key);
-    }
-  }
-}
 
 struct Ack {
   uint32_t thread;
@@ -153,31 +63,11 @@ void SendAck(int fd, uint32_t thread, uint32_t index) {
   if (write(fd, &a, sizeof(a)) != static_cast<ssize_t>(sizeof(a))) _exit(20);
 }
 
-Status RunOp(DB* db, const Op& op) {
-  WriteOptions wo;
-  wo.sync = op.sync;
-  Status s;
-  if (op.transaction) {
-    std::unique_ptr<Transaction> txn = db->BeginTransaction(wo);
-    if (txn == nullptr) return Status::IOError("BeginTransaction returned null");
-    for (const Write& w : op.writes) {
-      s = w.value ? txn->Put(w.key, *w.value) : txn->Delete(w.key);
-      if (!s.ok()) return s;
-    }
-    s = txn->Commit();
-  } else {
-    const Write& w = op.writes[0];
-    s = w.value ? db->Put(wo, w.key, *w.value) : db->Delete(wo, w.key);
-  }
-  if (s.ok() && op.checkpoint_after) s = db->Checkpoint();
-  return s;
-}
-
 // The child: never returns.
 [[noreturn]] void ChildMain(const std::string& path, uint64_t round_seed, uint32_t round,
                             int ack_fd) {
   std::unique_ptr<DB> db;
-  Status s = DB::Open(CrashOptions(), path, &db);
+  Status s = DB::Open(test::CrashOptions(), path, &db);
   if (!s.ok()) {
     std::fprintf(stderr, "[crash child] open: %s\n", s.ToString().c_str());
     SendAck(ack_fd, kErrorMark, 1);
@@ -188,8 +78,8 @@ Status RunOp(DB* db, const Op& op) {
     threads.emplace_back([&, t] {
       OpStream stream(round_seed, t, round);
       for (uint32_t i = 0;; i++) {
-        Op op = stream.Next();
-        Status st = RunOp(db.get(), op);
+        test::Op op = stream.Next();
+        Status st = test::RunOp(db.get(), op);
         if (!st.ok()) {
           std::fprintf(stderr, "[crash child] thread %d op %u: %s\n", t, i, st.ToString().c_str());
           SendAck(ack_fd, kErrorMark, 2);
@@ -202,16 +92,10 @@ Status RunOp(DB* db, const Op& op) {
   for (;;) pause();
 }
 
-std::string Describe(const Model& m) {
-  std::string out;
-  for (const auto& [k, v] : m) out += "  " + k + " = " + v.substr(0, 40) + "\n";
-  return out;
-}
-
 TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   const uint64_t seed = test::TestSeed();
   std::mt19937_64 rng(seed);
-  const int rounds = LongTests() ? 200 : 15;
+  const int rounds = test::LongTests() ? 200 : 15;
   test::TempDir dir;
   const std::string path = dir.Join("db");
   std::vector<Model> models(kThreads);  // per-thread namespace state
@@ -263,7 +147,7 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
 
     // Reopen and compare every namespace with its two admissible states.
     std::unique_ptr<DB> db;
-    Status s = DB::Open(CrashOptions(), path, &db);
+    Status s = DB::Open(test::CrashOptions(), path, &db);
     ASSERT_TRUE(s.ok()) << "seed " << seed << " round " << round
                         << ": reopen after SIGKILL: " << s.ToString();
     VerifyReport report;
@@ -283,9 +167,9 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
     for (int t = 0; t < kThreads; t++) {
       OpStream stream(round_seed, t, static_cast<uint32_t>(round));
       Model acked_state = models[t];
-      for (int64_t i = 0; i <= acked[t]; i++) Apply(stream.Next(), &acked_state);
+      for (int64_t i = 0; i <= acked[t]; i++) test::Apply(stream.Next(), &acked_state);
       Model with_in_flight = acked_state;
-      Apply(stream.Next(), &with_in_flight);
+      test::Apply(stream.Next(), &with_in_flight);
       total_acked += static_cast<uint64_t>(acked[t] + 1);
       if (found[t] == acked_state) {
         models[t] = std::move(acked_state);
@@ -296,9 +180,9 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
         FAIL() << "seed " << seed << " round " << round << " thread " << t << ": after "
                << acked[t] + 1 << " acknowledged ops the database holds neither the "
                << "acknowledged state nor that plus the in-flight op.\nfound:\n"
-               << Describe(found[t]) << "acknowledged state:\n"
-               << Describe(acked_state) << "with in-flight op:\n"
-               << Describe(with_in_flight);
+               << test::Describe(found[t]) << "acknowledged state:\n"
+               << test::Describe(acked_state) << "with in-flight op:\n"
+               << test::Describe(with_in_flight);
       }
     }
     ASSERT_TRUE(db->Close().ok());

@@ -214,6 +214,88 @@ TEST(RecoveryTest, TornTailIsCutAndReported) {
   ExpectPoolsReleased();
 }
 
+// Options::wal_recovery = kAbsoluteConsistency refuses what the default cuts,
+// changes nothing on disk, and names the log; the default then cuts it.
+TEST(RecoveryTest, StrictRecoveryRefusesATornTailAndChangesNothing) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(path));
+  std::string torn;
+  for (const auto& log : Logs(path)) {
+    if (std::filesystem::file_size(log) > 32) torn = log;
+  }
+  ASSERT_FALSE(torn.empty());
+  std::ifstream in(torn, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t end = bytes.size();
+  while (end > 32 && bytes[end - 1] == '\0') --end;
+  std::filesystem::resize_file(torn, end - 3);
+  const std::string name = std::filesystem::path(torn).filename().string();
+
+  Options strict;
+  strict.wal_recovery = WalRecovery::kAbsoluteConsistency;
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(strict, path, &db);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find(name), std::string::npos) << s.ToString();
+  EXPECT_EQ(std::filesystem::file_size(torn), end - 3) << "a refused open changed the log";
+  db.reset();
+  ExpectPoolsReleased();
+
+  ASSERT_OK(DB::Open(Options{}, path, &db));
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_EQ(st.recovery_cut.rfind(name + " at offset ", 0), 0u) << st.recovery_cut;
+  ASSERT_OK(db->Close());
+  db.reset();
+  // Once cut, the strict open has nothing to refuse.
+  ASSERT_OK(DB::Open(strict, path, &db));
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+// A log whose header never reached the disk (a power cut right after it was
+// created) is the last log, and empty. Recovery used to cut it to zero bytes
+// and leave it: the next open put a new log after it, and the open after
+// that read a headerless log before a later one as damage (found by
+// db_power_loss_test). It gets its header back instead.
+TEST(RecoveryTest, HeaderlessLastLogDoesNotBreakALaterOpen) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  ASSERT_NO_FATAL_FAILURE(BuildDatabase(path));
+  const std::string last = Logs(path).back();
+  const std::string name = std::filesystem::path(last).filename().string();
+  char headerless[64];
+  std::snprintf(headerless, sizeof(headerless), "wal-%06llu.log", std::stoull(name.substr(4)) + 1);
+  const std::string empty_log = path + "/" + headerless;
+  std::ofstream(empty_log, std::ios::trunc).close();
+  for (int open = 0; open < 3; ++open) {
+    auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+    Options options;
+    options.env = env;
+    std::unique_ptr<DB> db;
+    Status s = DB::Open(options, path, &db);
+    ASSERT_TRUE(s.ok()) << "open " << open << ": " << s.ToString();
+    std::string v;
+    ASSERT_OK(db->Get(ReadOptions{}, "logged", &v));
+    EXPECT_EQ(v, "only");
+    if (open > 0) {
+      ASSERT_OK(db->Get(ReadOptions{}, "after", &v));
+      EXPECT_EQ(v, std::to_string(open - 1));
+    }
+    ASSERT_OK(db->Put(WriteOptions{.sync = true}, "after", std::to_string(open)));
+    if (open == 0) {
+      EXPECT_GE(std::filesystem::file_size(empty_log), 32u) << "no header written";
+    }
+    // The process dies before its close-time checkpoint: the logs stay.
+    env->AddRule({.file_substring = "data", .op = test::FaultOp::kWrite, .error = EIO});
+    EXPECT_FALSE(db->Close().ok());
+    db.reset();
+    ExpectPoolsReleased();
+  }
+}
+
 // A log is synced before the next one is created, so a torn log followed by
 // logs holding commits is damage, not a crash. Recovery used to cut it and
 // replay the later logs: a state that never existed (issue 12).

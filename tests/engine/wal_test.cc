@@ -295,14 +295,14 @@ void CheckEveryCut(const std::vector<std::string>& recs, bool compression) {
   }
   // Cutting the torn tail off leaves a clean log.
   WriteFileBytes(cut_path, std::string_view(full).substr(0, full.size() - 3));
-  ASSERT_TRUE(TruncateTornTail(PosixEnv(), cut_path, last_start).ok());
+  ASSERT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start).ok());
   EXPECT_EQ(ReadFileBytes(cut_path).size(), last_start);
   ReadOutcome out = ReadLog(PosixEnv(), cut_path, 11);
   ASSERT_TRUE(out.status.ok());
   EXPECT_FALSE(out.result.torn_tail);
   EXPECT_EQ(out.records.size(), recs.size() - 1);
-  EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, last_start).ok());  // no-op
-  EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, last_start + 1).IsInvalidArgument());
+  EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start).ok());  // no-op
+  EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start + 1).IsInvalidArgument());
 }
 
 TEST(Wal, TornTailAtEveryOffsetPlain) {
@@ -803,7 +803,7 @@ TEST(Wal, CreateAndOpenErrorsPropagate) {
   EXPECT_TRUE(r->ReadRecord(&rec, &eof).IsIOError());  // sticky
   env.ClearRules();
   env.AddRule({.file_substring = "", .op = FaultOp::kTruncate, .error = EIO});
-  EXPECT_TRUE(TruncateTornTail(&env, dir.Join("wal"), kFileHeaderSize).IsIOError());
+  EXPECT_TRUE(TruncateTornTail(&env, dir.Join("wal"), 1, kFileHeaderSize).IsIOError());
 }
 
 TEST(Compression, RoundTripAndBounds) {

@@ -2,6 +2,8 @@
 // quoting, JSON output, exit codes, import/export, transactions, stats,
 // verify, locking. Each test drives the built binary on a fresh database.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -448,6 +450,50 @@ TEST_F(KvtoolBatchTest, HelpAndCheckpoint) {
   }
   EXPECT_EQ(Ok("help scan").rfind("usage: scan", 0), 0u);
   EXPECT_EQ(Ok("put a 1; checkpoint; get a; quit; get nothing"), "1\n");
+}
+
+// A log a crash cut short: kvtool says what recovery cut, and
+// --strict-recovery refuses to open instead.
+TEST_F(KvtoolBatchTest, ReportsWhatRecoveryCutAndStrictRecoveryRefuses) {
+  // A process that commits and dies without closing: its log holds commits.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::unique_ptr<DB> child;
+    if (!DB::Open(Options{}, db(), &child).ok()) _exit(2);
+    for (int i = 0; i < 20; ++i) {
+      if (!child->Put(WriteOptions{.sync = true}, "k" + std::to_string(i), "v").ok()) _exit(3);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::string log;
+  for (const auto& e : std::filesystem::directory_iterator(db())) {
+    if (e.path().filename().string().rfind("wal-", 0) == 0) log = e.path().string();
+  }
+  ASSERT_FALSE(log.empty());
+  std::string bytes = ReadFileBytes(log);
+  size_t end = bytes.size();
+  while (end > 32 && bytes[end - 1] == '\0') --end;  // past the zeros written ahead
+  std::filesystem::resize_file(log, end - 3);
+
+  KvtoolResult r = Kv(db(), "get k0", {"--strict-recovery"});
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("torn record"), std::string::npos) << Trace(r);
+  EXPECT_EQ(std::filesystem::file_size(log), end - 3) << "the strict open changed the log";
+
+  r = Kv(db(), "get k0; get k18");
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "v\nv\n");
+  EXPECT_NE(r.err.find("note: recovery cut a log a crash left torn: " +
+                       std::filesystem::path(log).filename().string()),
+            std::string::npos)
+      << Trace(r);
+  r = Kv(db(), "get k19");  // the torn commit is gone, and nothing is left to report
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.err, "not found: k19\n");
 }
 
 }  // namespace

@@ -47,6 +47,8 @@ constexpr char kUsage[] =
     "  --json              one JSON object per command on stdout\n"
     "  --no-create         fail instead of creating a missing database\n"
     "  --cache-mb N        page cache size in MiB (default 64)\n"
+    "  --strict-recovery   refuse to open a log a crash cut short, instead of\n"
+    "                      cutting it (the default cuts it and says so)\n"
     "  -h, --help          this help; `kvtool PATH -c help` lists the commands\n"
     "  --version           print the version\n"
     "\n"
@@ -58,6 +60,7 @@ struct Flags {
   bool have_commands = false;
   bool json = false;
   bool create = true;
+  bool strict_recovery = false;
   size_t cache_bytes = 0;
 };
 
@@ -111,6 +114,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       flags->json = true;
     } else if (arg == "--no-create") {
       flags->create = false;
+    } else if (arg == "--strict-recovery") {
+      flags->strict_recovery = true;
     } else if (arg == "--db") {
       std::string path;
       if (!take_value(&path)) return UsageError("--db needs a path");
@@ -254,6 +259,7 @@ int Main(int argc, char** argv) {
   Options options;
   options.create_if_missing = flags.create;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
+  if (flags.strict_recovery) options.wal_recovery = WalRecovery::kAbsoluteConsistency;
   std::unique_ptr<DB> db;
   Status s;
   {
@@ -270,6 +276,14 @@ int Main(int argc, char** argv) {
                    s.ToString().c_str());
     }
     return kExitFailed;
+  }
+  DBStats opened;
+  if (db->GetStats(&opened).ok() && !opened.recovery_cut.empty()) {
+    // What a crash cut short is gone: say so once, where a user looks.
+    std::fprintf(stderr,
+                 "note: recovery cut a log a crash left torn: %s (the commits after it were "
+                 "never synced)\n",
+                 opened.recovery_cut.c_str());
   }
 
   const bool interactive = !flags.have_commands && isatty(STDIN_FILENO);

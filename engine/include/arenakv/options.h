@@ -19,6 +19,21 @@ class Snapshot;
 inline constexpr size_t kMaxKeyBytes = 16 * 1024;
 inline constexpr size_t kMaxValueBytes = 1024 * 1024;
 
+// Recovery's choice at a log that a crash or a power loss cut short. Damage
+// that no crash explains (a damaged record followed by a synced one, a torn
+// log before later logs, a damaged page or meta block) is Corruption under
+// both.
+enum class WalRecovery {
+  // Cut the log at the damage and open at the last whole commit before it,
+  // a prefix of the commit order holding every commit acknowledged with
+  // sync=true. DBStats::recovery_cut says what was cut. The default.
+  kPointInTime,
+  // Refuse instead: Open returns Corruption naming the log and offset, and
+  // changes nothing, so the files can be examined (or copied) first; a later
+  // open with kPointInTime cuts the log.
+  kAbsoluteConsistency,
+};
+
 struct Options {
   // Create the database directory and files when they do not exist.
   bool create_if_missing = true;
@@ -50,6 +65,10 @@ struct Options {
   // Verify every page read from disk against its checksum (always on for the
   // data file; this option additionally re-verifies cached pages on open).
   bool paranoid_checks = false;
+
+  // What recovery does when a log ends in a torn or damaged record that no
+  // synced record follows: what a crash or a power loss leaves behind.
+  WalRecovery wal_recovery = WalRecovery::kPointInTime;
 
   // The file layer. nullptr = the POSIX file system. Tests inject faults here.
   std::shared_ptr<Env> env;

@@ -419,8 +419,15 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
                                 ", but later logs hold commits (a log is synced before the next "
                                 "is created, so this is damage, not a crash)");
     }
+    // A log without a header holds nothing: there is nothing to refuse.
+    if (options_.wal_recovery == WalRecovery::kAbsoluteConsistency && reader->version() != 0) {
+      return Status::Corruption(file + ": ends in a torn record at offset " +
+                                std::to_string(reader->result().valid_bytes) +
+                                " (what a crash leaves); wal_recovery is kAbsoluteConsistency, so "
+                                "nothing was cut: open with kPointInTime to cut it there");
+    }
     // Cut the tail so that nothing is ever appended after garbage.
-    s = wal::TruncateTornTail(env_.get(), file, reader->result().valid_bytes);
+    s = wal::TruncateTornTail(env_.get(), file, number, reader->result().valid_bytes);
     if (s.ok()) {
       const size_t slash = file.rfind('/');
       replay->cut = file.substr(slash == std::string::npos ? 0 : slash + 1) + " at offset " +
@@ -1111,7 +1118,8 @@ Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync, bool* logged) {
     // written, and the file must stay as it is: cutting it would also cut
     // off the zero-filled region ahead that the writer stores records into.
     if (!wal_->poisoned()) return s;
-    Status ts = wal::TruncateTornTail(env_.get(), WalPath(wal_->log_number()), logged_before);
+    Status ts = wal::TruncateTornTail(env_.get(), WalPath(wal_->log_number()), wal_->log_number(),
+                                      logged_before);
     if (!ts.ok()) {
       port::MutexLock l(&mu_);
       bg_error_ = ReadOnlyUntilReopened(

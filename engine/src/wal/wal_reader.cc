@@ -319,7 +319,8 @@ Status WalReader::ReadOne(std::string_view* record, bool* eof, bool* mark) {
   return Status::OK();
 }
 
-Status TruncateTornTail(Env* env, const std::string& path, uint64_t valid_bytes) {
+Status TruncateTornTail(Env* env, const std::string& path, uint64_t log_number,
+                        uint64_t valid_bytes) {
   std::unique_ptr<File> file;
   Status s = env->OpenFile(path, OpenMode::kReadWrite, &file);
   if (!s.ok()) return s;
@@ -329,7 +330,16 @@ Status TruncateTornTail(Env* env, const std::string& path, uint64_t valid_bytes)
     s = Status::InvalidArgument("wal " + path + ": cannot cut to " + std::to_string(valid_bytes) +
                                 " bytes, the file has only " + std::to_string(size));
   }
-  if (s.ok() && size > valid_bytes) {
+  if (s.ok() && valid_bytes < kFileHeaderSize) {
+    // Its header never reached the disk: write it, so the log reads as an
+    // empty one wherever it sits (a headerless log before a later one would
+    // read as damage), and the checkpoint that names it still finds it.
+    char header[kFileHeaderSize];
+    EncodeFileHeader(log_number, header);
+    s = file->Truncate(0);
+    if (s.ok()) s = file->Write(0, std::string_view(header, sizeof(header)));
+    if (s.ok()) s = file->Sync();
+  } else if (s.ok() && size > valid_bytes) {
     s = file->Truncate(valid_bytes);
     if (s.ok()) s = file->Sync();
   }

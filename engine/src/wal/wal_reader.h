@@ -65,6 +65,9 @@ class WalReader {
   Status ReadRecord(std::string_view* record, bool* eof);
 
   const WalReadResult& result() const { return result_; }
+  // The file's format version; 0 for a log whose header never reached the
+  // disk (it holds nothing).
+  uint32_t version() const { return version_; }
 
  private:
   // Makes file bytes [offset, offset + n) available at Buffered(offset);
@@ -95,8 +98,10 @@ class WalReader {
 };
 
 // Cuts a torn tail so that new records are not appended after garbage:
-// truncates `path` to valid_bytes (from WalReadResult) and syncs it.
-Status TruncateTornTail(Env* env, const std::string& path, uint64_t valid_bytes);
+// truncates `path` to valid_bytes (from WalReadResult) and syncs it. A log
+// cut before the end of its header gets its header back: an empty log.
+Status TruncateTornTail(Env* env, const std::string& path, uint64_t log_number,
+                        uint64_t valid_bytes);
 
 }  // namespace arenakv::wal
 
