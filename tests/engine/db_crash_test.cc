@@ -95,7 +95,7 @@ void SendAck(int fd, uint32_t thread, uint32_t index) {
 TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
   const uint64_t seed = test::TestSeed();
   std::mt19937_64 rng(seed);
-  const int rounds = test::LongTests() ? 200 : 15;
+  const int rounds = test::LongTests() ? 1000 : 15;
   test::TempDir dir;
   const std::string path = dir.Join("db");
   std::vector<Model> models(kThreads);  // per-thread namespace state

@@ -3,10 +3,16 @@
 // After a failed write the log goes on in a fresh file; after a failed
 // fdatasync the database takes no more writes until it is reopened.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/db.h"
@@ -171,6 +177,120 @@ TEST(FailedCommitTest, NoMemoryForALogRecordLeavesTheLogUsable) {
     ExpectPoolsReleased();
   }
   EXPECT_TRUE(met) << "no headroom made the commit run out of memory before it was logged";
+}
+
+// Runs `body` in a child process and returns how it ended, so that a
+// SIGBUS (a store through the log's mapping past the end of its file) fails
+// the test with a message instead of killing the test program.
+std::string RunInChild(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) _exit(body());
+  if (pid < 0) return "fork failed";
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return "waitpid failed";
+  if (WIFSIGNALED(status)) return "killed by signal " + std::string(strsignal(WTERMSIG(status)));
+  if (WEXITSTATUS(status) != 0) return "exited with " + std::to_string(WEXITSTATUS(status));
+  return "ok";
+}
+
+// Unsynced commits are stored through a shared mapping of the zero-filled
+// region ahead of the log's end. A failed write cuts the log back (below
+// that region) while the mapping still covers it; any later store into the
+// old mapping would be a SIGBUS. The commits after it must go to a fresh
+// log, also across the next windows and preallocations.
+TEST(FailedCommitTest, LogCutUnderItsMappingNeverFaults) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  const std::string value(1000, 'm');
+  const std::string outcome = RunInChild([&] {
+    auto env = std::make_shared<FaultInjectionEnv>(Env::Default());
+    Options options;
+    options.env = env;
+    options.background_checkpoints = false;
+    std::unique_ptr<DB> db;
+    if (!DB::Open(options, path, &db).ok()) return 2;
+    for (int i = 0; i < 500; ++i) {
+      if (!db->Put({}, "a" + std::to_string(i), value).ok()) return 3;
+    }
+    env->AddRule({.file_substring = "wal",
+                  .op = FaultOp::kWrite,
+                  .error = EIO,
+                  .short_write = true,
+                  .one_shot = true});
+    if (!db->Put(WriteOptions{.sync = true}, "failed", "x").IsIOError()) return 4;
+    for (int i = 0; i < 5000; ++i) {  // ~5 MB: several windows and preallocations
+      if (!db->Put({}, "b" + std::to_string(i), value).ok()) return 5;
+    }
+    return db->Close().ok() ? 0 : 6;
+  });
+  ASSERT_EQ(outcome, "ok");
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options{}, path, &db));
+  std::string v;
+  EXPECT_TRUE(db->Get({}, "failed", &v).IsNotFound());
+  ASSERT_OK(db->Get({}, "a499", &v));
+  ASSERT_OK(db->Get({}, "b4999", &v));
+  EXPECT_EQ(v, value);
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+// The disk fills while the log grows its zero-filled region: a short write
+// of zeros (ENOSPC) at each point in turn. The mapping must never reach past
+// what was written (a store there is a SIGBUS on a full disk); every commit
+// returns OK or a clean error, and the acknowledged ones survive.
+TEST(FailedCommitTest, FullDiskWhileTheLogGrowsNeverFaults) {
+  const std::string value(1000, 'p');
+  for (uint64_t nth = 0; nth < 40; nth += 3) {
+    test::TempDir dir;
+    const std::string path = dir.Join("db");
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const std::string outcome = RunInChild([&] {
+      close(fds[0]);
+      auto env = std::make_shared<FaultInjectionEnv>(Env::Default());
+      Options options;
+      options.env = env;
+      options.background_checkpoints = false;
+      std::unique_ptr<DB> db;
+      if (!DB::Open(options, path, &db).ok()) return 2;
+      env->AddRule({.file_substring = "wal",
+                    .op = FaultOp::kWrite,
+                    .error = ENOSPC,
+                    .after_ops = nth,
+                    .short_write = true});
+      for (int i = 0; i < 3000; ++i) {
+        Status s = db->Put(WriteOptions{.sync = i % 100 == 0}, "k" + std::to_string(i), value);
+        if (s.ok()) {
+          if (write(fds[1], &i, sizeof(i)) != sizeof(i)) return 5;  // acknowledged
+        } else if (!s.IsIOError()) {
+          return 4;
+        }
+      }
+      env->AddRule({.file_substring = "data", .op = FaultOp::kWrite, .error = EIO});
+      db->Close().IgnoreError();
+      return 0;
+    });
+    close(fds[1]);
+    std::vector<int> acked;
+    for (int i = 0; read(fds[0], &i, sizeof(i)) == sizeof(i);) acked.push_back(i);
+    close(fds[0]);
+    ASSERT_EQ(outcome, "ok") << "ENOSPC after " << nth << " log writes";
+    ASSERT_LT(acked.size(), 3000u) << "the disk never filled";
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Options{}, path, &db));
+    std::string v;
+    for (int i : acked) {
+      Status s = db->Get({}, "k" + std::to_string(i), &v);
+      ASSERT_TRUE(s.ok()) << "acknowledged commit " << i << " lost, ENOSPC after " << nth
+                          << " log writes: " << s.ToString();
+    }
+    ASSERT_OK(db->Close());
+    db.reset();
+    ExpectPoolsReleased();
+  }
 }
 
 }  // namespace
