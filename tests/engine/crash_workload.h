@@ -2,8 +2,8 @@
 // key namespace ("t<n>/..."), running single writes (synced or not) and
 // multi-key transactions generated from a seed, so that a checker can
 // regenerate every operation and compute the states a namespace may hold.
-// A partial transaction matches no such state: each rewrites its thread's
-// tag key along with its other writes.
+// A partial transaction or write batch matches no such state: each rewrites
+// its thread's tag key along with its other writes.
 #ifndef ARENAKV_TESTS_ENGINE_CRASH_WORKLOAD_H_
 #define ARENAKV_TESTS_ENGINE_CRASH_WORKLOAD_H_
 
@@ -45,7 +45,8 @@ struct Write {
   std::optional<std::string> value;  // nullopt = delete
 };
 struct Op {
-  bool transaction = false;
+  bool transaction = false;  // multi-key, atomic
+  bool batch = false;        // ... committed as a WriteBatch, not a Transaction
   bool sync = false;
   bool checkpoint_after = false;  // thread 0 only; does not change the state
   std::vector<Write> writes;
@@ -81,6 +82,7 @@ class OpStream {
       // rarely, 40) other keys; a partial transaction cannot match either
       // admissible state.
       op.transaction = true;
+      op.batch = rng_() % 3 == 0;
       const std::string tag_key = "t" + std::to_string(t_) + "/tag";
       op.writes.push_back({tag_key, tag});
       const int n = r >= 98 ? 40 : 1 + static_cast<int>(rng_() % 8);
@@ -124,7 +126,14 @@ inline Status RunOp(DB* db, const Op& op) {
   WriteOptions wo;
   wo.sync = op.sync;
   Status s;
-  if (op.transaction) {
+  if (op.batch) {
+    WriteBatch batch;
+    for (const Write& w : op.writes) {
+      s = w.value ? batch.Put(w.key, *w.value) : batch.Delete(w.key);
+      if (!s.ok()) return s;
+    }
+    s = db->Write(wo, &batch);
+  } else if (op.transaction) {
     std::unique_ptr<Transaction> txn = db->BeginTransaction(wo);
     if (txn == nullptr) return Status::IOError("BeginTransaction returned null");
     for (const Write& w : op.writes) {

@@ -1,6 +1,6 @@
-// libFuzzer target for the decoding of a logged commit (a WriteBatch record):
+// libFuzzer target for the decoding of a logged commit (a LogBatch record):
 // the bytes of one WAL record's payload, as recovery hands them to
-// WriteBatch::SetContents and then ForEach. Malformed input must give
+// LogBatch::SetContents and then ForEach. Malformed input must give
 // Corruption; accepted input must decode to exactly count() operations, and
 // what it decodes to must encode to a batch that decodes the same way.
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "db/write_batch.h"
+#include "db/log_batch.h"
 
 namespace {
 
@@ -18,13 +18,13 @@ using namespace arenakv;  // NOLINT: a fuzz driver
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view record(reinterpret_cast<const char*>(data), size);
-  WriteBatch batch;
+  LogBatch batch;
   Status s = batch.SetContents(record);
   if (!s.ok()) {
     if (!s.IsCorruption()) std::abort();
     return 0;
   }
-  WriteBatch again;
+  LogBatch again;
   uint32_t ops = 0;
   s = batch.ForEach(
       [&](uint64_t, mem::ValueType type, std::string_view key, std::string_view value) {
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!s.ok()) std::abort();  // SetContents accepted it: ForEach must too
   if (ops != batch.count()) std::abort();
   again.SetSequence(batch.sequence());
-  WriteBatch reread;
+  LogBatch reread;
   if (!reread.SetContents(again.contents()).ok() || reread.count() != ops) std::abort();
   return 0;
 }

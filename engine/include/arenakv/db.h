@@ -31,6 +31,7 @@
 #include "arenakv/options.h"
 #include "arenakv/status.h"
 #include "arenakv/transaction.h"
+#include "arenakv/write_batch.h"
 
 namespace arenakv {
 
@@ -121,6 +122,10 @@ class DB {
 
   virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
+  // Applies every operation of `batch` atomically: after a crash all of them
+  // are there or none. An empty batch is OK and writes nothing. The batch
+  // may be reused (Clear) or destroyed once Write returns.
+  virtual Status Write(const WriteOptions& options, WriteBatch* batch) = 0;
   // NotFound when the key is absent.
   virtual Status Get(const ReadOptions& options, std::string_view key, std::string* value) = 0;
   virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) = 0;

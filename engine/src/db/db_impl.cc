@@ -370,7 +370,7 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
   std::unique_ptr<wal::WalReader> reader;
   Status s = wal::WalReader::Open(env_.get(), file, number, &reader, &*scratch_mr_);
   if (!s.ok()) return s;
-  WriteBatch batch(&*scratch_mr_);
+  LogBatch batch(&*scratch_mr_);
   // Only a checkpoint changes what the threshold depends on (the cache's
   // use, what is pinned): taken again after each, not for every record.
   size_t threshold = ReplayThreshold();
@@ -437,7 +437,7 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
   return s;
 }
 
-Status DBImpl::ApplyReplayed(const WriteBatch& batch, Replay* replay) {
+Status DBImpl::ApplyReplayed(const LogBatch& batch, Replay* replay) {
   const uint64_t floor = tree_->meta().last_sequence;
   mem::MemTable* table = replay->table.get();
   return batch.ForEach(
@@ -560,7 +560,7 @@ Status DBImpl::Close() {
     // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
     for (int round = 0; clean && s.ok() && round < 2; ++round) {
       Writer w(&mu_);
-      s = Write(&w);                        // freeze the memtable...
+      s = RunWriter(&w);                    // freeze the memtable...
       if (s.ok()) s = RunTreeCheckpoint();  // ...and checkpoint it
     }
   }
@@ -857,7 +857,7 @@ Status DBImpl::Put(const WriteOptions& options, std::string_view key, std::strin
   char buf[512];
   std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), &*scratch_mr_);
   try {
-    WriteBatch batch(&mr);
+    LogBatch batch(&mr);
     batch.Put(key, value);
     CommitRequest req{.batch = &batch, .sync = options.sync};
     return Commit(req);
@@ -874,7 +874,7 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
   char buf[256];
   std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), &*scratch_mr_);
   try {
-    WriteBatch batch(&mr);
+    LogBatch batch(&mr);
     batch.Delete(key);
     CommitRequest req{.batch = &batch, .sync = options.sync};
     return Commit(req);
@@ -883,10 +883,25 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
   }
 }
 
+Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  if (batch == nullptr) return Status::InvalidArgument("write: null batch");
+  // The batch checked its keys and values as they went in; it is logged as
+  // it is when it commits alone (the commit path stamps its sequence).
+  if (batch->Count() == 0) return Status::OK();
+  try {
+    CommitRequest req{.batch = batch->rep(), .sync = options.sync};
+    return Commit(req);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory committing a write batch; nothing was written");
+  }
+}
+
 Status DBImpl::Commit(const CommitRequest& request) {
   Writer w(&mu_);
   w.req = &request;
-  return Write(&w);
+  return RunWriter(&w);
 }
 
 // Synced commits from several threads come in waves: while a leader is in
@@ -912,7 +927,7 @@ void DBImpl::GatherSyncGroupLocked() {
     if (!yielded) break;
   }
   // Yielding does not pay now (other work holds the CPUs): wait asleep for
-  // the rest of the time; Write() signals when the queue is long enough.
+  // the rest of the time; RunWriter() signals when the queue is long enough.
   gather_want_ = want;
   while (writers_.size() < want) {
     const int64_t left = deadline - YieldPolicy::NowNs();
@@ -932,7 +947,7 @@ bool DBImpl::YieldToPeers(int64_t deadline_ns) {
   return yield_policy_.Yielded(before, YieldPolicy::NowNs());
 }
 
-Status DBImpl::Write(Writer* w) {
+Status DBImpl::RunWriter(Writer* w) {
   {
     port::MutexLock l(&mu_);
     writers_.push_back(w);
@@ -1007,8 +1022,8 @@ void DBImpl::GatherGroupLocked(Writer* w, Group* g,
 
 Status DBImpl::CommitGroupLocked(Writer* w, Group* g) {
   std::pmr::vector<std::string_view> group_keys(&*leader_mr_);
-  WriteBatch merged(&*leader_mr_);
-  WriteBatch* batch = nullptr;
+  LogBatch merged(&*leader_mr_);
+  LogBatch* batch = nullptr;
   try {
     GatherGroupLocked(w, g, &group_keys);
     if (g->count == 0) return Status::OK();  // every member failed validation
@@ -1036,7 +1051,7 @@ Status DBImpl::CommitGroupLocked(Writer* w, Group* g) {
   return LogGroupLocked(*batch, *g);
 }
 
-Status DBImpl::LogGroupLocked(const WriteBatch& batch, const Group& g) {
+Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
   Status s;
   bool logged = false;
   for (int attempt = 0;; ++attempt) {
@@ -1085,7 +1100,7 @@ void DBImpl::HandOnLocked(Writer* w, Writer* last) {
   }
 }
 
-Status DBImpl::LogAndApply(const WriteBatch& batch, bool sync, bool* logged) {
+Status DBImpl::LogAndApply(const LogBatch& batch, bool sync, bool* logged) {
   *logged = false;
   mem::MemTable* table;
   {
@@ -1397,7 +1412,7 @@ Status DBImpl::Checkpoint() {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
   Writer w(&mu_);
-  Status s = Write(&w);
+  Status s = RunWriter(&w);
   if (!s.ok()) return s;
   return RunTreeCheckpoint();
 }

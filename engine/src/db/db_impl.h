@@ -35,10 +35,10 @@
 #include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/db.h"
 #include "db/handle_registry.h"
+#include "db/log_batch.h"
 #include "db/pool_resource.h"
 #include "db/spill_file.h"
 #include "db/version.h"
-#include "db/write_batch.h"
 #include "db/yield_policy.h"
 #include "port/mutex.h"
 #include "tree/btree.h"
@@ -68,6 +68,7 @@ class DBImpl final : public DB {
 
   Status Put(const WriteOptions& options, std::string_view key, std::string_view value) override;
   Status Delete(const WriteOptions& options, std::string_view key) override;
+  Status Write(const WriteOptions& options, WriteBatch* batch) override;
   Status Get(const ReadOptions& options, std::string_view key, std::string* value) override;
   std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) override;
   std::unique_ptr<Transaction> BeginTransaction(const WriteOptions& options,
@@ -97,7 +98,7 @@ class DBImpl final : public DB {
   struct CommitRequest {
     // Committed as it is when it is alone in its group: the commit path
     // stamps the group's first sequence into it.
-    WriteBatch* batch = nullptr;
+    LogBatch* batch = nullptr;
     bool sync = false;
     // Transactions: validate against writes published after snapshot_seq.
     bool validate = false;
@@ -124,7 +125,7 @@ class DBImpl final : public DB {
  private:
   struct Writer;
 
-  Status Write(Writer* w) EXCLUDES(mu_);
+  Status RunWriter(Writer* w) EXCLUDES(mu_);
   struct Group;
   // The phases of a commit group's leader: gather the members, commit them
   // (assemble one record, log it, apply it, publish), hand leadership on.
@@ -132,7 +133,7 @@ class DBImpl final : public DB {
   void GatherGroupLocked(Writer* w, Group* g, std::pmr::vector<std::string_view>* group_keys)
       REQUIRES(mu_);
   Status CommitGroupLocked(Writer* w, Group* g) REQUIRES(mu_);
-  Status LogGroupLocked(const WriteBatch& batch, const Group& g) REQUIRES(mu_);
+  Status LogGroupLocked(const LogBatch& batch, const Group& g) REQUIRES(mu_);
   void HandOnLocked(Writer* w, Writer* last) REQUIRES(mu_);
   Status MakeRoomForWrite(bool force) REQUIRES(mu_);
   // Memtable bytes at which the active memtable is frozen and checkpointed:
@@ -164,7 +165,7 @@ class DBImpl final : public DB {
   }
   // Logs `batch` and applies it. MemoryLimit before anything was logged when
   // the memtable has no room for it (*logged false).
-  Status LogAndApply(const WriteBatch& batch, bool sync, bool* logged) EXCLUDES(mu_);
+  Status LogAndApply(const LogBatch& batch, bool sync, bool* logged) EXCLUDES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
   bool YieldToPeers(int64_t deadline_ns);
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
@@ -196,7 +197,7 @@ class DBImpl final : public DB {
   };
   Status LogHoldsRecords(const std::string& path, uint64_t number, bool* holds);
   Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
-  Status ApplyReplayed(const WriteBatch& batch, Replay* replay);
+  Status ApplyReplayed(const LogBatch& batch, Replay* replay);
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
@@ -253,7 +254,7 @@ class DBImpl final : public DB {
   // Group gathering for synced commits (GatherSyncGroupLocked).
   size_t last_sync_group_ GUARDED_BY(mu_) = 0;
   // While a leader gathers asleep: the queue length it waits for (0: none),
-  // and where Write() wakes it when the queue reaches that length.
+  // and where RunWriter() wakes it when the queue reaches that length.
   size_t gather_want_ GUARDED_BY(mu_) = 0;
   port::CondVar gather_cv_{&mu_};
   YieldPolicy yield_policy_;             // for the waits of group commit

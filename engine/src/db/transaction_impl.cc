@@ -165,13 +165,13 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         // never frees, so a batch growing in it by doubling took up to twice
         // the write set again, and a transaction at its buffer budget could
         // not commit what it had buffered.
-        size_t bytes = WriteBatch::kHeaderBytes;
+        size_t bytes = LogBatch::kHeaderBytes;
         for (const auto& [k, e] : *writes_) {
-          bytes += WriteBatch::OpBytesBound(k.size(), e.deleted ? 0 : e.value.size());
+          bytes += LogBatch::OpBytesBound(k.size(), e.deleted ? 0 : e.value.size());
         }
         char buf[1024];
         std::pmr::monotonic_buffer_resource mr(buf, sizeof(buf), db_->commit_memory());
-        WriteBatch batch(&mr);
+        LogBatch batch(&mr);
         batch.Reserve(bytes);
         for (const auto& [k, e] : *writes_) {
           if (e.deleted) {

@@ -1,59 +1,113 @@
-#include "db/write_batch.h"
+#include "arenakv/write_batch.h"
 
-#include "util/coding.h"
+#include <new>
+#include <utility>
+
+#include "arenakv/options.h"
+#include "db/log_batch.h"
 
 namespace arenakv {
+namespace {
 
-WriteBatch::WriteBatch(std::pmr::memory_resource* mr) : rep_(mr) { Clear(); }
+Status NoMemory() { return Status::MemoryLimit("write batch: no memory for the batch's buffer"); }
 
-void WriteBatch::Clear() { rep_.assign(kHeaderBytes, '\0'); }
-
-uint64_t WriteBatch::sequence() const { return DecodeFixed64(rep_.data()); }
-void WriteBatch::SetSequence(uint64_t seq) { EncodeFixed64(rep_.data(), seq); }
-uint32_t WriteBatch::count() const { return DecodeFixed32(rep_.data() + 8); }
-
-void WriteBatch::Count() { EncodeFixed32(rep_.data() + 8, count() + 1); }
-
-void WriteBatch::Put(std::string_view key, std::string_view value) {
-  Count();
-  rep_.push_back(static_cast<char>(mem::ValueType::kValue));
-  PutLengthPrefixed(&rep_, key);
-  PutLengthPrefixed(&rep_, value);
-}
-
-void WriteBatch::Delete(std::string_view key) {
-  Count();
-  rep_.push_back(static_cast<char>(mem::ValueType::kDeletion));
-  PutLengthPrefixed(&rep_, key);
-}
-
-void WriteBatch::Append(const WriteBatch& other) {
-  EncodeFixed32(rep_.data() + 8, count() + other.count());
-  rep_.append(other.rep_.data() + kHeaderBytes, other.rep_.size() - kHeaderBytes);
-}
-
-Status DecodeBatchOp(std::string_view* in, mem::ValueType* type, std::string_view* key,
-                     std::string_view* value) {
-  if (in->empty()) return Status::Corruption("write batch: truncated op");
-  auto t = static_cast<mem::ValueType>((*in)[0]);
-  in->remove_prefix(1);
-  if (!GetLengthPrefixed(in, key)) return Status::Corruption("write batch: bad key");
-  if (t == mem::ValueType::kValue) {
-    if (!GetLengthPrefixed(in, value)) return Status::Corruption("write batch: bad value");
-  } else if (t == mem::ValueType::kDeletion) {
-    *value = {};
-  } else {
-    return Status::Corruption("write batch: unknown op type");
+// The rule for key and value sizes, as DB::Put applies it.
+Status CheckSizes(std::string_view key, size_t value_bytes) {
+  if (key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument("write batch: key of " + std::to_string(key.size()) +
+                                   " bytes exceeds the limit of " + std::to_string(kMaxKeyBytes));
   }
-  *type = t;
+  if (value_bytes > kMaxValueBytes) {
+    return Status::InvalidArgument("write batch: value of " + std::to_string(value_bytes) +
+                                   " bytes exceeds the limit of " + std::to_string(kMaxValueBytes));
+  }
   return Status::OK();
 }
 
-Status WriteBatch::SetContents(std::string_view record) {
-  if (record.size() < kHeaderBytes) return Status::Corruption("write batch: too short");
-  rep_.assign(record.data(), record.size());
-  return ForEach(
-      [](uint64_t, mem::ValueType, std::string_view, std::string_view) { return Status::OK(); });
+}  // namespace
+
+// rep_ is null only in a moved-from batch, which reads as empty and makes a
+// new buffer when written to: moves stay noexcept.
+WriteBatch::WriteBatch() : rep_(std::make_unique<LogBatch>()) {}
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(const WriteBatch& other)
+    : rep_(std::make_unique<LogBatch>(other.rep_ ? *other.rep_ : LogBatch())) {}
+WriteBatch& WriteBatch::operator=(const WriteBatch& other) {
+  if (this != &other) *this = WriteBatch(other);
+  return *this;
+}
+WriteBatch::WriteBatch(WriteBatch&& other) noexcept = default;
+WriteBatch& WriteBatch::operator=(WriteBatch&& other) noexcept = default;
+
+Status WriteBatch::Writable() {
+  if (rep_ != nullptr) return Status::OK();
+  try {
+    rep_ = std::make_unique<LogBatch>();
+  } catch (const std::bad_alloc&) {
+    return NoMemory();
+  }
+  return Status::OK();
+}
+
+Status WriteBatch::Put(std::string_view key, std::string_view value) {
+  Status s = CheckSizes(key, value.size());
+  if (s.ok()) s = Writable();
+  if (!s.ok()) return s;
+  const size_t before = rep_->ByteSize();
+  try {
+    rep_->Put(key, value);
+  } catch (const std::bad_alloc&) {
+    rep_->Truncate(before);
+    return NoMemory();
+  }
+  return Status::OK();
+}
+
+Status WriteBatch::Delete(std::string_view key) {
+  Status s = CheckSizes(key, 0);
+  if (s.ok()) s = Writable();
+  if (!s.ok()) return s;
+  const size_t before = rep_->ByteSize();
+  try {
+    rep_->Delete(key);
+  } catch (const std::bad_alloc&) {
+    rep_->Truncate(before);
+    return NoMemory();
+  }
+  return Status::OK();
+}
+
+Status WriteBatch::Append(const WriteBatch& source) {
+  if (source.rep_ == nullptr || source.Count() == 0) return Status::OK();
+  Status s = Writable();
+  if (!s.ok()) return s;
+  const size_t before = rep_->ByteSize();
+  try {
+    rep_->Append(*source.rep_);
+  } catch (const std::bad_alloc&) {
+    rep_->Truncate(before);
+    return NoMemory();
+  }
+  return Status::OK();
+}
+
+void WriteBatch::Clear() {
+  if (rep_ != nullptr) rep_->Clear();
+}
+
+uint32_t WriteBatch::Count() const { return rep_ == nullptr ? 0 : rep_->count(); }
+
+size_t WriteBatch::ApproximateSize() const {
+  return rep_ == nullptr ? LogBatch::kHeaderBytes : rep_->ByteSize();
+}
+
+Status WriteBatch::Iterate(Handler* handler) const {
+  if (handler == nullptr) return Status::InvalidArgument("write batch: null handler");
+  if (rep_ == nullptr) return Status::OK();
+  return rep_->ForEach(
+      [handler](uint64_t, mem::ValueType type, std::string_view key, std::string_view value) {
+        return type == mem::ValueType::kValue ? handler->Put(key, value) : handler->Delete(key);
+      });
 }
 
 }  // namespace arenakv

@@ -1,4 +1,4 @@
-// WriteBatch: the ops of one commit group, as they are logged in one WAL
+// LogBatch: the ops of one commit group, as they are logged in one WAL
 // record and then applied to the memtable.
 //
 // Encoding (little-endian):
@@ -7,8 +7,8 @@
 // Op i carries sequence first_sequence + i.
 //
 // Thread safety: a value type; one thread at a time.
-#ifndef ARENAKV_DB_WRITE_BATCH_H_
-#define ARENAKV_DB_WRITE_BATCH_H_
+#ifndef ARENAKV_DB_LOG_BATCH_H_
+#define ARENAKV_DB_LOG_BATCH_H_
 
 #include <cstdint>
 #include <memory_resource>
@@ -20,17 +20,20 @@
 
 namespace arenakv {
 
-class WriteBatch {
+class LogBatch {
  public:
   static constexpr size_t kHeaderBytes = 12;
 
-  explicit WriteBatch(std::pmr::memory_resource* mr = std::pmr::get_default_resource());
+  explicit LogBatch(std::pmr::memory_resource* mr = std::pmr::get_default_resource());
 
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
   // Appends every op of `other` (its sequence is ignored).
-  void Append(const WriteBatch& other);
+  void Append(const LogBatch& other);
   void Clear();
+  // Drops the op that made the encoding longer than `bytes` (an op whose
+  // append threw), restoring the count.
+  void Truncate(size_t bytes);
   // Makes room for `bytes` of encoding in one allocation (see OpBytesBound).
   void Reserve(size_t bytes) { rep_.reserve(bytes); }
   // At most the bytes one op adds to the encoding.
@@ -61,7 +64,7 @@ Status DecodeBatchOp(std::string_view* in, mem::ValueType* type, std::string_vie
                      std::string_view* value);
 
 template <typename Fn>
-Status WriteBatch::ForEach(Fn&& fn) const {
+Status LogBatch::ForEach(Fn&& fn) const {
   std::string_view in(rep_);
   in.remove_prefix(kHeaderBytes);
   uint64_t seq = sequence();
@@ -79,4 +82,4 @@ Status WriteBatch::ForEach(Fn&& fn) const {
 
 }  // namespace arenakv
 
-#endif  // ARENAKV_DB_WRITE_BATCH_H_
+#endif  // ARENAKV_DB_LOG_BATCH_H_
