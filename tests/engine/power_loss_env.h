@@ -114,6 +114,11 @@ class PowerLossEnv final : public Env {
       }
       if (existed) {
         id = state_->live[path];
+        // O_TRUNC emptied it: everything it held is unsynced change.
+        FileImage* f = state_->files[id].get();
+        if (mode == OpenMode::kCreateTruncate && !f->durable.empty()) {
+          f->dirty.push_back({0, f->durable.size()});
+        }
       } else {
         id = state_->NewFileLocked();
         state_->live[path] = id;
@@ -323,10 +328,18 @@ class PowerLossEnv final : public Env {
       Image()->dirty.push_back({size, size + data.size()});
       return inner_->Append(data);
     }
+    // The new length is taken at the next Sync(); what the cut dropped is
+    // dirty, so that bytes written there later (zeros first) are read back.
     Status Truncate(uint64_t size) override {
       port::MutexLock l(&state_->mu);
       if (state_->Call()) return Dead("truncate", path());
-      return inner_->Truncate(size);  // the new length is taken at the next Sync()
+      uint64_t old = 0;
+      Status s = inner_->Size(&old);
+      if (!s.ok()) return s;
+      FileImage* f = Image();
+      const uint64_t end = std::max<uint64_t>(old, f->durable.size());
+      if (end > size) f->dirty.push_back({size, end});
+      return inner_->Truncate(size);
     }
     Status PunchHole(uint64_t offset, uint64_t length) override {
       port::MutexLock l(&state_->mu);

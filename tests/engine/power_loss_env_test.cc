@@ -153,6 +153,21 @@ TEST_F(PowerLossEnvTest, EveryCallAfterTheCutFailsAndChangesNothing) {
   EXPECT_EQ(OnDisk("a"), "xy");  // what the page cache held at the cut
 }
 
+// A file cut shorter and written again past the cut reads zeros in the
+// gap once synced, not the bytes the cut removed.
+TEST_F(PowerLossEnvTest, TruncateThenSyncKeepsTheGapZero) {
+  auto f = Create("t");
+  ASSERT_OK(f->Write(0, "ABCDEFGH"));
+  ASSERT_OK(f->Sync());
+  ASSERT_OK(env_->SyncDir(dir_.path()));
+  ASSERT_OK(f->Truncate(2));
+  ASSERT_OK(f->Write(6, "XY"));
+  ASSERT_OK(f->Sync());
+  ASSERT_OK(f->Close());
+  Crash(CrashStyle::kDropAll);
+  EXPECT_EQ(OnDisk("t"), std::string("AB\0\0\0\0XY", 8));
+}
+
 // Under kRandom each differing sector holds the old or the new bytes whole,
 // and both happen: a torn write, at sector granularity.
 TEST_F(PowerLossEnvTest, RandomCrashTearsAtSectorBoundaries) {
