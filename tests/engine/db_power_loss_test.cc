@@ -51,8 +51,7 @@ constexpr uint64_t kNone = ~uint64_t{0};
 
 int Trials() {
   if (const char* n = std::getenv("ARENAKV_POWER_LOSS_TRIALS")) return std::atoi(n);
-  if (test::LongTests()) return 2000;
-  return test::UnderSanitizer() ? 25 : 100;
+  return test::LongTests() ? 2000 : 100;
 }
 
 // What one thread did in one trial, in the logical clock's ticks.
