@@ -17,4 +17,6 @@ arenakv_install_deps() {
 
 ARENAKV_BUILD_DEPS=(build-essential cmake pkg-config liblz4-dev libxxhash-dev libedit-dev
                     libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev)
-ARENAKV_TEST_DEPS=(clang librocksdb-dev)
+# The benchmarks' anchors: RocksDB (required by bench/compare), LevelDB, LMDB
+# and WiredTiger (compiled into bench/compare when present).
+ARENAKV_TEST_DEPS=(clang librocksdb-dev libleveldb-dev liblmdb-dev libwiredtiger-dev)

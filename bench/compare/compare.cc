@@ -1,15 +1,18 @@
-// compare: runs db_bench-style workloads on arenakv and on RocksDB with the
-// same keys, values and key orders, and reports throughput, ratios, size on
-// disk and memory as a table, JSON and an SVG chart.
+// compare: runs db_bench-style workloads on arenakv and on the anchor engines
+// (RocksDB, and LevelDB, LMDB and WiredTiger where they were found at
+// configure time) with the same keys, values and key orders, and reports
+// throughput, ratios, size on disk and memory as a table, JSON and an SVG
+// chart.
 //
 // Every (workload, engine, repetition) runs in its own forked child, so that
 // the child's peak RSS and its RSS after close belong to that engine alone.
-// Engines alternate workload by workload (arenakv, rocksdb, arenakv, ...) and
-// the whole sequence repeats --reps times; the report shows medians.
+// Engines alternate workload by workload (arenakv, rocksdb, leveldb, lmdb,
+// wiredtiger, arenakv, ...) and the whole sequence repeats --reps times; the
+// report shows medians.
 //
-//   compare [--keys N] [--reps R] [--workloads a,b,c] [--engine arenakv|rocksdb|both]
+//   compare [--keys N] [--reps R] [--workloads a,b,c] [--engine all|both|e1,e2,...]
 //           [--dir DIR] [--seconds S] [--seed N] [--json FILE] [--plot FILE.svg]
-//           [--cache_mib N] [--budget_mib N]   (cache of both engines; arenakv's budget)
+//           [--cache_mib N] [--budget_mib N]   (cache of every engine; arenakv's budget)
 
 #include <poll.h>
 #include <signal.h>
@@ -53,11 +56,62 @@ namespace {
 
 constexpr int kChildTimeoutSeconds = 1800;
 
+// Whether `engine` was compiled into this program: arenakv and RocksDB
+// always; the other anchors when CMake found them.
+bool EngineBuilt(int engine) {
+  switch (engine) {
+    case kArenakv:
+    case kRocksdb:
+      return true;
+    case kLeveldb:
+#ifdef ARENAKV_COMPARE_HAVE_LEVELDB
+      return true;
+#else
+      return false;
+#endif
+    case kLmdb:
+#ifdef ARENAKV_COMPARE_HAVE_LMDB
+      return true;
+#else
+      return false;
+#endif
+    case kWiredtiger:
+#ifdef ARENAKV_COMPARE_HAVE_WIREDTIGER
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+std::unique_ptr<EngineAdapter> NewAdapter(int engine) {
+  switch (engine) {
+    case kArenakv:
+      return NewArenakvAdapter();
+    case kRocksdb:
+      return NewRocksdbAdapter();
+#ifdef ARENAKV_COMPARE_HAVE_LEVELDB
+    case kLeveldb:
+      return NewLeveldbAdapter();
+#endif
+#ifdef ARENAKV_COMPARE_HAVE_LMDB
+    case kLmdb:
+      return NewLmdbAdapter();
+#endif
+#ifdef ARENAKV_COMPARE_HAVE_WIREDTIGER
+    case kWiredtiger:
+      return NewWiredtigerAdapter();
+#endif
+  }
+  Die(std::string("engine ") + kEngineNames[engine] + " is not built");
+}
+
 struct Flags {
   uint64_t keys = 1'000'000;
   int reps = 3;
   std::vector<Workload> workloads;
-  std::array<bool, kEngineCount> engines{true, true};
+  std::array<bool, kEngineCount> engines{true, true, true, true, true};
   std::string dir;
   double seconds = 3.0;
   uint64_t seed = 301;
@@ -68,11 +122,15 @@ struct Flags {
 void Usage() {
   std::fprintf(stderr,
                "usage: compare [--keys N] [--reps R] [--workloads a,b,c] "
-               "[--engine arenakv|rocksdb|both]\n"
+               "[--engine all|both|ENGINE,ENGINE...]\n"
                "               [--dir DIR] [--seconds S] [--seed N] [--json FILE] "
                "[--plot FILE.svg]\n"
                "               [--cache_mib N (256)] [--budget_mib N (arenakv's default)]\n"
-               "workloads:");
+               "engines (all, the default; both = arenakv,rocksdb):");
+  for (int e = 0; e < kEngineCount; ++e) {
+    std::fprintf(stderr, " %s%s", kEngineNames[e], EngineBuilt(e) ? "" : " (not built)");
+  }
+  std::fprintf(stderr, "\nworkloads:");
   for (const WorkloadInfo& info : AllWorkloads()) std::fprintf(stderr, " %s", info.name);
   std::fprintf(stderr, "\n");
 }
@@ -130,15 +188,32 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
         flags->plot = value;
       } else if (name == "--engine") {
         if (!next()) return false;
-        if (value == "arenakv") {
-          flags->engines = {true, false};
-        } else if (value == "rocksdb") {
-          flags->engines = {false, true};
-        } else if (value == "both") {
-          flags->engines = {true, true};
-        } else {
-          std::fprintf(stderr, "compare: --engine must be arenakv, rocksdb or both\n");
-          return false;
+        flags->engines.fill(false);
+        size_t pos = 0;
+        while (pos <= value.size()) {
+          size_t comma = value.find(',', pos);
+          if (comma == std::string::npos) comma = value.size();
+          std::string item = value.substr(pos, comma - pos);
+          pos = comma + 1;
+          if (item.empty()) continue;
+          if (item == "all") {
+            flags->engines.fill(true);
+            continue;
+          }
+          if (item == "both") {  // the two engines of the first comparison
+            flags->engines[kArenakv] = flags->engines[kRocksdb] = true;
+            continue;
+          }
+          int found = -1;
+          for (int e = 0; e < kEngineCount; ++e) {
+            if (item == kEngineNames[e]) found = e;
+          }
+          if (found < 0) {
+            std::fprintf(stderr, "compare: unknown engine '%s'\n", item.c_str());
+            Usage();
+            return false;
+          }
+          flags->engines[found] = true;
         }
       } else if (name == "--workloads") {
         if (!next()) return false;
@@ -191,11 +266,24 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     std::fprintf(stderr, "compare: no workload selected\n");
     return false;
   }
+  // An anchor this program was built without is left out (and shown as
+  // "not built" in the report), not an error.
+  bool any = false;
+  for (int e = 0; e < kEngineCount; ++e) {
+    if (flags->engines[e] && !EngineBuilt(e)) {
+      std::fprintf(stderr,
+                   "compare: %s was not found when this program was configured: not run "
+                   "(install its development package and reconfigure)\n",
+                   kEngineNames[e]);
+      flags->engines[e] = false;
+    }
+    any |= flags->engines[e];
+  }
+  if (!any) {
+    std::fprintf(stderr, "compare: no engine selected\n");
+    return false;
+  }
   return true;
-}
-
-std::unique_ptr<EngineAdapter> NewAdapter(int engine) {
-  return engine == kArenakv ? NewArenakvAdapter() : NewRocksdbAdapter();
 }
 
 // Runs one workload on one engine in a forked child and collects its result.
@@ -276,7 +364,8 @@ RunRecord RunChild(int engine, Workload w, const std::string& dir, const Workloa
 }
 
 std::string SlotDir(const std::string& root, int engine, DbSlot slot) {
-  return root + "/" + kEngineNames[engine] + (slot == DbSlot::kSeq ? "/seq" : "/main");
+  const char* name = slot == DbSlot::kSeq ? "/seq" : slot == DbSlot::kFresh ? "/fresh" : "/main";
+  return root + "/" + kEngineNames[engine] + name;
 }
 
 void RemoveAll(const std::string& path) {
@@ -293,16 +382,20 @@ struct EngineState {
 void PrintProgress(int rep, int reps, Workload w, int engine, const RunRecord& r) {
   const WorkloadInfo& info = InfoOf(w);
   if (!r.ok) {
-    std::fprintf(stderr, "[rep %d/%d] %-14s %-8s FAILED: %s\n", rep + 1, reps, info.name,
+    std::fprintf(stderr, "[rep %d/%d] %-18s %-10s FAILED: %s\n", rep + 1, reps, info.name,
                  kEngineNames[engine], r.error.c_str());
     return;
   }
   const PhaseResult& p = r.phase;
+  char prep[48] = "";
+  if (p.prep_seconds > 0) {
+    std::snprintf(prep, sizeof(prep), "untimed fill %.2f s, ", p.prep_seconds);
+  }
   double rate = p.seconds > 0 ? static_cast<double>(p.ops) / p.seconds : 0;
   std::fprintf(stderr,
-               "[rep %d/%d] %-14s %-8s %12.0f %-9s (%.2f s; open %.2f s, persist %.2f s, "
+               "[rep %d/%d] %-18s %-10s %12.0f %-9s (%.2f s; %sopen %.2f s, persist %.2f s, "
                "close %.2f s) peak RSS %.1f MiB, after close %+.1f MiB",
-               rep + 1, reps, info.name, kEngineNames[engine], rate, info.unit, p.seconds,
+               rep + 1, reps, info.name, kEngineNames[engine], rate, info.unit, p.seconds, prep,
                p.open_seconds, p.persist_seconds, p.close_seconds,
                static_cast<double>(p.rss_peak) / 1048576.0,
                static_cast<double>(p.rss_after_close - p.rss_before_open) / 1048576.0);
@@ -366,6 +459,7 @@ int Main(int argc, char** argv) {
   run.config.seed = flags.seed;
   run.reps = flags.reps;
   run.engines = flags.engines;
+  for (int e = 0; e < kEngineCount; ++e) run.built[e] = EngineBuilt(e);
   for (Workload w : flags.workloads) run.workloads.push_back(WorkloadRuns{w, {}});
 
   std::fprintf(stderr, "compare: %s; %u cpus, %s, %s; disk %s; data in %s\n", run.command.c_str(),
@@ -403,6 +497,7 @@ int Main(int argc, char** argv) {
         wr.runs[e].push_back(r);
         switch (wr.workload) {
           case Workload::kFillSeq:
+          case Workload::kReadSeqFresh:
             RemoveAll(dir);  // measured; only "main" is used further
             break;
           case Workload::kFillRandom:
@@ -429,8 +524,8 @@ int Main(int argc, char** argv) {
   std::printf("load average (1, 5, 15 min): %s at the start, %s at the end\n",
               run.load_at_start.c_str(), run.load_at_end.c_str());
   std::printf(
-      "%llu keys of 16 bytes, values of 100 bytes (half compressible), %zu MiB cache, "
-      "arenakv budget %s; medians of %d reps\n\n",
+      "%llu keys of 16 bytes, values of 100 bytes (half compressible), %zu MiB cache "
+      "(LMDB: none, the OS page cache), arenakv budget %s; medians of %d reps\n\n",
       static_cast<unsigned long long>(flags.keys), Memory().cache_bytes >> 20,
       Memory().memory_budget_bytes == 0
           ? "default"

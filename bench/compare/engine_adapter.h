@@ -1,15 +1,16 @@
 // EngineAdapter: the small surface the comparison program drives on each
-// engine (arenakv and RocksDB), so every workload is written once and both
-// engines run exactly the same loop with the same keys and values.
+// engine (arenakv and the anchors it is measured against: RocksDB, LevelDB,
+// LMDB and WiredTiger), so every workload is written once and every engine
+// runs exactly the same loop with the same keys and values.
 //
 // Any unexpected error ends the process with a message (Die): a benchmark that
 // skips failed operations would report speed for work it did not do. Each
 // adapter lives in a forked child process that runs one workload.
 //
 // Thread safety: Put/Get/NewIterator/BeginTransaction may be called from
-// several threads at once (both engines allow it); Open/Persist/Close only
-// while no other call is in flight. An iterator or transaction is used by one
-// thread at a time.
+// several threads at once (every engine allows it); Open/Persist/Close only
+// while no other call is in flight. An iterator or transaction is used only by
+// the thread that created it (WiredTiger's sessions belong to one thread).
 
 #ifndef ARENAKV_BENCH_COMPARE_ENGINE_ADAPTER_H_
 #define ARENAKV_BENCH_COMPARE_ENGINE_ADAPTER_H_
@@ -40,7 +41,8 @@ class AdapterTransaction {
   virtual ~AdapterTransaction() = default;
   virtual void Put(std::string_view key, std::string_view value) = 0;
   // True when committed; false when it lost a write-write conflict (it is
-  // then rolled back and counted by the caller).
+  // then rolled back and counted by the caller). Engines that serialize
+  // writers (LMDB) or have no isolation (LevelDB's WriteBatch) never lose.
   virtual bool Commit() = 0;
 };
 
@@ -52,7 +54,8 @@ class EngineAdapter {
 
   // Opens (creating when missing) the database in `dir`. `transactional`
   // selects the transaction-capable flavour where an engine has two
-  // (RocksDB: OptimisticTransactionDB); arenakv has one kind of database.
+  // (RocksDB: OptimisticTransactionDB); the other engines have one kind of
+  // database.
   virtual void Open(const std::string& dir, bool transactional) = 0;
   virtual void Put(std::string_view key, std::string_view value, bool sync) = 0;
   // False when the key is absent.
@@ -69,15 +72,22 @@ class EngineAdapter {
 // Memory settings every adapter opens its database with (set from the
 // command line before the children fork).
 struct MemorySettings {
+  // The block cache of arenakv, RocksDB and LevelDB and WiredTiger's cache.
+  // LMDB has none: it reads through its memory map (the OS page cache).
   size_t cache_bytes = size_t{256} << 20;
-  // arenakv's Options::memory_budget_bytes (0: its default). RocksDB has no
-  // equivalent bound on everything; it keeps its defaults.
+  // arenakv's Options::memory_budget_bytes (0: its default). The anchors
+  // have no equivalent bound on everything; they keep their defaults.
   size_t memory_budget_bytes = 0;
 };
 MemorySettings& Memory();
 
 std::unique_ptr<EngineAdapter> NewArenakvAdapter();
 std::unique_ptr<EngineAdapter> NewRocksdbAdapter();
+// The optional anchors: defined only when the engine was found at configure
+// time (ARENAKV_COMPARE_HAVE_LEVELDB, _LMDB, _WIREDTIGER).
+std::unique_ptr<EngineAdapter> NewLeveldbAdapter();
+std::unique_ptr<EngineAdapter> NewLmdbAdapter();
+std::unique_ptr<EngineAdapter> NewWiredtigerAdapter();
 
 }  // namespace arenakv::compare
 

@@ -17,9 +17,13 @@
 
 namespace arenakv::compare {
 
-enum EngineId { kArenakv = 0, kRocksdb = 1 };
-inline constexpr int kEngineCount = 2;
-inline constexpr const char* kEngineNames[kEngineCount] = {"arenakv", "rocksdb"};
+// arenakv and the anchors it is measured against, in the order they run and
+// are shown. Every engine but arenakv is an anchor; RocksDB is the one the
+// design targets are set against.
+enum EngineId { kArenakv = 0, kRocksdb = 1, kLeveldb = 2, kLmdb = 3, kWiredtiger = 4 };
+inline constexpr int kEngineCount = 5;
+inline constexpr const char* kEngineNames[kEngineCount] = {"arenakv", "rocksdb", "leveldb", "lmdb",
+                                                           "wiredtiger"};
 
 // One child's run of one workload on one engine.
 struct RunRecord {
@@ -39,22 +43,28 @@ struct ComparisonRun {
   std::string command;
   WorkloadConfig config;
   int reps = 0;
-  std::array<bool, kEngineCount> engines{};
-  std::vector<WorkloadRuns> workloads;  // in run order
-  std::string load_at_start;            // /proc/loadavg at the start and the end
+  std::array<bool, kEngineCount> engines{};  // selected and built: these ran
+  std::array<bool, kEngineCount> built{};    // compiled into this program
+  std::vector<WorkloadRuns> workloads;       // in run order
+  std::string load_at_start;                 // /proc/loadavg at the start and the end
   std::string load_at_end;
 };
 
-// A row of the summary: a throughput, a size or a memory figure for both
-// engines, their ratio and the design target it is held against.
+// A row of the summary: a throughput, a size or a memory figure for every
+// engine, arenakv's ratio to RocksDB and to the best anchor, and the design
+// target it is held against.
 struct SummaryRow {
   std::string label;
   std::string unit;
   std::array<double, kEngineCount> value{};  // NaN when not measured
   double ratio = 0;                          // arenakv / rocksdb; NaN when n/a
-  std::string target;                        // "" when the row has none
-  int met = -1;                              // 1 met, 0 missed, -1 no target/unknown
-  std::string note;                          // verification failures, conflicts
+  // arenakv / the best of the other engines (highest throughput, smallest
+  // size or memory); NaN when n/a. best_anchor is that engine, -1 when none.
+  double ratio_best = 0;
+  int best_anchor = -1;
+  std::string target;  // "" when the row has none
+  int met = -1;        // 1 met, 0 missed, -1 no target/unknown
+  std::string note;    // verification failures, conflicts
   bool throughput = false;
 };
 

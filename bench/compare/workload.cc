@@ -262,6 +262,10 @@ const std::vector<WorkloadInfo>& AllWorkloads() {
        "N point reads of uniformly random keys split over 2 threads, values verified"},
       {Workload::kReadSeq, "readseq", "ops/s", DbSlot::kMain, false, false, false, 4.0,
        "one full scan with an iterator, keys and values verified"},
+      {Workload::kReadSeqFresh, "readseq-fresh", "ops/s", DbSlot::kFresh, true, false, false, 0.0,
+       "fillrandom's puts into an empty database (untimed), then at once one full scan, before "
+       "any checkpoint, flush or compaction the benchmark asks for (a scan right after an "
+       "import)"},
       {Workload::kTxn10, "txn10", "txn/s", DbSlot::kMain, false, false, true, 2.0,
        "N/10 transactions of 10 random puts each, 1 thread"},
       {Workload::kSyncCommit1, "synccommit-1t", "commits/s", DbSlot::kMain, false, false, true, 0.0,
@@ -295,7 +299,9 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
   // Everything the loop needs that is not the engine's is built before the
   // pre-open RSS is taken.
   std::vector<uint32_t> order;
-  if (w == Workload::kFillRandom) order = Permutation(config.keys, config.seed * 7919 + 0x1111);
+  if (w == Workload::kFillRandom || w == Workload::kReadSeqFresh) {
+    order = Permutation(config.keys, config.seed * 7919 + 0x1111);
+  }
   if (w == Workload::kOverwrite) order = Permutation(config.keys, config.seed * 7919 + 0x2222);
   std::unique_ptr<ScrambledZipfian> zipf;
   if (w == Workload::kYcsbA) zipf = std::make_unique<ScrambledZipfian>(config.keys);
@@ -329,6 +335,18 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
     case Workload::kReadSeq:
       ReadSeq(engine, config, &result);
       break;
+    case Workload::kReadSeqFresh: {
+      // The same puts as fillrandom, untimed, then the scan straight away:
+      // whatever the engine still holds in memtables, logs or unmerged
+      // files is what the scan has to read through.
+      PhaseResult fill;
+      Fill(engine, &order, config.keys, kVersionFill, &fill);
+      result.prep_seconds = fill.seconds;
+      WorkloadConfig scan = config;
+      scan.version = kVersionFill;
+      ReadSeq(engine, scan, &result);
+      break;
+    }
     case Workload::kTxn10:
       Txn10(engine, config, &result);
       break;

@@ -25,18 +25,20 @@ enum class Workload : int {
   kReadRandom,
   kReadRandom2,
   kReadSeq,
+  kReadSeqFresh,
   kTxn10,
   kSyncCommit1,
   kSyncCommit4,
   kSyncCommit4Busy,
   kYcsbA,
 };
-inline constexpr int kWorkloadCount = 11;
+inline constexpr int kWorkloadCount = 12;
 
 // Which database directory of an engine a workload works on. "seq" is filled
 // by fillseq and measured, then removed; "main" is filled by fillrandom and
-// used by every later workload.
-enum class DbSlot { kSeq, kMain };
+// used by every later workload; "fresh" is filled and scanned by
+// readseq-fresh in one child, then removed.
+enum class DbSlot { kSeq, kMain, kFresh };
 
 struct WorkloadInfo {
   Workload id;
@@ -78,6 +80,7 @@ struct PhaseResult {
   uint64_t mismatches = 0;  // reads that returned a wrong value or key
   uint64_t conflicts = 0;   // transactions that lost a write-write conflict
   double seconds = 0;       // the timed loop only
+  double prep_seconds = 0;  // untimed preparation inside the child (readseq-fresh's fill)
   double open_seconds = 0;
   double persist_seconds = 0;
   double close_seconds = 0;
