@@ -46,6 +46,23 @@ class ArenakvTransaction final : public AdapterTransaction {
   std::unique_ptr<Transaction> txn_;
 };
 
+class ArenakvBatch final : public AdapterTransaction {
+ public:
+  ArenakvBatch(DB* db, bool sync) : db_(db) { wo_.sync = sync; }
+  void Put(std::string_view key, std::string_view value) override {
+    Check(batch_.Put(key, value), "batch put");
+  }
+  bool Commit() override {
+    Check(db_->Write(wo_, &batch_), "write batch");
+    return true;
+  }
+
+ private:
+  DB* const db_;
+  WriteOptions wo_;
+  WriteBatch batch_;
+};
+
 class ArenakvAdapter final : public EngineAdapter {
  public:
   ~ArenakvAdapter() override {
@@ -86,6 +103,10 @@ class ArenakvAdapter final : public EngineAdapter {
     std::unique_ptr<Transaction> txn = db_->BeginTransaction(wo);
     if (txn == nullptr) Die("arenakv: BeginTransaction returned null");
     return std::make_unique<ArenakvTransaction>(std::move(txn));
+  }
+
+  std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) override {
+    return std::make_unique<ArenakvBatch>(db_.get(), sync);
   }
 
   void Persist() override { Check(db_->Checkpoint(), "checkpoint"); }

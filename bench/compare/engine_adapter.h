@@ -63,6 +63,10 @@ class EngineAdapter {
   virtual std::unique_ptr<AdapterIterator> NewIterator() = 0;
   // Requires Open(..., transactional = true).
   virtual std::unique_ptr<AdapterTransaction> BeginTransaction(bool sync) = 0;
+  // An atomic group of puts with no isolation: the engine's WriteBatch where
+  // it has one (arenakv, RocksDB, LevelDB), else its transaction (LMDB's
+  // writers are serialized anyway; WiredTiger). Commit always returns true.
+  virtual std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) = 0;
   // Moves everything written so far out of the log into the engine's data
   // files and waits until background work (flushes, compactions) is idle.
   virtual void Persist() = 0;

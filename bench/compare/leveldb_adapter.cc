@@ -115,6 +115,10 @@ class LeveldbAdapter final : public EngineAdapter {
     return std::make_unique<LeveldbTransaction>(db_.get(), sync);
   }
 
+  std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) override {
+    return std::make_unique<LeveldbTransaction>(db_.get(), sync);
+  }
+
   void Persist() override { db_->CompactRange(nullptr, nullptr); }
 
   void Close() override {

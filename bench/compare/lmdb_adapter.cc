@@ -161,6 +161,9 @@ class LmdbAdapter final : public EngineAdapter {
   std::unique_ptr<AdapterTransaction> BeginTransaction(bool sync) override {
     return std::make_unique<LmdbTransaction>(this, sync);
   }
+  std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) override {
+    return BeginTransaction(sync);
+  }
 
   void Persist() override { Check(mdb_env_sync(env_, 1), "env_sync"); }
 

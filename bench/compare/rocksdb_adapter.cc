@@ -17,6 +17,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/optimistic_transaction_db.h"
 #include "rocksdb/utilities/transaction.h"
+#include "rocksdb/write_batch.h"
 
 namespace arenakv::compare {
 namespace {
@@ -67,6 +68,25 @@ class RocksdbTransaction final : public AdapterTransaction {
 
  private:
   std::unique_ptr<rocksdb::Transaction> txn_;
+};
+
+class RocksdbBatch final : public AdapterTransaction {
+ public:
+  RocksdbBatch(rocksdb::DB* db, bool sync) : db_(db) { wo_.sync = sync; }
+  void Put(std::string_view key, std::string_view value) override {
+    Check(batch_.Put(rocksdb::Slice(key.data(), key.size()),
+                     rocksdb::Slice(value.data(), value.size())),
+          "batch put");
+  }
+  bool Commit() override {
+    Check(db_->Write(wo_, &batch_), "write batch");
+    return true;
+  }
+
+ private:
+  rocksdb::DB* const db_;
+  rocksdb::WriteOptions wo_;
+  rocksdb::WriteBatch batch_;
 };
 
 class RocksdbAdapter final : public EngineAdapter {
@@ -122,6 +142,10 @@ class RocksdbAdapter final : public EngineAdapter {
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     return std::make_unique<RocksdbTransaction>(txn_db_->BeginTransaction(wo));
+  }
+
+  std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) override {
+    return std::make_unique<RocksdbBatch>(db_.get(), sync);
   }
 
   void Persist() override {

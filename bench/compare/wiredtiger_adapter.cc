@@ -225,6 +225,9 @@ class WiredtigerAdapter final : public EngineAdapter {
   std::unique_ptr<AdapterTransaction> BeginTransaction(bool sync) override {
     return std::make_unique<WiredtigerTransaction>(Session(), sync);
   }
+  std::unique_ptr<AdapterTransaction> NewWriteBatch(bool sync) override {
+    return BeginTransaction(sync);
+  }
 
   void Persist() override {
     WT_SESSION* session = Session().session;

@@ -142,7 +142,9 @@ void ReadSeq(EngineAdapter* db, const WorkloadConfig& config, PhaseResult* resul
       result);
 }
 
-void Txn10(EngineAdapter* db, const WorkloadConfig& config, PhaseResult* result) {
+// `batch`: the engine's write batch (atomic, no isolation) instead of a
+// transaction.
+void Txn10(EngineAdapter* db, bool batch, const WorkloadConfig& config, PhaseResult* result) {
   result->seconds = RunThreads(
       1,
       [&](int, Tally* tally) {
@@ -150,7 +152,8 @@ void Txn10(EngineAdapter* db, const WorkloadConfig& config, PhaseResult* result)
         Record rec;
         uint64_t txns = std::max<uint64_t>(1, config.keys / 10);
         for (uint64_t i = 0; i < txns; ++i) {
-          std::unique_ptr<AdapterTransaction> txn = db->BeginTransaction(/*sync=*/false);
+          std::unique_ptr<AdapterTransaction> txn =
+              batch ? db->NewWriteBatch(/*sync=*/false) : db->BeginTransaction(/*sync=*/false);
           for (int p = 0; p < 10; ++p) {
             uint64_t k = rng.Uniform(config.keys);
             txn->Put(rec.Key(k), rec.Value(k, kVersionTxn10));
@@ -268,6 +271,9 @@ const std::vector<WorkloadInfo>& AllWorkloads() {
        "import)"},
       {Workload::kTxn10, "txn10", "txn/s", DbSlot::kMain, false, false, true, 2.0,
        "N/10 transactions of 10 random puts each, 1 thread"},
+      {Workload::kBatch10, "batch10", "batch/s", DbSlot::kMain, false, false, false, 0.0,
+       "N/10 write batches of 10 random puts each (atomic, no isolation; LMDB and WiredTiger "
+       "use a transaction), 1 thread"},
       {Workload::kSyncCommit1, "synccommit-1t", "commits/s", DbSlot::kMain, false, false, true, 0.0,
        "transactions of one put committed with sync=true, 1 thread, time-capped"},
       {Workload::kSyncCommit4, "synccommit-4t", "commits/s", DbSlot::kMain, false, false, true, 2.0,
@@ -348,7 +354,10 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
       break;
     }
     case Workload::kTxn10:
-      Txn10(engine, config, &result);
+      Txn10(engine, /*batch=*/false, config, &result);
+      break;
+    case Workload::kBatch10:
+      Txn10(engine, /*batch=*/true, config, &result);
       break;
     case Workload::kSyncCommit1:
       SyncCommits(engine, 1, 0, config, &result);

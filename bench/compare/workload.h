@@ -27,12 +27,13 @@ enum class Workload : int {
   kReadSeq,
   kReadSeqFresh,
   kTxn10,
+  kBatch10,
   kSyncCommit1,
   kSyncCommit4,
   kSyncCommit4Busy,
   kYcsbA,
 };
-inline constexpr int kWorkloadCount = 12;
+inline constexpr int kWorkloadCount = 13;
 
 // Which database directory of an engine a workload works on. "seq" is filled
 // by fillseq and measured, then removed; "main" is filled by fillrandom and
