@@ -30,9 +30,38 @@
 // Disabling processing or replacing the dependencies releases every waiting
 // thread whose wait no longer applies.
 //
-// A callback runs in the engine's thread at the point, possibly with engine
-// locks held, so callbacks keep to test state rather than calling back into
-// the engine.
+// Points placed in the engine. A callback runs in the engine's thread at that
+// place, possibly with engine locks held (noted below), so callbacks keep to
+// test state rather than calling back into the engine:
+//
+//   ReadEpoch::WaitUntilSafe:NotYetSafe   tree/read_epoch.cc, each time
+//       WaitUntilSafe finds a reader section still holding the tag back
+//       (arg: uint64_t*, the tag). The waiter is blocked there; callers
+//       may hold the close or checkpoint mutex, or be in a pool's reclaim.
+//   PageCache::Evict:WaitForReaders       tree/page_cache.cc, Evict about to
+//       wait for readers' sections before releasing what it retired
+//       (arg: uint64_t*, the tag it waits for); it may be in a pool's
+//       reclaim.
+//   ReadAhead::Request:Queued             tree/read_ahead.cc, a parent page
+//       was queued for read-ahead (a thread is running or started for it).
+//   ReadAhead::Run:Load                   tree/read_ahead.cc, the read-ahead
+//       thread took a parent off the queue and is about to read its children.
+//   ReadAhead::Run:Loaded                 tree/read_ahead.cc, it has read them
+//       (arg: uint64_t*, the pages it added to the cache).
+//   ReadAhead::Run:Idle                   tree/read_ahead.cc, the thread found
+//       the queue empty (or was stopped) and ends; no page is added after it
+//       until the next request.
+//   DBImpl::GetLockFree:Reading           db/db_impl.cc, a lock-free point
+//       read has passed the closed check inside its read section and is about
+//       to read the memtables and the tree.
+//   DBImpl::Close:ReadsClosed             db/db_impl.cc, Close() has marked
+//       the database closed to lock-free reads (before waiting for them).
+//   DBImpl::Close:Marked                  db/db_impl.cc, Close() has marked
+//       the database closed to every call; a later Close() waits for it.
+//   DBImpl::Close:Checkpoint              db/db_impl.cc, Close() has stopped
+//       the background work and is about to write the final checkpoint and
+//       tear down (every pool still mapped).
+//   (The three Close points are reached holding the close mutex only.)
 //
 // Tests may place points of their own with the same macros, named after the
 // test ("DBReviewTest::SecondClose").
