@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -16,6 +16,7 @@
 #include "arenakv/db.h"
 #include "arenakv/iterator.h"
 #include "db_test_util.h"
+#include "sync_point_util.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -56,6 +57,44 @@ CacheStats CacheOf(DB* db) {
   EXPECT_OK(db->GetStats(&st));
   return st.cache;
 }
+
+// What the read-ahead thread does, seen through its sync points while this
+// lives (processing is on meanwhile). Requests are queued synchronously by
+// the read that missed; pages are loaded and the thread goes idle later.
+class ReadAheadEvents {
+ public:
+  ReadAheadEvents() {
+    SyncPoint* sp = SyncPoint::Get();
+    sp->SetCallBack("ReadAhead::Request:Queued", [this](void*) {
+      queued_.fetch_add(1);
+      notifier_.Notify();
+    });
+    sp->SetCallBack("ReadAhead::Run:Loaded", [this](void* arg) {
+      pages_.fetch_add(*static_cast<uint64_t*>(arg));
+      notifier_.Notify();
+    });
+    sp->SetCallBack("ReadAhead::Run:Idle", [this](void*) {
+      idles_.fetch_add(1);
+      notifier_.Notify();
+    });
+    sp->EnableProcessing();
+  }
+
+  // Parents queued for read-ahead.
+  int queued() const { return queued_.load(); }
+  // Pages the thread loaded.
+  uint64_t pages() const { return pages_.load(); }
+  // Times the thread found its queue empty and ended.
+  int idles() const { return idles_.load(); }
+  void WaitUntil(const std::function<bool()>& done) { notifier_.WaitUntil(done); }
+
+ private:
+  std::atomic<int> queued_{0};
+  std::atomic<uint64_t> pages_{0};
+  std::atomic<int> idles_{0};
+  test::Notifier notifier_;
+  test::SyncPointScope scope_;  // last: the callbacks go before what they use
+};
 
 // A snapshot taken when every write was in the tree reads the tree alone;
 // writes made after it (in the memtable) stay invisible to it, and visible
@@ -130,14 +169,16 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
     // themselves first, and a checkpoint in progress makes read-ahead skip).
     // Later checkpoints write new, uncached pages: the readers' misses on
     // them start read-ahead again while further checkpoints run.
-    std::string v;
-    ASSERT_OK(db->Get(ReadOptions(), key(keys / 2), &v));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    {
+      ReadAheadEvents events;
+      std::string v;
+      ASSERT_OK(db->Get(ReadOptions(), key(keys / 2), &v));
+      ASSERT_GE(events.queued(), 1);  // the miss queued its parent
+      // Until the thread has loaded pages, or has ended without any.
+      events.WaitUntil([&] { return events.pages() > 0 || events.idles() > 0; });
+    }
     DBStats st;
-    do {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      ASSERT_OK(db->GetStats(&st));
-    } while (st.cache.read_ahead_pages == 0 && std::chrono::steady_clock::now() < deadline);
+    ASSERT_OK(db->GetStats(&st));
     ASSERT_GT(st.cache.read_ahead_pages, 0u);
   }
   std::atomic<bool> stop{false};
@@ -188,7 +229,10 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitWhileReadingAhead) {
 }
 
 // Close() while other threads keep reading: every read returns a value or
-// Closed, none touches the closed database.
+// Closed, none touches the closed database. One reader is held inside a
+// lock-free read, past its closed check, until Close() has marked the
+// database closed and is seen waiting for that read's section, again and
+// again, without going on; then the read finishes and Close() goes on.
 TEST(ReadPathTest, CloseWhileReading) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
@@ -197,14 +241,21 @@ TEST(ReadPathTest, CloseWhileReading) {
     ASSERT_TRUE(db->Put(WriteOptions(), "k" + std::to_string(k), "v").ok());
   }
   ASSERT_TRUE(db->Checkpoint().ok());
-  std::atomic<int> started{0};
   std::atomic<int> bad{0};
   std::atomic<int> closed_seen{0};
+  std::atomic<int> reads[2] = {0, 0};
+  std::atomic<int> reached{0};  // lock-free reads at DBImpl::GetLockFree:Reading
+  std::atomic<bool> reads_closed{false};
+  std::atomic<int> close_held_back{0};     // Close() found a section still open
+  std::atomic<bool> close_went_on{false};  // Close() is past its wait for reads
+  std::atomic<bool> early_close{false};    // ...while the held read was in its section
+  const std::thread::id closer = std::this_thread::get_id();
+  test::Notifier notifier;
+  test::SyncPointScope scope;
   std::vector<std::thread> readers;
   for (int t = 0; t < 2; ++t) {
     readers.emplace_back([&, t] {
       std::string v;
-      started.fetch_add(1);
       for (int i = 0;; ++i) {
         Status s = db->Get(ReadOptions(), "k" + std::to_string((i * 7 + t) % 1000), &v);
         if (s.IsClosed()) {
@@ -212,13 +263,36 @@ TEST(ReadPathTest, CloseWhileReading) {
           return;
         }
         if (!s.ok() || v != "v") bad++;
+        reads[t].fetch_add(1);
       }
     });
   }
-  while (started.load() != 2) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Both readers are reading (with every page cached by now, mostly on the
+  // lock-free path).
+  while (reads[0].load() < 1000 || reads[1].load() < 1000) std::this_thread::yield();
+  SyncPoint* sp = SyncPoint::Get();
+  sp->SetCallBack("DBImpl::GetLockFree:Reading", [&](void*) {
+    if (reached.fetch_add(1) != 0) return;
+    notifier.Notify();
+    notifier.WaitUntil([&] { return close_held_back.load() >= 100 || close_went_on.load(); });
+    if (close_went_on.load()) early_close.store(true);
+  });
+  sp->SetCallBack("DBImpl::Close:ReadsClosed", [&](void*) { reads_closed.store(true); });
+  sp->SetCallBack("ReadEpoch::WaitUntilSafe:NotYetSafe", [&](void*) {
+    if (std::this_thread::get_id() != closer || !reads_closed.load()) return;
+    close_held_back.fetch_add(1);
+    notifier.Notify();
+  });
+  sp->SetCallBack("DBImpl::Close:Checkpoint", [&](void*) {
+    close_went_on.store(true);
+    notifier.Notify();
+  });
+  sp->EnableProcessing();
+  notifier.WaitUntil([&] { return reached.load() > 0; });
   ASSERT_TRUE(db->Close().ok());
   for (auto& r : readers) r.join();
+  EXPECT_GE(close_held_back.load(), 100);
+  EXPECT_FALSE(early_close.load()) << "Close() went on while a read was in its section";
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(closed_seen.load(), 2);
   db.reset();
@@ -272,32 +346,20 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
   o.background_checkpoints = false;
   o.page_bytes = 4096;
   ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 30000));
-  // Waits until the background reads stop adding pages; with `started`,
-  // first until they have added one (a loaded machine may start the thread
-  // late).
-  auto settle = [](DB* db, bool started) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (started && CacheOf(db).read_ahead_pages == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    CacheStats last = CacheOf(db);
-    for (int quiet = 0; quiet < 5;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      CacheStats now = CacheOf(db);
-      quiet = now.pages == last.pages ? quiet + 1 : 0;
-      last = now;
-    }
-    return last;
-  };
   for (size_t cache_bytes : {size_t{64} << 20, size_t{256} << 10}) {
     SCOPED_TRACE(cache_bytes);
     o.cache_bytes = cache_bytes;
+    ReadAheadEvents events;
     std::unique_ptr<DB> db;
     ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
     std::string v;
     ASSERT_OK(db->Get(ReadOptions(), Key(15000), &v));
-    const CacheStats after = settle(db.get(), /*started=*/true);
+    // The miss queued the leaf's parent; once the thread has served it and
+    // found its queue empty, nothing adds pages any more.
+    ASSERT_EQ(events.queued(), 1);
+    events.WaitUntil([&] { return events.idles() > 0; });
+    const CacheStats after = CacheOf(db.get());
+    EXPECT_EQ(after.read_ahead_pages, events.pages());
     EXPECT_GT(after.read_ahead_pages, 20u);
     EXPECT_GT(after.pages, after.read_ahead_pages);
     EXPECT_EQ(after.evictions, 0u);
@@ -311,12 +373,16 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
   }
   o.read_ahead = false;
   o.cache_bytes = size_t{64} << 20;
+  ReadAheadEvents events;
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   std::string v;
   const CacheStats opened = CacheOf(db.get());  // the internal pages open reads
   ASSERT_OK(db->Get(ReadOptions(), Key(15000), &v));
-  const CacheStats off = settle(db.get(), /*started=*/false);
+  // Nothing was queued (a request is queued by the read itself), so no
+  // thread can add pages after this.
+  EXPECT_EQ(events.queued(), 0);
+  const CacheStats off = CacheOf(db.get());
   EXPECT_EQ(off.read_ahead_pages, 0u);
   EXPECT_EQ(off.pages, opened.pages + 1);  // the leaf
   ASSERT_OK(db->Close());
@@ -325,19 +391,33 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
 }
 
 // Closing while the read-ahead thread is reading leaves nothing behind.
+// Close() meets the thread in three ways, by turns:
+//  0: at once, wherever the thread is (it may not even have started);
+//  1: the thread takes a parent but starts reading its children only once
+//     Close() has begun, so that the reading and Close() run together;
+//  2: Close() begins once the thread has read one parent's children, while
+//     it may go on with the next.
 TEST(ReadPathTest, CloseWhileReadingAhead) {
   test::TempDir dir;
   Options o;
   o.page_bytes = 4096;
   ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 20000));
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 21; ++round) {
+    SCOPED_TRACE(round);
+    ReadAheadEvents events;
+    if (round % 3 == 1) {
+      SyncPoint::Get()->LoadDependency({{"DBImpl::Close:Marked", "ReadAhead::Run:Load"}});
+    } else if (round % 3 == 2) {
+      SyncPoint::Get()->LoadDependency({{"ReadAhead::Run:Loaded", "ReadPathTest::Close"}});
+    }
     std::unique_ptr<DB> db;
     ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
     std::string v;
     for (int i = 0; i < 20000; i += 2000) {
       ASSERT_OK(db->Get(ReadOptions(), Key(i), &v));
     }
-    if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(round));
+    ASSERT_GE(events.queued(), 1);  // there is a thread to meet
+    TEST_SYNC_POINT("ReadPathTest::Close");
     ASSERT_OK(db->Close());
     db.reset();
     ExpectPoolsReleased();

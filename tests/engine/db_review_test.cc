@@ -15,6 +15,7 @@
 #include "arenakv/db.h"
 #include "db_test_util.h"
 #include "fault_env.h"
+#include "sync_point_util.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -279,11 +280,17 @@ TEST(DBReviewTest, ConcurrentCloseReturnsOnlyOnceClosed) {
       std::snprintf(key, sizeof(key), "k%07d", i);
       ASSERT_OK(db->Put({}, key, value));
     }
+    // The second Close() comes once the first has marked the database
+    // closed, and the first writes its final checkpoint and tears down only
+    // after the second has been called: they overlap every time.
+    test::SyncPointScope scope;
+    SyncPoint::Get()->LoadDependency({{"DBImpl::Close:Marked", "DBReviewTest::SecondClose"},
+                                      {"DBReviewTest::SecondClose", "DBImpl::Close:Checkpoint"}});
+    SyncPoint::Get()->EnableProcessing();
     std::thread first([&] { EXPECT_TRUE(db->Close().ok()); });
+    TEST_SYNC_POINT("DBReviewTest::SecondClose");
     std::string v;
-    while (!db->Get({}, "k0000000", &v).IsClosed()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
+    EXPECT_TRUE(db->Get({}, "k0000000", &v).IsClosed());
     ASSERT_OK(db->Close());
     const alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
     EXPECT_EQ(stats.mapped_bytes, 0u) << "the second Close() returned before the database closed";

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "sync_point_util.h"
 #include "test_util.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
@@ -287,34 +288,55 @@ TEST_F(PageCacheTest, PeekedFrameOutlivesEvictionUntilSectionEnds) {
   Put(2, 'b');
   std::atomic<int> stage{0};
   std::atomic<int> bad{0};
+  std::atomic<bool> checked{false};
+  test::Notifier notifier;
   std::thread reader([&] {
     epoch::ReadSection section;
     const Frame* f1 = cache_->Peek(1);
     const Frame* f2 = cache_->Peek(2);
     if (f1 == nullptr || f2 == nullptr) bad++;
     stage.store(1);
-    while (stage.load() != 2) std::this_thread::yield();
+    while (stage.load() < 2) std::this_thread::yield();
     for (size_t i = 0; i < kPage; i += 97) {
       if (f1->data()[i] != 'a' || f2->data()[i] != 'b') bad++;
     }
-    while (stage.load() != 3) std::this_thread::yield();
+    checked.store(true);  // still in the section
+    notifier.Notify();
+    while (stage.load() < 3) std::this_thread::yield();
   });
   while (stage.load() != 1) std::this_thread::yield();
   cache_->Erase(1);  // never waits: retired, not released
   EXPECT_EQ(cache_->Stats().pages, 1u);
   EXPECT_EQ(cache_->Stats().used_bytes, 2 * kPage);
   EXPECT_EQ(cache_->Peek(1), nullptr);  // (outside a section: no frame is returned for 1)
-  // Evict waits for the reader: run it aside and see it has not returned.
+  // Evict waits for the reader: run it aside and see it reach the wait for
+  // readers and find the frames' tag held back by the reader, again and
+  // again, without returning.
   std::atomic<bool> evicted{false};
+  std::atomic<uint64_t> waits_for{0};  // the tag Evict waits for
+  std::atomic<int> held_back{0};
+  test::SyncPointScope scope;
+  SyncPoint::Get()->SetCallBack("PageCache::Evict:WaitForReaders",
+                                [&](void* arg) { waits_for.store(*static_cast<uint64_t*>(arg)); });
+  SyncPoint::Get()->SetCallBack("ReadEpoch::WaitUntilSafe:NotYetSafe", [&](void* arg) {
+    const uint64_t tag = *static_cast<uint64_t*>(arg);
+    if (tag != 0 && tag == waits_for.load()) held_back.fetch_add(1);
+    notifier.Notify();
+  });
+  SyncPoint::Get()->EnableProcessing();
   size_t freed = 0;
   std::thread evictor([&] {
     freed = cache_->Evict(SIZE_MAX);
     evicted.store(true);
+    notifier.Notify();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  notifier.WaitUntil([&] { return held_back.load() >= 100 || evicted.load(); });
   EXPECT_FALSE(evicted.load());
   stage.store(2);  // the reader checks both images now
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  notifier.WaitUntil([&] { return checked.load() || evicted.load(); });
+  // Its checks are done, its section is not: Evict still waits.
+  const int before = held_back.load();
+  notifier.WaitUntil([&] { return held_back.load() >= before + 100 || evicted.load(); });
   EXPECT_FALSE(evicted.load());
   stage.store(3);
   reader.join();

@@ -6,9 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
+
+#include "sync_point_util.h"
 
 namespace arenakv::tree::epoch {
 namespace {
@@ -43,13 +44,24 @@ TEST(ReadEpochTest, TagWaitsForSectionsOpenWhenRetired) {
   while (stage.load() != 1) std::this_thread::yield();
   const uint64_t tag = Retire();
   for (int i = 0; i < 100; ++i) EXPECT_LT(SafeTag(), tag);
+  // The waiter must find the tag held back time after time, never return.
   std::atomic<bool> waited{false};
+  std::atomic<int> held_back{0};
+  test::Notifier notifier;
+  test::SyncPointScope scope;
+  SyncPoint::Get()->SetCallBack("ReadEpoch::WaitUntilSafe:NotYetSafe", [&](void* arg) {
+    if (*static_cast<uint64_t*>(arg) == tag) held_back.fetch_add(1);
+    notifier.Notify();
+  });
+  SyncPoint::Get()->EnableProcessing();
   std::thread waiter([&] {
     WaitUntilSafe(tag);
     waited.store(true);
+    notifier.Notify();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  notifier.WaitUntil([&] { return held_back.load() >= 100 || waited.load(); });
   EXPECT_FALSE(waited.load());
+  EXPECT_GE(held_back.load(), 100);
   stage.store(2);
   reader.join();
   waiter.join();

@@ -12,6 +12,7 @@
 #include "db/transaction_impl.h"
 #include "mem/merging_iterator.h"
 #include "tree/read_epoch.h"
+#include "util/sync_point.h"
 #include "wal/wal_format.h"
 #include "wal/wal_reader.h"
 
@@ -529,11 +530,13 @@ Status DBImpl::Close() {
   // then, and a stream of them would keep the writer lock below waiting
   // (rw_ prefers readers: seen as Closes of 5-30 s beside 4 readers).
   read_closed_.store(true, std::memory_order_seq_cst);
+  TEST_SYNC_POINT("DBImpl::Close:ReadsClosed");
   {
     port::WriterLock l(&rw_);
     if (closed_) return Status::OK();
     closed_ = true;  // From here on every new call returns Closed.
   }
+  TEST_SYNC_POINT("DBImpl::Close:Marked");
   // Wait for every lock-free read that may not have seen the mark.
   tree::epoch::WaitUntilSafe(tree::epoch::Retire());
   // Invalidate first: every iterator, snapshot and transaction drops what it
@@ -546,6 +549,7 @@ Status DBImpl::Close() {
     bg_cv_.SignalAll();
   }
   if (bg_thread_.joinable()) bg_thread_.join();
+  TEST_SYNC_POINT("DBImpl::Close:Checkpoint");
 
   Status s;
   if (tree_ != nullptr && wal_ != nullptr) {
@@ -727,6 +731,7 @@ bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* statu
     *status = Status::Closed("database is closed");
     return true;
   }
+  TEST_SYNC_POINT("DBImpl::GetLockFree:Reading");
   Version* v = read_version_.load(std::memory_order_acquire);
   if (v == nullptr) return false;
   const uint64_t seq = read_seq_.load(std::memory_order_acquire);

@@ -9,6 +9,7 @@
 
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
+#include "util/sync_point.h"
 
 namespace arenakv::tree {
 
@@ -552,6 +553,7 @@ size_t PageCache::Evict(size_t wanted_bytes) {
       tag = retired_.tail != nullptr ? retired_.tail->retire_tag : 0;
     }
     if (tag != 0) {
+      TEST_SYNC_POINT_CALLBACK("PageCache::Evict:WaitForReaders", &tag);
       epoch::WaitUntilSafe(tag);
       freed += Reclaim();
     }

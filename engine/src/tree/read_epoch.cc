@@ -3,6 +3,8 @@
 
 #include <thread>
 
+#include "util/sync_point.h"
+
 namespace arenakv::tree::epoch {
 
 namespace internal {
@@ -72,6 +74,7 @@ uint64_t SafeTag() {
 
 void WaitUntilSafe(uint64_t tag) {
   for (int spins = 0; SafeTag() < tag; ++spins) {
+    TEST_SYNC_POINT_CALLBACK("ReadEpoch::WaitUntilSafe:NotYetSafe", &tag);
     if (spins > 16) std::this_thread::yield();
   }
 }
