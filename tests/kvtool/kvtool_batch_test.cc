@@ -2,12 +2,16 @@
 // quoting, JSON output, exit codes, import/export, transactions, stats,
 // verify, locking. Each test drives the built binary on a fresh database.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "arenakv/db.h"
 #include "escape.h"
@@ -450,6 +454,47 @@ TEST_F(KvtoolBatchTest, HelpAndCheckpoint) {
   }
   EXPECT_EQ(Ok("help scan").rfind("usage: scan", 0), 0u);
   EXPECT_EQ(Ok("put a 1; checkpoint; get a; quit; get nothing"), "1\n");
+}
+
+// export writes to standard output for "-" and /dev/stdout (the summary
+// goes to stderr), in place into a pipe, and through a symbolic link to its
+// target. It used to rename a temporary file over the name: /dev/stdout and
+// links were replaced by regular files, and "-" became a file named "-".
+TEST_F(KvtoolBatchTest, ExportToStandardOutputPipesAndLinks) {
+  Ok("put a 1; put b 2");
+  for (const std::string target : {"-", "/dev/stdout"}) {
+    KvtoolResult r = Kv(db(), "export " + target);
+    EXPECT_EQ(r.exit_code, 0) << Trace(r);
+    EXPECT_EQ(r.out, "a\t1\nb\t2\n") << target;
+    EXPECT_EQ(r.err, "exported 2 records to standard output\n") << target;
+  }
+  EXPECT_FALSE(std::filesystem::exists("-"));
+  KvtoolResult r = Kv(db(), "export --format jsonl -");
+  EXPECT_EQ(r.out, "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"2\"}\n");
+
+  // A named pipe, read by another process while kvtool writes.
+  const std::string fifo = dir_.Join("pipe");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string piped;
+  std::thread reader([&] {
+    std::ifstream in(fifo, std::ios::binary);
+    piped.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  });
+  r = Kv(db(), "export " + fifo);
+  reader.join();
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(piped, "a\t1\nb\t2\n");
+  struct stat st;
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the pipe was replaced";
+
+  // A link to a regular file: the target gets the records, the link stays.
+  const std::string real = dir_.Join("real.tsv"), link = dir_.Join("link.tsv");
+  WriteFileBytes(real, "old\n");
+  std::filesystem::create_symlink(real, link);
+  EXPECT_EQ(Ok("export " + link), "exported 2 records to " + link + "\n");
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(ReadFileBytes(real), "a\t1\nb\t2\n");
 }
 
 // A log a crash cut short: kvtool says what recovery cut, and

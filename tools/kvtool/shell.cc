@@ -227,7 +227,9 @@ const std::vector<Shell::Command>& Shell::Commands() {
        &Shell::Import},
       {"export", "export [--format tsv|jsonl] [--prefix P] FILE",
        "Writes every record (or those starting with P) to FILE through a temporary file\n"
-       "that is renamed into place when complete.",
+       "that is renamed into place when complete (through a symbolic link, at its\n"
+       "target). FILE '-' or /dev/stdout is standard output (TSV unless --format says\n"
+       "otherwise); a pipe, terminal or device is written in place.",
        &Shell::Export},
       {"bench", "bench [--keys N]",
        "A quick workload on a scratch database (removed afterwards): puts N random keys\n"
@@ -780,6 +782,39 @@ CommandResult Shell::Import(const Words& words) {
   return CommandResult::kOk;
 }
 
+namespace {
+
+// Where an export's bytes go. A regular file (or a new one) is written
+// through a temporary file renamed over it when complete, so a reader never
+// sees half an export; a symbolic link to one is replaced at its target,
+// and stays a link. Standard output ("-", /dev/stdout) and anything that is
+// not a regular file (a pipe, a terminal, a device, /proc/self/fd/N) is
+// written in place: renaming over those would replace the name, not write
+// to what it names.
+enum class ExportTarget { kStdout, kInPlace, kReplace };
+
+ExportTarget ChooseExportTarget(const std::string& path, std::string* replace_path) {
+  *replace_path = path;
+  if (path == "-" || path == "/dev/stdout" || path == "/proc/self/fd/1") {
+    return ExportTarget::kStdout;
+  }
+  if (path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0) return ExportTarget::kInPlace;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return ExportTarget::kReplace;  // a new file
+  if (S_ISREG(st.st_mode)) return ExportTarget::kReplace;
+  if (!S_ISLNK(st.st_mode)) return ExportTarget::kInPlace;
+  std::error_code ec;
+  const std::filesystem::path target = std::filesystem::canonical(path, ec);
+  if (ec) return ExportTarget::kReplace;  // a dangling link: replaced like a new file
+  const std::string t = target.string();
+  if (t.rfind("/dev/", 0) == 0 || t.rfind("/proc/", 0) == 0) return ExportTarget::kInPlace;
+  if (stat(t.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return ExportTarget::kInPlace;
+  *replace_path = t;
+  return ExportTarget::kReplace;
+}
+
+}  // namespace
+
 CommandResult Shell::Export(const Words& words) {
   Args args;
   std::string why;
@@ -788,31 +823,60 @@ CommandResult Shell::Export(const Words& words) {
   }
   if (args.positional.size() != 1) return Usage(std::string("usage: ") + Find("export")->synopsis);
   const std::string path = args.positional[0];
-  RecordFormat format;
-  if (!ChooseFormat(args, path, &format, &why)) return Usage("export: " + why);
+  std::string replace_path;
+  const ExportTarget target = ChooseExportTarget(path, &replace_path);
+  // A stream whose name says nothing of a format gets TSV; a file must be
+  // named for its format (or be given --format), as import requires.
+  RecordFormat format = RecordFormat::kTsv;
+  const bool unnamed_stream = target != ExportTarget::kReplace &&
+                              args.flags.count("--format") == 0 &&
+                              !RecordFormatFromPath(path, &format);
+  if (!unnamed_stream && !ChooseFormat(args, path, &format, &why)) {
+    return Usage("export: " + why);
+  }
   std::string lower, upper;
   bool has_upper = false;
   Args range_args;
   range_args.flags = args.flags;
   MakeRange(range_args, &lower, &has_upper, &upper, &why);
 
-  // Write next to the target so the final rename stays on one file system.
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = mkstemp(tmp.data());
-  if (fd < 0) {
-    return Fail("error: export: cannot create a temporary file next to " + Escape(path) + ": " +
-                std::strerror(errno));
+  FILE* f = nullptr;
+  std::string tmp;
+  if (target == ExportTarget::kStdout) {
+    std::fflush(out_);
+    f = out_;
+  } else if (target == ExportTarget::kInPlace) {
+    const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return Fail("error: export: " + Escape(path) + ": " + std::strerror(errno));
+    f = fdopen(fd, "ab");
+    if (f == nullptr) {
+      close(fd);
+      return Fail("error: export: " + std::string(std::strerror(errno)));
+    }
+  } else {
+    // Next to the target, so that the final rename stays on one file system.
+    tmp = replace_path + ".tmp-XXXXXX";
+    const int fd = mkstemp(tmp.data());
+    if (fd < 0) {
+      return Fail("error: export: cannot create a temporary file next to " + Escape(path) + ": " +
+                  std::strerror(errno));
+    }
+    f = fdopen(fd, "wb");
+    if (f == nullptr) {
+      close(fd);
+      unlink(tmp.c_str());
+      return Fail("error: export: " + std::string(std::strerror(errno)));
+    }
   }
-  FILE* f = fdopen(fd, "wb");
-  if (f == nullptr) {
-    close(fd);
-    unlink(tmp.c_str());
-    return Fail("error: export: " + std::string(std::strerror(errno)));
-  }
+  auto finish = [&]() -> int {
+    if (f == out_) return std::fflush(f);
+    return std::fclose(f);
+  };
   auto abort = [&](std::string message) {
-    std::fclose(f);
-    unlink(tmp.c_str());
-    return Fail("error: export: " + Escape(path) + ": " + message);
+    finish();
+    if (!tmp.empty()) unlink(tmp.c_str());
+    return Fail("error: export: " + Escape(path) + ": " + message +
+                (target == ExportTarget::kReplace ? "" : " (what was written stays written)"));
   };
   std::unique_ptr<Iterator> it = NewIterator();
   if (!it) return abort("could not create an iterator");
@@ -827,24 +891,33 @@ CommandResult Shell::Export(const Words& words) {
     if ((records & 0x3ff) == 0 && CheckInterrupted()) return abort("interrupted");
   }
   if (!it->status().ok()) return abort(it->status().ToString());
-  if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
-    return abort(std::string("write failed: ") + std::strerror(errno));
+  if (std::fflush(f) != 0) return abort(std::string("write failed: ") + std::strerror(errno));
+  if (target == ExportTarget::kReplace) {
+    if (fsync(fileno(f)) != 0) return abort(std::string("write failed: ") + std::strerror(errno));
+    // mkstemp makes the file private; give it the usual permissions.
+    const mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fileno(f), 0666 & ~mask);
   }
-  // mkstemp makes the file private; give it the usual permissions.
-  const mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fileno(f), 0666 & ~mask);
-  if (std::fclose(f) != 0) {
-    unlink(tmp.c_str());
+  if (finish() != 0) {
+    if (!tmp.empty()) unlink(tmp.c_str());
     return Fail("error: export: " + Escape(path) + ": " + std::strerror(errno));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (target == ExportTarget::kReplace && std::rename(tmp.c_str(), replace_path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
-    return Fail("error: export: cannot rename into " + Escape(path) + ": " + std::strerror(err));
+    return Fail("error: export: cannot rename into " + Escape(replace_path) + ": " +
+                std::strerror(err));
   }
-  Print("exported " + GroupThousands(records) + (records == 1 ? " record" : " records") + " to " +
-        Escape(path) + "\n");
+  const std::string summary =
+      "exported " + GroupThousands(records) + (records == 1 ? " record" : " records") + " to " +
+      (target == ExportTarget::kStdout ? "standard output" : Escape(path)) + "\n";
+  if (target == ExportTarget::kStdout) {
+    // The records are the output; the summary must not mix with them.
+    if (!options_.json) std::fputs(summary.c_str(), err_);
+  } else {
+    Print(summary);
+  }
   Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", records}});
   return CommandResult::kOk;
 }

@@ -335,9 +335,12 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   replay_checkpoints_ = replay.checkpoints;
   recovery_cut_ = replay.cut;
 
+  const uint64_t reuse = replay.records == 0 ? ReuseEmptyLogs(wals) : 0;
+
   port::MutexLock l(&mu_);
   last_sequence_ = replay.last_seq;
-  next_wal_number_ = std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
+  next_wal_number_ =
+      reuse != 0 ? reuse : std::max<uint64_t>({meta.wal_number, *max_wal_number + 1, 1});
   std::shared_ptr<Version> v;
   s = Version::Make(&counters_, &v);
   if (!s.ok()) return s;
@@ -347,6 +350,20 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   StartHistoryLocked();
   PublishReadViewLocked();
   return RotateWalLocked();
+}
+
+// When no log holds a record, the first one is written again from its
+// header instead of a new log being created after them: an open that writes
+// nothing leaves no file behind, and opens do not slow down as empty logs
+// pile up. The others go first, from the last down, so that a crash between
+// two deletions still leaves an unbroken run of logs. Returns the log to
+// reuse, or 0 (a deletion failed: a new log is created as before).
+uint64_t DBImpl::ReuseEmptyLogs(const std::vector<uint64_t>& wals) {
+  if (wals.empty()) return 0;
+  for (size_t i = wals.size(); i-- > 1;) {
+    if (!env_->DeleteFile(WalPath(wals[i])).ok()) return 0;
+  }
+  return wals.front();
 }
 
 // Whether the log at `path` holds at least one intact record (its file may
@@ -383,6 +400,7 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     if (eof) break;
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
+    ++replay->records;
     if (replay->table->ApproximateBytes() >= threshold) {
       s = CheckpointReplayed(number, replay);
       if (!s.ok()) return s;

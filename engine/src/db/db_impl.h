@@ -192,10 +192,12 @@ class DBImpl final : public DB {
     uint64_t table_wal = 0;  // the first log whose records `table` may hold
     uint64_t last_seq = 0;
     uint64_t checkpoints = 0;
+    uint64_t records = 0;        // whole records replayed, over every log
     bool later_records = false;  // a log after the one being replayed is not empty
     std::string cut;             // the torn tail cut, if any: "<log> at offset <n>"
   };
   Status LogHoldsRecords(const std::string& path, uint64_t number, bool* holds);
+  uint64_t ReuseEmptyLogs(const std::vector<uint64_t>& wals);
   Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
   Status ApplyReplayed(const LogBatch& batch, Replay* replay);
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);
