@@ -456,6 +456,26 @@ TEST_F(KvtoolBatchTest, HelpAndCheckpoint) {
   EXPECT_EQ(Ok("put a 1; checkpoint; get a; quit; get nothing"), "1\n");
 }
 
+// Commands that only read do not create a database: a mistyped path is an
+// error, not an empty database (left behind, too). One that may write
+// creates it, as before.
+TEST_F(KvtoolBatchTest, MissingDatabaseIsAnErrorForReads) {
+  const std::string typo = dir_.Join("dbb");
+  for (const std::string cmds : {"get a", "scan; count", "stats", "verify", "export -"}) {
+    KvtoolResult r = Kv(typo, cmds);
+    EXPECT_EQ(r.exit_code, 1) << cmds << "\n" << Trace(r);
+    EXPECT_EQ(r.err, "error: no database at " + typo +
+                         " (the commands only read; a command that writes creates one)\n")
+        << cmds;
+    EXPECT_FALSE(std::filesystem::exists(typo)) << cmds << " created " << typo;
+  }
+  KvtoolResult r = Kv(typo, "put a 1; get a");
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "1\n");
+  r = Kv(typo, "get a");  // it exists now
+  EXPECT_EQ(r.out, "1\n");
+}
+
 // export writes to standard output for "-" and /dev/stdout (the summary
 // goes to stderr), in place into a pipe, and through a symbolic link to its
 // target. It used to rename a temporary file over the name: /dev/stdout and

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -256,6 +257,30 @@ int Main(int argc, char** argv) {
   const int early = ParseFlags(argc, argv, &flags);
   if (early >= 0) return early;
 
+  // A missing database is created by a session that may write, and says so;
+  // commands that only read fail instead, so a mistyped path is not taken
+  // for an empty database (nor left behind as one).
+  const bool exists = std::filesystem::exists(flags.db_path + "/data.akv");
+  if (!exists && flags.create && flags.have_commands) {
+    std::vector<Words> commands;
+    std::string why;
+    bool reads = false, writes = false;
+    if (ParseCommands(flags.commands, &commands, &why)) {
+      for (const Words& c : commands) {
+        if (c.empty()) continue;
+        const Shell::Access a = Shell::CommandAccess(c[0]);
+        reads |= a == Shell::Access::kReads;
+        writes |= a == Shell::Access::kWrites;
+      }
+      if (reads && !writes) {
+        std::fprintf(stderr,
+                     "error: no database at %s (the commands only read; a command that writes "
+                     "creates one)\n",
+                     flags.db_path.c_str());
+        return kExitFailed;
+      }
+    }
+  }
   Options options;
   options.create_if_missing = flags.create;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
@@ -277,6 +302,10 @@ int Main(int argc, char** argv) {
     }
     return kExitFailed;
   }
+  const bool interactive = !flags.have_commands && isatty(STDIN_FILENO);
+  if (!exists && interactive) {
+    std::fprintf(stderr, "note: created a new database at %s\n", flags.db_path.c_str());
+  }
   DBStats opened;
   if (db->GetStats(&opened).ok() && !opened.recovery_cut.empty()) {
     // What a crash cut short is gone: say so once, where a user looks.
@@ -286,7 +315,6 @@ int Main(int argc, char** argv) {
                  opened.recovery_cut.c_str());
   }
 
-  const bool interactive = !flags.have_commands && isatty(STDIN_FILENO);
   ShellOptions shell_options;
   shell_options.json = flags.json;
   shell_options.progress = !flags.json && isatty(STDERR_FILENO);

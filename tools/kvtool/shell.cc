@@ -258,6 +258,18 @@ std::vector<std::string> Shell::CommandNames() {
   return names;
 }
 
+Shell::Access Shell::CommandAccess(std::string_view name) {
+  for (std::string_view reader : {"get", "scan", "count", "stats", "verify", "export"}) {
+    if (name == reader) return Access::kReads;
+  }
+  for (std::string_view neutral : {"begin", "rollback", "help", "quit", "exit"}) {
+    if (name == neutral) return Access::kNone;
+  }
+  // bench among them: it works on a scratch database of its own, but a
+  // session that runs it may as well create the one it names.
+  return Access::kWrites;
+}
+
 Shell::Shell(DB* db, std::string label, ShellOptions options, FILE* out, FILE* err)
     : db_(db), label_(std::move(label)), options_(std::move(options)), out_(out), err_(err) {}
 

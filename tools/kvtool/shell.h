@@ -61,6 +61,11 @@ class Shell {
 
   // Every command name, in help order.
   static std::vector<std::string> CommandNames();
+  // What a command does to the database: reads what is in it (get, scan,
+  // count, stats, verify, export), touches nothing stored (begin, rollback,
+  // help, quit, exit), or may write (everything else, unknown names too).
+  enum class Access { kReads, kNone, kWrites };
+  static Access CommandAccess(std::string_view name);
 
   // Set from a SIGINT handler: long-running commands stop with "interrupted".
   static std::atomic<bool> interrupted;
