@@ -20,7 +20,8 @@ namespace {
 // A kvtool child on a pseudo-terminal.
 class PtySession {
  public:
-  PtySession(const std::string& db, const std::string& history) {
+  // `lc_all`: the child's LC_ALL ("" leaves it unset).
+  PtySession(const std::string& db, const std::string& history, const std::string& lc_all = "") {
     struct winsize ws = {};
     ws.ws_row = 40;
     ws.ws_col = 200;
@@ -28,6 +29,10 @@ class PtySession {
     if (pid_ == 0) {
       setenv("KVTOOL_HISTORY", history.c_str(), 1);
       setenv("TERM", "xterm", 1);
+      unsetenv("LC_ALL");
+      unsetenv("LANG");
+      unsetenv("LC_CTYPE");
+      if (!lc_all.empty()) setenv("LC_ALL", lc_all.c_str(), 1);
       execl(KVTOOL_PATH, KVTOOL_PATH, db.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -190,6 +195,28 @@ TEST(KvtoolInteractiveTest, CtrlCAbandonsTheLineAndKeepsTheShell) {
   ASSERT_TRUE(s.Expect(prompt));
   s.Send("exit\r");
   EXPECT_EQ(s.Wait(), 0) << s.all_output();
+}
+
+// Non-ASCII typed at the prompt reaches the database whole, whether the
+// locale is UTF-8 or unset. The line editor ran in the "C" locale and
+// dropped every byte above 0x7f: "put café naïve→日本" stored "caf" = "nave".
+TEST(KvtoolInteractiveTest, NonAsciiTypedAtThePromptIsStoredWhole) {
+  for (const std::string lc_all : {"C.UTF-8", ""}) {
+    TempDir dir;
+    const std::string db = dir.Join("db");
+    {
+      PtySession s(db, dir.Join("history"), lc_all);
+      ASSERT_TRUE(s.Expect("arenakv " + db + "> "));
+      s.Send("put caf\xc3\xa9 na\xc3\xafve\xe2\x86\x92\xe6\x97\xa5\xe6\x9c\xac\r");
+      ASSERT_TRUE(s.Expect("arenakv " + db + "> "));
+      s.Send("quit\r");
+      EXPECT_EQ(s.Wait(), 0) << s.all_output();
+    }
+    KvtoolResult r = Kv(db, "scan");
+    EXPECT_EQ(r.out, "caf\xc3\xa9\tna\xc3\xafve\xe2\x86\x92\xe6\x97\xa5\xe6\x9c\xac\n")
+        << "LC_ALL=" << lc_all << "\n"
+        << r.err;
+  }
 }
 
 }  // namespace

@@ -9,10 +9,12 @@
 // and one line on stderr, never with a signal or a stack trace.
 
 #include <fcntl.h>
+#include <langinfo.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -212,7 +214,20 @@ int RunScript(Shell* shell) {
   return kExitOk;
 }
 
+// The line editor decodes typed bytes as the locale's characters: in the
+// "C" locale every byte above 0x7f was dropped. Only LC_CTYPE changes
+// (numbers keep printing the same), to the user's if it is UTF-8, else to
+// C.UTF-8: keys and values are bytes, and terminals send UTF-8.
+void UseUtf8ForTyping() {
+  const char* chosen = std::setlocale(LC_CTYPE, "");
+  const char* codeset = chosen != nullptr ? nl_langinfo(CODESET) : nullptr;
+  if (codeset == nullptr || std::strcmp(codeset, "UTF-8") != 0) {
+    if (std::setlocale(LC_CTYPE, "C.UTF-8") == nullptr) std::setlocale(LC_CTYPE, "C");
+  }
+}
+
 int RunInteractive(Shell* shell, const std::string& db_path) {
+  UseUtf8ForTyping();
   int interrupt_pipe[2] = {-1, -1};
   if (pipe2(interrupt_pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
     g_interrupt_pipe_write = interrupt_pipe[1];
