@@ -3,6 +3,7 @@
 // while it still holds the lock.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -128,6 +129,21 @@ TEST(DirectoryTest, DestroyUnlinksLockWhileHoldingIt) {
   ASSERT_LT(unlock, events.size());
   EXPECT_LT(del, unlock) << "LOCK was unlinked after the lock was released";
   EXPECT_FALSE(Env::Default()->FileExists(dir.Join("db")));
+  test::ExpectPoolsReleased();
+}
+
+// Open creates the database's directory, not its parents, and says which is
+// missing: "NotFound: mkdir /var/lib/app/db: No such file or directory"
+// left a new user guessing.
+TEST(DirectoryTest, MissingParentDirectoryIsNamed) {
+  test::TempDir dir;
+  const std::string path = dir.Join("missing") + "/db";
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(Options{}, path, &db);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.ToString().find(path + ": its parent directory does not exist"), std::string::npos)
+      << s.ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("missing")));
   test::ExpectPoolsReleased();
 }
 

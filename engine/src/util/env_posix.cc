@@ -323,6 +323,10 @@ class PosixEnv final : public Env {
       if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::OK();
       return Status::IOError("mkdir " + path + ": exists and is not a directory");
     }
+    if (err == ENOENT) {
+      // Only the last component is created, as mkdir(1) without -p does.
+      return Status::NotFound("mkdir " + path + ": its parent directory does not exist");
+    }
     return ErrnoStatus("mkdir", path, err);
   }
 
