@@ -691,20 +691,94 @@ TEST(Wal, RandomLogsWithRandomCuts) {
   }
 }
 
-TEST(Wal, OversizedRecordIsRefusedWithoutPoisoning) {
+// A commit longer than a record is logged as a run of fragments and read
+// back whole; records around it are untouched.
+TEST(Wal, FragmentedCommitsRoundTrip) {
+  TempDir dir;
+  for (bool compression : {false, true}) {
+    const std::string path = dir.Join(compression ? "on" : "off");
+    WalWriterOptions o;
+    o.compression = compression;
+    o.fragment_bytes = 1000;
+    o.preallocate_bytes = 4096;
+    std::unique_ptr<WalWriter> w;
+    ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 5, o, &w).ok());
+    const std::vector<std::string> recs = {"a",
+                                           std::string(999, 'b'),
+                                           std::string(1000, 'c'),
+                                           Compressible(1001, 2),
+                                           Compressible(5000, 3),
+                                           "z"};
+    for (size_t i = 0; i < recs.size(); ++i) {
+      ASSERT_TRUE(w->AddRecord(recs[i], /*sync_next=*/i == 2).ok());
+      if (i == 2) {
+        ASSERT_TRUE(w->Sync().ok());  // a mark goes before the next run
+      }
+    }
+    const uint64_t end = w->size();
+    ASSERT_TRUE(w->Close().ok());
+    ReadOutcome out = ReadLog(PosixEnv(), path, 5);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    EXPECT_EQ(out.records, recs);
+    EXPECT_FALSE(out.result.torn_tail);
+    EXPECT_EQ(out.result.valid_bytes, end);
+  }
+}
+
+// A log that ends anywhere inside a run of fragments (torn, cut short, or
+// followed by the zeros written ahead) ends before the run: the commit was
+// never whole on disk, so it is not applied, and recovery cuts there.
+TEST(Wal, LogEndingInsideAFragmentRunDropsTheCommitWhole) {
+  TempDir dir;
+  const std::string path = dir.Join("wal");
+  WalWriterOptions o;
+  o.compression = false;
+  o.fragment_bytes = 700;
+  std::unique_ptr<WalWriter> w;
+  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 9, o, &w).ok());
+  ASSERT_TRUE(w->AddRecord("before").ok());
+  const uint64_t run_start = w->size();
+  ASSERT_TRUE(w->AddRecord(std::string(3000, 'f')).ok());
+  ASSERT_TRUE(w->Close().ok());
+  const std::string full = ReadFileBytes(path);
+  const std::string cut_path = dir.Join("cut");
+  for (uint64_t cut = run_start + 1; cut < full.size(); cut += 37) {
+    for (bool zeros : {false, true}) {
+      std::string bytes = full.substr(0, cut);
+      if (zeros) bytes.append(4096, '\0');
+      WriteFileBytes(cut_path, bytes);
+      ReadOutcome out = ReadLog(PosixEnv(), cut_path, 9);
+      ASSERT_TRUE(out.status.ok()) << "cut " << cut << ": " << out.status.ToString();
+      EXPECT_EQ(out.records, std::vector<std::string>{"before"}) << "cut " << cut;
+      EXPECT_TRUE(out.result.torn_tail) << "cut " << cut << (zeros ? " + zeros" : "");
+      EXPECT_EQ(out.result.valid_bytes, run_start) << "cut " << cut;
+    }
+  }
+  // Cutting there leaves a clean log, as for any torn tail.
+  ASSERT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 9, run_start).ok());
+  ReadOutcome out = ReadLog(PosixEnv(), cut_path, 9);
+  EXPECT_FALSE(out.result.torn_tail);
+  EXPECT_EQ(out.records, std::vector<std::string>{"before"});
+}
+
+// Past one record's limit with the default fragments: 64 MiB + 1 byte.
+TEST(Wal, CommitLargerThanARecordIsLoggedInFragments) {
+  if (test::UnderSanitizer()) GTEST_SKIP() << "128 MiB of buffers; the sanitizer doubles it";
   TempDir dir;
   std::unique_ptr<WalWriter> w;
   ASSERT_TRUE(WalWriter::Create(PosixEnv(), dir.Join("wal"), 1, {}, &w).ok());
   std::string huge(kMaxRecordBytes + 1, 'h');
-  EXPECT_TRUE(w->AddRecord(huge).IsInvalidArgument());
-  huge.clear();
-  huge.shrink_to_fit();
-  EXPECT_TRUE(w->AddRecord("fine").ok());
+  huge[12345] = 'x';
+  ASSERT_TRUE(w->AddRecord(huge).ok());
+  ASSERT_TRUE(w->AddRecord("fine").ok());
   ASSERT_TRUE(w->Close().ok());
   EXPECT_TRUE(w->AddRecord("late").IsClosed());
   EXPECT_TRUE(w->Sync().IsClosed());
   ReadOutcome out = ReadLog(PosixEnv(), dir.Join("wal"), 1);
-  EXPECT_EQ(out.records, std::vector<std::string>{"fine"});
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_EQ(out.records.size(), 2u);
+  EXPECT_TRUE(out.records[0] == huge);
+  EXPECT_EQ(out.records[1], "fine");
 }
 
 TEST(Wal, OneWritePerRecordAndNoSyncUntilAsked) {

@@ -6,8 +6,9 @@
 //   1: a valid header, then the bytes (record framing, torn-tail scan);
 //   2: a valid header, then records built from the bytes and sealed with
 //      valid checksums (types, LZ4 decoding, size checks), then cut;
-//   3: the bytes split into payloads, written by WalWriter, read back: every
-//      payload must come back identical, and a cut must yield a prefix.
+//   3: the bytes split into payloads, written by WalWriter (longer ones in
+//      fragments), read back: every payload must come back identical, and a
+//      cut must yield a prefix.
 // Any crash, sanitizer report or abort() is a finding.
 #include <stdlib.h>
 #include <unistd.h>
@@ -96,7 +97,7 @@ std::string SealedRecords(std::string_view in, size_t* cut) {
     std::string rec(wal::kRecordHeaderSize, '\0');
     rec.append(in.substr(0, len));
     in.remove_prefix(len);
-    wal::SealRecord(seed, static_cast<wal::RecordType>(type % 4), static_cast<uint32_t>(len),
+    wal::SealRecord(seed, static_cast<wal::RecordType>(type % 5), static_cast<uint32_t>(len),
                     rec.data());
     body += rec;
   }
@@ -124,6 +125,8 @@ void RoundTrip(std::string_view in, const std::string& path) {
   std::unique_ptr<wal::WalWriter> w;
   wal::WalWriterOptions opts;
   opts.compression = compression;
+  // Small fragments, so that longer payloads go in runs of them (version 3).
+  opts.fragment_bytes = 64 + in.size() % 1024;
   if (!wal::WalWriter::Create(Env::Default().get(), path, kLog, opts, &w).ok()) std::abort();
   std::vector<uint64_t> ends;
   for (const auto& p : payloads) {

@@ -7,6 +7,13 @@
 //             checksum u64 (XXH3-64, seed kWalHeader, over the first 24 bytes)
 //   record := checksum u64 | length u32 | type u8 | header_check u24 | payload[length]
 //
+// Version 3 adds fragments, so that a commit larger than one record (64
+// MiB) is logged as several: records of type 4 whose payload is position u8
+// (1 first, 2 middle, 3 last) | bytes. The commit is the concatenation of
+// the bytes from a first to the next last, with nothing else between them;
+// a log that ends (torn, or cleanly) inside such a run ends before its first
+// fragment: the commit was never acknowledged, and is not applied.
+//
 // Version 2 adds the sync mark, a record of type 3 whose payload is one u64:
 // the file offset up to which the log was durable (fdatasync returned) when
 // the record was written. The writer puts one in front of the first record
@@ -40,14 +47,18 @@
 namespace arenakv::wal {
 
 inline constexpr char kMagic[8] = {'A', 'K', 'V', 'W', 'A', 'L', '\r', '\n'};
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 // The first version with sync marks.
 inline constexpr uint32_t kSyncMarkVersion = 2;
+// The first version with fragments.
+inline constexpr uint32_t kFragmentVersion = 3;
 inline constexpr size_t kFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 16;
 
-// Largest record payload as the caller gives it, and as stored.
+// Largest record payload as stored; a larger commit goes in fragments.
 inline constexpr size_t kMaxRecordBytes = size_t{64} << 20;
+// Largest commit (payload as the caller gives it, fragments put together).
+inline constexpr size_t kMaxCommitBytes = size_t{1} << 30;
 
 // Payloads at least this large are offered to LZ4 (when compression is on)
 // and stored compressed when that makes them smaller.
@@ -57,7 +68,10 @@ enum class RecordType : uint8_t {
   kPlain = 1,
   kLZ4 = 2,
   kSyncMark = 3,  // version 2: payload synced_through u64
+  kFragment = 4,  // version 3: payload position u8 | bytes
 };
+
+enum class FragmentPosition : uint8_t { kFirst = 1, kMiddle = 2, kLast = 3 };
 
 inline constexpr size_t kSyncMarkPayloadSize = 8;
 inline constexpr size_t kSyncMarkSize = kRecordHeaderSize + kSyncMarkPayloadSize;

@@ -29,7 +29,8 @@ WalReader::WalReader(Token, std::unique_ptr<File> file, uint64_t file_size, uint
       seed_(RecordSeed(log_number)),
       pos_(kFileHeaderSize),
       buf_(OrDefault(memory)),
-      raw_(OrDefault(memory)) {}
+      raw_(OrDefault(memory)),
+      assembled_(OrDefault(memory)) {}
 
 WalReader::~WalReader() { file_->Close().IgnoreError(); }
 
@@ -177,10 +178,13 @@ Status WalReader::RestIsZero(uint64_t offset, bool* zero) {
 Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) {
   // The writer preallocates zeros ahead of its records: a log that ends in
   // nothing but zeros ended cleanly, whether it is the last log or not.
+  // Inside a run of fragments the commit is incomplete: the log is cut
+  // before its first fragment, even where it ends in zeros.
+  const uint64_t cut = assembling_ ? assembly_start_ : offset;
   bool zero = false;
   Status zs = RestIsZero(offset, &zero);
   if (!zs.ok()) return zs;
-  if (zero) {
+  if (zero && !assembling_) {
     done_ = true;
     result_.zero_tail = true;
     result_.valid_bytes = offset;
@@ -190,7 +194,7 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
   // Look for any intact record after the damage. The 24-bit header check
   // filters candidate offsets cheaply; a candidate counts only if its full
   // 64-bit checksum, seeded with this log's number, verifies.
-  if (file_size_ >= kRecordHeaderSize) {
+  if (!zero && file_size_ >= kRecordHeaderSize) {
     for (uint64_t p = offset + 1; p + kRecordHeaderSize <= file_size_; ++p) {
       bool complete = false;
       Status s = Fill(p, kRecordHeaderSize, &complete);
@@ -229,8 +233,45 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
   }
   done_ = true;
   result_.torn_tail = true;
-  result_.valid_bytes = offset;
+  result_.valid_bytes = cut;
+  assembling_ = false;
   *eof = true;
+  return Status::OK();
+}
+
+Status WalReader::Fragment(uint64_t offset, std::string_view payload, std::string_view* record,
+                           bool* more) {
+  auto bad = [&](const std::string& what) {
+    return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + what));
+  };
+  if (payload.empty()) return bad("empty fragment");
+  const auto position = static_cast<FragmentPosition>(payload[0]);
+  payload.remove_prefix(1);
+  if (position == FragmentPosition::kFirst) {
+    if (assembling_) return bad("a first fragment inside a run of fragments");
+    assembling_ = true;
+    assembly_start_ = offset;
+    assembled_.clear();
+  } else if (position != FragmentPosition::kMiddle && position != FragmentPosition::kLast) {
+    return bad("unknown fragment position " + std::to_string(static_cast<int>(position)));
+  } else if (!assembling_) {
+    return bad("a fragment without a first one");
+  }
+  if (payload.size() > kMaxCommitBytes - assembled_.size()) {
+    return bad("fragments add up to more than " + std::to_string(kMaxCommitBytes) + " bytes");
+  }
+  try {
+    assembled_.append(payload.data(), payload.size());
+  } catch (const std::bad_alloc&) {
+    return Fail(Status::MemoryLimit(Where(file_->path(), offset) +
+                                    ": no memory to put together a commit of " +
+                                    std::to_string(assembled_.size() + payload.size()) + " bytes"));
+  }
+  *more = position != FragmentPosition::kLast;
+  if (!*more) {
+    assembling_ = false;
+    *record = std::string_view(assembled_.data(), assembled_.size());
+  }
   return Status::OK();
 }
 
@@ -257,6 +298,11 @@ Status WalReader::ReadOne(std::string_view* record, bool* eof, bool* mark) {
   if (remaining == 0) {
     done_ = true;
     *eof = true;
+    if (assembling_) {  // the file ends inside a run: an incomplete commit
+      assembling_ = false;
+      result_.torn_tail = true;
+      result_.valid_bytes = assembly_start_;
+    }
     return Status::OK();
   }
   if (remaining < kRecordHeaderSize) return BadRecord(off, "truncated record header", eof);
@@ -286,6 +332,23 @@ Status WalReader::ReadOne(std::string_view* record, bool* eof, bool* mark) {
   // The checksum holds: anything wrong from here on was written that way,
   // which no torn write explains.
   std::string_view payload(h + kRecordHeaderSize, len);
+  if (type == static_cast<uint8_t>(RecordType::kFragment) && version_ >= kFragmentVersion) {
+    bool more = false;
+    s = Fragment(off, payload, record, &more);
+    if (!s.ok()) return s;
+    pos_ = off + kRecordHeaderSize + len;
+    if (more) {
+      *mark = true;  // nothing to return yet; valid_bytes stays before the run
+      return Status::OK();
+    }
+    result_.records++;
+    result_.valid_bytes = pos_;
+    return Status::OK();
+  }
+  if (assembling_) {
+    return Fail(
+        Status::Corruption(Where(file_->path(), off) + ": a record inside a run of fragments"));
+  }
   if (type == static_cast<uint8_t>(RecordType::kPlain)) {
     *record = payload;
   } else if (type == static_cast<uint8_t>(RecordType::kLZ4)) {

@@ -81,6 +81,9 @@ class WalReader {
   // The record at `offset` is bad: torn tail unless it is known durable.
   Status BadRecord(uint64_t offset, const std::string& why, bool* eof);
   Status RestIsZero(uint64_t offset, bool* zero);
+  // A fragment's payload: kept until its run's last one, which returns the
+  // whole commit in *record.
+  Status Fragment(uint64_t offset, std::string_view payload, std::string_view* record, bool* more);
   Status Fail(Status s);
 
   std::unique_ptr<File> file_;
@@ -91,6 +94,11 @@ class WalReader {
   uint64_t buf_offset_ = 0;
   size_t buf_len_ = 0;
   std::pmr::string raw_;  // the last decompressed record
+  // A run of fragments being put together, and where its first one starts
+  // (a log that ends inside the run is cut there).
+  std::pmr::string assembled_;
+  bool assembling_ = false;
+  uint64_t assembly_start_ = 0;
   WalReadResult result_;
   Status status_;  // sticky error
   bool done_ = false;

@@ -32,6 +32,7 @@ WalWriter::WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
       log_number_(log_number),
       seed_(RecordSeed(log_number)),
       compression_(options.compression),
+      fragment_bytes_(std::clamp<size_t>(options.fragment_bytes, 1, kMaxRecordBytes - 1)),
       preallocate_bytes_(options.preallocate_bytes),
       buf_(OrDefault(options.memory)) {}
 
@@ -64,11 +65,12 @@ Status WalWriter::Create(Env* env, const std::string& path, uint64_t log_number,
 Status WalWriter::AddRecord(std::string_view payload, bool sync_next) {
   if (closed_) return Status::Closed("wal " + file_->path() + " is closed");
   if (!status_.ok()) return status_;
-  if (payload.size() > kMaxRecordBytes) {
-    return Status::InvalidArgument("wal " + file_->path() + ": record of " +
+  if (payload.size() > kMaxCommitBytes) {
+    return Status::InvalidArgument("wal " + file_->path() + ": a commit of " +
                                    std::to_string(payload.size()) + " bytes exceeds the " +
-                                   std::to_string(kMaxRecordBytes) + "-byte limit");
+                                   std::to_string(kMaxCommitBytes) + "-byte limit");
   }
+  if (payload.size() > fragment_bytes_) return AddFragments(payload);
   // The mark goes in the same write as the record: no extra system call.
   const uint64_t synced = synced_;
   const size_t mark = synced > marked_ ? kSyncMarkSize : 0;
@@ -118,6 +120,45 @@ Status WalWriter::AddRecord(std::string_view payload, bool sync_next) {
     return s;
   }
   size_.fetch_add(record.size(), std::memory_order_acq_rel);
+  marked_ = synced;
+  return Status::OK();
+}
+
+Status WalWriter::AddFragments(std::string_view payload) {
+  const uint64_t synced = synced_;
+  const size_t mark = synced > marked_ ? kSyncMarkSize : 0;
+  const size_t most = std::min(fragment_bytes_, payload.size());
+  try {
+    buf_.resize(mark + kRecordHeaderSize + 1 + most);
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("wal " + file_->path() + ": no memory to assemble a fragment of " +
+                               std::to_string(most) + " bytes");
+  }
+  uint64_t at = size_.load(std::memory_order_relaxed);
+  for (size_t done = 0; done < payload.size();) {
+    const size_t n = std::min(fragment_bytes_, payload.size() - done);
+    const FragmentPosition position = done == 0                    ? FragmentPosition::kFirst
+                                      : done + n == payload.size() ? FragmentPosition::kLast
+                                                                   : FragmentPosition::kMiddle;
+    const size_t lead = done == 0 ? mark : 0;  // the mark goes before the first only
+    if (lead > 0) EncodeSyncMark(seed_, synced, buf_.data());
+    char* const rec = buf_.data() + lead;
+    rec[kRecordHeaderSize] = static_cast<char>(position);
+    std::memcpy(rec + kRecordHeaderSize + 1, payload.data() + done, n);
+    SealRecord(seed_, RecordType::kFragment, static_cast<uint32_t>(1 + n), rec);
+    const std::string_view record(buf_.data(), lead + kRecordHeaderSize + 1 + n);
+    Status s = file_->Write(at, record);
+    if (!s.ok()) {
+      status_ = s;  // fragments may be in the file: the log must be replaced
+      return s;
+    }
+    at += record.size();
+    // Written blocks, like the zero-filled region: the window may map them.
+    allocated_ = std::max<uint64_t>(allocated_, at);
+    done += n;
+  }
+  // Complete records only: a reader of the live log never sees half a run.
+  size_.store(at, std::memory_order_release);
   marked_ = synced;
   return Status::OK();
 }

@@ -25,6 +25,7 @@
 
 #include "arenakv/env.h"
 #include "arenakv/status.h"
+#include "wal/wal_format.h"
 
 namespace arenakv::wal {
 
@@ -40,6 +41,9 @@ struct WalWriterOptions {
   // change to journal on every synced commit. Readers take the zeroed tail
   // for the end of the log.
   size_t preallocate_bytes = 0;
+  // Payloads longer than this go in fragments of at most this many bytes
+  // (tests lower it; at most kMaxRecordBytes - 1, for the position byte).
+  size_t fragment_bytes = kMaxRecordBytes - 1;
 };
 
 class WalWriter {
@@ -62,9 +66,10 @@ class WalWriter {
   WalWriter& operator=(const WalWriter&) = delete;
 
   // Appends one record (a whole commit group's batch), preceded by a sync
-  // mark when the log was synced since the last one. Not durable until
-  // Sync(). InvalidArgument (writer still usable) for a payload over
-  // kMaxRecordBytes. Any I/O error poisons the writer: every later
+  // mark when the log was synced since the last one; a payload longer than
+  // a record goes in fragments, written one after the other. Not durable
+  // until Sync(). InvalidArgument (writer still usable) for a payload over
+  // kMaxCommitBytes. Any I/O error poisons the writer: every later
   // AddRecord/Sync returns that error, and the log must be replaced, because
   // part of the record may be in the file.
   //
@@ -93,8 +98,12 @@ class WalWriter {
   const uint64_t log_number_;
   const uint64_t seed_;
   const bool compression_;
+  const size_t fragment_bytes_;
   // Grows the zero-filled region to cover at least `end`.
   Status Preallocate(uint64_t end);
+  // AddRecord for a payload over fragment_bytes_: each fragment written with
+  // pwrite (they are larger than the mapped window).
+  Status AddFragments(std::string_view payload);
   // Stores `record` at `at` (inside the zero-filled region) through the
   // window, moving the window forward if needed; false if it cannot.
   bool StoreMapped(uint64_t at, std::string_view record);
