@@ -123,7 +123,11 @@ class PowerLossTest : public ::testing::Test {
     ASSERT_TRUE(it->status().ok()) << context << it->status().ToString();
     it.reset();
     if (expect.failed_probe.empty() || probe != expect.failed_probe) {
-      EXPECT_EQ(probe, expect.probe) << context << "the last synced probe write";
+      DBStats st;
+      const std::string cut = db->GetStats(&st).ok() ? st.recovery_cut : "?";
+      EXPECT_EQ(probe, expect.probe)
+          << context << "the last synced probe write (recovery cut: " << cut
+          << ", recovery checkpoints: " << st.recovery_checkpoints << ")";
     }
     *found_probe = probe;
     if (expect.logs.empty()) {
