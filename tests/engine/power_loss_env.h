@@ -319,6 +319,8 @@ class PowerLossEnv final : public Env {
       Image()->dirty.push_back({offset, offset + data.size()});
       return inner_->Write(offset, data);
     }
+    // At the file's size, as O_APPEND would: a handle's own idea of its end
+    // may be stale after another handle cut the file.
     Status Append(std::string_view data) override {
       port::MutexLock l(&state_->mu);
       if (state_->Call()) return Dead("append", path());
@@ -326,7 +328,7 @@ class PowerLossEnv final : public Env {
       Status s = inner_->Size(&size);
       if (!s.ok()) return s;
       Image()->dirty.push_back({size, size + data.size()});
-      return inner_->Append(data);
+      return inner_->Write(size, data);
     }
     // The new length is taken at the next Sync(); what the cut dropped is
     // dirty, so that bytes written there later (zeros first) are read back.

@@ -28,9 +28,11 @@ enum class WalRecovery {
   // a prefix of the commit order holding every commit acknowledged with
   // sync=true. DBStats::recovery_cut says what was cut. The default.
   kPointInTime,
-  // Refuse instead: Open returns Corruption naming the log and offset, and
-  // changes nothing, so the files can be examined (or copied) first; a later
-  // open with kPointInTime cuts the log.
+  // Refuse instead: Open returns Corruption naming the log and offset and
+  // leaves that log as it is, so it can be examined (or copied) first; a
+  // later open with kPointInTime cuts it. Recovery may already have
+  // checkpointed the commits of earlier logs into the data file, which loses
+  // nothing.
   kAbsoluteConsistency,
 };
 

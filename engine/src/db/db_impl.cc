@@ -335,7 +335,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   replay_checkpoints_ = replay.checkpoints;
   recovery_cut_ = replay.cut;
 
-  const uint64_t reuse = replay.records == 0 ? ReuseEmptyLogs(wals) : 0;
+  const uint64_t reuse = replay.records == 0 ? ReuseEmptyLogs(wals, max_wal_number) : 0;
 
   port::MutexLock l(&mu_);
   last_sequence_ = replay.last_seq;
@@ -357,11 +357,15 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
 // nothing leaves no file behind, and opens do not slow down as empty logs
 // pile up. The others go first, from the last down, so that a crash between
 // two deletions still leaves an unbroken run of logs. Returns the log to
-// reuse, or 0 (a deletion failed: a new log is created as before).
-uint64_t DBImpl::ReuseEmptyLogs(const std::vector<uint64_t>& wals) {
+// reuse, or 0 when a deletion failed: a new log then follows the last one
+// left (*max_wal_number), so that the numbering has no gap.
+uint64_t DBImpl::ReuseEmptyLogs(const std::vector<uint64_t>& wals, uint64_t* max_wal_number) {
   if (wals.empty()) return 0;
   for (size_t i = wals.size(); i-- > 1;) {
-    if (!env_->DeleteFile(WalPath(wals[i])).ok()) return 0;
+    if (!env_->DeleteFile(WalPath(wals[i])).ok()) {
+      *max_wal_number = wals[i];
+      return 0;
+    }
   }
   return wals.front();
 }

@@ -197,7 +197,7 @@ class DBImpl final : public DB {
     std::string cut;             // the torn tail cut, if any: "<log> at offset <n>"
   };
   Status LogHoldsRecords(const std::string& path, uint64_t number, bool* holds);
-  uint64_t ReuseEmptyLogs(const std::vector<uint64_t>& wals);
+  uint64_t ReuseEmptyLogs(const std::vector<uint64_t>& wals, uint64_t* max_wal_number);
   Status ReplayWal(const std::string& file, uint64_t number, Replay* replay);
   Status ApplyReplayed(const LogBatch& batch, Replay* replay);
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);

@@ -9,7 +9,8 @@
 //
 // Version 3 adds fragments, so that a commit larger than one record (64
 // MiB) is logged as several: records of type 4 whose payload is position u8
-// (1 first, 2 middle, 3 last) | bytes. The commit is the concatenation of
+// (1 first, 2 middle, 3 last) | [total u64, in the first only: the commit's
+// length, so a reader allocates it once] | bytes. The commit is the concatenation of
 // the bytes from a first to the next last, with nothing else between them;
 // a log that ends (torn, or cleanly) inside such a run ends before its first
 // fragment: the commit was never acknowledged, and is not applied.
@@ -59,6 +60,9 @@ inline constexpr size_t kRecordHeaderSize = 16;
 inline constexpr size_t kMaxRecordBytes = size_t{64} << 20;
 // Largest commit (payload as the caller gives it, fragments put together).
 inline constexpr size_t kMaxCommitBytes = size_t{1} << 30;
+// Most bytes of a commit in one fragment: the record also holds the
+// position byte and, in the first, the commit's length.
+inline constexpr size_t kMaxFragmentBytes = kMaxRecordBytes - 1 - 8;
 
 // Payloads at least this large are offered to LZ4 (when compression is on)
 // and stored compressed when that makes them smaller.
@@ -68,7 +72,7 @@ enum class RecordType : uint8_t {
   kPlain = 1,
   kLZ4 = 2,
   kSyncMark = 3,  // version 2: payload synced_through u64
-  kFragment = 4,  // version 3: payload position u8 | bytes
+  kFragment = 4,  // version 3: payload position u8 | [total u64, first only] | bytes
 };
 
 enum class FragmentPosition : uint8_t { kFirst = 1, kMiddle = 2, kLast = 3 };

@@ -249,16 +249,31 @@ Status WalReader::Fragment(uint64_t offset, std::string_view payload, std::strin
   payload.remove_prefix(1);
   if (position == FragmentPosition::kFirst) {
     if (assembling_) return bad("a first fragment inside a run of fragments");
+    if (payload.size() < 8) return bad("first fragment without the commit's length");
+    const uint64_t total = DecodeFixed64(payload.data());
+    payload.remove_prefix(8);
+    if (total > kMaxCommitBytes || total < payload.size()) {
+      return bad("implausible commit length " + std::to_string(total));
+    }
     assembling_ = true;
     assembly_start_ = offset;
+    assembly_total_ = total;
     assembled_.clear();
+    try {
+      assembled_.reserve(total);  // once: a commit is not doubled into place
+    } catch (const std::bad_alloc&) {
+      return Fail(Status::MemoryLimit(Where(file_->path(), offset) +
+                                      ": no memory to put together a commit of " +
+                                      std::to_string(total) + " bytes"));
+    }
   } else if (position != FragmentPosition::kMiddle && position != FragmentPosition::kLast) {
     return bad("unknown fragment position " + std::to_string(static_cast<int>(position)));
   } else if (!assembling_) {
     return bad("a fragment without a first one");
   }
-  if (payload.size() > kMaxCommitBytes - assembled_.size()) {
-    return bad("fragments add up to more than " + std::to_string(kMaxCommitBytes) + " bytes");
+  if (payload.size() > assembly_total_ - assembled_.size()) {
+    return bad("fragments add up to more than the commit's length " +
+               std::to_string(assembly_total_));
   }
   try {
     assembled_.append(payload.data(), payload.size());
@@ -269,6 +284,10 @@ Status WalReader::Fragment(uint64_t offset, std::string_view payload, std::strin
   }
   *more = position != FragmentPosition::kLast;
   if (!*more) {
+    if (assembled_.size() != assembly_total_) {
+      return bad("fragments add up to " + std::to_string(assembled_.size()) +
+                 " bytes, not the commit's length " + std::to_string(assembly_total_));
+    }
     assembling_ = false;
     *record = std::string_view(assembled_.data(), assembled_.size());
   }
@@ -288,6 +307,11 @@ Status WalReader::ReadOne(std::string_view* record, bool* eof, bool* mark) {
   *record = std::string_view();
   *eof = false;
   *mark = false;
+  if (!assembling_ && assembled_.capacity() > kChunkBytes) {
+    // The caller is done with the last commit put together: give its
+    // buffer back rather than pin it for the rest of the log.
+    std::pmr::string(assembled_.get_allocator()).swap(assembled_);
+  }
   if (!status_.ok()) return status_;
   if (done_) {
     *eof = true;

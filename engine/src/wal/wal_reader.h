@@ -99,6 +99,7 @@ class WalReader {
   std::pmr::string assembled_;
   bool assembling_ = false;
   uint64_t assembly_start_ = 0;
+  uint64_t assembly_total_ = 0;  // the commit's length, from its first fragment
   WalReadResult result_;
   Status status_;  // sticky error
   bool done_ = false;

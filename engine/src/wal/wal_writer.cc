@@ -32,7 +32,7 @@ WalWriter::WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
       log_number_(log_number),
       seed_(RecordSeed(log_number)),
       compression_(options.compression),
-      fragment_bytes_(std::clamp<size_t>(options.fragment_bytes, 1, kMaxRecordBytes - 1)),
+      fragment_bytes_(std::clamp<size_t>(options.fragment_bytes, 1, kMaxFragmentBytes)),
       preallocate_bytes_(options.preallocate_bytes),
       buf_(OrDefault(options.memory)) {}
 
@@ -129,7 +129,7 @@ Status WalWriter::AddFragments(std::string_view payload) {
   const size_t mark = synced > marked_ ? kSyncMarkSize : 0;
   const size_t most = std::min(fragment_bytes_, payload.size());
   try {
-    buf_.resize(mark + kRecordHeaderSize + 1 + most);
+    buf_.resize(mark + kRecordHeaderSize + 1 + 8 + most);
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("wal " + file_->path() + ": no memory to assemble a fragment of " +
                                std::to_string(most) + " bytes");
@@ -144,9 +144,11 @@ Status WalWriter::AddFragments(std::string_view payload) {
     if (lead > 0) EncodeSyncMark(seed_, synced, buf_.data());
     char* const rec = buf_.data() + lead;
     rec[kRecordHeaderSize] = static_cast<char>(position);
-    std::memcpy(rec + kRecordHeaderSize + 1, payload.data() + done, n);
-    SealRecord(seed_, RecordType::kFragment, static_cast<uint32_t>(1 + n), rec);
-    const std::string_view record(buf_.data(), lead + kRecordHeaderSize + 1 + n);
+    const size_t total = done == 0 ? 8 : 0;  // the first says how long the commit is
+    if (total > 0) EncodeFixed64(rec + kRecordHeaderSize + 1, payload.size());
+    std::memcpy(rec + kRecordHeaderSize + 1 + total, payload.data() + done, n);
+    SealRecord(seed_, RecordType::kFragment, static_cast<uint32_t>(1 + total + n), rec);
+    const std::string_view record(buf_.data(), lead + kRecordHeaderSize + 1 + total + n);
     Status s = file_->Write(at, record);
     if (!s.ok()) {
       status_ = s;  // fragments may be in the file: the log must be replaced

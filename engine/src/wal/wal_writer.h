@@ -42,8 +42,8 @@ struct WalWriterOptions {
   // for the end of the log.
   size_t preallocate_bytes = 0;
   // Payloads longer than this go in fragments of at most this many bytes
-  // (tests lower it; at most kMaxRecordBytes - 1, for the position byte).
-  size_t fragment_bytes = kMaxRecordBytes - 1;
+  // (tests lower it; at most kMaxFragmentBytes).
+  size_t fragment_bytes = kMaxFragmentBytes;
 };
 
 class WalWriter {
