@@ -132,6 +132,35 @@ std::vector<std::string> Logs(const std::string& path) {
   return logs;
 }
 
+// Creates an empty (headerless) log numbered `after` + `k` beside the log
+// file `after`, as a crash right after creating a log leaves; returns its path.
+std::string HeaderlessLogAfter(const std::string& after, uint64_t k = 1) {
+  const std::filesystem::path p(after);
+  char name[64];
+  std::snprintf(name, sizeof(name), "wal-%06llu.log",
+                static_cast<unsigned long long>(std::stoull(p.filename().string().substr(4)) + k));
+  const std::string made = (p.parent_path() / name).string();
+  std::ofstream(made, std::ios::trunc).close();
+  return made;
+}
+
+// Tears the last record of the last log holding records (3 bytes short of
+// its end, past the preallocated zeros); *log is that log, *torn_size the
+// size it is cut to.
+void TearLastLogWithRecords(const std::string& path, std::string* log, uint64_t* torn_size) {
+  log->clear();
+  for (const auto& l : Logs(path)) {
+    if (std::filesystem::file_size(l) > 32) *log = l;
+  }
+  ASSERT_FALSE(log->empty());
+  std::ifstream in(*log, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t end = bytes.size();
+  while (end > 32 && bytes[end - 1] == '\0') --end;  // past the preallocated zeros
+  *torn_size = end - 3;
+  std::filesystem::resize_file(*log, *torn_size);
+}
+
 // A log holding no record does not make a lost data file Corruption: nothing
 // was committed on top of it. The check used to go by the log's size, and a
 // log created and preallocated but never synced (all zeros, longer than a
@@ -186,15 +215,8 @@ TEST(RecoveryTest, TornTailIsCutAndReported) {
   const std::string path = dir.Join("db");
   ASSERT_NO_FATAL_FAILURE(BuildDatabase(path));
   std::string torn;
-  for (const auto& log : Logs(path)) {
-    if (std::filesystem::file_size(log) > 32) torn = log;
-  }
-  ASSERT_FALSE(torn.empty());
-  std::ifstream in(torn, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t end = bytes.size();
-  while (end > 32 && bytes[end - 1] == '\0') --end;  // past the preallocated zeros
-  std::filesystem::resize_file(torn, end - 3);
+  uint64_t torn_size = 0;
+  ASSERT_NO_FATAL_FAILURE(TearLastLogWithRecords(path, &torn, &torn_size));
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(Options{}, path, &db));
   DBStats st;
@@ -244,14 +266,7 @@ TEST(RecoveryTest, OpensThatWriteNothingLeaveNoFileBehind) {
   EXPECT_EQ(files, 3u) << "LOCK, data.akv and one log";
   // Empty logs left by an older version (here: never written, headerless)
   // are folded into the first too.
-  const std::string name = std::filesystem::path(before[0]).filename().string();
-  const uint64_t first = std::stoull(name.substr(4));
-  for (uint64_t n = first + 1; n <= first + 3; ++n) {
-    char extra[64];
-    std::snprintf(extra, sizeof(extra), "%s/wal-%06llu.log", path.c_str(),
-                  static_cast<unsigned long long>(n));
-    std::ofstream(extra, std::ios::trunc).close();
-  }
+  for (uint64_t k = 1; k <= 3; ++k) HeaderlessLogAfter(before[0], k);
   ASSERT_OK(DB::Open(Options{}, path, &db));
   EXPECT_EQ(Logs(path), before);
   ASSERT_OK(db->Put(WriteOptions{.sync = true}, "k2", "v2"));
@@ -278,14 +293,8 @@ TEST(RecoveryTest, FailedDeletionOfAnEmptyLogLeavesNoGap) {
   ASSERT_OK(db->Close());
   db.reset();
   const std::string first = Logs(path).at(0);
-  const uint64_t n = std::stoull(std::filesystem::path(first).filename().string().substr(4));
   std::vector<std::string> extra;
-  for (uint64_t i = n + 1; i <= n + 3; ++i) {
-    char name[64];
-    std::snprintf(name, sizeof(name), "/wal-%06llu.log", static_cast<unsigned long long>(i));
-    extra.push_back(path + name);
-    std::ofstream(extra.back(), std::ios::trunc).close();
-  }
+  for (uint64_t k = 1; k <= 3; ++k) extra.push_back(HeaderlessLogAfter(first, k));
   auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
   env->AddRule({.file_substring = extra[1], .op = test::FaultOp::kDelete, .error = EIO});
   Options options;
@@ -305,21 +314,14 @@ TEST(RecoveryTest, FailedDeletionOfAnEmptyLogLeavesNoGap) {
 }
 
 // Options::wal_recovery = kAbsoluteConsistency refuses what the default cuts,
-// changes nothing on disk, and names the log; the default then cuts it.
-TEST(RecoveryTest, StrictRecoveryRefusesATornTailAndChangesNothing) {
+// leaves the torn log as it is, and names it; the default then cuts it.
+TEST(RecoveryTest, StrictRecoveryRefusesATornTailAndLeavesTheLog) {
   test::TempDir dir;
   const std::string path = dir.Join("db");
   ASSERT_NO_FATAL_FAILURE(BuildDatabase(path));
   std::string torn;
-  for (const auto& log : Logs(path)) {
-    if (std::filesystem::file_size(log) > 32) torn = log;
-  }
-  ASSERT_FALSE(torn.empty());
-  std::ifstream in(torn, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t end = bytes.size();
-  while (end > 32 && bytes[end - 1] == '\0') --end;
-  std::filesystem::resize_file(torn, end - 3);
+  uint64_t torn_size = 0;
+  ASSERT_NO_FATAL_FAILURE(TearLastLogWithRecords(path, &torn, &torn_size));
   const std::string name = std::filesystem::path(torn).filename().string();
 
   Options strict;
@@ -328,7 +330,7 @@ TEST(RecoveryTest, StrictRecoveryRefusesATornTailAndChangesNothing) {
   Status s = DB::Open(strict, path, &db);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(s.ToString().find(name), std::string::npos) << s.ToString();
-  EXPECT_EQ(std::filesystem::file_size(torn), end - 3) << "a refused open changed the log";
+  EXPECT_EQ(std::filesystem::file_size(torn), torn_size) << "a refused open changed the log";
   db.reset();
   ExpectPoolsReleased();
 
@@ -354,12 +356,7 @@ TEST(RecoveryTest, HeaderlessLastLogDoesNotBreakALaterOpen) {
   test::TempDir dir;
   const std::string path = dir.Join("db");
   ASSERT_NO_FATAL_FAILURE(BuildDatabase(path));
-  const std::string last = Logs(path).back();
-  const std::string name = std::filesystem::path(last).filename().string();
-  char headerless[64];
-  std::snprintf(headerless, sizeof(headerless), "wal-%06llu.log", std::stoull(name.substr(4)) + 1);
-  const std::string empty_log = path + "/" + headerless;
-  std::ofstream(empty_log, std::ios::trunc).close();
+  const std::string empty_log = HeaderlessLogAfter(Logs(path).back());
   for (int open = 0; open < 3; ++open) {
     auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
     Options options;
