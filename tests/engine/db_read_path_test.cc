@@ -390,6 +390,60 @@ TEST(ReadPathTest, ReadAheadLoadsTheNeighboursOfAMissedLeaf) {
   ExpectPoolsReleased();
 }
 
+// With the cache full, a leaf a point read misses for the first time is not
+// decoded and cached: the one block that may hold the key is read. A second
+// miss of the same leaf admits it, and the read after that is a hit.
+TEST(ReadPathTest, AFullCacheReadsOneBlockOfALeafMetOnce) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;
+  o.read_ahead = false;  // only the reads below fill the cache
+  std::map<std::string, std::string> model;
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 40000, &model));
+  o.cache_bytes = size_t{256} << 10;  // ~16 pages of ~300 leaves
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  std::string v;
+  for (int i = 0; i < 40000; i += 7) {
+    ASSERT_OK(db->Get(ReadOptions(), Key(i), &v));
+    ASSERT_EQ(v, model[Key(i)]) << Key(i);
+  }
+  ASSERT_TRUE(db->Get(ReadOptions(), "k0", &v).IsNotFound());              // below every key
+  ASSERT_TRUE(db->Get(ReadOptions(), Key(20000) + "x", &v).IsNotFound());  // inside a block
+  CacheStats st = CacheOf(db.get());
+  EXPECT_GT(st.block_reads, 100u);
+  EXPECT_GT(st.used_bytes + o.page_bytes, st.capacity_bytes);  // full: admission decides
+  EXPECT_LE(st.used_bytes, st.capacity_bytes);
+
+  // A key whose leaf is not cached: the first read that takes a block.
+  int k = -1;
+  CacheStats first;
+  for (int i = 1; i < 40000 && k < 0; i += 997) {
+    ASSERT_OK(db->Get(ReadOptions(), Key(i), &v));
+    first = CacheOf(db.get());
+    if (first.block_reads > st.block_reads) k = i;
+    st = first;
+  }
+  ASSERT_GE(k, 0) << "every leaf probed was cached";
+  EXPECT_EQ(v, model[Key(k)]);
+  ASSERT_OK(db->Get(ReadOptions(), Key(k), &v));  // the leaf's second miss: admitted
+  EXPECT_EQ(v, model[Key(k)]);
+  const CacheStats second = CacheOf(db.get());
+  EXPECT_EQ(second.block_reads, first.block_reads);
+  EXPECT_EQ(second.misses, first.misses + 1);
+  ASSERT_OK(db->Get(ReadOptions(), Key(k), &v));  // now a hit
+  EXPECT_EQ(v, model[Key(k)]);
+  const CacheStats third = CacheOf(db.get());
+  EXPECT_EQ(third.misses, second.misses);
+  EXPECT_EQ(third.block_reads, second.block_reads);
+
+  VerifyReport report;
+  ASSERT_OK(db->Verify(&report));
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
 // Closing while the read-ahead thread is reading leaves nothing behind.
 // Close() meets the thread in three ways, by turns:
 //  0: at once, wherever the thread is (it may not even have started);

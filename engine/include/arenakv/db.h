@@ -55,6 +55,9 @@ struct CacheStats {
   uint64_t misses = 0;
   uint64_t evictions = 0;
   uint64_t read_ahead_pages = 0;  // pages read by Options::read_ahead
+  // Misses of a full cache answered by decompressing the one block of a
+  // leaf that holds the key, the leaf left uncached (seen once so far).
+  uint64_t block_reads = 0;
 };
 
 struct DBStats {

@@ -148,6 +148,17 @@ class BTree {
   // `for_cache`: the frame may be published, so it records the image's
   // checksum for later re-verification.
   Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
+  // ReadPage's parts: the address's bounds; the stored page read into `dst`
+  // (AddressLength bytes) with its header and checksum checked; the stored
+  // page decoded into a private frame.
+  Status CheckAddress(uint64_t address) const;
+  Status ReadStored(uint64_t address, char* dst, size_t* image_bytes);
+  Status DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes, bool for_cache,
+                      PageRef* ref);
+  // A point read of `key` in the leaf at `address`, which is not cached:
+  // read whole and cached if the cache admits it (PageCache::AdmitLeaf),
+  // else answered from the one block that may hold the key.
+  Status GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found);
   Status CheckPageShape(const PageView& v, uint64_t offset) const;
   Status CheckOpen() const;
   // LoadChildren's page fetch, holding no root; *read: it came from disk. An

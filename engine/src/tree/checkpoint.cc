@@ -631,7 +631,7 @@ Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache, ui
     }
   }
   char* dst = buffer_.data + buffer_used_;
-  size_t length = EncodeStoredPage(page->data(), bytes, tree_->options_.compression, dst);
+  size_t length = EncodeStoredPage(page->data(), bytes, tree_->options_.compression, dst, kLeafBlockBytes);
   uint64_t extent = AlignUp(length);
   uint64_t offset = 0;
   Status s = Allocate(extent, &offset);

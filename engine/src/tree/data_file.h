@@ -21,7 +21,8 @@ namespace arenakv::tree {
 
 inline constexpr char kFileMagic[8] = {'A', 'R', 'E', 'N', 'A', 'K', 'V', '1'};
 inline constexpr char kMetaMagic[8] = {'A', 'K', 'V', 'M', 'E', 'T', 'A', '1'};
-inline constexpr uint32_t kFormatVersion = 2;  // 2: slotless stored pages
+// 2: slotless stored pages; 3: leaves stored in blocks
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint64_t kBlockBytes = 4096;
 inline constexpr uint64_t kHeaderOffset = 0;
 inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};

@@ -299,6 +299,35 @@ Status PageCache::NewFrame(size_t bytes, PageRef* ref) {
   return Status::OK();
 }
 
+bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
+  if (HasRoom(page_bytes)) return true;
+  std::atomic<uint64_t>* table = admission_.load(std::memory_order_acquire);
+  if (table == nullptr) {
+    port::MutexLock l(&admission_mu_);
+    table = admission_.load(std::memory_order_relaxed);
+    if (table == nullptr) {
+      if (admission_failed_ || closed_.load(std::memory_order_acquire)) return true;
+      const size_t slots = std::bit_ceil(std::max<size_t>(64, capacity_ / page_bytes));
+      alloc::Segment seg;
+      if (!arena_->AllocateSegment(slots * sizeof(uint64_t), &seg).ok()) {
+        admission_failed_ = true;  // no table: admit everything, as before it existed
+        return true;
+      }
+      table = reinterpret_cast<std::atomic<uint64_t>*>(seg.data);
+      for (size_t i = 0; i < slots; ++i) std::construct_at(&table[i], 0);
+      admission_mask_ = slots - 1;
+      admission_.store(table, std::memory_order_release);
+    }
+  }
+  std::atomic<uint64_t>& slot = table[(Hash(address) >> 24) & admission_mask_];
+  if (slot.load(std::memory_order_relaxed) == address) {
+    slot.store(0, std::memory_order_relaxed);
+    return true;
+  }
+  slot.store(address, std::memory_order_relaxed);
+  return false;
+}
+
 void PageCache::ReleasePrivate(Frame* f) {
   if (closed_.load(std::memory_order_acquire)) return;  // the arena reclaims it
   ReleaseFrame(f);                                      // never published: no reader can hold it
@@ -603,6 +632,7 @@ void PageCache::Clear() {
 
 void PageCache::Close() {
   if (closed_.exchange(true)) return;
+  admission_.store(nullptr, std::memory_order_relaxed);  // its segment goes with the arena
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);
@@ -625,6 +655,7 @@ CacheStats PageCache::Stats() const {
   CacheStats st;
   st.capacity_bytes = capacity_;
   st.used_bytes = used_bytes_.load(std::memory_order_relaxed);
+  st.block_reads = block_reads_.load(std::memory_order_relaxed);
   for (const HitCounter& c : peek_hits_) st.hits += c.n.load(std::memory_order_relaxed);
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];

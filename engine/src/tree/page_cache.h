@@ -169,6 +169,16 @@ class PageCache {
   // frame is freed and *ref pins the existing one.
   void Insert(uint64_t address, uint32_t bytes, PageRef* ref);
 
+  // Whether a leaf that a point read missed should be read whole and cached
+  // (true), or answered from the block that holds the key and left out. While
+  // the cache has room every leaf goes in. Once it is full a leaf goes in on
+  // its second miss within the window an admission table remembers (two
+  // slots per page the cache holds, its memory from the arena, taken at the
+  // first full miss): a leaf met once does not push out one met twice.
+  bool AdmitLeaf(uint64_t address, size_t page_bytes);
+  // A miss AdmitLeaf kept out, answered from one block (for the stats).
+  void AddBlockRead() { block_reads_.fetch_add(1, std::memory_order_relaxed); }
+
   // Frees unpinned frames (CLOCK order) until `wanted_bytes` are freed or
   // nothing more can go; returns the bytes freed.
   size_t Evict(size_t wanted_bytes);
@@ -265,6 +275,14 @@ class PageCache {
 
   port::Mutex retired_mu_;
   RetiredList retired_ GUARDED_BY(retired_mu_);  // in tag order
+
+  // AdmitLeaf's table: addresses missed once, direct-mapped. Races between
+  // readers only cost a wrong admission decision, never a wrong read.
+  port::Mutex admission_mu_;  // creates the table once
+  std::atomic<std::atomic<uint64_t>*> admission_{nullptr};
+  size_t admission_mask_ = 0;  // written once, before admission_ is published
+  bool admission_failed_ GUARDED_BY(admission_mu_) = false;
+  std::atomic<uint64_t> block_reads_{0};
 
   port::Mutex free_mu_;
   Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next

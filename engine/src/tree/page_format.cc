@@ -277,15 +277,164 @@ bool RebuildSlots(char* image, size_t image_bytes, uint8_t type, uint16_t level,
   return true;
 }
 
+constexpr size_t kBlockCountBytes = 2;
+constexpr size_t kBlockHeaderBytes = 14;  // first entry, raw bytes, LZ4 bytes, key length
+
+// Where the entries of a canonical page end: entry i+1's offset, or the image's end.
+size_t EntryEnd(const PageView& v, uint32_t i) {
+  return i + 1 < v.count()
+             ? DecodeFixed32(v.data() + kImageHeaderBytes + size_t{i + 1} * kSlotBytes)
+             : v.image_bytes();
+}
+
+// Calls visit(first entry, entry count, start offset, end offset) for each
+// block of a canonical leaf's entries: a block ends after the entry that
+// takes it to `block_bytes` or more.
+template <typename Visit>
+void ForEachBlock(const PageView& v, size_t block_bytes, Visit&& visit) {
+  const uint32_t n = v.count();
+  uint32_t first = 0;
+  size_t start = kImageHeaderBytes + size_t{n} * kSlotBytes;
+  for (uint32_t i = 0; i < n; ++i) {
+    const size_t end = EntryEnd(v, i);
+    if (end - start >= block_bytes || i + 1 == n) {
+      visit(first, i + 1 - first, start, end);
+      first = i + 1;
+      start = end;
+    }
+  }
+}
+
+// The payload of a leaf stored in blocks (format in the header), or 0 when it
+// would be one block or does not fit in `capacity`.
+size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, size_t capacity) {
+  const PageView v(image);
+  size_t blocks = 0, index = kBlockCountBytes;
+  ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t, size_t) {
+    ++blocks;
+    index += kBlockHeaderBytes + v.key(first).size();
+  });
+  if (blocks < 2 || blocks > 0xFFFF || index > capacity) return 0;
+  EncodeFixed16(payload, static_cast<uint16_t>(blocks));
+  char* header = payload + kBlockCountBytes;
+  size_t data = index;
+  bool fits = true;
+  ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t start, size_t end) {
+    if (!fits) return;
+    const int n = LZ4_compress_default(image + start, payload + data, static_cast<int>(end - start),
+                                       static_cast<int>(capacity - data));
+    if (n <= 0) {
+      fits = false;
+      return;
+    }
+    const std::string_view key = v.key(first);
+    EncodeFixed32(header, first);
+    EncodeFixed32(header + 4, static_cast<uint32_t>(end - start));
+    EncodeFixed32(header + 8, static_cast<uint32_t>(n));
+    EncodeFixed16(header + 12, static_cast<uint16_t>(key.size()));
+    std::memcpy(header + kBlockHeaderBytes, key.data(), key.size());
+    header += kBlockHeaderBytes + key.size();
+    data += static_cast<size_t>(n);
+  });
+  return fits ? data : 0;
+}
+
+// One entry of a block index, as BlockIndex::Next reads it.
+struct BlockEntry {
+  uint32_t first_entry = 0, raw_bytes = 0, lz4_bytes = 0;
+  size_t lz4_offset = 0;  // from the payload's start
+  std::string_view first_key;
+};
+
+// Reads a blocked leaf's index, checking every field against the page's
+// header as it goes: a walk that ends without error has seen a well-formed
+// index whose blocks tile the entries and the payload exactly. A block's
+// entry count is the gap to the next block's first entry (the last: to the
+// page's count).
+class BlockIndex {
+ public:
+  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes)
+      : payload_(payload), count_(count), entries_bytes_(entries_bytes) {}
+
+  // The next block; false at the end (why empty: the index is well formed
+  // and data_start() is set) or on an error (why set).
+  bool Next(BlockEntry* b, std::string* why) {
+    if (pos_ == 0) {
+      if (payload_.size() < kBlockCountBytes) return Fail(why, "block index truncated");
+      blocks_ = DecodeFixed16(payload_.data());
+      if (blocks_ < 2 || blocks_ > count_) return Fail(why, "bad block count");
+      pos_ = kBlockCountBytes;
+    }
+    if (seen_ == blocks_) {
+      if (raw_total_ != entries_bytes_ || pos_ + lz4_total_ != payload_.size()) {
+        return Fail(why, "blocks do not tile the page");
+      }
+      data_start_ = pos_;
+      return false;
+    }
+    if (payload_.size() - pos_ < kBlockHeaderBytes) return Fail(why, "block index truncated");
+    const char* h = payload_.data() + pos_;
+    b->first_entry = DecodeFixed32(h);
+    b->raw_bytes = DecodeFixed32(h + 4);
+    b->lz4_bytes = DecodeFixed32(h + 8);
+    const size_t klen = DecodeFixed16(h + 12);
+    if (payload_.size() - pos_ - kBlockHeaderBytes < klen)
+      return Fail(why, "block index truncated");
+    b->first_key = std::string_view(h + kBlockHeaderBytes, klen);
+    const bool first_ok =
+        seen_ == 0 ? b->first_entry == 0 : b->first_entry > prev_first_ && b->first_entry < count_;
+    if (!first_ok || b->raw_bytes == 0 || b->lz4_bytes == 0 ||
+        b->raw_bytes > entries_bytes_ - raw_total_ || b->lz4_bytes > payload_.size() - lz4_total_) {
+      return Fail(why, "block " + std::to_string(seen_) + " out of bounds");
+    }
+    if (seen_ > 0 && !(prev_key_ < b->first_key)) {
+      return Fail(why, "block keys out of order at block " + std::to_string(seen_));
+    }
+    b->lz4_offset = lz4_total_;  // from data_start()
+    prev_first_ = b->first_entry;
+    prev_key_ = b->first_key;
+    raw_total_ += b->raw_bytes;
+    lz4_total_ += b->lz4_bytes;
+    pos_ += kBlockHeaderBytes + klen;
+    ++seen_;
+    return true;
+  }
+  size_t data_start() const { return data_start_; }
+
+ private:
+  static bool Fail(std::string* why, std::string what) {
+    *why = std::move(what);
+    return false;
+  }
+
+  const std::string_view payload_;
+  const uint32_t count_;
+  const size_t entries_bytes_;
+  size_t pos_ = 0;
+  uint32_t blocks_ = 0, seen_ = 0, prev_first_ = 0;
+  size_t raw_total_ = 0, lz4_total_ = 0, data_start_ = 0;
+  std::string_view prev_key_;
+};
+
 }  // namespace
 
-size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out) {
+size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out,
+                        size_t block_bytes) {
   uint8_t flags = 0;
   size_t payload = image_bytes;
   if (compress) {
     const int bound = LZ4_compressBound(static_cast<int>(image_bytes));
     const size_t worth = image_bytes - image_bytes / 8;  // at least 1/8 smaller
-    if (SlotsAreCanonical(image, image_bytes)) {
+    const bool canonical = SlotsAreCanonical(image, image_bytes);
+    if (canonical && block_bytes > 0 && PageView(image).is_leaf()) {
+      size_t n = EncodeBlockedLeaf(image, block_bytes, out + kStoredHeaderBytes,
+                                   MaxStoredBytes(image_bytes) - kStoredHeaderBytes);
+      if (n >= kImageHeaderBytes && n <= worth) {
+        flags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks;
+        payload = n;
+      }
+    }
+    if (flags == 0 && canonical) {
       const size_t skip = kImageHeaderBytes + size_t{PageView(image).count()} * kSlotBytes;
       int n = LZ4_compress_default(image + skip, out + kStoredHeaderBytes,
                                    static_cast<int>(image_bytes - skip), bound);
@@ -347,14 +496,135 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
   if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
     return PageCorruption(file, offset, "payload length mismatch");
   }
-  if ((flags & ~(kStoredFlagLz4 | kStoredFlagNoSlots)) != 0 || flags == kStoredFlagNoSlots) {
-    return PageCorruption(file, offset, "unknown page flags");
-  }
+  const bool known = flags == 0 || flags == kStoredFlagLz4 ||
+                     flags == (kStoredFlagLz4 | kStoredFlagNoSlots) ||
+                     (flags == (kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks) &&
+                      p[8] == static_cast<char>(PageType::kLeaf));
+  if (!known) return PageCorruption(file, offset, "unknown page flags");
   if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||
       ((flags & kStoredFlagLz4) == 0 && raw != payload)) {
     return PageCorruption(file, offset, "bad image size");
   }
   *image_bytes = raw;
+  return Status::OK();
+}
+
+namespace {
+
+// Decompresses every block of a blocked leaf into `entries`, back to back.
+bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_t entries_bytes,
+                  std::string* why) {
+  BlockEntry b;
+  BlockIndex check(payload, count, entries_bytes);  // the data starts after the index
+  while (check.Next(&b, why)) {
+  }
+  if (!why->empty()) return false;
+  const size_t data_start = check.data_start();
+  BlockIndex index(payload, count, entries_bytes);
+  size_t out = 0;
+  while (index.Next(&b, why)) {
+    const int n = LZ4_decompress_safe(payload.data() + data_start + b.lz4_offset, entries + out,
+                                      static_cast<int>(b.lz4_bytes), static_cast<int>(b.raw_bytes));
+    if (n < 0 || static_cast<uint32_t>(n) != b.raw_bytes) {
+      *why = "LZ4 block at entry " + std::to_string(b.first_entry) + " does not decompress";
+      return false;
+    }
+    out += b.raw_bytes;
+  }
+  return why->empty();
+}
+
+// After RebuildSlots: each block starts at an entry, with the key its index
+// names (so a block read finds what a whole-page read finds).
+bool BlocksMatchEntries(std::string_view payload, const char* image, std::string* why) {
+  const PageView v(image);
+  const size_t skip = kImageHeaderBytes + size_t{v.count()} * kSlotBytes;
+  BlockIndex index(payload, v.count(), v.image_bytes() - skip);
+  BlockEntry b;
+  size_t start = skip;
+  while (index.Next(&b, why)) {
+    if (DecodeFixed32(image + kImageHeaderBytes + size_t{b.first_entry} * kSlotBytes) != start ||
+        v.key(b.first_entry) != b.first_key) {
+      *why = "block at entry " + std::to_string(b.first_entry) + " disagrees with its index";
+      return false;
+    }
+    start += b.raw_bytes;
+  }
+  return why->empty();
+}
+
+}  // namespace
+
+Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
+                       std::string_view key, LeafBlock* block, bool* in_range) {
+  const char* p = stored.data();
+  const uint32_t count = DecodeFixed32(p + 12);
+  const uint32_t image_bytes = DecodeFixed32(p + 16);
+  if (!IsBlockedLeaf(stored) || p[8] != static_cast<char>(PageType::kLeaf) ||
+      DecodeFixed16(p + 10) != 0) {
+    return PageCorruption(file, offset, "not a leaf stored in blocks");
+  }
+  const size_t skip = kImageHeaderBytes + size_t{count} * kSlotBytes;
+  if (count == 0 || skip > image_bytes) {
+    return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
+  }
+  const std::string_view payload = stored.substr(kStoredHeaderBytes);
+  BlockIndex index(payload, count, image_bytes - skip);
+  BlockEntry b, chosen;
+  bool have = false;
+  uint32_t chosen_end = count;  // the entry after the chosen block's last
+  std::string why;
+  while (index.Next(&b, &why)) {
+    if (have && chosen_end == count && b.first_entry > chosen.first_entry)
+      chosen_end = b.first_entry;
+    if (b.first_key <= key) {
+      chosen = b;
+      chosen_end = count;
+      have = true;
+    }
+  }
+  if (!why.empty()) return PageCorruption(file, offset, why);
+  *in_range = have;
+  if (!have) return Status::OK();
+  block->lz4 = payload.substr(index.data_start() + chosen.lz4_offset, chosen.lz4_bytes);
+  block->raw_bytes = chosen.raw_bytes;
+  block->entries = chosen_end - chosen.first_entry;
+  block->first_key = chosen.first_key;
+  return Status::OK();
+}
+
+Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
+                       std::string_view key, std::string_view* value, bool* found) {
+  *found = false;
+  const int n = LZ4_decompress_safe(block.lz4.data(), raw, static_cast<int>(block.lz4.size()),
+                                    static_cast<int>(block.raw_bytes));
+  if (n < 0 || static_cast<uint32_t>(n) != block.raw_bytes) {
+    return PageCorruption(file, offset, "LZ4 block does not decompress");
+  }
+  size_t pos = 0;
+  std::string_view prev;
+  for (uint32_t i = 0; i < block.entries; ++i) {
+    const size_t left = block.raw_bytes - pos;
+    if (left < kLeafEntryHeaderBytes)
+      return PageCorruption(file, offset, "block entry out of bounds");
+    const size_t klen = DecodeFixed16(raw + pos);
+    const size_t vlen = DecodeFixed32(raw + pos + 2);
+    if (klen > kMaxKeyBytes || vlen > kMaxValueBytes ||
+        left - kLeafEntryHeaderBytes < klen + vlen) {
+      return PageCorruption(file, offset, "block entry out of bounds");
+    }
+    const std::string_view k(raw + pos + kLeafEntryHeaderBytes, klen);
+    if (i == 0 ? k != block.first_key : !(prev < k)) {
+      return PageCorruption(file, offset, "block keys disagree with the index");
+    }
+    if (k == key) {
+      *value = std::string_view(raw + pos + kLeafEntryHeaderBytes + klen, vlen);
+      *found = true;
+    }
+    prev = k;
+    pos += kLeafEntryHeaderBytes + klen + vlen;
+  }
+  if (pos != block.raw_bytes) return PageCorruption(file, offset, "block entries do not fill it");
   return Status::OK();
 }
 
@@ -369,14 +639,25 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
     if (count > (image_bytes - kImageHeaderBytes) / (kSlotBytes + kLeafEntryHeaderBytes)) {
       return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
     }
-    int n = LZ4_decompress_safe(payload, image + skip, static_cast<int>(payload_bytes),
-                                static_cast<int>(image_bytes - skip));
-    if (n < 0 || static_cast<size_t>(n) != image_bytes - skip) {
-      return PageCorruption(file, offset, "LZ4 payload does not decompress");
+    const std::string_view body(payload, payload_bytes);
+    std::string why;
+    if (p[9] & kStoredFlagBlocks) {
+      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, &why)) {
+        return PageCorruption(file, offset, why);
+      }
+    } else {
+      int n = LZ4_decompress_safe(payload, image + skip, static_cast<int>(payload_bytes),
+                                  static_cast<int>(image_bytes - skip));
+      if (n < 0 || static_cast<size_t>(n) != image_bytes - skip) {
+        return PageCorruption(file, offset, "LZ4 payload does not decompress");
+      }
     }
     if (!RebuildSlots(image, image_bytes, static_cast<uint8_t>(p[8]), DecodeFixed16(p + 10),
                       count)) {
       return PageCorruption(file, offset, "entries do not fill the page");
+    }
+    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, &why)) {
+      return PageCorruption(file, offset, why);
     }
   } else if (p[9] & kStoredFlagLz4) {
     int n = LZ4_decompress_safe(payload, image, static_cast<int>(payload_bytes),

@@ -217,7 +217,13 @@ uint64_t ImageChecksum(const char* image, size_t bytes);
 //   [8]  u8 type   [9] u8 flags   [10] u16 level
 //   [12] u32 entry count    [16] u32 image bytes    [20] u32 payload bytes
 //   [24] payload: the image, raw or LZ4 block-compressed; with kStoredFlagNoSlots
-//        (only together with LZ4) the entries alone, LZ4 block-compressed
+//        (only together with LZ4) the entries alone, LZ4 block-compressed;
+//        with kStoredFlagBlocks (leaves only, together with both) the
+//        entries cut into blocks, each its own LZ4 block, behind an index:
+//          u16 block count B (>= 2)
+//          B times: u32 first entry, u32 raw bytes, u32 LZ4 bytes,
+//                   u16 first key length, first key
+//          the B LZ4 blocks, in order
 // A slot array is ~8 bytes per entry that LZ4 barely compresses (~10% of a
 // stored leaf of 100-byte values), and it is a function of the entries: the
 // decoder rebuilds it, with the prefix length, from the entries and the
@@ -225,6 +231,14 @@ uint64_t ImageChecksum(const char* image, size_t bytes);
 inline constexpr size_t kStoredHeaderBytes = 24;
 inline constexpr uint8_t kStoredFlagLz4 = 1;
 inline constexpr uint8_t kStoredFlagNoSlots = 2;
+// A point read that misses a leaf needs one key, not the page: with the
+// entries in independently compressed blocks it decompresses the one block
+// (a quarter of a 16 KiB page) that may hold the key. With data many times
+// the cache most leaves a read meets are read once before they are evicted,
+// and decoding all of one cost three times the rest of the lookup.
+inline constexpr uint8_t kStoredFlagBlocks = 4;
+// Raw entry bytes a leaf block holds at least (every block but the last).
+inline constexpr size_t kLeafBlockBytes = 4096;
 
 // Upper bound of the stored size of an image of `image_bytes`.
 size_t MaxStoredBytes(size_t image_bytes);
@@ -232,8 +246,11 @@ size_t MaxStoredBytes(size_t image_bytes);
 // zero checksum and returns its length. Compresses when `compress` and the
 // result is at least 1/8 smaller, leaving out the slot array when the decoder
 // can rebuild it exactly (entries back to back in slot order, prefix length
-// CommonPrefix of the first and last searched keys, exact hints).
-size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out);
+// CommonPrefix of the first and last searched keys, exact hints). A leaf
+// whose entries fill more than one block of `block_bytes` (0: never) is
+// stored in blocks.
+size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out,
+                        size_t block_bytes = 0);
 // Fills in the checksum once the page's offset is known.
 void SealStoredPage(char* stored, size_t length, uint64_t offset);
 
@@ -246,6 +263,27 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
 // (room for image_bytes) and validates the image.
 Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::string& file,
                         char* image, size_t image_bytes);
+
+// One block of a leaf stored in blocks.
+struct LeafBlock {
+  std::string_view lz4;        // its LZ4 block
+  uint32_t raw_bytes = 0;      // the bytes of its entries
+  uint32_t entries = 0;        // how many entries it holds
+  std::string_view first_key;  // its first entry's key, as the index holds it
+};
+// Whether a stored page accepted by ParseStoredPage is a leaf in blocks.
+inline bool IsBlockedLeaf(std::string_view stored) {
+  return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlocks) != 0;
+}
+// The block of a blocked leaf (accepted by ParseStoredPage) that holds `key`
+// if the leaf does; *in_range is false when key sorts before every key. A
+// malformed index is Corruption.
+Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
+                       std::string_view key, LeafBlock* block, bool* in_range);
+// Decompresses `block` into `raw` (room for block.raw_bytes), checks its
+// entries and looks `key` up in it: *value then points into raw.
+Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
+                       std::string_view key, std::string_view* value, bool* found);
 
 // "Corruption: <file> page at offset N: <what>"
 Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what);
