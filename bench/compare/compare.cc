@@ -13,6 +13,9 @@
 //   compare [--keys N] [--reps R] [--workloads a,b,c] [--engine all|both|e1,e2,...]
 //           [--dir DIR] [--seconds S] [--seed N] [--json FILE] [--plot FILE.svg]
 //           [--cache_mib N] [--budget_mib N]   (cache of every engine; arenakv's budget)
+//           [--memory_limit_mib N]   (each timed child in a memory cgroup of N MiB,
+//                                     its page cache included; see memory_limit.h;
+//                                     random reads then stop after --seconds)
 
 #include <poll.h>
 #include <signal.h>
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "compare/engine_adapter.h"
+#include "compare/memory_limit.h"
 #include "compare/report.h"
 #include "compare/sys_stats.h"
 #include "compare/workload.h"
@@ -117,6 +121,7 @@ struct Flags {
   uint64_t seed = 301;
   std::string json;
   std::string plot;
+  size_t memory_limit_mib = 0;  // 0: no cgroup
 };
 
 void Usage() {
@@ -126,6 +131,7 @@ void Usage() {
                "               [--dir DIR] [--seconds S] [--seed N] [--json FILE] "
                "[--plot FILE.svg]\n"
                "               [--cache_mib N (256)] [--budget_mib N (arenakv's default)]\n"
+               "               [--memory_limit_mib N (timed children in a memory cgroup)]\n"
                "engines (all, the default; both = arenakv,rocksdb):");
   for (int e = 0; e < kEngineCount; ++e) {
     std::fprintf(stderr, " %s%s", kEngineNames[e], EngineBuilt(e) ? "" : " (not built)");
@@ -165,6 +171,9 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       } else if (name == "--budget_mib") {
         if (!next()) return false;
         Memory().memory_budget_bytes = static_cast<size_t>(std::stoull(value)) << 20;
+      } else if (name == "--memory_limit_mib") {
+        if (!next()) return false;
+        flags->memory_limit_mib = static_cast<size_t>(std::stoull(value));
       } else if (name == "--keys") {
         if (!next()) return false;
         flags->keys = std::stoull(value);
@@ -287,8 +296,12 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 }
 
 // Runs one workload on one engine in a forked child and collects its result.
-RunRecord RunChild(int engine, Workload w, const std::string& dir, const WorkloadConfig& config) {
+// `limit`, when active, holds the child (memory_limit.h); its data's cached
+// pages are dropped first.
+RunRecord RunChild(int engine, Workload w, const std::string& dir, const WorkloadConfig& config,
+                   const MemoryLimit* limit = nullptr) {
   RunRecord record;
+  if (limit != nullptr && limit->active()) EvictPageCache(dir);
   int fds[2];
   if (::pipe(fds) != 0) {
     record.error = std::string("pipe: ") + std::strerror(errno);
@@ -305,6 +318,11 @@ RunRecord RunChild(int engine, Workload w, const std::string& dir, const Workloa
   }
   if (pid == 0) {
     ::close(fds[0]);
+    std::string error;
+    if (limit != nullptr && limit->active() && !limit->Join(&error)) {
+      std::fprintf(stderr, "compare: %s\n", error.c_str());
+      _exit(4);
+    }
     std::unique_ptr<EngineAdapter> adapter = NewAdapter(engine);
     PhaseResult result = RunPhase(adapter.get(), w, dir, config);
     adapter.reset();
@@ -447,6 +465,17 @@ int Main(int argc, char** argv) {
     }
   }
 
+  MemoryLimit limit;
+  if (flags.memory_limit_mib > 0) {
+    std::string error;
+    if (!MemoryLimit::Create(flags.memory_limit_mib << 20, &limit, &error)) {
+      std::fprintf(stderr, "compare: --memory_limit_mib: %s\n", error.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "compare: every timed run in a memory cgroup: %s\n",
+                 limit.Describe().c_str());
+  }
+
   ComparisonRun run;
   run.machine = DescribeMachine(root);
   run.load_at_start = LoadAverage();
@@ -457,6 +486,7 @@ int Main(int argc, char** argv) {
   run.config.keys = flags.keys;
   run.config.seconds = flags.seconds;
   run.config.seed = flags.seed;
+  if (flags.memory_limit_mib > 0) run.config.read_seconds = flags.seconds;
   run.reps = flags.reps;
   run.engines = flags.engines;
   for (int e = 0; e < kEngineCount; ++e) run.built[e] = EngineBuilt(e);
@@ -491,7 +521,7 @@ int Main(int argc, char** argv) {
         }
         WorkloadConfig config = run.config;
         config.version = state[e].version;
-        RunRecord r = RunChild(e, wr.workload, dir, config);
+        RunRecord r = RunChild(e, wr.workload, dir, config, &limit);
         if (info.fills) r.disk = MeasureDiskUsage(dir);
         PrintProgress(rep, flags.reps, wr.workload, e, r);
         wr.runs[e].push_back(r);

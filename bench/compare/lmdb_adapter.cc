@@ -24,6 +24,11 @@
 // - No cache setting: LMDB reads through its memory map, i.e. through the
 //   OS page cache, so the comparison's cache size does not apply; pages of
 //   the map a process touched count in its RSS while the map is open.
+// - MDB_NORDAHEAD, as LMDB's documentation advises for random reads of a
+//   database larger than the memory it gets: with read-ahead on, under
+//   compare's --memory_limit_mib, every page fault read ~128 KiB and random
+//   reads fell to 154/s (20 s, 3M keys, 96 MiB). It changes nothing while
+//   the file fits in the page cache.
 // - The map is 32 GiB of address space; without MDB_WRITEMAP the file only
 //   grows as pages are written, so it stays sparse in effect.
 // - Persist(): mdb_env_sync(env, 1).
@@ -128,7 +133,8 @@ class LmdbAdapter final : public EngineAdapter {
     Check(mdb_env_create(&env_), "env_create");
     Check(mdb_env_set_mapsize(env_, kMapBytes), "env_set_mapsize");
     Check(mdb_env_set_maxreaders(env_, 126), "env_set_maxreaders");
-    Check(mdb_env_open(env_, dir.c_str(), MDB_NOSYNC | MDB_NOTLS, 0644), "env_open");
+    Check(mdb_env_open(env_, dir.c_str(), MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD, 0644),
+          "env_open");
     synced_mode_ = false;
     MDB_txn* txn = nullptr;
     Check(mdb_txn_begin(env_, nullptr, 0, &txn), "txn_begin");

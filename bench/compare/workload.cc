@@ -94,7 +94,14 @@ void ReadRandom(EngineAdapter* db, int threads, const WorkloadConfig& config, Ph
         std::string value;
         char expected[kValueBytes];
         uint64_t n = config.keys / threads;
+        const auto start = std::chrono::steady_clock::now();
         for (uint64_t i = 0; i < n; ++i) {
+          if (config.read_seconds > 0 && i % 256 == 0 && i > 0 &&
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
+                  config.read_seconds) {
+            n = i;
+            break;
+          }
           uint64_t k = rng.Uniform(config.keys);
           if (!db->Get(rec.Key(k), &value)) {
             ++tally->not_found;

@@ -72,6 +72,9 @@ struct WorkloadConfig {
   // The version every key of "main" holds when the workload starts (reads
   // verify against it); ignored by workloads that do not verify exact values.
   uint32_t version = kVersionFill;
+  // Random reads stop after this long (0: never). Set under a memory limit,
+  // where a read may wait for the disk and N of them could take an hour.
+  double read_seconds = 0;
 };
 
 // What one child measured. Trivially copyable: it crosses a pipe.
