@@ -1,5 +1,6 @@
-// Helpers shared by the test suites: temporary directories that clean up,
-// replayable seeds, and resident-memory readings.
+// Helpers shared by the test suites: ASSERT_OK / EXPECT_OK (which print the
+// status), temporary directories that clean up, replayable seeds, and
+// resident-memory readings.
 #ifndef ARENAKV_TESTS_TEST_UTIL_H_
 #define ARENAKV_TESTS_TEST_UTIL_H_
 
@@ -12,6 +13,19 @@
 #include <filesystem>
 #include <random>
 #include <string>
+
+#include "arenakv/status.h"
+
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    const ::arenakv::Status _s = (expr);                    \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+#define EXPECT_OK(expr)                                     \
+  do {                                                      \
+    const ::arenakv::Status _s = (expr);                    \
+    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
 
 namespace arenakv::test {
 

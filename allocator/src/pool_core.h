@@ -332,8 +332,16 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Status Reserve(size_t bytes, int c, uint32_t owner, Segment* reused);
   bool TryReserve(size_t bytes);
   void Unreserve(size_t bytes);
+  // Committed bytes given back (to the OS, or no longer counted): off
+  // committed_ and off the shared budget.
+  void Uncommit(size_t bytes);
+  // Bytes by which the shared budget (if any) is short for `bytes` more.
+  size_t SharedOver(size_t bytes) const;
 
  public:
+  // The SegmentPool this core is behind (set at construction): what the
+  // shared budget's reclaim function is told is asking.
+  const SegmentPool* facade = nullptr;
   Status Charge(size_t bytes);
   void Uncharge(size_t bytes);
 

@@ -355,6 +355,10 @@ bool PoolCore::TryReserve(size_t bytes) {
   do {
     if (bytes > opt_.budget_bytes || cur > opt_.budget_bytes - bytes) return false;
   } while (!committed_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+  if (opt_.shared_budget != nullptr && !opt_.shared_budget->TryTake(bytes)) {
+    committed_.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  }
   const size_t now = cur + bytes;
   size_t hw = high_water_.load(std::memory_order_relaxed);
   while (now > hw && !high_water_.compare_exchange_weak(hw, now, std::memory_order_relaxed)) {
@@ -362,7 +366,12 @@ bool PoolCore::TryReserve(size_t bytes) {
   return true;
 }
 
-void PoolCore::Unreserve(size_t bytes) { committed_.fetch_sub(bytes, std::memory_order_relaxed); }
+void PoolCore::Unreserve(size_t bytes) { Uncommit(bytes); }
+
+void PoolCore::Uncommit(size_t bytes) {
+  committed_.fetch_sub(bytes, std::memory_order_relaxed);
+  if (opt_.shared_budget != nullptr) opt_.shared_budget->Give(bytes);
+}
 
 Status PoolCore::Charge(size_t bytes) {
   if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
@@ -376,6 +385,13 @@ void PoolCore::Uncharge(size_t bytes) {
   Unreserve(bytes);
 }
 
+size_t PoolCore::SharedOver(size_t bytes) const {
+  const SharedBudget* b = opt_.shared_budget.get();
+  if (b == nullptr) return 0;
+  const size_t used = b->used();
+  return used + bytes > b->capacity() ? used + bytes - b->capacity() : 0;
+}
+
 Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
   if (TryReserve(bytes)) return Status::OK();
   auto drop_retained = [&] {
@@ -384,7 +400,8 @@ Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
     port::MutexLock l(&mu_);
     const size_t committed = committed_.load(std::memory_order_relaxed);
     const size_t over =
-        committed + bytes > opt_.budget_bytes ? committed + bytes - opt_.budget_bytes : 0;
+        std::max(committed + bytes > opt_.budget_bytes ? committed + bytes - opt_.budget_bytes : 0,
+                 SharedOver(bytes));
     const size_t retained = RetainedBytes();
     ShrinkRetainedLocked(retained > over ? retained - over : 0);
   };
@@ -396,7 +413,10 @@ Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
     port::MutexLock l(&mu_);
     fn = reclaim_;
   }
-  if (fn) {
+  // The pool's own budget short: its own callback (the shared budget's
+  // reclaim below chooses among every member, coldest first).
+  const size_t committed_now = committed_.load(std::memory_order_relaxed);
+  if (fn && (opt_.shared_budget == nullptr || committed_now + bytes > opt_.budget_bytes)) {
     reclaim_calls_.fetch_add(1, std::memory_order_relaxed);
     const size_t committed = committed_.load(std::memory_order_relaxed);
     const size_t wanted =
@@ -406,6 +426,21 @@ Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {
     if (TryReserve(bytes)) return Status::OK();
     drop_retained();
     if (TryReserve(bytes)) return Status::OK();
+  }
+  if (const size_t over = SharedOver(bytes); over > 0) {
+    // The shared budget is what is full: its owner frees memory wherever it
+    // is coldest, in any member pool (this one last).
+    reclaim_calls_.fetch_add(1, std::memory_order_relaxed);
+    opt_.shared_budget->Reclaim(over, facade);
+    if (c >= 0 && reused != nullptr && PopRetained(c, owner, reused)) return Status::OK();
+    if (TryReserve(bytes)) return Status::OK();
+    drop_retained();
+    if (TryReserve(bytes)) return Status::OK();
+    limit_failures_.fetch_add(1, std::memory_order_relaxed);
+    return Status::MemoryLimit("pool '" + opt_.name + "': shared memory budget of " +
+                               FormatBytes(opt_.shared_budget->capacity()) + " exceeded (in use " +
+                               FormatBytes(opt_.shared_budget->used()) + ", requested " +
+                               FormatBytes(bytes) + ")");
   }
   limit_failures_.fetch_add(1, std::memory_order_relaxed);
   return Status::MemoryLimit("pool '" + opt_.name + "': budget of " +
@@ -692,7 +727,7 @@ void PoolCore::ReleaseDedicatedLocked(Entry* entry, Slot* slot) {
   munmap(base, size);
   munmap_calls_.fetch_add(1, std::memory_order_relaxed);
   dedicated_.fetch_sub(size, std::memory_order_relaxed);
-  committed_.fetch_sub(size, std::memory_order_relaxed);
+  Uncommit(size);
   reserved_.fetch_sub(size, std::memory_order_relaxed);
   SubMappedBytes(size);
   --dedicated_segments_;
@@ -884,7 +919,7 @@ Status PoolCore::SpillSegment(const Segment& segment, uint32_t owner, SpillSink*
   }
   mmap_calls_.fetch_add(1, std::memory_order_relaxed);
   spilled_.fetch_add(segment.size, std::memory_order_relaxed);
-  committed_.fetch_sub(segment.size, std::memory_order_relaxed);
+  Uncommit(segment.size);
   return Status::OK();
 }
 
@@ -995,7 +1030,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
     ReturnPages(start, end - start);
     i = j;
   }
-  committed_.fetch_sub(got, std::memory_order_relaxed);
+  Uncommit(got);
   for (size_t i = 0; i < victims.size();) {
     const int c = victims[i].c;
     ClassState& cs = classes_[c];
@@ -1073,7 +1108,7 @@ void PoolCore::UnmapFreeRegionsLocked() {
     free_region_entries_.push_back(index);
   }
   UnlockAllClasses();
-  if (freed_retained > 0) committed_.fetch_sub(freed_retained, std::memory_order_relaxed);
+  if (freed_retained > 0) Uncommit(freed_retained);
 }
 
 void PoolCore::Trim() {
@@ -1129,7 +1164,7 @@ void PoolCore::UnmapAllLocked() {
   UnlockAllClasses();
   regions_with_space_.clear();
   dedicated_segments_ = 0;
-  committed_.store(0, std::memory_order_relaxed);
+  Uncommit(committed_.load(std::memory_order_relaxed));
   dedicated_.store(0, std::memory_order_relaxed);
   reserved_.store(0, std::memory_order_relaxed);
 }
@@ -1184,7 +1219,9 @@ Status PoolCore::Close() {
 // SegmentPool: the public face.
 
 SegmentPool::SegmentPool(const PoolOptions& options)
-    : options_(options), impl_(std::make_unique<Impl>(options)) {}
+    : options_(options), impl_(std::make_unique<Impl>(options)) {
+  impl_->facade = this;
+}
 
 SegmentPool::~SegmentPool() { impl_->Close().IgnoreError(); }
 

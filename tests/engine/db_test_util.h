@@ -16,17 +16,7 @@
 #include "arenakv/iterator.h"
 #include "arenakv/status.h"
 #include "arenakv/transaction.h"
-
-#define ASSERT_OK(expr)                                     \
-  do {                                                      \
-    const ::arenakv::Status _s = (expr);                    \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                     \
-  do {                                                      \
-    const ::arenakv::Status _s = (expr);                    \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
+#include "test_util.h"
 
 namespace arenakv::test {
 

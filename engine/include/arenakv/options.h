@@ -13,6 +13,7 @@
 namespace arenakv {
 
 class Env;
+class MemoryBudget;
 class Snapshot;
 
 // Limits on what one record may hold; beyond them InvalidArgument.
@@ -51,6 +52,10 @@ struct Options {
   // One budget for everything the database holds in memory: page cache,
   // memtables and every transaction's buffers. 0 = 4 x cache_bytes + 512 MiB.
   size_t memory_budget_bytes = 0;
+  // A budget shared with other databases (arenakv/memory_budget.h): this
+  // database draws its cache, memtables and buffers from it too. With it,
+  // memory_budget_bytes = 0 means no limit of the database's own.
+  std::shared_ptr<MemoryBudget> memory_budget;
 
   // Checkpoint triggers: write the in-memory changes into the B+tree file
   // once this many bytes of changes are buffered (the WAL is then recycled).

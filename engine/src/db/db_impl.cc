@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <new>
 
+#include "db/budget_rep.h"
 #include "db/db_iter.h"
 #include "db/snapshot_impl.h"
 #include "db/spill_file.h"
@@ -81,8 +82,10 @@ constexpr size_t kMinMemtableBudget = size_t{4} << 20;
 // The pool's budget and the memtables' share of it; InvalidArgument naming
 // the minimum when the budget cannot hold the cache and a working memtable.
 Status MemoryBudgetFor(const Options& o, size_t* budget, size_t* memtable_share) {
-  *budget =
-      o.memory_budget_bytes != 0 ? o.memory_budget_bytes : 4 * o.cache_bytes + (size_t{512} << 20);
+  const size_t own_default = o.memory_budget != nullptr ? o.memory_budget->capacity_bytes()
+                                                        : 4 * o.cache_bytes + (size_t{512} << 20);
+  *budget = o.memory_budget_bytes != 0 ? o.memory_budget_bytes : own_default;
+  if (o.memory_budget != nullptr) *budget = std::min(*budget, o.memory_budget->capacity_bytes());
   const size_t minimum = o.cache_bytes + WorkingReserve(o.cache_bytes) + kMinMemtableBudget;
   if (*budget < minimum) {
     return Status::InvalidArgument(
@@ -196,6 +199,10 @@ Status DBImpl::OpenImpl() {
   // memtables take far fewer TLB misses, small databases keep 4 KiB pages.
   po.huge_pages_after_chunks = 4;
   po.budget_bytes = budget_bytes_;
+  if (options_.memory_budget != nullptr) {
+    po.shared_budget = options_.memory_budget->rep()->shared;
+    if (options_.memory_budget_bytes == 0) po.budget_bytes = SIZE_MAX;  // the shared one binds
+  }
   s = alloc::SegmentPool::Create(po, &pool_);
   if (!s.ok()) return s;
   counters_.pool = pool_;
@@ -223,6 +230,7 @@ Status DBImpl::OpenImpl() {
   // Under memory pressure the cache shrinks first; only then do allocations fail.
   tree::BTree* tree = tree_.get();
   pool_->SetReclaimCallback([tree](size_t wanted) { return tree->EvictForReclaim(wanted); });
+  if (options_.memory_budget != nullptr) JoinSharedBudget();
   if (options_.read_ahead) read_ahead_ = std::make_unique<tree::ReadAhead>(tree);
 
   uint64_t max_wal = 0;
@@ -594,7 +602,31 @@ Status DBImpl::Close() {
   return s;
 }
 
+// A member of the shared budget frees its clean cache pages (and, when not
+// the one allocating, gives its pool's free segments back to the OS, which
+// is what returns them to the budget). Its use: cached point reads, block
+// reads and commits, all counters that exist anyway.
+void DBImpl::JoinSharedBudget() {
+  tree::BTree* tree = tree_.get();
+  alloc::SegmentPool* pool = pool_.get();
+  budget_member_ = options_.memory_budget->rep()->Join(
+      pool,
+      [tree, pool](size_t wanted, bool trim) {
+        const size_t freed = tree->EvictForReclaim(wanted);
+        if (trim) pool->Trim();
+        return freed;
+      },
+      [this, tree] {
+        return tree->cache()->Activity() + read_seq_.load(std::memory_order_relaxed);
+      });
+}
+
 void DBImpl::Teardown() {
+  if (budget_member_ != nullptr) {
+    // Before the tree closes: once Leave returns no reclaim touches it.
+    options_.memory_budget->rep()->Leave(budget_member_);
+    budget_member_.reset();
+  }
   if (read_ahead_ != nullptr) read_ahead_->Stop();  // it reads through the tree
   // Unmap second. The tree closes before the last versions go, so that
   // their release does not evict the cache page by page: the cache arena

@@ -34,6 +34,7 @@
 
 #include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/db.h"
+#include "db/budget_rep.h"
 #include "db/handle_registry.h"
 #include "db/log_batch.h"
 #include "db/pool_resource.h"
@@ -203,6 +204,7 @@ class DBImpl final : public DB {
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
+  void JoinSharedBudget();
   // Lock-free point reads (see the comment above DBImpl::Get in db_impl.cc).
   // After every change of current_ or last_sequence_.
   void PublishReadViewLocked() REQUIRES(mu_);
@@ -221,6 +223,8 @@ class DBImpl final : public DB {
   std::shared_ptr<Env> env_;
   std::unique_ptr<FileLock> lock_;
   std::shared_ptr<alloc::SegmentPool> pool_;
+  // This database in Options::memory_budget's members (null without one).
+  std::shared_ptr<MemoryBudget::Rep::Member> budget_member_;
   std::unique_ptr<alloc::Arena> arena_;
   std::unique_ptr<tree::BTree> tree_;
   // Set at open (Options::read_ahead) and kept until destruction; stopped

@@ -299,6 +299,12 @@ Status PageCache::NewFrame(size_t bytes, PageRef* ref) {
   return Status::OK();
 }
 
+uint64_t PageCache::Activity() const {
+  uint64_t n = block_reads_.load(std::memory_order_relaxed);
+  for (const HitCounter& c : peek_hits_) n += c.n.load(std::memory_order_relaxed);
+  return n;
+}
+
 bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
   if (HasRoom(page_bytes)) return true;
   std::atomic<uint64_t>* table = admission_.load(std::memory_order_acquire);

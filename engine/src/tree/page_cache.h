@@ -176,6 +176,9 @@ class PageCache {
   // slots per page the cache holds, its memory from the arena, taken at the
   // first full miss): a leaf met once does not push out one met twice.
   bool AdmitLeaf(uint64_t address, size_t page_bytes);
+  // A count that moves with every cached point read and block read (cheap:
+  // no lock), for a shared budget's choice of whom to reclaim from.
+  uint64_t Activity() const;
   // A miss AdmitLeaf kept out, answered from one block (for the stats).
   void AddBlockRead() { block_reads_.fetch_add(1, std::memory_order_relaxed); }
 

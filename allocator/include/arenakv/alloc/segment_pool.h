@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "arenakv/alloc/shared_budget.h"
 #include "arenakv/status.h"
 
 namespace arenakv::alloc {
@@ -53,6 +54,9 @@ struct PoolOptions {
   // carved gets the transparent-huge-page hint (MADV_HUGEPAGE) on each new
   // one. SIZE_MAX: never. Pays off when max_class_bytes is 2 MiB.
   size_t huge_pages_after_chunks = SIZE_MAX;
+  // A budget shared with other pools (shared_budget.h), on top of
+  // budget_bytes; none by default.
+  std::shared_ptr<SharedBudget> shared_budget;
 };
 
 // A segment handed out by a pool. `token` identifies the slot and carries the

@@ -1,0 +1,102 @@
+// MemoryBudget and its Rep: the shared budget's members and reclaim order.
+#include <algorithm>
+
+#include "db/budget_rep.h"
+
+namespace arenakv {
+
+namespace {
+// A reclaim frees at least this much: memory is short again at once
+// otherwise, and every reclaim walks every member.
+constexpr size_t kMinReclaimBytes = size_t{1} << 20;
+constexpr size_t kMinCapacity = size_t{1} << 20;
+}  // namespace
+
+MemoryBudget::Rep::Rep(size_t capacity) : shared(std::make_shared<alloc::SharedBudget>(capacity)) {
+  shared->SetReclaim(
+      [this](size_t wanted, const alloc::SegmentPool* asking) { return Reclaim(wanted, asking); });
+}
+
+MemoryBudget::Rep::~Rep() { shared->SetReclaim(nullptr); }
+
+std::shared_ptr<MemoryBudget::Rep::Member> MemoryBudget::Rep::Join(
+    const alloc::SegmentPool* pool, std::function<size_t(size_t, bool)> reclaim,
+    std::function<uint64_t()> activity) {
+  auto m = std::make_shared<Member>();
+  m->pool = pool;
+  m->reclaim = std::move(reclaim);
+  m->activity = std::move(activity);
+  {
+    port::MutexLock ml(&m->mu);
+    m->seen = m->activity();
+  }
+  port::MutexLock l(&mu_);
+  members_.push_back(m);
+  return m;
+}
+
+void MemoryBudget::Rep::Leave(const std::shared_ptr<Member>& member) {
+  {
+    port::MutexLock l(&mu_);
+    members_.erase(std::remove(members_.begin(), members_.end(), member), members_.end());
+  }
+  port::MutexLock ml(&member->mu);  // waits for a reclaim running on it
+  member->alive = false;
+}
+
+size_t MemoryBudget::Rep::databases() const {
+  port::MutexLock l(&mu_);
+  return members_.size();
+}
+
+size_t MemoryBudget::Rep::Reclaim(size_t wanted, const alloc::SegmentPool* asking) {
+  std::vector<std::shared_ptr<Member>> members;
+  {
+    port::MutexLock l(&mu_);
+    members = members_;
+  }
+  // How much each was used since the last reclaim: the least used first,
+  // the asking database last whatever its use.
+  struct Candidate {
+    uint64_t use;
+    bool asking;
+    Member* m;
+  };
+  std::vector<Candidate> order;
+  order.reserve(members.size());
+  for (const auto& m : members) {
+    port::MutexLock ml(&m->mu);
+    if (!m->alive) continue;
+    const uint64_t now = m->activity();
+    order.push_back({now - m->seen, m->pool == asking, m.get()});
+    m->seen = now;
+  }
+  std::stable_sort(order.begin(), order.end(), [](const Candidate& a, const Candidate& b) {
+    return a.asking != b.asking ? b.asking : a.use < b.use;
+  });
+  const size_t want = std::max(wanted, kMinReclaimBytes);
+  size_t freed = 0;
+  for (const Candidate& c : order) {
+    if (freed >= want) break;
+    port::MutexLock ml(&c.m->mu);
+    if (!c.m->alive) continue;
+    // The asking pool drops its own free segments itself (it is inside an
+    // allocation); every other gives them back to the OS here.
+    freed += c.m->reclaim(want - freed, /*trim=*/!c.asking);
+  }
+  return freed;
+}
+
+std::shared_ptr<MemoryBudget> MemoryBudget::Create(size_t capacity_bytes) {
+  return std::shared_ptr<MemoryBudget>(new MemoryBudget(std::max(capacity_bytes, kMinCapacity)));
+}
+
+MemoryBudget::MemoryBudget(size_t capacity_bytes) : rep_(std::make_unique<Rep>(capacity_bytes)) {}
+MemoryBudget::~MemoryBudget() = default;
+
+size_t MemoryBudget::capacity_bytes() const { return rep_->shared->capacity(); }
+size_t MemoryBudget::used_bytes() const { return rep_->shared->used(); }
+size_t MemoryBudget::peak_bytes() const { return rep_->shared->high_water(); }
+size_t MemoryBudget::databases() const { return rep_->databases(); }
+
+}  // namespace arenakv

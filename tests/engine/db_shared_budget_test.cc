@@ -1,0 +1,270 @@
+// Databases sharing one MemoryBudget: the sum of what they hold stays under
+// it, closing gives each one's memory back at once, and when it is full the
+// clean cache pages of the least used databases go first.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "arenakv/memory_budget.h"
+#include "arenakv/transaction.h"
+#include "db_test_util.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+std::string Key(int i) {
+  char k[16];
+  std::snprintf(k, sizeof(k), "key%08d", i);
+  return k;
+}
+std::string Value(int i, int db) {
+  return std::string(100, static_cast<char>('a' + (i + db) % 26));
+}
+
+Options Shared(const std::shared_ptr<MemoryBudget>& budget, size_t cache) {
+  Options o;
+  o.memory_budget = budget;
+  o.cache_bytes = cache;
+  o.read_ahead = false;  // caches fill only through the reads below
+  return o;
+}
+
+// Fills `db` with `n` keys and checkpoints them into the tree.
+void Fill(DB* db, int n, int id) {
+  for (int i = 0; i < n; ++i) ASSERT_OK(db->Put(WriteOptions(), Key(i), Value(i, id)));
+  ASSERT_OK(db->Checkpoint());
+}
+
+void ReadAll(DB* db, int n, int id) {
+  std::string v;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_OK(db->Get(ReadOptions(), Key(i), &v));
+    ASSERT_EQ(v, Value(i, id)) << Key(i);
+  }
+}
+
+size_t CacheUsed(DB* db) {
+  DBStats st;
+  EXPECT_OK(db->GetStats(&st));
+  return st.cache.used_bytes;
+}
+
+TEST(SharedBudgetTest, ManyDatabasesStayUnderOneBudgetAndGiveItBackOnClose) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(96 * kMiB);
+  EXPECT_EQ(budget->capacity_bytes(), 96 * kMiB);
+  constexpr int kDbs = 24;
+  std::vector<std::unique_ptr<DB>> dbs(kDbs);
+  for (int d = 0; d < kDbs; ++d) {
+    ASSERT_OK(DB::Open(Shared(budget, 2 * kMiB), dir.Join("db" + std::to_string(d)), &dbs[d]));
+  }
+  EXPECT_EQ(budget->databases(), static_cast<size_t>(kDbs));
+  // 24 caches of 2 MiB and their memtables would need more than the budget.
+  for (int d = 0; d < kDbs; ++d) ASSERT_NO_FATAL_FAILURE(Fill(dbs[d].get(), 20000, d));
+  for (int round = 0; round < 2; ++round) {
+    for (int d = 0; d < kDbs; ++d) ASSERT_NO_FATAL_FAILURE(ReadAll(dbs[d].get(), 20000, d));
+  }
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  EXPECT_GT(budget->used_bytes(), 0u);
+  for (int d = 0; d < kDbs; ++d) {
+    const size_t before = budget->used_bytes();
+    ASSERT_OK(dbs[d]->Close());
+    dbs[d].reset();
+    EXPECT_LT(budget->used_bytes(), before) << "closing db " << d << " gave nothing back";
+  }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  EXPECT_EQ(budget->databases(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// A hot database may use most of the budget while the others are idle:
+// their cache pages are what it takes.
+TEST(SharedBudgetTest, AHotDatabaseTakesTheCacheOfIdleOnes) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  std::unique_ptr<DB> hot, idle1, idle2;
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("hot"), &hot));
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("idle1"), &idle1));
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("idle2"), &idle2));
+  ASSERT_NO_FATAL_FAILURE(Fill(idle1.get(), 120000, 1));
+  ASSERT_NO_FATAL_FAILURE(Fill(idle2.get(), 120000, 2));
+  ASSERT_NO_FATAL_FAILURE(Fill(hot.get(), 300000, 0));  // ~38 MiB of leaves
+  ASSERT_NO_FATAL_FAILURE(ReadAll(idle1.get(), 120000, 1));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(idle2.get(), 120000, 2));
+  const size_t idle_before = CacheUsed(idle1.get()) + CacheUsed(idle2.get());
+  EXPECT_GT(idle_before, 16 * kMiB);
+  for (int round = 0; round < 3; ++round) ASSERT_NO_FATAL_FAILURE(ReadAll(hot.get(), 300000, 0));
+  const size_t hot_cache = CacheUsed(hot.get());
+  const size_t idle_after = CacheUsed(idle1.get()) + CacheUsed(idle2.get());
+  EXPECT_GT(hot_cache, 32 * kMiB);  // all its leaves: half the budget
+  EXPECT_LT(idle_after + 4 * kMiB, idle_before);
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  // The idle ones still read right (from disk now).
+  ASSERT_NO_FATAL_FAILURE(ReadAll(idle1.get(), 1000, 1));
+  ASSERT_OK(hot->Close());
+  ASSERT_OK(idle1->Close());
+  ASSERT_OK(idle2->Close());
+  hot.reset();
+  idle1.reset();
+  idle2.reset();
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// The least used database since the last time memory was short gives first.
+TEST(SharedBudgetTest, TheLeastUsedDatabaseGivesFirst) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(56 * kMiB);
+  std::unique_ptr<DB> quiet, busy, asking;
+  ASSERT_OK(DB::Open(Shared(budget, 12 * kMiB), dir.Join("quiet"), &quiet));
+  ASSERT_OK(DB::Open(Shared(budget, 12 * kMiB), dir.Join("busy"), &busy));
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("asking"), &asking));
+  ASSERT_NO_FATAL_FAILURE(Fill(quiet.get(), 50000, 1));
+  ASSERT_NO_FATAL_FAILURE(Fill(busy.get(), 50000, 2));
+  ASSERT_NO_FATAL_FAILURE(Fill(asking.get(), 320000, 3));  // more than the budget has left
+  ASSERT_NO_FATAL_FAILURE(ReadAll(quiet.get(), 50000, 1));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), 50000, 2));
+  const size_t quiet_before = CacheUsed(quiet.get());
+  const size_t busy_before = CacheUsed(busy.get());
+  ASSERT_GT(quiet_before, 4 * kMiB);
+  ASSERT_GT(busy_before, 4 * kMiB);
+  // From here on only `busy` is used, then `asking` needs memory; reading
+  // `busy` again between the reclaims keeps it the busier one.
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), 50000, 2));
+    ASSERT_NO_FATAL_FAILURE(ReadAll(asking.get(), 320000, 3));
+  }
+  const size_t quiet_after = CacheUsed(quiet.get());
+  const size_t busy_after = CacheUsed(busy.get());
+  // `asking` got all it needed (its whole data), from `quiet` alone.
+  EXPECT_GT(CacheUsed(asking.get()), 38 * kMiB);
+  EXPECT_LE(quiet_after + kMiB, quiet_before) << "the quiet database kept its cache";
+  EXPECT_GE(busy_after, busy_before) << "the busy database gave before the quiet one";
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  for (auto* db : {&quiet, &busy, &asking}) {
+    ASSERT_OK((*db)->Close());
+    db->reset();
+  }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// MemoryLimit comes only once nothing can be freed: the other database's
+// cache goes first, the failed write changes nothing, and both go on.
+TEST(SharedBudgetTest, MemoryLimitOnlyWhenNothingCanBeFreed) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(40 * kMiB);
+  std::unique_ptr<DB> reader, writer;
+  ASSERT_OK(DB::Open(Shared(budget, 24 * kMiB), dir.Join("reader"), &reader));
+  ASSERT_OK(DB::Open(Shared(budget, 1 * kMiB), dir.Join("writer"), &writer));
+  ASSERT_NO_FATAL_FAILURE(Fill(reader.get(), 200000, 1));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(reader.get(), 200000, 1));
+  const size_t reader_cache = CacheUsed(reader.get());
+  ASSERT_GT(reader_cache, 20 * kMiB);
+
+  std::unique_ptr<Transaction> txn = writer->BeginTransaction(WriteOptions(), TransactionOptions());
+  const std::string big(kMiB / 2, 'x');
+  Status s;
+  int puts = 0;
+  for (; puts < 200; ++puts) {
+    s = txn->Put(Key(puts), big);
+    if (!s.ok()) break;
+  }
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  // More than the budget had free beside the reader's cache.
+  EXPECT_GT(puts * big.size(), budget->capacity_bytes() - reader_cache)
+      << "failed before the reader's cache was freed";
+  EXPECT_LT(CacheUsed(reader.get()), 2 * kMiB);
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  ASSERT_OK(txn->Rollback());
+  txn.reset();
+  std::string v;
+  EXPECT_TRUE(writer->Get(ReadOptions(), Key(0), &v).IsNotFound());
+  ASSERT_OK(writer->Put(WriteOptions(), "after", "works"));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(reader.get(), 200000, 1));
+  ASSERT_OK(reader->Close());
+  ASSERT_OK(writer->Close());
+  reader.reset();
+  writer.reset();
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// Readers of some databases reclaim from the others while those are being
+// closed and reopened: a reclaim never touches a database that has left
+// (ThreadSanitizer and AddressSanitizer watch), and the budget ends at zero.
+TEST(SharedBudgetTest, ReclaimRacesCloseAndReopen) {
+  const uint64_t seed = test::TestSeed();
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(48 * kMiB);
+  constexpr int kDbs = 6;
+  constexpr int kKeys = 30000;
+  for (int d = 0; d < kDbs; ++d) {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Shared(budget, 8 * kMiB), dir.Join("db" + std::to_string(d)), &db));
+    ASSERT_NO_FATAL_FAILURE(Fill(db.get(), kKeys, d));
+    ASSERT_OK(db->Close());
+  }
+  // Databases 0-2 stay open and are read; 3-5 are closed and reopened.
+  std::vector<std::unique_ptr<DB>> steady(3);
+  for (int d = 0; d < 3; ++d) {
+    ASSERT_OK(DB::Open(Shared(budget, 8 * kMiB), dir.Join("db" + std::to_string(d)), &steady[d]));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      std::string v;
+      while (!stop.load()) {
+        const int d = static_cast<int>(rng() % 3);
+        const int i = static_cast<int>(rng() % kKeys);
+        Status s = steady[d]->Get(ReadOptions(), Key(i), &v);
+        if (!s.ok() || v != Value(i, d)) errors.fetch_add(1);
+      }
+    });
+  }
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 12; ++round) {
+    const int d = 3 + static_cast<int>(rng() % 3);
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Shared(budget, 8 * kMiB), dir.Join("db" + std::to_string(d)), &db));
+    ASSERT_NO_FATAL_FAILURE(ReadAll(db.get(), kKeys, d));
+    ASSERT_OK(db->Close());
+  }
+  stop.store(true);
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(errors.load(), 0) << "seed " << seed;
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  for (auto& db : steady) {
+    ASSERT_OK(db->Close());
+    db.reset();
+  }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  EXPECT_EQ(budget->databases(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+TEST(SharedBudgetTest, ABudgetTooSmallForOneDatabaseIsRefused) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(8 * kMiB);
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(Shared(budget, 4 * kMiB), dir.Join("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_EQ(budget->databases(), 0u);
+  EXPECT_EQ(budget->used_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace arenakv
