@@ -157,6 +157,11 @@ class DB {
 // Deletes a closed database's files and directory.
 Status DestroyDB(const std::string& path, const Options& options = {});
 
+// The process's background threads, shared by every open database for its
+// checkpoints (an idle database holds none). 2 by default; raising it
+// starts more at once, lowering it only limits threads not started yet.
+void SetBackgroundThreads(int threads);
+
 }  // namespace arenakv
 
 #endif  // ARENAKV_DB_H_

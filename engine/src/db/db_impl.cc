@@ -13,6 +13,7 @@
 #include "db/transaction_impl.h"
 #include "mem/merging_iterator.h"
 #include "tree/read_epoch.h"
+#include "util/background_pool.h"
 #include "util/sync_point.h"
 #include "wal/wal_format.h"
 #include "wal/wal_reader.h"
@@ -239,9 +240,6 @@ Status DBImpl::OpenImpl() {
   if (!exists) {
     s = env_->SyncDir(path_);
     if (!s.ok()) return s;
-  }
-  if (options_.background_checkpoints) {
-    bg_thread_ = std::thread([this] { BackgroundLoop(); });
   }
   return Status::OK();
 }
@@ -578,7 +576,9 @@ Status DBImpl::Close() {
     shutting_down_ = true;
     bg_cv_.SignalAll();
   }
-  if (bg_thread_.joinable()) bg_thread_.join();
+  // Background work of this database that has not started never will; the
+  // piece running (a checkpoint) finishes first.
+  BackgroundPool::Default()->Cancel(this);
   TEST_SYNC_POINT("DBImpl::Close:Checkpoint");
 
   Status s;
@@ -1334,7 +1334,7 @@ void DBImpl::MaybeSlowDownLocked(size_t active_bytes, size_t threshold) {
 
 Status DBImpl::AwaitCheckpointLocked() {
   // A checkpoint that just ran out of memory is retried in the background
-  // (BackgroundLoop), not by every writer that finds the memtables full.
+  // (BackgroundWork), not by every writer that finds the memtables full.
   // Unless a reader or transaction has ended since, giving memory back: the
   // writer after the last reader must not find the database still refusing.
   if (!checkpoint_memory_error_.ok() && !checkpoint_running_ &&
@@ -1349,10 +1349,7 @@ Status DBImpl::AwaitCheckpointLocked() {
     return s;
   }
   const uint64_t seen = checkpoint_attempts_;
-  if (!checkpoint_running_) {
-    checkpoint_scheduled_ = true;
-    bg_cv_.SignalAll();
-  }
+  if (!checkpoint_running_) ScheduleCheckpointLocked();
   while (checkpoint_attempts_ == seen && bg_error_.ok() && !current_->imm.empty() &&
          !shutting_down_) {
     bg_cv_.Wait();
@@ -1452,8 +1449,7 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     PublishReadViewLocked();
     if (force) return Status::OK();  // the caller runs the checkpoint next
     if (options_.background_checkpoints) {
-      checkpoint_scheduled_ = true;
-      bg_cv_.SignalAll();
+      ScheduleCheckpointLocked();
       return Status::OK();
     }
     mu_.Unlock();
@@ -1511,7 +1507,7 @@ Status DBImpl::RunTreeCheckpoint() {
     ++checkpoint_attempts_;
     if (!s.ok()) {
       // The frozen memtable stays readable; the tree keeps its last durable
-      // state. Short of memory, the checkpoint is retried (BackgroundLoop,
+      // state. Short of memory, the checkpoint is retried (BackgroundWork,
       // and writers that need the room); after an I/O error or corruption
       // the database is read-only until it is reopened.
       if (s.IsMemoryLimit()) {
@@ -1642,29 +1638,41 @@ void DBImpl::DeleteObsoleteWals(uint64_t below) {
   }
 }
 
-void DBImpl::BackgroundLoop() {
+void DBImpl::ScheduleCheckpointLocked() {
+  checkpoint_scheduled_ = true;
+  bg_cv_.SignalAll();
+  if (bg_posted_now_ || shutting_down_) return;
+  bg_posted_now_ = true;
+  BackgroundPool::Default()->Post(this, [this] { BackgroundWork(/*delayed=*/false); });
+}
+
+// Runs on a thread of the shared BackgroundPool: the checkpoints asked for,
+// then, after one that ran out of memory, its retry (posted again with a
+// delay doubling while they keep failing: memory comes back when readers
+// end, transactions finish or the cache gives some up).
+void DBImpl::BackgroundWork(bool delayed) {
   port::MutexLock l(&mu_);
-  // After a checkpoint ran out of memory: the wait before the next attempt,
-  // doubling while they keep failing (memory comes back when readers end,
-  // transactions finish or the cache gives some up).
-  int64_t backoff_ns = kCheckpointRetryNs;
-  for (;;) {
-    while (!checkpoint_scheduled_ && !shutting_down_) {
+  (delayed ? bg_posted_later_ : bg_posted_now_) = false;
+  if (bg_backoff_ns_ == 0) bg_backoff_ns_ = kCheckpointRetryNs;
+  while (!shutting_down_) {
+    if (!checkpoint_scheduled_) {
       if (checkpoint_memory_error_.ok() || current_->imm.empty()) {
-        backoff_ns = kCheckpointRetryNs;
-        bg_cv_.Wait();
-        continue;
+        bg_backoff_ns_ = kCheckpointRetryNs;
+        return;
       }
-      const int64_t due = checkpoint_memory_error_ns_ + backoff_ns;
+      const int64_t due = checkpoint_memory_error_ns_ + bg_backoff_ns_;
       const int64_t now = YieldPolicy::NowNs();
       if (now < due) {
-        bg_cv_.WaitFor(std::chrono::nanoseconds(due - now));
-        continue;
+        if (!bg_posted_later_) {
+          bg_posted_later_ = true;
+          BackgroundPool::Default()->Post(
+              this, [this] { BackgroundWork(/*delayed=*/true); },
+              std::chrono::nanoseconds(due - now));
+        }
+        return;
       }
-      backoff_ns = std::min<int64_t>(backoff_ns * 2, kMaxCheckpointRetryNs);
-      checkpoint_scheduled_ = true;
+      bg_backoff_ns_ = std::min<int64_t>(bg_backoff_ns_ * 2, kMaxCheckpointRetryNs);
     }
-    if (shutting_down_) return;
     checkpoint_scheduled_ = false;
     mu_.Unlock();
     RunTreeCheckpoint().IgnoreError();  // failures land in bg_error_

@@ -183,7 +183,9 @@ class DBImpl final : public DB {
   // trades its memtable for a KeyRecord.
   void CompactHistory(const std::vector<std::shared_ptr<MemRef>>& done) EXCLUDES(mu_);
   void StartHistoryLocked() REQUIRES(mu_);
-  void BackgroundLoop();
+  // Background checkpoints, on the shared BackgroundPool.
+  void ScheduleCheckpointLocked() REQUIRES(mu_);
+  void BackgroundWork(bool delayed) EXCLUDES(mu_);
   void DeleteObsoleteWals(uint64_t below);
   Status CheckDataFileBesideLogs(const std::string& data_path);
   Status Recover(uint64_t* max_wal_number);
@@ -280,7 +282,11 @@ class DBImpl final : public DB {
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;
   bool checkpoint_running_ GUARDED_BY(mu_) = false;
   bool shutting_down_ GUARDED_BY(mu_) = false;
-  std::thread bg_thread_;
+  // Background work posted to the shared BackgroundPool and not started:
+  // a checkpoint to run now, a retry after a delay (at most one of each).
+  bool bg_posted_now_ GUARDED_BY(mu_) = false;
+  bool bg_posted_later_ GUARDED_BY(mu_) = false;
+  int64_t bg_backoff_ns_ GUARDED_BY(mu_) = 0;  // the next retry's delay
   // Write-path scratch (Put batches; below leader_mr_): from the pool, not
   // the arena, so that it is freed and the database arena does not grow.
   std::optional<PoolResource> scratch_mr_;

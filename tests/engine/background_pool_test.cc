@@ -1,0 +1,120 @@
+// BackgroundPool: posted work runs on a few shared threads, delayed work
+// waits its turn, Cancel drops an owner's pending work and waits for the
+// piece running; and databases use it: an idle database holds no thread.
+#include "util/background_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "db_test_util.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+using namespace std::chrono_literals;
+
+size_t ProcessThreads() {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST(BackgroundPoolTest, RunsWorkInDueOrderOnItsThreads) {
+  BackgroundPool pool(1);  // one thread: the order is the queue's
+  std::vector<int> order;
+  std::promise<void> done;
+  int owner = 0;
+  pool.Post(
+      &owner,
+      [&] {
+        order.push_back(3);
+        done.set_value();
+      },
+      50ms);
+  pool.Post(&owner, [&] { order.push_back(1); });
+  pool.Post(&owner, [&] { order.push_back(2); });
+  done.get_future().wait();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(pool.threads(), 1);
+  EXPECT_EQ(pool.pending(), 0u);
+}
+
+TEST(BackgroundPoolTest, CancelDropsPendingWorkAndWaitsForTheRunningPiece) {
+  BackgroundPool pool(2);
+  int a = 0, b = 0;
+  std::promise<void> started;
+  std::atomic<bool> cancel_returned{false}, saw_returned{true}, finished{false};
+  std::atomic<int> ran_later{0};
+  pool.Post(&a, [&] {
+    started.set_value();
+    // Cancel(&a) has begun once a's pending piece is gone: it must now
+    // wait for this one.
+    while (pool.pending() != 1) std::this_thread::yield();
+    saw_returned = cancel_returned.load();
+    finished = true;
+  });
+  started.get_future().wait();
+  pool.Post(
+      &a, [&] { ran_later.fetch_add(1); }, 10s);  // pending: dropped
+  pool.Post(
+      &b, [&] { ran_later.fetch_add(100); }, 10s);
+  std::thread canceller([&] {
+    pool.Cancel(&a);
+    cancel_returned = true;
+  });
+  canceller.join();
+  EXPECT_TRUE(finished.load());
+  EXPECT_FALSE(saw_returned.load()) << "Cancel returned while the owner's work ran";
+  EXPECT_EQ(pool.pending(), 1u);  // b's stays
+  EXPECT_EQ(ran_later.load(), 0);
+  pool.Cancel(&b);
+  EXPECT_EQ(pool.pending(), 0u);
+}
+
+// Opening many databases adds no thread; writing to all of them (with
+// background checkpoints) adds at most the pool's.
+TEST(BackgroundPoolTest, DatabasesShareThePoolsThreads) {
+  test::TempDir dir;
+  Options o;
+  o.cache_bytes = 256 << 10;
+  o.read_ahead = false;  // its threads are per database still
+  o.checkpoint_wal_bytes = 256 << 10;
+  const size_t before = ProcessThreads();
+  constexpr int kDbs = 40;
+  std::vector<std::unique_ptr<DB>> dbs(kDbs);
+  for (int d = 0; d < kDbs; ++d) {
+    ASSERT_OK(DB::Open(o, dir.Join("db" + std::to_string(d)), &dbs[d]));
+  }
+  EXPECT_EQ(ProcessThreads(), before) << "an idle database started a thread";
+  const std::string value(200, 'v');
+  for (int i = 0; i < 3000; ++i) {
+    for (int d = 0; d < kDbs; d += 7) {
+      ASSERT_OK(dbs[d]->Put(WriteOptions(), "k" + std::to_string(i), value));
+    }
+  }
+  DBStats st;
+  ASSERT_OK(dbs[0]->GetStats(&st));
+  EXPECT_GT(st.checkpoints, 0u);  // the background ran checkpoints
+  EXPECT_LE(ProcessThreads(), before + static_cast<size_t>(BackgroundPool::Default()->threads()));
+  EXPECT_LE(BackgroundPool::Default()->threads(), 2);
+  for (auto& db : dbs) {
+    ASSERT_OK(db->Close());
+    db.reset();
+  }
+  test::ExpectPoolsReleased();
+}
+
+}  // namespace
+}  // namespace arenakv
