@@ -83,13 +83,13 @@ TEST(BackgroundPoolTest, CancelDropsPendingWorkAndWaitsForTheRunningPiece) {
   EXPECT_EQ(pool.pending(), 0u);
 }
 
-// Opening many databases adds no thread; writing to all of them (with
-// background checkpoints) adds at most the pool's.
+// Opening many databases adds no thread; writing to some of them (with
+// background checkpoints) and reading them cold (with read-ahead) adds at
+// most the pool's.
 TEST(BackgroundPoolTest, DatabasesShareThePoolsThreads) {
   test::TempDir dir;
   Options o;
   o.cache_bytes = 256 << 10;
-  o.read_ahead = false;  // its threads are per database still
   o.checkpoint_wal_bytes = 256 << 10;
   const size_t before = ProcessThreads();
   constexpr int kDbs = 40;
@@ -104,9 +104,20 @@ TEST(BackgroundPoolTest, DatabasesShareThePoolsThreads) {
       ASSERT_OK(dbs[d]->Put(WriteOptions(), "k" + std::to_string(i), value));
     }
   }
+  DBStats written;
+  ASSERT_OK(dbs[0]->GetStats(&written));
+  EXPECT_GT(written.checkpoints, 0u);  // the shared threads ran checkpoints
+  // Reopened cold, read: misses queue read-ahead on the same threads.
+  for (int d = 0; d < kDbs; d += 7) {
+    ASSERT_OK(dbs[d]->Close());
+    ASSERT_OK(DB::Open(o, dir.Join("db" + std::to_string(d)), &dbs[d]));
+    std::string v;
+    for (int i = 0; i < 3000; i += 10)
+      ASSERT_OK(dbs[d]->Get(ReadOptions(), "k" + std::to_string(i), &v));
+  }
   DBStats st;
-  ASSERT_OK(dbs[0]->GetStats(&st));
-  EXPECT_GT(st.checkpoints, 0u);  // the background ran checkpoints
+  ASSERT_OK(dbs[7]->GetStats(&st));
+  EXPECT_GT(st.cache.read_ahead_pages, 0u);  // the shared threads read ahead
   EXPECT_LE(ProcessThreads(), before + static_cast<size_t>(BackgroundPool::Default()->threads()));
   EXPECT_LE(BackgroundPool::Default()->threads(), 2);
   for (auto& db : dbs) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "util/background_pool.h"
 #include "util/sync_point.h"
 
 namespace arenakv::tree {
@@ -15,7 +16,6 @@ bool ReadAhead::RecentLocked(uint64_t parent) const {
 
 void ReadAhead::Request(uint64_t parent) noexcept {
   if (parent == 0 || !tree_->CacheHasRoom()) return;
-  std::thread finished;
   bool queued = true;
   {
     port::MutexLock l(&mu_);
@@ -25,60 +25,65 @@ void ReadAhead::Request(uint64_t parent) noexcept {
     queue_[(head_ + size_) % kQueue] = parent;
     ++size_;
     if (!running_) {
-      // The previous thread has left Run (running_ is false): join it below.
-      finished = std::move(thread_);
       try {
-        thread_ = std::thread([this] { Run(); });
+        BackgroundPool::Default()->Post(this, [this] { Run(); });
         running_ = true;
       } catch (...) {
-        // No thread to be had (std::system_error, or std::bad_alloc for its
-        // state): read-ahead is only an optimisation.
+        // No memory to queue the work: read-ahead is only an optimisation.
         --size_;
         queued = false;
       }
     }
   }
   if (queued) TEST_SYNC_POINT("ReadAhead::Request:Queued");
-  if (finished.joinable()) finished.join();
 }
 
+// One parent's children per piece of work, then the next piece is queued
+// behind whatever else the shared threads have to do (checkpoints first
+// among them, as they were posted first).
 void ReadAhead::Run() {
-  while (true) {
-    uint64_t parent;
-    {
-      port::MutexLock l(&mu_);
-      if (size_ == 0 || stop_.load(std::memory_order_relaxed)) {
-        running_ = false;
-        break;
-      }
+  uint64_t parent = 0;
+  {
+    port::MutexLock l(&mu_);
+    if (size_ == 0 || stop_.load(std::memory_order_relaxed)) {
+      running_ = false;
+    } else {
       parent = queue_[head_];
       head_ = (head_ + 1) % kQueue;
       --size_;
     }
-    TEST_SYNC_POINT("ReadAhead::Run:Load");
-    uint64_t n = 0;
-    try {
-      // An error here is left for the reader that reaches the page to meet.
-      tree_->LoadChildren(parent, stop_, &n).IgnoreError();
-    } catch (...) {
-      // Out of memory building a frame or a message: this parent is skipped.
-    }
-    loaded_.fetch_add(n, std::memory_order_relaxed);
-    TEST_SYNC_POINT_CALLBACK("ReadAhead::Run:Loaded", &n);
   }
-  TEST_SYNC_POINT("ReadAhead::Run:Idle");
+  if (parent == 0) {
+    TEST_SYNC_POINT("ReadAhead::Run:Idle");
+    return;
+  }
+  TEST_SYNC_POINT("ReadAhead::Run:Load");
+  uint64_t n = 0;
+  try {
+    // An error here is left for the reader that reaches the page to meet.
+    tree_->LoadChildren(parent, stop_, &n).IgnoreError();
+  } catch (...) {
+    // Out of memory building a frame or a message: this parent is skipped.
+  }
+  loaded_.fetch_add(n, std::memory_order_relaxed);
+  TEST_SYNC_POINT_CALLBACK("ReadAhead::Run:Loaded", &n);
+  port::MutexLock l(&mu_);
+  try {
+    BackgroundPool::Default()->Post(this, [this] { Run(); });
+  } catch (...) {
+    running_ = false;  // the rest of the queue waits for the next request
+  }
 }
 
 void ReadAhead::Stop() {
   stop_.store(true, std::memory_order_relaxed);
-  std::thread thread;
   {
     port::MutexLock l(&mu_);
     stopped_ = true;
-    thread = std::move(thread_);
     size_ = 0;
   }
-  if (thread.joinable()) thread.join();
+  // The piece of work queued is dropped; the one running finishes its page.
+  BackgroundPool::Default()->Cancel(this);
 }
 
 }  // namespace arenakv::tree

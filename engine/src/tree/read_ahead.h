@@ -1,5 +1,5 @@
 // ReadAhead: loads the siblings of a leaf that a point read had to read from
-// disk, on a background thread, while the page cache has room for them.
+// disk, on the shared background threads, while the page cache has room.
 //
 // Reads that miss the cache come in runs: after an open, or once the data
 // outgrows what was cached, every leaf is read from disk once. When a point
@@ -9,8 +9,10 @@
 // them into fresh memory off the reading threads (as a database's read-ahead
 // of neighbouring pages does). A parent is queued at most once in a while.
 //
-// The thread runs only while there is work: it starts on a request and ends
-// when the queue is empty, so an idle database holds no thread.
+// Work is posted to the process's BackgroundPool (util/background_pool.h)
+// one parent at a time, only while the queue has parents: an idle database
+// holds no thread, and a run of reads does not hold one against the
+// checkpoints of other databases.
 //
 // Thread safety: Request and Stop may be called from any thread. After Stop
 // returns no page is loaded any more and Request does nothing.
@@ -20,7 +22,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <thread>
 
 #include "port/mutex.h"
 #include "tree/btree.h"
@@ -40,7 +41,7 @@ class ReadAhead {
   // when the cache is full, the queue is full or `parent` was queued
   // recently.
   void Request(uint64_t parent) noexcept EXCLUDES(mu_);
-  // Ends the thread (the page being read is finished) and drops the queue.
+  // Drops the queue and waits for the page being read (after it, nothing).
   void Stop() EXCLUDES(mu_);
 
   // Pages read so far.
@@ -61,9 +62,8 @@ class ReadAhead {
   // The parents requested last (a ring): not queued again while in it.
   std::array<uint64_t, kRecent> recent_ GUARDED_BY(mu_) = {};
   size_t recent_next_ GUARDED_BY(mu_) = 0;
-  bool running_ GUARDED_BY(mu_) = false;  // a thread is serving the queue
+  bool running_ GUARDED_BY(mu_) = false;  // a piece of work is posted or running
   bool stopped_ GUARDED_BY(mu_) = false;
-  std::thread thread_ GUARDED_BY(mu_);
   std::atomic<bool> stop_{false};  // read between pages
   std::atomic<uint64_t> loaded_{0};
 };
