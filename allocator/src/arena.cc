@@ -88,6 +88,19 @@ void UnlinkOwned(ArenaCore* a, Link link) REQUIRES(a->mu) {
 // Takes a segment for `a`. The arena lock is not held while the pool works:
 // the pool may call the reclaim callback, which may release segments of this
 // very arena.
+// The size of the next bump block for a request of `need` bytes: the
+// arena's growing block size, or more when the request needs it. Racing
+// callers may both take one size; the sequence still only grows.
+size_t NextBlockBytes(ArenaCore* a, size_t need) {
+  const size_t most = a->options.block_bytes;
+  size_t b = a->next_block.load(std::memory_order_relaxed);
+  if (b == 0) {
+    b = a->options.first_block_bytes != 0 ? std::min(a->options.first_block_bytes, most) : most;
+  }
+  a->next_block.store(std::min(b * 2, most), std::memory_order_relaxed);
+  return std::max(b, need);
+}
+
 Status AllocateSegmentFor(ArenaCore* a, size_t bytes, Segment* segment) {
   const size_t size = a->pool->SegmentBytesFor(bytes);
   {
@@ -322,7 +335,7 @@ Status Arena::AllocateSlow(size_t bytes, size_t align, void** out) {
     return Status::OK();
   }
   Segment block;
-  Status s = internal::AllocateSegmentFor(a, a->options.block_bytes, &block);
+  Status s = internal::AllocateSegmentFor(a, internal::NextBlockBytes(a, bytes + align), &block);
   if (!s.ok()) return s;
   ArenaLock l(a);
   if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);
@@ -343,7 +356,7 @@ Status Arena::Reserve(size_t bytes) {
     if (w->cur != nullptr && static_cast<size_t>(w->end - w->cur) >= bytes) return Status::OK();
   }
   Segment block;
-  Status s = internal::AllocateSegmentFor(a, std::max(bytes, a->options.block_bytes), &block);
+  Status s = internal::AllocateSegmentFor(a, internal::NextBlockBytes(a, bytes), &block);
   if (!s.ok()) return s;
   ArenaLock l(a);
   if (a->closed.load(std::memory_order_relaxed)) return internal::ClosedError(a);

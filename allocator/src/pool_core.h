@@ -511,6 +511,9 @@ struct __attribute__((visibility("hidden"))) ArenaCore {
   bool in_roots = false;
 
   std::atomic<bool> closed{false};
+  // The next bump block's size: first_block_bytes, doubling up to
+  // block_bytes (0 until the first block).
+  std::atomic<size_t> next_block{0};
   port::Mutex mu;
   Link owned_head GUARDED_BY(mu) = kNoLink;
   // The bump block and `used` counter, in the Arena object (see arena.h);

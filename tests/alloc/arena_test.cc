@@ -1,6 +1,5 @@
 // Arena: bump allocation, whole segments, limits, nesting, close, pmr.
 #include "arenakv/alloc/arena.h"
-#include "arenakv/alloc/recycling_resource.h"
 
 #include <gtest/gtest.h>
 
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "alloc/alloc_test_util.h"
+#include "arenakv/alloc/recycling_resource.h"
 
 namespace arenakv::alloc {
 namespace {
@@ -159,6 +159,40 @@ TEST(ArenaTest, LargeObjectsGetTheirOwnSegment) {
   EXPECT_EQ(pool->Stats().dedicated_bytes, 3 * kMiB);
   arena->Close();
   EXPECT_EQ(pool->Stats().dedicated_bytes, 0u);
+  EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
+}
+
+// Blocks start at first_block_bytes and double up to block_bytes; an
+// object larger than the current block size still gets a block that holds it.
+TEST(ArenaTest, BlocksGrowFromTheFirstBlockSize) {
+  auto pool = MakePool();
+  ArenaOptions o;
+  o.block_bytes = 64 * kKiB;
+  o.first_block_bytes = 4 * kKiB;
+  auto arena = MakeArena(pool, o);
+  void* p;
+  ASSERT_TRUE(arena->Allocate(100, 8, &p).ok());
+  EXPECT_EQ(arena->Stats().bytes, 4 * kKiB);
+  // Filling them with 4000-byte objects takes blocks of 8, 16, 32, 64 and
+  // 64 KiB after the first.
+  std::vector<size_t> blocks = {4 * kKiB};
+  size_t bytes = arena->Stats().bytes;
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(arena->Allocate(4000, 8, &p).ok());
+    const size_t now = arena->Stats().bytes;
+    if (now != bytes) blocks.push_back(now - bytes);
+    bytes = now;
+  }
+  ASSERT_GE(blocks.size(), 6u);
+  EXPECT_EQ(std::vector<size_t>(blocks.begin(), blocks.begin() + 6),
+            (std::vector<size_t>{4 * kKiB, 8 * kKiB, 16 * kKiB, 32 * kKiB, 64 * kKiB, 64 * kKiB}));
+  arena->Close();
+  // A first block too small for the first object: the block fits the object.
+  auto fresh = MakeArena(pool, o);
+  ASSERT_TRUE(fresh->Allocate(10 * kKiB, 8, &p).ok());  // under block_bytes / 4
+  std::memset(p, 1, 10 * kKiB);
+  EXPECT_GE(fresh->Stats().bytes, 10 * kKiB);
+  fresh->Close();
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
 }
 

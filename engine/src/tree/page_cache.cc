@@ -60,20 +60,37 @@ uintptr_t MakeTable(const alloc::Segment& seg) {
 
 }  // namespace
 
+// The table of a shard nothing was inserted into yet: one bucket, empty and
+// never written (Insert installs a real table first). A database that has
+// read nothing holds no bucket array: sixteen of them were 64 KiB of every
+// idle database.
+namespace {
+alignas(64) std::atomic<Frame*> g_empty_heads[1] = {nullptr};
+uintptr_t EmptyTable() { return reinterpret_cast<uintptr_t>(&g_empty_heads[0]); }
+}  // namespace
+
 Status PageCache::Init() {
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
-    alloc::Segment seg;
-    Status st = arena_->AllocateSegment(kInitialBuckets * sizeof(Frame*), &seg);
-    if (!st.ok()) return st;
-    if ((reinterpret_cast<uintptr_t>(seg.data) & 63) != 0) {
-      return Status::Corruption("page cache: segment not 64-byte aligned");
-    }
     port::MutexLock l(&s.mu);
-    s.bucket_segment = seg;
-    s.table.store(MakeTable(seg), std::memory_order_release);
+    s.table.store(EmptyTable(), std::memory_order_release);
   }
   return Status::OK();
+}
+
+void PageCache::InstallFirstTable(Shard& s) {
+  alloc::Segment seg;
+  if (!arena_->AllocateSegment(kInitialBuckets * sizeof(Frame*), &seg).ok()) return;
+  bool installed = false;
+  if ((reinterpret_cast<uintptr_t>(seg.data) & 63) == 0) {  // MakeTable packs the low bits
+    port::MutexLock l(&s.mu);
+    if (s.table.load(std::memory_order_relaxed) == EmptyTable()) {
+      s.bucket_segment = seg;
+      s.table.store(MakeTable(seg), std::memory_order_release);
+      installed = true;
+    }
+  }
+  if (!installed) arena_->ReleaseSegment(seg).IgnoreError();
 }
 
 PageCache::Shard& PageCache::ShardFor(uint64_t hash) const { return shards_[hash >> 60]; }
@@ -345,10 +362,12 @@ void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
   if (f->child_hints == nullptr) AttachChildHints(f, bytes);
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
+  // Outside every lock too: the shard's first page brings its table.
+  if (s.table.load(std::memory_order_acquire) == EmptyTable()) InstallFirstTable(s);
   {
     port::MutexLock l(&s.mu);
     uintptr_t t = s.table.load(std::memory_order_relaxed);
-    if (t == 0) return;  // closed: stays private
+    if (t == 0 || t == EmptyTable()) return;  // closed, or no memory: stays private
     Frame* existing = FindLocked(s, address, h);
     if (existing != nullptr) {
       existing->pins.fetch_add(1, std::memory_order_relaxed);
@@ -398,7 +417,7 @@ void PageCache::MaybeGrow(Shard& s) {
   {
     port::MutexLock l(&s.mu);
     uintptr_t t = s.table.load(std::memory_order_relaxed);
-    if (t == 0 || s.pages <= (BucketMask(t) + 1) / 2) return;  // short chains
+    if (t == 0 || t == EmptyTable() || s.pages <= (BucketMask(t) + 1) / 2) return;
     want = (BucketMask(t) + 1) * 2;
   }
   alloc::Segment seg;
@@ -414,7 +433,7 @@ void PageCache::MaybeGrow(Shard& s) {
   {
     port::MutexLock l(&s.mu);
     uintptr_t t = s.table.load(std::memory_order_relaxed);
-    if (t != 0 && BucketMask(t) + 1 < want) {
+    if (t != 0 && t != EmptyTable() && BucketMask(t) + 1 < want) {
       uintptr_t nt = MakeTable(seg);
       // Frames move to their new chains one by one. A reader walking an old
       // chain may be led into a new one and miss its frame (it then takes

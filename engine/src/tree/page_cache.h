@@ -256,6 +256,9 @@ class PageCache {
   size_t Reclaim();
   void EvictToFit(size_t bytes);
   void MaybeGrow(Shard& s);
+  // Gives a shard still on the shared empty table its first bucket array
+  // (nothing, short of memory: the frame then stays private).
+  void InstallFirstTable(Shard& s);
   Status AllocFrameStruct(Frame** f);
   void FreeFrameStruct(Frame* f);
   void ReleaseFrame(Frame* f);

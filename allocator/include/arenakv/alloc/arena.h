@@ -38,6 +38,10 @@ struct ArenaOptions {
   size_t limit_bytes = SIZE_MAX;
   // Size of the segments bump allocation carves small objects from.
   size_t block_bytes = size_t{64} << 10;
+  // The first block's size (0: block_bytes); each next one doubles, up to
+  // block_bytes. An arena that may stay nearly empty (a new database's
+  // memtable) then costs a small block, not a full one.
+  size_t first_block_bytes = 0;
   // Segments from the pool's huge-page classes (see
   // PoolOptions::huge_pages_after_chunks): for arenas that fill their
   // segments densely and read them at random, such as a page cache. Not
