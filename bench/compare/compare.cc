@@ -528,6 +528,7 @@ int Main(int argc, char** argv) {
         switch (wr.workload) {
           case Workload::kFillSeq:
           case Workload::kReadSeqFresh:
+          case Workload::kChurn:
             RemoveAll(dir);  // measured; only "main" is used further
             break;
           case Workload::kFillRandom:

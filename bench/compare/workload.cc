@@ -256,6 +256,49 @@ void YcsbA(EngineAdapter* db, const ScrambledZipfian& zipf, const WorkloadConfig
       result);
 }
 
+// A database per tenant, opened, written, read and closed over and over:
+// 4 tenants by turns, each cycle 40K puts of random keys of 40K and 20K
+// gets of keys the cycle wrote, until --seconds pass (4 cycles at least).
+void Churn(EngineAdapter* db, const std::string& dir, const WorkloadConfig& config,
+           PhaseResult* result) {
+  db->Close();  // the phase opened `dir`; the tenants are its subdirectories
+  constexpr int kPuts = 40000, kGets = 20000, kTenants = 4;
+  result->seconds = RunThreads(
+      1,
+      [&](int, Tally* tally) {
+        Rng rng(config.seed * 7919 + 0x5555);
+        Record rec;
+        std::string value;
+        char expected[kValueBytes];
+        std::vector<uint32_t> written(kPuts);
+        const auto start = Clock::now();
+        uint64_t cycles = 0;
+        do {
+          db->Open(dir + "/tenant" + std::to_string(cycles % kTenants), false);
+          for (int i = 0; i < kPuts; ++i) {
+            written[i] = static_cast<uint32_t>(rng.Uniform(kPuts));
+            db->Put(rec.Key(written[i]), rec.Value(written[i], kVersionFill), /*sync=*/false);
+          }
+          for (int i = 0; i < kGets; ++i) {
+            const uint64_t k = written[rng.Uniform(kPuts)];
+            if (!db->Get(rec.Key(k), &value)) {
+              ++tally->not_found;
+              continue;
+            }
+            FormatValue(k, kVersionFill, expected);
+            if (value.size() != kValueBytes || std::memcmp(value.data(), expected, kValueBytes)) {
+              ++tally->mismatches;
+            }
+          }
+          db->Close();
+          ++cycles;
+        } while (cycles < kTenants || SecondsSince(start) < config.seconds);
+        tally->ops = cycles;
+      },
+      result);
+  db->Open(dir, false);  // for the phase's own close
+}
+
 }  // namespace
 
 const std::vector<WorkloadInfo>& AllWorkloads() {
@@ -291,6 +334,9 @@ const std::vector<WorkloadInfo>& AllWorkloads() {
        "with its own work)"},
       {Workload::kYcsbA, "ycsb-a", "ops/s", DbSlot::kMain, false, false, true, 0.0,
        "50% reads, 50% one-put transactions, scrambled zipfian keys (theta 0.99), 2 threads"},
+      {Workload::kChurn, "churn", "cycles/s", DbSlot::kFresh, true, false, false, 0.0,
+       "a database per tenant: open, 40K random puts, 20K gets of keys written, close; 4 "
+       "tenants by turns, time-capped"},
   };
   return kAll;
 }
@@ -377,6 +423,9 @@ PhaseResult RunPhase(EngineAdapter* engine, Workload w, const std::string& dir,
       break;
     case Workload::kYcsbA:
       YcsbA(engine, *zipf, config, &result);
+      break;
+    case Workload::kChurn:
+      Churn(engine, dir, config, &result);
       break;
   }
 

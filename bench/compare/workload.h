@@ -32,8 +32,9 @@ enum class Workload : int {
   kSyncCommit4,
   kSyncCommit4Busy,
   kYcsbA,
+  kChurn,
 };
-inline constexpr int kWorkloadCount = 13;
+inline constexpr int kWorkloadCount = 14;
 
 // Which database directory of an engine a workload works on. "seq" is filled
 // by fillseq and measured, then removed; "main" is filled by fillrandom and
