@@ -47,6 +47,8 @@ struct MemoryBudget::Rep {
   void Leave(const std::shared_ptr<Member>& member);
   size_t Reclaim(size_t wanted, const alloc::SegmentPool* asking);
   size_t databases() const;
+  // Takes m->mu; without waiting (false when it is held) unless may_wait.
+  static bool LockMember(Member* m, bool may_wait) TRY_ACQUIRE(true, m->mu);
 
   const std::shared_ptr<alloc::SharedBudget> shared;
 

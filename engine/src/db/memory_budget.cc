@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "db/budget_rep.h"
+#include "tree/read_epoch.h"
 
 namespace arenakv {
 
@@ -62,14 +63,20 @@ size_t MemoryBudget::Rep::Reclaim(size_t wanted, const alloc::SegmentPool* askin
     bool asking;
     Member* m;
   };
+  // Inside a read section this thread must not wait for a member: the
+  // thread reclaiming from it may be waiting (in the cache's eviction) for
+  // every read section to end. Busy members are skipped instead.
+  const bool may_wait = !tree::epoch::InSection();
   std::vector<Candidate> order;
   order.reserve(members.size());
   for (const auto& m : members) {
-    port::MutexLock ml(&m->mu);
-    if (!m->alive) continue;
-    const uint64_t now = m->activity();
-    order.push_back({now - m->seen, m->pool == asking, m.get()});
-    m->seen = now;
+    if (!LockMember(m.get(), may_wait)) continue;
+    if (m->alive) {
+      const uint64_t now = m->activity();
+      order.push_back({now - m->seen, m->pool == asking, m.get()});
+      m->seen = now;
+    }
+    m->mu.Unlock();
   }
   std::stable_sort(order.begin(), order.end(), [](const Candidate& a, const Candidate& b) {
     return a.asking != b.asking ? b.asking : a.use < b.use;
@@ -78,13 +85,19 @@ size_t MemoryBudget::Rep::Reclaim(size_t wanted, const alloc::SegmentPool* askin
   size_t freed = 0;
   for (const Candidate& c : order) {
     if (freed >= want) break;
-    port::MutexLock ml(&c.m->mu);
-    if (!c.m->alive) continue;
+    if (!LockMember(c.m, may_wait)) continue;
     // The asking pool drops its own free segments itself (it is inside an
     // allocation); every other gives them back to the OS here.
-    freed += c.m->reclaim(want - freed, /*trim=*/!c.asking);
+    if (c.m->alive) freed += c.m->reclaim(want - freed, /*trim=*/!c.asking);
+    c.m->mu.Unlock();
   }
   return freed;
+}
+
+bool MemoryBudget::Rep::LockMember(Member* m, bool may_wait) {
+  if (!may_wait) return m->mu.TryLock();
+  m->mu.Lock();
+  return true;
 }
 
 std::shared_ptr<MemoryBudget> MemoryBudget::Create(size_t capacity_bytes) {
