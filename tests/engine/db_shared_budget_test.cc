@@ -15,8 +15,11 @@
 #include "arenakv/db.h"
 #include "arenakv/memory_budget.h"
 #include "arenakv/transaction.h"
+#include "db/budget_rep.h"
 #include "db_test_util.h"
+#include "sync_point_util.h"
 #include "test_util.h"
+#include "tree/read_epoch.h"
 
 namespace arenakv {
 namespace {
@@ -254,6 +257,50 @@ TEST(SharedBudgetTest, ReclaimRacesCloseAndReopen) {
   }
   EXPECT_EQ(budget->used_bytes(), 0u);
   EXPECT_EQ(budget->databases(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// A thread reclaiming from a database holds that member while its cache
+// evicts, and eviction waits for every read section to end. A reclaim asked
+// for from inside a read section (an allocation there found the budget
+// full) must then pass that member by, not wait for it: before, the two
+// threads waited for each other for ever.
+TEST(SharedBudgetTest, AReclaimInsideAReadSectionPassesABusyMemberBy) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Shared(budget, 16 * kMiB), dir.Join("db"), &db));
+  ASSERT_NO_FATAL_FAILURE(Fill(db.get(), 50000, 0));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(db.get(), 50000, 0));
+  ASSERT_GT(CacheUsed(db.get()), 4 * kMiB);
+
+  // 1: the reader is in its section; 2: the reclaimer holds the database
+  // and waits for that section; 3: the reader's own reclaim returned.
+  std::atomic<int> stage{0};
+  test::SyncPointScope scope;
+  SyncPoint::Get()->SetCallBack("PageCache::Evict:WaitForReaders", [&](void*) {
+    int one = 1;
+    stage.compare_exchange_strong(one, 2);
+  });
+  SyncPoint::Get()->EnableProcessing();
+  std::thread reader([&] {
+    tree::epoch::ReadSection section;
+    stage.store(1);
+    while (stage.load() < 2) std::this_thread::yield();
+    budget->rep()->Reclaim(kMiB, nullptr);
+    stage.store(3);
+  });
+  while (stage.load() < 1) std::this_thread::yield();
+  const size_t freed = budget->rep()->Reclaim(64 * kMiB, nullptr);
+  reader.join();
+  EXPECT_EQ(stage.load(), 3);
+  EXPECT_GT(freed, 4 * kMiB);
+  EXPECT_LT(CacheUsed(db.get()), kMiB);
+  SyncPoint::Get()->DisableProcessing();
+  ASSERT_NO_FATAL_FAILURE(ReadAll(db.get(), 1000, 0));
+  ASSERT_OK(db->Close());
+  db.reset();
+  EXPECT_EQ(budget->used_bytes(), 0u);
   test::ExpectPoolsReleased();
 }
 
