@@ -1,5 +1,7 @@
 #include "util/background_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "arenakv/db.h"
@@ -12,8 +14,36 @@ constexpr int kDefaultThreads = 2;
 
 BackgroundPool* BackgroundPool::Default() {
   // Never destroyed: databases may close from static destructors.
-  static BackgroundPool* pool = new BackgroundPool(kDefaultThreads);
+  static BackgroundPool* pool = [] {
+    auto* p = new BackgroundPool(kDefaultThreads);
+    pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);
+    return p;
+  }();
   return pool;
+}
+
+// The default pool's lock is held across fork(), so the child's copy is in
+// a consistent state; threads that ended are joined first, so a process
+// whose work is done forks with no thread of ours.
+void BackgroundPool::BeforeFork() {
+  BackgroundPool* p = Default();
+  p->mu_.Lock();
+  p->WaitForIdleThreadsLocked();
+}
+
+void BackgroundPool::AfterForkParent() { Default()->mu_.Unlock(); }
+
+// The child has none of the parent's threads: forget them (their objects
+// are leaked, never joined) and what they were running; the work still
+// queued is started by the child's own threads when it next posts.
+void BackgroundPool::AfterForkChild() {
+  BackgroundPool* p = Default();
+  auto* gone = new std::vector<std::thread>(std::move(p->threads_));
+  (void)gone;
+  p->threads_.clear();
+  p->ended_.clear();
+  p->running_.clear();
+  p->mu_.Unlock();
 }
 
 void SetBackgroundThreads(int threads) { BackgroundPool::Default()->SetThreads(threads); }
@@ -32,20 +62,45 @@ BackgroundPool::~BackgroundPool() {
   for (std::thread& t : threads) t.join();
 }
 
+void BackgroundPool::ReapLocked() {
+  for (const std::thread::id id : ended_) {
+    auto it = std::find_if(threads_.begin(), threads_.end(),
+                           [id](const std::thread& t) { return t.get_id() == id; });
+    if (it == threads_.end()) continue;
+    it->join();  // it has left Loop (and released mu_): a short wait at most
+    threads_.erase(it);
+  }
+  ended_.clear();
+}
+
+void BackgroundPool::WaitForIdleThreadsLocked() {
+  // A thread with nothing to do ends as soon as it holds the lock.
+  while (queue_.empty() && running_.empty() && threads_.size() > ended_.size()) done_cv_.Wait();
+  ReapLocked();
+}
+
+void BackgroundPool::WaitForIdleThreads() {
+  port::MutexLock l(&mu_);
+  WaitForIdleThreadsLocked();
+}
+
 void BackgroundPool::StartThreadsLocked() {
-  while (static_cast<int>(threads_.size()) < wanted_threads_) {
+  ReapLocked();
+  while (static_cast<int>(threads_.size()) < wanted_threads_ &&
+         threads_.size() < queue_.size() + running_.size()) {
     threads_.emplace_back([this] { Loop(); });
   }
+  peak_threads_ = std::max(peak_threads_, static_cast<int>(threads_.size()));
 }
 
 void BackgroundPool::Post(const void* owner, std::function<void()> work, Clock::duration delay) {
   port::MutexLock l(&mu_);
   if (stopping_) return;
-  StartThreadsLocked();
   Work w{owner, Clock::now() + delay, std::move(work)};
   auto at = std::upper_bound(queue_.begin(), queue_.end(), w.due,
                              [](Clock::time_point due, const Work& q) { return due < q.due; });
   queue_.insert(at, std::move(w));
+  StartThreadsLocked();
   cv_.SignalAll();
 }
 
@@ -67,7 +122,12 @@ void BackgroundPool::SetThreads(int threads) {
 
 int BackgroundPool::threads() const {
   port::MutexLock l(&mu_);
-  return static_cast<int>(threads_.size());
+  return static_cast<int>(threads_.size() - ended_.size());
+}
+
+int BackgroundPool::peak_threads() const {
+  port::MutexLock l(&mu_);
+  return peak_threads_;
 }
 
 size_t BackgroundPool::pending() const {
@@ -80,8 +140,10 @@ void BackgroundPool::Loop() {
   for (;;) {
     if (stopping_) return;
     if (queue_.empty()) {
-      cv_.Wait();
-      continue;
+      // Nothing left: the thread ends (joined by the next start or fork).
+      ended_.push_back(std::this_thread::get_id());
+      done_cv_.SignalAll();
+      return;
     }
     const Clock::time_point now = Clock::now();
     if (queue_.front().due > now) {

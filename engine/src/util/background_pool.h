@@ -5,9 +5,11 @@
 // Work is posted with an owner (the database) and, optionally, a delay.
 // Cancel(owner) drops the owner's pending work and waits for the piece of it
 // that is running, so a closing database knows nothing of it runs later.
-// Threads start on the first post, up to the configured count
-// (SetBackgroundThreads, 2 by default), and stay for the process; raising
-// the count starts more, lowering it only limits threads not started yet.
+// Threads start when work is posted, up to the configured count
+// (SetBackgroundThreads, 2 by default), and end when no work is left: an
+// idle process holds none. A fork() is safe: the pool's lock is held across
+// it, threads that ended are joined first, and the child starts threads of
+// its own for the work it posts.
 //
 // Thread safety: every method may be called concurrently. Work must not
 // call Cancel for its own owner.
@@ -39,7 +41,12 @@ class BackgroundPool {
   void Post(const void* owner, std::function<void()> work, Clock::duration delay = {});
   void Cancel(const void* owner);
   void SetThreads(int threads);
-  int threads() const;
+  // When no work is queued or running: waits for every thread to end and
+  // joins them (fork() does, so a process with nothing to do forks with no
+  // thread of ours). Otherwise returns at once.
+  void WaitForIdleThreads();
+  int threads() const;       // alive now
+  int peak_threads() const;  // the most ever alive at once
   // Pieces of work waiting (for tests).
   size_t pending() const;
 
@@ -51,6 +58,13 @@ class BackgroundPool {
   };
   void Loop();
   void StartThreadsLocked() REQUIRES(mu_);
+  void ReapLocked() REQUIRES(mu_);  // joins threads that ended
+  void WaitForIdleThreadsLocked() REQUIRES(mu_);
+  // pthread_atfork handlers of Default(): the lock is taken in one, released
+  // in another, which the analysis cannot follow.
+  static void BeforeFork() NO_THREAD_SAFETY_ANALYSIS;
+  static void AfterForkParent() NO_THREAD_SAFETY_ANALYSIS;
+  static void AfterForkChild() NO_THREAD_SAFETY_ANALYSIS;
 
   mutable port::Mutex mu_;
   port::CondVar cv_{&mu_};                  // work posted, or stopping
@@ -58,7 +72,9 @@ class BackgroundPool {
   std::deque<Work> queue_ GUARDED_BY(mu_);  // by due time, then post order
   std::vector<const void*> running_ GUARDED_BY(mu_);
   std::vector<std::thread> threads_ GUARDED_BY(mu_);
+  std::vector<std::thread::id> ended_ GUARDED_BY(mu_);  // left Loop, not joined
   int wanted_threads_ GUARDED_BY(mu_);
+  int peak_threads_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
 };
 
