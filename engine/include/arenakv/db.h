@@ -157,9 +157,10 @@ class DB {
 // Deletes a closed database's files and directory.
 Status DestroyDB(const std::string& path, const Options& options = {});
 
-// The process's background threads, shared by every open database for its
-// checkpoints (an idle database holds none). 2 by default; raising it
-// starts more at once, lowering it only limits threads not started yet.
+// The most background threads the process runs at once, shared by every
+// open database for its checkpoints and read-ahead; 2 by default (at least
+// 1). They run only while there is work: an idle process holds none.
+// Lowering it lets threads already running finish what is queued.
 void SetBackgroundThreads(int threads);
 
 }  // namespace arenakv

@@ -114,7 +114,7 @@ void BackgroundPool::Cancel(const void* owner) {
 
 void BackgroundPool::SetThreads(int threads) {
   port::MutexLock l(&mu_);
-  // More threads start now; threads already started stay.
+  // More may start now; threads already running stay until the work ends.
   wanted_threads_ = std::max(threads, 1);
   if (!queue_.empty()) StartThreadsLocked();
   cv_.SignalAll();
