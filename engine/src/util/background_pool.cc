@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "arenakv/db.h"
 
@@ -17,6 +18,9 @@ BackgroundPool* BackgroundPool::Default() {
   static BackgroundPool* pool = [] {
     auto* p = new BackgroundPool(kDefaultThreads);
     pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);
+    // Threads that ended are joined at exit too: the pool is never
+    // destroyed, and a thread left unjoined is a leak to the sanitizers.
+    std::atexit([] { Default()->Reap(); });
     return p;
   }();
   return pool;
@@ -76,6 +80,11 @@ void BackgroundPool::ReapLocked() {
 void BackgroundPool::WaitForIdleThreadsLocked() {
   // A thread with nothing to do ends as soon as it holds the lock.
   while (queue_.empty() && running_.empty() && threads_.size() > ended_.size()) done_cv_.Wait();
+  ReapLocked();
+}
+
+void BackgroundPool::Reap() {
+  port::MutexLock l(&mu_);
   ReapLocked();
 }
 

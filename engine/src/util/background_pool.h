@@ -45,6 +45,8 @@ class BackgroundPool {
   // joins them (fork() does, so a process with nothing to do forks with no
   // thread of ours). Otherwise returns at once.
   void WaitForIdleThreads();
+  // Joins the threads that have ended (they hold no work).
+  void Reap();
   int threads() const;       // alive now
   int peak_threads() const;  // the most ever alive at once
   // Pieces of work waiting (for tests).
