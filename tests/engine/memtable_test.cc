@@ -229,6 +229,91 @@ TEST_F(MemTableTest, HotKeyWithManyVersions) {
   }
 }
 
+// A version older than one already merged into the run lands in the new
+// list, where it is the first of its key: it must not become the one the
+// index (and so every point read) returns.
+TEST_F(MemTableTest, AnOlderVersionAddedAfterAMergeDoesNotHideTheNewest) {
+  MemTable* t = NewTable(1, {.merge_entries = 2});
+  ASSERT_OK(t->Add(10, ValueType::kValue, "k", "new"));
+  ASSERT_OK(t->Add(11, ValueType::kValue, "x", "x"));
+  ASSERT_OK(t->Add(12, ValueType::kValue, "y", "y"));  // merges k and x first
+  ASSERT_EQ(t->merges(), 1u);
+  ASSERT_OK(t->Add(5, ValueType::kValue, "k", "old"));
+  std::string v;
+  uint64_t seq = 0;
+  ASSERT_TRUE(t->Get("k", kMaxSequence, &v, nullptr, &seq));
+  EXPECT_EQ(v, "new");
+  EXPECT_EQ(seq, 10u);
+  EXPECT_EQ(t->LatestSequence("k"), 10u);
+  ASSERT_TRUE(t->Get("k", 7, &v, nullptr, &seq));
+  EXPECT_EQ(v, "old");
+  EXPECT_EQ(seq, 5u);
+  EXPECT_FALSE(t->Get("k", 4, &v, nullptr, &seq));
+  for (uint64_t snap : {kMaxSequence, uint64_t{7}}) {
+    auto it = t->NewIterator(snap);
+    const std::vector<Visible> want =
+        snap == 7 ? std::vector<Visible>{{"k", false, "old"}}
+                  : std::vector<Visible>{{"k", false, "new"}, {"x", false, "x"}, {"y", false, "y"}};
+    EXPECT_EQ(ScanForward(it.get()), want) << "snapshot " << snap;
+    EXPECT_EQ(ScanBackward(it.get()), want) << "snapshot " << snap;
+  }
+}
+
+// An iterator keeps the run and list it started on: merges after it began
+// neither change nor free what it walks.
+TEST_F(MemTableTest, AnIteratorOutlivesTheMergesAfterIt) {
+  MemTable* t = NewTable(1, {.merge_entries = 50});
+  for (uint64_t i = 1; i <= 200; ++i) {
+    ASSERT_OK(t->Add(i, ValueType::kValue, "key" + std::to_string(1000 + i), "v"));
+  }
+  auto it = t->NewIterator(200);
+  it->Seek("key1100");
+  ASSERT_TRUE(it->Valid());
+  const uint64_t merges_before = t->merges();
+  for (uint64_t i = 201; i <= 2000; ++i) {
+    ASSERT_OK(t->Add(i, ValueType::kValue, "key" + std::to_string(1000 - i % 900), "w"));
+    ASSERT_OK(t->Add(i, ValueType::kValue, "key" + std::to_string(1000 + i % 200), "w"));
+  }
+  EXPECT_GT(t->merges(), merges_before + 5);
+  int n = 0;
+  for (; it->Valid(); it->Next(), ++n) {
+    EXPECT_EQ(it->key(), "key" + std::to_string(1100 + n));
+    EXPECT_EQ(it->value(), "v");
+  }
+  EXPECT_EQ(n, 101);
+  for (it->SeekToLast(), n = 0; it->Valid(); it->Prev(), ++n) {
+  }
+  EXPECT_EQ(n, 200);
+}
+
+// Filling a table to its limit with merges on the way: a merge short of
+// memory is skipped (inserts go on into the list), and when inserts stop with
+// MemoryLimit every version added before is still found, in order.
+TEST_F(MemTableTest, MergesAtTheMemoryLimitLoseNothing) {
+  MemTable* t =
+      NewTable(1, {.limit_bytes = 256 << 10, .block_bytes = 16 << 10, .merge_entries = 64});
+  std::map<std::string, std::string> added;
+  Status s;
+  for (uint64_t i = 1; s.ok(); ++i) {
+    const std::string k = "k" + std::to_string((i * 7919) % 100003);
+    s = t->Add(i, ValueType::kValue, k, std::string(40, 'v') + std::to_string(i));
+    if (s.ok()) added[k] = std::string(40, 'v') + std::to_string(i);
+  }
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  EXPECT_GT(t->merges(), 3u);
+  EXPECT_GT(t->merges_put_off(), 0u);
+  std::vector<Visible> want;
+  for (const auto& [k, v] : added) want.push_back({k, false, v});
+  auto it = t->NewIterator(kMaxSequence);
+  EXPECT_EQ(ScanForward(it.get()), want);
+  EXPECT_EQ(ScanBackward(it.get()), want);
+  for (const auto& [k, v] : added) {
+    std::string got;
+    ASSERT_TRUE(t->Get(k, kMaxSequence, &got, nullptr, nullptr)) << k;
+    ASSERT_EQ(got, v);
+  }
+}
+
 TEST_F(MemTableTest, UnsignedByteOrderWithZeroAndFFBytes) {
   MemTable* t = NewTable();
   std::vector<std::string> keys = {std::string(),
@@ -426,10 +511,23 @@ std::string RandomKey(std::mt19937_64& rng, int key_space) {
   return k;
 }
 
-TEST_F(MemTableTest, RandomizedAgainstModel) {
+// Runs the randomized model check on a table made with `options`.
+void RandomizedAgainstModel(MemTable* t);
+
+TEST_F(MemTableTest, RandomizedAgainstModel) { RandomizedAgainstModel(NewTable()); }
+
+// The same with a merge every few hundred inserts: versions of a key spread
+// over the list and the run, searches and both directions across them.
+TEST_F(MemTableTest, RandomizedAgainstModelWithFrequentMerges) {
+  MemTable* t = NewTable(1, {.merge_entries = 300});
+  RandomizedAgainstModel(t);
+  EXPECT_GE(t->merges(), 10u);
+  EXPECT_GT(t->run_entries(), 0u);
+}
+
+void RandomizedAgainstModel(MemTable* t) {
   const uint64_t seed = test::TestSeed();
   std::mt19937_64 rng(seed);
-  MemTable* t = NewTable();
   Model model;
   uint64_t seq = 0;
   int ops = 0;
@@ -508,7 +606,7 @@ TEST_F(MemTableTest, RandomizedAgainstModel) {
           return target;
         },
         150, "seed " + std::to_string(seed) + " round " + std::to_string(round));
-    if (HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) return;
     ops += 150;
   }
   if (!kSanitized) {
@@ -521,7 +619,8 @@ TEST_F(MemTableTest, RandomizedAgainstModel) {
 
 TEST_F(MemTableTest, ConcurrentReadersSeeConsistentSnapshots) {
   const uint64_t seed = test::TestSeed();
-  MemTable* t = NewTable();
+  // Merges every thousand inserts, under the readers' feet.
+  MemTable* t = NewTable(1, {.merge_entries = 1000});
   const uint64_t kWrites = kSanitized ? 30000 : 100000;
   const int kKeys = 20000;  // the hash index grows while readers use it
   // The whole workload is fixed up front so readers can compute the exact
@@ -606,6 +705,7 @@ TEST_F(MemTableTest, ConcurrentReadersSeeConsistentSnapshots) {
   EXPECT_FALSE(failed.load()) << "seed " << seed;
   EXPECT_GT(reads.load(), 0u);
   EXPECT_EQ(t->entries(), kWrites);
+  EXPECT_GE(t->merges(), 10u);
   // After the writer: a full scan matches the final state.
   auto it = t->NewIterator(kMaxSequence);
   size_t n = 0;

@@ -1,6 +1,8 @@
 #include "mem/memtable.h"
 
 #include <algorithm>
+#include <new>
+#include <type_traits>
 #include <utility>
 
 #include "arenakv/alloc/arena.h"
@@ -13,20 +15,110 @@ namespace {
 // a hot key can have thousands of versions in a memtable.
 constexpr int kLinearSkipSteps = 8;
 
-// A cursor at a snapshot over the version list. Positions are always on the
-// visible version of a key (the newest with seq <= snapshot).
+// A list merges into a new run once it holds an eighth of the run's
+// versions, or MemTableOptions::merge_entries if that is more.
+constexpr size_t kRunToListRatio = 8;
+
+// How far ahead of a scan the run's nodes are fetched.
+constexpr size_t kPrefetchAhead = 16;
+
+// Walks the versions of a view in list order: the list's and the run's,
+// merged. Of two versions with the same (key, seq) the list's, added later,
+// comes first, as it would in one skiplist.
+class VersionCursor {
+ public:
+  VersionCursor(const SkipList* list, const SortedRun* run)
+      : list_(list), run_(run), run_size_(run != nullptr ? run->size() : 0) {}
+
+  // The version at the cursor; nullptr past the end.
+  const SkipNode* node() const { return cur_; }
+
+  void SeekToFirst() {
+    l_ = list_->First();
+    r_ = 0;
+    Settle();
+  }
+  // To the first version at or after (key, seq).
+  void Seek(std::string_view key, uint64_t seq) {
+    l_ = list_->Seek(key, seq);
+    r_ = run_size_ > 0 ? run_->Seek(key, seq) : 0;
+    Settle();
+  }
+  // To the first version of the first key after `key`.
+  void SeekAfterKey(std::string_view key) {
+    l_ = list_->FirstAfterKey(key);
+    r_ = run_size_ > 0 ? run_->FirstAfterKey(key) : 0;
+    Settle();
+  }
+  void Next() {
+    if (cur_ == l_) {
+      l_ = l_->Next(0);
+    } else {
+      ++r_;
+      run_->Prefetch(r_ + kPrefetchAhead);
+    }
+    Settle();
+  }
+
+  // A version of the greatest key before `key` (nullptr if none).
+  const SkipNode* LastBeforeKey(std::string_view key) const {
+    const size_t i = run_size_ > 0 ? run_->Seek(key, kMaxSequence) : 0;
+    return GreaterKey(list_->LastBeforeKey(key), i > 0 ? run_->node(i - 1) : nullptr);
+  }
+  // A version of the greatest key (nullptr if none).
+  const SkipNode* Last() const {
+    return GreaterKey(list_->Last(), run_size_ > 0 ? run_->node(run_size_ - 1) : nullptr);
+  }
+
+ private:
+  void Settle() {
+    const SkipNode* b = r_ < run_size_ ? run_->node(r_) : nullptr;
+    if (b == nullptr) {
+      cur_ = l_;
+    } else if (l_ == nullptr) {
+      cur_ = b;
+    } else {
+      const int c = CompareKeys(l_->key(), b->key());
+      cur_ = c < 0 || (c == 0 && l_->seq() >= b->seq()) ? l_ : b;
+    }
+  }
+  static const SkipNode* GreaterKey(const SkipNode* a, const SkipNode* b) {
+    if (a == nullptr) return b;
+    if (b == nullptr) return a;
+    return CompareKeys(a->key(), b->key()) >= 0 ? a : b;
+  }
+
+  const SkipList* const list_;
+  const SortedRun* const run_;
+  const size_t run_size_;
+  const SkipNode* l_ = nullptr;  // the list's next version
+  size_t r_ = 0;                 // the run's next version
+  const SkipNode* cur_ = nullptr;
+};
+
+// A cursor at a snapshot over the versions. Positions are always on the
+// visible version of a key (the newest with seq <= snapshot). It keeps the
+// run it started on, whatever merges the writer makes meanwhile.
 class MemTableIterator final : public InternalIterator {
  public:
-  MemTableIterator(const SkipList* list, uint64_t snapshot) : list_(list), snapshot_(snapshot) {}
+  MemTableIterator(const SkipList* list, RunRef run, uint64_t snapshot)
+      : run_(std::move(run)), versions_(list, run_.get()), snapshot_(snapshot) {}
 
   bool Valid() const override { return node_ != nullptr; }
-  void SeekToFirst() override { node_ = SettleForward(list_->First()); }
-  void SeekToLast() override { node_ = SettleBackward(list_->Last()); }
-  void Seek(std::string_view target) override {
-    node_ = SettleForward(list_->Seek(target, kMaxSequence));
+  void SeekToFirst() override {
+    versions_.SeekToFirst();
+    node_ = SettleForward();
   }
-  void Next() override { node_ = SettleForward(SkipPastKey(node_)); }
-  void Prev() override { node_ = SettleBackward(list_->LastBeforeKey(node_->key())); }
+  void SeekToLast() override { node_ = SettleBackward(versions_.Last()); }
+  void Seek(std::string_view target) override {
+    versions_.Seek(target, kMaxSequence);
+    node_ = SettleForward();
+  }
+  void Next() override {
+    SkipPastKey(node_->key());
+    node_ = SettleForward();
+  }
+  void Prev() override { node_ = SettleBackward(versions_.LastBeforeKey(node_->key())); }
   std::string_view key() const override { return node_->key(); }
   std::string_view value() const override {
     return node_->type() == ValueType::kDeletion ? std::string_view() : node_->value();
@@ -35,61 +127,69 @@ class MemTableIterator final : public InternalIterator {
   Status status() const override { return Status::OK(); }
 
  private:
-  // First node of the user key after n's.
-  const SkipNode* SkipPastKey(const SkipNode* n) const {
-    const std::string_view k = n->key();
-    const SkipNode* x = n->Next(0);
-    for (int i = 0; i < kLinearSkipSteps && x != nullptr; ++i) {
-      if (x->key() != k) return x;
-      x = x->Next(0);
+  // Moves the cursor to the first version of the key after k.
+  void SkipPastKey(std::string_view k) {
+    for (int i = 0; i <= kLinearSkipSteps; ++i) {
+      versions_.Next();
+      if (versions_.node() == nullptr || versions_.node()->key() != k) return;
     }
-    return x == nullptr ? nullptr : list_->FirstAfterKey(k);
+    versions_.SeekAfterKey(k);
   }
 
-  // From x, the first node that is visible. Because versions of a key are in
-  // descending seq order, the first node of a key with seq <= snapshot is that
-  // key's visible version; nodes newer than the snapshot are skipped.
-  const SkipNode* SettleForward(const SkipNode* x) const {
+  // From the cursor, the first version that is visible. Because versions of
+  // a key are in descending seq order, the first one with seq <= snapshot is
+  // that key's visible version; versions newer than the snapshot are skipped.
+  const SkipNode* SettleForward() {
     int same_key_steps = 0;
-    while (x != nullptr && x->seq() > snapshot_) {
-      const SkipNode* next = x->Next(0);
-      if (next != nullptr && next->key() == x->key()) {
-        if (++same_key_steps > kLinearSkipSteps) {
-          // Lands on the key's visible version or on the next key.
-          next = list_->Seek(x->key(), snapshot_);
-          same_key_steps = 0;
-        }
-      } else {
+    for (const SkipNode* x = versions_.node(); x != nullptr; x = versions_.node()) {
+      if (x->seq() <= snapshot_) return x;
+      versions_.Next();
+      const SkipNode* next = versions_.node();
+      if (next == nullptr || next->key() != x->key()) {
+        same_key_steps = 0;
+      } else if (++same_key_steps > kLinearSkipSteps) {
+        // Lands on the key's visible version or on the next key.
+        versions_.Seek(x->key(), snapshot_);
         same_key_steps = 0;
       }
-      x = next;
-    }
-    return x;
-  }
-
-  // p is the last node of some key (its oldest version) or null. Walks back
-  // to the nearest key having a version visible at the snapshot and returns
-  // that key's newest visible version.
-  const SkipNode* SettleBackward(const SkipNode* p) const {
-    while (p != nullptr) {
-      // The oldest version is visible iff any version of the key is.
-      if (p->seq() <= snapshot_) return list_->Seek(p->key(), snapshot_);
-      p = list_->LastBeforeKey(p->key());
     }
     return nullptr;
   }
 
-  const SkipList* const list_;
+  // p is a version of some key, or null. Walks back to the nearest key having
+  // a version visible at the snapshot and returns that key's newest visible
+  // version, with the cursor on it.
+  const SkipNode* SettleBackward(const SkipNode* p) {
+    while (p != nullptr) {
+      versions_.Seek(p->key(), snapshot_);
+      const SkipNode* x = versions_.node();
+      if (x != nullptr && x->key() == p->key()) return x;
+      p = versions_.LastBeforeKey(p->key());
+    }
+    return nullptr;
+  }
+
+  const RunRef run_;
+  VersionCursor versions_;
   const uint64_t snapshot_;
   const SkipNode* node_ = nullptr;
 };
 
 }  // namespace
 
-MemTable::MemTable(PassKey, uint64_t id, std::unique_ptr<alloc::Arena> arena)
-    : id_(id), arena_(std::move(arena)) {}
+MemTable::MemTable(PassKey, uint64_t id, size_t merge_entries, std::unique_ptr<alloc::Arena> arena)
+    : id_(id),
+      merge_entries_(std::max<size_t>(merge_entries, 1)),
+      arena_(std::move(arena)),
+      merge_at_(merge_entries_) {}
 
 MemTable::~MemTable() {
+  // The runs go back to the arena before it closes.
+  run_ = RunRef();
+  {
+    port::MutexLock l(&view_mu_);
+    view_run_ = RunRef();
+  }
   if (arena_ != nullptr) arena_->Close();
 }
 
@@ -115,8 +215,8 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   std::unique_ptr<alloc::Arena> arena;
   Status s = parent->NewChild(arena_options, &arena);
   if (!s.ok()) return s;
-  auto t = std::make_unique<MemTable>(PassKey(), id, std::move(arena));
-  s = t->list_.Init(t->arena_.get(), id);
+  auto t = std::make_unique<MemTable>(PassKey(), id, options.merge_entries, std::move(arena));
+  s = t->first_list_.Init(t->arena_.get(), id);
   if (!s.ok()) return s;
   s = t->index_.Init(t->arena_.get());
   if (!s.ok()) return s;
@@ -137,14 +237,23 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
   if (index_bytes != 0) {
     bytes_.store(bytes_.load(std::memory_order_relaxed) + index_bytes, std::memory_order_relaxed);
   }
+  if (active_entries_ >= merge_at_) MergeActiveList();
   const uint64_t hash = HashIndex::Hash(key);
   index_.Prefetch(hash);
+  // The index points at each key's first version in list order: the newest
+  // (for an equal (key, seq), the later Add). A version at or above every
+  // sequence added so far is that; an older one (rare) may not be, even if
+  // the active list holds no other version of its key.
+  bool newest = seq >= max_seq_.load(std::memory_order_relaxed);
+  if (!newest) {
+    const SkipNode* head = nullptr;
+    newest = !index_.Find(key, hash, &head) || head == nullptr || head->seq() <= seq;
+  }
   SkipList::Inserted ins;
-  s = list_.Insert(seq, type, key, value, &ins);
+  s = active_->Insert(seq, type, key, value, &ins);
   if (!s.ok()) return s;
-  // The index points at each key's first node in list order: the newest
-  // version (for an equal (key, seq), the later Add).
-  if (ins.first_of_key) index_.SetHead(ins.node, hash);
+  ++active_entries_;
+  if (newest && ins.first_of_key) index_.SetHead(ins.node, hash);
   bytes_.store(bytes_.load(std::memory_order_relaxed) + ins.bytes, std::memory_order_relaxed);
   uint64_t n = entries_.load(std::memory_order_relaxed);
   entries_.store(n + 1, std::memory_order_relaxed);
@@ -167,25 +276,62 @@ Status MemTable::Prepare(size_t count, size_t payload_bytes) {
   return arena_->Reserve(count * SkipList::kMaxNodeOverheadBytes + payload_bytes);
 }
 
+MemTable::View MemTable::CurrentView() const {
+  port::MutexLock l(&view_mu_);
+  return View{view_list_, view_run_};
+}
+
+void MemTable::MergeActiveList() {
+  // The next list and its head take a segment of their own: a bump
+  // allocation here could use up room Prepare() reserved for nodes.
+  constexpr size_t kHeadOffset =
+      (sizeof(SkipList) + alignof(SkipNode) - 1) & ~(alignof(SkipNode) - 1);
+  static_assert(std::is_trivially_destructible_v<SkipList>, "lists die with their segments");
+  alloc::Segment segment;
+  RunRef run;
+  Status s = arena_->AllocateSegment(kHeadOffset + SkipList::kHeadBytes, &segment);
+  if (s.ok()) s = SortedRun::Merge(arena_.get(), run_.get(), *active_, active_entries_, &run);
+  if (!s.ok()) {
+    // Short of memory: the list grows on, and the merge is tried again later.
+    if (segment.valid()) arena_->ReleaseSegment(segment).IgnoreError();
+    merge_at_ = active_entries_ + merge_entries_;
+    merges_put_off_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto* list = new (segment.data) SkipList();
+  list->Init(arena_.get(), id_ + merges_.load(std::memory_order_relaxed) + 1,
+             segment.data + kHeadOffset);
+  {
+    port::MutexLock l(&view_mu_);
+    view_list_ = list;
+    view_run_ = run;
+  }
+  merge_at_ = std::max(merge_entries_, run->size() / kRunToListRatio);
+  run_ = std::move(run);
+  active_ = list;
+  active_entries_ = 0;
+  merges_.fetch_add(1, std::memory_order_relaxed);
+}
+
+size_t MemTable::run_entries() const {
+  View v = CurrentView();
+  return v.run ? v.run->size() : 0;
+}
+
 const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) const {
   // Empty (the usual memtable of a database just opened or checkpointed):
   // no hash, no index probe. Anything visible at `snapshot` was counted
   // before that sequence number was published.
   if (entries() == 0) return nullptr;
   const SkipNode* n = nullptr;
-  if (!index_.Find(key, HashIndex::Hash(key), &n)) {
-    n = list_.Seek(key, snapshot);
-    return (n != nullptr && n->key() == key) ? n : nullptr;
+  if (index_.Find(key, HashIndex::Hash(key), &n)) {
+    if (n == nullptr || n->seq() <= snapshot) return n;
   }
-  // n is the key's newest version; older ones follow it on level 0.
-  for (int steps = 0; n != nullptr && n->seq() > snapshot; ++steps) {
-    if (steps == kLinearSkipSteps) {
-      n = list_.Seek(key, snapshot);
-      break;
-    }
-    n = n->Next(0);
-    if (n != nullptr && n->key() != key) return nullptr;
-  }
+  // An older version than the newest, or no index to ask: search.
+  View v = CurrentView();
+  VersionCursor c(v.list, v.run.get());
+  c.Seek(key, snapshot);
+  n = c.node();
   return (n != nullptr && n->key() == key) ? n : nullptr;
 }
 
@@ -214,7 +360,14 @@ uint64_t MemTable::LatestSequence(std::string_view key) const {
 bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,
                                    uint64_t after_seq) const {
   if (max_sequence() <= after_seq) return false;
-  for (const SkipNode* n = list_.Seek(begin, kMaxSequence); n != nullptr; n = n->Next(0)) {
+  View v = CurrentView();
+  for (const SkipNode* n = v.list->Seek(begin, kMaxSequence); n != nullptr; n = n->Next(0)) {
+    if (!end.empty() && n->key() >= end) break;
+    if (n->seq() > after_seq) return true;
+  }
+  if (!v.run) return false;
+  for (size_t i = v.run->Seek(begin, kMaxSequence); i < v.run->size(); ++i) {
+    const SkipNode* n = v.run->node(i);
     if (!end.empty() && n->key() >= end) break;
     if (n->seq() > after_seq) return true;
   }
@@ -222,7 +375,8 @@ bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,
 }
 
 std::unique_ptr<InternalIterator> MemTable::NewIterator(uint64_t snapshot) const {
-  return std::make_unique<MemTableIterator>(&list_, snapshot);
+  View v = CurrentView();
+  return std::make_unique<MemTableIterator>(v.list, std::move(v.run), snapshot);
 }
 
 size_t MemTable::ArenaBytes() const { return arena_->bytes(); }

@@ -1,9 +1,12 @@
 // MemTable: the newest committed writes, kept as versions (user key, sequence,
-// value or tombstone) in a skiplist whose nodes live in the memtable's own
-// arena, with a hash index from each key to its newest version for point
-// reads. Readers read at a snapshot sequence S and see, for each key, the
-// newest version with seq <= S. Entries are never removed; all memory goes
-// back to the pool at once when the memtable (its arena) is destroyed.
+// value or tombstone) in nodes that live in the memtable's own arena, with a
+// hash index from each key to its newest version for point reads. The
+// versions are ordered by a small skiplist that takes the inserts and a
+// sorted run of everything older (sorted_run.h): every so many inserts the
+// list is merged into a new run and a new list begins, so that inserts and
+// scans of a large memtable do not miss the cache at every step. Readers read at a snapshot
+// sequence S and see, for each key, the newest version with seq <= S. Entries are never removed;
+// all memory goes back to the pool at once when the memtable (its arena) is destroyed.
 //
 // Sequences start at 1: LatestSequence() uses 0 for "never written here".
 // Adding the same (key, seq) twice keeps both; the later Add is the one read.
@@ -26,6 +29,8 @@
 #include "arenakv/status.h"
 #include "mem/hash_index.h"
 #include "mem/skiplist.h"
+#include "mem/sorted_run.h"
+#include "port/mutex.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::alloc {
@@ -40,6 +45,11 @@ struct MemTableOptions {
   size_t limit_bytes = SIZE_MAX;
   // Size of the arena blocks nodes are carved from.
   size_t block_bytes = size_t{256} << 10;
+  // The skiplist taking inserts is merged into the sorted run once it holds
+  // this many versions, or an eighth of the run's if that is more: a list
+  // this size keeps its upper levels in the CPU cache, and a merge (one pass
+  // over the run) costs a bounded share of the inserts that led to it.
+  size_t merge_entries = 16384;
 };
 
 class MemTable {
@@ -93,6 +103,11 @@ class MemTable {
   Status Spill(const std::shared_ptr<alloc::SpillSink>& sink);
   uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
   uint64_t id() const { return id_; }
+  // Versions in the sorted run, and runs built so far (for tests and stats).
+  size_t run_entries() const;
+  uint64_t merges() const { return merges_.load(std::memory_order_relaxed); }
+  // Merges put off for want of memory (inserts went on into the list).
+  uint64_t merges_put_off() const { return merges_put_off_.load(std::memory_order_relaxed); }
   uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }
   uint64_t max_sequence() const { return max_seq_.load(std::memory_order_relaxed); }
   alloc::Arena* arena() const { return arena_.get(); }
@@ -104,16 +119,40 @@ class MemTable {
   };
 
  public:
-  MemTable(PassKey, uint64_t id, std::unique_ptr<alloc::Arena> arena);
+  MemTable(PassKey, uint64_t id, size_t merge_entries, std::unique_ptr<alloc::Arena> arena);
 
  private:
+  // What a reader orders versions by: the list taking inserts when it was
+  // read (it may have received more since: that is safe, nodes are only
+  // ever added) and the run of everything merged before that list began.
+  struct View {
+    const SkipList* list;
+    RunRef run;
+  };
+  View CurrentView() const;
+
   // Newest version of key at snapshot, or nullptr.
   const SkipNode* FindVisible(std::string_view key, uint64_t snapshot) const;
+  // Writer: merges the active list into a new run and starts a new list. On
+  // MemoryLimit nothing changes and inserts go on into the same list.
+  void MergeActiveList();
 
   const uint64_t id_;
+  const size_t merge_entries_;
   std::unique_ptr<alloc::Arena> arena_;
-  SkipList list_;
+  SkipList first_list_;
   HashIndex index_;
+  // Writer only: the list taking inserts, its versions, when to merge it,
+  // and the newest run (also in the view).
+  SkipList* active_ = &first_list_;
+  size_t active_entries_ = 0;
+  size_t merge_at_ = 0;
+  RunRef run_;
+  mutable port::Mutex view_mu_;
+  const SkipList* view_list_ GUARDED_BY(view_mu_) = &first_list_;
+  RunRef view_run_ GUARDED_BY(view_mu_);
+  std::atomic<uint64_t> merges_{0};
+  std::atomic<uint64_t> merges_put_off_{0};
   // Bytes handed out by the arena: nodes and index tables (the arena's block
   // slack not counted).
   std::atomic<size_t> bytes_{0};

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "arenakv/status.h"
+#include "mem/key_compare.h"
 
 namespace arenakv::alloc {
 class Arena;
@@ -77,9 +78,16 @@ class SkipList {
   SkipList(const SkipList&) = delete;
   SkipList& operator=(const SkipList&) = delete;
 
-  // Allocates the list head in `arena`, which must outlive the list. Called
-  // once, before any other method.
+  // Bytes of the list head (a node with the tallest tower).
+  static constexpr size_t kHeadBytes =
+      sizeof(SkipNode) + kMaxHeight * sizeof(std::atomic<SkipNode*>);
+
+  // Allocates the list head in `arena`, which must outlive the list, and
+  // takes the nodes from it. Called once, before any other method.
   Status Init(alloc::Arena* arena, uint64_t rng_seed);
+  // The same, with the head placed at `head_memory` (kHeadBytes, aligned
+  // for a SkipNode), which must outlive the list.
+  void Init(alloc::Arena* arena, uint64_t rng_seed, void* head_memory);
 
   // Writer only. Links a new version; a version equal to an existing
   // (key, seq) goes before it, so the later insertion is the one found. On
@@ -104,7 +112,7 @@ class SkipList {
  private:
   // Ordering of a node against (key, seq): key ascending, seq descending.
   static bool NodeBefore(const SkipNode* n, std::string_view key, uint64_t seq) {
-    int c = n->key().compare(key);
+    int c = CompareKeys(n->key(), key);
     return c < 0 || (c == 0 && n->seq() > seq);
   }
   int RandomHeight();

@@ -1,0 +1,122 @@
+// SortedRun: a memtable's older versions as one sorted array of node
+// pointers, in list order (key ascending, then sequence descending).
+//
+// A memtable takes its inserts into a small skiplist, whose upper levels and
+// most of whose nodes stay in the CPU cache, and every so many inserts merges
+// that list into a new run (MemTable::Add). A skiplist of half a million
+// nodes misses the cache on nearly every level of every insert and of every
+// scan step; a run is read from a flat array, so a scan can fetch the nodes
+// it will need next while it works on the current one, and a merge is one
+// sequential pass over it.
+//
+// Each entry keeps, beside its node, eight bytes of the node's key: the
+// bytes right after the prefix every key of the run shares (the common
+// prefix of its first and last keys), zero-padded. Two entries whose eight
+// bytes differ are ordered by them alone, so merges and searches rarely
+// touch a node.
+//
+// The array lives in segments of the memtable's arena, in chunks of at most
+// 2 MiB (the pool's largest size class: a merge then reuses the chunks the
+// last run gave back instead of mapping and faulting in fresh memory), and
+// goes back to the arena when the last reference goes (RunRef, a shared
+// pointer to the small header kept on the heap: a spilled memtable's
+// segments are read-only, so no count can live in them). An iterator keeps
+// the run it started on, and the memtable's next merge does not wait for it.
+//
+// Thread safety: immutable once built; any number of threads read it and
+// hold references to it. The arena must outlive every reference.
+#ifndef ARENAKV_MEM_SORTED_RUN_H_
+#define ARENAKV_MEM_SORTED_RUN_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/status.h"
+#include "mem/skiplist.h"
+
+namespace arenakv::alloc {
+class Arena;
+}
+
+namespace arenakv::mem {
+
+class SortedRun;
+using RunRef = std::shared_ptr<const SortedRun>;
+
+class SortedRun {
+ public:
+  ~SortedRun();  // gives the array's segments back to the arena
+  SortedRun(const SortedRun&) = delete;
+  SortedRun& operator=(const SortedRun&) = delete;
+
+  // Builds in `arena` the run of `older`'s versions (older may be null) and
+  // the `count` nodes of `list`, which were all added after them: of two
+  // versions with the same key and sequence, the list's comes first, as in a
+  // skiplist the later insertion does. MemoryLimit (no memory for the
+  // array) leaves everything as it was.
+  static Status Merge(alloc::Arena* arena, const SortedRun* older, const SkipList& list,
+                      size_t count, RunRef* out);
+
+  size_t size() const { return size_; }
+  const SkipNode* node(size_t i) const { return entry(i).node; }
+  // Starts loading entry i's node, if there is one. Always inlined: GCC 12
+  // finds a function that only prefetches free of side effects and drops
+  // the calls to it.
+  __attribute__((always_inline)) void Prefetch(size_t i) const {
+    if (i >= size_) return;
+    // The header and key, and most of a small value.
+    const char* p = reinterpret_cast<const char*>(entry(i).node);
+    __builtin_prefetch(p, 0, 3);
+    __builtin_prefetch(p + 64, 0, 3);
+  }
+
+  // Index of the first version at or after (key, seq) in list order; size()
+  // if there is none.
+  size_t Seek(std::string_view key, uint64_t seq) const;
+  // Index of the first version whose key is greater than `key`.
+  size_t FirstAfterKey(std::string_view key) const;
+
+ private:
+  // Lets Merge() use std::make_shared while keeping construction private.
+  struct PassKey {
+    explicit PassKey() = default;
+  };
+
+ public:
+  SortedRun(PassKey, alloc::Arena* arena, size_t size, size_t shared)
+      : arena_(arena), size_(size), shared_(shared) {}
+
+ private:
+  struct Entry {
+    uint64_t prefix;  // key bytes [shared_, shared_ + 8), big-endian, zero-padded
+    const SkipNode* node;
+  };
+  static constexpr size_t kChunkShift = 17;  // 2 MiB of entries
+  static constexpr size_t kChunkEntries = size_t{1} << kChunkShift;
+  static_assert(sizeof(Entry) << kChunkShift == size_t{2} << 20);
+
+  const Entry& entry(size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  // Takes the segments for size_ entries. MemoryLimit: the run is unusable
+  // (its destructor gives back what it got).
+  Status AllocateChunks();
+
+  static uint64_t PrefixOf(std::string_view key, size_t shared);
+  // The first index whose entry is not before the target; `before(node)`
+  // settles entries whose prefix equals the target's.
+  template <typename Before>
+  size_t LowerBound(std::string_view key, Before before) const;
+
+  alloc::Arena* const arena_;
+  const size_t size_;
+  const size_t shared_;  // bytes every key of the run begins with
+  std::vector<alloc::Segment> segments_;
+  std::vector<Entry*> chunks_;  // chunks_[c] = entries [c << kChunkShift, ...)
+};
+
+}  // namespace arenakv::mem
+
+#endif  // ARENAKV_MEM_SORTED_RUN_H_

@@ -1,0 +1,231 @@
+// SortedRun: merges of a run with a newer skiplist keep list order (the
+// list's version first on an equal key and sequence), searches agree with a
+// sorted model for targets inside and outside the keys' shared prefix, the
+// inline key bytes are recomputed when the shared prefix shrinks, runs span
+// several chunks, and every segment goes back when the last reference goes.
+#include "mem/sorted_run.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/segment_pool.h"
+#include "mem/skiplist.h"
+#include "test_util.h"
+
+namespace arenakv::mem {
+namespace {
+
+// A version as the model holds it; `order` breaks ties of (key, seq): the
+// later insertion first.
+struct Version {
+  std::string key;
+  uint64_t seq;
+  int order;
+};
+
+bool ListOrder(const Version& a, const Version& b) {
+  if (a.key != b.key) return a.key < b.key;
+  if (a.seq != b.seq) return a.seq > b.seq;
+  return a.order > b.order;
+}
+
+class SortedRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(alloc::SegmentPool::Create({}, &pool_));
+    ASSERT_OK(
+        alloc::Arena::Create(pool_, {.name = "runs", .kind = alloc::ArenaKind::kShared}, &arena_));
+  }
+  void TearDown() override {
+    lists_.clear();
+    arena_.reset();
+    ASSERT_OK(pool_->Close());
+    pool_.reset();
+    EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
+  }
+
+  // A new skiplist holding `versions`, inserted in the given order; each
+  // gets the next insertion number.
+  SkipList* NewList(const std::vector<std::pair<std::string, uint64_t>>& versions) {
+    lists_.push_back(std::make_unique<SkipList>());
+    SkipList* list = lists_.back().get();
+    EXPECT_OK(list->Init(arena_.get(), lists_.size()));
+    for (const auto& [key, seq] : versions) {
+      SkipList::Inserted ins;
+      EXPECT_OK(list->Insert(seq, ValueType::kValue, key, "v", &ins));
+      model_.push_back({key, seq, next_order_++});
+    }
+    return list;
+  }
+
+  // The first `n` versions of the model in list order.
+  std::vector<Version> Sorted(size_t n = SIZE_MAX) const {
+    std::vector<Version> v(model_.begin(), model_.begin() + std::min(n, model_.size()));
+    std::stable_sort(v.begin(), v.end(), ListOrder);
+    return v;
+  }
+
+  // The run holds exactly the first `n` versions inserted, in list order,
+  // with the later insertion first among equal (key, seq).
+  void ExpectRunIsModel(const SortedRun& run, size_t n = SIZE_MAX) {
+    const std::vector<Version> want = Sorted(n);
+    ASSERT_EQ(run.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(run.node(i)->key(), want[i].key) << "entry " << i;
+      ASSERT_EQ(run.node(i)->seq(), want[i].seq) << "entry " << i;
+    }
+  }
+
+  // Seek and FirstAfterKey agree with the model for `target`.
+  void ExpectSearches(const SortedRun& run, const std::string& target, uint64_t seq) {
+    const std::vector<Version> want = Sorted();
+    const auto seek = std::find_if(want.begin(), want.end(), [&](const Version& v) {
+      return v.key > target || (v.key == target && v.seq <= seq);
+    });
+    EXPECT_EQ(run.Seek(target, seq), static_cast<size_t>(seek - want.begin()))
+        << "Seek('" << target << "', " << seq << ")";
+    const auto after =
+        std::find_if(want.begin(), want.end(), [&](const Version& v) { return v.key > target; });
+    EXPECT_EQ(run.FirstAfterKey(target), static_cast<size_t>(after - want.begin()))
+        << "FirstAfterKey('" << target << "')";
+  }
+
+  std::shared_ptr<alloc::SegmentPool> pool_;
+  std::unique_ptr<alloc::Arena> arena_;
+  std::vector<std::unique_ptr<SkipList>> lists_;
+  std::vector<Version> model_;
+  int next_order_ = 0;
+};
+
+TEST_F(SortedRunTest, MergeKeepsListOrderAndPutsTheNewerListFirst) {
+  SkipList* first = NewList(
+      {{"user:0005", 3}, {"user:0001", 1}, {"user:0009", 2}, {"user:0005", 7}, {"user:0003", 4}});
+  RunRef run;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *first, 5, &run));
+  ExpectRunIsModel(*run);
+  // The same (key, seq) again, and versions between and around the old ones.
+  SkipList* second =
+      NewList({{"user:0005", 7}, {"user:0004", 9}, {"user:0000", 8}, {"user:0009", 2}});
+  RunRef merged;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *second, 4, &merged));
+  ExpectRunIsModel(*merged);
+  // The later insertion of user:0005@7 comes first: it is the newer list's.
+  const size_t i = merged->Seek("user:0005", 7);
+  ASSERT_LT(i + 1, merged->size());
+  EXPECT_EQ(merged->node(i)->seq(), 7u);
+  EXPECT_EQ(merged->node(i + 1)->seq(), 7u);
+  const SkipNode* newer = second->Seek("user:0005", 7);
+  EXPECT_EQ(merged->node(i), newer);
+  // The old run is still whole while it is held.
+  ExpectRunIsModel(*run, 5);
+}
+
+TEST_F(SortedRunTest, SearchesOutsideTheSharedPrefix) {
+  // Every key starts with "tenant-42/": targets before, inside, after and
+  // shorter than that prefix.
+  std::vector<std::pair<std::string, uint64_t>> versions;
+  for (int i = 0; i < 300; ++i) {
+    versions.push_back({"tenant-42/" + std::to_string(1000 + i * 7), 10 + i % 5});
+  }
+  SkipList* list = NewList(versions);
+  RunRef run;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, versions.size(), &run));
+  ExpectRunIsModel(*run);
+  for (const std::string& target : std::vector<std::string>{
+           "", "a", "tenant-4", "tenant-42", "tenant-42/", "tenant-42/0", "tenant-42/1000",
+           "tenant-42/1001", "tenant-42/1350", "tenant-42/3092", "tenant-42/9", "tenant-43",
+           "tenant-42/1350\xff", std::string("tenant-42/1350\0", 15), "\xff"}) {
+    for (uint64_t seq : {uint64_t{0}, uint64_t{12}, kMaxSequence}) {
+      ExpectSearches(*run, target, seq);
+    }
+  }
+}
+
+TEST_F(SortedRunTest, TheSharedPrefixShrinksWhenNewKeysWidenTheRange) {
+  // First keys share "aaaa/" and 8 bytes beyond it tie often; then keys
+  // with other first bytes make the shared prefix empty, so the old
+  // entries' inline bytes must be taken again.
+  std::mt19937_64 rng(test::TestSeed());
+  std::vector<std::pair<std::string, uint64_t>> a, b;
+  for (int i = 0; i < 500; ++i) {
+    a.push_back({"aaaa/same-eight" + std::to_string(rng() % 1000), i + 1});
+  }
+  SkipList* first = NewList(a);
+  RunRef run;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *first, a.size(), &run));
+  for (int i = 0; i < 500; ++i) {
+    std::string k(1 + rng() % 12, '\0');
+    for (char& c : k) c = static_cast<char>("a\x01\xfe/"[rng() % 4]);
+    b.push_back({k, 1000 + rng() % 50});
+  }
+  SkipList* second = NewList(b);
+  RunRef merged;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *second, b.size(), &merged));
+  ExpectRunIsModel(*merged);
+  for (int i = 0; i < 300; ++i) {
+    const auto& pick = i % 2 ? a[rng() % a.size()] : b[rng() % b.size()];
+    ExpectSearches(*merged, pick.first, rng() % 1100);
+    ExpectSearches(*merged, pick.first + '\0', kMaxSequence);
+  }
+}
+
+TEST_F(SortedRunTest, RunsSpanChunksAndGiveTheirSegmentsBack) {
+  const size_t before = arena_->Stats().segments;
+  // More versions than one 2 MiB chunk holds.
+  constexpr size_t kVersions = 140000;
+  std::vector<std::pair<std::string, uint64_t>> versions;
+  versions.reserve(kVersions);
+  for (size_t i = 0; i < kVersions; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof(key), "%012zu", (i * 7919) % kVersions);
+    versions.push_back({key, i + 1});
+  }
+  SkipList* list = NewList(versions);
+  const size_t with_list = arena_->Stats().segments;
+  {
+    RunRef run;
+    ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, kVersions, &run));
+    EXPECT_EQ(arena_->Stats().segments, with_list + 2) << "two chunks";
+    for (size_t i = 0; i < kVersions; i += 997) {
+      char key[16];
+      std::snprintf(key, sizeof(key), "%012zu", i);
+      ASSERT_EQ(run->Seek(key, kMaxSequence), i);
+      ASSERT_EQ(run->node(i)->key(), std::string(key));
+    }
+    RunRef copy = run;
+    run.reset();
+    EXPECT_EQ(arena_->Stats().segments, with_list + 2) << "a reference still holds it";
+    EXPECT_EQ(copy->node(kVersions - 1)->key(), std::string("000000139999"));
+  }
+  EXPECT_EQ(arena_->Stats().segments, with_list);
+  EXPECT_GT(with_list, before);
+}
+
+TEST_F(SortedRunTest, AMergeShortOfMemoryChangesNothing) {
+  SkipList* list = NewList({{"b", 1}, {"a", 2}});
+  // An arena at its limit: no segment for the array.
+  std::unique_ptr<alloc::Arena> full;
+  ASSERT_OK(arena_->NewChild(
+      {.name = "full", .kind = alloc::ArenaKind::kShared, .limit_bytes = 1024}, &full));
+  RunRef run;
+  Status s = SortedRun::Merge(full.get(), nullptr, *list, 2, &run);
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  EXPECT_FALSE(run);
+  EXPECT_EQ(full->Stats().segments, 0u);
+  // A wrong count is refused, not overrun.
+  s = SortedRun::Merge(arena_.get(), nullptr, *list, 1, &run);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_FALSE(run);
+  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, 2, &run));
+  ExpectRunIsModel(*run);
+}
+
+}  // namespace
+}  // namespace arenakv::mem
