@@ -17,6 +17,7 @@
 #include "arenakv/db.h"
 #include "db_test_util.h"
 #include "fault_env.h"
+#include "power_loss_env.h"
 #include "test_util.h"
 #include "util/coding.h"
 
@@ -498,6 +499,98 @@ TEST(RecoveryTest, UnsyncedTearBeforeIntactRecordsIsCutSyncedDamageIsNot) {
               0u)
         << st.recovery_cut;
     ASSERT_OK(db->Put(WriteOptions{.sync = true}, "after", "works"));
+    ASSERT_OK(db->Close());
+    db.reset();
+    ExpectPoolsReleased();
+  }
+}
+
+}  // namespace
+}  // namespace arenakv
+
+namespace arenakv {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// (offset, length) of each batch record of a log, sync marks skipped.
+std::vector<std::pair<size_t, size_t>> BatchRecords(const std::string& bytes) {
+  std::vector<std::pair<size_t, size_t>> out;
+  for (size_t pos = 32; pos + 16 <= bytes.size();) {
+    const uint32_t len = DecodeFixed32(bytes.data() + pos + 8);
+    const uint8_t type = static_cast<uint8_t>(bytes[pos + 12]);
+    if (type == 0) break;  // the preallocated zeros
+    if (type != 3) out.push_back({pos, 16 + len});
+    pos += 16 + len;
+  }
+  return out;
+}
+
+// A log whose records recovery cut (a torn first record before an intact
+// unsynced one) is written again from its header by the same open, under
+// the same number, so its old records would still carry valid checksums.
+// Recovery truncates the cut tail durably before that, so no power loss
+// afterwards can put the new first sector beside the old later ones and
+// bring the cut record back after commits made since.
+TEST(RecoveryTest, ARecordCutByRecoveryNeverComesBackAfterTheLogIsReused) {
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    SCOPED_TRACE("crash image seed " + std::to_string(seed));
+    test::TempDir dir;
+    const std::string path = dir.Join("db");
+    // A log holding R1 ("a", 480 bytes: it ends on the first sector
+    // boundary) and R2 ("b"), neither synced; the closing checkpoint fails.
+    std::string log;
+    size_t value_bytes = 400;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::filesystem::remove_all(path);
+      auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+      Options options;
+      options.env = env;
+      std::unique_ptr<DB> db;
+      ASSERT_OK(DB::Open(options, path, &db));
+      ASSERT_OK(db->Put(WriteOptions{}, "a", std::string(value_bytes, 'x')));
+      ASSERT_OK(db->Put(WriteOptions{}, "b", "cut by recovery"));
+      env->AddRule({.file_substring = "data", .op = test::FaultOp::kWrite, .error = EIO});
+      EXPECT_FALSE(db->Close().ok());
+      db.reset();
+      ExpectPoolsReleased();
+      for (const auto& l : Logs(path)) {
+        if (BatchRecords(ReadFile(l)).size() == 2) log = l;
+      }
+      ASSERT_FALSE(log.empty());
+      const auto records = BatchRecords(ReadFile(log));
+      ASSERT_EQ(records[0].first, 32u);
+      if (records[1].first == 512) break;
+      value_bytes += 512 - records[1].first;  // the record grows with its value
+    }
+    ASSERT_EQ(BatchRecords(ReadFile(log))[1].first, 512u);
+    FlipByte(log, 32 + 20);  // R1 torn: recovery cuts there, R2 goes too
+
+    {
+      auto env = std::make_shared<test::PowerLossEnv>(Env::Default(), path);
+      Options options;
+      options.env = env;
+      std::unique_ptr<DB> db;
+      ASSERT_OK(DB::Open(options, path, &db));
+      std::string v;
+      EXPECT_TRUE(db->Get(ReadOptions{}, "b", &v).IsNotFound());
+      // The reused log's first record, the size R1 had.
+      ASSERT_OK(db->Put(WriteOptions{}, "a", std::string(value_bytes, 'y')));
+      env->PowerCut();
+      db->Close().IgnoreError();
+      db.reset();
+      ExpectPoolsReleased();
+      std::string image;
+      ASSERT_OK(env->WriteCrashImage(seed, test::CrashStyle::kRandom, &image));
+    }
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Options{}, path, &db));
+    std::string v;
+    Status s = db->Get(ReadOptions{}, "b", &v);
+    EXPECT_TRUE(s.IsNotFound()) << "the record recovery cut is back: " << s.ToString() << " " << v;
     ASSERT_OK(db->Close());
     db.reset();
     ExpectPoolsReleased();
