@@ -204,6 +204,54 @@ TEST(SharedBudgetTest, MemoryLimitOnlyWhenNothingCanBeFreed) {
   test::ExpectPoolsReleased();
 }
 
+// A database that wrote much and went quiet holds most of the budget in its
+// memtable (no checkpoint of its own is due). Another one then commits a
+// large batch: the budget asks the quiet one to checkpoint, its memtable's
+// memory comes back, and the batch goes in after a wait bounded by that
+// checkpoint, with nothing lost on either side.
+TEST(SharedBudgetTest, AnIdleDatabasesMemtableIsCheckpointedForAnother) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(40 * kMiB);
+  Options quiet_options = Shared(budget, kMiB);
+  quiet_options.checkpoint_wal_bytes = size_t{1} << 30;  // never due by itself
+  std::unique_ptr<DB> quiet, busy;
+  ASSERT_OK(DB::Open(quiet_options, dir.Join("quiet"), &quiet));
+  ASSERT_OK(DB::Open(Shared(budget, kMiB), dir.Join("busy"), &busy));
+  constexpr int kQuietKeys = 80000;
+  for (int i = 0; i < kQuietKeys; ++i) {
+    ASSERT_OK(quiet->Put(WriteOptions(), Key(i), Value(i, 1)));
+  }
+  DBStats st;
+  ASSERT_OK(quiet->GetStats(&st));
+  ASSERT_EQ(st.checkpoints, 0u);
+  ASSERT_EQ(st.live_memtables, 1u) << "no checkpoint under way";
+  ASSERT_GT(st.memtable_bytes, 12 * kMiB);
+  const uint64_t quiet_checkpoints = st.checkpoints;
+
+  // 14 MiB in one atomic batch, which takes its size twice while it
+  // commits (its log record and its memtable's room): more than the
+  // budget has left.
+  WriteBatch batch;
+  const std::string big(64 << 10, 'b');
+  for (int i = 0; i < 224; ++i) ASSERT_OK(batch.Put(Key(i), big));
+  ASSERT_GT(2 * batch.ApproximateSize() + budget->used_bytes(), budget->capacity_bytes());
+  ASSERT_OK(busy->Write(WriteOptions(), &batch));
+
+  ASSERT_OK(quiet->GetStats(&st));
+  EXPECT_GT(st.checkpoints, quiet_checkpoints) << "the quiet database gave its memtable back";
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  std::string v;
+  ASSERT_OK(busy->Get(ReadOptions(), Key(223), &v));
+  EXPECT_EQ(v, big);
+  ASSERT_NO_FATAL_FAILURE(ReadAll(quiet.get(), kQuietKeys, 1));
+  ASSERT_OK(quiet->Close());
+  ASSERT_OK(busy->Close());
+  quiet.reset();
+  busy.reset();
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
 // Readers of some databases reclaim from the others while those are being
 // closed and reopened: a reclaim never touches a database that has left
 // (ThreadSanitizer and AddressSanitizer watch), and the budget ends at zero.

@@ -5,7 +5,11 @@
 // from. Reclaim asks members for memory in order of how little they were
 // used since the previous reclaim (an activity counter each member
 // supplies: cache reads and commits), the asking database last; each frees
-// clean cache pages and gives its pool's free segments back to the OS.
+// clean cache pages and gives its pool's free segments back to the OS. When
+// that is not enough, the other members, in the same order, are asked to
+// checkpoint their memtables in the background (a release): that memory
+// comes back later, and a writer short of memory waits for the releases
+// under way (AwaitRelease) before it gives up.
 //
 // Thread safety: all methods may be called concurrently. A member's
 // callbacks run under its own mutex; Leave() takes it, so once Leave()
@@ -35,6 +39,12 @@ struct MemoryBudget::Rep {
     std::function<size_t(size_t wanted, bool trim)> reclaim;
     // Moves whenever the database is used.
     std::function<uint64_t()> activity;
+    // Starts a release (a checkpoint of the memtable, in the background) if
+    // the database holds a memtable worth one and none is under way;
+    // returns the bytes it should give back (0: none started). The
+    // database calls ReleaseStarted() before it starts one and
+    // ReleaseFinished() once it has ended.
+    std::function<size_t()> release_memtable;
     uint64_t seen GUARDED_BY(mu) = 0;  // activity() at the previous reclaim
   };
 
@@ -43,18 +53,33 @@ struct MemoryBudget::Rep {
 
   std::shared_ptr<Member> Join(const alloc::SegmentPool* pool,
                                std::function<size_t(size_t, bool)> reclaim,
-                               std::function<uint64_t()> activity);
+                               std::function<uint64_t()> activity,
+                               std::function<size_t()> release_memtable);
   void Leave(const std::shared_ptr<Member>& member);
   size_t Reclaim(size_t wanted, const alloc::SegmentPool* asking);
   size_t databases() const;
   // Takes m->mu; without waiting (false when it is held) unless may_wait.
   static bool LockMember(Member* m, bool may_wait) TRY_ACQUIRE(true, m->mu);
 
+  // A release begins; it ended (its memory is back, or it could not run).
+  void ReleaseStarted();
+  void ReleaseFinished();
+  // The count of releases ended so far, for AwaitRelease.
+  uint64_t ReleaseMark();
+  // True at once if a release ended since `mark` was taken; else waits until
+  // the releases under way now have ended (true), or returns false at once
+  // when none is: there is nothing to wait for.
+  bool AwaitRelease(uint64_t mark);
+
   const std::shared_ptr<alloc::SharedBudget> shared;
 
  private:
   mutable port::Mutex mu_;
   std::vector<std::shared_ptr<Member>> members_ GUARDED_BY(mu_);
+  port::Mutex release_mu_;
+  port::CondVar release_cv_{&release_mu_};
+  uint64_t releases_started_ GUARDED_BY(release_mu_) = 0;
+  uint64_t releases_finished_ GUARDED_BY(release_mu_) = 0;
 };
 
 }  // namespace arenakv

@@ -576,9 +576,12 @@ Status DBImpl::Close() {
     shutting_down_ = true;
     bg_cv_.SignalAll();
   }
+  // No other database's reclaim posts work for this one from here on.
+  LeaveSharedBudget();
   // Background work of this database that has not started never will; the
   // piece running (a checkpoint) finishes first.
   BackgroundPool::Default()->Cancel(this);
+  if (options_.memory_budget != nullptr) EndBudgetRelease();  // one cancelled before it ran
   TEST_SYNC_POINT("DBImpl::Close:Checkpoint");
 
   Status s;
@@ -618,15 +621,70 @@ void DBImpl::JoinSharedBudget() {
       },
       [this, tree] {
         return tree->cache()->Activity() + read_seq_.load(std::memory_order_relaxed);
-      });
+      },
+      [this] { return StartBudgetRelease(); });
+}
+
+// Once it returns no reclaim touches this database, and no release of it
+// is posted any more.
+void DBImpl::LeaveSharedBudget() {
+  if (budget_member_ == nullptr) return;
+  options_.memory_budget->rep()->Leave(budget_member_);
+  budget_member_.reset();
+}
+
+size_t DBImpl::StartBudgetRelease() {
+  // Below this a checkpoint costs more than the memory it gives back.
+  constexpr size_t kMinReleaseBytes = size_t{256} << 10;
+  const size_t bytes = memtable_bytes_hint_.load(std::memory_order_relaxed);
+  if (bytes < kMinReleaseBytes || budget_release_pending_.exchange(true)) return 0;
+  options_.memory_budget->rep()->ReleaseStarted();
+  BackgroundPool::Default()->Post(this, [this] { CheckpointForBudget(); });
+  return bytes;
+}
+
+void DBImpl::CheckpointForBudget() {
+  bool frozen = false;
+  {
+    port::MutexLock l(&mu_);
+    // With a commit group under way this database is being written: its
+    // own write path freezes and checkpoints it when it must, and waiting
+    // here behind a leader that may itself wait for memory would hold a
+    // background thread.
+    // A checkpoint already under way gives memory back by itself; waiting
+    // for it here could hold every background thread.
+    if (!shutting_down_ && bg_error_.ok() && writers_.empty() && current_->imm.empty()) {
+      Writer w(&mu_);
+      writers_.push_back(&w);
+      frozen = WriteLocked(&w).ok();  // at the front: freezes at once
+    }
+  }
+  if (frozen) {
+    RunTreeCheckpoint().IgnoreError();  // failures land in bg_error_
+    pool_->Trim();
+  }
+  EndBudgetRelease();
+}
+
+void DBImpl::EndBudgetRelease() {
+  if (budget_release_pending_.exchange(false)) options_.memory_budget->rep()->ReleaseFinished();
+}
+
+uint64_t DBImpl::BudgetReleaseMark() const {
+  return options_.memory_budget != nullptr ? options_.memory_budget->rep()->ReleaseMark() : 0;
+}
+
+bool DBImpl::AwaitBudgetReleaseLocked(uint64_t mark) {
+  if (options_.memory_budget == nullptr) return false;
+  mu_.Unlock();
+  const bool waited = options_.memory_budget->rep()->AwaitRelease(mark);
+  mu_.Lock();
+  return waited;
 }
 
 void DBImpl::Teardown() {
-  if (budget_member_ != nullptr) {
-    // Before the tree closes: once Leave returns no reclaim touches it.
-    options_.memory_budget->rep()->Leave(budget_member_);
-    budget_member_.reset();
-  }
+  // Before the tree closes.
+  LeaveSharedBudget();
   if (read_ahead_ != nullptr) read_ahead_->Stop();  // it reads through the tree
   // Unmap second. The tree closes before the last versions go, so that
   // their release does not evict the cache page by page: the cache arena
@@ -1111,19 +1169,32 @@ Status DBImpl::CommitGroupLocked(Writer* w, Group* g) {
 }
 
 Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
+  // Waits for other databases of a shared budget to give memory back:
+  // each wait ends when the checkpoints they began for it have.
+  constexpr int kMaxBudgetWaits = 8;
   Status s;
+  Status stall;  // why freeing memory here failed, if it did
   bool logged = false;
   for (int attempt = 0;; ++attempt) {
+    const uint64_t mark = BudgetReleaseMark();
     mu_.Unlock();
     s = LogAndApply(batch, g.sync, &logged);
     mu_.Lock();
-    if (logged || !s.IsMemoryLimit() || attempt > 0) break;
-    // No room for the group: checkpoint to free memory, then try once more.
-    Status ws = StallForMemoryLocked();
-    if (!ws.ok()) {
-      s = ws;
-      break;
+    if (logged || !s.IsMemoryLimit()) break;
+    if (attempt == 0) {
+      // No room for the group: checkpoint to free memory, then try again.
+      stall = StallForMemoryLocked();
+      if (stall.ok()) continue;
+      if (!stall.IsMemoryLimit()) {
+        s = stall;
+        break;
+      }
     }
+    // The allocation that failed asked the other databases of a shared
+    // budget to checkpoint: wait for them, a few times at most.
+    if (attempt < kMaxBudgetWaits && AwaitBudgetReleaseLocked(mark)) continue;
+    if (!stall.ok()) s = stall;
+    break;
   }
   if (s.ok()) {
     last_sequence_ += g.count;  // publish: the group becomes visible
@@ -1214,6 +1285,7 @@ Status DBImpl::LogAndApply(const LogBatch& batch, bool sync, bool* logged) {
   s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) {
     return table->Add(seq, type, k, v);
   });
+  memtable_bytes_hint_.store(table->ApproximateBytes(), std::memory_order_relaxed);
   if (!s.ok()) {
     // Cannot happen after Prepare(); should it, the commit is logged but not
     // applied, and the database must not diverge from its log.
@@ -1445,6 +1517,7 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     v->imm.insert(v->imm.end(), current_->imm.begin(), current_->imm.end());
     v->tree = current_->tree;
     current_ = std::move(v);
+    memtable_bytes_hint_.store(0, std::memory_order_relaxed);
     StartHistoryLocked();
     PublishReadViewLocked();
     if (force) return Status::OK();  // the caller runs the checkpoint next

@@ -207,6 +207,24 @@ class DBImpl final : public DB {
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
   void JoinSharedBudget();
+  void LeaveSharedBudget();
+  // A member of a shared budget asked for memory (MemoryBudget::Rep's
+  // release): posts CheckpointForBudget unless one is under way or the
+  // memtable is too small to matter; returns the bytes it should free.
+  // Takes no lock of this database: it runs inside another one's
+  // allocation.
+  size_t StartBudgetRelease();
+  // The posted work: freezes and checkpoints the memtable, unless a writer
+  // leads a commit group now (then this database's own writes decide), and
+  // gives the pool's free segments back.
+  void CheckpointForBudget() EXCLUDES(mu_);
+  void EndBudgetRelease();
+  // MemoryBudget::Rep::ReleaseMark, 0 without a shared budget.
+  uint64_t BudgetReleaseMark() const;
+  // Waits (without mu_) for the releases of the shared budget under way;
+  // false when there is no shared budget, or none ended since `mark` and
+  // none is under way.
+  bool AwaitBudgetReleaseLocked(uint64_t mark) REQUIRES(mu_);
   // Lock-free point reads (see the comment above DBImpl::Get in db_impl.cc).
   // After every change of current_ or last_sequence_.
   void PublishReadViewLocked() REQUIRES(mu_);
@@ -227,6 +245,11 @@ class DBImpl final : public DB {
   std::shared_ptr<alloc::SegmentPool> pool_;
   // This database in Options::memory_budget's members (null without one).
   std::shared_ptr<MemoryBudget::Rep::Member> budget_member_;
+  // A release for the shared budget is posted or running.
+  std::atomic<bool> budget_release_pending_{false};
+  // The active memtable's size as of the last commit: read by
+  // StartBudgetRelease, which may not take mu_.
+  std::atomic<size_t> memtable_bytes_hint_{0};
   std::unique_ptr<alloc::Arena> arena_;
   std::unique_ptr<tree::BTree> tree_;
   // Set at open (Options::read_ahead) and kept until destruction; stopped

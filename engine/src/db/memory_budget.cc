@@ -22,11 +22,12 @@ MemoryBudget::Rep::~Rep() { shared->SetReclaim(nullptr); }
 
 std::shared_ptr<MemoryBudget::Rep::Member> MemoryBudget::Rep::Join(
     const alloc::SegmentPool* pool, std::function<size_t(size_t, bool)> reclaim,
-    std::function<uint64_t()> activity) {
+    std::function<uint64_t()> activity, std::function<size_t()> release_memtable) {
   auto m = std::make_shared<Member>();
   m->pool = pool;
   m->reclaim = std::move(reclaim);
   m->activity = std::move(activity);
+  m->release_memtable = std::move(release_memtable);
   {
     port::MutexLock ml(&m->mu);
     m->seen = m->activity();
@@ -91,7 +92,42 @@ size_t MemoryBudget::Rep::Reclaim(size_t wanted, const alloc::SegmentPool* askin
     if (c.m->alive) freed += c.m->reclaim(want - freed, /*trim=*/!c.asking);
     c.m->mu.Unlock();
   }
+  // Not enough clean pages: memtables of the others, the least used first,
+  // are checkpointed in the background (the asking database checkpoints its
+  // own in its write path).
+  size_t coming = 0;
+  for (const Candidate& c : order) {
+    if (freed + coming >= want) break;
+    if (c.asking || !LockMember(c.m, may_wait)) continue;
+    if (c.m->alive) coming += c.m->release_memtable();
+    c.m->mu.Unlock();
+  }
   return freed;
+}
+
+void MemoryBudget::Rep::ReleaseStarted() {
+  port::MutexLock l(&release_mu_);
+  ++releases_started_;
+}
+
+void MemoryBudget::Rep::ReleaseFinished() {
+  port::MutexLock l(&release_mu_);
+  ++releases_finished_;
+  release_cv_.SignalAll();
+}
+
+uint64_t MemoryBudget::Rep::ReleaseMark() {
+  port::MutexLock l(&release_mu_);
+  return releases_finished_;
+}
+
+bool MemoryBudget::Rep::AwaitRelease(uint64_t mark) {
+  port::MutexLock l(&release_mu_);
+  if (releases_finished_ > mark) return true;  // memory came back meanwhile
+  const uint64_t target = releases_started_;
+  if (releases_finished_ >= target) return false;
+  while (releases_finished_ < target) release_cv_.Wait();
+  return true;
 }
 
 bool MemoryBudget::Rep::LockMember(Member* m, bool may_wait) {
