@@ -511,13 +511,17 @@ Status DBImpl::RotateWalLocked() {
   // The number is used up only when its file exists: recovery treats a gap
   // in the numbering as a lost log.
   const uint64_t number = next_wal_number_;
-  if (wal_ != nullptr) {
+  if (wal_ != nullptr && !final_freeze_) {
     // Commits in the old log must not be lost while a synced commit in the
     // new one survives: the old one is durable before the new one exists,
     // so a log that is not the last is never torn. A poisoned writer's file
     // was cut back to its last whole record; it is synced through a fresh
     // handle. If that fails, what the old log holds is unknown: no later
-    // commit may be acknowledged on top of it.
+    // commit may be acknowledged on top of it. (Close's last freeze skips
+    // this: no commit follows it, so the old log stays the last one holding
+    // records, which recovery may cut; its synced commits are durable
+    // already, and once the checkpoint covers it, it is deleted before its
+    // pages are ever written back.)
     Status ss = wal_->poisoned() ? SyncLogFile(WalPath(wal_->log_number())) : wal_->Sync();
     if (!ss.ok()) {
       bg_error_ = ReadOnlyUntilReopened(
@@ -593,6 +597,10 @@ Status DBImpl::Close() {
       // The final checkpoint cannot run: say why (the logs keep every
       // acknowledged commit for the next open).
       if (!clean) s = bg_error_;
+    }
+    if (clean) {
+      port::MutexLock l(&mu_);
+      final_freeze_ = true;
     }
     // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
     for (int round = 0; clean && s.ok() && round < 2; ++round) {

@@ -305,6 +305,9 @@ class DBImpl final : public DB {
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;
   bool checkpoint_running_ GUARDED_BY(mu_) = false;
   bool shutting_down_ GUARDED_BY(mu_) = false;
+  // Close() is freezing for its last checkpoint: no commit follows, so the
+  // log left behind need not be synced first (see RotateWalLocked).
+  bool final_freeze_ GUARDED_BY(mu_) = false;
   // Background work posted to the shared BackgroundPool and not started:
   // a checkpoint to run now, a retry after a delay (at most one of each).
   bool bg_posted_now_ GUARDED_BY(mu_) = false;

@@ -254,6 +254,12 @@ class CheckpointWriter {
   alloc::Arena* arena() const { return arena_; }
 
  private:
+  // Run's phases.
+  Status RewriteTree(uint64_t old_root, uint64_t* new_root);
+  Status ShapeTop(ChildList* top, uint64_t* root);
+  Status CommitMeta(const MetaState& old, uint64_t new_root, uint64_t last_sequence,
+                    uint64_t wal_number);
+
   bool InRange(const std::string_view* upper) const {
     return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
   }
@@ -631,7 +637,8 @@ Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache, ui
     }
   }
   char* dst = buffer_.data + buffer_used_;
-  size_t length = EncodeStoredPage(page->data(), bytes, tree_->options_.compression, dst, kLeafBlockBytes);
+  size_t length =
+      EncodeStoredPage(page->data(), bytes, tree_->options_.compression, dst, kLeafBlockBytes);
   uint64_t extent = AlignUp(length);
   uint64_t offset = 0;
   Status s = Allocate(extent, &offset);
@@ -843,44 +850,58 @@ Status CheckpointWriter::BuildLevelAbove(ChildList* list, ChildList* above) {
   return b.Finish();
 }
 
+// Three phases: the changes rewrite the pages they touch, bottom up (the
+// top of the tree is then shaped into one root), the new pages reach the
+// disk, and the meta block that names the new root makes them the tree.
 Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
                              CheckpointResult* result) {
   result_ = result;
   changes_ = changes;
-  MetaState old = tree_->meta();
+  const MetaState old = tree_->meta();
+  uint64_t new_root = 0;
+  Status s = RewriteTree(old.root, &new_root);
+  if (s.ok()) s = Flush();
+  ReturnRun();
+  if (s.ok()) s = tree_->file_->Sync();
+  if (!s.ok()) return s;
+  return CommitMeta(old, new_root, last_sequence, wal_number);
+}
+
+Status CheckpointWriter::RewriteTree(uint64_t old_root, uint64_t* new_root) {
   int root_level = 0;
   Status s;
-  if (old.root != 0) {
+  if (old_root != 0) {
     PageRef ref;
-    s = tree_->FetchPage(old.root, false, &ref);
+    s = tree_->FetchPage(old_root, false, &ref);
     if (!s.ok()) return s;
     root_level = PageView(ref.data()).level();
   }
   changes_->SeekToFirst();
   ChildList top(this, static_cast<uint16_t>(root_level), mr_);
   bool kept = true;
-  s = Rewrite(old.root, root_level, {}, nullptr, &top, &kept);
+  s = Rewrite(old_root, root_level, {}, nullptr, &top, &kept);
   if (s.ok() && top.builder.active()) s = top.builder.Finish();
   if (!s.ok()) return s;
   if (!changes_->status().ok()) return changes_->status();
+  return ShapeTop(&top, new_root);
+}
 
-  // Shape the top: grow levels while there are several pages, collapse roots
-  // with a single child.
-  uint64_t new_root = 0;
-  while (true) {
-    if (top.items.empty()) break;
-    if (top.items.size() > 1) {
-      ChildList above(this, static_cast<uint16_t>(top.level + 1), mr_);
-      s = BuildLevelAbove(&top, &above);
+// Grows levels while the top holds several pages, and lets an internal root
+// with a single child give way to it; *root stays 0 for an empty tree.
+Status CheckpointWriter::ShapeTop(ChildList* top, uint64_t* root) {
+  Status s;
+  while (!top->items.empty()) {
+    if (top->items.size() > 1) {
+      ChildList above(this, static_cast<uint16_t>(top->level + 1), mr_);
+      s = BuildLevelAbove(top, &above);
       if (!s.ok()) return s;
-      top.items.swap(above.items);
-      top.level = above.level;
-      top.done = 0;
+      top->items.swap(above.items);
+      top->level = above.level;
+      top->done = 0;
       continue;
     }
-    Child& c = top.items[0];
-    if (top.level > 0) {
-      // An internal root with one child gives way to the child.
+    Child& c = top->items[0];
+    if (top->level > 0) {
       PageRef ref;
       if (c.state == ChildState::kPending) {
         ref = std::move(c.page);
@@ -889,7 +910,7 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
         if (!s.ok()) return s;
       }
       PageView v(ref.data());
-      if (v.is_leaf() || v.level() != top.level) {
+      if (v.is_leaf() || v.level() != top->level) {
         return PageCorruption(tree_->path_, AddressOffset(c.address), "root on the wrong level");
       }
       if (v.count() == 1) {
@@ -901,22 +922,23 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
         c.address = child;
         c.bytes = 0;
         c.state = ours ? ChildState::kWritten : ChildState::kUnchanged;
-        top.level--;
+        top->level--;
         continue;
       }
       if (c.state == ChildState::kPending) c.page = std::move(ref);
     }
-    s = Settle(&top, true);
+    s = Settle(top, true);
     if (!s.ok()) return s;
-    new_root = top.items[0].address;
+    *root = top->items[0].address;
     break;
   }
-  s = Flush();
-  ReturnRun();
-  if (!s.ok()) return s;
-  s = tree_->file_->Sync();
-  if (!s.ok()) return s;
+  return Status::OK();
+}
 
+// Writes the meta block naming the new root and, once it is durable, makes
+// it the tree's and frees what the checkpoint no longer needs.
+Status CheckpointWriter::CommitMeta(const MetaState& old, uint64_t new_root, uint64_t last_sequence,
+                                    uint64_t wal_number) {
   MetaState m;
   m.checkpoint_id = old.checkpoint_id + 1;
   m.root = new_root;
@@ -926,7 +948,8 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
   m.key_count = static_cast<uint64_t>(static_cast<int64_t>(old.key_count) + key_delta_);
   char block[kBlockBytes];
   EncodeMetaBlock(m, block);
-  s = tree_->file_->Write(kMetaOffsets[m.checkpoint_id % 2], std::string_view(block, kBlockBytes));
+  Status s =
+      tree_->file_->Write(kMetaOffsets[m.checkpoint_id % 2], std::string_view(block, kBlockBytes));
   if (s.ok()) s = tree_->file_->Sync();
   if (!s.ok()) {
     Abort(/*quarantine=*/true);
@@ -947,8 +970,8 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
   }
   written_.clear();
   // By offset: ReleasePages finds the runs of contiguous pages in one pass.
-  std::sort(result->obsolete.begin(), result->obsolete.end());
-  result->meta = m;
+  std::sort(result_->obsolete.begin(), result_->obsolete.end());
+  result_->meta = m;
   return Status::OK();
 }
 
