@@ -406,22 +406,42 @@ TEST_F(KvtoolBatchTest, VerifyGoodAndCorruptDatabases) {
   EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
 }
 
-TEST_F(KvtoolBatchTest, LockedDatabaseIsAClearError) {
+// A database another process holds: commands that write get a clear error;
+// commands that only read open it read-only by themselves, and say so.
+TEST_F(KvtoolBatchTest, ADatabaseInUseIsReadOnlyForReadsAndAClearErrorForWrites) {
   ASSERT_EQ(Kv(db(), "put a 1").exit_code, 0);
   {
     std::unique_ptr<DB> held;
     ASSERT_TRUE(DB::Open(Options{}, db(), &held).ok());
-    KvtoolResult r = Kv(db(), "get a");
+    ASSERT_TRUE(held->Put(WriteOptions{}, "b", "2").ok());  // in its log only
+    KvtoolResult r = Kv(db(), "put c 3");
     EXPECT_EQ(r.signal, 0) << Trace(r);
     EXPECT_EQ(r.exit_code, 1) << Trace(r);
     EXPECT_NE(r.err.find("locked"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("Busy"), std::string::npos) << r.err;
     EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+
+    r = Kv(db(), "get a; get b; count");
+    EXPECT_EQ(r.exit_code, 0) << Trace(r);
+    EXPECT_EQ(r.out, "1\n2\n2\n") << Trace(r);
+    EXPECT_NE(r.err.find("opened read-only"), std::string::npos) << r.err;
+
+    // Asked for, read-only refuses writes with a reason.
+    r = RunKvtool({db(), "--read-only", "-c", "get a; put d 4"});
+    EXPECT_EQ(r.exit_code, 1) << Trace(r);
+    EXPECT_EQ(r.out, "1\n") << Trace(r);
+    EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
     ASSERT_TRUE(held->Close().ok());
   }
   EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
   EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
   EXPECT_EQ(Ok("get a"), "1\n");
+  EXPECT_EQ(Ok("get b"), "2\n");
+  // A missing database, read-only: an error, and nothing is created.
+  KvtoolResult r = RunKvtool({dir_.Join("missing"), "--read-only", "-c", "count"});
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("no database at"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("missing")));
 }
 
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {

@@ -49,6 +49,10 @@ constexpr char kUsage[] =
     "  -c, --command CMDS  run CMDS (separated by ';' or newlines) and exit\n"
     "  --json              one JSON object per command on stdout\n"
     "  --no-create         fail instead of creating a missing database\n"
+    "  --read-only         open to read only: nothing is created or written, and\n"
+    "                      it works beside a process writing the database (read\n"
+    "                      commands on a database in use open this way by\n"
+    "                      themselves)\n"
     "  --cache-mb N        page cache size in MiB (default 64)\n"
     "  --strict-recovery   refuse to open a log a crash cut short, instead of\n"
     "                      cutting it (the default cuts it and says so)\n"
@@ -63,6 +67,7 @@ struct Flags {
   bool have_commands = false;
   bool json = false;
   bool create = true;
+  bool read_only = false;
   bool strict_recovery = false;
   size_t cache_bytes = 0;
 };
@@ -117,6 +122,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       flags->json = true;
     } else if (arg == "--no-create") {
       flags->create = false;
+    } else if (arg == "--read-only") {
+      flags->read_only = true;
     } else if (arg == "--strict-recovery") {
       flags->strict_recovery = true;
     } else if (arg == "--db") {
@@ -276,10 +283,10 @@ int Main(int argc, char** argv) {
   // commands that only read fail instead, so a mistyped path is not taken
   // for an empty database (nor left behind as one).
   const bool exists = std::filesystem::exists(flags.db_path + "/data.akv");
-  if (!exists && flags.create && flags.have_commands) {
+  bool reads = false, writes = false;
+  if (flags.have_commands) {
     std::vector<Words> commands;
     std::string why;
-    bool reads = false, writes = false;
     if (ParseCommands(flags.commands, &commands, &why)) {
       for (const Words& c : commands) {
         if (c.empty()) continue;
@@ -287,17 +294,18 @@ int Main(int argc, char** argv) {
         reads |= a == Shell::Access::kReads;
         writes |= a == Shell::Access::kWrites;
       }
-      if (reads && !writes) {
-        std::fprintf(stderr,
-                     "error: no database at %s (the commands only read; a command that writes "
-                     "creates one)\n",
-                     flags.db_path.c_str());
-        return kExitFailed;
-      }
     }
+  }
+  if (!exists && flags.create && !flags.read_only && flags.have_commands && reads && !writes) {
+    std::fprintf(stderr,
+                 "error: no database at %s (the commands only read; a command that writes "
+                 "creates one)\n",
+                 flags.db_path.c_str());
+    return kExitFailed;
   }
   Options options;
   options.create_if_missing = flags.create;
+  options.read_only = flags.read_only;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
   if (flags.strict_recovery) options.wal_recovery = WalRecovery::kAbsoluteConsistency;
   std::unique_ptr<DB> db;
@@ -305,6 +313,18 @@ int Main(int argc, char** argv) {
   {
     BlockedSignals blocked;
     s = DB::Open(options, flags.db_path, &db);
+    // In use by a writer: commands that only read (or a session, which is
+    // told) go on read-only, on the state as of now.
+    if (s.IsBusy() && !options.read_only && !(flags.have_commands && writes)) {
+      options.read_only = true;
+      s = DB::Open(options, flags.db_path, &db);
+      if (s.ok()) {
+        std::fprintf(stderr,
+                     "note: %s is in use by another process: opened read-only, on the state as "
+                     "of now%s\n",
+                     flags.db_path.c_str(), flags.have_commands ? "" : " (writes will fail)");
+      }
+    }
   }
   if (!s.ok()) {
     if (s.IsBusy()) {

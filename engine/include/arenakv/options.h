@@ -38,6 +38,17 @@ enum class WalRecovery {
 };
 
 struct Options {
+  // Open to read only: no file is created, written or deleted (no LOCK, no
+  // log), so it works on a read-only directory and beside a writer, even one
+  // in another process. It reads the state as of the open: the last durable
+  // checkpoint plus the logs after it, replayed in memory (a torn tail is
+  // left as it is, not cut). Put, Delete, Write, Checkpoint and transaction
+  // commits return NotSupported. Beside a writer, the pages of that state
+  // stay readable until the writer's second checkpoint after the open (it
+  // may then reuse them); a read that meets one reused returns Corruption:
+  // reopen to read the newer state. create_if_missing is ignored: a missing
+  // database is NotFound.
+  bool read_only = false;
   // Create the database directory and files when they do not exist.
   bool create_if_missing = true;
   // Fail with InvalidArgument when the database already exists.

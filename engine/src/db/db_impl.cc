@@ -164,6 +164,7 @@ Status DBImpl::OpenImpl() {
   Status bs = MemoryBudgetFor(options_, &budget_bytes_, &min_share);
   if (!bs.ok()) return bs;  // refused before anything is created
   const bool dir_exists = env_->FileExists(path_);
+  if (options_.read_only) return OpenReadOnly();
   if (!dir_exists) {
     if (!options_.create_if_missing) {
       return Status::InvalidArgument(path_ + " does not exist (create_if_missing is false)");
@@ -191,6 +192,33 @@ Status DBImpl::OpenImpl() {
     return Status::InvalidArgument(data_path + " does not exist (create_if_missing is false)");
   }
 
+  s = OpenTree(data_path, exists);
+  if (!s.ok()) return s;
+  uint64_t max_wal = 0;
+  s = Recover(&max_wal);
+  if (!s.ok()) return s;
+  if (!exists) {
+    s = env_->SyncDir(path_);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+// No file is created, written or deleted: no LOCK, no log, no cut tail.
+Status DBImpl::OpenReadOnly() {
+  const std::string data_path = path_ + "/" + kDataFileName;
+  if (!env_->FileExists(data_path)) {
+    return Status::NotFound("no database at " + path_ + " (" + kDataFileName +
+                            " is missing; a read-only open creates nothing)");
+  }
+  Status s = OpenTree(data_path, /*exists=*/true);
+  if (!s.ok()) return s;
+  uint64_t max_wal = 0;
+  return Recover(&max_wal);
+}
+
+// The pool, the arenas and the tree, over an existing or a new data file.
+Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   alloc::PoolOptions po;
   po.name = path_;
   // A small reserve of free segments serves cache churn; anything beyond goes
@@ -204,7 +232,7 @@ Status DBImpl::OpenImpl() {
     po.shared_budget = options_.memory_budget->rep()->shared;
     if (options_.memory_budget_bytes == 0) po.budget_bytes = SIZE_MAX;  // the shared one binds
   }
-  s = alloc::SegmentPool::Create(po, &pool_);
+  Status s = alloc::SegmentPool::Create(po, &pool_);
   if (!s.ok()) return s;
   counters_.pool = pool_;
   s = alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_);
@@ -220,6 +248,7 @@ Status DBImpl::OpenImpl() {
   to.page_bytes = options_.page_bytes;
   to.cache_bytes = options_.cache_bytes;
   to.compression = options_.compression;
+  to.read_only = options_.read_only;
   s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(),
                         &tree_);
   if (s.IsInvalidArgument() && exists) {
@@ -233,14 +262,6 @@ Status DBImpl::OpenImpl() {
   pool_->SetReclaimCallback([tree](size_t wanted) { return tree->EvictForReclaim(wanted); });
   if (options_.memory_budget != nullptr) JoinSharedBudget();
   if (options_.read_ahead) read_ahead_ = std::make_unique<tree::ReadAhead>(tree);
-
-  uint64_t max_wal = 0;
-  s = Recover(&max_wal);
-  if (!s.ok()) return s;
-  if (!exists) {
-    s = env_->SyncDir(path_);
-    if (!s.ok()) return s;
-  }
   return Status::OK();
 }
 
@@ -288,7 +309,8 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
       if (n >= meta.wal_number) {
         wals.push_back(n);
       } else {
-        env_->DeleteFile(path_ + "/" + name).IgnoreError();  // covered by the tree
+        // Covered by the tree (a read-only open leaves it to the writer).
+        if (!options_.read_only) env_->DeleteFile(path_ + "/" + name).IgnoreError();
       }
     }
   }
@@ -341,7 +363,8 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   replay_checkpoints_ = replay.checkpoints;
   recovery_cut_ = replay.cut;
 
-  const uint64_t reuse = replay.records == 0 ? ReuseEmptyLogs(wals, max_wal_number) : 0;
+  const uint64_t reuse =
+      replay.records == 0 && !options_.read_only ? ReuseEmptyLogs(wals, max_wal_number) : 0;
 
   port::MutexLock l(&mu_);
   last_sequence_ = replay.last_seq;
@@ -355,6 +378,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   current_ = std::move(v);
   StartHistoryLocked();
   PublishReadViewLocked();
+  if (options_.read_only) return Status::OK();  // no log: nothing is written
   return RotateWalLocked();
 }
 
@@ -411,7 +435,8 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
     ++replay->records;
-    if (replay->table->ApproximateBytes() >= threshold) {
+    // A read-only open keeps every replayed change in memory.
+    if (replay->table->ApproximateBytes() >= threshold && !options_.read_only) {
       s = CheckpointReplayed(number, replay);
       if (!s.ok()) return s;
       threshold = ReplayThreshold();
@@ -455,8 +480,12 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
                                 " (what a crash leaves); wal_recovery is kAbsoluteConsistency, so "
                                 "nothing was cut: open with kPointInTime to cut it there");
     }
-    // Cut the tail so that nothing is ever appended after garbage.
-    s = wal::TruncateTornTail(env_.get(), file, number, reader->result().valid_bytes);
+    // Cut the tail so that nothing is ever appended after garbage (a
+    // read-only open only stops there: the tail may be a writer's record
+    // being stored).
+    if (!options_.read_only) {
+      s = wal::TruncateTornTail(env_.get(), file, number, reader->result().valid_bytes);
+    }
     if (s.ok()) {
       const size_t slash = file.rfind('/');
       replay->cut = file.substr(slash == std::string::npos ? 0 : slash + 1) + " at offset " +
@@ -645,7 +674,8 @@ size_t DBImpl::StartBudgetRelease() {
   // Below this a checkpoint costs more than the memory it gives back.
   constexpr size_t kMinReleaseBytes = size_t{256} << 10;
   const size_t bytes = memtable_bytes_hint_.load(std::memory_order_relaxed);
-  if (bytes < kMinReleaseBytes || budget_release_pending_.exchange(true)) return 0;
+  if (options_.read_only || bytes < kMinReleaseBytes) return 0;
+  if (budget_release_pending_.exchange(true)) return 0;
   options_.memory_budget->rep()->ReleaseStarted();
   BackgroundPool::Default()->Post(this, [this] { CheckpointForBudget(); });
   return bytes;
@@ -676,6 +706,10 @@ void DBImpl::CheckpointForBudget() {
 
 void DBImpl::EndBudgetRelease() {
   if (budget_release_pending_.exchange(false)) options_.memory_budget->rep()->ReleaseFinished();
+}
+
+Status DBImpl::ReadOnlyError() const {
+  return Status::NotSupported(path_ + " is open read-only (Options::read_only)");
 }
 
 uint64_t DBImpl::BudgetReleaseMark() const {
@@ -1024,6 +1058,7 @@ Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
 }
 
 Status DBImpl::Commit(const CommitRequest& request) {
+  if (options_.read_only) return ReadOnlyError();
   Writer w(&mu_);
   w.req = &request;
   return RunWriter(&w);
@@ -1547,6 +1582,7 @@ Status DBImpl::MakeRoomForWrite(bool force) {
 Status DBImpl::Checkpoint() {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
+  if (options_.read_only) return ReadOnlyError();
   Writer w(&mu_);
   Status s = RunWriter(&w);
   if (!s.ok()) return s;
@@ -1773,12 +1809,15 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
   // The active log is read only up to the records complete now: beyond,
   // the leader may be storing one, and a half-stored record with a whole
   // one after it would read as Corruption.
-  uint64_t active_log = 0, active_end = 0;
+  // A read-only open has no log of its own: every log is read whole.
+  uint64_t active_log = UINT64_MAX, active_end = 0;
   {
     port::MutexLock ml(&mu_);
     pinned = current_;
-    active_log = wal_->log_number();
-    active_end = wal_->size();
+    if (wal_ != nullptr) {
+      active_log = wal_->log_number();
+      active_end = wal_->size();
+    }
   }
   tree::VerifyStats vs;
   Status s = tree_->Verify(&vs, [&](uint64_t done, uint64_t total) {

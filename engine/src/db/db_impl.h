@@ -206,6 +206,9 @@ class DBImpl final : public DB {
   Status CheckpointReplayed(uint64_t wal_number, Replay* replay);
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
+  Status OpenReadOnly();
+  Status OpenTree(const std::string& data_path, bool exists);
+  Status ReadOnlyError() const;
   void JoinSharedBudget();
   void LeaveSharedBudget();
   // A member of a shared budget asked for memory (MemoryBudget::Rep's

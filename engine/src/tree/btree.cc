@@ -73,8 +73,12 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   free_ = std::make_unique<FreeSpace>(tree_arena_.get());
 
   bool exists = env_->FileExists(path_);
+  if (options_.read_only) create_if_missing = false;
   if (!exists && !create_if_missing) return Status::NotFound(path_ + ": data file does not exist");
-  s = env_->OpenFile(path_, create_if_missing ? OpenMode::kCreate : OpenMode::kReadWrite, &file_);
+  const OpenMode mode = options_.read_only  ? OpenMode::kReadOnly
+                        : create_if_missing ? OpenMode::kCreate
+                                            : OpenMode::kReadWrite;
+  s = env_->OpenFile(path_, mode, &file_);
   if (!s.ok()) return s;
   uint64_t size = 0;
   s = file_->Size(&size);
@@ -124,6 +128,7 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
     port::MutexLock l(&mu_);
     meta_ = metas[best];
   }
+  if (options_.read_only) return Status::OK();
   return RebuildFreeSpace(metas[best].root);
 }
 
@@ -819,7 +824,9 @@ Status BTree::Verify(VerifyStats* stats,
     }
     stats->pages = total;
     std::sort(vs.extents.begin(), vs.extents.end());
-    uint64_t pos = kDataStart, end = free_->file_end();
+    // A read-only tree keeps no free space: its meta block says where its
+    // data ends.
+    uint64_t pos = kDataStart, end = options_.read_only ? m.file_bytes : free_->file_end();
     for (const auto& [o, len] : vs.extents) {
       if (o < pos) return PageCorruption(path_, o, "page overlaps another page");
       if (o + len > end) return PageCorruption(path_, o, "page beyond the end of the data");

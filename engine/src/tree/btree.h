@@ -47,6 +47,9 @@ struct TreeOptions {
   size_t page_bytes = 16 * 1024;  // 1 KiB .. 1 MiB
   size_t cache_bytes = 64 << 20;
   bool compression = true;
+  // The file is opened read-only and its free space is not rebuilt: no
+  // checkpoint may run.
+  bool read_only = false;
 };
 
 struct CheckpointResult {

@@ -997,6 +997,7 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
   result->pages_written = result->bytes_written = result->writes = 0;
   Status s = CheckOpen();
   if (!s.ok()) return s;
+  if (options_.read_only) return Status::NotSupported(path_ + " is open read-only");
   port::MutexLock checkpoint_lock(&checkpoint_mu_);
   if (closed_.load(std::memory_order_acquire)) return Status::Closed(path_ + ": tree is closed");
   // Pages are written from here on (see FetchUnheld).

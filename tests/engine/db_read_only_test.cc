@@ -1,0 +1,224 @@
+// Read-only opens (Options::read_only): they read the state as of the open
+// beside a writer, create, write and delete nothing (so they work where
+// nothing may be written), leave a torn log tail as it is, and refuse every
+// write with NotSupported.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arenakv/db.h"
+#include "arenakv/env.h"
+#include "db_test_util.h"
+#include "test_util.h"
+
+namespace arenakv {
+namespace {
+
+using test::ExpectPoolsReleased;
+
+std::string Key(int i) {
+  char k[16];
+  std::snprintf(k, sizeof(k), "k%06d", i);
+  return k;
+}
+
+// Name -> content of every file in `dir`.
+std::map<std::string, std::string> Snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    files[e.path().filename().string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return files;
+}
+
+// A file system mounted read-only: every call that would create, change or
+// remove something fails with EROFS.
+class ReadOnlyFileSystem final : public Env {
+ public:
+  Status OpenFile(const std::string& path, OpenMode mode, std::unique_ptr<File>* file) override {
+    if (mode != OpenMode::kReadOnly) return Refused("open for writing", path);
+    return base_->OpenFile(path, mode, file);
+  }
+  Status CreateDir(const std::string& path) override { return Refused("mkdir", path); }
+  bool FileExists(const std::string& path) override { return base_->FileExists(path); }
+  Status GetChildren(const std::string& dir, std::vector<std::string>* names) override {
+    return base_->GetChildren(dir, names);
+  }
+  Status DeleteFile(const std::string& path) override { return Refused("unlink", path); }
+  Status RenameFile(const std::string& from, const std::string&) override {
+    return Refused("rename", from);
+  }
+  Status SyncDir(const std::string& dir) override { return Refused("sync", dir); }
+  Status LockFile(const std::string& path, std::unique_ptr<FileLock>*) override {
+    return Refused("lock", path);
+  }
+
+  int refused() const { return refused_; }
+
+ private:
+  Status Refused(const char* what, const std::string& path) {
+    ++refused_;
+    return Status::IOError(std::string(what) + " " + path + ": Read-only file system");
+  }
+
+  std::shared_ptr<Env> base_ = Env::Default();
+  int refused_ = 0;
+};
+
+Options ReadOnly() {
+  Options o;
+  o.read_only = true;
+  return o;
+}
+
+TEST(ReadOnlyTest, ReadsTheStateAsOfItsOpenBesideAWriter) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  std::unique_ptr<DB> writer;
+  ASSERT_OK(DB::Open(Options{}, path, &writer));
+  for (int i = 0; i < 3000; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "checkpointed"));
+  ASSERT_OK(writer->Checkpoint());
+  for (int i = 2000; i < 4000; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "logged"));
+  ASSERT_OK(writer->Delete(WriteOptions{}, Key(0)));
+  const auto before = Snapshot(path);
+
+  std::unique_ptr<DB> reader;
+  ASSERT_OK(DB::Open(ReadOnly(), path, &reader));
+  std::map<std::string, std::string> want;
+  for (int i = 1; i < 4000; ++i) want[Key(i)] = i < 2000 ? "checkpointed" : "logged";
+  EXPECT_EQ(test::Contents(reader.get()), want);
+
+  // The writer goes on, through a checkpoint: the reader keeps its state.
+  for (int i = 0; i < 100; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "later"));
+  ASSERT_OK(writer->Checkpoint());
+  std::string v;
+  EXPECT_TRUE(reader->Get(ReadOptions{}, Key(0), &v).IsNotFound());
+  ASSERT_OK(reader->Get(ReadOptions{}, Key(50), &v));
+  EXPECT_EQ(v, "checkpointed");
+  EXPECT_EQ(test::Contents(reader.get()), want);
+  VerifyReport report;
+  ASSERT_OK(reader->Verify(&report));
+
+  // Every write is refused, and says why.
+  Status s = reader->Put(WriteOptions{}, "x", "y");
+  EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
+  EXPECT_NE(s.ToString().find("read-only"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(reader->Delete(WriteOptions{}, Key(1)).IsNotSupported());
+  WriteBatch batch;
+  ASSERT_OK(batch.Put("x", "y"));
+  EXPECT_TRUE(reader->Write(WriteOptions{}, &batch).IsNotSupported());
+  EXPECT_TRUE(reader->Checkpoint().IsNotSupported());
+  std::unique_ptr<Transaction> txn = reader->BeginTransaction(WriteOptions{});
+  ASSERT_OK(txn->Get(ReadOptions{}, Key(3), &v));
+  EXPECT_EQ(v, "checkpointed");
+  ASSERT_OK(txn->Put("x", "y"));
+  EXPECT_TRUE(txn->Commit().IsNotSupported());
+  txn.reset();
+  ASSERT_OK(reader->Close());
+  reader.reset();
+
+  // The reader wrote nothing: what changed is the writer's doing alone.
+  const auto after_reader = Snapshot(path);
+  ASSERT_OK(writer->Close());
+  writer.reset();
+  for (const auto& [name, bytes] : before) {
+    if (name.rfind("wal-", 0) == 0 || name == "data.akv") continue;  // the writer's
+    ASSERT_TRUE(after_reader.count(name)) << name;
+    EXPECT_EQ(after_reader.at(name), bytes) << name;
+  }
+  ExpectPoolsReleased();
+}
+
+TEST(ReadOnlyTest, OpensWhereNothingMayBeWritten) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Options{}, path, &db));
+    for (int i = 0; i < 500; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), "v"));
+    ASSERT_OK(db->Close());
+  }
+  const auto before = Snapshot(path);
+  auto fs = std::make_shared<ReadOnlyFileSystem>();
+  Options options = ReadOnly();
+  options.env = fs;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, path, &db));
+  std::string v;
+  ASSERT_OK(db->Get(ReadOptions{}, Key(499), &v));
+  EXPECT_EQ(v, "v");
+  EXPECT_EQ(test::Contents(db.get()).size(), 500u);
+  ASSERT_OK(db->Close());
+  db.reset();
+  EXPECT_EQ(fs->refused(), 0) << "a read-only open tried to write";
+  EXPECT_EQ(Snapshot(path), before);
+
+  // An open that would write fails cleanly there.
+  Options writable;
+  writable.env = fs;
+  Status s = DB::Open(writable, path, &db);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_EQ(db, nullptr);
+  ExpectPoolsReleased();
+}
+
+TEST(ReadOnlyTest, AMissingDatabaseIsNotFoundAndNothingIsCreated) {
+  test::TempDir dir;
+  const std::string path = dir.Join("nothing-here");
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(ReadOnly(), path, &db);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+  EXPECT_NE(s.ToString().find("no database at"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(std::filesystem::exists(path));
+  ExpectPoolsReleased();
+}
+
+TEST(ReadOnlyTest, ATornLogTailIsReadUpToAndLeftAsItIs) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  std::unique_ptr<DB> writer;
+  ASSERT_OK(DB::Open(Options{}, path, &writer));
+  for (int i = 0; i < 10; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v"));
+  // A writer in the middle of storing its next record: its header is there,
+  // its payload not yet.
+  std::string log;
+  for (const auto& e : std::filesystem::directory_iterator(path)) {
+    if (e.path().filename().string().rfind("wal-", 0) == 0) log = e.path().string();
+  }
+  ASSERT_FALSE(log.empty());
+  auto files = Snapshot(path);
+  std::string bytes = files[std::filesystem::path(log).filename().string()];
+  size_t end = 32;
+  while (end + 16 <= bytes.size() && bytes[end + 12] != 0) {
+    uint32_t len;
+    std::memcpy(&len, bytes.data() + end + 8, 4);
+    end += 16 + len;
+  }
+  {
+    std::fstream f(log, std::ios::in | std::ios::out | std::ios::binary);
+    const char header[16] = {1, 2, 3, 4, 5, 6, 7, 8, 40, 0, 0, 0, 1, 9, 9, 9};
+    f.seekp(static_cast<std::streamoff>(end));
+    f.write(header, sizeof(header));
+  }
+  const auto before = Snapshot(path);
+  std::unique_ptr<DB> reader;
+  ASSERT_OK(DB::Open(ReadOnly(), path, &reader));
+  EXPECT_EQ(test::Contents(reader.get()).size(), 10u);
+  ASSERT_OK(reader->Close());
+  reader.reset();
+  EXPECT_EQ(Snapshot(path), before) << "the tail was cut";
+  writer.reset();  // its close may fail on the damaged log: not this test's concern
+  ExpectPoolsReleased();
+}
+
+}  // namespace
+}  // namespace arenakv
