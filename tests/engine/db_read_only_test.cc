@@ -11,11 +11,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "arenakv/db.h"
 #include "arenakv/env.h"
 #include "db_test_util.h"
+#include "sync_point_util.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -217,6 +219,52 @@ TEST(ReadOnlyTest, ATornLogTailIsReadUpToAndLeftAsItIs) {
   reader.reset();
   EXPECT_EQ(Snapshot(path), before) << "the tail was cut";
   writer.reset();  // its close may fail on the damaged log: not this test's concern
+  ExpectPoolsReleased();
+}
+
+// A checkpoint of the writer between the reader's reading the meta block and
+// its listing the logs deletes the log that meta names: the open starts
+// again on the newer state instead of failing.
+TEST(ReadOnlyTest, AnOpenThatLosesARaceWithACheckpointOpensAgain) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  std::unique_ptr<DB> writer;
+  ASSERT_OK(DB::Open(Options{}, path, &writer));
+  for (int i = 0; i < 100; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "first"));
+  ASSERT_OK(writer->Checkpoint());
+  for (int i = 0; i < 100; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "second"));
+
+  std::atomic<int> meta_reads{0};
+  std::atomic<bool> writer_done{false};
+  test::Notifier notifier;
+  test::SyncPointScope scope;
+  SyncPoint::Get()->SetCallBack("DBImpl::Recover:MetaRead", [&](void*) {
+    if (meta_reads.fetch_add(1) > 0) return;
+    notifier.Notify();
+    notifier.WaitUntil([&] { return writer_done.load(); });  // holds the first open here
+  });
+  SyncPoint::Get()->EnableProcessing();
+  std::unique_ptr<DB> reader;
+  Status open_status;
+  std::thread opener([&] { open_status = DB::Open(ReadOnly(), path, &reader); });
+  notifier.WaitUntil([&] { return meta_reads.load() > 0; });
+  // Two checkpoints: the log the first meta named is gone.
+  ASSERT_OK(writer->Checkpoint());
+  for (int i = 0; i < 100; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "third"));
+  ASSERT_OK(writer->Checkpoint());
+  writer_done = true;
+  notifier.Notify();
+  opener.join();
+  scope.Reset();
+  ASSERT_OK(open_status);
+  EXPECT_GE(meta_reads.load(), 2) << "the open was not tried again";
+  std::string v;
+  ASSERT_OK(reader->Get(ReadOptions{}, Key(7), &v));
+  EXPECT_EQ(v, "third");
+  ASSERT_OK(reader->Close());
+  ASSERT_OK(writer->Close());
+  reader.reset();
+  writer.reset();
   ExpectPoolsReleased();
 }
 

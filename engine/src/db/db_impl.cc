@@ -132,13 +132,24 @@ struct DBImpl::Writer {
 Status DB::Open(const Options& options, const std::string& path, std::unique_ptr<DB>* db) {
   db->reset();
   if (path.empty()) return Status::InvalidArgument("empty database path");
+  // Beside a writer, a read-only open can lose a race: a checkpoint between
+  // its reading the meta block and the logs deletes logs it was to read.
+  // It opens again on the newer state, a few times at most.
+  constexpr int kReadOnlyAttempts = 4;
   std::unique_ptr<DBImpl> impl;
   Status s;
-  try {
-    impl = std::make_unique<DBImpl>(options, path);
-    s = impl->OpenImpl();
-  } catch (const std::bad_alloc&) {
-    s = Status::MemoryLimit(path + ": out of memory while opening");
+  for (int attempt = 1;; ++attempt) {
+    try {
+      impl = std::make_unique<DBImpl>(options, path);
+      s = impl->OpenImpl();
+    } catch (const std::bad_alloc&) {
+      s = Status::MemoryLimit(path + ": out of memory while opening");
+    }
+    const bool lost_race =
+        s.IsCorruption() || s.IsIOError() ||
+        (s.IsNotFound() && s.message().find("no database at") == std::string::npos);
+    if (s.ok() || !options.read_only || !lost_race || attempt == kReadOnlyAttempts) break;
+    impl.reset();
   }
   if (!s.ok()) return s;  // impl's destructor releases whatever was acquired
   *db = std::move(impl);
@@ -299,6 +310,7 @@ Status DBImpl::CheckDataFileBesideLogs(const std::string& data_path) {
 
 Status DBImpl::Recover(uint64_t* max_wal_number) {
   const tree::MetaState meta = tree_->meta();
+  TEST_SYNC_POINT("DBImpl::Recover:MetaRead");
   std::vector<std::string> names;
   Status s = env_->GetChildren(path_, &names);
   if (!s.ok()) return s;

@@ -62,6 +62,9 @@
 //       the background work and is about to write the final checkpoint and
 //       tear down (every pool still mapped).
 //   (The three Close points are reached holding the close mutex only.)
+//   DBImpl::Recover:MetaRead              db/db_impl.cc, an open has read the
+//       data file's meta block and is about to list the logs after it (no
+//       lock held).
 //
 // Tests may place points of their own with the same macros, named after the
 // test ("DBReviewTest::SecondClose").
