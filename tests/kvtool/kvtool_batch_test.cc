@@ -444,6 +444,19 @@ TEST_F(KvtoolBatchTest, ADatabaseInUseIsReadOnlyForReadsAndAClearErrorForWrites)
   EXPECT_FALSE(std::filesystem::exists(dir_.Join("missing")));
 }
 
+TEST_F(KvtoolBatchTest, BackupMakesACopyThatOpensOnItsOwn) {
+  ASSERT_EQ(Kv(db(), "put a 1; checkpoint; put b 2").exit_code, 0);
+  KvtoolResult r = Kv(db(), "backup " + dir_.Join("copy") + "; put c 3");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  r = Kv(dir_.Join("copy"), "scan; verify");
+  EXPECT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n', r.out.find('\n') + 1) + 1), "a\t1\nb\t2\n")
+      << Trace(r);
+  r = Kv(db(), "backup " + dir_.Join("copy"));
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

@@ -216,6 +216,10 @@ const std::vector<Shell::Command>& Shell::Commands() {
       {"checkpoint", "checkpoint",
        "Writes buffered changes into the B+tree file and recycles the write-ahead log.",
        &Shell::Checkpoint},
+      {"backup", "backup PATH",
+       "Writes a copy of the database as of now into the new directory PATH, a database\n"
+       "that opens on its own. Reads and writes go on meanwhile.",
+       &Shell::Backup},
       {"verify", "verify",
        "Reads every page and WAL record and checks checksums and key order. Fails naming\n"
        "what is broken.",
@@ -683,6 +687,14 @@ CommandResult Shell::Stats(const Words& words) {
     row("buffers", HumanBytes(txn_bytes));
   }
   Print(t);
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Backup(const Words& words) {
+  if (words.size() != 2) return Usage("usage: backup PATH");
+  Status s = db_->Backup(words[1]);
+  if (!s.ok()) return Fail("backup", s);
+  Reply({});
   return CommandResult::kOk;
 }
 

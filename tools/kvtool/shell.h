@@ -86,6 +86,7 @@ class Shell {
   CommandResult Rollback(const Words& args);
   CommandResult Stats(const Words& args);
   CommandResult Checkpoint(const Words& args);
+  CommandResult Backup(const Words& args);
   CommandResult Verify(const Words& args);
   CommandResult Import(const Words& args);
   CommandResult Export(const Words& args);

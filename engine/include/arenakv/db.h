@@ -140,6 +140,15 @@ class DB {
   // Writes every buffered change into the B+tree file and switches the meta
   // block to it; the write-ahead log is then recycled.
   virtual Status Checkpoint() = 0;
+
+  // Writes a copy of the database as of the call into the directory `path`
+  // (created; InvalidArgument if it exists and is not empty): its data file
+  // as of the last checkpoint and the logs after it, up to the last commit
+  // acknowledged when the call began, synced, a database that opens on its
+  // own. Readers and writers go on meanwhile; checkpoints wait until the
+  // copy is made (so writers stall only if the memtables fill up before).
+  // NotSupported on a read-only database.
+  virtual Status Backup(const std::string& path) = 0;
   // Reads every page and WAL record and checks checksums and tree order.
   // `progress` (may be null) is called with (done, total) page counts.
   virtual Status Verify(VerifyReport* report,

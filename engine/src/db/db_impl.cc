@@ -8,6 +8,7 @@
 
 #include "db/budget_rep.h"
 #include "db/db_iter.h"
+#include "db/filename.h"
 #include "db/snapshot_impl.h"
 #include "db/spill_file.h"
 #include "db/transaction_impl.h"
@@ -22,8 +23,6 @@ namespace arenakv {
 
 namespace {
 
-constexpr char kDataFileName[] = "data.akv";
-constexpr char kLockFileName[] = "LOCK";
 constexpr size_t kMaxGroupBytes = size_t{1} << 20;
 // A checkpoint that ran out of memory is tried again after this long, then
 // after twice as long each time it fails again, up to the maximum.
@@ -42,37 +41,6 @@ Status ReadOnlyUntilReopened(const Status& s) {
   if (s.IsIOError()) return Status::IOError(msg);
   if (s.IsCorruption()) return Status::Corruption(msg);
   return s;
-}
-
-// The directory holding `path` ("." for a bare name).
-std::string ParentDir(const std::string& path) {
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const size_t slash = p.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : p.substr(0, slash);
-}
-
-// "wal-<decimal digits>.log", nothing else: sscanf's %llu would also take a
-// sign, spaces or a number past 2^64 (wrapped), naming a log that was never
-// written as one that was.
-bool ParseWalName(std::string_view name, uint64_t* number) {
-  constexpr std::string_view kPrefix = "wal-", kSuffix = ".log";
-  if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) ||
-      !name.ends_with(kSuffix)) {
-    return false;
-  }
-  const std::string_view digits =
-      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
-  uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (n > (UINT64_MAX - d) / 10) return false;
-    n = n * 10 + d;
-  }
-  *number = n;
-  return true;
 }
 
 // Room the budget keeps besides the cache and the memtables: checkpoint

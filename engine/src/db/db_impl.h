@@ -76,6 +76,7 @@ class DBImpl final : public DB {
                                                 const TransactionOptions& txn_options) override;
   std::unique_ptr<Snapshot> GetSnapshot() override;
   Status Checkpoint() override;
+  Status Backup(const std::string& path) override;
   Status Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t, void*),
                 void* arg) override;
   Status GetStats(DBStats* stats) override;
@@ -207,6 +208,8 @@ class DBImpl final : public DB {
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
   Status OpenReadOnly();
+  // Backup's pieces (db/backup.cc).
+  Status CopyFile(const std::string& from, uint64_t bytes, const std::string& to);
   Status OpenTree(const std::string& data_path, bool exists);
   Status ReadOnlyError() const;
   void JoinSharedBudget();

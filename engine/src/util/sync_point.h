@@ -62,6 +62,9 @@
 //       the background work and is about to write the final checkpoint and
 //       tear down (every pool still mapped).
 //   (The three Close points are reached holding the close mutex only.)
+//   DBImpl::Backup:Captured               db/backup.cc, Backup has taken the
+//       state to copy and is about to copy it (holding the checkpoint
+//       mutex: no checkpoint runs until it is done).
 //   DBImpl::Recover:MetaRead              db/db_impl.cc, an open has read the
 //       data file's meta block and is about to list the logs after it (no
 //       lock held).

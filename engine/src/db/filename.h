@@ -1,0 +1,26 @@
+// The names of a database directory's files, and the directory's parent.
+//
+// Thread safety: constants and pure functions.
+#ifndef ARENAKV_DB_FILENAME_H_
+#define ARENAKV_DB_FILENAME_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace arenakv {
+
+inline constexpr char kDataFileName[] = "data.akv";
+inline constexpr char kLockFileName[] = "LOCK";
+
+// The directory holding `path` ("." for a bare name).
+std::string ParentDir(const std::string& path);
+
+// "wal-<decimal digits>.log", nothing else: sscanf's %llu would also take a
+// sign, spaces or a number past 2^64 (wrapped), naming a log that was never
+// written as one that was.
+bool ParseWalName(std::string_view name, uint64_t* number);
+
+}  // namespace arenakv
+
+#endif  // ARENAKV_DB_FILENAME_H_
