@@ -457,6 +457,16 @@ TEST_F(KvtoolBatchTest, BackupMakesACopyThatOpensOnItsOwn) {
   EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
 }
 
+TEST_F(KvtoolBatchTest, AnApproximateCountNeedsNoScan) {
+  ASSERT_EQ(Kv(db(), "put a 1; put b 2; put c 3; checkpoint").exit_code, 0);
+  EXPECT_EQ(Ok("count --approx"), "~3\n");  // exact right after a checkpoint
+  // Since then: a new key, an overwrite and a delete count one each.
+  EXPECT_EQ(Ok("put d 4; put a 5; del b; count --approx; count"), "~6\n3\n");
+  KvtoolResult r = Kv(db(), "count a --approx");
+  EXPECT_NE(r.exit_code, 0) << Trace(r);
+  EXPECT_NE(r.err.find("--approx counts the whole database"), std::string::npos) << r.err;
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

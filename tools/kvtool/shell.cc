@@ -200,7 +200,10 @@ const std::vector<Shell::Command>& Shell::Commands() {
        "Prints key<TAB>value lines in key order, from FROM (inclusive) to TO (exclusive),\n"
        "only keys starting with P, at most N, or in descending order.",
        &Shell::Scan},
-      {"count", "count [FROM [TO]] [--prefix P]", "Prints the number of keys (in the range).",
+      {"count", "count [FROM [TO]] [--prefix P] [--approx]",
+       "Prints the number of keys (in the range). --approx answers at once, without a\n"
+       "scan, for the whole database: the keys of the last checkpoint plus every write\n"
+       "since (high by the overwrites and deletes made since).",
        &Shell::Count},
       {"begin", "begin",
        "Starts a transaction: the commands after it read its snapshot plus its own writes\n"
@@ -486,9 +489,21 @@ CommandResult Shell::Count(const Words& words) {
   Args args;
   std::string why;
   Range range;
-  if (!ParseArgs(words, {"--prefix"}, {}, &args, &why) ||
+  if (!ParseArgs(words, {"--prefix"}, {"--approx"}, &args, &why) ||
       !MakeRange(args, &range.lower, &range.has_upper, &range.upper, &why)) {
     return Usage("count: " + why + "; usage: " + Find("count")->synopsis);
+  }
+  if (args.Has("--approx")) {
+    if (!args.positional.empty() || args.Has("--prefix")) {
+      return Usage(std::string("count: --approx counts the whole database; usage: ") +
+                   Find("count")->synopsis);
+    }
+    DBStats st;
+    Status s = db_->GetStats(&st);
+    if (!s.ok()) return Fail("count", s);
+    Print("~" + std::to_string(st.approximate_keys) + "\n");
+    Reply({{"count", st.approximate_keys}, {"approximate", true}});
+    return CommandResult::kOk;
   }
   std::unique_ptr<Iterator> it = NewIterator();
   if (!it) return Fail("error: count: could not create an iterator");
@@ -598,6 +613,7 @@ CommandResult Shell::Stats(const Words& words) {
            {"open_transactions", st.open_transactions},
            {"open_snapshots", st.open_snapshots},
            {"last_sequence", st.last_sequence},
+           {"approximate_keys", st.approximate_keys},
            {"checkpoints", st.checkpoints},
            {"wal_bytes", st.wal_bytes},
            {"data_file_bytes", st.data_file_bytes},
@@ -665,6 +681,7 @@ CommandResult Shell::Stats(const Words& words) {
   row("readers", std::to_string(st.open_transactions) + " open transactions, " +
                      std::to_string(st.open_snapshots) + " snapshots");
   row("files", "data " + HumanBytes(st.data_file_bytes) + ", wal " + HumanBytes(st.wal_bytes));
+  row("keys", "about " + GroupThousands(st.approximate_keys) + " (count --approx)");
   row("writes", "last sequence " + std::to_string(st.last_sequence) + ", " +
                     std::to_string(st.checkpoints) + " checkpoints, " +
                     std::to_string(st.wal_syncs) + " WAL syncs, " +

@@ -74,6 +74,10 @@ struct DBStats {
   size_t open_transactions = 0;
   size_t open_snapshots = 0;
   uint64_t last_sequence = 0;
+  // Keys at once, without a scan: those of the last checkpoint plus every
+  // version written since (an overwrite or a delete counts as one more, so
+  // it errs high until the next checkpoint; exact right after one).
+  uint64_t approximate_keys = 0;
   uint64_t checkpoints = 0;
   uint64_t wal_bytes = 0;
   uint64_t data_file_bytes = 0;

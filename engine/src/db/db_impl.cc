@@ -1846,7 +1846,11 @@ Status DBImpl::GetStats(DBStats* stats) {
   {
     port::MutexLock ml(&mu_);
     stats->memtable_bytes = current_->mem->table->ApproximateBytes();
-    for (const auto& m : current_->imm) stats->memtable_bytes += m->table->ApproximateBytes();
+    stats->approximate_keys = tree_->meta().key_count + current_->mem->table->entries();
+    for (const auto& m : current_->imm) {
+      stats->memtable_bytes += m->table->ApproximateBytes();
+      stats->approximate_keys += m->table->entries();
+    }
     stats->last_sequence = last_sequence_;
   }
   stats->live_versions = static_cast<size_t>(counters_.versions.load());
