@@ -467,6 +467,46 @@ TEST_F(KvtoolBatchTest, AnApproximateCountNeedsNoScan) {
   EXPECT_NE(r.err.find("--approx counts the whole database"), std::string::npos) << r.err;
 }
 
+TEST_F(KvtoolBatchTest, ReadRunsAFileAndContinueOnErrorGoesOn) {
+  const std::string script = dir_.Join("setup.kv");
+  std::ofstream(script) << "put a 1\nget missing\nput b 2\n";
+  // A failure stops the file, naming it and the line.
+  KvtoolResult r = Kv(db(), ".read " + script + "; put c 3");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find(script + ":2: "), std::string::npos) << r.err;
+  EXPECT_EQ(Ok("count"), "1\n");  // a only: neither b nor c
+  // --continue-on-error: the rest runs, the status still says it failed.
+  r = RunKvtool({db(), "--continue-on-error", "-c", ".read " + script + "; put c 3; count"});
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.out, "3\n") << Trace(r);
+  r = RunKvtool({db(), "--continue-on-error"}, "get nothing\nput d 4\ncount\n");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_EQ(r.out, "4\n") << Trace(r);
+  EXPECT_NE(r.err.find("line 1: "), std::string::npos) << r.err;
+  r = Kv(db(), ".read " + dir_.Join("no-such-file"));
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
+  // A file that reads itself stops at a depth, it does not recurse for ever.
+  const std::string loop = dir_.Join("loop.kv");
+  std::ofstream(loop) << ".read " << loop << "\n";
+  r = Kv(db(), ".read " + loop);
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("deep"), std::string::npos) << r.err;
+}
+
+TEST_F(KvtoolBatchTest, TimerPrintsEachCommandsTime) {
+  KvtoolResult r = Kv(db(), "timer on; put a 1; get a; timer off; get a");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "timer on\n1\ntimer off\n1\n") << Trace(r);
+  size_t times = 0;
+  for (size_t at = r.err.find("time: "); at != std::string::npos;
+       at = r.err.find("time: ", at + 1)) {
+    ++times;
+  }
+  EXPECT_EQ(times, 2u) << r.err;  // put and the first get
+  EXPECT_NE(r.err.find(" ms\n"), std::string::npos) << r.err;
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

@@ -49,6 +49,8 @@ constexpr char kUsage[] =
     "  -c, --command CMDS  run CMDS (separated by ';' or newlines) and exit\n"
     "  --json              one JSON object per command on stdout\n"
     "  --no-create         fail instead of creating a missing database\n"
+    "  --continue-on-error a failing command does not stop the ones after it (the\n"
+    "                      exit status still says that one failed)\n"
     "  --read-only         open to read only: nothing is created or written, and\n"
     "                      it works beside a process writing the database (read\n"
     "                      commands on a database in use open this way by\n"
@@ -68,6 +70,7 @@ struct Flags {
   bool json = false;
   bool create = true;
   bool read_only = false;
+  bool continue_on_error = false;
   bool strict_recovery = false;
   size_t cache_bytes = 0;
 };
@@ -124,6 +127,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       flags->create = false;
     } else if (arg == "--read-only") {
       flags->read_only = true;
+    } else if (arg == "--continue-on-error") {
+      flags->continue_on_error = true;
     } else if (arg == "--strict-recovery") {
       flags->strict_recovery = true;
     } else if (arg == "--db") {
@@ -176,49 +181,58 @@ std::string HistoryPath() {
 
 int ExitFor(CommandResult r) { return r == CommandResult::kUsage ? kExitUsage : kExitFailed; }
 
-// -c: the whole text is checked for syntax before anything runs.
-int RunCommands(Shell* shell, const std::string& text) {
+// -c: the whole text is checked for syntax before anything runs. A failure
+// stops the rest, unless `keep_going`: then the exit status is the first
+// failure's.
+int RunCommands(Shell* shell, const std::string& text, bool keep_going) {
   std::vector<Words> commands;
   std::string why;
   if (!ParseCommands(text, &commands, &why)) {
     std::fprintf(stderr, "error: -c: %s\n", why.c_str());
     return kExitUsage;
   }
+  int status = kExitOk;
   for (const Words& c : commands) {
     const CommandResult r = shell->Execute(c);
     if (r == CommandResult::kQuit) break;
     if (r != CommandResult::kOk) {
       if (!shell->error().empty()) std::fprintf(stderr, "%s\n", shell->error().c_str());
-      return ExitFor(r);
+      if (!keep_going) return ExitFor(r);
+      if (status == kExitOk) status = ExitFor(r);
     }
   }
-  return kExitOk;
+  return status;
 }
 
 // A script on stdin, run line by line; errors name the line.
-int RunScript(Shell* shell) {
+int RunScript(Shell* shell, bool keep_going) {
   std::string line;
   uint64_t line_no = 0;
   std::vector<Words> commands;
   std::string why;
+  int status = kExitOk;
   while (std::getline(std::cin, line)) {
     line_no++;
     if (!ParseCommands(line, &commands, &why)) {
       std::fprintf(stderr, "error: line %llu: %s\n", static_cast<unsigned long long>(line_no),
                    why.c_str());
-      return kExitUsage;
+      if (!keep_going) return kExitUsage;
+      if (status == kExitOk) status = kExitUsage;
+      continue;
     }
     for (const Words& c : commands) {
       const CommandResult r = shell->Execute(c);
-      if (r == CommandResult::kQuit) return kExitOk;
+      if (r == CommandResult::kQuit) return status;
       if (r != CommandResult::kOk) {
         std::fprintf(stderr, "line %llu: %s\n", static_cast<unsigned long long>(line_no),
                      shell->error().c_str());
-        return ExitFor(r);
+        if (!keep_going) return ExitFor(r);
+        if (status == kExitOk) status = ExitFor(r);
+        break;  // the rest of this line depended on it
       }
     }
   }
-  return kExitOk;
+  return status;
 }
 
 // The line editor decodes typed bytes as the locale's characters: in the
@@ -355,15 +369,16 @@ int Main(int argc, char** argv) {
   shell_options.progress = !flags.json && isatty(STDERR_FILENO);
   shell_options.bench_db_options = options;
   shell_options.bench_db_options.create_if_missing = true;
+  shell_options.continue_on_error = flags.continue_on_error;
   int status;
   {
     Shell shell(db.get(), flags.db_path, shell_options, stdout, stderr);
     if (flags.have_commands) {
-      status = RunCommands(&shell, flags.commands);
+      status = RunCommands(&shell, flags.commands, flags.continue_on_error);
     } else if (interactive) {
       status = RunInteractive(&shell, flags.db_path);
     } else {
-      status = RunScript(&shell);
+      status = RunScript(&shell, flags.continue_on_error);
     }
     shell.RollbackOpenTransaction();
   }

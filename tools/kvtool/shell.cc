@@ -242,6 +242,13 @@ const std::vector<Shell::Command>& Shell::Commands() {
        "A quick workload on a scratch database (removed afterwards): puts N random keys\n"
        "(default 100000), reads them back, prints ops/s for each phase.",
        &Shell::Bench},
+      {".read", ".read FILE",
+       "Runs the commands in FILE, line by line, as if typed; stops at the first that\n"
+       "fails (naming FILE and the line) unless kvtool runs with --continue-on-error.",
+       &Shell::ReadCommands},
+      {"timer", "timer [on|off]",
+       "With timer on, each command's wall-clock time is printed on stderr after it.",
+       &Shell::Timer},
       {"help", "help [COMMAND]", "Lists the commands, or explains one.", &Shell::Help},
       {"quit", "quit", "Leaves the shell (an open transaction is rolled back). Also: exit.",
        &Shell::Quit},
@@ -269,7 +276,7 @@ Shell::Access Shell::CommandAccess(std::string_view name) {
   for (std::string_view reader : {"get", "scan", "count", "stats", "verify", "export"}) {
     if (name == reader) return Access::kReads;
   }
-  for (std::string_view neutral : {"begin", "rollback", "help", "quit", "exit"}) {
+  for (std::string_view neutral : {"begin", "rollback", "help", "quit", "exit", "timer"}) {
     if (name == neutral) return Access::kNone;
   }
   // bench among them: it works on a scratch database of its own, but a
@@ -307,6 +314,7 @@ CommandResult Shell::Execute(const Words& words) {
     return Usage("unknown command '" + Escape(words[0]) + "' (try help)");
   }
   CommandResult r;
+  const auto start = std::chrono::steady_clock::now();
   try {
     r = (this->*command->run)(words);
   } catch (const std::bad_alloc&) {
@@ -315,7 +323,79 @@ CommandResult Shell::Execute(const Words& words) {
     r = Fail(e.what());
   }
   std::fflush(out_);
+  if (timer_ && command->run != &Shell::Timer && command->run != &Shell::ReadCommands) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(err_, "time: %.3f ms\n", ms);
+  }
   return r;
+}
+
+CommandResult Shell::Timer(const Words& words) {
+  if (words.size() > 2 || (words.size() == 2 && words[1] != "on" && words[1] != "off")) {
+    return Usage("usage: timer [on|off]");
+  }
+  timer_ = words.size() == 1 ? !timer_ : words[1] == "on";
+  Print(std::string("timer ") + (timer_ ? "on" : "off") + "\n");
+  Reply({{"timer", timer_}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::ReadCommands(const Words& words) {
+  constexpr int kMaxDepth = 8;
+  if (words.size() != 2) return Usage("usage: .read FILE");
+  if (read_depth_ >= kMaxDepth) {
+    return Fail("error: .read: files read each other more than " + std::to_string(kMaxDepth) +
+                " deep");
+  }
+  std::ifstream in(words[1]);
+  if (!in) return Fail("error: .read: cannot open " + words[1] + ": " + std::strerror(errno));
+  ++read_depth_;
+  CommandResult first_failure = CommandResult::kOk;
+  std::string first_error;
+  std::string line;
+  std::vector<Words> commands;
+  std::string why;
+  for (uint64_t line_no = 1; std::getline(in, line); ++line_no) {
+    const std::string where = words[1] + ":" + std::to_string(line_no) + ": ";
+    CommandResult r = CommandResult::kOk;
+    std::string error;
+    if (!ParseCommands(line, &commands, &why)) {
+      r = CommandResult::kUsage;
+      error = where + "error: " + why;
+    } else {
+      for (const Words& c : commands) {
+        r = Execute(c);
+        if (r == CommandResult::kQuit) break;
+        if (r != CommandResult::kOk) {
+          error = where + error_;
+          break;
+        }
+      }
+    }
+    if (r == CommandResult::kQuit) {
+      --read_depth_;
+      return r;
+    }
+    if (r == CommandResult::kOk) continue;
+    if (!options_.continue_on_error) {
+      --read_depth_;
+      error_ = error;
+      return r;
+    }
+    std::fprintf(err_, "%s\n", error.c_str());
+    if (first_failure == CommandResult::kOk) {
+      first_failure = r;
+      first_error = error;
+    }
+  }
+  --read_depth_;
+  current_ = ".read";
+  if (first_failure != CommandResult::kOk) {
+    error_ = first_error + " (and the rest of " + words[1] + " ran)";
+    return first_failure;
+  }
+  return CommandResult::kOk;
 }
 
 CommandResult Shell::Fail(std::string message, const char* code) {

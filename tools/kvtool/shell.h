@@ -40,6 +40,8 @@ struct ShellOptions {
   bool progress = false;
   // Options for the scratch database `bench` creates.
   Options bench_db_options;
+  // A failing command in a file `.read` runs does not stop the rest.
+  bool continue_on_error = false;
 };
 
 class Shell {
@@ -86,6 +88,8 @@ class Shell {
   CommandResult Rollback(const Words& args);
   CommandResult Stats(const Words& args);
   CommandResult Checkpoint(const Words& args);
+  CommandResult ReadCommands(const Words& args);
+  CommandResult Timer(const Words& args);
   CommandResult Backup(const Words& args);
   CommandResult Verify(const Words& args);
   CommandResult Import(const Words& args);
@@ -113,6 +117,8 @@ class Shell {
   FILE* const err_;
   std::unique_ptr<Transaction> txn_;
   std::string current_;  // name of the command being run
+  bool timer_ = false;   // `timer on`: each command's time on stderr
+  int read_depth_ = 0;   // files `.read` is running, nested
   std::string error_;
   std::string error_code_;
 };
