@@ -507,6 +507,27 @@ TEST_F(KvtoolBatchTest, TimerPrintsEachCommandsTime) {
   EXPECT_NE(r.err.find(" ms\n"), std::string::npos) << r.err;
 }
 
+TEST_F(KvtoolBatchTest, ScanPrintsKeysOnlyHexAndCsv) {
+  ASSERT_EQ(Kv(db(), "put a 1; put 'b,c' 'say \"hi\"'; put d ' padded'").exit_code, 0);
+  EXPECT_EQ(Ok("scan --keys-only"), "a\nb,c\nd\n");
+  EXPECT_EQ(Ok("scan --hex --limit 2"), "61\t31\n622c63\t7361792022686922\n");
+  EXPECT_EQ(Ok("scan --csv"), "a,1\n\"b,c\",\"say \"\"hi\"\"\"\nd,\" padded\"\n");
+  EXPECT_EQ(Ok("scan --csv --keys-only --reverse"), "d\n\"b,c\"\na\n");
+  KvtoolResult r = Kv(db(), "scan --hex --csv");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+}
+
+TEST_F(KvtoolBatchTest, SnapshotHoldsReadsWhileWritesGoOn) {
+  KvtoolResult r =
+      Kv(db(), "put a 1; snapshot; put a 2; put b 3; get a; count; snapshot off; get a; count");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out.substr(0, 9), "snapshot ") << Trace(r);
+  EXPECT_NE(r.out.find("\n1\n1\nsnapshot released\n2\n2\n"), std::string::npos) << Trace(r);
+  r = Kv(db(), "snapshot off");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("no snapshot"), std::string::npos) << r.err;
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

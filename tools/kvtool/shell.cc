@@ -196,9 +196,11 @@ const std::vector<Shell::Command>& Shell::Commands() {
        &Shell::Get},
       {"put", "put KEY VALUE", "Sets KEY to VALUE.", &Shell::Put},
       {"del", "del KEY", "Deletes KEY (deleting a missing key is not an error).", &Shell::Del},
-      {"scan", "scan [FROM [TO]] [--prefix P] [--limit N] [--reverse]",
+      {"scan", "scan [FROM [TO]] [--prefix P] [--limit N] [--reverse] [--keys-only] [--hex|--csv]",
        "Prints key<TAB>value lines in key order, from FROM (inclusive) to TO (exclusive),\n"
-       "only keys starting with P, at most N, or in descending order.",
+       "only keys starting with P, at most N, or in descending order; --keys-only prints\n"
+       "the keys alone, --hex every byte as two hex digits, --csv comma-separated fields\n"
+       "quoted as RFC 4180 says (bytes as they are).",
        &Shell::Scan},
       {"count", "count [FROM [TO]] [--prefix P] [--approx]",
        "Prints the number of keys (in the range). --approx answers at once, without a\n"
@@ -246,6 +248,10 @@ const std::vector<Shell::Command>& Shell::Commands() {
        "Runs the commands in FILE, line by line, as if typed; stops at the first that\n"
        "fails (naming FILE and the line) unless kvtool runs with --continue-on-error.",
        &Shell::ReadCommands},
+      {"snapshot", "snapshot [off]",
+       "Reads after it (get, scan, count, export; outside a transaction) see the\n"
+       "database as it is now, whatever is written meanwhile, until snapshot off.",
+       &Shell::TakeSnapshot},
       {"timer", "timer [on|off]",
        "With timer on, each command's wall-clock time is printed on stderr after it.",
        &Shell::Timer},
@@ -276,7 +282,8 @@ Shell::Access Shell::CommandAccess(std::string_view name) {
   for (std::string_view reader : {"get", "scan", "count", "stats", "verify", "export"}) {
     if (name == reader) return Access::kReads;
   }
-  for (std::string_view neutral : {"begin", "rollback", "help", "quit", "exit", "timer"}) {
+  for (std::string_view neutral :
+       {"begin", "rollback", "help", "quit", "exit", "timer", "snapshot"}) {
     if (name == neutral) return Access::kNone;
   }
   // bench among them: it works on a scratch database of its own, but a
@@ -289,7 +296,9 @@ Shell::Shell(DB* db, std::string label, ShellOptions options, FILE* out, FILE* e
 
 Shell::~Shell() = default;
 
-std::string Shell::Prompt() const { return "arenakv " + label_ + (txn_ ? " [txn]> " : "> "); }
+std::string Shell::Prompt() const {
+  return "arenakv " + label_ + (txn_ ? " [txn]> " : snapshot_ ? " [snapshot]> " : "> ");
+}
 
 bool Shell::RollbackOpenTransaction() {
   if (!txn_) return false;
@@ -329,6 +338,25 @@ CommandResult Shell::Execute(const Words& words) {
     std::fprintf(err_, "time: %.3f ms\n", ms);
   }
   return r;
+}
+
+CommandResult Shell::TakeSnapshot(const Words& words) {
+  if (words.size() > 2 || (words.size() == 2 && words[1] != "off")) {
+    return Usage("usage: snapshot [off]");
+  }
+  if (words.size() == 2) {
+    if (!snapshot_) return Fail("error: snapshot off: no snapshot is held");
+    snapshot_.reset();
+    Print("snapshot released\n");
+    Reply({});
+    return CommandResult::kOk;
+  }
+  std::unique_ptr<Snapshot> snap = db_->GetSnapshot();
+  if (!snap) return Fail("error: snapshot: the database could not take one");
+  snapshot_ = std::move(snap);
+  Print("snapshot at sequence " + std::to_string(snapshot_->sequence()) + "\n");
+  Reply({{"sequence", snapshot_->sequence()}});
+  return CommandResult::kOk;
 }
 
 CommandResult Shell::Timer(const Words& words) {
@@ -435,8 +463,14 @@ void Shell::Print(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), out_);
 }
 
+ReadOptions Shell::Reading() const {
+  ReadOptions ro;
+  ro.snapshot = snapshot_.get();
+  return ro;
+}
+
 std::unique_ptr<Iterator> Shell::NewIterator() {
-  return txn_ ? txn_->NewIterator(ReadOptions{}) : db_->NewIterator(ReadOptions{});
+  return txn_ ? txn_->NewIterator(ReadOptions{}) : db_->NewIterator(Reading());
 }
 
 bool Shell::CheckInterrupted() { return interrupted.load(std::memory_order_relaxed); }
@@ -447,7 +481,7 @@ CommandResult Shell::Get(const Words& words) {
   if (words.size() != 2) return Usage("usage: get KEY");
   const std::string& key = words[1];
   std::string value;
-  Status s = txn_ ? txn_->Get(ReadOptions{}, key, &value) : db_->Get(ReadOptions{}, key, &value);
+  Status s = txn_ ? txn_->Get(ReadOptions{}, key, &value) : db_->Get(Reading(), key, &value);
   if (s.IsNotFound()) return Fail("not found: " + KeyForError(key), "NotFound");
   if (!s.ok()) return Fail("get " + KeyForError(key), s);
   Print(Escape(value) + "\n");
@@ -472,6 +506,34 @@ CommandResult Shell::Del(const Words& words) {
 }
 
 namespace {
+
+// Every byte as two lowercase hex digits.
+std::string HexBytes(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+// A CSV field (RFC 4180): quoted when it holds a comma, a quote, a line
+// break or starts or ends with a space, quotes doubled; other bytes as they
+// are.
+std::string CsvField(std::string_view bytes) {
+  const bool quote = bytes.find_first_of(",\"\r\n") != std::string_view::npos ||
+                     (!bytes.empty() && (bytes.front() == ' ' || bytes.back() == ' '));
+  if (!quote) return std::string(bytes);
+  std::string out = "\"";
+  for (char c : bytes) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
 
 // Reads FROM/TO positionals and --prefix into a key range.
 bool MakeRange(const Args& args, std::string* lower, bool* has_upper, std::string* upper,
@@ -506,7 +568,8 @@ CommandResult Shell::Scan(const Words& words) {
   Args args;
   std::string why;
   Range range;
-  if (!ParseArgs(words, {"--prefix", "--limit"}, {"--reverse"}, &args, &why) ||
+  if (!ParseArgs(words, {"--prefix", "--limit"}, {"--reverse", "--keys-only", "--hex", "--csv"},
+                 &args, &why) ||
       !MakeRange(args, &range.lower, &range.has_upper, &range.upper, &why)) {
     return Usage("scan: " + why + "; usage: " + Find("scan")->synopsis);
   }
@@ -515,6 +578,11 @@ CommandResult Shell::Scan(const Words& words) {
     return Usage("scan: --limit needs a number");
   }
   const bool reverse = args.Has("--reverse");
+  const bool keys_only = args.Has("--keys-only"), hex = args.Has("--hex"), csv = args.Has("--csv");
+  if (hex && csv) return Usage("scan: --hex or --csv, not both");
+  auto field = [&](std::string_view bytes) {
+    return hex ? HexBytes(bytes) : csv ? CsvField(bytes) : Escape(bytes);
+  };
 
   std::unique_ptr<Iterator> it = NewIterator();
   if (!it) return Fail("error: scan: could not create an iterator");
@@ -539,11 +607,17 @@ CommandResult Shell::Scan(const Words& words) {
     if (reverse && key < range.lower) break;
     if (CheckInterrupted()) return Fail("error: scan: interrupted");
     if (options_.json) {
-      items.push_back({{"key", BytesToJson(key)}, {"value", BytesToJson(it->value())}});
+      if (keys_only) {
+        items.push_back({{"key", BytesToJson(key)}});
+      } else {
+        items.push_back({{"key", BytesToJson(key)}, {"value", BytesToJson(it->value())}});
+      }
     } else {
-      line = Escape(key);
-      line.push_back('\t');
-      line.append(Escape(it->value()));
+      line = field(key);
+      if (!keys_only) {
+        line.push_back(csv ? ',' : '\t');
+        line.append(field(it->value()));
+      }
       line.push_back('\n');
       Print(line);
       if (std::ferror(out_)) {

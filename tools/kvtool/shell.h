@@ -90,6 +90,8 @@ class Shell {
   CommandResult Checkpoint(const Words& args);
   CommandResult ReadCommands(const Words& args);
   CommandResult Timer(const Words& args);
+  CommandResult TakeSnapshot(const Words& args);
+  ReadOptions Reading() const;
   CommandResult Backup(const Words& args);
   CommandResult Verify(const Words& args);
   CommandResult Import(const Words& args);
@@ -116,6 +118,8 @@ class Shell {
   FILE* const out_;
   FILE* const err_;
   std::unique_ptr<Transaction> txn_;
+  // `snapshot`: reads outside a transaction see this state until released.
+  std::unique_ptr<Snapshot> snapshot_;
   std::string current_;  // name of the command being run
   bool timer_ = false;   // `timer on`: each command's time on stderr
   int read_depth_ = 0;   // files `.read` is running, nested
