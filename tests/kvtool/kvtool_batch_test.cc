@@ -528,6 +528,43 @@ TEST_F(KvtoolBatchTest, SnapshotHoldsReadsWhileWritesGoOn) {
   EXPECT_NE(r.err.find("no snapshot"), std::string::npos) << r.err;
 }
 
+// A file larger than a batch streams in several commits; --atomic states
+// its limit before reading anything.
+TEST_F(KvtoolBatchTest, ImportStreamsInBatchesAndAtomicSaysItsLimitFirst) {
+  const std::string tsv = dir_.Join("big.tsv");
+  constexpr int kRecords = 120000;  // about 20 MiB: three batches
+  {
+    std::ofstream out(tsv);
+    const std::string value(150, 'v');
+    for (int i = 0; i < kRecords; ++i) out << "key" << i << '\t' << value << i << '\n';
+  }
+  KvtoolResult r = Kv(db(), "import " + tsv + "; count");
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(r.out, "imported 120,000 records from " + tsv + "\n120000\n") << Trace(r);
+  {
+    std::unique_ptr<DB> opened;
+    ASSERT_TRUE(DB::Open(Options{}, db(), &opened).ok());
+    std::string v;
+    ASSERT_TRUE(opened->Get(ReadOptions{}, "key119999", &v).ok());
+    EXPECT_EQ(v, std::string(150, 'v') + "119999");
+    ASSERT_TRUE(opened->Close().ok());
+  }
+  // A malformed last line: the check before the import stops it all.
+  { std::ofstream(tsv, std::ios::app) << "no tab on this line\n"; }
+  r = Kv(db(), "import " + tsv);
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("line 120001"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << r.err;
+  // --atomic refuses a file larger than a transaction may buffer, up front.
+  const std::string huge = dir_.Join("huge.tsv");
+  { std::ofstream(huge) << "a\t1\n"; }
+  std::filesystem::resize_file(huge, (size_t{600} << 20));  // sparse
+  r = Kv(db(), "import --atomic " + huge);
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("more than the 512.0 MiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("without --atomic"), std::string::npos) << r.err;
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

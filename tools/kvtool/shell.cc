@@ -229,10 +229,12 @@ const std::vector<Shell::Command>& Shell::Commands() {
        "Reads every page and WAL record and checks checksums and key order. Fails naming\n"
        "what is broken.",
        &Shell::Verify},
-      {"import", "import [--format tsv|jsonl] FILE",
-       "Loads key/value records from FILE in one transaction: a malformed line imports\n"
-       "nothing and names the line. The format comes from the extension (.tsv, .jsonl)\n"
-       "unless --format is given.",
+      {"import", "import [--format tsv|jsonl] [--atomic] FILE",
+       "Loads key/value records from FILE. The whole file is checked first: a malformed\n"
+       "line imports nothing and names the line. Then it streams in batches of 8 MiB,\n"
+       "any size within the memory budget; --atomic commits it as one transaction\n"
+       "instead (at most the 512 MiB a transaction may buffer). The format comes from\n"
+       "the extension (.tsv, .jsonl) unless --format is given.",
        &Shell::Import},
       {"export", "export [--format tsv|jsonl] [--prefix P] FILE",
        "Writes every record (or those starting with P) to FILE through a temporary file\n"
@@ -920,10 +922,37 @@ bool ChooseFormat(const Args& args, const std::string& path, RecordFormat* forma
 
 }  // namespace
 
+namespace {
+
+// Records per line of an import file: calls `record` for each (key, value)
+// with its line number until it returns false; `why` and `line_no` say where
+// a malformed line is. Returns false on a malformed line or a read error.
+template <typename OnRecord>
+bool ReadRecords(std::istream& in, RecordFormat format, OnRecord record, uint64_t* line_no,
+                 uint64_t* bytes_read, std::string* why) {
+  std::string line, key, value;
+  *line_no = 0;
+  *bytes_read = 0;
+  while (std::getline(in, line)) {
+    ++*line_no;
+    *bytes_read += line.size() + 1;
+    if (line.empty() || line == "\r") continue;
+    if (!ParseRecord(format, line, &key, &value, why)) return false;
+    if (!record(key, value)) return false;
+  }
+  if (in.bad()) {
+    *why = std::string("read error: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 CommandResult Shell::Import(const Words& words) {
   Args args;
   std::string why;
-  if (!ParseArgs(words, {"--format"}, {}, &args, &why)) return Usage("import: " + why);
+  if (!ParseArgs(words, {"--format"}, {"--atomic"}, &args, &why)) return Usage("import: " + why);
   if (args.positional.size() != 1) return Usage(std::string("usage: ") + Find("import")->synopsis);
   const std::string& path = args.positional[0];
   RecordFormat format;
@@ -937,7 +966,85 @@ CommandResult Shell::Import(const Words& words) {
   if (!in) return Fail("error: import: cannot open " + Escape(path) + ": " + std::strerror(errno));
   std::error_code ec;
   const uint64_t file_size = std::filesystem::file_size(path, ec);
+  if (args.Has("--atomic")) return ImportAtomic(in, path, format, ec ? 0 : file_size);
 
+  // First the whole file's syntax: a malformed line imports nothing.
+  uint64_t line_no = 0, bytes_read = 0, records = 0;
+  {
+    ProgressBar bar(err_, "check", "bytes", options_.progress && !ec);
+    const bool ok = ReadRecords(
+        in, format,
+        [&](const std::string&, const std::string&) {
+          if ((++records & 0x3fff) == 0) {
+            if (CheckInterrupted()) return false;
+            bar.Update(bytes_read, file_size);
+          }
+          return true;
+        },
+        &line_no, &bytes_read, &why);
+    if (!ok) {
+      if (CheckInterrupted()) why = "interrupted";
+      return Fail("error: import: " + Escape(path) + ": line " + std::to_string(line_no) + ": " +
+                  why + "; nothing was imported");
+    }
+  }
+  in.clear();
+  in.seekg(0);
+  if (!in) return Fail("error: import: " + Escape(path) + ": cannot read it a second time");
+
+  // Then batches, committed as they fill: memory stays bounded whatever
+  // the file's size.
+  constexpr size_t kBatchBytes = size_t{8} << 20;
+  WriteBatch batch;
+  uint64_t imported = 0, batch_first_line = 1;
+  records = 0;
+  Status s;
+  auto commit = [&] {
+    s = db_->Write(WriteOptions{}, &batch);
+    if (s.ok()) imported += batch.Count();
+    batch.Clear();
+    return s.ok();
+  };
+  ProgressBar bar(err_, "import", "bytes", options_.progress && !ec);
+  const bool ok = ReadRecords(
+      in, format,
+      [&](const std::string& key, const std::string& value) {
+        if (batch.Count() == 0) batch_first_line = line_no;
+        s = batch.Put(key, value);
+        if (!s.ok()) return false;
+        if (batch.ApproximateSize() >= kBatchBytes && !commit()) return false;
+        if ((++records & 0x3ff) == 0) {
+          if (CheckInterrupted()) return false;
+          bar.Update(bytes_read, file_size);
+        }
+        return true;
+      },
+      &line_no, &bytes_read, &why);
+  if (ok && batch.Count() > 0) commit();
+  bar.Clear();
+  if (!ok || !s.ok()) {
+    const std::string cause = !s.ok() ? s.ToString() : CheckInterrupted() ? "interrupted" : why;
+    return Fail("error: import: " + Escape(path) + ": line " + std::to_string(line_no) + ": " +
+                    cause + "; " + GroupThousands(imported) + " records before line " +
+                    std::to_string(batch_first_line) + " were imported, the rest was not",
+                s.ok() ? "Failed" : CodeName(s));
+  }
+  Print("imported " + GroupThousands(imported) + (imported == 1 ? " record" : " records") +
+        " from " + Escape(path) + "\n");
+  Reply({{"file", path}, {"format", RecordFormatName(format)}, {"records", imported}});
+  return CommandResult::kOk;
+}
+
+// import --atomic: one transaction, all or nothing. Its limit is said before
+// anything is read, not found out after buffering.
+CommandResult Shell::ImportAtomic(std::istream& in, const std::string& path, RecordFormat format,
+                                  uint64_t file_size) {
+  const size_t limit = TransactionOptions{}.buffer_budget_bytes;
+  if (file_size > limit) {
+    return Fail("error: import --atomic: " + Escape(path) + " is " + HumanBytes(file_size) +
+                ", more than the " + HumanBytes(limit) +
+                " one transaction may buffer; without --atomic it is imported in batches");
+  }
   std::unique_ptr<Transaction> txn = db_->BeginTransaction(WriteOptions{});
   if (!txn) return Fail("error: import: the database could not start a transaction");
   // On any failure below `txn` is rolled back, so nothing of the file lands.
@@ -945,27 +1052,30 @@ CommandResult Shell::Import(const Words& words) {
     txn->Rollback().IgnoreError();
     return Fail("error: import: " + Escape(path) + ": " + message + "; nothing was imported");
   };
-  ProgressBar bar(err_, "import", "bytes", options_.progress && !ec);
-  std::string line, key, value;
-  uint64_t line_no = 0, records = 0, bytes_read = 0;
-  while (std::getline(in, line)) {
-    line_no++;
-    bytes_read += line.size() + 1;
-    if (line.empty() || line == "\r") continue;
-    if (!ParseRecord(format, line, &key, &value, &why)) {
-      return abort("line " + std::to_string(line_no) + ": " + why);
-    }
-    Status s = txn->Put(key, value);
-    if (!s.ok()) return abort("line " + std::to_string(line_no) + ": " + s.ToString());
-    records++;
-    if ((records & 0x3ff) == 0) {
-      if (CheckInterrupted()) return abort("interrupted");
-      bar.Update(bytes_read, file_size);
-    }
+  ProgressBar bar(err_, "import", "bytes", options_.progress && file_size > 0);
+  uint64_t line_no = 0, bytes_read = 0, records = 0;
+  std::string why;
+  Status s;
+  const bool ok = ReadRecords(
+      in, format,
+      [&](const std::string& key, const std::string& value) {
+        s = txn->Put(key, value);
+        if (!s.ok()) return false;
+        if ((++records & 0x3ff) == 0) {
+          if (CheckInterrupted()) return false;
+          bar.Update(bytes_read, file_size);
+        }
+        return true;
+      },
+      &line_no, &bytes_read, &why);
+  if (!ok) {
+    return abort("line " + std::to_string(line_no) + ": " +
+                 (!s.ok()              ? s.ToString()
+                  : CheckInterrupted() ? "interrupted"
+                                       : why));
   }
-  if (in.bad()) return abort(std::string("read error: ") + std::strerror(errno));
   bar.Clear();
-  Status s = txn->Commit();
+  s = txn->Commit();
   if (!s.ok()) {
     return Fail(
         "error: import: " + Escape(path) + ": commit: " + s.ToString() + "; nothing was imported",

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <istream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,6 +25,7 @@
 
 #include "arenakv/db.h"
 #include "command_line.h"
+#include "record_format.h"
 
 namespace arenakv::kvtool {
 
@@ -95,6 +97,8 @@ class Shell {
   CommandResult Backup(const Words& args);
   CommandResult Verify(const Words& args);
   CommandResult Import(const Words& args);
+  CommandResult ImportAtomic(std::istream& in, const std::string& path, RecordFormat format,
+                             uint64_t file_size);
   CommandResult Export(const Words& args);
   CommandResult Bench(const Words& args);
   CommandResult Help(const Words& args);
