@@ -1,0 +1,188 @@
+/* arenakv/c.h: the C API, for C programs and for language bindings.
+
+   It follows LevelDB's C API conventions:
+   - Objects are opaque handles made by arenakv_*_create (or arenakv_open,
+     arenakv_begin, ...) and freed by the matching *_destroy or arenakv_close.
+   - A function that can fail takes `char** errptr` last. On success it leaves
+     *errptr alone; on failure it stores a message in *errptr, allocated with
+     malloc: free it with arenakv_free. *errptr must be NULL on entry (a
+     message still there is freed and replaced).
+   - Keys and values are (pointer, length) pairs of arbitrary bytes. A value
+     returned to the caller (arenakv_get, arenakv_transaction_get) is a
+     malloc'ed buffer to free with arenakv_free; NULL with *errptr untouched
+     means "not found".
+   - Every function is thread-safe on a database handle, as the C++ DB is; an
+     iterator, a write batch or a transaction is used by one thread at a time.
+   - Closing a database turns its open iterators, snapshots and transactions
+     into closed ones (their calls fail with "Closed"); they must still be
+     destroyed.
+
+   Link with the CMake target arenakv::c (it brings arenakv::engine). */
+#ifndef ARENAKV_C_H_
+#define ARENAKV_C_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct arenakv_t arenakv_t;
+typedef struct arenakv_options_t arenakv_options_t;
+typedef struct arenakv_readoptions_t arenakv_readoptions_t;
+typedef struct arenakv_writeoptions_t arenakv_writeoptions_t;
+typedef struct arenakv_iterator_t arenakv_iterator_t;
+typedef struct arenakv_writebatch_t arenakv_writebatch_t;
+typedef struct arenakv_snapshot_t arenakv_snapshot_t;
+typedef struct arenakv_transaction_t arenakv_transaction_t;
+typedef struct arenakv_memory_budget_t arenakv_memory_budget_t;
+
+/* ---- Databases ---- */
+
+/* Opens (creating it if the options say so) the database in directory
+   `path`. NULL on failure, with *errptr set. */
+arenakv_t* arenakv_open(const arenakv_options_t* options, const char* path, char** errptr);
+
+/* Closes the database: its final checkpoint, then every byte of its memory
+   back to the operating system. An error of the final checkpoint is
+   reported in *errptr (errptr may be NULL to ignore it); the handle is
+   freed either way. */
+void arenakv_close(arenakv_t* db, char** errptr);
+
+/* Deletes the database's files and its directory. */
+void arenakv_destroy_db(const char* path, char** errptr);
+
+void arenakv_put(arenakv_t* db, const arenakv_writeoptions_t* options, const char* key,
+                 size_t keylen, const char* val, size_t vallen, char** errptr);
+void arenakv_delete(arenakv_t* db, const arenakv_writeoptions_t* options, const char* key,
+                    size_t keylen, char** errptr);
+/* Applies every operation of the batch atomically. */
+void arenakv_write(arenakv_t* db, const arenakv_writeoptions_t* options,
+                   arenakv_writebatch_t* batch, char** errptr);
+/* The value of `key` (malloc'ed, *vallen bytes) or NULL if it has none. */
+char* arenakv_get(arenakv_t* db, const arenakv_readoptions_t* options, const char* key,
+                  size_t keylen, size_t* vallen, char** errptr);
+
+/* Writes the buffered changes into the data file. */
+void arenakv_checkpoint(arenakv_t* db, char** errptr);
+/* Reads every page and log record and checks them; *errptr names the damage. */
+void arenakv_verify(arenakv_t* db, char** errptr);
+/* Writes a copy of the database as of now into the new directory `path`. */
+void arenakv_backup(arenakv_t* db, const char* path, char** errptr);
+/* The database's statistics as text (memory, cache, files), malloc'ed. */
+char* arenakv_stats(arenakv_t* db);
+/* Memory the database holds now (its pool: committed and charged bytes). */
+uint64_t arenakv_memory_bytes(arenakv_t* db);
+
+/* ---- Iterators ---- */
+
+/* Reads at `options`' snapshot, or at the state when it was made. */
+arenakv_iterator_t* arenakv_create_iterator(arenakv_t* db, const arenakv_readoptions_t* options);
+void arenakv_iter_destroy(arenakv_iterator_t* it);
+/* 1 while positioned on an entry, 0 otherwise. */
+unsigned char arenakv_iter_valid(const arenakv_iterator_t* it);
+void arenakv_iter_seek_to_first(arenakv_iterator_t* it);
+void arenakv_iter_seek_to_last(arenakv_iterator_t* it);
+/* To the first key >= k. */
+void arenakv_iter_seek(arenakv_iterator_t* it, const char* k, size_t klen);
+void arenakv_iter_next(arenakv_iterator_t* it);
+void arenakv_iter_prev(arenakv_iterator_t* it);
+/* The entry's key and value, valid until the iterator moves. */
+const char* arenakv_iter_key(const arenakv_iterator_t* it, size_t* klen);
+const char* arenakv_iter_value(const arenakv_iterator_t* it, size_t* vlen);
+/* Why iteration stopped early (I/O error, corruption, closed), if it did. */
+void arenakv_iter_get_error(const arenakv_iterator_t* it, char** errptr);
+
+/* ---- Write batches ---- */
+
+arenakv_writebatch_t* arenakv_writebatch_create(void);
+void arenakv_writebatch_destroy(arenakv_writebatch_t* b);
+void arenakv_writebatch_clear(arenakv_writebatch_t* b);
+/* A key or value over the limits, or no memory, leaves the batch as it was
+   and is reported by arenakv_write (LevelDB's put cannot fail). */
+void arenakv_writebatch_put(arenakv_writebatch_t* b, const char* key, size_t klen,
+                            const char* val, size_t vlen);
+void arenakv_writebatch_delete(arenakv_writebatch_t* b, const char* key, size_t klen);
+int arenakv_writebatch_count(const arenakv_writebatch_t* b);
+size_t arenakv_writebatch_approximate_size(const arenakv_writebatch_t* b);
+/* Calls put or deleted for each operation, in order. */
+void arenakv_writebatch_iterate(const arenakv_writebatch_t* b, void* state,
+                                void (*put)(void*, const char* k, size_t klen, const char* v,
+                                            size_t vlen),
+                                void (*deleted)(void*, const char* k, size_t klen));
+
+/* ---- Snapshots ---- */
+
+const arenakv_snapshot_t* arenakv_create_snapshot(arenakv_t* db);
+void arenakv_release_snapshot(arenakv_t* db, const arenakv_snapshot_t* snapshot);
+
+/* ---- Transactions ---- */
+
+enum { arenakv_isolation_snapshot = 0, arenakv_isolation_serializable = 1 };
+
+/* A transaction reading its snapshot plus its own writes; `isolation` is
+   one of arenakv_isolation_*. */
+arenakv_transaction_t* arenakv_begin(arenakv_t* db, const arenakv_writeoptions_t* options,
+                                     int isolation);
+void arenakv_transaction_put(arenakv_transaction_t* txn, const char* key, size_t keylen,
+                             const char* val, size_t vallen, char** errptr);
+void arenakv_transaction_delete(arenakv_transaction_t* txn, const char* key, size_t keylen,
+                                char** errptr);
+char* arenakv_transaction_get(arenakv_transaction_t* txn, const char* key, size_t keylen,
+                              size_t* vallen, char** errptr);
+arenakv_iterator_t* arenakv_transaction_create_iterator(arenakv_transaction_t* txn);
+/* A conflict with another writer is reported as "Conflict: ..." in *errptr;
+   either way the transaction is over (destroy it). */
+void arenakv_transaction_commit(arenakv_transaction_t* txn, char** errptr);
+void arenakv_transaction_rollback(arenakv_transaction_t* txn, char** errptr);
+/* Rolls back a transaction still open. */
+void arenakv_transaction_destroy(arenakv_transaction_t* txn);
+
+/* ---- Options ---- */
+
+arenakv_options_t* arenakv_options_create(void);
+void arenakv_options_destroy(arenakv_options_t* o);
+void arenakv_options_set_create_if_missing(arenakv_options_t* o, unsigned char v);
+void arenakv_options_set_error_if_exists(arenakv_options_t* o, unsigned char v);
+void arenakv_options_set_read_only(arenakv_options_t* o, unsigned char v);
+void arenakv_options_set_cache_size(arenakv_options_t* o, size_t bytes);
+/* 0: the default (4 x cache + 512 MiB). */
+void arenakv_options_set_memory_budget_bytes(arenakv_options_t* o, size_t bytes);
+/* Shares `budget` with every database opened with these options (NULL: none).
+   The options keep a reference: the budget may be destroyed before them. */
+void arenakv_options_set_memory_budget(arenakv_options_t* o, arenakv_memory_budget_t* budget);
+void arenakv_options_set_compression(arenakv_options_t* o, unsigned char v);
+
+arenakv_readoptions_t* arenakv_readoptions_create(void);
+void arenakv_readoptions_destroy(arenakv_readoptions_t* o);
+/* NULL: the latest state. The snapshot must outlive the options' use. */
+void arenakv_readoptions_set_snapshot(arenakv_readoptions_t* o, const arenakv_snapshot_t* s);
+void arenakv_readoptions_set_verify_checksums(arenakv_readoptions_t* o, unsigned char v);
+
+arenakv_writeoptions_t* arenakv_writeoptions_create(void);
+void arenakv_writeoptions_destroy(arenakv_writeoptions_t* o);
+/* 1: return only once the commit is on disk (fdatasync). */
+void arenakv_writeoptions_set_sync(arenakv_writeoptions_t* o, unsigned char v);
+
+/* ---- Memory budgets shared by databases ---- */
+
+arenakv_memory_budget_t* arenakv_memory_budget_create(size_t capacity_bytes);
+/* Drops this handle; the budget lives on while databases or options use it. */
+void arenakv_memory_budget_destroy(arenakv_memory_budget_t* b);
+size_t arenakv_memory_budget_used(const arenakv_memory_budget_t* b);
+size_t arenakv_memory_budget_peak(const arenakv_memory_budget_t* b);
+size_t arenakv_memory_budget_capacity(const arenakv_memory_budget_t* b);
+
+/* ---- Utility ---- */
+
+/* Frees what this API malloc'ed: error messages, values, stats text. */
+void arenakv_free(void* ptr);
+/* The number of shared background threads (checkpoints, read-ahead). */
+void arenakv_set_background_threads(int threads);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ARENAKV_C_H_ */
