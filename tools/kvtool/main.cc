@@ -52,9 +52,9 @@ constexpr char kUsage[] =
     "  --continue-on-error a failing command does not stop the ones after it (the\n"
     "                      exit status still says that one failed)\n"
     "  --read-only         open to read only: nothing is created or written, and\n"
-    "                      it works beside a process writing the database (read\n"
-    "                      commands on a database in use open this way by\n"
-    "                      themselves)\n"
+    "                      it works beside a process writing the database (-c\n"
+    "                      commands that only read open a database in use this\n"
+    "                      way by themselves)\n"
     "  --cache-mb N        page cache size in MiB (default 64)\n"
     "  --strict-recovery   refuse to open a log a crash cut short, instead of\n"
     "                      cutting it (the default cuts it and says so)\n"
@@ -327,16 +327,18 @@ int Main(int argc, char** argv) {
   {
     BlockedSignals blocked;
     s = DB::Open(options, flags.db_path, &db);
-    // In use by a writer: commands that only read (or a session, which is
-    // told) go on read-only, on the state as of now.
-    if (s.IsBusy() && !options.read_only && !(flags.have_commands && writes)) {
+    // In use by a writer: commands that only read go on read-only, on the
+    // state as of now (not a session: beside a writer the state read stays
+    // intact only until the writer's next checkpoint; --read-only asks for
+    // one knowingly).
+    if (s.IsBusy() && !options.read_only && flags.have_commands && !writes) {
       options.read_only = true;
       s = DB::Open(options, flags.db_path, &db);
       if (s.ok()) {
         std::fprintf(stderr,
                      "note: %s is in use by another process: opened read-only, on the state as "
-                     "of now%s\n",
-                     flags.db_path.c_str(), flags.have_commands ? "" : " (writes will fail)");
+                     "of now\n",
+                     flags.db_path.c_str());
       }
     }
   }

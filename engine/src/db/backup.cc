@@ -43,11 +43,18 @@ Status DBImpl::Backup(const std::string& path) {
   if (!s.ok()) return s;
 
   port::MutexLock cl(&checkpoint_mu_);
+  backup_running_.store(true, std::memory_order_release);
+  struct Done {
+    std::atomic<bool>* flag;
+    ~Done() { flag->store(false, std::memory_order_release); }
+  } done{&backup_running_};
   uint64_t active_log = 0, active_end = 0;
   {
     port::MutexLock ml(&mu_);
     active_log = wal_->log_number();
-    active_end = wal_->size();  // whole records only: the leader is past them
+    // The last commit group published, not the log's size: a record past
+    // it may belong to a commit whose sync fails and that is cut again.
+    active_end = published_wal_end_;
   }
   const tree::MetaState meta = tree_->meta();
   TEST_SYNC_POINT("DBImpl::Backup:Captured");

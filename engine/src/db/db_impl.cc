@@ -342,6 +342,17 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   *max_wal_number = wals.empty() ? 0 : wals.back();
   replay_checkpoints_ = replay.checkpoints;
   recovery_cut_ = replay.cut;
+  // What was replayed may still be only in the page cache (the process that
+  // wrote it crashed, or its close could not checkpoint): it is made
+  // durable before a new log takes commits, or a power loss could keep a
+  // synced commit of the new log and lose older ones of these.
+  if (replay.records > 0 && !options_.read_only) {
+    for (uint64_t n : wals) {
+      if (!env_->FileExists(WalPath(n))) continue;  // checkpointed while replaying
+      s = SyncLogFile(WalPath(n));
+      if (!s.ok()) return s;
+    }
+  }
 
   const uint64_t reuse =
       replay.records == 0 && !options_.read_only ? ReuseEmptyLogs(wals, max_wal_number) : 0;
@@ -422,7 +433,7 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
       threshold = ReplayThreshold();
     }
     s = ApplyReplayed(batch, replay);
-    if (s.IsMemoryLimit() && replay->table->entries() > 0) {
+    if (s.IsMemoryLimit() && replay->table->entries() > 0 && !options_.read_only) {
       // The part applied goes to the tree (the log still holds the rest,
       // and ops at or below the new floor are skipped), then the record
       // is applied again in an empty memtable.
@@ -442,6 +453,8 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     }
     if (!s.ok()) return s;
   }
+  replayed_last_log_ = number;
+  replayed_last_end_ = reader->result().valid_bytes;
   if (reader->result().torn_tail) {
     // A log is synced before the next one is created, so only the last log
     // holding commits can have been torn by a crash. A torn log with
@@ -550,6 +563,7 @@ Status DBImpl::RotateWalLocked() {
   ++next_wal_number_;
   if (wal_ != nullptr) wal_->Close().IgnoreError();
   wal_ = std::move(w);
+  published_wal_end_ = wal_->size();
   return Status::OK();
 }
 
@@ -657,7 +671,12 @@ size_t DBImpl::StartBudgetRelease() {
   if (options_.read_only || bytes < kMinReleaseBytes) return 0;
   if (budget_release_pending_.exchange(true)) return 0;
   options_.memory_budget->rep()->ReleaseStarted();
-  BackgroundPool::Default()->Post(this, [this] { CheckpointForBudget(); });
+  try {
+    BackgroundPool::Default()->Post(this, [this] { CheckpointForBudget(); });
+  } catch (...) {  // no memory or no thread for it: the release ends here
+    EndBudgetRelease();
+    return 0;
+  }
   return bytes;
 }
 
@@ -671,7 +690,8 @@ void DBImpl::CheckpointForBudget() {
     // background thread.
     // A checkpoint already under way gives memory back by itself; waiting
     // for it here could hold every background thread.
-    if (!shutting_down_ && bg_error_.ok() && writers_.empty() && current_->imm.empty()) {
+    if (!shutting_down_ && bg_error_.ok() && writers_.empty() && current_->imm.empty() &&
+        !backup_running_.load(std::memory_order_acquire)) {
       Writer w(&mu_);
       writers_.push_back(&w);
       frozen = WriteLocked(&w).ok();  // at the front: freezes at once
@@ -1220,6 +1240,7 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
     break;
   }
   if (s.ok()) {
+    published_wal_end_ = wal_->size();
     last_sequence_ += g.count;  // publish: the group becomes visible
     PublishReadViewLocked();
     commit_groups_.fetch_add(1, std::memory_order_relaxed);
@@ -1789,8 +1810,9 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
   // The active log is read only up to the records complete now: beyond,
   // the leader may be storing one, and a half-stored record with a whole
   // one after it would read as Corruption.
-  // A read-only open has no log of its own: every log is read whole.
-  uint64_t active_log = UINT64_MAX, active_end = 0;
+  // A read-only open has no log of its own: it reads the logs as far as
+  // its replay did (a writer beside it may be storing a record past that).
+  uint64_t active_log = replayed_last_log_, active_end = replayed_last_end_;
   {
     port::MutexLock ml(&mu_);
     pinned = current_;

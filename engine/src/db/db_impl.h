@@ -311,6 +311,16 @@ class DBImpl final : public DB {
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;
   bool checkpoint_running_ GUARDED_BY(mu_) = false;
   bool shutting_down_ GUARDED_BY(mu_) = false;
+  // The active log's end after the last commit group published: what a
+  // backup copies (a record past it may still be cut as failed).
+  uint64_t published_wal_end_ GUARDED_BY(mu_) = 0;
+  // A backup holds the checkpoint mutex: a release for the shared budget
+  // would wait for it, holding a background thread.
+  std::atomic<bool> backup_running_{false};
+  // A read-only open's last log and where its replay ended: Verify reads
+  // no further (a writer beside it may be storing a record there).
+  uint64_t replayed_last_log_ = 0;
+  uint64_t replayed_last_end_ = 0;
   // Close() is freezing for its last checkpoint: no commit follows, so the
   // log left behind need not be synced first (see RotateWalLocked).
   bool final_freeze_ GUARDED_BY(mu_) = false;
