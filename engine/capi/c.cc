@@ -148,6 +148,12 @@ void arenakv_delete(arenakv_t* db, const arenakv_writeoptions_t* options, const 
   SaveError(errptr, db->rep->Delete(WriteOpts(options), View(key, keylen)));
 }
 
+void arenakv_delete_range(arenakv_t* db, const arenakv_writeoptions_t* options, const char* begin,
+                          size_t beginlen, const char* end, size_t endlen, char** errptr) {
+  SaveError(errptr,
+            db->rep->DeleteRange(WriteOpts(options), View(begin, beginlen), View(end, endlen)));
+}
+
 void arenakv_write(arenakv_t* db, const arenakv_writeoptions_t* options,
                    arenakv_writebatch_t* batch, char** errptr) {
   if (SaveError(errptr, batch->error)) return;

@@ -216,6 +216,13 @@ static void TestBatchesIteratorsAndSnapshots(void) {
   CHECK(memcmp(arenakv_iter_key(it, &len), "key099", 6) == 0);
   arenakv_iter_destroy(it);
 
+  /* A range goes in one commit. */
+  arenakv_delete_range(db, NULL, "key090", 6, "key095", 6, &err);
+  CHECK_NO_ERROR(err);
+  CHECK(Holds(db, NULL, "key089", 6, "value89", 7));
+  CHECK(Holds(db, NULL, "key092", 6, NULL, 0));
+  CHECK(Holds(db, NULL, "key095", 6, "value95", 7));
+
   /* A snapshot keeps the old value across a write. */
   snap = arenakv_create_snapshot(db);
   CHECK(snap != NULL);

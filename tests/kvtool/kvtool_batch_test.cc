@@ -565,6 +565,18 @@ TEST_F(KvtoolBatchTest, ImportStreamsInBatchesAndAtomicSaysItsLimitFirst) {
   EXPECT_NE(r.err.find("without --atomic"), std::string::npos) << r.err;
 }
 
+TEST_F(KvtoolBatchTest, DeleteRangeAndPrefix) {
+  ASSERT_EQ(Kv(db(), "put a1 1; put a2 2; put b1 3; put b2 4; put c1 5").exit_code, 0);
+  EXPECT_EQ(Ok("deleterange a2 b2; scan --keys-only"), "a1\nb2\nc1\n");
+  EXPECT_EQ(Ok("deleterange --prefix b; scan --keys-only"), "a1\nc1\n");
+  KvtoolResult r = Kv(db(), "deleterange a1");
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+  r = Kv(db(), "deleterange c a");
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("InvalidArgument"), std::string::npos) << r.err;
+  EXPECT_EQ(Ok("count"), "2\n");
+}
+
 TEST_F(KvtoolBatchTest, BenchReportsEveryPhase) {
   KvtoolResult r = Kv(db(), "bench --keys 200");
   ASSERT_EQ(r.exit_code, 0) << Trace(r);

@@ -196,6 +196,10 @@ const std::vector<Shell::Command>& Shell::Commands() {
        &Shell::Get},
       {"put", "put KEY VALUE", "Sets KEY to VALUE.", &Shell::Put},
       {"del", "del KEY", "Deletes KEY (deleting a missing key is not an error).", &Shell::Del},
+      {"deleterange", "deleterange FROM TO | deleterange --prefix P",
+       "Deletes every key from FROM (inclusive) to TO (exclusive), or starting with P,\n"
+       "in one atomic commit (keys other writers put there meanwhile go too).",
+       &Shell::DeleteRange},
       {"scan", "scan [FROM [TO]] [--prefix P] [--limit N] [--reverse] [--keys-only] [--hex|--csv]",
        "Prints key<TAB>value lines in key order, from FROM (inclusive) to TO (exclusive),\n"
        "only keys starting with P, at most N, or in descending order; --keys-only prints\n"
@@ -565,6 +569,30 @@ bool MakeRange(const Args& args, std::string* lower, bool* has_upper, std::strin
 }
 
 }  // namespace
+
+CommandResult Shell::DeleteRange(const Words& words) {
+  Args args;
+  std::string why;
+  Range range;
+  if (!ParseArgs(words, {"--prefix"}, {}, &args, &why) ||
+      !MakeRange(args, &range.lower, &range.has_upper, &range.upper, &why)) {
+    return Usage("deleterange: " + why + "; usage: " + Find("deleterange")->synopsis);
+  }
+  const bool prefix = args.Has("--prefix");
+  if (prefix ? !args.positional.empty() : args.positional.size() != 2) {
+    return Usage(std::string("usage: ") + Find("deleterange")->synopsis);
+  }
+  if (txn_) {
+    return Fail("error: deleterange: a transaction is open; commit or roll it back first");
+  }
+  // A prefix of 0xff bytes has no successor: every key after it is larger
+  // than no key can be.
+  if (!range.has_upper) range.upper.assign(kMaxKeyBytes + 1, '\xff');
+  Status s = db_->DeleteRange(WriteOptions{}, range.lower, range.upper);
+  if (!s.ok()) return Fail("deleterange", s);
+  Reply({});
+  return CommandResult::kOk;
+}
 
 CommandResult Shell::Scan(const Words& words) {
   Args args;

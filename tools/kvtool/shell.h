@@ -92,6 +92,7 @@ class Shell {
   CommandResult Checkpoint(const Words& args);
   CommandResult ReadCommands(const Words& args);
   CommandResult Timer(const Words& args);
+  CommandResult DeleteRange(const Words& args);
   CommandResult TakeSnapshot(const Words& args);
   ReadOptions Reading() const;
   CommandResult Backup(const Words& args);

@@ -129,6 +129,14 @@ class DB {
 
   virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
+  // Deletes every key in [begin, end) atomically: once it returns OK the
+  // range is empty as of its commit, including keys other writers put there
+  // meanwhile (it commits as a serializable transaction and starts again, a
+  // few times, when the range changed under it; Busy if it kept changing).
+  // Each key gets its own tombstone, so the cost grows with the keys in the
+  // range. begin > end is InvalidArgument; begin == end deletes nothing.
+  virtual Status DeleteRange(const WriteOptions& options, std::string_view begin,
+                             std::string_view end) = 0;
   // Applies every operation of `batch` atomically: after a crash all of them
   // are there or none. An empty batch is OK and writes nothing. The batch
   // may be reused (Clear) or destroyed once Write returns.

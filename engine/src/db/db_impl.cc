@@ -1042,6 +1042,51 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
   }
 }
 
+Status DBImpl::DeleteRange(const WriteOptions& options, std::string_view begin,
+                           std::string_view end) {
+  // Keys are gathered a chunk at a time, so the heap holds a bounded part of
+  // a large range; the transaction's buffers hold the tombstones, within
+  // its budget.
+  constexpr size_t kChunkKeys = 4096;
+  constexpr int kAttempts = 8;
+  if (begin > end) return Status::InvalidArgument("delete range: begin is after end");
+  if (begin == end) return Status::OK();
+  if (options_.read_only) return ReadOnlyError();
+  try {
+    TransactionOptions to;
+    to.isolation = IsolationLevel::kSerializable;  // the scanned range is validated
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      std::unique_ptr<Transaction> txn = BeginTransaction(options, to);
+      if (txn == nullptr) return Status::MemoryLimit("delete range: no memory for a transaction");
+      std::string from(begin);
+      std::vector<std::string> keys;
+      for (bool more = true; more;) {
+        keys.clear();
+        std::unique_ptr<Iterator> it = txn->NewIterator(ReadOptions{});
+        for (it->Seek(from); it->Valid() && it->key() < end && keys.size() < kChunkKeys;
+             it->Next()) {
+          keys.emplace_back(it->key());
+        }
+        more = it->Valid() && it->key() < end;
+        if (!it->status().ok()) return it->status();
+        it.reset();
+        for (const std::string& k : keys) {
+          Status s = txn->Delete(k);
+          if (!s.ok()) return s;
+        }
+        if (!keys.empty()) from = keys.back() + std::string(1, '\0');
+      }
+      TEST_SYNC_POINT("DBImpl::DeleteRange:Scanned");
+      Status s = txn->Commit();
+      if (!s.IsConflict()) return s;
+    }
+    return Status::Busy("delete range: the range kept changing under " + std::to_string(kAttempts) +
+                        " attempts");
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("out of memory deleting a range; nothing was deleted");
+  }
+}
+
 Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");

@@ -65,6 +65,9 @@
 //   DBImpl::Backup:Captured               db/backup.cc, Backup has taken the
 //       state to copy and is about to copy it (holding the checkpoint
 //       mutex: no checkpoint runs until it is done).
+//   DBImpl::DeleteRange:Scanned           db/db_impl.cc, DeleteRange has
+//       deleted every key it found in the range in its transaction and is
+//       about to commit (no lock held).
 //   DBImpl::Recover:MetaRead              db/db_impl.cc, an open has read the
 //       data file's meta block and is about to list the logs after it (no
 //       lock held).
