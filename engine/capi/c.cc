@@ -13,6 +13,7 @@
 
 #include "arenakv/db.h"
 #include "arenakv/memory_budget.h"
+#include "c_common.h"
 
 using arenakv::DB;
 using arenakv::Status;
@@ -48,54 +49,13 @@ struct arenakv_memory_budget_t {
 
 namespace {
 
-// Copies `s` into a malloc'ed, NUL-terminated buffer (NULL if malloc fails).
-char* CopyString(std::string_view s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  if (out == nullptr) return nullptr;
-  std::memcpy(out, s.data(), s.size());
-  out[s.size()] = '\0';
-  return out;
-}
-
-// Stores a failure in *errptr; true if there was one.
-bool SaveError(char** errptr, const Status& s) {
-  if (s.ok()) return false;
-  if (errptr != nullptr) {
-    std::free(*errptr);
-    *errptr = CopyString(s.ToString());
-  }
-  return true;
-}
-
-void SaveMemoryError(char** errptr, const char* what) {
-  SaveError(errptr, Status::MemoryLimit(std::string("out of memory in ") + what));
-}
-
-// A new handle, or NULL when there is no memory for it.
-template <typename T, typename... Args>
-T* Make(Args&&... args) {
-  try {
-    return std::make_unique<T>(T{std::forward<Args>(args)...}).release();
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
-}
-
-template <typename T>
-void Destroy(T* handle) {
-  std::unique_ptr<T> owned(handle);
-}
-
-// A value returned to C: malloc'ed, with its length.
-char* CopyValue(const std::string& value, size_t* vallen) {
-  char* out = static_cast<char*>(std::malloc(value.empty() ? 1 : value.size()));
-  if (out == nullptr) return nullptr;
-  if (!value.empty()) std::memcpy(out, value.data(), value.size());
-  *vallen = value.size();
-  return out;
-}
-
-std::string_view View(const char* p, size_t n) { return std::string_view(p, n); }
+using arenakv::capi::CopyString;
+using arenakv::capi::Destroy;
+using arenakv::capi::Make;
+using arenakv::capi::ReturnValue;
+using arenakv::capi::SaveError;
+using arenakv::capi::SaveMemoryError;
+using arenakv::capi::View;
 
 const arenakv::ReadOptions& ReadOpts(const arenakv_readoptions_t* o) {
   static const arenakv::ReadOptions kDefault;
@@ -166,10 +126,7 @@ char* arenakv_get(arenakv_t* db, const arenakv_readoptions_t* options, const cha
   try {
     std::string value;
     Status s = db->rep->Get(ReadOpts(options), View(key, keylen), &value);
-    if (s.IsNotFound() || SaveError(errptr, s)) return nullptr;
-    char* out = CopyValue(value, vallen);
-    if (out == nullptr) SaveMemoryError(errptr, "arenakv_get");
-    return out;
+    return ReturnValue(s, value, vallen, errptr, "arenakv_get");
   } catch (const std::bad_alloc&) {
     SaveMemoryError(errptr, "arenakv_get");
     return nullptr;
@@ -278,25 +235,7 @@ void arenakv_writebatch_iterate(const arenakv_writebatch_t* b, void* state,
                                 void (*put)(void*, const char* k, size_t klen, const char* v,
                                             size_t vlen),
                                 void (*deleted)(void*, const char* k, size_t klen)) {
-  class Forward final : public arenakv::WriteBatch::Handler {
-   public:
-    Forward(void* state, decltype(put) p, decltype(deleted) d) : state_(state), put_(p), del_(d) {}
-    Status Put(std::string_view k, std::string_view v) override {
-      put_(state_, k.data(), k.size(), v.data(), v.size());
-      return Status::OK();
-    }
-    Status Delete(std::string_view k) override {
-      del_(state_, k.data(), k.size());
-      return Status::OK();
-    }
-
-   private:
-    void* const state_;
-    decltype(put) const put_;
-    decltype(deleted) const del_;
-  };
-  Forward handler(state, put, deleted);
-  b->rep.Iterate(&handler).IgnoreError();
+  arenakv::capi::IterateBatch(b->rep, state, put, deleted);
 }
 
 // ---- Snapshots ----
@@ -344,10 +283,7 @@ char* arenakv_transaction_get(arenakv_transaction_t* txn, const char* key, size_
   try {
     std::string value;
     Status s = txn->rep->Get(arenakv::ReadOptions{}, View(key, keylen), &value);
-    if (s.IsNotFound() || SaveError(errptr, s)) return nullptr;
-    char* out = CopyValue(value, vallen);
-    if (out == nullptr) SaveMemoryError(errptr, "arenakv_transaction_get");
-    return out;
+    return ReturnValue(s, value, vallen, errptr, "arenakv_transaction_get");
   } catch (const std::bad_alloc&) {
     SaveMemoryError(errptr, "arenakv_transaction_get");
     return nullptr;

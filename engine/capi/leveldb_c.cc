@@ -14,6 +14,7 @@
 
 #include "arenakv/compat/leveldb/c.h"
 #include "arenakv/db.h"
+#include "c_common.h"
 
 using arenakv::DB;
 using arenakv::Status;
@@ -60,38 +61,13 @@ struct leveldb_snapshot_t {
 
 namespace {
 
-char* CopyString(std::string_view s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  if (out == nullptr) return nullptr;
-  std::memcpy(out, s.data(), s.size());
-  out[s.size()] = '\0';
-  return out;
-}
-
-bool SaveError(char** errptr, const Status& s) {
-  if (s.ok()) return false;
-  if (errptr != nullptr) {
-    std::free(*errptr);
-    *errptr = CopyString(s.ToString());
-  }
-  return true;
-}
-
-template <typename T, typename... Args>
-T* Make(Args&&... args) {
-  try {
-    return std::make_unique<T>(T{std::forward<Args>(args)...}).release();
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
-}
-
-template <typename T>
-void Destroy(T* handle) {
-  std::unique_ptr<T> owned(handle);
-}
-
-std::string_view View(const char* p, size_t n) { return std::string_view(p, n); }
+using arenakv::capi::CopyString;
+using arenakv::capi::Destroy;
+using arenakv::capi::Make;
+using arenakv::capi::ReturnValue;
+using arenakv::capi::SaveError;
+using arenakv::capi::SaveMemoryError;
+using arenakv::capi::View;
 
 const arenakv::ReadOptions& ReadOpts(const leveldb_readoptions_t* o) {
   static const arenakv::ReadOptions kDefault;
@@ -120,7 +96,7 @@ leveldb_t* leveldb_open(const leveldb_options_t* options, const char* name, char
     if (SaveError(errptr, DB::Open(o, name != nullptr ? name : "", &db))) return nullptr;
     return std::make_unique<leveldb_t>(leveldb_t{std::move(db)}).release();
   } catch (const std::bad_alloc&) {
-    SaveError(errptr, Status::MemoryLimit("out of memory in leveldb_open"));
+    SaveMemoryError(errptr, "leveldb_open");
     return nullptr;
   }
 }
@@ -153,17 +129,9 @@ char* leveldb_get(leveldb_t* db, const leveldb_readoptions_t* options, const cha
   try {
     std::string value;
     Status s = db->rep->Get(ReadOpts(options), View(key, keylen), &value);
-    if (s.IsNotFound() || SaveError(errptr, s)) return nullptr;
-    char* out = static_cast<char*>(std::malloc(value.empty() ? 1 : value.size()));
-    if (out == nullptr) {
-      SaveError(errptr, Status::MemoryLimit("out of memory in leveldb_get"));
-      return nullptr;
-    }
-    if (!value.empty()) std::memcpy(out, value.data(), value.size());
-    *vallen = value.size();
-    return out;
+    return ReturnValue(s, value, vallen, errptr, "leveldb_get");
   } catch (const std::bad_alloc&) {
-    SaveError(errptr, Status::MemoryLimit("out of memory in leveldb_get"));
+    SaveMemoryError(errptr, "leveldb_get");
     return nullptr;
   }
 }
@@ -233,7 +201,7 @@ void leveldb_destroy_db(const leveldb_options_t*, const char* name, char** errpt
   try {
     SaveError(errptr, arenakv::DestroyDB(name != nullptr ? name : ""));
   } catch (const std::bad_alloc&) {
-    SaveError(errptr, Status::MemoryLimit("out of memory in leveldb_destroy_db"));
+    SaveMemoryError(errptr, "leveldb_destroy_db");
   }
 }
 
@@ -284,25 +252,7 @@ void leveldb_writebatch_iterate(const leveldb_writebatch_t* b, void* state,
                                 void (*put)(void*, const char* k, size_t klen, const char* v,
                                             size_t vlen),
                                 void (*deleted)(void*, const char* k, size_t klen)) {
-  class Forward final : public arenakv::WriteBatch::Handler {
-   public:
-    Forward(void* state, decltype(put) p, decltype(deleted) d) : state_(state), put_(p), del_(d) {}
-    Status Put(std::string_view k, std::string_view v) override {
-      put_(state_, k.data(), k.size(), v.data(), v.size());
-      return Status::OK();
-    }
-    Status Delete(std::string_view k) override {
-      del_(state_, k.data(), k.size());
-      return Status::OK();
-    }
-
-   private:
-    void* const state_;
-    decltype(put) const put_;
-    decltype(deleted) const del_;
-  };
-  Forward handler(state, put, deleted);
-  b->rep.Iterate(&handler).IgnoreError();
+  arenakv::capi::IterateBatch(b->rep, state, put, deleted);
 }
 void leveldb_writebatch_append(leveldb_writebatch_t* destination,
                                const leveldb_writebatch_t* source) {

@@ -323,6 +323,17 @@ std::string CloseKey(int i) {
   return k;
 }
 
+// The database holds CloseKey(0), CloseKey(1), ... with no gap: a prefix of
+// the commits, whose length goes to *present.
+void CountPrefix(DB* db, const std::string& image, int* present) {
+  *present = 0;
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++*present) {
+    ASSERT_EQ(it->key(), CloseKey(*present)) << "not a prefix of the commits; image: " << image;
+  }
+  ASSERT_OK(it->status());
+}
+
 // Close() freezes the memtable for its last checkpoint without syncing the
 // log it leaves (no commit follows): a power loss at any call of that
 // close, under crash images of every style, still reopens with every synced
@@ -373,12 +384,7 @@ TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
       Status s = DB::Open(Options{}, path, &db);
       ASSERT_TRUE(s.ok()) << s.ToString() << "\nimage: " << image;
       int present = 0;
-      std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
-      for (it->SeekToFirst(); it->Valid(); it->Next(), ++present) {
-        ASSERT_EQ(it->key(), CloseKey(present)) << "not a prefix of the commits; image: " << image;
-      }
-      ASSERT_OK(it->status());
-      it.reset();
+      ASSERT_NO_FATAL_FAILURE(CountPrefix(db.get(), image, &present));
       const int last_synced = (kPuts - 1) / kSyncEvery * kSyncEvery;
       EXPECT_GT(present, last_synced) << "a synced commit is gone; image: " << image;
       ASSERT_OK(db->Close());
@@ -428,12 +434,7 @@ TEST(PowerLossCloseTest, AnOpenSyncsWhatItReplayedBeforeNewCommits) {
   Status s = DB::Open(Options{}, path, &db);
   ASSERT_TRUE(s.ok()) << s.ToString() << "\nimage: " << image;
   int present = 0;
-  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
-  for (it->SeekToFirst(); it->Valid(); it->Next(), ++present) {
-    ASSERT_EQ(it->key(), CloseKey(present)) << "not a prefix of the commits; image: " << image;
-  }
-  ASSERT_OK(it->status());
-  it.reset();
+  ASSERT_NO_FATAL_FAILURE(CountPrefix(db.get(), image, &present));
   EXPECT_EQ(present, 201) << "the synced commit or an older one is gone; image: " << image;
   ASSERT_OK(db->Close());
   db.reset();
