@@ -4,6 +4,8 @@
 #include <string_view>
 #include <utility>
 
+#include "mem/key_compare.h"
+
 namespace arenakv::mem {
 
 namespace {
@@ -13,27 +15,43 @@ namespace {
 //  reverse: every child is invalid or at its last key <= K.
 // The current child is the lowest-index child positioned at K. A step moves
 // every child sitting at K, so lower-priority duplicates are passed over.
+//
+// Each child's validity and key are cached after every move: a step of a
+// scan then compares cached keys inline instead of making two virtual calls
+// and a memcmp per child (a scan right after a large import merges every
+// key of the memtable with the tree's).
 class MergingIterator final : public InternalIterator {
  public:
   explicit MergingIterator(std::vector<std::unique_ptr<InternalIterator>> children)
-      : children_(std::move(children)) {}
+      : owned_(std::move(children)), children_(owned_.size()) {
+    for (size_t i = 0; i < owned_.size(); ++i) children_[i].it = owned_[i].get();
+  }
 
   bool Valid() const override { return current_ != nullptr && !error_; }
 
   void SeekToFirst() override {
-    for (auto& c : children_) c->SeekToFirst();
+    for (Child& c : children_) {
+      c.it->SeekToFirst();
+      Refresh(&c);
+    }
     direction_ = kForward;
     FindSmallest();
   }
 
   void SeekToLast() override {
-    for (auto& c : children_) c->SeekToLast();
+    for (Child& c : children_) {
+      c.it->SeekToLast();
+      Refresh(&c);
+    }
     direction_ = kReverse;
     FindLargest();
   }
 
   void Seek(std::string_view target) override {
-    for (auto& c : children_) c->Seek(target);
+    for (Child& c : children_) {
+      c.it->Seek(target);
+      Refresh(&c);
+    }
     direction_ = kForward;
     FindSmallest();
   }
@@ -41,20 +59,28 @@ class MergingIterator final : public InternalIterator {
   void Next() override {
     if (direction_ != kForward) {
       // Children are at or before K: bring each to its first key > K.
-      saved_key_.assign(current_->key());
+      saved_key_.assign(current_->key);
       const std::string_view k = saved_key_;
-      for (auto& c : children_) {
-        c->Seek(k);
-        if (c->Valid() && c->key() == k) c->Next();
+      for (Child& c : children_) {
+        c.it->Seek(k);
+        Refresh(&c);
+        if (c.valid && c.key == k) {
+          c.it->Next();
+          Refresh(&c);
+        }
       }
       direction_ = kForward;
     } else {
-      const std::string_view k = current_->key();
+      const std::string_view k = current_->key;
       // Others first: k points into current_, which must not move yet.
-      for (auto& c : children_) {
-        if (c.get() != current_ && c->Valid() && c->key() == k) c->Next();
+      for (Child& c : children_) {
+        if (&c != current_ && c.valid && CompareKeys(c.key, k) == 0) {
+          c.it->Next();
+          Refresh(&c);
+        }
       }
-      current_->Next();
+      current_->it->Next();
+      Refresh(current_);
     }
     FindSmallest();
   }
@@ -62,34 +88,41 @@ class MergingIterator final : public InternalIterator {
   void Prev() override {
     if (direction_ != kReverse) {
       // Children are at or after K: bring each to its last key < K.
-      saved_key_.assign(current_->key());
+      saved_key_.assign(current_->key);
       const std::string_view k = saved_key_;
-      for (auto& c : children_) {
-        c->Seek(k);
-        if (c->Valid()) {
-          c->Prev();
-        } else if (c->status().ok()) {
-          c->SeekToLast();  // every key of this child is < K
+      for (Child& c : children_) {
+        c.it->Seek(k);
+        Refresh(&c);
+        if (c.valid) {
+          c.it->Prev();
+          Refresh(&c);
+        } else if (!c.failed) {
+          c.it->SeekToLast();  // every key of this child is < K
+          Refresh(&c);
         }
       }
       direction_ = kReverse;
     } else {
-      const std::string_view k = current_->key();
-      for (auto& c : children_) {
-        if (c.get() != current_ && c->Valid() && c->key() == k) c->Prev();
+      const std::string_view k = current_->key;
+      for (Child& c : children_) {
+        if (&c != current_ && c.valid && CompareKeys(c.key, k) == 0) {
+          c.it->Prev();
+          Refresh(&c);
+        }
       }
-      current_->Prev();
+      current_->it->Prev();
+      Refresh(current_);
     }
     FindLargest();
   }
 
-  std::string_view key() const override { return current_->key(); }
-  std::string_view value() const override { return current_->value(); }
-  bool is_tombstone() const override { return current_->is_tombstone(); }
+  std::string_view key() const override { return current_->key; }
+  std::string_view value() const override { return current_->it->value(); }
+  bool is_tombstone() const override { return current_->it->is_tombstone(); }
 
   Status status() const override {
-    for (const auto& c : children_) {
-      Status s = c->status();
+    for (const Child& c : children_) {
+      Status s = c.it->status();
       if (!s.ok()) return s;
     }
     return Status::OK();
@@ -98,40 +131,52 @@ class MergingIterator final : public InternalIterator {
  private:
   enum Direction { kForward, kReverse };
 
+  struct Child {
+    InternalIterator* it = nullptr;
+    std::string_view key;  // valid while `valid`, until `it` moves
+    bool valid = false;
+    bool failed = false;  // invalid with an error: the whole merge stops
+  };
+
+  // An invalid child's status cannot change until it moves, so it is read
+  // once here rather than at every step.
+  void Refresh(Child* c) {
+    c->valid = c->it->Valid();
+    if (c->valid) {
+      c->key = c->it->key();
+      c->failed = false;
+    } else {
+      c->failed = !c->it->status().ok();
+    }
+  }
+
   // Ties go to the lowest index: strict comparisons, scanning in order.
   void FindSmallest() {
     current_ = nullptr;
-    for (auto& c : children_) {
-      if (!c->Valid()) continue;
-      if (current_ == nullptr || c->key() < current_->key()) current_ = c.get();
+    error_ = false;
+    for (Child& c : children_) {
+      error_ |= c.failed;
+      if (!c.valid) continue;
+      if (current_ == nullptr || CompareKeys(c.key, current_->key) < 0) current_ = &c;
     }
-    CheckErrors();
   }
 
   void FindLargest() {
     current_ = nullptr;
-    for (auto& c : children_) {
-      if (!c->Valid()) continue;
-      if (current_ == nullptr || c->key() > current_->key()) current_ = c.get();
-    }
-    CheckErrors();
-  }
-
-  // A child that failed is invalid; skipping it would silently drop its keys,
-  // so the whole merge stops.
-  void CheckErrors() {
     error_ = false;
-    for (auto& c : children_) {
-      if (!c->Valid() && !c->status().ok()) {
-        error_ = true;
-        return;
-      }
+    for (Child& c : children_) {
+      error_ |= c.failed;
+      if (!c.valid) continue;
+      if (current_ == nullptr || CompareKeys(c.key, current_->key) > 0) current_ = &c;
     }
   }
 
-  std::vector<std::unique_ptr<InternalIterator>> children_;
-  InternalIterator* current_ = nullptr;
+  std::vector<std::unique_ptr<InternalIterator>> owned_;
+  std::vector<Child> children_;
+  Child* current_ = nullptr;
   Direction direction_ = kForward;
+  // A child that failed is invalid; skipping it would silently drop its
+  // keys, so the whole merge stops.
   bool error_ = false;
   std::string saved_key_;  // K while children are repositioned
 };
