@@ -277,7 +277,9 @@ void leveldb_options_set_create_if_missing(leveldb_options_t* o, uint8_t v) {
 void leveldb_options_set_error_if_exists(leveldb_options_t* o, uint8_t v) {
   o->rep.error_if_exists = v != 0;
 }
-void leveldb_options_set_paranoid_checks(leveldb_options_t*, uint8_t) {}
+void leveldb_options_set_paranoid_checks(leveldb_options_t* o, uint8_t v) {
+  o->rep.paranoid_checks = v != 0;
+}
 void leveldb_options_set_env(leveldb_options_t*, leveldb_env_t*) {}
 void leveldb_options_set_info_log(leveldb_options_t*, leveldb_logger_t*) {}
 void leveldb_options_set_write_buffer_size(leveldb_options_t*, size_t) {}

@@ -24,8 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "arenakv/alloc/arena.h"
-#include "arenakv/alloc/segment_pool.h"
+#include "arenakv/alloc/stats.h"
 #include "arenakv/env.h"
 #include "arenakv/iterator.h"
 #include "arenakv/options.h"
@@ -37,13 +36,18 @@ namespace arenakv {
 
 // A consistent read view; pass it in ReadOptions::snapshot. Destroying it
 // releases the view (and the old page versions only it kept alive).
+// Only the database makes snapshots (GetSnapshot()); the class cannot be
+// derived from outside the engine, since ReadOptions hands it back in.
 class Snapshot {
  public:
-  Snapshot() = default;
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
   virtual ~Snapshot() = default;
   virtual uint64_t sequence() const = 0;
+
+ private:
+  friend class SnapshotImpl;  // the engine's one implementation
+  Snapshot() = default;
 };
 
 struct CacheStats {

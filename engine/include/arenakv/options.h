@@ -70,8 +70,11 @@ struct Options {
   // memory_budget_bytes = 0 means no limit of the database's own.
   std::shared_ptr<MemoryBudget> memory_budget;
 
-  // Checkpoint triggers: write the in-memory changes into the B+tree file
-  // once this many bytes of changes are buffered (the WAL is then recycled).
+  // Checkpoint trigger: once the active write-ahead log holds this many
+  // bytes, its memtable is frozen and checkpointed into the B+tree file (and
+  // the log then deleted), which bounds what an open after a crash replays.
+  // The memory budget may trigger it sooner: a memtable never outgrows its
+  // share of the budget.
   size_t checkpoint_wal_bytes = size_t{64} << 20;
   // Run checkpoints on a background thread (otherwise only on Checkpoint(),
   // Close() and when the write path must make room).
@@ -82,8 +85,10 @@ struct Options {
   // Target size of a B+tree page; a page holding a large value may be larger.
   size_t page_bytes = 16 * 1024;
 
-  // Verify every page read from disk against its checksum (always on for the
-  // data file; this option additionally re-verifies cached pages on open).
+  // Pages read from disk are always checked against their checksums; this
+  // re-checks cached pages at every read too, as ReadOptions::verify_checksums
+  // does for one read, so that memory corrupted after a page was read is
+  // found (at the cost of a checksum per page visited).
   bool paranoid_checks = false;
 
   // What recovery does when a log ends in a torn or damaged record that no

@@ -801,7 +801,8 @@ Status DBImpl::GetAt(const Version& v, uint64_t seq, std::string_view key, std::
   }
   bool found = false;
   uint64_t missed_parent = 0;
-  Status s = tree_->Get(v.tree->root(), key, value, &found, verify_checksums, &missed_parent);
+  Status s = tree_->Get(v.tree->root(), key, value, &found,
+                        verify_checksums || options_.paranoid_checks, &missed_parent);
   if (missed_parent != 0 && read_ahead_ != nullptr) read_ahead_->Request(missed_parent);
   if (!s.ok()) return s;
   return found ? Status::OK() : Status::NotFound(key);
@@ -911,7 +912,7 @@ bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* statu
 }
 
 Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string* value) {
-  if (options.snapshot == nullptr && !options.verify_checksums) {
+  if (options.snapshot == nullptr && !options.verify_checksums && !options_.paranoid_checks) {
     Status s;
     bool done;
     try {
@@ -967,7 +968,8 @@ std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, 
     if (visible(*m->table)) children.push_back(m->table->NewIterator(seq));
   }
   children.push_back(
-      tree_->NewIterator(v.tree->root(), options.verify_checksums, options.scan_caching));
+      tree_->NewIterator(v.tree->root(), options.verify_checksums || options_.paranoid_checks,
+                         options.scan_caching));
   return mem::NewMergingIterator(std::move(children));
 }
 
@@ -1446,7 +1448,7 @@ size_t DBImpl::MemtableShare() const {
 // nothing would get written at all.
 size_t DBImpl::FreezeThreshold(size_t share, size_t pinned) const {
   const size_t left = share > pinned ? share - pinned : 0;
-  return std::min(options_.checkpoint_wal_bytes, std::max(left / 2, kMinFreezeBytes));
+  return std::max(left / 2, kMinFreezeBytes);
 }
 
 size_t DBImpl::FreezeThresholdLocked() {
@@ -1550,7 +1552,10 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     // While a checkpoint runs, the active memtable also stops where all the
     // memtables (frozen and pinned ones too) reach their share: past it they
     // would eat the working reserve that checkpoint needs.
-    if (!force && bytes < threshold &&
+    // Options::checkpoint_wal_bytes bounds the active log (what recovery
+    // would replay); the budget bounds the memtable's memory.
+    const bool log_full = wal_ != nullptr && wal_->size() >= options_.checkpoint_wal_bytes;
+    if (!force && bytes < threshold && !log_full &&
         (current_->imm.empty() || MemtableBytesLocked(pinned) < share)) {
       if (!current_->imm.empty()) MaybeSlowDownLocked(bytes, threshold);
       return Status::OK();

@@ -11,6 +11,7 @@
 #include "arenakv/alloc/recycling_resource.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
+#include "util/sync_point.h"
 
 namespace arenakv::tree {
 
@@ -321,6 +322,7 @@ Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref, bool fill, 
   const bool cached = cache_->Lookup(address, ref);
   if (hit != nullptr) *hit = cached;
   if (cached) {
+    TEST_SYNC_POINT_CALLBACK("BTree::FetchPage:Cached", ref);
     if (verify && ImageChecksum(ref->data(), ref->bytes()) != ref->frame()->checksum) {
       ref->Reset();
       return PageCorruption(path_, AddressOffset(address), "cached page checksum mismatch");

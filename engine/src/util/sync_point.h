@@ -68,6 +68,9 @@
 //   DBImpl::DeleteRange:Scanned           db/db_impl.cc, DeleteRange has
 //       deleted every key it found in the range in its transaction and is
 //       about to commit (no lock held).
+//   BTree::FetchPage:Cached               tree/btree.cc, a page was found in
+//       the cache and is about to be checked, if asked (arg: PageRef*; a
+//       test may damage the cached image to see it found).
 //   DBImpl::Recover:MetaRead              db/db_impl.cc, an open has read the
 //       data file's meta block and is about to list the logs after it (no
 //       lock held).

@@ -24,6 +24,7 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/alloc/spill_sink.h"
+#include "arenakv/alloc/stats.h"
 #include "arenakv/status.h"
 
 namespace arenakv::alloc {
@@ -47,17 +48,6 @@ struct ArenaOptions {
   // segments densely and read them at random, such as a page cache. Not
   // inherited by children.
   bool huge_pages = false;
-};
-
-struct ArenaStats {
-  std::string name;
-  size_t bytes = 0;          // segment bytes owned in memory (blocks + whole segments)
-  size_t spilled_bytes = 0;  // segment bytes owned and moved out (Spill)
-  size_t used_bytes = 0;     // bytes handed out by bump allocation
-  size_t segments = 0;       // segments owned
-  size_t limit_bytes = 0;
-  size_t children = 0;
-  bool closed = false;
 };
 
 namespace internal {

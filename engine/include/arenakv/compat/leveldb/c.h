@@ -6,8 +6,9 @@
    arenakv::leveldb_c instead of -lleveldb. The declarations are LevelDB's;
    what they do is arenakv's (docs/api.md, "LevelDB's C API"):
 
+   - Paranoid checks re-check cached pages' checksums at every read.
    - Options without a meaning here are accepted and change nothing:
-     paranoid checks, the env, the info log, the write buffer and file
+     the env, the info log, the write buffer and file
      sizes, max open files, block size and restart interval, filter
      policies (point reads of absent keys need no filter: the memtable's
      hash index and the B+tree answer them).
