@@ -156,6 +156,31 @@ char* arenakv_stats(arenakv_t* db) {
   }
 }
 
+char* arenakv_property_value(arenakv_t* db, const char* name) {
+  if (name == nullptr) return nullptr;
+  try {
+    std::string value;
+    if (!db->rep->GetProperty(name, &value).ok()) return nullptr;
+    return CopyString(value);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+
+void arenakv_approximate_sizes(arenakv_t* db, int num_ranges, const char* const* start_keys,
+                               const size_t* start_key_lens, const char* const* limit_keys,
+                               const size_t* limit_key_lens, uint64_t* sizes, char** errptr) {
+  for (int i = 0; i < num_ranges; ++i) {
+    const arenakv::Range range{View(start_keys[i], start_key_lens[i]),
+                               View(limit_keys[i], limit_key_lens[i])};
+    Status s = db->rep->GetApproximateSizes(&range, 1, &sizes[i]);
+    if (!s.ok()) {
+      SaveError(errptr, s);
+      return;
+    }
+  }
+}
+
 uint64_t arenakv_memory_bytes(arenakv_t* db) {
   try {
     arenakv::DBStats st;

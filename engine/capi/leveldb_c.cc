@@ -160,15 +160,15 @@ char* leveldb_property_value(leveldb_t* db, const char* propname) {
   if (propname == nullptr) return nullptr;
   try {
     const std::string name = propname;
-    if (name == "leveldb.stats" || name == "arenakv.stats") {
-      return CopyString(db->rep->StatsReport());
+    std::string value;
+    if (name == "leveldb.stats") {
+      value = db->rep->StatsReport();
+    } else if (name == "leveldb.approximate-memory-usage") {
+      if (!db->rep->GetProperty("arenakv.memory-bytes", &value).ok()) return nullptr;
+    } else if (!db->rep->GetProperty(name, &value).ok()) {
+      return nullptr;  // LevelDB's answer to an unknown name
     }
-    if (name == "leveldb.approximate-memory-usage") {
-      arenakv::DBStats st;
-      if (!db->rep->GetStats(&st).ok()) return nullptr;
-      return CopyString(std::to_string(st.pool.committed_bytes + st.pool.charged_bytes));
-    }
-    return nullptr;
+    return CopyString(value);
   } catch (const std::bad_alloc&) {
     return nullptr;
   }
@@ -178,18 +178,12 @@ void leveldb_approximate_sizes(leveldb_t* db, int num_ranges, const char* const*
                                const size_t* range_start_key_len,
                                const char* const* range_limit_key,
                                const size_t* range_limit_key_len, uint64_t* sizes) {
+  // LevelDB reports nothing on failure either: the sizes are then 0.
   for (int i = 0; i < num_ranges; ++i) {
+    const arenakv::Range range{View(range_start_key[i], range_start_key_len[i]),
+                               View(range_limit_key[i], range_limit_key_len[i])};
     sizes[i] = 0;
-    try {
-      std::unique_ptr<arenakv::Iterator> it = db->rep->NewIterator(arenakv::ReadOptions{});
-      const std::string_view limit = View(range_limit_key[i], range_limit_key_len[i]);
-      for (it->Seek(View(range_start_key[i], range_start_key_len[i])); it->Valid(); it->Next()) {
-        if (it->key() >= limit) break;
-        sizes[i] += it->key().size() + it->value().size();
-      }
-    } catch (const std::bad_alloc&) {
-      sizes[i] = 0;
-    }
+    db->rep->GetApproximateSizes(&range, 1, &sizes[i]).IgnoreError();
   }
 }
 

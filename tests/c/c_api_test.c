@@ -1,6 +1,7 @@
 /* The C API from C: databases, reads and writes (bytes with NULs), errors,
    write batches, iterators in both directions, snapshots, transactions and
-   their conflicts, checkpoint, verify, backup, read-only opens and a shared
+   their conflicts, checkpoint, verify, backup, properties, approximate
+   sizes, read-only opens and a shared
    memory budget that is back to zero once every database is closed.
 
    Usage: c_api_test DIR (a scratch directory, emptied first). */
@@ -111,6 +112,26 @@ static void TestReadsWritesAndErrors(void) {
     arenakv_free(stats);
   }
   CHECK(arenakv_memory_bytes(db) > 0);
+  {
+    char* prop = arenakv_property_value(db, "arenakv.last-sequence");
+    CHECK(prop != NULL && strcmp(prop, "3") == 0);
+    arenakv_free(prop);
+    prop = arenakv_property_value(db, "arenakv.stats");
+    CHECK(prop != NULL && strstr(prop, "cache") != NULL);
+    arenakv_free(prop);
+    CHECK(arenakv_property_value(db, "arenakv.nosuchproperty") == NULL);
+  }
+  {
+    /* Checkpointed: "empty" is in the tree, nothing past it. */
+    const char* start[2] = {"a", "f"};
+    size_t start_len[2] = {1, 1};
+    const char* limit[2] = {"f", "z"};
+    size_t limit_len[2] = {1, 1};
+    uint64_t sizes[2] = {1, 1};
+    arenakv_approximate_sizes(db, 2, start, start_len, limit, limit_len, sizes, &err);
+    CHECK_NO_ERROR(err);
+    CHECK(sizes[1] == 0);
+  }
   arenakv_close(db, &err);
   CHECK_NO_ERROR(err);
 

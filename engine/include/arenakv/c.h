@@ -58,9 +58,8 @@ void arenakv_put(arenakv_t* db, const arenakv_writeoptions_t* options, const cha
 void arenakv_delete(arenakv_t* db, const arenakv_writeoptions_t* options, const char* key,
                     size_t keylen, char** errptr);
 /* Deletes every key in [begin, end) in one atomic commit (DB::DeleteRange). */
-void arenakv_delete_range(arenakv_t* db, const arenakv_writeoptions_t* options,
-                          const char* begin, size_t beginlen, const char* end, size_t endlen,
-                          char** errptr);
+void arenakv_delete_range(arenakv_t* db, const arenakv_writeoptions_t* options, const char* begin,
+                          size_t beginlen, const char* end, size_t endlen, char** errptr);
 /* Applies every operation of the batch atomically. */
 void arenakv_write(arenakv_t* db, const arenakv_writeoptions_t* options,
                    arenakv_writebatch_t* batch, char** errptr);
@@ -78,6 +77,17 @@ void arenakv_backup(arenakv_t* db, const char* path, char** errptr);
 char* arenakv_stats(arenakv_t* db);
 /* Memory the database holds now (its pool: committed and charged bytes). */
 uint64_t arenakv_memory_bytes(arenakv_t* db);
+/* A named property (arenakv/db.h, DB::GetProperty, lists the names:
+   "arenakv.stats", "arenakv.approximate-keys", ...) as a malloc'ed string;
+   NULL for an unknown name or a closed database. */
+char* arenakv_property_value(arenakv_t* db, const char* name);
+/* Bytes the keys of each range [start_keys[i], limit_keys[i]) take, into
+   sizes[i], estimated without reading the keys (DB::GetApproximateSizes):
+   the data file's share from the tree's internal pages, plus the
+   memtables'. */
+void arenakv_approximate_sizes(arenakv_t* db, int num_ranges, const char* const* start_keys,
+                               const size_t* start_key_lens, const char* const* limit_keys,
+                               const size_t* limit_key_lens, uint64_t* sizes, char** errptr);
 
 /* ---- Iterators ---- */
 
@@ -105,8 +115,8 @@ void arenakv_writebatch_destroy(arenakv_writebatch_t* b);
 void arenakv_writebatch_clear(arenakv_writebatch_t* b);
 /* A key or value over the limits, or no memory, leaves the batch as it was
    and is reported by arenakv_write (LevelDB's put cannot fail). */
-void arenakv_writebatch_put(arenakv_writebatch_t* b, const char* key, size_t klen,
-                            const char* val, size_t vlen);
+void arenakv_writebatch_put(arenakv_writebatch_t* b, const char* key, size_t klen, const char* val,
+                            size_t vlen);
 void arenakv_writebatch_delete(arenakv_writebatch_t* b, const char* key, size_t klen);
 int arenakv_writebatch_count(const arenakv_writebatch_t* b);
 size_t arenakv_writebatch_approximate_size(const arenakv_writebatch_t* b);

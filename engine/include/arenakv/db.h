@@ -111,6 +111,12 @@ struct DBStats {
   uint64_t spill_failures = 0;
 };
 
+// Keys from start up to, not including, limit (GetApproximateSizes).
+struct Range {
+  std::string_view start;
+  std::string_view limit;
+};
+
 // What Verify() found.
 struct VerifyReport {
   uint64_t pages = 0;
@@ -174,6 +180,26 @@ class DB {
   virtual Status GetStats(DBStats* stats) = 0;
   // Multi-line human-readable memory report (pool, arenas, cache).
   virtual std::string StatsReport() = 0;
+  // A named fact about the database as text; NotFound for an unknown name.
+  //   arenakv.stats            StatsReport()
+  //   arenakv.memory           the pool: committed, in use, budget (one line)
+  //   arenakv.cache            the page cache: size, pages, hits, misses
+  //   arenakv.checkpoints      checkpoints so far, the last sequence covered
+  //   arenakv.approximate-keys   DBStats::approximate_keys
+  //   arenakv.memory-bytes     bytes the database holds in memory (committed)
+  //   arenakv.cache-bytes      bytes of the page cache in use
+  //   arenakv.memtable-bytes   changes not yet checkpointed
+  //   arenakv.data-file-bytes  bytes of live pages in the data file
+  //   arenakv.last-sequence    the last commit's sequence number
+  // (the -bytes, -keys and -sequence ones are plain decimal numbers).
+  virtual Status GetProperty(std::string_view name, std::string* value) = 0;
+  // Bytes the keys of each range take, sizes[i] for ranges[i], without
+  // reading them: the checkpointed tree's share of its live pages, from its
+  // internal pages alone (precise to about one leaf: a range inside one
+  // leaf may count as 0), plus the memtables' bytes in the range (from
+  // their sorted runs' positions). A range whose limit does not come after
+  // its start takes 0.
+  virtual Status GetApproximateSizes(const Range* ranges, size_t n, uint64_t* sizes) = 0;
 
   // Checkpoints, closes every arena and the memory pool. Idempotent.
   virtual Status Close() = 0;

@@ -967,9 +967,8 @@ std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, 
   for (const auto& m : v.imm) {
     if (visible(*m->table)) children.push_back(m->table->NewIterator(seq));
   }
-  children.push_back(
-      tree_->NewIterator(v.tree->root(), options.verify_checksums || options_.paranoid_checks,
-                         options.scan_caching));
+  children.push_back(tree_->NewIterator(
+      v.tree->root(), options.verify_checksums || options_.paranoid_checks, options.scan_caching));
   return mem::NewMergingIterator(std::move(children));
 }
 
@@ -1950,56 +1949,6 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->spilled_bytes = stats->pool.spilled_bytes;
   stats->spill_failures = spill_failures_.load();
   return Status::OK();
-}
-
-std::string DBImpl::StatsReport() {
-  DBStats st;
-  Status s = GetStats(&st);
-  if (!s.ok()) return s.ToString() + "\n";
-  using alloc::FormatBytes;
-  std::string out;
-  char line[256];
-  auto add = [&](const char* fmt, auto... args) {
-    std::snprintf(line, sizeof(line), fmt, args...);
-    out += line;
-  };
-  add("pool %s: reserved %s, committed %s, in use %s, retained %s, handles %s, high water %s, "
-      "budget %s\n",
-      st.pool.name.c_str(), FormatBytes(st.pool.reserved_bytes).c_str(),
-      FormatBytes(st.pool.committed_bytes).c_str(), FormatBytes(st.pool.in_use_bytes).c_str(),
-      FormatBytes(st.pool.retained_bytes).c_str(), FormatBytes(st.pool.charged_bytes).c_str(),
-      FormatBytes(st.pool.high_water_bytes).c_str(),
-      st.pool.budget_bytes == SIZE_MAX ? "unlimited" : FormatBytes(st.pool.budget_bytes).c_str());
-  add("cache: %s of %s in %zu pages (%zu pinned), %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
-      " evictions\n",
-      FormatBytes(st.cache.used_bytes).c_str(), FormatBytes(st.cache.capacity_bytes).c_str(),
-      st.cache.pages, st.cache.pinned_pages, st.cache.hits, st.cache.misses, st.cache.evictions);
-  add("memtables: %s in %zu; open transactions %zu, snapshots %zu; last sequence %" PRIu64
-      "; checkpoints %" PRIu64 " (%" PRIu64 " while recovering)\n",
-      FormatBytes(st.memtable_bytes).c_str(), st.live_memtables, st.open_transactions,
-      st.open_snapshots, st.last_sequence, st.checkpoints, st.recovery_checkpoints);
-  add("writes: memtable share %s, %" PRIu64 " slowdowns, %" PRIu64
-      " stalls, %.1f ms stalled, %" PRIu64 " refused for memory, %" PRIu64
-      " checkpoints short of memory\n",
-      FormatBytes(st.memtable_budget_bytes).c_str(), st.write_slowdowns, st.write_stalls,
-      static_cast<double>(st.stall_micros) / 1000.0, st.memory_limit_errors,
-      st.checkpoint_memory_failures);
-  if (!st.recovery_cut.empty()) {
-    add("recovery: cut a torn tail: %s\n", st.recovery_cut.c_str());
-  }
-  add("versions: %zu live, %zu tree roots, %zu old pages kept for readers, %s of key records "
-      "kept for transactions\n",
-      st.live_versions, st.live_tree_roots, st.retained_old_pages,
-      FormatBytes(st.history_record_bytes).c_str());
-  if (st.memtable_spills > 0 || st.spill_failures > 0) {
-    add("spilled: %" PRIu64 " memtables held by readers, %s on disk now, %" PRIu64 " failed\n",
-        st.memtable_spills, FormatBytes(st.spilled_bytes).c_str(), st.spill_failures);
-  }
-  out += "arenas:\n";
-  for (const auto& a : st.arenas) {
-    add("  %-28s %10s in %zu segments\n", a.name.c_str(), FormatBytes(a.bytes).c_str(), a.segments);
-  }
-  return out;
 }
 
 Status DestroyDB(const std::string& path, const Options& options) {

@@ -83,6 +83,8 @@ class DBImpl final : public DB {
                 void* arg) override;
   Status GetStats(DBStats* stats) override;
   std::string StatsReport() override;
+  Status GetProperty(std::string_view name, std::string* value) override;
+  Status GetApproximateSizes(const Range* ranges, size_t n, uint64_t* sizes) override;
   Status Close() override;
 
   // ---- used by handles (transactions, iterators, snapshots) ----
@@ -128,6 +130,9 @@ class DBImpl final : public DB {
 
  private:
   struct Writer;
+
+  // GetProperty's body, which may throw bad_alloc.
+  Status PropertyOf(std::string_view name, std::string* value);
 
   Status RunWriter(Writer* w) EXCLUDES(mu_);
   struct Group;

@@ -313,6 +313,27 @@ void MemTable::MergeActiveList() {
   merges_.fetch_add(1, std::memory_order_relaxed);
 }
 
+size_t MemTable::ApproximateBytesBetween(std::string_view begin, std::string_view end) const {
+  if (CompareKeys(begin, end) >= 0 || entries() == 0) return 0;
+  const View v = CurrentView();
+  const size_t run_size = v.run ? v.run->size() : 0;
+  const size_t total = ApproximateBytes();
+  if (run_size > 0) {
+    const size_t in_range = v.run->Seek(end, kMaxSequence) - v.run->Seek(begin, kMaxSequence);
+    return static_cast<size_t>(static_cast<double>(total) * static_cast<double>(in_range) /
+                               static_cast<double>(run_size));
+  }
+  // All in the list: its versions in the range, out of every version.
+  size_t in_range = 0;
+  for (const SkipNode* n = v.list->Seek(begin, kMaxSequence);
+       n != nullptr && CompareKeys(n->key(), end) < 0; n = n->Next(0)) {
+    ++in_range;
+  }
+  const uint64_t all = std::max<uint64_t>(entries(), in_range);
+  return static_cast<size_t>(static_cast<double>(total) * static_cast<double>(in_range) /
+                             static_cast<double>(all));
+}
+
 size_t MemTable::run_entries() const {
   View v = CurrentView();
   return v.run ? v.run->size() : 0;

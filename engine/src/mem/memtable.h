@@ -94,6 +94,11 @@ class MemTable {
   std::unique_ptr<InternalIterator> NewIterator(uint64_t snapshot) const;
 
   size_t ApproximateBytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Bytes of the versions whose keys are in [begin, end), estimated without
+  // a walk: the sorted run's share of the range (two binary searches)
+  // applied to the whole table. A table still all in its list (at most
+  // merge_entries versions) is walked instead.
+  size_t ApproximateBytesBetween(std::string_view begin, std::string_view end) const;
   // Bytes of pool segments the table holds (its arena's blocks, the unused
   // rest of the last one included): what it costs the budget.
   size_t ArenaBytes() const;

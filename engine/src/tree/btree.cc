@@ -428,6 +428,29 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
   return Status::OK();
 }
 
+Status BTree::ApproximatePosition(uint64_t root, std::string_view key, double* position) {
+  *position = 0;
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  double start = 0, width = 1;
+  uint64_t address = root;
+  for (int depth = 0; address != 0 && depth < kMaxTreeDepth; ++depth) {
+    PageRef ref;
+    s = FetchPage(address, /*verify=*/false, &ref);
+    if (!s.ok()) return s;
+    PageView v(ref.data());
+    const uint32_t n = v.count();
+    if (n == 0) break;
+    const uint32_t i = v.is_leaf() ? v.Find(key) : v.ChildIndex(key);
+    width /= n;
+    start += width * i;
+    if (v.level() <= 1) break;  // its children are leaves
+    address = v.child(i);
+  }
+  *position = start;
+  return Status::OK();
+}
+
 bool BTree::CacheHasRoom() const { return cache_->HasRoom(2 * options_.page_bytes); }
 
 void BTree::ExtentsChanging(int writers_delta) {

@@ -127,8 +127,15 @@ class BTree {
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;
   size_t cache_used_bytes() const;  // cheap, for memory decisions
-  uint64_t file_bytes() const;      // logical end of the data (pages beyond it are free)
-  uint64_t free_bytes() const;      // free extents below file_bytes()
+  // Where `key` falls among the tree's leaves, in [0, 1), read from the
+  // internal pages alone (no leaf is read; a root leaf, already at hand, is
+  // the one exception): at each level the key's child takes an even share of
+  // its parent's. Precise to about one leaf.
+  Status ApproximatePosition(uint64_t root, std::string_view key, double* position);
+  // Bytes of live pages in the file (file_bytes() less free extents).
+  uint64_t live_bytes() const { return file_bytes() - free_bytes(); }
+  uint64_t file_bytes() const;  // logical end of the data (pages beyond it are free)
+  uint64_t free_bytes() const;  // free extents below file_bytes()
   const std::string& path() const { return path_; }
   PageCache* cache() { return cache_.get(); }
 
