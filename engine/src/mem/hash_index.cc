@@ -5,6 +5,7 @@
 #include <new>
 
 #include "arenakv/alloc/arena.h"
+#include "mem/key_compare.h"
 
 namespace arenakv::mem {
 
@@ -46,7 +47,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
     if (slot == 0) break;
     if ((slot >> kPointerBits) == tag) {
       const SkipNode* n = NodeOf(slot);
-      if (n->key() == key) {
+      if (KeysEqual(n->key(), key)) {
         *head = n;
         return true;
       }
@@ -66,7 +67,7 @@ bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
       t->slots[i].store(value, std::memory_order_release);
       return true;
     }
-    if ((slot >> kPointerBits) == tag && NodeOf(slot)->key() == node->key()) {
+    if ((slot >> kPointerBits) == tag && KeysEqual(NodeOf(slot)->key(), node->key())) {
       t->slots[i].store(value, std::memory_order_release);
       return false;
     }

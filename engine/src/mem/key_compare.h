@@ -31,6 +31,12 @@ inline int CompareKeys(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
 }
 
+// Equality, inline as CompareKeys (operator== on string_view calls memcmp):
+// a scan asks it of every version, to step past a key's older ones.
+inline bool KeysEqual(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CompareKeys(a, b) == 0;
+}
+
 }  // namespace arenakv::mem
 
 #endif  // ARENAKV_MEM_KEY_COMPARE_H_

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "arenakv/alloc/arena.h"
+#include "mem/key_compare.h"
 
 namespace arenakv::mem {
 
@@ -131,7 +132,7 @@ class MemTableIterator final : public InternalIterator {
   void SkipPastKey(std::string_view k) {
     for (int i = 0; i <= kLinearSkipSteps; ++i) {
       versions_.Next();
-      if (versions_.node() == nullptr || versions_.node()->key() != k) return;
+      if (versions_.node() == nullptr || !KeysEqual(versions_.node()->key(), k)) return;
     }
     versions_.SeekAfterKey(k);
   }
@@ -145,7 +146,7 @@ class MemTableIterator final : public InternalIterator {
       if (x->seq() <= snapshot_) return x;
       versions_.Next();
       const SkipNode* next = versions_.node();
-      if (next == nullptr || next->key() != x->key()) {
+      if (next == nullptr || !KeysEqual(next->key(), x->key())) {
         same_key_steps = 0;
       } else if (++same_key_steps > kLinearSkipSteps) {
         // Lands on the key's visible version or on the next key.
@@ -163,7 +164,7 @@ class MemTableIterator final : public InternalIterator {
     while (p != nullptr) {
       versions_.Seek(p->key(), snapshot_);
       const SkipNode* x = versions_.node();
-      if (x != nullptr && x->key() == p->key()) return x;
+      if (x != nullptr && KeysEqual(x->key(), p->key())) return x;
       p = versions_.LastBeforeKey(p->key());
     }
     return nullptr;
@@ -353,7 +354,7 @@ const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) c
   VersionCursor c(v.list, v.run.get());
   c.Seek(key, snapshot);
   n = c.node();
-  return (n != nullptr && n->key() == key) ? n : nullptr;
+  return (n != nullptr && KeysEqual(n->key(), key)) ? n : nullptr;
 }
 
 bool MemTable::Get(std::string_view key, uint64_t snapshot, std::string* value, bool* deleted,

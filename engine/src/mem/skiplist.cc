@@ -128,7 +128,7 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key, std:
   }
   inserted->node = n;
   inserted->bytes = bytes;
-  inserted->first_of_key = prev[0] == head_ || prev[0]->key() != key;
+  inserted->first_of_key = prev[0] == head_ || !KeysEqual(prev[0]->key(), key);
   return Status::OK();
 }
 
