@@ -45,6 +45,9 @@ std::string Status::ToString() const {
     case Code::kNotSupported:
       kind = "NotSupported";
       break;
+    case Code::kAborted:
+      kind = "Aborted";
+      break;
   }
   std::string out(kind);
   if (!msg_.empty()) {

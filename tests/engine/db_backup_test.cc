@@ -7,11 +7,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 
 #include "arenakv/db.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "sync_point_util.h"
 #include "test_util.h"
 
@@ -142,6 +144,73 @@ TEST(BackupTest, ANonEmptyTargetOrAReadOnlyDatabaseIsRefused) {
   EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
   ASSERT_OK(db->Close());
   db.reset();
+  ExpectPoolsReleased();
+}
+
+// A backup stopped by its progress callback (Ctrl-C in kvtool), or failing
+// half-way, leaves nothing behind: no partial copy to mistake for a
+// backup, the target directory as it was.
+TEST(BackupTest, AStoppedOrFailedCopyLeavesNothingBehind) {
+  test::TempDir dir;
+  auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+  Options options;
+  options.env = env;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  std::mt19937_64 rng(7);
+  std::string value(1000, '\0');
+  for (int i = 0; i < 6000; ++i) {
+    for (char& c : value) c = static_cast<char>(rng());  // not compressible
+    ASSERT_OK(db->Put(WriteOptions{}, Key(i), value));
+  }
+  ASSERT_OK(db->Checkpoint());  // a data file of some MiB
+  for (int i = 0; i < 100; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), "logged"));
+
+  struct Seen {
+    int calls = 0;
+    uint64_t done = 0, total = 0;
+  } seen;
+  BackupOptions stop_at_second;
+  stop_at_second.arg = &seen;
+  stop_at_second.progress = [](uint64_t done, uint64_t total, void* arg) {
+    auto* s = static_cast<Seen*>(arg);
+    s->done = done;
+    s->total = total;
+    return ++s->calls < 2;
+  };
+  Status s = db->Backup(dir.Join("stopped"), stop_at_second);
+  EXPECT_TRUE(s.IsAborted()) << s.ToString();
+  EXPECT_EQ(seen.calls, 2);
+  EXPECT_GT(seen.total, seen.done);
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("stopped")));
+
+  // An empty directory that was there stays, empty.
+  std::filesystem::create_directory(dir.Join("mine"));
+  env->AddRule({.file_substring = "mine/data", .op = test::FaultOp::kWrite, .after_ops = 1});
+  s = db->Backup(dir.Join("mine"));
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_TRUE(std::filesystem::is_empty(dir.Join("mine")));
+  env->ClearRules();
+
+  // And the next one works, with every byte counted.
+  BackupOptions count;
+  seen = {};
+  count.arg = &seen;
+  count.progress = [](uint64_t done, uint64_t total, void* arg) {
+    auto* s = static_cast<Seen*>(arg);
+    if (done < s->done || done > total) return false;
+    s->done = done;
+    s->total = total;
+    ++s->calls;
+    return true;
+  };
+  ASSERT_OK(db->Backup(dir.Join("mine"), count));
+  EXPECT_EQ(seen.done, seen.total);
+  EXPECT_GT(seen.calls, 2);
+  auto contents = test::Contents(db.get());
+  ASSERT_OK(db->Close());
+  db.reset();
+  EXPECT_EQ(OpenAndRead(dir.Join("mine")), contents);
   ExpectPoolsReleased();
 }
 

@@ -696,6 +696,7 @@ TEST_F(DBTest, VerifyReportsPagesAndKeys) {
         if (done < p->last_done) p->monotonic = false;
         if (done > total) p->bounded = false;
         p->last_done = done;
+        return true;
       },
       &progress));
   EXPECT_EQ(report.keys, 3000u);
@@ -708,6 +709,19 @@ TEST_F(DBTest, VerifyReportsPagesAndKeys) {
   VerifyReport again;
   ASSERT_OK(db_->Verify(&again));
   EXPECT_EQ(again.keys, 3000u);
+
+  // Progress returning false stops the check (Ctrl-C in kvtool): Aborted,
+  // saying how far it got, and no more calls after.
+  uint64_t calls = 0;
+  Status s = db_->Verify(
+      &again,
+      [](uint64_t, uint64_t, void* arg) {
+        return ++*static_cast<uint64_t*>(arg) < 2;  // after the internal pages, go on once
+      },
+      &calls);
+  EXPECT_TRUE(s.IsAborted()) << s.ToString();
+  EXPECT_NE(s.ToString().find("nothing wrong so far"), std::string::npos) << s.ToString();
+  EXPECT_EQ(calls, 2u);
 }
 
 TEST_F(DBTest, GetStatsReflectsState) {

@@ -154,6 +154,8 @@ const char* CodeName(const Status& s) {
       return "Closed";
     case Status::Code::kNotSupported:
       return "NotSupported";
+    case Status::Code::kAborted:
+      return "Aborted";
   }
   return "Failed";
 }
@@ -891,9 +893,27 @@ CommandResult Shell::Stats(const Words& words) {
   return CommandResult::kOk;
 }
 
+namespace {
+
+// The bar moves; Ctrl-C stops the work (false).
+bool ProgressOrStop(uint64_t done, uint64_t total, void* arg) {
+  static_cast<ProgressBar*>(arg)->Update(done, total);
+  return !Shell::interrupted.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
 CommandResult Shell::Backup(const Words& words) {
   if (words.size() != 2) return Usage("usage: backup PATH");
-  Status s = db_->Backup(words[1]);
+  Status s;
+  {
+    ProgressBar bar(err_, "backup", "bytes", options_.progress);
+    BackupOptions options;
+    options.progress = &ProgressOrStop;
+    options.arg = &bar;
+    s = db_->Backup(words[1], options);
+  }
+  if (s.IsAborted()) return Fail("error: backup: interrupted: " + s.message());
   if (!s.ok()) return Fail("backup", s);
   Reply({});
   return CommandResult::kOk;
@@ -907,22 +927,15 @@ CommandResult Shell::Checkpoint(const Words& words) {
   return CommandResult::kOk;
 }
 
-namespace {
-
-void VerifyProgress(uint64_t done, uint64_t total, void* arg) {
-  static_cast<ProgressBar*>(arg)->Update(done, total);
-}
-
-}  // namespace
-
 CommandResult Shell::Verify(const Words& words) {
   if (words.size() != 1) return Usage("usage: verify");
   VerifyReport report;
   Status s;
   {
     ProgressBar bar(err_, "verify", "pages", options_.progress);
-    s = db_->Verify(&report, &VerifyProgress, &bar);
+    s = db_->Verify(&report, &ProgressOrStop, &bar);
   }
+  if (s.IsAborted()) return Fail("error: verify: interrupted: " + s.message());
   if (!s.ok()) return Fail("verify", s);
   Print("ok: " + GroupThousands(report.pages) + " pages, " + GroupThousands(report.keys) +
         " keys, " + GroupThousands(report.wal_records) + " WAL records verified\n");

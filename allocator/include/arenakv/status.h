@@ -29,6 +29,7 @@ class [[nodiscard]] Status {
     kMemoryLimit,
     kClosed,
     kNotSupported,
+    kAborted,  // the caller stopped it (a progress callback said so)
   };
 
   Status() noexcept = default;
@@ -45,6 +46,7 @@ class [[nodiscard]] Status {
   static Status MemoryLimit(std::string_view msg) { return {Code::kMemoryLimit, msg}; }
   static Status Closed(std::string_view msg) { return {Code::kClosed, msg}; }
   static Status NotSupported(std::string_view msg) { return {Code::kNotSupported, msg}; }
+  static Status Aborted(std::string_view msg) { return {Code::kAborted, msg}; }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
@@ -56,6 +58,7 @@ class [[nodiscard]] Status {
   bool IsMemoryLimit() const { return code_ == Code::kMemoryLimit; }
   bool IsClosed() const { return code_ == Code::kClosed; }
   bool IsNotSupported() const { return code_ == Code::kNotSupported; }
+  bool IsAborted() const { return code_ == Code::kAborted; }
 
   Code code() const { return code_; }
   const std::string& message() const { return msg_; }

@@ -117,6 +117,14 @@ struct Range {
   std::string_view limit;
 };
 
+struct BackupOptions {
+  // Called as the copy goes, with the bytes copied and the bytes to copy;
+  // returning false stops it: Backup removes what it wrote and returns
+  // Aborted. May be null.
+  bool (*progress)(uint64_t done, uint64_t total, void* arg) = nullptr;
+  void* arg = nullptr;
+};
+
 // What Verify() found.
 struct VerifyReport {
   uint64_t pages = 0;
@@ -170,11 +178,13 @@ class DB {
   // own. Readers and writers go on meanwhile; checkpoints wait until the
   // copy is made (so writers stall only if the memtables fill up before).
   // NotSupported on a read-only database.
-  virtual Status Backup(const std::string& path) = 0;
+  // On failure, or when stopped, what it wrote is removed again.
+  virtual Status Backup(const std::string& path, const BackupOptions& options = {}) = 0;
   // Reads every page and WAL record and checks checksums and tree order.
-  // `progress` (may be null) is called with (done, total) page counts.
+  // `progress` (may be null) is called with (done, total) page counts;
+  // returning false stops the check, and Verify returns Aborted.
   virtual Status Verify(VerifyReport* report,
-                        void (*progress)(uint64_t done, uint64_t total, void* arg) = nullptr,
+                        bool (*progress)(uint64_t done, uint64_t total, void* arg) = nullptr,
                         void* arg = nullptr) = 0;
 
   virtual Status GetStats(DBStats* stats) = 0;

@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "db/db_impl.h"
@@ -27,12 +29,37 @@ namespace {
 constexpr size_t kCopyChunkBytes = size_t{1} << 20;
 }  // namespace
 
-Status DBImpl::Backup(const std::string& path) {
+// What one backup has written, and how far it has come.
+struct DBImpl::BackupCopy {
+  BackupCopy(Env* e, const std::string& p, const BackupOptions& o) : env(e), path(p), options(o) {}
+  Env* env;
+  const std::string& path;
+  const BackupOptions& options;
+  bool made_dir = false;  // the directory did not exist before
+  uint64_t done = 0, total = 0;
+  std::vector<std::string> written;
+
+  bool Stopped() const {
+    return options.progress != nullptr && !options.progress(done, total, options.arg);
+  }
+  // A failed or stopped backup leaves nothing behind: the directory is as
+  // it was (empty, or not there).
+  void RemoveWritten() {
+    for (const std::string& name : written) env->DeleteFile(path + "/" + name).IgnoreError();
+    if (!made_dir) return;
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+};
+
+Status DBImpl::Backup(const std::string& path, const BackupOptions& options) {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
   if (options_.read_only) return ReadOnlyError();
   if (path.empty()) return Status::InvalidArgument("backup: empty path");
-  if (env_->FileExists(path)) {
+  BackupCopy copy{env_.get(), path, options};
+  copy.made_dir = !env_->FileExists(path);
+  if (!copy.made_dir) {
     std::vector<std::string> names;
     Status s = env_->GetChildren(path, &names);
     if (!s.ok()) return s;
@@ -41,6 +68,14 @@ Status DBImpl::Backup(const std::string& path) {
   Status s = env_->CreateDir(path);
   if (s.ok()) s = env_->SyncDir(ParentDir(path));
   if (!s.ok()) return s;
+  s = CopyForBackup(&copy);
+  if (!s.ok()) copy.RemoveWritten();
+  return s;
+}
+
+Status DBImpl::CopyForBackup(BackupCopy* copy) {
+  const std::string& path = copy->path;
+  Status s;
 
   port::MutexLock cl(&checkpoint_mu_);
   backup_running_.store(true, std::memory_order_release);
@@ -58,8 +93,9 @@ Status DBImpl::Backup(const std::string& path) {
   }
   const tree::MetaState meta = tree_->meta();
   TEST_SYNC_POINT("DBImpl::Backup:Captured");
-  s = CopyFile(path_ + "/" + kDataFileName, meta.file_bytes, path + "/" + kDataFileName);
-  if (!s.ok()) return s;
+  // What to copy, and how much: the data file up to the meta block's end,
+  // the logs from the one it names.
+  std::vector<std::pair<std::string, uint64_t>> files{{kDataFileName, meta.file_bytes}};
   std::vector<std::string> names;
   s = env_->GetChildren(path_, &names);
   if (!s.ok()) return s;
@@ -73,14 +109,20 @@ Status DBImpl::Backup(const std::string& path) {
       if (s.ok()) s = f->Size(&bytes);
       if (!s.ok()) return s;
     }
-    s = CopyFile(path_ + "/" + name, bytes, path + "/" + name);
+    files.emplace_back(name, bytes);
+  }
+  for (const auto& [name, bytes] : files) copy->total += bytes;
+  for (const auto& [name, bytes] : files) {
+    copy->written.push_back(name);
+    s = CopyFile(path_ + "/" + name, bytes, path + "/" + name, copy);
     if (!s.ok()) return s;
   }
   return env_->SyncDir(path);
 }
 
 // Copies the first `bytes` of `from` into a new file `to`, synced.
-Status DBImpl::CopyFile(const std::string& from, uint64_t bytes, const std::string& to) {
+Status DBImpl::CopyFile(const std::string& from, uint64_t bytes, const std::string& to,
+                        BackupCopy* copy) {
   std::unique_ptr<File> in, out;
   Status s = env_->OpenFile(from, OpenMode::kReadOnly, &in);
   if (s.ok()) s = env_->OpenFile(to, OpenMode::kCreateTruncate, &out);
@@ -101,6 +143,11 @@ Status DBImpl::CopyFile(const std::string& from, uint64_t bytes, const std::stri
     }
     if (s.ok()) s = out->Write(at, std::string_view(buffer.data(), got));
     at += got;
+    copy->done += got;
+    if (s.ok() && copy->Stopped()) {
+      s = Status::Aborted("backup stopped after " + std::to_string(copy->done) + " of " +
+                          std::to_string(copy->total) + " bytes; the partial copy was removed");
+    }
   }
   if (s.ok()) s = out->Sync();
   Status c = out->Close();

@@ -1849,7 +1849,7 @@ void DBImpl::BackgroundWork(bool delayed) {
 
 // ---------------------------------------------------------------- verify/stats
 
-Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t, void*),
+Status DBImpl::Verify(VerifyReport* report, bool (*progress)(uint64_t, uint64_t, void*),
                       void* arg) {
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
@@ -1872,7 +1872,7 @@ Status DBImpl::Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t,
   }
   tree::VerifyStats vs;
   Status s = tree_->Verify(&vs, [&](uint64_t done, uint64_t total) {
-    if (progress != nullptr) progress(done, total, arg);
+    return progress == nullptr || progress(done, total, arg);
   });
   if (!s.ok()) return s;
   // Every WAL record still on disk is read and checksummed too.

@@ -78,8 +78,8 @@ class DBImpl final : public DB {
                                                 const TransactionOptions& txn_options) override;
   std::unique_ptr<Snapshot> GetSnapshot() override;
   Status Checkpoint() override;
-  Status Backup(const std::string& path) override;
-  Status Verify(VerifyReport* report, void (*progress)(uint64_t, uint64_t, void*),
+  Status Backup(const std::string& path, const BackupOptions& options) override;
+  Status Verify(VerifyReport* report, bool (*progress)(uint64_t, uint64_t, void*),
                 void* arg) override;
   Status GetStats(DBStats* stats) override;
   std::string StatsReport() override;
@@ -216,7 +216,10 @@ class DBImpl final : public DB {
   void Teardown();
   Status OpenReadOnly();
   // Backup's pieces (db/backup.cc).
-  Status CopyFile(const std::string& from, uint64_t bytes, const std::string& to);
+  struct BackupCopy;
+  Status CopyForBackup(BackupCopy* copy);
+  Status CopyFile(const std::string& from, uint64_t bytes, const std::string& to,
+                  BackupCopy* copy);
   Status OpenTree(const std::string& data_path, bool exists);
   Status ReadOnlyError() const;
   void JoinSharedBudget();

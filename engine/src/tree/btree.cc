@@ -805,7 +805,7 @@ Status BTree::VerifyInternal(VerifyState* vs, uint64_t address, int level, std::
 }
 
 Status BTree::Verify(VerifyStats* stats,
-                     const std::function<void(uint64_t done, uint64_t total)>& progress) {
+                     const std::function<bool(uint64_t done, uint64_t total)>& progress) {
   *stats = VerifyStats();
   Status s = CheckOpen();
   if (!s.ok()) return s;
@@ -822,7 +822,14 @@ Status BTree::Verify(VerifyStats* stats,
     if (!s.ok()) return s;
     uint64_t total = vs.internal_pages + vs.leaves.size();
     uint64_t done = vs.internal_pages;
-    if (progress) progress(done, total);
+    auto stopped = [&] {
+      return progress && !progress(done, total)
+                 ? Status::Aborted("verify stopped after " + std::to_string(done) + " of " +
+                                   std::to_string(total) + " pages, nothing wrong so far")
+                 : Status::OK();
+    };
+    s = stopped();
+    if (!s.ok()) return s;
     // Pass 2: leaves, in key order.
     std::pmr::string prev_last(&pool);
     bool have_prev = false;
@@ -845,7 +852,10 @@ Status BTree::Verify(VerifyStats* stats,
       have_prev = true;
       stats->keys += v.count();
       ++done;
-      if (progress && (done % 64 == 0 || done == total)) progress(done, total);
+      if (done % 64 == 0 || done == total) {
+        s = stopped();
+        if (!s.ok()) return s;
+      }
     }
     stats->pages = total;
     std::sort(vs.extents.begin(), vs.extents.end());

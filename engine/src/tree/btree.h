@@ -110,9 +110,10 @@ class BTree {
 
   // Reads every page reachable from meta().root from disk; checks checksums,
   // key order within and across pages, separator bounds, levels, overlapping
-  // extents and the key count.
+  // extents and the key count. `progress` returning false stops it
+  // (Aborted).
   Status Verify(VerifyStats* stats,
-                const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+                const std::function<bool(uint64_t done, uint64_t total)>& progress = {});
 
   // Reads the children of internal page `parent` that are not cached into
   // the cache, while it has room for another page without evicting and
