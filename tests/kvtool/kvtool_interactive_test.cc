@@ -20,8 +20,10 @@ namespace {
 // A kvtool child on a pseudo-terminal.
 class PtySession {
  public:
-  // `lc_all`: the child's LC_ALL ("" leaves it unset).
-  PtySession(const std::string& db, const std::string& history, const std::string& lc_all = "") {
+  // `lc_all`: the child's LC_ALL ("" leaves it unset); `pager`: its PAGER
+  // ("": none).
+  PtySession(const std::string& db, const std::string& history, const std::string& lc_all = "",
+             const std::string& pager = "") {
     struct winsize ws = {};
     ws.ws_row = 40;
     ws.ws_col = 200;
@@ -29,6 +31,7 @@ class PtySession {
     if (pid_ == 0) {
       setenv("KVTOOL_HISTORY", history.c_str(), 1);
       setenv("TERM", "xterm", 1);
+      setenv("PAGER", pager.c_str(), 1);
       unsetenv("LC_ALL");
       unsetenv("LANG");
       unsetenv("LC_CTYPE");
@@ -172,6 +175,39 @@ TEST(KvtoolInteractiveTest, PromptCommandsCompletionAndRollbackOnExit) {
     s.Send("\x04");  // Ctrl-D on an empty line leaves
     EXPECT_EQ(s.Wait(), 0) << s.all_output();
   }
+}
+
+// Output longer than the screen (40 rows here) goes through $PAGER; shorter
+// output, and everything after `pager off`, does not.
+TEST(KvtoolInteractiveTest, LongOutputGoesThroughThePager) {
+  TempDir dir;
+  const std::string db = dir.Join("db");
+  const std::string prompt = "arenakv " + db + "> ";
+  std::string puts;
+  for (int i = 0; i < 60; ++i) puts += "put key" + std::to_string(100 + i) + " v; ";
+  ASSERT_EQ(Kv(db, puts).exit_code, 0);
+  PtySession s(db, dir.Join("history"), "", "sed 's/^/paged: /'");
+  ASSERT_TRUE(s.Expect(prompt));
+  s.Send("get key100\r");
+  ASSERT_TRUE(s.Expect("get key100\r\n"));
+  ASSERT_TRUE(s.Expect("v\r\n"));
+  ASSERT_TRUE(s.Expect(prompt));
+  EXPECT_EQ(s.all_output().find("paged:"), std::string::npos) << s.all_output();
+  s.Send("scan\r");
+  ASSERT_TRUE(s.Expect("paged: key100"));
+  ASSERT_TRUE(s.Expect("paged: key159"));
+  ASSERT_TRUE(s.Expect(prompt));
+  s.Send("pager off\r");
+  ASSERT_TRUE(s.Expect("pager off"));
+  ASSERT_TRUE(s.Expect(prompt));
+  s.Send("scan --prefix key15\r");
+  ASSERT_TRUE(s.Expect("key159"));
+  ASSERT_TRUE(s.Expect(prompt));
+  s.Send("scan\r");
+  ASSERT_TRUE(s.Expect("\nkey159"));
+  ASSERT_TRUE(s.Expect(prompt));
+  s.Send("exit\r");
+  EXPECT_EQ(s.Wait(), 0) << s.all_output();
 }
 
 TEST(KvtoolInteractiveTest, CtrlCAbandonsTheLineAndKeepsTheShell) {

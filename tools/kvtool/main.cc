@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <langinfo.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +29,7 @@
 #include "blocked_signals.h"
 #include "command_line.h"
 #include "line_editor.h"
+#include "pager.h"
 #include "shell.h"
 
 namespace arenakv::kvtool {
@@ -247,6 +249,13 @@ void UseUtf8ForTyping() {
   }
 }
 
+// The terminal's height now (it may have been resized), 24 if unknown.
+int TerminalRows() {
+  struct winsize ws = {};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) return ws.ws_row;
+  return 24;
+}
+
 int RunInteractive(Shell* shell, const std::string& db_path) {
   UseUtf8ForTyping();
   int interrupt_pipe[2] = {-1, -1};
@@ -263,6 +272,7 @@ int RunInteractive(Shell* shell, const std::string& db_path) {
   std::printf("kvtool: arenakv database %s. Type help for the commands, quit or Ctrl-D to leave.\n",
               db_path.c_str());
   LineEditor editor("kvtool", HistoryPath(), Shell::CommandNames(), interrupt_pipe[0]);
+  const std::string pager_command = isatty(STDOUT_FILENO) ? DefaultPagerCommand() : "";
   std::string line;
   std::vector<Words> commands;
   std::string why;
@@ -275,10 +285,22 @@ int RunInteractive(Shell* shell, const std::string& db_path) {
       continue;
     }
     for (const Words& c : commands) {
-      const CommandResult r = shell->Execute(c);
+      CommandResult r;
+      bool reader_quit = false;
+      {
+        // Output longer than the screen goes through the pager.
+        Pager pager(stdout, shell->paging() ? pager_command : "", TerminalRows(),
+                    &Shell::output_gone);
+        if (pager.file() != nullptr) shell->set_output(pager.file());
+        r = shell->Execute(c);
+        shell->set_output(stdout);
+        pager.Finish();
+        reader_quit = Shell::output_gone.load();
+      }
       if (r == CommandResult::kQuit) return kExitOk;
       if (r != CommandResult::kOk) {
-        std::fprintf(stderr, "%s\n", shell->error().c_str());
+        // Quitting the pager early stops the command; that is no error.
+        if (!reader_quit) std::fprintf(stderr, "%s\n", shell->error().c_str());
         break;  // the rest of this line depended on it
       }
     }

@@ -24,6 +24,7 @@
 namespace arenakv::kvtool {
 
 std::atomic<bool> Shell::interrupted{false};
+std::atomic<bool> Shell::output_gone{false};
 
 struct Shell::Command {
   const char* name;
@@ -263,6 +264,10 @@ const std::vector<Shell::Command>& Shell::Commands() {
       {"timer", "timer [on|off]",
        "With timer on, each command's wall-clock time is printed on stderr after it.",
        &Shell::Timer},
+      {"pager", "pager [on|off]",
+       "In the interactive shell, output longer than the screen goes through $PAGER (less "
+       "-FRX by default, when installed). On by default.",
+       &Shell::Paging},
       {"help", "help [COMMAND]", "Lists the commands, or explains one.", &Shell::Help},
       {"quit", "quit", "Leaves the shell (an open transaction is rolled back). Also: exit.",
        &Shell::Quit},
@@ -291,7 +296,7 @@ Shell::Access Shell::CommandAccess(std::string_view name) {
     if (name == reader) return Access::kReads;
   }
   for (std::string_view neutral :
-       {"begin", "rollback", "help", "quit", "exit", "timer", "snapshot"}) {
+       {"begin", "rollback", "help", "quit", "exit", "timer", "pager", "snapshot"}) {
     if (name == neutral) return Access::kNone;
   }
   // bench among them: it works on a scratch database of its own, but a
@@ -325,6 +330,7 @@ CommandResult Shell::Execute(const Words& words) {
   error_code_.clear();
   if (words.empty()) return CommandResult::kOk;
   interrupted.store(false);
+  output_gone.store(false);
   const Command* command = Find(words[0]);
   current_ = command ? command->name : words[0];
   if (command == nullptr) {
@@ -374,6 +380,16 @@ CommandResult Shell::Timer(const Words& words) {
   timer_ = words.size() == 1 ? !timer_ : words[1] == "on";
   Print(std::string("timer ") + (timer_ ? "on" : "off") + "\n");
   Reply({{"timer", timer_}});
+  return CommandResult::kOk;
+}
+
+CommandResult Shell::Paging(const Words& words) {
+  if (words.size() > 2 || (words.size() == 2 && words[1] != "on" && words[1] != "off")) {
+    return Usage("usage: pager [on|off]");
+  }
+  paging_ = words.size() == 1 ? !paging_ : words[1] == "on";
+  Print(std::string("pager ") + (paging_ ? "on" : "off") + "\n");
+  Reply({{"pager", paging_}});
   return CommandResult::kOk;
 }
 
@@ -481,7 +497,9 @@ std::unique_ptr<Iterator> Shell::NewIterator() {
   return txn_ ? txn_->NewIterator(ReadOptions{}) : db_->NewIterator(Reading());
 }
 
-bool Shell::CheckInterrupted() { return interrupted.load(std::memory_order_relaxed); }
+bool Shell::CheckInterrupted() {
+  return interrupted.load(std::memory_order_relaxed) || output_gone.load(std::memory_order_relaxed);
+}
 
 // ---- data commands ----
 

@@ -73,6 +73,13 @@ class Shell {
 
   // Set from a SIGINT handler: long-running commands stop with "interrupted".
   static std::atomic<bool> interrupted;
+  // Set when the reader quit the pager: long-running commands stop too.
+  static std::atomic<bool> output_gone;
+
+  // Where command output goes (a pager's input, for one command).
+  void set_output(FILE* out) { out_ = out; }
+  // `pager on|off`: interactive output longer than the screen is paged.
+  bool paging() const { return paging_; }
 
  private:
   struct Command;
@@ -92,6 +99,7 @@ class Shell {
   CommandResult Checkpoint(const Words& args);
   CommandResult ReadCommands(const Words& args);
   CommandResult Timer(const Words& args);
+  CommandResult Paging(const Words& args);
   CommandResult DeleteRange(const Words& args);
   CommandResult TakeSnapshot(const Words& args);
   ReadOptions Reading() const;
@@ -120,13 +128,14 @@ class Shell {
   DB* const db_;
   const std::string label_;
   const ShellOptions options_;
-  FILE* const out_;
+  FILE* out_;
   FILE* const err_;
   std::unique_ptr<Transaction> txn_;
   // `snapshot`: reads outside a transaction see this state until released.
   std::unique_ptr<Snapshot> snapshot_;
   std::string current_;  // name of the command being run
   bool timer_ = false;   // `timer on`: each command's time on stderr
+  bool paging_ = true;   // `pager off`: never page
   int read_depth_ = 0;   // files `.read` is running, nested
   std::string error_;
   std::string error_code_;
