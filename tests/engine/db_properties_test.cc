@@ -129,6 +129,20 @@ TEST(ApproximateSizesTest, ShareOfTheTreeFromItsInternalPagesAlone) {
     EXPECT_LE(after.cache.misses - before.cache.misses, 12u);
     ASSERT_OK(db->Close());
   }
+  {
+    // A read-only open, which keeps no free space, estimates as well.
+    Options options;
+    options.read_only = true;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(options, path, &db));
+    const std::string k0 = Key(0), k50 = Key(kKeys / 2), kend = Key(kKeys);
+    const Range ranges[] = {{k0, kend}, {k0, k50}};
+    uint64_t sizes[2];
+    ASSERT_OK(db->GetApproximateSizes(ranges, 2, sizes));
+    EXPECT_GT(sizes[0], uint64_t{kKeys} * 100 / 2);  // values of 100 bytes that compress little
+    EXPECT_NEAR(static_cast<double>(sizes[1]), sizes[0] / 2.0, sizes[0] * 0.08);
+    ASSERT_OK(db->Close());
+  }
   ExpectPoolsReleased();
 }
 

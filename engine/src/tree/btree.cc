@@ -726,6 +726,15 @@ uint64_t BTree::file_bytes() const {
   return free_ != nullptr && !closed_.load(std::memory_order_acquire) ? free_->file_end() : 0;
 }
 
+uint64_t BTree::live_bytes() const {
+  if (closed_.load(std::memory_order_acquire)) return 0;
+  if (options_.read_only) {
+    const uint64_t end = meta().file_bytes;
+    return end > kDataStart ? end - kDataStart : 0;
+  }
+  return file_bytes() - free_bytes();
+}
+
 uint64_t BTree::free_bytes() const {
   return free_ != nullptr && !closed_.load(std::memory_order_acquire) ? free_->free_bytes() : 0;
 }

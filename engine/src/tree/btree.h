@@ -133,8 +133,10 @@ class BTree {
   // the one exception): at each level the key's child takes an even share of
   // its parent's. Precise to about one leaf.
   Status ApproximatePosition(uint64_t root, std::string_view key, double* position);
-  // Bytes of live pages in the file (file_bytes() less free extents).
-  uint64_t live_bytes() const { return file_bytes() - free_bytes(); }
+  // Bytes of live pages in the file (file_bytes() less free extents); a
+  // read-only tree, which keeps no free space, counts up to the end its
+  // meta block records, free extents included.
+  uint64_t live_bytes() const;
   uint64_t file_bytes() const;  // logical end of the data (pages beyond it are free)
   uint64_t free_bytes() const;  // free extents below file_bytes()
   const std::string& path() const { return path_; }
