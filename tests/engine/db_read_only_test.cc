@@ -99,16 +99,23 @@ TEST(ReadOnlyTest, ReadsTheStateAsOfItsOpenBesideAWriter) {
   for (int i = 1; i < 4000; ++i) want[Key(i)] = i < 2000 ? "checkpointed" : "logged";
   EXPECT_EQ(test::Contents(reader.get()), want);
 
-  // The writer goes on, through a checkpoint: the reader keeps its state.
+  VerifyReport report;
+  ASSERT_OK(reader->Verify(&report));
+
+  // The writer goes on, through a checkpoint: the reader keeps its state
+  // where it has it in memory, and refuses to read the file's pages, which
+  // may now belong to another state, rather than mix states.
   for (int i = 0; i < 100; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "later"));
   ASSERT_OK(writer->Checkpoint());
   std::string v;
   EXPECT_TRUE(reader->Get(ReadOptions{}, Key(0), &v).IsNotFound());
-  ASSERT_OK(reader->Get(ReadOptions{}, Key(50), &v));
+  ASSERT_OK(reader->Get(ReadOptions{}, Key(50), &v));  // cached by the scan above
   EXPECT_EQ(v, "checkpointed");
   EXPECT_EQ(test::Contents(reader.get()), want);
-  VerifyReport report;
-  ASSERT_OK(reader->Verify(&report));
+  Status vs = reader->Verify(&report);  // reads every page from the file
+  EXPECT_TRUE(vs.IsBusy()) << vs.ToString();
+  EXPECT_NE(vs.ToString().find("reopen to read the newer state"), std::string::npos)
+      << vs.ToString();
 
   // Every write is refused, and says why.
   Status s = reader->Put(WriteOptions{}, "x", "y");
@@ -137,6 +144,53 @@ TEST(ReadOnlyTest, ReadsTheStateAsOfItsOpenBesideAWriter) {
     ASSERT_TRUE(after_reader.count(name)) << name;
     EXPECT_EQ(after_reader.at(name), bytes) << name;
   }
+  ExpectPoolsReleased();
+}
+
+// A reader whose pages are not cached, beside a writer that checkpoints
+// over and over (freeing, punching out and reusing the pages of the state
+// the reader opened): every read returns that state's value or Busy, never
+// a value of another state and never Corruption.
+TEST(ReadOnlyTest, AReaderBesideCheckpointsNeverMixesStates) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  std::unique_ptr<DB> writer;
+  ASSERT_OK(DB::Open(Options{}, path, &writer));
+  constexpr int kKeys = 20000;
+  const std::string pad(200, 'p');
+  for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v0" + pad));
+  ASSERT_OK(writer->Checkpoint());
+
+  Options options = ReadOnly();
+  options.cache_bytes = 1 << 20;
+  options.read_ahead = false;
+  std::unique_ptr<DB> reader;
+  ASSERT_OK(DB::Open(options, path, &reader));
+  std::string v;
+  ASSERT_OK(reader->Get(ReadOptions{}, Key(kKeys / 2), &v));
+  EXPECT_EQ(v, "v0" + pad);
+
+  int busy = 0, read = 0;
+  for (int round = 1; round <= 3; ++round) {
+    const std::string value = "v" + std::to_string(round) + pad;
+    for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), value));
+    ASSERT_OK(writer->Checkpoint());
+    for (int i = round; i < kKeys; i += 97) {
+      Status s = reader->Get(ReadOptions{}, Key(i), &v);
+      if (s.IsBusy()) {
+        ++busy;
+        continue;
+      }
+      ASSERT_OK(s);
+      EXPECT_EQ(v, "v0" + pad) << Key(i) << " after " << round << " checkpoints";
+      ++read;
+    }
+  }
+  EXPECT_GT(busy, 0);  // the pages were not all cached: some reads met the file
+  ASSERT_OK(reader->Close());
+  ASSERT_OK(writer->Close());
+  reader.reset();
+  writer.reset();
   ExpectPoolsReleased();
 }
 

@@ -43,13 +43,14 @@ struct Options {
   // in another process. It reads the state as of the open: the last durable
   // checkpoint plus the logs after it, replayed in memory (a torn tail is
   // left as it is, not cut). Put, Delete, Write, Checkpoint and transaction
-  // commits return NotSupported. Beside a writer, that state stays intact
-  // only until the writer's next checkpoint, which frees (and may punch out
-  // or reuse) its pages: a read then returns Corruption, or reads a page of
-  // the newer state that took the same place. Keep such opens short and
-  // reopen to read a newer state (Backup makes a copy that stays
-  // consistent). create_if_missing is ignored: a missing
-  // database is NotFound.
+  // commits return NotSupported. Beside a writer, the pages of that state
+  // stay in the file only until the writer's next checkpoint, which frees
+  // (and may punch out or reuse) them: after it, what the open holds in
+  // memory (its cache, the replayed logs) still reads, and a read that needs
+  // a page from the file returns Busy ("reopen to read the newer state"),
+  // never a page of another state. Keep such opens short and reopen to read
+  // a newer state (Backup makes a copy that stays consistent).
+  // create_if_missing is ignored: a missing database is NotFound.
   bool read_only = false;
   // Create the database directory and files when they do not exist.
   bool create_if_missing = true;

@@ -220,9 +220,48 @@ Status BTree::ReadStored(uint64_t address, char* dst, size_t* image_bytes) {
   const uint32_t length = AddressLength(address);
   size_t got = 0;
   Status s = file_->Read(offset, length, dst, &got);
+  if (s.ok() && got != length) {
+    s = PageCorruption(path_, offset, "page extends past the end of the file");
+  }
+  if (s.ok()) s = ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes);
+  // Whatever the read found, it says nothing of this tree if the writer
+  // has moved on meanwhile.
+  if (options_.read_only) {
+    Status current = CheckStateCurrent();
+    if (!current.ok()) return current;
+  }
+  return s;
+}
+
+// A read-only tree beside a writer in another process: the pages of the
+// state it opened stay as they were until the writer's next checkpoint
+// commits; only after that may the writer punch them out or write other
+// pages into them (a checkpoint writes its pages before its meta block).
+// So a page read before the meta blocks still name this state's checkpoint
+// is this state's page; otherwise it may be anything, and the read fails
+// with Busy rather than return a page of another tree.
+Status BTree::CheckStateCurrent() {
+  std::array<char, kDataStart - kMetaOffsets[0]> blocks{};
+  size_t got = 0;
+  Status s = file_->Read(kMetaOffsets[0], blocks.size(), blocks.data(), &got);
   if (!s.ok()) return s;
-  if (got != length) return PageCorruption(path_, offset, "page extends past the end of the file");
-  return ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes);
+  const uint64_t ours = meta().checkpoint_id;
+  uint64_t newest = 0;
+  bool any = false;
+  for (int slot = 0; slot < 2 && got == blocks.size(); ++slot) {
+    MetaState m;
+    const std::string_view block(blocks.data() + (kMetaOffsets[slot] - kMetaOffsets[0]),
+                                 kBlockBytes);
+    if (DecodeMetaBlock(block, slot, path_, &m).ok()) {
+      newest = std::max(newest, m.checkpoint_id);
+      any = true;
+    }
+  }
+  if (any && newest == ours) return Status::OK();
+  return Status::Busy(path_ +
+                      ": its writer has checkpointed since this read-only open (checkpoint " +
+                      std::to_string(ours) + " then, " + (any ? std::to_string(newest) : "?") +
+                      " now): reopen to read the newer state");
 }
 
 Status BTree::DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes,

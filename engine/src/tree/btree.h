@@ -166,6 +166,7 @@ class BTree {
   // page decoded into a private frame.
   Status CheckAddress(uint64_t address) const;
   Status ReadStored(uint64_t address, char* dst, size_t* image_bytes);
+  Status CheckStateCurrent();  // read-only trees only
   Status DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes, bool for_cache,
                       PageRef* ref);
   // A point read of `key` in the leaf at `address`, which is not cached:
