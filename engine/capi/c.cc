@@ -90,6 +90,19 @@ void arenakv_close(arenakv_t* db, char** errptr) {
   SaveError(errptr, db->rep->Close());
 }
 
+void arenakv_repair_db(const char* path, char** report, char** errptr) {
+  try {
+    arenakv::RepairReport r;
+    if (SaveError(errptr, arenakv::RepairDB(path != nullptr ? path : "", {}, &r))) return;
+    if (report == nullptr) return;
+    std::string text;
+    for (const std::string& line : r.lost) text += line + "\n";
+    *report = CopyString(text);
+  } catch (const std::bad_alloc&) {
+    SaveMemoryError(errptr, "arenakv_repair_db");
+  }
+}
+
 void arenakv_destroy_db(const char* path, char** errptr) {
   try {
     SaveError(errptr, arenakv::DestroyDB(path != nullptr ? path : ""));

@@ -199,9 +199,13 @@ void leveldb_destroy_db(const leveldb_options_t*, const char* name, char** errpt
   }
 }
 
-void leveldb_repair_db(const leveldb_options_t*, const char* name, char** errptr) {
-  SaveError(errptr, Status::NotSupported(std::string(name != nullptr ? name : "") +
-                                         ": repair is not available in arenakv yet"));
+void leveldb_repair_db(const leveldb_options_t* options, const char* name, char** errptr) {
+  try {
+    SaveError(errptr, arenakv::RepairDB(name != nullptr ? name : "",
+                                        options != nullptr ? options->rep : arenakv::Options{}));
+  } catch (const std::bad_alloc&) {
+    SaveMemoryError(errptr, "leveldb_repair_db");
+  }
 }
 
 void leveldb_iter_destroy(leveldb_iterator_t* it) { Destroy(it); }

@@ -135,6 +135,24 @@ static void TestReadsWritesAndErrors(void) {
   arenakv_close(db, &err);
   CHECK_NO_ERROR(err);
 
+  /* A repair of a healthy database loses nothing and keeps it openable. */
+  {
+    char* report = NULL;
+    arenakv_repair_db(path, &report, &err);
+    CHECK_NO_ERROR(err);
+    CHECK(report != NULL && strlen(report) == 0);
+    arenakv_free(report);
+    db = arenakv_open(options, path, &err);
+    CHECK_NO_ERROR(err);
+    CHECK(Holds(db, ro, "empty", 5, "", 0));
+    arenakv_close(db, &err);
+    CHECK_NO_ERROR(err);
+    arenakv_repair_db("no/such/database", NULL, &err);
+    CHECK(err != NULL && strstr(err, "NotFound") != NULL);
+    arenakv_free(err);
+    err = NULL;
+  }
+
   /* error_if_exists on an existing database. */
   arenakv_options_set_error_if_exists(options, 1);
   db = arenakv_open(options, path, &err);

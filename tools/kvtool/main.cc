@@ -28,8 +28,10 @@
 #include "arenakv/db.h"
 #include "blocked_signals.h"
 #include "command_line.h"
+#include "human_units.h"
 #include "line_editor.h"
 #include "pager.h"
+#include "progress_bar.h"
 #include "shell.h"
 
 namespace arenakv::kvtool {
@@ -60,6 +62,9 @@ constexpr char kUsage[] =
     "  --cache-mb N        page cache size in MiB (default 64)\n"
     "  --strict-recovery   refuse to open a log a crash cut short, instead of\n"
     "                      cutting it (the default cuts it and says so)\n"
+    "  --repair            salvage what can be read of a damaged database into\n"
+    "                      one that opens (RepairDB), say what was lost, and\n"
+    "                      exit; the damaged files are kept in PATH/lost\n"
     "  -h, --help          this help; `kvtool PATH -c help` lists the commands\n"
     "  --version           print the version\n"
     "\n"
@@ -74,6 +79,7 @@ struct Flags {
   bool read_only = false;
   bool continue_on_error = false;
   bool strict_recovery = false;
+  bool repair = false;
   size_t cache_bytes = 0;
 };
 
@@ -133,6 +139,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       flags->continue_on_error = true;
     } else if (arg == "--strict-recovery") {
       flags->strict_recovery = true;
+    } else if (arg == "--repair") {
+      flags->repair = true;
     } else if (arg == "--db") {
       std::string path;
       if (!take_value(&path)) return UsageError("--db needs a path");
@@ -157,6 +165,9 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
     }
   }
   if (flags->db_path.empty()) return UsageError("no database given");
+  if (flags->repair && (flags->have_commands || flags->read_only)) {
+    return UsageError("--repair runs alone (no -c, no --read-only)");
+  }
   return -1;
 }
 
@@ -256,6 +267,47 @@ int TerminalRows() {
   return 24;
 }
 
+bool RepairProgress(uint64_t done, uint64_t total, void* arg) {
+  static_cast<ProgressBar*>(arg)->Update(done, total);
+  return !Shell::interrupted.load(std::memory_order_relaxed);
+}
+
+// kvtool --repair PATH: RepairDB with a progress bar, then its report.
+int RunRepair(const Flags& flags) {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = &OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  Options options;
+  if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
+  RepairReport report;
+  Status s;
+  {
+    ProgressBar bar(stderr, "repair", "bytes", isatty(STDERR_FILENO) != 0);
+    s = RepairDB(flags.db_path, options, &report, &RepairProgress, &bar);
+  }
+  if (!s.ok()) {
+    std::fprintf(stderr, "error: repair: %s%s\n", s.IsAborted() ? "interrupted: " : "",
+                 s.ToString().c_str());
+    return kExitFailed;
+  }
+  std::printf(
+      "repaired %s: %s keys (%s tree pages read, %s lost; %s log records applied, %s "
+      "log bytes lost)\n",
+      flags.db_path.c_str(), GroupThousands(report.keys).c_str(),
+      GroupThousands(report.pages_read).c_str(), GroupThousands(report.pages_lost).c_str(),
+      GroupThousands(report.log_records).c_str(), GroupThousands(report.log_bytes_lost).c_str());
+  if (report.lost.empty()) {
+    std::printf("nothing was lost\n");
+  } else {
+    std::printf("lost:\n");
+    for (const std::string& line : report.lost) std::printf("  %s\n", line.c_str());
+  }
+  std::printf("the original files are in %s\n", report.lost_dir.c_str());
+  return kExitOk;
+}
+
 int RunInteractive(Shell* shell, const std::string& db_path) {
   UseUtf8ForTyping();
   int interrupt_pipe[2] = {-1, -1};
@@ -315,6 +367,7 @@ int Main(int argc, char** argv) {
   const int early = ParseFlags(argc, argv, &flags);
   if (early >= 0) return early;
 
+  if (flags.repair) return RunRepair(flags);
   // A missing database is created by a session that may write, and says so;
   // commands that only read fail instead, so a mistyped path is not taken
   // for an empty database (nor left behind as one).

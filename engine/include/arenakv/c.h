@@ -52,6 +52,11 @@ void arenakv_close(arenakv_t* db, char** errptr);
 
 /* Deletes the database's files and its directory. */
 void arenakv_destroy_db(const char* path, char** errptr);
+/* Salvages what can be read of a damaged, closed database into one that
+   opens (RepairDB in arenakv/db.h); the damaged files go to PATH/lost.
+   `report` (may be NULL) gets a malloc'ed text of what was lost, one line
+   each ("" when nothing was), to free with arenakv_free. */
+void arenakv_repair_db(const char* path, char** report, char** errptr);
 
 void arenakv_put(arenakv_t* db, const arenakv_writeoptions_t* options, const char* key,
                  size_t keylen, const char* val, size_t vallen, char** errptr);

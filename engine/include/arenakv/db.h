@@ -218,6 +218,33 @@ class DB {
 // Deletes a closed database's files and directory.
 Status DestroyDB(const std::string& path, const Options& options = {});
 
+// What RepairDB salvaged, and what it could not.
+struct RepairReport {
+  uint64_t keys = 0;            // keys the repaired database holds
+  uint64_t pages_read = 0;      // tree pages salvaged
+  uint64_t pages_lost = 0;      // tree pages that failed (what hung below them is lost too)
+  uint64_t log_records = 0;     // log records applied
+  uint64_t log_bytes_lost = 0;  // log bytes passed over as damaged
+  std::string lost_dir;         // where the original files were moved
+  std::vector<std::string> lost;  // what was lost or may have been, one line each
+};
+
+// Salvages what can be read of a damaged database (not open anywhere) into
+// a consistent one that opens: the tree of the newest meta block that
+// verifies (the other one when it is damaged), skipping pages that fail
+// their checks with everything below them, then the commits of the logs
+// after it, passing over damaged records. What the repaired database holds
+// is what could be read; it may miss commits an intact database had, and
+// the report says where. The original files are moved to a "lost"
+// directory inside the database's, for inspection. `progress` (may be
+// null) is called with the bytes read and the bytes to read; returning
+// false stops the repair before anything is changed (Aborted). Busy while
+// the database is open.
+Status RepairDB(const std::string& path, const Options& options = {},
+                RepairReport* report = nullptr,
+                bool (*progress)(uint64_t done, uint64_t total, void* arg) = nullptr,
+                void* arg = nullptr);
+
 // The most background threads the process runs at once, shared by every
 // open database for its checkpoints and read-ahead; 2 by default (at least
 // 1). They run only while there is work: an idle process holds none.

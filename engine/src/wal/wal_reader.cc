@@ -191,26 +191,32 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
     *eof = true;
     return Status::OK();
   }
-  // Look for any intact record after the damage. The 24-bit header check
-  // filters candidate offsets cheaply; a candidate counts only if its full
-  // 64-bit checksum, seeded with this log's number, verifies.
+  if (salvage_ && !zero) {
+    // Salvage: pass over the damage to the next intact record.
+    uint64_t at = 0;
+    uint32_t len = 0;
+    Status s = FindIntact(offset + 1, &at, &len);
+    if (!s.ok()) return s;
+    if (at != 0) {
+      result_.skipped_bytes += at - cut;
+      ++result_.skipped_regions;
+      assembling_ = false;
+      assembled_.clear();
+      pos_ = at;
+      resumed_ = true;
+      return Status::OK();
+    }
+  }
+  // Look for any intact record after the damage.
   if (!zero && file_size_ >= kRecordHeaderSize) {
-    for (uint64_t p = offset + 1; p + kRecordHeaderSize <= file_size_; ++p) {
-      bool complete = false;
-      Status s = Fill(p, kRecordHeaderSize, &complete);
-      if (!s.ok()) return Fail(s);
-      if (!complete) break;
+    for (uint64_t p = offset + 1;;) {
+      uint64_t at = 0;
+      uint32_t len = 0;
+      Status s = FindIntact(p, &at, &len);
+      if (!s.ok()) return s;
+      if (at == 0) break;
+      p = at;
       const char* h = Buffered(p);
-      if (StoredHeaderCheck(h) != HeaderCheck(seed_, h + 8)) continue;
-      uint32_t len = DecodeFixed32(h + 8);
-      if (len > kMaxRecordBytes || p + kRecordHeaderSize + len > file_size_) continue;
-      s = Fill(p, kRecordHeaderSize + len, &complete);
-      if (!s.ok()) return Fail(s);
-      if (!complete) continue;
-      h = Buffered(p);
-      if (DecodeFixed64(h) != RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
-        continue;
-      }
       if (version_ < kSyncMarkVersion) {
         return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + why +
                                        " (an intact record follows at offset " + std::to_string(p) +
@@ -228,7 +234,7 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
             std::to_string(DecodeFixed64(h + kRecordHeaderSize)) + ")"));
       }
       result_.intact_after_cut = true;
-      p += kRecordHeaderSize + len - 1;  // the loop's ++p: just past it
+      p += kRecordHeaderSize + len;  // just past it
     }
   }
   done_ = true;
@@ -236,6 +242,35 @@ Status WalReader::BadRecord(uint64_t offset, const std::string& why, bool* eof) 
   result_.valid_bytes = cut;
   assembling_ = false;
   *eof = true;
+  return Status::OK();
+}
+
+// The first intact record at or after `from` (*at = 0: none), left in the
+// buffer. The 24-bit header check filters candidate offsets cheaply; a
+// candidate counts only if its full 64-bit checksum, seeded with this log's
+// number, verifies.
+Status WalReader::FindIntact(uint64_t from, uint64_t* at, uint32_t* length) {
+  *at = 0;
+  for (uint64_t p = from; p + kRecordHeaderSize <= file_size_; ++p) {
+    bool complete = false;
+    Status s = Fill(p, kRecordHeaderSize, &complete);
+    if (!s.ok()) return Fail(s);
+    if (!complete) break;
+    const char* h = Buffered(p);
+    if (StoredHeaderCheck(h) != HeaderCheck(seed_, h + 8)) continue;
+    const uint32_t len = DecodeFixed32(h + 8);
+    if (len > kMaxRecordBytes || p + kRecordHeaderSize + len > file_size_) continue;
+    s = Fill(p, kRecordHeaderSize + len, &complete);
+    if (!s.ok()) return Fail(s);
+    if (!complete) continue;
+    h = Buffered(p);
+    if (DecodeFixed64(h) != RecordChecksum(seed_, std::string_view(h + 8, 8 + size_t{len}))) {
+      continue;
+    }
+    *at = p;
+    *length = len;
+    return Status::OK();
+  }
   return Status::OK();
 }
 
@@ -298,8 +333,9 @@ Status WalReader::ReadRecord(std::string_view* record, bool* eof) {
   bool mark;
   Status s;
   do {
+    resumed_ = false;
     s = ReadOne(record, eof, &mark);
-  } while (s.ok() && mark);
+  } while (s.ok() && (mark || resumed_));
   return s;
 }
 

@@ -31,6 +31,9 @@ struct WalReadResult {
   // a power loss leaves when the disk wrote a later sector before an
   // earlier one (version 2 logs; see wal_format.h).
   bool intact_after_cut = false;
+  // Salvage only: damage passed over, and the bytes it took.
+  uint64_t skipped_regions = 0;
+  uint64_t skipped_bytes = 0;
 };
 
 class WalReader {
@@ -65,6 +68,11 @@ class WalReader {
   Status ReadRecord(std::string_view* record, bool* eof);
 
   const WalReadResult& result() const { return result_; }
+  // For RepairDB: a damaged record is passed over instead of ending the log
+  // or failing, and reading resumes at the next intact record (result()
+  // counts what was skipped). A commit in fragments that the damage cut is
+  // dropped whole.
+  void Salvage() { salvage_ = true; }
   // The file's format version; 0 for a log whose header never reached the
   // disk (it holds nothing).
   uint32_t version() const { return version_; }
@@ -81,6 +89,7 @@ class WalReader {
   // The record at `offset` is bad: torn tail unless it is known durable.
   Status BadRecord(uint64_t offset, const std::string& why, bool* eof);
   Status RestIsZero(uint64_t offset, bool* zero);
+  Status FindIntact(uint64_t from, uint64_t* at, uint32_t* length);
   // A fragment's payload: kept until its run's last one, which returns the
   // whole commit in *record.
   Status Fragment(uint64_t offset, std::string_view payload, std::string_view* record, bool* more);
@@ -103,6 +112,8 @@ class WalReader {
   WalReadResult result_;
   Status status_;  // sticky error
   bool done_ = false;
+  bool salvage_ = false;
+  bool resumed_ = false;  // salvage passed over damage: read on
   uint32_t version_ = 0;  // of the file's format (0: no header)
 };
 
