@@ -28,20 +28,6 @@ std::string Key(int i) {
   return k;
 }
 
-std::map<std::string, std::string> OpenAndRead(const std::string& path) {
-  std::unique_ptr<DB> db;
-  Options options;
-  options.create_if_missing = false;
-  Status s = DB::Open(options, path, &db);
-  EXPECT_OK(s);
-  if (!s.ok()) return {};
-  VerifyReport report;
-  EXPECT_OK(db->Verify(&report));
-  auto contents = test::Contents(db.get());
-  EXPECT_OK(db->Close());
-  return contents;
-}
-
 TEST(BackupTest, ACopyOpensWithTheStateAsOfTheCall) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
@@ -71,8 +57,8 @@ TEST(BackupTest, ACopyOpensWithTheStateAsOfTheCall) {
   ASSERT_OK(db->Close());
   db.reset();
 
-  EXPECT_EQ(OpenAndRead(dir.Join("first")), first);
-  EXPECT_EQ(OpenAndRead(dir.Join("second")), model);
+  EXPECT_EQ(test::OpenVerifyContents(dir.Join("first")), first);
+  EXPECT_EQ(test::OpenVerifyContents(dir.Join("second")), model);
   ExpectPoolsReleased();
 }
 
@@ -111,7 +97,7 @@ TEST(BackupTest, WritersGoOnWhileTheCopyHoldsAPrefix) {
   writer.join();
   EXPECT_GE(during.load(), 2000);
 
-  const auto copy = OpenAndRead(dir.Join("copy"));
+  const auto copy = test::OpenVerifyContents(dir.Join("copy"));
   ASSERT_GE(static_cast<int>(copy.size()), acked_before);
   int i = 0;
   for (const auto& [k, v] : copy) ASSERT_EQ(k, Key(i++)) << "not a prefix of the puts";
@@ -210,7 +196,7 @@ TEST(BackupTest, AStoppedOrFailedCopyLeavesNothingBehind) {
   auto contents = test::Contents(db.get());
   ASSERT_OK(db->Close());
   db.reset();
-  EXPECT_EQ(OpenAndRead(dir.Join("mine")), contents);
+  EXPECT_EQ(test::OpenVerifyContents(dir.Join("mine")), contents);
   ExpectPoolsReleased();
 }
 

@@ -95,21 +95,6 @@ std::string OnlyLog(const std::string& path) {
   return log;
 }
 
-// The repaired database opens, verifies, and holds only written values.
-std::map<std::string, std::string> OpenVerifyRead(const std::string& path) {
-  std::unique_ptr<DB> db;
-  Options o;
-  o.create_if_missing = false;
-  Status s = DB::Open(o, path, &db);
-  EXPECT_OK(s);
-  if (!s.ok()) return {};
-  VerifyReport report;
-  EXPECT_OK(db->Verify(&report));
-  auto contents = test::Contents(db.get());
-  EXPECT_OK(db->Close());
-  return contents;
-}
-
 TEST(RepairTest, AnIntactDatabaseKeepsEverything) {
   test::TempDir dir;
   const std::string path = dir.Join("db");
@@ -120,7 +105,7 @@ TEST(RepairTest, AnIntactDatabaseKeepsEverything) {
   EXPECT_EQ(report.keys, 3000u);
   EXPECT_EQ(report.log_records, 100u);
   EXPECT_EQ(report.pages_lost, 0u);
-  const auto contents = OpenVerifyRead(path);
+  const auto contents = test::OpenVerifyContents(path);
   ASSERT_EQ(contents.size(), 3000u);
   for (int i = 0; i < 3000; ++i) EXPECT_EQ(contents.at(Key(i)), Expected(i)) << i;
   // The originals are kept aside.
@@ -150,7 +135,7 @@ TEST(RepairTest, ADamagedLeafLosesOnlyItsKeys) {
   EXPECT_EQ(report.pages_lost, 1u);
   ASSERT_FALSE(report.lost.empty());
   EXPECT_NE(report.lost.front().find("Corruption"), std::string::npos) << report.lost.front();
-  const auto contents = OpenVerifyRead(path);
+  const auto contents = test::OpenVerifyContents(path);
   EXPECT_EQ(contents.count(Key(2000)), 0u);
   // One 4 KiB leaf holds a few dozen of these keys: only they are gone.
   EXPECT_GE(contents.size(), 3000u - 50);
@@ -177,7 +162,7 @@ TEST(RepairTest, ADamagedMetaBlockFallsBackToTheCheckpointBefore) {
     for (const auto& line : report.lost)
       said |= line.find("meta block is damaged") != std::string::npos;
     EXPECT_TRUE(said);
-    const auto contents = OpenVerifyRead(copy);
+    const auto contents = test::OpenVerifyContents(copy);
     // The log's commits are there either way; the rest is the state of the
     // checkpoint used (the second's v2, or the first's v1 where the
     // second's log is gone), never a value that was not written.
@@ -205,7 +190,7 @@ TEST(RepairTest, ADamagedLogRecordIsPassedOver) {
   ASSERT_OK(RepairDB(path, {}, &report));
   EXPECT_GT(report.log_bytes_lost, 0u);
   EXPECT_EQ(report.log_records, 99u);  // every commit but the damaged one
-  const auto contents = OpenVerifyRead(path);
+  const auto contents = test::OpenVerifyContents(path);
   ASSERT_EQ(contents.size(), 3000u);
   // Key 50 keeps the value before the lost commit; the commits after it
   // are there (a plain open cuts the log at the damage instead).

@@ -52,6 +52,24 @@ inline std::map<std::string, std::string> Contents(DB* db) {
   return m;
 }
 
+// Opens the closed database at `path` (not creating it), checks it with
+// Verify() and returns its contents: what a copy or a repair must pass.
+inline std::map<std::string, std::string> OpenVerifyContents(const std::string& path) {
+  std::unique_ptr<DB> db;
+  Options options;
+  options.create_if_missing = false;
+  Status s = DB::Open(options, path, &db);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
+  if (!s.ok()) return {};
+  VerifyReport report;
+  s = db->Verify(&report);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
+  auto contents = Contents(db.get());
+  s = db->Close();
+  EXPECT_TRUE(s.ok()) << path << ": " << s.ToString();
+  return contents;
+}
+
 }  // namespace arenakv::test
 
 #endif  // ARENAKV_TESTS_ENGINE_DB_TEST_UTIL_H_

@@ -373,25 +373,20 @@ CommandResult Shell::TakeSnapshot(const Words& words) {
   return CommandResult::kOk;
 }
 
-CommandResult Shell::Timer(const Words& words) {
+// `NAME [on|off]`: sets the switch, or flips it without an argument.
+CommandResult Shell::Toggle(const Words& words, const char* name, bool* flag) {
   if (words.size() > 2 || (words.size() == 2 && words[1] != "on" && words[1] != "off")) {
-    return Usage("usage: timer [on|off]");
+    return Usage(std::string("usage: ") + name + " [on|off]");
   }
-  timer_ = words.size() == 1 ? !timer_ : words[1] == "on";
-  Print(std::string("timer ") + (timer_ ? "on" : "off") + "\n");
-  Reply({{"timer", timer_}});
+  *flag = words.size() == 1 ? !*flag : words[1] == "on";
+  Print(std::string(name) + (*flag ? " on" : " off") + "\n");
+  Reply({{name, *flag}});
   return CommandResult::kOk;
 }
 
-CommandResult Shell::Paging(const Words& words) {
-  if (words.size() > 2 || (words.size() == 2 && words[1] != "on" && words[1] != "off")) {
-    return Usage("usage: pager [on|off]");
-  }
-  paging_ = words.size() == 1 ? !paging_ : words[1] == "on";
-  Print(std::string("pager ") + (paging_ ? "on" : "off") + "\n");
-  Reply({{"pager", paging_}});
-  return CommandResult::kOk;
-}
+CommandResult Shell::Timer(const Words& words) { return Toggle(words, "timer", &timer_); }
+
+CommandResult Shell::Paging(const Words& words) { return Toggle(words, "pager", &paging_); }
 
 CommandResult Shell::ReadCommands(const Words& words) {
   constexpr int kMaxDepth = 8;

@@ -100,6 +100,7 @@ class Shell {
   CommandResult ReadCommands(const Words& args);
   CommandResult Timer(const Words& args);
   CommandResult Paging(const Words& args);
+  CommandResult Toggle(const Words& args, const char* name, bool* flag);
   CommandResult DeleteRange(const Words& args);
   CommandResult TakeSnapshot(const Words& args);
   ReadOptions Reading() const;
