@@ -1266,8 +1266,11 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
   bool logged = false;
   for (int attempt = 0;; ++attempt) {
     const uint64_t mark = BudgetReleaseMark();
+    // Only a leader replaces the active memtable, and this thread leads: it
+    // stays the same while mu_ is released.
+    mem::MemTable* table = current_->mem->table.get();
     mu_.Unlock();
-    s = LogAndApply(batch, g.sync, &logged);
+    s = LogAndApply(table, batch, g.sync, &logged);
     mu_.Lock();
     if (logged || !s.IsMemoryLimit()) break;
     if (attempt == 0) {
@@ -1320,13 +1323,8 @@ void DBImpl::HandOnLocked(Writer* w, Writer* last) {
   }
 }
 
-Status DBImpl::LogAndApply(const LogBatch& batch, bool sync, bool* logged) {
+Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool sync, bool* logged) {
   *logged = false;
-  mem::MemTable* table;
-  {
-    port::MutexLock l(&mu_);
-    table = current_->mem->table.get();
-  }
   // Room in the memtable first: a commit refused for memory must not be in
   // the log, or the next open would apply what the caller was told failed.
   Status s = table->Prepare(batch.count(), batch.ByteSize());

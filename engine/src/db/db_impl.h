@@ -172,9 +172,11 @@ class DBImpl final : public DB {
   uint64_t ReleasesSinceMemoryError() const REQUIRES(mu_) {
     return counters_.releases.load(std::memory_order_acquire) - releases_at_memory_error_;
   }
-  // Logs `batch` and applies it. MemoryLimit before anything was logged when
-  // the memtable has no room for it (*logged false).
-  Status LogAndApply(const LogBatch& batch, bool sync, bool* logged) EXCLUDES(mu_);
+  // Logs `batch` and applies it to `table`, the active memtable (which only
+  // the leader, the caller, replaces). MemoryLimit before anything was
+  // logged when the memtable has no room for it (*logged false).
+  Status LogAndApply(mem::MemTable* table, const LogBatch& batch, bool sync, bool* logged)
+      EXCLUDES(mu_);
   void GatherSyncGroupLocked() REQUIRES(mu_);
   bool YieldToPeers(int64_t deadline_ns);
   Status ValidateLocked(const Writer& w, const std::pmr::vector<std::string_view>& group_keys)
@@ -218,8 +220,7 @@ class DBImpl final : public DB {
   // Backup's pieces (db/backup.cc).
   struct BackupCopy;
   Status CopyForBackup(BackupCopy* copy);
-  Status CopyFile(const std::string& from, uint64_t bytes, const std::string& to,
-                  BackupCopy* copy);
+  Status CopyFile(const std::string& from, uint64_t bytes, const std::string& to, BackupCopy* copy);
   Status OpenTree(const std::string& data_path, bool exists);
   Status ReadOnlyError() const;
   void JoinSharedBudget();
