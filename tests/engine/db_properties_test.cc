@@ -146,6 +146,30 @@ TEST(ApproximateSizesTest, ShareOfTheTreeFromItsInternalPagesAlone) {
   ExpectPoolsReleased();
 }
 
+// A tree that is one leaf: the positions come from that leaf's keys, the
+// ends of a range need not be keys, and a wider range is never smaller.
+TEST(ApproximateSizesTest, ATreeOfOneLeaf) {
+  test::TempDir dir;
+  {
+    Options options;
+    options.background_checkpoints = false;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+    for (int i = 0; i < 100; ++i) ASSERT_OK(db->Put({}, Key(i), "v"));
+    ASSERT_OK(db->Checkpoint());
+    const uint64_t live = Number(db.get(), "arenakv.data-file-bytes");
+    const std::string k10 = Key(10), k50 = Key(50), k50x = Key(50) + "x";
+    const Range ranges[] = {{"a", "z"}, {k10, k50}, {k10, k50x}};
+    uint64_t sizes[3];
+    ASSERT_OK(db->GetApproximateSizes(ranges, 3, sizes));
+    EXPECT_EQ(sizes[0], live);
+    EXPECT_NEAR(static_cast<double>(sizes[1]), live * 0.40, live * 0.011);
+    EXPECT_NEAR(static_cast<double>(sizes[2]), live * 0.41, live * 0.011);
+    ASSERT_OK(db->Close());
+  }
+  ExpectPoolsReleased();
+}
+
 TEST(ApproximateSizesTest, CountsWhatTheMemtablesHold) {
   test::TempDir dir;
   {

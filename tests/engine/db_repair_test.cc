@@ -16,6 +16,7 @@
 
 #include "arenakv/db.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -200,6 +201,36 @@ TEST(RepairTest, ADamagedLogRecordIsPassedOver) {
       EXPECT_EQ(contents.at(Key(i)), Expected(i)) << i;
     }
   }
+  ExpectPoolsReleased();
+}
+
+// A repair that fails half-way through its file swap (here: moving the
+// salvaged data file into place) leaves a directory that an open refuses,
+// and the next repair finishes the swap.
+TEST(RepairTest, AnInterruptedSwapIsFinishedByTheNextRepair) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  ASSERT_NO_FATAL_FAILURE(BuildFixture(path));
+  auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+  env->AddRule({.file_substring = "repair.tmp/data.akv", .op = test::FaultOp::kRename});
+  Options options;
+  options.env = env;
+  Status s = RepairDB(path, options);
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  std::unique_ptr<DB> db;
+  s = DB::Open(Options{}, path, &db);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("run RepairDB"), std::string::npos) << s.ToString();
+  env->ClearRules();
+  RepairReport report;
+  ASSERT_OK(RepairDB(path, options, &report));
+  ASSERT_FALSE(report.lost.empty());
+  EXPECT_NE(report.lost.front().find("interrupted repair was finished"), std::string::npos);
+  const auto contents = test::OpenVerifyContents(path);
+  ASSERT_EQ(contents.size(), 3000u);
+  for (int i = 0; i < 3000; ++i) EXPECT_EQ(contents.at(Key(i)), Expected(i)) << i;
+  EXPECT_TRUE(fs::exists(report.lost_dir + "/data.akv"));
+  EXPECT_FALSE(fs::exists(path + "/repair.tmp"));
   ExpectPoolsReleased();
 }
 

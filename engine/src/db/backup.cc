@@ -67,8 +67,11 @@ Status DBImpl::Backup(const std::string& path, const BackupOptions& options) {
   }
   Status s = env_->CreateDir(path);
   if (s.ok()) s = env_->SyncDir(ParentDir(path));
-  if (!s.ok()) return s;
-  s = CopyForBackup(&copy);
+  try {
+    if (s.ok()) s = CopyForBackup(&copy);
+  } catch (const std::bad_alloc&) {
+    s = Status::MemoryLimit("backup: out of memory");
+  }
   if (!s.ok()) copy.RemoveWritten();
   return s;
 }

@@ -100,6 +100,17 @@ struct DBImpl::Writer {
 Status DB::Open(const Options& options, const std::string& path, std::unique_ptr<DB>* db) {
   db->reset();
   if (path.empty()) return Status::InvalidArgument("empty database path");
+  {
+    // Half-way through RepairDB's file swap, the directory holds neither
+    // database whole: opening would serve (or create) a state that never
+    // existed. Running the repair again finishes the swap.
+    std::shared_ptr<Env> env = options.env ? options.env : Env::Default();
+    if (env->FileExists(path + "/" + kRepairDirName + "/" + kRepairCompleteName)) {
+      return Status::Corruption(path +
+                                ": a repair was interrupted while it swapped the files; "
+                                "run RepairDB (kvtool --repair) again to finish it");
+    }
+  }
   // Beside a writer, a read-only open can lose a race: a checkpoint between
   // its reading the meta block and the logs deletes logs it was to read.
   // It opens again on the newer state, a few times at most.

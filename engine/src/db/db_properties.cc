@@ -74,6 +74,16 @@ Status DBImpl::PropertyOf(std::string_view name, std::string* value) {
   DBStats st;
   Status s = GetStats(&st);
   if (!s.ok()) return s;
+  // The tree's figures, read while no Close() can tear it down (GetStats
+  // held the same lock, released again: not nested, so that a Close()
+  // waiting for it cannot wedge between the two).
+  uint64_t covered_sequence = 0, live_bytes = 0;
+  {
+    port::ReaderLock l(&rw_);
+    if (closed_) return Status::Closed("database is closed");
+    covered_sequence = tree_->meta().last_sequence;
+    live_bytes = tree_->live_bytes();
+  }
   using alloc::FormatBytes;
   auto number = [&](uint64_t n) {
     *value = std::to_string(n);
@@ -99,7 +109,7 @@ Status DBImpl::PropertyOf(std::string_view name, std::string* value) {
   } else if (name == "arenakv.checkpoints") {
     std::snprintf(line, sizeof(line),
                   "%" PRIu64 " (%" PRIu64 " while recovering), covering up to sequence %" PRIu64,
-                  st.checkpoints, st.recovery_checkpoints, tree_->meta().last_sequence);
+                  st.checkpoints, st.recovery_checkpoints, covered_sequence);
     *value = line;
   } else if (name == "arenakv.approximate-keys") {
     return number(st.approximate_keys);
@@ -110,7 +120,7 @@ Status DBImpl::PropertyOf(std::string_view name, std::string* value) {
   } else if (name == "arenakv.memtable-bytes") {
     return number(st.memtable_bytes);
   } else if (name == "arenakv.data-file-bytes") {
-    return number(tree_->live_bytes());
+    return number(live_bytes);
   } else if (name == "arenakv.last-sequence") {
     return number(st.last_sequence);
   } else {

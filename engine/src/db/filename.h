@@ -12,6 +12,12 @@ namespace arenakv {
 
 inline constexpr char kDataFileName[] = "data.akv";
 inline constexpr char kLockFileName[] = "LOCK";
+// RepairDB's work directory inside the database's, and the markers of its
+// file swap: the salvaged database is complete (the file names where the
+// originals go), and the originals have been moved there.
+inline constexpr char kRepairDirName[] = "repair.tmp";
+inline constexpr char kRepairCompleteName[] = "COMPLETE";
+inline constexpr char kRepairOldMovedName[] = "ORIGINALS-MOVED";
 
 // The directory holding `path` ("." for a bare name).
 std::string ParentDir(const std::string& path);

@@ -25,7 +25,6 @@ namespace arenakv {
 
 namespace {
 
-constexpr char kWorkDirName[] = "repair.tmp";
 constexpr size_t kBatchBytes = size_t{4} << 20;
 
 class Repairer {
@@ -44,6 +43,12 @@ class Repairer {
     std::unique_ptr<FileLock> lock;
     Status s = env_->LockFile(path_ + "/" + kLockFileName, &lock);
     if (!s.ok()) return s;
+    std::string lost;
+    if (ReadMarker(kRepairCompleteName, &lost).ok()) {
+      // An earlier repair was stopped inside its swap: finish it.
+      report_->lost.push_back("an interrupted repair was finished (its report was not kept)");
+      return SwapFiles(lost);
+    }
     s = ListLogs();
     if (s.ok()) s = OpenWorkDatabase();
     if (s.ok()) s = SalvageTree();
@@ -54,11 +59,17 @@ class Repairer {
       work_db_.reset();
       return s;
     }
-    return SwapFiles();
+    // From here the swap can always be finished: the marker says the
+    // salvaged database is whole and where the originals go.
+    lost = path_ + "/lost";
+    for (int i = 2; env_->FileExists(lost); ++i) lost = path_ + "/lost-" + std::to_string(i);
+    s = WriteMarker(kRepairCompleteName, lost);
+    if (!s.ok()) return s;
+    return SwapFiles(lost);
   }
 
  private:
-  std::string Work() const { return path_ + "/" + kWorkDirName; }
+  std::string Work() const { return path_ + "/" + kRepairDirName; }
 
   Status ListLogs() {
     std::vector<std::string> names;
@@ -87,7 +98,9 @@ class Repairer {
   }
 
   Status OpenWorkDatabase() {
-    // What an interrupted repair left.
+    // What an interrupted repair left (a swap that ended between deleting
+    // its two markers left the second).
+    env_->DeleteFile(Work() + "/" + kRepairOldMovedName).IgnoreError();
     Status s = DestroyDB(Work(), options_);
     if (!s.ok()) return s;
     Options o = options_;
@@ -142,7 +155,7 @@ class Repairer {
       }
       std::unique_ptr<wal::WalReader> reader;
       Status s = wal::WalReader::Open(env_.get(), file, number, &reader);
-      if (s.IsCorruption() || s.IsNotSupported()) {
+      if (s.IsCorruption()) {
         report_->lost.push_back(file + ": not read (" + s.ToString() + ")");
         done_ += bytes;
         continue;
@@ -214,11 +227,37 @@ class Repairer {
                            std::to_string(done_) + " of " + std::to_string(total_) + " bytes)");
   }
 
-  // The damaged files go to lost/ (lost-2/, ... when taken), the salvaged
-  // ones take their place.
-  Status SwapFiles() {
-    std::string lost = path_ + "/lost";
-    for (int i = 2; env_->FileExists(lost); ++i) lost = path_ + "/lost-" + std::to_string(i);
+  Status WriteMarker(const char* name, const std::string& text) {
+    std::unique_ptr<File> f;
+    Status s = env_->OpenFile(Work() + "/" + name, OpenMode::kCreateTruncate, &f);
+    if (s.ok()) s = f->Write(0, text);
+    if (s.ok()) s = f->Sync();
+    if (f != nullptr) {
+      Status c = f->Close();
+      if (s.ok()) s = c;
+    }
+    if (s.ok()) s = env_->SyncDir(Work());
+    return s;
+  }
+
+  Status ReadMarker(const char* name, std::string* text) {
+    std::unique_ptr<File> f;
+    Status s = env_->OpenFile(Work() + "/" + name, OpenMode::kReadOnly, &f);
+    uint64_t size = 0;
+    if (s.ok()) s = f->Size(&size);
+    if (!s.ok()) return s;
+    text->assign(static_cast<size_t>(std::min<uint64_t>(size, 4096)), '\0');
+    size_t got = 0;
+    s = f->Read(0, text->size(), text->data(), &got);
+    text->resize(got);
+    return s;
+  }
+
+  // The damaged files go to `lost`, the salvaged ones take their place. A
+  // step at a time, each marked, so that a repair run again after a crash
+  // anywhere here finishes the swap instead of salvaging a half-swapped
+  // directory (and an open refuses such a directory).
+  Status SwapFiles(const std::string& lost) {
     Status s = env_->CreateDir(lost);
     if (!s.ok()) return s;
     report_->lost_dir = lost;
@@ -234,12 +273,19 @@ class Repairer {
       }
       return ms;
     };
-    s = move_db_files(path_, lost);
-    if (s.ok()) s = env_->SyncDir(lost);
+    if (!env_->FileExists(Work() + "/" + kRepairOldMovedName)) {
+      s = move_db_files(path_, lost);
+      if (s.ok()) s = env_->SyncDir(lost);
+      if (s.ok()) s = env_->SyncDir(path_);
+      if (s.ok()) s = WriteMarker(kRepairOldMovedName, lost);
+    }
     if (s.ok()) s = move_db_files(Work(), path_);
     if (s.ok()) s = env_->SyncDir(path_);
-    if (!s.ok()) return s;
-    return DestroyDB(Work(), options_);
+    // The markers go last: the complete one after the other.
+    if (s.ok()) s = env_->DeleteFile(Work() + "/" + kRepairOldMovedName);
+    if (s.ok()) s = env_->DeleteFile(Work() + "/" + kRepairCompleteName);
+    if (s.ok()) s = DestroyDB(Work(), options_);
+    return s;
   }
 
   const std::string path_;

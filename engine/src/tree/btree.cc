@@ -480,7 +480,7 @@ Status BTree::ApproximatePosition(uint64_t root, std::string_view key, double* p
     PageView v(ref.data());
     const uint32_t n = v.count();
     if (n == 0) break;
-    const uint32_t i = v.is_leaf() ? v.Find(key) : v.ChildIndex(key);
+    const uint32_t i = v.is_leaf() ? v.LowerBound(key) : v.ChildIndex(key);
     width /= n;
     start += width * i;
     if (v.level() <= 1) break;  // its children are leaves
@@ -771,7 +771,9 @@ uint64_t BTree::live_bytes() const {
     const uint64_t end = meta().file_bytes;
     return end > kDataStart ? end - kDataStart : 0;
   }
-  return file_bytes() - free_bytes();
+  // Two readings that a checkpoint may separate: never below zero.
+  const uint64_t end = file_bytes(), free = free_bytes();
+  return end > free ? end - free : 0;
 }
 
 uint64_t BTree::free_bytes() const {

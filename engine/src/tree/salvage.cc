@@ -51,12 +51,13 @@ class Walker {
     Status damage = ReadImage(address, &image);
     PageView v(image.data());
     if (damage.ok() && expected_level >= 0 && v.level() != expected_level) {
-      damage = Status::Corruption(path_ + ": page at offset " +
-                                  std::to_string(AddressOffset(address)) + ": level " +
-                                  std::to_string(v.level()) + " where its parent expects " +
-                                  std::to_string(expected_level));
+      damage =
+          Status::Corruption(path_ + ": page at offset " + std::to_string(AddressOffset(address)) +
+                             ": level " + std::to_string(v.level()) + " where its parent expects " +
+                             std::to_string(expected_level));
     }
-    if (damage.ok() && depth >= kMaxTreeDepth) damage = Status::Corruption(path_ + ": tree too deep");
+    if (damage.ok() && depth >= kMaxTreeDepth)
+      damage = Status::Corruption(path_ + ": tree too deep");
     if (!damage.ok()) {
       if (damage.IsIOError() || damage.IsMemoryLimit()) return damage;  // not the file's content
       ++result_->pages_lost;
@@ -146,8 +147,7 @@ class Walker {
 
 Status SalvageTree(Env* env, const std::string& path,
                    const std::function<Status(std::string_view, std::string_view)>& entry,
-                   const std::function<bool(uint64_t, uint64_t)>& progress,
-                   SalvageResult* result) {
+                   const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result) {
   *result = SalvageResult();
   std::unique_ptr<File> file;
   Status s = env->OpenFile(path, OpenMode::kReadOnly, &file);
@@ -162,6 +162,14 @@ Status SalvageTree(Env* env, const std::string& path,
   if (got >= 8 && std::string_view(head.data(), 8) != std::string_view(kFileMagic, 8)) {
     return Status::InvalidArgument(path + ": not an arenakv data file");
   }
+  // A newer format is not damage: refuse it, as an open does, rather than
+  // salvage nothing from it. A damaged header is no obstacle: pages carry
+  // their own lengths.
+  if (got >= kBlockBytes) {
+    Status hs = DecodeHeaderBlock(std::string_view(head.data(), kBlockBytes), path);
+    if (hs.IsNotSupported()) return hs;
+    if (!hs.ok()) result->lost.push_back(path + ": damaged header (" + hs.ToString() + ")");
+  }
   if (got < kDataStart) {
     result->lost.push_back(path + ": cut inside its meta blocks: no tree to read");
     return Status::OK();
@@ -172,7 +180,9 @@ Status SalvageTree(Env* env, const std::string& path,
   bool valid[2];
   for (int slot = 0; slot < 2; ++slot) {
     const std::string_view block(head.data() + kMetaOffsets[slot], kBlockBytes);
-    valid[slot] = DecodeMetaBlock(block, slot, path, &metas[slot]).ok();
+    Status ms = DecodeMetaBlock(block, slot, path, &metas[slot]);
+    if (ms.IsNotSupported()) return ms;
+    valid[slot] = ms.ok();
     if (!valid[slot] && !AllZero(block)) result->meta_damaged = true;
   }
   int best = -1;

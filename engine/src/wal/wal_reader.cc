@@ -277,6 +277,16 @@ Status WalReader::FindIntact(uint64_t from, uint64_t* at, uint32_t* length) {
 Status WalReader::Fragment(uint64_t offset, std::string_view payload, std::string_view* record,
                            bool* more) {
   auto bad = [&](const std::string& what) {
+    if (salvage_) {
+      // A run of fragments that damage broke: the commit is dropped whole,
+      // and reading goes on with the record after this fragment.
+      result_.skipped_bytes += kRecordHeaderSize + payload.size();
+      ++result_.skipped_regions;
+      assembling_ = false;
+      assembled_.clear();
+      *more = true;
+      return Status::OK();
+    }
     return Fail(Status::Corruption(Where(file_->path(), offset) + ": " + what));
   };
   if (payload.empty()) return bad("empty fragment");
