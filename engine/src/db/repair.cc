@@ -78,11 +78,14 @@ class Repairer {
     for (const std::string& name : names) {
       uint64_t n;
       if (!ParseWalName(name, &n)) continue;
-      logs_.emplace_back(n, name);
-      total_ += FileBytes(path_ + "/" + name);
+      const uint64_t bytes = FileBytes(path_ + "/" + name);
+      logs_.push_back({n, name, bytes});
+      total_ += bytes;
     }
-    std::sort(logs_.begin(), logs_.end());
-    total_ += FileBytes(path_ + "/" + kDataFileName);
+    std::sort(logs_.begin(), logs_.end(),
+              [](const Log& a, const Log& b) { return a.number < b.number; });
+    data_bytes_ = FileBytes(path_ + "/" + kDataFileName);
+    total_ += data_bytes_;
     return Status::OK();
   }
 
@@ -137,7 +140,7 @@ class Repairer {
     report_->pages_read = tree_.pages_read;
     report_->pages_lost = tree_.pages_lost;
     for (std::string& line : tree_.lost) report_->lost.push_back(std::move(line));
-    done_ = FileBytes(data);
+    done_ = data_bytes_;
     return Status::OK();
   }
 
@@ -146,9 +149,8 @@ class Repairer {
   Status ReplayLogs() {
     const uint64_t first_log = tree_.have_meta ? tree_.meta.wal_number : 0;
     const uint64_t covered = tree_.have_meta ? tree_.meta.last_sequence : 0;
-    for (const auto& [number, name] : logs_) {
+    for (const auto& [number, name, bytes] : logs_) {
       const std::string file = path_ + "/" + name;
-      const uint64_t bytes = FileBytes(file);
       if (number < first_log) {
         done_ += bytes;
         continue;
@@ -294,7 +296,13 @@ class Repairer {
   RepairReport* const report_;
   bool (*const progress_)(uint64_t, uint64_t, void*);
   void* const arg_;
-  std::vector<std::pair<uint64_t, std::string>> logs_;
+  struct Log {
+    uint64_t number;
+    std::string name;
+    uint64_t bytes;  // as listed: progress counts them once
+  };
+  std::vector<Log> logs_;
+  uint64_t data_bytes_ = 0;
   uint64_t total_ = 0, done_ = 0;
   tree::SalvageResult tree_;
   std::unique_ptr<DB> work_db_;
