@@ -143,6 +143,32 @@ TEST(PageValidateTest, RejectsWrongHintsAndPrefix) {
   EXPECT_FALSE(ValidateImage(bad_prefix.data(), bad_prefix.size(), &why));
 }
 
+// Keys out of order are found whether their hints differ (the hints alone
+// decide) or are equal (the keys are compared); the prefix and hints stay
+// exact, so only the order check can catch them.
+TEST(PageValidateTest, RejectsKeysOutOfOrderWithEqualOrDifferentHints) {
+  // Prefix "key-"; the first two keys share their hint ("0000").
+  std::string good =
+      LeafImage({{"key-0000-a", "x"}, {"key-0000-b", "y"}, {"key-1111", "z"}, {"key-2", "w"}});
+  std::string why;
+  ASSERT_TRUE(ValidateImage(good.data(), good.size(), &why)) << why;
+  ASSERT_EQ(PageView(good.data()).prefix_len(), 4u);
+  auto swapped = [&](uint32_t i) {  // slots i and i + 1, offsets and hints
+    std::string bad = good;
+    char* a = bad.data() + kImageHeaderBytes + size_t{i} * kSlotBytes;
+    std::swap_ranges(a, a + kSlotBytes, a + kSlotBytes);
+    return bad;
+  };
+  for (uint32_t i : {0u, 1u, 2u}) {
+    std::string bad = swapped(i);
+    EXPECT_FALSE(ValidateImage(bad.data(), bad.size(), &why)) << "slots " << i << " and " << i + 1;
+    EXPECT_NE(why.find("out of order"), std::string::npos) << why;
+  }
+  // A duplicate key (equal hints, equal keys) is out of order too.
+  std::string dup = LeafImage({{"key-0000-a", "x"}, {"key-0000-a", "y"}, {"key-1111", "z"}});
+  EXPECT_FALSE(ValidateImage(dup.data(), dup.size(), &why));
+}
+
 TEST(PageValidateTest, RejectsMalformedImages) {
   std::string why;
   std::string good = LeafImage({{"a", "1"}, {"b", "2"}});

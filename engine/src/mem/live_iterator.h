@@ -11,7 +11,7 @@
 
 namespace arenakv::mem {
 
-// Owns `base`.
+// Owns `base`; returns it as is when it never yields a tombstone.
 std::unique_ptr<InternalIterator> NewLiveIterator(std::unique_ptr<InternalIterator> base);
 
 }  // namespace arenakv::mem

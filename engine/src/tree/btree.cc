@@ -281,29 +281,36 @@ Status BTree::DecodeStored(uint64_t address, std::string_view stored, size_t ima
   return Status::OK();
 }
 
-Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
-  Status s = CheckAddress(address);
-  if (!s.ok()) return s;
-  PageRef raw;
-  s = cache_->NewFrame(AddressLength(address), &raw);
-  if (!s.ok()) return s;
-  size_t image_bytes = 0;
-  s = ReadStored(address, raw.frame()->data(), &image_bytes);
-  if (!s.ok()) return s;
-  return DecodeStored(address, std::string_view(raw.frame()->data(), AddressLength(address)),
-                      image_bytes, for_cache, ref);
-}
-
 namespace {
 
-// Room on the stack for the transient bytes of a point read's miss: a
-// stored 16 KiB page and one of its blocks. A frame from the cache would
-// evict a cached page to make room for bytes dropped a microsecond later.
-// Larger pages and blocks (big values) take a frame.
+// Room on the stack for the transient bytes of a read: a stored 16 KiB page
+// and, for a point read's miss, one of its blocks. A frame from the cache
+// would evict a cached page to make room for bytes dropped a microsecond
+// later (and, being other memory each time, costs the read's copy more
+// cache misses: a scan of uncached leaves runs 2% faster this way). Larger
+// pages and blocks (big values) take a frame.
 constexpr size_t kStackStoredBytes = 16 << 10;
 constexpr size_t kStackBlockBytes = 8 << 10;
 
 }  // namespace
+
+Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
+  Status s = CheckAddress(address);
+  if (!s.ok()) return s;
+  const uint32_t length = AddressLength(address);
+  alignas(16) char stack_stored[kStackStoredBytes];
+  PageRef raw;
+  char* buf = stack_stored;
+  if (length > sizeof(stack_stored)) {
+    s = cache_->NewFrame(length, &raw);
+    if (!s.ok()) return s;
+    buf = raw.frame()->data();
+  }
+  size_t image_bytes = 0;
+  s = ReadStored(address, buf, &image_bytes);
+  if (!s.ok()) return s;
+  return DecodeStored(address, std::string_view(buf, length), image_bytes, for_cache, ref);
+}
 
 Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found) {
   Status s = CheckAddress(address);
@@ -577,6 +584,7 @@ class TreeIterator final : public InternalIterator {
   std::string_view key() const override { return Top().view.key(Top().idx); }
   std::string_view value() const override { return Top().view.value(Top().idx); }
   bool is_tombstone() const override { return false; }
+  bool never_tombstones() const override { return true; }
   Status status() const override { return status_; }
 
  private:

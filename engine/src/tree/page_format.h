@@ -77,6 +77,11 @@ inline size_t InternalEntryBytes(size_t key) {
 
 // Bytes [p, p+4) of key, big-endian, zero-padded.
 inline uint32_t KeyHint(std::string_view key, size_t p) {
+  if (key.size() >= p + 4) {
+    uint32_t h;
+    std::memcpy(&h, key.data() + p, 4);
+    return __builtin_bswap32(h);
+  }
   uint32_t h = 0;
   for (size_t i = 0; i < 4; ++i) {
     h = (h << 8) | (p + i < key.size() ? static_cast<uint8_t>(key[p + i]) : 0u);

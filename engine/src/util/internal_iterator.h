@@ -30,6 +30,9 @@ class InternalIterator {
   virtual std::string_view key() const = 0;    // requires Valid()
   virtual std::string_view value() const = 0;  // requires Valid(); empty for a tombstone
   virtual bool is_tombstone() const = 0;       // requires Valid()
+  // True for a source that never yields a tombstone (the B+tree's): a
+  // caller may skip its filter of them.
+  virtual bool never_tombstones() const { return false; }
   // An error stops iteration (Valid() false) and is reported here.
   virtual Status status() const = 0;
 };
