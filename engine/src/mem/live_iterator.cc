@@ -50,9 +50,9 @@ class LiveIterator final : public InternalIterator {
 }  // namespace
 
 std::unique_ptr<InternalIterator> NewLiveIterator(std::unique_ptr<InternalIterator> base) {
-  // Nothing to filter: a scan of the tree alone (no memtable holds a
-  // visible version) pays no extra virtual call per key for it.
-  if (base->never_tombstones()) return base;
+  // Nothing to filter (the tree alone), or a merge that filters as it
+  // steps: the scan pays no extra virtual calls per key for a filter.
+  if (base->HideTombstones()) return base;
   return std::make_unique<LiveIterator>(std::move(base));
 }
 

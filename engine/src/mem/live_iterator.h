@@ -11,7 +11,8 @@
 
 namespace arenakv::mem {
 
-// Owns `base`; returns it as is when it never yields a tombstone.
+// Owns `base`; returns it as is when it can hide its tombstones itself
+// (InternalIterator::HideTombstones).
 std::unique_ptr<InternalIterator> NewLiveIterator(std::unique_ptr<InternalIterator> base);
 
 }  // namespace arenakv::mem

@@ -29,6 +29,11 @@ class MergingIterator final : public InternalIterator {
 
   bool Valid() const override { return current_ != nullptr && !error_; }
 
+  bool HideTombstones() override {
+    hide_tombstones_ = true;
+    return true;
+  }
+
   void SeekToFirst() override {
     for (Child& c : children_) {
       c.it->SeekToFirst();
@@ -36,6 +41,7 @@ class MergingIterator final : public InternalIterator {
     }
     direction_ = kForward;
     FindSmallest();
+    SkipTombstones(true);
   }
 
   void SeekToLast() override {
@@ -45,6 +51,7 @@ class MergingIterator final : public InternalIterator {
     }
     direction_ = kReverse;
     FindLargest();
+    SkipTombstones(false);
   }
 
   void Seek(std::string_view target) override {
@@ -54,9 +61,47 @@ class MergingIterator final : public InternalIterator {
     }
     direction_ = kForward;
     FindSmallest();
+    SkipTombstones(true);
   }
 
   void Next() override {
+    Step(true);
+    SkipTombstones(true);
+  }
+
+  void Prev() override {
+    Step(false);
+    SkipTombstones(false);
+  }
+
+  std::string_view key() const override { return current_->key; }
+  std::string_view value() const override { return current_->it->value(); }
+  bool is_tombstone() const override { return current_->it->is_tombstone(); }
+
+  Status status() const override {
+    for (const Child& c : children_) {
+      Status s = c.it->status();
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
+
+ private:
+  enum Direction { kForward, kReverse };
+
+  void Step(bool forward) {
+    if (forward) {
+      StepNext();
+    } else {
+      StepPrev();
+    }
+  }
+
+  void SkipTombstones(bool forward) {
+    while (hide_tombstones_ && Valid() && current_->it->is_tombstone()) Step(forward);
+  }
+
+  void StepNext() {
     if (direction_ != kForward) {
       // Children are at or before K: bring each to its first key > K.
       saved_key_.assign(current_->key);
@@ -85,7 +130,7 @@ class MergingIterator final : public InternalIterator {
     FindSmallest();
   }
 
-  void Prev() override {
+  void StepPrev() {
     if (direction_ != kReverse) {
       // Children are at or after K: bring each to its last key < K.
       saved_key_.assign(current_->key);
@@ -115,21 +160,6 @@ class MergingIterator final : public InternalIterator {
     }
     FindLargest();
   }
-
-  std::string_view key() const override { return current_->key; }
-  std::string_view value() const override { return current_->it->value(); }
-  bool is_tombstone() const override { return current_->it->is_tombstone(); }
-
-  Status status() const override {
-    for (const Child& c : children_) {
-      Status s = c.it->status();
-      if (!s.ok()) return s;
-    }
-    return Status::OK();
-  }
-
- private:
-  enum Direction { kForward, kReverse };
 
   struct Child {
     InternalIterator* it = nullptr;
@@ -178,7 +208,8 @@ class MergingIterator final : public InternalIterator {
   // A child that failed is invalid; skipping it would silently drop its
   // keys, so the whole merge stops.
   bool error_ = false;
-  std::string saved_key_;  // K while children are repositioned
+  bool hide_tombstones_ = false;  // steps pass over tombstones (HideTombstones)
+  std::string saved_key_;         // K while children are repositioned
 };
 
 }  // namespace

@@ -2,8 +2,10 @@
 // write set, the active memtable, frozen memtables, the B+tree). For each user
 // key it yields the entry of the highest-priority source having that key
 // (children[0] is the newest); tombstones pass through so that the caller can
-// let a newer deletion hide an older value. Next() and Prev() may be mixed
-// freely.
+// let a newer deletion hide an older value, unless HideTombstones() was
+// called: then the merge steps over them itself, as a LiveIterator over it
+// would, without a layer of virtual calls per key. Next() and Prev() may be
+// mixed freely.
 //
 // Thread safety: one thread at a time, like every InternalIterator.
 #ifndef ARENAKV_MEM_MERGING_ITERATOR_H_

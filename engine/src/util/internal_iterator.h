@@ -33,6 +33,10 @@ class InternalIterator {
   // True for a source that never yields a tombstone (the B+tree's): a
   // caller may skip its filter of them.
   virtual bool never_tombstones() const { return false; }
+  // Asks the iterator to pass over tombstones itself from now on, as a
+  // filter over it would (called before it is positioned). False when it
+  // cannot: the caller filters.
+  virtual bool HideTombstones() { return never_tombstones(); }
   // An error stops iteration (Valid() false) and is reported here.
   virtual Status status() const = 0;
 };
