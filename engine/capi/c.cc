@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "arenakv/alloc/stats.h"
 #include "arenakv/db.h"
 #include "arenakv/memory_budget.h"
 #include "c_common.h"
@@ -401,6 +402,13 @@ size_t arenakv_memory_budget_used(const arenakv_memory_budget_t* b) { return b->
 size_t arenakv_memory_budget_peak(const arenakv_memory_budget_t* b) { return b->rep->peak_bytes(); }
 size_t arenakv_memory_budget_capacity(const arenakv_memory_budget_t* b) {
   return b->rep->capacity_bytes();
+}
+
+void arenakv_process_memory(size_t* live_pools, size_t* mapped_bytes, size_t* in_use_bytes) {
+  const arenakv::alloc::ProcessPoolStats s = arenakv::alloc::GetProcessPoolStats();
+  if (live_pools != nullptr) *live_pools = s.live_pools;
+  if (mapped_bytes != nullptr) *mapped_bytes = s.mapped_bytes;
+  if (in_use_bytes != nullptr) *in_use_bytes = s.in_use_bytes;
 }
 
 // ---- Utility ----

@@ -1,50 +1,47 @@
 /* The C API from C: databases, reads and writes (bytes with NULs), errors,
    write batches, iterators in both directions, snapshots, transactions and
    their conflicts, checkpoint, verify, backup, properties, approximate
-   sizes, read-only opens and a shared
-   memory budget that is back to zero once every database is closed.
+   sizes, read-only opens and a shared memory budget; after each part, the
+   process's pools are all gone (nothing mapped, nothing in use), and one
+   part runs under the smallest budget its cache allows.
 
    Usage: c_api_test DIR (a scratch directory, emptied first). */
-#include "arenakv/c.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arenakv/c.h"
+
 static int failures = 0;
 
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-              #cond);                                                  \
-      failures++;                                                      \
-      return;                                                          \
-    }                                                                  \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+      return;                                                                  \
+    }                                                                          \
   } while (0)
 
 /* No error, or print it and fail. */
-#define CHECK_NO_ERROR(err)                                                  \
-  do {                                                                       \
-    if ((err) != NULL) {                                                     \
-      fprintf(stderr, "%s:%d: unexpected error: %s\n", __FILE__, __LINE__, \
-              (err));                                                        \
-      arenakv_free(err);                                                     \
-      (err) = NULL;                                                          \
-      failures++;                                                            \
-      return;                                                                \
-    }                                                                        \
+#define CHECK_NO_ERROR(err)                                                        \
+  do {                                                                             \
+    if ((err) != NULL) {                                                           \
+      fprintf(stderr, "%s:%d: unexpected error: %s\n", __FILE__, __LINE__, (err)); \
+      arenakv_free(err);                                                           \
+      (err) = NULL;                                                                \
+      failures++;                                                                  \
+      return;                                                                      \
+    }                                                                              \
   } while (0)
 
 static char dir[4096];
 
-static void PathOf(char* out, size_t n, const char* name) {
-  snprintf(out, n, "%s/%s", dir, name);
-}
+static void PathOf(char* out, size_t n, const char* name) { snprintf(out, n, "%s/%s", dir, name); }
 
 /* Whether `key` holds `want` (NULL: holds nothing). */
-static int Holds(arenakv_t* db, const arenakv_readoptions_t* ro, const char* key,
-                 size_t keylen, const char* want, size_t wantlen) {
+static int Holds(arenakv_t* db, const arenakv_readoptions_t* ro, const char* key, size_t keylen,
+                 const char* want, size_t wantlen) {
   char* err = NULL;
   size_t len = 0;
   char* got = arenakv_get(db, ro, key, keylen, &len, &err);
@@ -403,6 +400,77 @@ static void TestBackupReadOnlyAndSharedBudget(void) {
   arenakv_options_destroy(options);
 }
 
+/* Once a part has closed its databases, no pool may be left in the process. */
+static void CheckNothingLeft(const char* part) {
+  size_t pools = 1, mapped = 1, in_use = 1;
+  arenakv_process_memory(&pools, &mapped, &in_use);
+  if (pools != 0 || mapped != 0 || in_use != 0) {
+    fprintf(stderr, "after %s: %zu pool(s), %zu bytes mapped, %zu in use\n", part, pools, mapped,
+            in_use);
+    failures++;
+  }
+}
+
+/* The smallest budget a 4 MiB cache allows (cache + 1/8 + 8 MiB, here with
+   half a MiB to spare), the normal case for an embedder: writes far beyond
+   it (checkpoints make room), reads, a checkpoint, approximate sizes and a
+   verify all work, and the pool is back to nothing after. */
+static void TestTightBudget(void) {
+  char path[4200];
+  char* err = NULL;
+  char key[32];
+  char value[200];
+  int i, j;
+  unsigned rng = 12345;
+  arenakv_options_t* options = arenakv_options_create();
+  arenakv_writeoptions_t* wo = arenakv_writeoptions_create();
+  arenakv_t* db;
+  PathOf(path, sizeof(path), "tight");
+  arenakv_options_set_create_if_missing(options, 1);
+  arenakv_options_set_cache_size(options, 4 << 20);
+  arenakv_options_set_memory_budget_bytes(options, (4 << 20) + (1 << 19) + (8 << 20) + (1 << 19));
+  db = arenakv_open(options, path, &err);
+  CHECK_NO_ERROR(err);
+  CHECK(db != NULL);
+  for (i = 0; i < 60000; i++) { /* about 12 MiB of values that LZ4 cannot shrink much */
+    snprintf(key, sizeof(key), "key%06d", i);
+    snprintf(value, sizeof(value), "value%06d", i);
+    for (j = 11; j < (int)sizeof(value); j++) {
+      rng = rng * 1103515245u + 12345u;
+      value[j] = (char)('a' + (rng >> 16) % 26);
+    }
+    arenakv_put(db, wo, key, strlen(key), value, sizeof(value), &err);
+    CHECK_NO_ERROR(err);
+  }
+  {
+    arenakv_readoptions_t* ro = arenakv_readoptions_create();
+    size_t len = 0;
+    char* got = arenakv_get(db, ro, "key012345", 9, &len, &err);
+    CHECK_NO_ERROR(err);
+    CHECK(got != NULL && len == sizeof(value) && memcmp(got, "value012345", 11) == 0);
+    arenakv_free(got);
+    arenakv_readoptions_destroy(ro);
+  }
+  arenakv_checkpoint(db, &err);
+  CHECK_NO_ERROR(err);
+  {
+    const char* start = "key000000";
+    const char* limit = "key030000";
+    size_t start_len = 9, limit_len = 9;
+    uint64_t size = 0;
+    arenakv_approximate_sizes(db, 1, &start, &start_len, &limit, &limit_len, &size, &err);
+    CHECK_NO_ERROR(err);
+    /* Half the keys: about 6 MiB of values, some 4 MiB compressed. */
+    CHECK(size > (2 << 20) && size < (12 << 20));
+  }
+  arenakv_verify(db, &err);
+  CHECK_NO_ERROR(err);
+  arenakv_close(db, &err);
+  CHECK_NO_ERROR(err);
+  arenakv_writeoptions_destroy(wo);
+  arenakv_options_destroy(options);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -416,9 +484,15 @@ int main(int argc, char** argv) {
   }
   arenakv_set_background_threads(2);
   TestReadsWritesAndErrors();
+  CheckNothingLeft("reads, writes and errors");
   TestBatchesIteratorsAndSnapshots();
+  CheckNothingLeft("batches, iterators and snapshots");
   TestTransactions();
+  CheckNothingLeft("transactions");
   TestBackupReadOnlyAndSharedBudget();
+  CheckNothingLeft("backup, read-only opens and a shared budget");
+  TestTightBudget();
+  CheckNothingLeft("a tight budget");
   if (failures != 0) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

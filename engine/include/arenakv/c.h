@@ -193,6 +193,12 @@ size_t arenakv_memory_budget_used(const arenakv_memory_budget_t* b);
 size_t arenakv_memory_budget_peak(const arenakv_memory_budget_t* b);
 size_t arenakv_memory_budget_capacity(const arenakv_memory_budget_t* b);
 
+/* Every memory pool alive in this process (one per database, or one per
+   shared budget): how many, the bytes they map, the bytes in use. All three
+   are 0 once every database and budget is closed: a closed database leaves
+   no memory behind. Any argument may be NULL. */
+void arenakv_process_memory(size_t* live_pools, size_t* mapped_bytes, size_t* in_use_bytes);
+
 /* ---- Utility ---- */
 
 /* Frees what this API malloc'ed: error messages, values, stats text. */
