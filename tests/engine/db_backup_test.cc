@@ -106,6 +106,32 @@ TEST(BackupTest, WritersGoOnWhileTheCopyHoldsAPrefix) {
   ExpectPoolsReleased();
 }
 
+// A database many times its budget (the smallest a 256 KiB cache allows)
+// copies within it: the copy streams, it does not hold the files.
+TEST(BackupTest, ADatabaseManyTimesTheBudgetIsCopiedWithinIt) {
+  test::TempDir dir;
+  Options tight;
+  tight.cache_bytes = 256 << 10;
+  tight.memory_budget_bytes = tight.cache_bytes + tight.cache_bytes / 8 + (8 << 20);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(tight, dir.Join("db"), &db));
+  const std::string value(150, 'x');
+  constexpr int kKeys = 150000;
+  for (int i = 0; i < kKeys; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), value + Key(i)));
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  ASSERT_GT(st.data_file_bytes + st.wal_bytes, tight.memory_budget_bytes);
+  ASSERT_OK(db->Backup(dir.Join("copy")));
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_LE(st.pool.high_water_bytes, tight.memory_budget_bytes);
+  ASSERT_OK(db->Close());
+  db.reset();
+  const auto contents = test::OpenVerifyContents(dir.Join("copy"));
+  ASSERT_EQ(contents.size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(contents.at(Key(4242)), value + Key(4242));
+  ExpectPoolsReleased();
+}
+
 TEST(BackupTest, ANonEmptyTargetOrAReadOnlyDatabaseIsRefused) {
   test::TempDir dir;
   std::unique_ptr<DB> db;

@@ -1553,7 +1553,12 @@ Status DBImpl::MakeRoomForWrite(bool force) {
   int64_t give_up_ns = 0;  // while a checkpoint is short of memory
   for (;;) {
     if (!bg_error_.ok()) return bg_error_;
-    const size_t bytes = current_->mem->table->ApproximateBytes();
+    // What the active memtable costs the budget: its arena's blocks, not the
+    // bytes of its versions. A commit's reservation takes a block of its
+    // own when the last one has less room left, so large batches can hold
+    // nearly twice their versions' bytes; counted by versions, a memtable
+    // froze that late and its checkpoint found no room to run in.
+    const size_t bytes = current_->mem->table->ArenaBytes();
     const size_t share = MemtableShare();
     const size_t pinned = PinnedMemtableBytesLocked();
     const size_t threshold = FreezeThreshold(share, pinned);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "arenakv/db.h"
+#include "arenakv/memory_budget.h"
 #include "arenakv/write_batch.h"
 #include "db/filename.h"
 #include "db/log_batch.h"
@@ -25,7 +26,20 @@ namespace arenakv {
 
 namespace {
 
-constexpr size_t kBatchBytes = size_t{4} << 20;
+// The salvaged tree goes into the work database in batches of a 32nd of
+// its memory budget (64 KiB to 4 MiB): a batch is held three times over
+// while it commits (the batch, its log record, the memtable), and a fixed
+// 4 MiB failed with MemoryLimit under the smallest budgets, where an
+// embedder's database is most likely to live.
+size_t BatchBytes(const Options& o) {
+  size_t budget =
+      o.memory_budget_bytes != 0 ? o.memory_budget_bytes : 4 * o.cache_bytes + (size_t{512} << 20);
+  if (o.memory_budget != nullptr) {
+    const size_t shared = o.memory_budget->capacity_bytes();
+    budget = o.memory_budget_bytes != 0 ? std::min(budget, shared) : shared;
+  }
+  return std::clamp(budget / 32, size_t{64} << 10, size_t{4} << 20);
+}
 
 class Repairer {
  public:
@@ -131,7 +145,7 @@ class Repairer {
         env_.get(), data,
         [&](std::string_view key, std::string_view value) {
           Status ws = batch_.Put(key, value);
-          if (ws.ok() && batch_.ApproximateSize() >= kBatchBytes) ws = Flush();
+          if (ws.ok() && batch_.ApproximateSize() >= batch_bytes_) ws = Flush();
           return ws;
         },
         [&](uint64_t done, uint64_t) { return Progress(done); }, &tree_);
@@ -307,6 +321,7 @@ class Repairer {
   tree::SalvageResult tree_;
   std::unique_ptr<DB> work_db_;
   WriteBatch batch_;
+  const size_t batch_bytes_ = BatchBytes(options_);
 };
 
 }  // namespace

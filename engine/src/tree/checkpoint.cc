@@ -35,6 +35,9 @@ namespace arenakv::tree {
 
 namespace {
 
+// Pages go out in batches this large (contiguous pages, one write call).
+constexpr size_t kWriteBufferBytes = size_t{2} << 20;
+
 enum class ChildState : uint8_t { kUnchanged, kPending, kWritten };
 
 // One page of a level under construction.
@@ -632,7 +635,13 @@ Status CheckpointWriter::WritePage(PageRef* page, uint32_t bytes, bool cache, ui
     if (!buffer_.valid() || buffer_.size < need) {
       if (buffer_.valid()) arena_->ReleaseSegment(buffer_).IgnoreError();
       buffer_ = alloc::Segment();
-      s = arena_->AllocateSegment(std::max<size_t>(need, size_t{2} << 20), &buffer_);
+      s = arena_->AllocateSegment(std::max(need, kWriteBufferBytes), &buffer_);
+      // Short of memory (the memtables this checkpoint is to free have
+      // eaten into its working reserve): a page at a time still gets it
+      // done, in more write calls, where failing would leave the database
+      // unable to free anything.
+      if (s.IsMemoryLimit() && need < kWriteBufferBytes)
+        s = arena_->AllocateSegment(need, &buffer_);
       if (!s.ok()) return s;
     }
   }
