@@ -167,6 +167,20 @@ TEST(PageValidateTest, RejectsKeysOutOfOrderWithEqualOrDifferentHints) {
   // A duplicate key (equal hints, equal keys) is out of order too.
   std::string dup = LeafImage({{"key-0000-a", "x"}, {"key-0000-a", "y"}, {"key-1111", "z"}});
   EXPECT_FALSE(ValidateImage(dup.data(), dup.size(), &why));
+
+  // An internal page, separators shorter than the hint (zero-padded: "b"
+  // and "b\0" have equal hints): the order check starts at entry 2 (entry 0's
+  // key is empty) and compares the keys.
+  const std::string b0("b\0", 2);
+  std::string inner = InternalImage({{"", MakeAddress(16 * 1000, 100)},
+                                     {"b", MakeAddress(16 * 2000, 100)},
+                                     {b0, MakeAddress(16 * 3000, 100)},
+                                     {"c", MakeAddress(16 * 4000, 100)}});
+  ASSERT_TRUE(ValidateImage(inner.data(), inner.size(), &why)) << why;
+  char* s1 = inner.data() + kImageHeaderBytes + kSlotBytes;
+  std::swap_ranges(s1, s1 + kSlotBytes, s1 + kSlotBytes);  // "b\0" before "b"
+  EXPECT_FALSE(ValidateImage(inner.data(), inner.size(), &why));
+  EXPECT_NE(why.find("out of order"), std::string::npos) << why;
 }
 
 TEST(PageValidateTest, RejectsMalformedImages) {
