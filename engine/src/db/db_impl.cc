@@ -1192,7 +1192,8 @@ Status DBImpl::WriteLocked(Writer* w) {
 
   // This thread leads a commit group.
   if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked();
-  Status s = MakeRoomForWrite(/*force=*/w->req == nullptr);
+  Status s = w->req == nullptr ? MakeRoomForWrite(/*force=*/true)
+                               : MakeRoomForWrite(/*force=*/false, CommitCost(*w->req->batch));
   Group group;
   group.last = w;
   if (s.ok() && w->req != nullptr) {
@@ -1215,9 +1216,10 @@ Status DBImpl::WriteLocked(Writer* w) {
 // that fail validation get their Conflict and stay out of the group.
 void DBImpl::GatherGroupLocked(Writer* w, Group* g,
                                std::pmr::vector<std::string_view>* group_keys) {
+  const size_t max_bytes = MaxGroupBytesLocked();
   for (Writer* m : writers_) {
     if (m->req == nullptr) break;  // a checkpoint request leads its own group
-    if (m != w && (g->bytes + m->req->batch->ByteSize() > kMaxGroupBytes)) break;
+    if (m != w && (g->bytes + m->req->batch->ByteSize() > max_bytes)) break;
     if (m != w && m->req->sync && !w->req->sync && !g->sync) break;
     g->last = m;
     Status vs = ValidateLocked(*m, *group_keys);
@@ -1549,7 +1551,15 @@ Status DBImpl::StallForMemoryLocked() {
   return s;
 }
 
-Status DBImpl::MakeRoomForWrite(bool force) {
+size_t DBImpl::CommitCost(const LogBatch& batch) {
+  return batch.ByteSize() + batch.count() * mem::SkipList::kMaxNodeOverheadBytes;
+}
+
+size_t DBImpl::MaxGroupBytesLocked() {
+  return std::clamp(FreezeThresholdLocked() / 8, size_t{64} << 10, kMaxGroupBytes);
+}
+
+Status DBImpl::MakeRoomForWrite(bool force, size_t incoming) {
   int64_t give_up_ns = 0;  // while a checkpoint is short of memory
   for (;;) {
     if (!bg_error_.ok()) return bg_error_;
@@ -1568,8 +1578,13 @@ Status DBImpl::MakeRoomForWrite(bool force) {
     // Options::checkpoint_wal_bytes bounds the active log (what recovery
     // would replay); the budget bounds the memtable's memory.
     const bool log_full = wal_ != nullptr && wal_->size() >= options_.checkpoint_wal_bytes;
-    if (!force && bytes < threshold && !log_full &&
-        (current_->imm.empty() || MemtableBytesLocked(pinned) < share)) {
+    // The commit counts too: a large one would carry the memtable far past
+    // the threshold, into the reserve the checkpoint freeing it works in.
+    // An empty memtable takes any commit (the commit path fails it cleanly
+    // if it cannot fit at all).
+    const bool empty = current_->mem->table->entries() == 0;
+    if (!force && !log_full && (empty || bytes + incoming < threshold) &&
+        (current_->imm.empty() || MemtableBytesLocked(pinned) + incoming < share)) {
       if (!current_->imm.empty()) MaybeSlowDownLocked(bytes, threshold);
       return Status::OK();
     }

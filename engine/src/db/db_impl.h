@@ -144,7 +144,18 @@ class DBImpl final : public DB {
   Status CommitGroupLocked(Writer* w, Group* g) REQUIRES(mu_);
   Status LogGroupLocked(const LogBatch& batch, const Group& g) REQUIRES(mu_);
   void HandOnLocked(Writer* w, Writer* last) REQUIRES(mu_);
-  Status MakeRoomForWrite(bool force) REQUIRES(mu_);
+  // Makes room in the active memtable for a commit that will take up to
+  // `incoming` bytes of it (CommitCost): freezes it first when the commit
+  // would carry it past the freeze threshold, or all memtables past their
+  // share while a checkpoint runs. `force` freezes a non-empty one anyway.
+  Status MakeRoomForWrite(bool force, size_t incoming = 0) REQUIRES(mu_);
+  // What a commit of `batch` takes from a memtable at most: what
+  // MemTable::Prepare reserves for it.
+  static size_t CommitCost(const LogBatch& batch);
+  // The most bytes of batches a commit group gathers: 1 MiB, less under a
+  // budget whose memtables would not take a group that large in their
+  // stride.
+  size_t MaxGroupBytesLocked() REQUIRES(mu_);
   // Memtable bytes at which the active memtable is frozen and checkpointed:
   // half of what the memtables' share of the budget leaves beside the
   // memtables only readers still hold, at most checkpoint_wal_bytes.
