@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <memory_resource>
 #include <new>
 
 #include "db/budget_rep.h"
@@ -76,7 +78,19 @@ Status MemoryBudgetFor(const Options& o, size_t* budget, size_t* memtable_share)
 // A commit group being led: its members in queue order (writers that
 // failed validation are left out) and the last writer it covers.
 struct DBImpl::Group {
-  std::vector<Writer*> members;  // small, bounded by the queue length
+  // Members in a buffer of the leader's stack, the pool's memory only past
+  // kInline of them: a commit took a heap allocation for its group of one.
+  static constexpr size_t kInline = 16;
+  explicit Group(std::pmr::memory_resource* upstream)
+      : mr(inline_members, sizeof(inline_members), upstream) {
+    members.reserve(kInline);
+  }
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  alignas(Writer*) std::byte inline_members[kInline * sizeof(Writer*)];
+  std::pmr::monotonic_buffer_resource mr;
+  std::pmr::vector<Writer*> members{&mr};  // bounded by the queue length
   Writer* last = nullptr;
   bool sync = false;
   uint64_t count = 0;
@@ -1194,7 +1208,7 @@ Status DBImpl::WriteLocked(Writer* w) {
   if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked();
   Status s = w->req == nullptr ? MakeRoomForWrite(/*force=*/true)
                                : MakeRoomForWrite(/*force=*/false, CommitCost(*w->req->batch));
-  Group group;
+  Group group(&*leader_mr_);
   group.last = w;
   if (s.ok() && w->req != nullptr) {
     s = CommitGroupLocked(w, &group);
