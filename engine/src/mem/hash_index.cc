@@ -23,6 +23,7 @@ Status HashIndex::NewTable(size_t capacity, Table** table) {
   if (!s.ok()) return s;
   Table* t = new (mem) Table();
   t->mask = capacity - 1;
+  t->shift = 64 - __builtin_ctzll(capacity);
   t->slots = reinterpret_cast<std::atomic<uint64_t>*>(t + 1);
   for (size_t i = 0; i < capacity; ++i) new (&t->slots[i]) std::atomic<uint64_t>(0);
   *table = t;
@@ -42,7 +43,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
   if (disabled_.load(std::memory_order_acquire)) return false;
   const Table* t = table_.load(std::memory_order_acquire);
   const uint64_t tag = TagOf(hash);
-  for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+  for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
     const uint64_t slot = t->slots[i].load(std::memory_order_acquire);
     if (slot == 0) break;
     if ((slot >> kPointerBits) == tag) {
@@ -60,7 +61,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
 bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
   const uint64_t tag = TagOf(hash);
   const uint64_t value = (tag << kPointerBits) | reinterpret_cast<uintptr_t>(node);
-  for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+  for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
     const uint64_t slot = t->slots[i].load(std::memory_order_relaxed);
     if (slot == 0) {
       // Release: a reader that finds the slot sees the node's contents.
@@ -85,21 +86,37 @@ Status HashIndex::Reserve(size_t more_keys, size_t* allocated_bytes) {
   Table* t = nullptr;
   Status s = NewTable(grown, &t);
   if (!s.ok()) return s;
-  // Rehashing reads every key, in hash order: random nodes. The loads are
-  // independent, so fetching a few slots ahead overlaps their misses.
+  // Up to 64K slots a home slot comes from the top 16 bits of the hash,
+  // which the tag holds. Beyond, rehashing reads every key, in hash order:
+  // random nodes. The loads are independent, so fetching a few slots ahead
+  // overlaps their misses.
+  const bool from_tags = t->shift >= kPointerBits;
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < capacity; ++i) {
-    if (i + kAhead < capacity) {
+    if (!from_tags && i + kAhead < capacity) {
       __builtin_prefetch(NodeOf(old->slots[i + kAhead].load(std::memory_order_relaxed)));
     }
     const uint64_t slot = old->slots[i].load(std::memory_order_relaxed);
-    if (slot != 0) Place(t, NodeOf(slot), Hash(NodeOf(slot)->key()));
+    if (slot == 0) continue;
+    const uint64_t hash =
+        from_tags ? (slot >> kPointerBits) << kPointerBits : Hash(NodeOf(slot)->key());
+    PlaceMoved(t, slot, hash);
   }
   // Release: readers that load the new table see it fully built. The old one
   // is never written again but stays valid for readers already inside it.
   table_.store(t, std::memory_order_release);
   *allocated_bytes = TableBytes(grown);
   return Status::OK();
+}
+
+void HashIndex::PlaceMoved(Table* t, uint64_t slot, uint64_t hash) {
+  for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
+    if (t->slots[i].load(std::memory_order_relaxed) == 0) {
+      // Relaxed: the table is published whole by a release store.
+      t->slots[i].store(slot, std::memory_order_relaxed);
+      return;
+    }
+  }
 }
 
 void HashIndex::SetHead(const SkipNode* node, uint64_t hash) {

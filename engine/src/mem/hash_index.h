@@ -6,8 +6,11 @@
 // usually costs one cache miss.
 //
 // Open addressing with linear probing over 64-bit slots, each holding a
-// 16-bit hash tag and a 48-bit node pointer, so a probe compares tags without
-// touching nodes and one atomic store publishes a slot. Keys are never
+// 16-bit hash tag (the hash's top bits) and a 48-bit node pointer, so a probe
+// compares tags without touching nodes and one atomic store publishes a
+// slot. A key's home slot is also taken from the hash's top bits, so a table
+// of up to 64K slots is rebuilt from the tags alone, without reading a node
+// or hashing a key again. Keys are never
 // removed. When the load passes 3/4 the writer builds a table twice the size
 // and publishes it with one pointer store; the old table stays readable (it
 // lives in the arena until the memtable dies), so a reader that loaded it
@@ -57,7 +60,7 @@ class HashIndex {
   // other work (the skiplist search) before SetHead().
   void Prefetch(uint64_t hash) const {
     const Table* t = table_.load(std::memory_order_relaxed);
-    __builtin_prefetch(&t->slots[hash & t->mask], 1, 3);
+    __builtin_prefetch(&t->slots[Home(t, hash)], 1, 3);
   }
 
   // Writer: `node` is now the first node of its key (a new key, or a newer
@@ -69,8 +72,10 @@ class HashIndex {
  private:
   struct Table {
     size_t mask;  // capacity - 1
+    int shift;    // 64 - log2(capacity): a hash's home slot is hash >> shift
     std::atomic<uint64_t>* slots;
   };
+  static size_t Home(const Table* t, uint64_t hash) { return hash >> t->shift; }
 
   static constexpr int kPointerBits = 48;
   static constexpr uint64_t kPointerMask = (uint64_t{1} << kPointerBits) - 1;
@@ -86,6 +91,9 @@ class HashIndex {
   // Puts `node` in `t`: replaces the slot of its key or takes an empty one.
   // Returns true if it took an empty slot.
   static bool Place(Table* t, const SkipNode* node, uint64_t hash);
+  // Puts a slot of an older table into a new one, whose keys are all
+  // distinct: the first empty slot from its home.
+  static void PlaceMoved(Table* t, uint64_t slot, uint64_t hash);
 
   alloc::Arena* arena_ = nullptr;
   std::atomic<Table*> table_{nullptr};
