@@ -145,6 +145,66 @@ TEST(BudgetTest, LargeBatchesUnderTheSmallestBudgetAllSucceed) {
   }
 }
 
+// The logs of such batches, left by a process that never closed, replay
+// under the same budget: recovery checkpoints as it goes, as writes do.
+TEST(BudgetTest, LogsOfLargeBatchesReplayUnderTheSmallestBudget) {
+  test::TempDir dir;
+  const size_t cache = 256 << 10;
+  Options options = BudgetOptions(cache, cache + cache / 8 + 8 * kMiB);
+  options.checkpoint_wal_bytes = 64 * kMiB;  // the budget alone freezes
+  const std::string path = dir.Join("db");
+  const std::string value(100, 'v');
+  constexpr int kBatches = 60;
+  int keys_per_batch = 0;
+  {
+    WriteBatch probe;
+    while (probe.ApproximateSize() < options.memory_budget_bytes / 32) {
+      ASSERT_OK(probe.Put("k00000000", value));
+      ++keys_per_batch;
+    }
+  }
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // No background checkpoints: the logs keep everything written.
+    Options o = options;
+    o.background_checkpoints = false;
+    o.memory_budget_bytes = 0;  // the writer is not the one under test
+    std::unique_ptr<DB> db;
+    if (!DB::Open(o, path, &db).ok()) _exit(2);
+    int key = 0;
+    for (int b = 0; b < kBatches; ++b) {
+      WriteBatch batch;
+      for (int i = 0; i < keys_per_batch; ++i) {
+        char k[16];
+        std::snprintf(k, sizeof(k), "k%08d", key++);
+        if (!batch.Put(k, value).ok()) _exit(3);
+      }
+      if (!db->Write(WriteOptions(), &batch).ok()) _exit(4);
+    }
+    _exit(0);  // no Close: every batch is only in the logs
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, path, &db));
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GT(st.recovery_checkpoints, 2u);
+  EXPECT_LE(st.pool.high_water_bytes, options.memory_budget_bytes);
+  for (int k = 0; k < kBatches * keys_per_batch; k += 997) {
+    char key[16];
+    std::snprintf(key, sizeof(key), "k%08d", k);
+    std::string v;
+    ASSERT_OK(db->Get(ReadOptions(), key, &v));
+    EXPECT_EQ(v, value) << key;
+  }
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
 // A transaction that reached its buffer budget commits what it buffered:
 // the commit's batch is not built inside the transaction's arena.
 TEST(BudgetTest, TransactionAtItsBufferBudgetCommitsWhatItBuffered) {

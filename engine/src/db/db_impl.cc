@@ -451,8 +451,11 @@ Status DBImpl::ReplayWal(const std::string& file, uint64_t number, Replay* repla
     s = batch.SetContents(record);
     if (!s.ok()) return Status::Corruption(file + ": " + s.message());
     ++replay->records;
-    // A read-only open keeps every replayed change in memory.
-    if (replay->table->ApproximateBytes() >= threshold && !options_.read_only) {
+    // A read-only open keeps every replayed change in memory. As on the
+    // write path, what the memtable costs the budget (its arena's blocks)
+    // with the record at hand.
+    if (!options_.read_only && replay->table->entries() > 0 &&
+        replay->table->ArenaBytes() + CommitCost(batch) >= threshold) {
       s = CheckpointReplayed(number, replay);
       if (!s.ok()) return s;
       threshold = ReplayThreshold();
