@@ -4,10 +4,12 @@
 #include "util/background_pool.h"
 
 #include <gtest/gtest.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -166,6 +168,58 @@ TEST(BackgroundPoolTest, AForkedChildRunsItsOwnWork) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   pool->Cancel(&owner);
+}
+
+// Run by AClosedDatabaseLeavesNoThreadAtExit, in a process of its own: a
+// database read cold (its misses post read-ahead) and closed just before
+// the process exits.
+TEST(BackgroundPoolTest, ExitAfterCloseChild) {
+  const char* path = std::getenv("ARENAKV_EXIT_CHILD_DB");
+  if (path == nullptr) GTEST_SKIP() << "run only as AClosedDatabaseLeavesNoThreadAtExit's child";
+  Options o;
+  o.cache_bytes = 256 << 10;
+  o.create_if_missing = false;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, path, &db));
+  std::string v;
+  for (int i = 0; i < 3000; i += 50) ASSERT_OK(db->Get(ReadOptions(), "k" + std::to_string(i), &v));
+  ASSERT_OK(db->Close());
+}
+
+// The pool joins its threads at exit. Joining only those that had ended
+// missed a thread still on its way out of its last piece of work, and
+// ThreadSanitizer reported it as leaked (exit status 66): in CI, once, a
+// test that closed a database just before its process exited; this test,
+// four copies at once under TSan, failed 9 runs of 12 (0 of 12 since).
+TEST(BackgroundPoolTest, AClosedDatabaseLeavesNoThreadAtExit) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Options{}, path, &db));
+    const std::string value(200, 'v');
+    for (int i = 0; i < 3000; ++i)
+      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(i), value));
+    ASSERT_OK(db->Close());
+  }
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string env = "ARENAKV_EXIT_CHILD_DB=" + path;
+  for (int round = 0; round < 40; ++round) {
+    std::string filter = "--gtest_filter=BackgroundPoolTest.ExitAfterCloseChild";
+    std::string brief = "--gtest_brief=1";
+    char* argv[] = {const_cast<char*>(self.c_str()), filter.data(), brief.data(), nullptr};
+    std::vector<char*> envp;
+    for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+    envp.push_back(const_cast<char*>(env.c_str()));
+    envp.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv, envp.data()), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "round " << round << ": the child exited with status " << status;
+  }
+  test::ExpectPoolsReleased();
 }
 
 }  // namespace
