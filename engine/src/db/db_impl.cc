@@ -9,6 +9,7 @@
 #include <new>
 
 #include "db/budget_rep.h"
+#include "db/budget_split.h"
 #include "db/db_iter.h"
 #include "db/filename.h"
 #include "db/snapshot_impl.h"
@@ -43,29 +44,6 @@ Status ReadOnlyUntilReopened(const Status& s) {
   if (s.IsIOError()) return Status::IOError(msg);
   if (s.IsCorruption()) return Status::Corruption(msg);
   return s;
-}
-
-// Room the budget keeps besides the cache and the memtables: checkpoint
-// scratch, the pool's retained segments, write-path buffers, transactions.
-size_t WorkingReserve(size_t cache_bytes) { return (size_t{4} << 20) + cache_bytes / 8; }
-constexpr size_t kMinMemtableBudget = size_t{4} << 20;
-
-// The pool's budget and the memtables' share of it; InvalidArgument naming
-// the minimum when the budget cannot hold the cache and a working memtable.
-Status MemoryBudgetFor(const Options& o, size_t* budget, size_t* memtable_share) {
-  const size_t own_default = o.memory_budget != nullptr ? o.memory_budget->capacity_bytes()
-                                                        : 4 * o.cache_bytes + (size_t{512} << 20);
-  *budget = o.memory_budget_bytes != 0 ? o.memory_budget_bytes : own_default;
-  if (o.memory_budget != nullptr) *budget = std::min(*budget, o.memory_budget->capacity_bytes());
-  const size_t minimum = o.cache_bytes + WorkingReserve(o.cache_bytes) + kMinMemtableBudget;
-  if (*budget < minimum) {
-    return Status::InvalidArgument(
-        "memory_budget_bytes of " + alloc::FormatBytes(*budget) + " is below the minimum of " +
-        alloc::FormatBytes(minimum) + " for a cache of " + alloc::FormatBytes(o.cache_bytes) +
-        " (cache + 1/8 of it + 8 MiB): raise the budget or lower cache_bytes");
-  }
-  *memtable_share = *budget - o.cache_bytes - WorkingReserve(o.cache_bytes);
-  return Status::OK();
 }
 
 }  // namespace

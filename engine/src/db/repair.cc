@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "arenakv/db.h"
-#include "arenakv/memory_budget.h"
 #include "arenakv/write_batch.h"
+#include "db/budget_split.h"
 #include "db/filename.h"
 #include "db/log_batch.h"
 #include "tree/salvage.h"
@@ -30,14 +30,11 @@ namespace {
 // its memory budget (64 KiB to 4 MiB): a batch is held three times over
 // while it commits (the batch, its log record, the memtable), and a fixed
 // 4 MiB failed with MemoryLimit under the smallest budgets, where an
-// embedder's database is most likely to live.
+// embedder's database is most likely to live. A budget too small for the
+// cache is refused when the work database opens.
 size_t BatchBytes(const Options& o) {
-  size_t budget =
-      o.memory_budget_bytes != 0 ? o.memory_budget_bytes : 4 * o.cache_bytes + (size_t{512} << 20);
-  if (o.memory_budget != nullptr) {
-    const size_t shared = o.memory_budget->capacity_bytes();
-    budget = o.memory_budget_bytes != 0 ? std::min(budget, shared) : shared;
-  }
+  size_t budget = 0, share = 0;
+  MemoryBudgetFor(o, &budget, &share).IgnoreError();
   return std::clamp(budget / 32, size_t{64} << 10, size_t{4} << 20);
 }
 
