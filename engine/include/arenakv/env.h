@@ -124,6 +124,31 @@ class Env {
   // An exclusive lock on `path` (created if missing): Busy when another
   // process, or another open database in this process, holds it.
   virtual Status LockFile(const std::string& path, std::unique_ptr<FileLock>* lock) = 0;
+
+  // Reader locks: a shared lock on byte `byte` of the existing file `path`
+  // (opened read-only, so a reader needs no write permission), held until
+  // `lock` is destroyed; any number of holders, in any processes, share it,
+  // and it does not conflict with LockFile. A read-only database holds one
+  // at its checkpoint id so that the writer keeps that state's pages.
+  // Optional: the default says NotSupported.
+  virtual Status LockShared(const std::string& path, uint64_t byte,
+                            std::unique_ptr<FileLock>* lock) {
+    (void)path;
+    (void)byte;
+    (void)lock;
+    return Status::NotSupported("shared locks");
+  }
+  // The lowest byte in [first, limit) of `path` on which a LockShared lock is
+  // held, by any process; `limit` when there is none. Optional: the default
+  // says NotSupported (callers then assume no reader).
+  virtual Status LowestSharedLock(const std::string& path, uint64_t first, uint64_t limit,
+                                  uint64_t* lowest) {
+    (void)path;
+    (void)first;
+    (void)limit;
+    *lowest = limit;
+    return Status::NotSupported("shared locks");
+  }
 };
 
 }  // namespace arenakv

@@ -196,7 +196,32 @@ Status DBImpl::OpenReadOnly() {
   Status s = OpenTree(data_path, /*exists=*/true);
   if (!s.ok()) return s;
   uint64_t max_wal = 0;
-  return Recover(&max_wal);
+  s = Recover(&max_wal);
+  if (s.ok()) HoldTreeState();
+  return s;
+}
+
+// A read-only open asks the writers to keep the pages of the state it
+// opened: a shared lock on byte kReaderLockBase + its checkpoint id of LOCK,
+// which writers look for before they reuse pages (TreeOptions::
+// lowest_reader). The lock counts only if no checkpoint committed before it
+// was taken: a writer that released the state's pages did so after the
+// next checkpoint. Files of format 4 on are written only by writers that
+// look. Without the lock (no LOCK file, an Env without shared locks, an
+// older file, a lost race) every page read checks that the state is still
+// the newest, as before, and reads fail with Busy once it is not.
+void DBImpl::HoldTreeState() {
+  const tree::MetaState m = tree_->meta();
+  if (m.version < 4) return;
+  std::unique_ptr<FileLock> held;
+  if (!env_->LockShared(path_ + "/" + kLockFileName, kReaderLockBase + m.checkpoint_id, &held)
+           .ok()) {
+    return;
+  }
+  TEST_SYNC_POINT("DBImpl::HoldTreeState:Locked");
+  if (!tree_->CheckStateCurrent().ok()) return;  // `held` unlocks
+  lock_ = std::move(held);
+  tree_->SetStateHeld();
 }
 
 // The pool, the arenas and the tree, over an existing or a new data file.
@@ -231,6 +256,18 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   to.cache_bytes = options_.cache_bytes;
   to.compression = options_.compression;
   to.read_only = options_.read_only;
+  to.held_memory = &*scratch_mr_;
+  if (!options_.read_only) {
+    to.lowest_reader = [env = env_.get(), lock = path_ + "/" + kLockFileName](uint64_t limit) {
+      uint64_t lowest = kReaderLockBase + limit;
+      // Without the query (an Env without shared locks) there are no readers
+      // to keep pages for: read-only opens then check each page they read.
+      if (!env->LowestSharedLock(lock, kReaderLockBase, kReaderLockBase + limit, &lowest).ok()) {
+        return limit;
+      }
+      return lowest - kReaderLockBase;
+    };
+  }
   s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(),
                         &tree_);
   if (s.IsInvalidArgument() && exists) {

@@ -228,6 +228,7 @@ class DBImpl final : public DB {
   size_t ReplayThreshold() EXCLUDES(mu_);
   void Teardown();
   Status OpenReadOnly();
+  void HoldTreeState();
   // Backup's pieces (db/backup.cc).
   struct BackupCopy;
   Status CopyForBackup(BackupCopy* copy);

@@ -12,6 +12,10 @@ namespace arenakv {
 
 inline constexpr char kDataFileName[] = "data.akv";
 inline constexpr char kLockFileName[] = "LOCK";
+// Read-only opens hold a shared lock on byte kReaderLockBase + checkpoint id
+// of LOCK (Env::LockShared); writers lock the whole file with flock, which
+// does not conflict.
+inline constexpr uint64_t kReaderLockBase = 4096;
 // RepairDB's work directory inside the database's, and the markers of its
 // file swap: the salvaged database is complete (the file names where the
 // originals go), and the originals have been moved there.

@@ -130,10 +130,12 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
     meta_ = metas[best];
   }
   if (options_.read_only) return Status::OK();
-  return RebuildFreeSpace(metas[best].root);
+  const uint64_t id = metas[best].checkpoint_id;
+  const bool older_reader = options_.lowest_reader && options_.lowest_reader(id) < id;
+  return RebuildFreeSpace(metas[best].root, older_reader);
 }
 
-Status BTree::RebuildFreeSpace(uint64_t root) {
+Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {
   // Every byte after the fixed blocks not covered by a page of the durable
   // tree is free. Leaf extents are known from their parents' addresses, so
   // only internal pages are read.
@@ -173,6 +175,13 @@ Status BTree::RebuildFreeSpace(uint64_t root) {
     }
     if (off > pos) gaps.emplace_back(pos, off - pos);
     pos = off + len;
+  }
+  if (append_only) {
+    uint64_t size = 0;
+    s = file_->Size(&size);
+    if (!s.ok()) return s;
+    free_->Reset(std::max(pos, (size + kPageAlign - 1) & ~(kPageAlign - 1)));
+    return Status::OK();
   }
   free_->Reset(pos);
   for (const auto& [off, len] : gaps) free_->Add(off, len);
@@ -225,8 +234,8 @@ Status BTree::ReadStored(uint64_t address, char* dst, size_t* image_bytes) {
   }
   if (s.ok()) s = ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes);
   // Whatever the read found, it says nothing of this tree if the writer
-  // has moved on meanwhile.
-  if (options_.read_only) {
+  // has moved on meanwhile, unless the writer keeps this state's pages.
+  if (options_.read_only && !state_held_.load(std::memory_order_acquire)) {
     Status current = CheckStateCurrent();
     if (!current.ok()) return current;
   }
@@ -723,6 +732,48 @@ std::unique_ptr<InternalIterator> BTree::NewIterator(uint64_t root, bool verify_
 
 void BTree::ReleasePages(std::span<const uint64_t> obsolete) {
   if (closed_.load(std::memory_order_acquire)) return;
+  if (!options_.lowest_reader) return ReleaseNow(obsolete);
+  // A reader of state r needs every page reachable from it, and any list
+  // of pages replaced after r may hold some. The current id bounds the
+  // checkpoint that replaced these pages from above: keeping them while a
+  // reader is below it errs on the safe side.
+  const uint64_t current = meta().checkpoint_id;
+  const uint64_t lowest = options_.lowest_reader(current);
+  std::pmr::vector<HeldPages> go(options_.held_memory);
+  {
+    port::MutexLock l(&held_mu_);
+    auto keep = std::partition(held_.begin(), held_.end(),
+                               [&](const HeldPages& h) { return h.bound > lowest; });
+    try {
+      std::move(keep, held_.end(), std::back_inserter(go));
+    } catch (const std::bad_alloc&) {
+      go.clear();
+      keep = held_.end();  // kept for a later call
+    }
+    held_.erase(keep, held_.end());
+    if (lowest < current && !obsolete.empty()) {
+      try {
+        held_.push_back({current, std::pmr::vector<uint64_t>(obsolete.begin(), obsolete.end(),
+                                                             options_.held_memory)});
+        held_pages_.fetch_add(obsolete.size(), std::memory_order_relaxed);
+      } catch (const std::bad_alloc&) {
+        // Not released either: the extents stay unused until the next open.
+      }
+      obsolete = {};
+    }
+  }
+  for (const HeldPages& h : go) {
+    held_pages_.fetch_sub(h.pages.size(), std::memory_order_relaxed);
+    ReleaseNow(h.pages);
+  }
+  if (!obsolete.empty()) ReleaseNow(obsolete);
+}
+
+uint64_t BTree::pages_held_for_readers() const {
+  return held_pages_.load(std::memory_order_relaxed);
+}
+
+void BTree::ReleaseNow(std::span<const uint64_t> obsolete) {
   ExtentsChanging(0);  // before any extent changes (see FetchUnheld)
   // Give the file system the blocks of long runs of released pages first: a
   // checkpoint that rewrote the whole tree leaves the previous copy behind,

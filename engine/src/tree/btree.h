@@ -50,6 +50,14 @@ struct TreeOptions {
   // The file is opened read-only and its free space is not rebuilt: no
   // checkpoint may run.
   bool read_only = false;
+  // Writers: the lowest checkpoint id below `limit` that a read-only open
+  // (in any process) holds, or `limit` when none does. The pages of that
+  // state and later ones are kept: pages replaced since are not reused
+  // while it is held, and a writer that opens below it appends to the file
+  // instead of filling its free space. Unset: there are no such readers.
+  std::function<uint64_t(uint64_t limit)> lowest_reader = nullptr;
+  // Where the lists of pages kept for them live (charged to the budget).
+  std::pmr::memory_resource* held_memory = std::pmr::get_default_resource();
 };
 
 struct CheckpointResult {
@@ -104,9 +112,20 @@ class BTree {
   // failure nothing durable changed and meta() stays in force.
   Status Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
                     CheckpointResult* result);
-  // No reader can reach these pages any more: their extents become free
-  // space, their cache frames are dropped.
+  // No reader of this process can reach these pages any more: their extents
+  // become free space and their cache frames are dropped, unless a
+  // read-only open holds an older state (TreeOptions::lowest_reader). Then
+  // they are kept aside, and go with a later call once it is gone.
   void ReleasePages(std::span<const uint64_t> obsolete);
+  // Pages kept aside for read-only opens of older states.
+  uint64_t pages_held_for_readers() const;
+  // Read-only trees: a reader lock holds this tree's state, and the file's
+  // writers keep its pages, so reads need not check that the state is
+  // still current (CheckStateCurrent).
+  void SetStateHeld() { state_held_.store(true, std::memory_order_release); }
+  // Read-only trees: OK while the file's newest meta block is still the
+  // state this tree opened, Busy once a writer has checkpointed since.
+  Status CheckStateCurrent();
 
   // Reads every page reachable from meta().root from disk; checks checksums,
   // key order within and across pages, separator bounds, levels, overlapping
@@ -150,7 +169,10 @@ class BTree {
 
   BTree(Env* env, const std::string& path, const TreeOptions& options);
   Status OpenFile(bool create_if_missing, alloc::Arena* db_arena);
-  Status RebuildFreeSpace(uint64_t root);
+  // `append_only`: a read-only open holds an older state, whose pages may
+  // lie anywhere outside this one's: new pages go after every byte of the
+  // file, and its free extents stay unused until an open without one.
+  Status RebuildFreeSpace(uint64_t root, bool append_only);
   // The page at `address`, pinned: from the cache, else read, checked and
   // decoded from disk into a new frame, which is published in the cache
   // unless `fill` is false (then it stays private to *ref). `verify`
@@ -166,7 +188,8 @@ class BTree {
   // page decoded into a private frame.
   Status CheckAddress(uint64_t address) const;
   Status ReadStored(uint64_t address, char* dst, size_t* image_bytes);
-  Status CheckStateCurrent();  // read-only trees only
+  // ReleasePages' work once it is decided.
+  void ReleaseNow(std::span<const uint64_t> obsolete);
   Status DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes, bool for_cache,
                       PageRef* ref);
   // A point read of `key` in the leaf at `address`, which is not cached:
@@ -205,6 +228,16 @@ class BTree {
   // Extents of a checkpoint whose meta write failed: its meta block may still
   // have reached the disk, so they stay unused until a later meta is durable.
   std::vector<std::pair<uint64_t, uint64_t>> quarantine_ GUARDED_BY(mu_);
+  // Obsolete pages kept for read-only opens: each list goes once no reader
+  // holds a state below its bound (the checkpoint id when it was kept).
+  struct HeldPages {
+    uint64_t bound = 0;
+    std::pmr::vector<uint64_t> pages;
+  };
+  mutable port::Mutex held_mu_;
+  std::pmr::vector<HeldPages> held_ GUARDED_BY(held_mu_){options_.held_memory};
+  std::atomic<uint64_t> held_pages_{0};
+  std::atomic<bool> state_held_{false};
 };
 
 }  // namespace arenakv::tree

@@ -95,6 +95,7 @@ Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file
   m.wal_number = DecodeFixed64(p + 40);
   m.file_bytes = DecodeFixed64(p + 48);
   m.key_count = DecodeFixed64(p + 56);
+  m.version = version;
   if (version == 0 || DecodeFixed32(p + 12) != static_cast<uint32_t>(slot) ||
       m.checkpoint_id % 2 != static_cast<uint64_t>(slot)) {
     return Status::Corruption(where + ": inconsistent fields");

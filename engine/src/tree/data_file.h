@@ -21,8 +21,10 @@ namespace arenakv::tree {
 
 inline constexpr char kFileMagic[8] = {'A', 'R', 'E', 'N', 'A', 'K', 'V', '1'};
 inline constexpr char kMetaMagic[8] = {'A', 'K', 'V', 'M', 'E', 'T', 'A', '1'};
-// 2: slotless stored pages; 3: leaves stored in blocks
-inline constexpr uint32_t kFormatVersion = 3;
+// 2: slotless stored pages; 3: leaves stored in blocks; 4: written by a
+// writer that keeps the pages of states read-only opens hold (reader locks
+// on the LOCK file), so that no build that ignores them writes it again
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr uint64_t kBlockBytes = 4096;
 inline constexpr uint64_t kHeaderOffset = 0;
 inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};
@@ -38,6 +40,7 @@ struct MetaState {
   uint64_t wal_number = 0;     // WALs numbered >= this must be replayed on recovery
   uint64_t file_bytes = 0;
   uint64_t key_count = 0;
+  uint32_t version = kFormatVersion;  // of the block it was read from
 };
 
 // Fills a kBlockBytes block.

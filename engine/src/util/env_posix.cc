@@ -16,8 +16,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -278,6 +280,16 @@ class PosixFileLock final : public FileLock {
   const LockKey key_;
 };
 
+// A LockShared lock: closing the descriptor drops it.
+class SharedByteLock final : public FileLock {
+ public:
+  explicit SharedByteLock(int fd) : fd_(fd) {}
+  ~SharedByteLock() override { ::close(fd_); }
+
+ private:
+  const int fd_;
+};
+
 class PosixEnv final : public Env {
  public:
   Status OpenFile(const std::string& path, OpenMode mode, std::unique_ptr<File>* file) override {
@@ -380,6 +392,68 @@ class PosixEnv final : public Env {
   // a lock on a file no longer at `path`, while a later opener creates and
   // locks a new one. So the lock counts only if `path` still names the
   // locked file; otherwise the attempt starts over on the new file.
+  Status LockShared(const std::string& path, uint64_t byte,
+                    std::unique_ptr<FileLock>* lock) override {
+    if (byte > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
+      return Status::InvalidArgument("lock " + path + ": byte out of range");
+    }
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return ErrnoStatus("open lock file", path, errno);
+    // An open file description lock: owned by this descriptor, not by the
+    // process, so two databases of one process hold and see their own.
+    struct flock fl {};
+    fl.l_type = F_RDLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(byte);
+    fl.l_len = 1;
+    int r;
+    do {
+      r = ::fcntl(fd, F_OFD_SETLK, &fl);
+    } while (r != 0 && errno == EINTR);
+    if (r != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::IOError("lock " + path, err);
+    }
+    *lock = std::make_unique<SharedByteLock>(fd);
+    return Status::OK();
+  }
+
+  Status LowestSharedLock(const std::string& path, uint64_t first, uint64_t limit,
+                          uint64_t* lowest) override {
+    *lowest = limit;
+    if (first >= limit) return Status::OK();
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return ErrnoStatus("open lock file", path, errno);
+    // F_OFD_GETLK names one conflicting lock, not the lowest: narrow the
+    // range below each one found until none is left.
+    Status s;
+    uint64_t end = limit;
+    while (end > first) {
+      struct flock fl {};
+      fl.l_type = F_WRLCK;
+      fl.l_whence = SEEK_SET;
+      fl.l_start = static_cast<off_t>(first);
+      fl.l_len = static_cast<off_t>(end - first);
+      if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+        s = Status::IOError("query locks of " + path, errno);
+        break;
+      }
+      if (fl.l_type == F_UNLCK) break;
+      const uint64_t at = std::max<uint64_t>(static_cast<uint64_t>(fl.l_start), first);
+      *lowest = at;
+      end = at;
+    }
+    ::close(fd);
+    return s;
+  }
+
   Status LockFile(const std::string& path, std::unique_ptr<FileLock>* lock) override {
     for (int attempt = 0;; ++attempt) {
       bool stale = false;
