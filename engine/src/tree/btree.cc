@@ -755,22 +755,14 @@ void BTree::ReleasePages(std::span<const uint64_t> obsolete) {
       try {
         held_.push_back({current, std::pmr::vector<uint64_t>(obsolete.begin(), obsolete.end(),
                                                              options_.held_memory)});
-        held_pages_.fetch_add(obsolete.size(), std::memory_order_relaxed);
       } catch (const std::bad_alloc&) {
         // Not released either: the extents stay unused until the next open.
       }
       obsolete = {};
     }
   }
-  for (const HeldPages& h : go) {
-    held_pages_.fetch_sub(h.pages.size(), std::memory_order_relaxed);
-    ReleaseNow(h.pages);
-  }
+  for (const HeldPages& h : go) ReleaseNow(h.pages);
   if (!obsolete.empty()) ReleaseNow(obsolete);
-}
-
-uint64_t BTree::pages_held_for_readers() const {
-  return held_pages_.load(std::memory_order_relaxed);
 }
 
 void BTree::ReleaseNow(std::span<const uint64_t> obsolete) {

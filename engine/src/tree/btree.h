@@ -117,8 +117,6 @@ class BTree {
   // read-only open holds an older state (TreeOptions::lowest_reader). Then
   // they are kept aside, and go with a later call once it is gone.
   void ReleasePages(std::span<const uint64_t> obsolete);
-  // Pages kept aside for read-only opens of older states.
-  uint64_t pages_held_for_readers() const;
   // Read-only trees: a reader lock holds this tree's state, and the file's
   // writers keep its pages, so reads need not check that the state is
   // still current (CheckStateCurrent).
@@ -236,7 +234,6 @@ class BTree {
   };
   mutable port::Mutex held_mu_;
   std::pmr::vector<HeldPages> held_ GUARDED_BY(held_mu_){options_.held_memory};
-  std::atomic<uint64_t> held_pages_{0};
   std::atomic<bool> state_held_{false};
 };
 
