@@ -147,6 +147,21 @@ uint64_t DataFileBytes(const std::string& path) {
   return std::filesystem::file_size(path + "/data.akv");
 }
 
+// Sets every key of [0, keys) to `value`, then checkpoints: a rewrite of
+// every page of the tree.
+void Rewrite(DB* db, int keys, const std::string& value) {
+  for (int i = 0; i < keys; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), value));
+  ASSERT_OK(db->Checkpoint());
+}
+
+// A read-only open whose reads meet the file: a small cache, no read-ahead.
+Options SmallCacheReader(size_t cache_bytes) {
+  Options o = ReadOnly();
+  o.cache_bytes = cache_bytes;
+  o.read_ahead = false;
+  return o;
+}
+
 // A reader whose pages are not cached, beside a writer that checkpoints
 // over and over, rewriting every page: the writer keeps the pages of the
 // state the reader holds instead of reusing them, so every read returns
@@ -158,14 +173,10 @@ TEST(ReadOnlyTest, AReaderBesideCheckpointsKeepsItsState) {
   ASSERT_OK(DB::Open(Options{}, path, &writer));
   constexpr int kKeys = 20000;
   const std::string pad(200, 'p');
-  for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v0" + pad));
-  ASSERT_OK(writer->Checkpoint());
+  ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v0" + pad));
 
-  Options options = ReadOnly();
-  options.cache_bytes = 1 << 20;
-  options.read_ahead = false;
   std::unique_ptr<DB> reader;
-  ASSERT_OK(DB::Open(options, path, &reader));
+  ASSERT_OK(DB::Open(SmallCacheReader(1 << 20), path, &reader));
   std::string v;
   ASSERT_OK(reader->Get(ReadOptions{}, Key(kKeys / 2), &v));
   EXPECT_EQ(v, "v0" + pad);
@@ -176,9 +187,7 @@ TEST(ReadOnlyTest, AReaderBesideCheckpointsKeepsItsState) {
     return st.cache.misses;
   }();
   for (int round = 1; round <= 3; ++round) {
-    const std::string value = "v" + std::to_string(round) + pad;
-    for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), value));
-    ASSERT_OK(writer->Checkpoint());
+    ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v" + std::to_string(round) + pad));
     for (int i = round; i < kKeys; i += 97) {
       ASSERT_OK(reader->Get(ReadOptions{}, Key(i), &v));
       EXPECT_EQ(v, "v0" + pad) << Key(i) << " after " << round << " checkpoints";
@@ -196,13 +205,11 @@ TEST(ReadOnlyTest, AReaderBesideCheckpointsKeepsItsState) {
   ASSERT_OK(reader->Close());
   reader.reset();
   for (int round = 4; round <= 5; ++round) {
-    for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v" + pad));
-    ASSERT_OK(writer->Checkpoint());
+    ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v" + pad));
   }
   const uint64_t settled = DataFileBytes(path);
   for (int round = 6; round <= 9; ++round) {
-    for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "w" + pad));
-    ASSERT_OK(writer->Checkpoint());
+    ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "w" + pad));
   }
   EXPECT_LE(DataFileBytes(path), settled + settled / 8);
   ASSERT_OK(writer->Close());
@@ -221,20 +228,14 @@ TEST(ReadOnlyTest, AReaderOutlivesItsWriterAndTheNext) {
   const std::string pad(200, 'p');
   std::unique_ptr<DB> writer;
   ASSERT_OK(DB::Open(Options{}, path, &writer));
-  for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v0" + pad));
-  ASSERT_OK(writer->Checkpoint());
-  Options options = ReadOnly();
-  options.cache_bytes = 256 << 10;
-  options.read_ahead = false;
+  ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v0" + pad));
   std::unique_ptr<DB> reader;
-  ASSERT_OK(DB::Open(options, path, &reader));
+  ASSERT_OK(DB::Open(SmallCacheReader(256 << 10), path, &reader));
   for (int round = 1; round <= 6; ++round) {
     ASSERT_OK(writer->Close());
     writer.reset();
     ASSERT_OK(DB::Open(Options{}, path, &writer));
-    const std::string value = "v" + std::to_string(round) + pad;
-    for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), value));
-    ASSERT_OK(writer->Checkpoint());
+    ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v" + std::to_string(round) + pad));
   }
   std::map<std::string, std::string> want;
   for (int i = 0; i < kKeys; ++i) want[Key(i)] = "v0" + pad;
@@ -262,26 +263,19 @@ TEST(ReadOnlyTest, AReaderThatLockedTooLateChecksEveryRead) {
   const std::string pad(200, 'p');
   std::unique_ptr<DB> writer;
   ASSERT_OK(DB::Open(Options{}, path, &writer));
-  for (int i = 0; i < kKeys; ++i) ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v0" + pad));
-  ASSERT_OK(writer->Checkpoint());
+  ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v0" + pad));
 
   test::SyncPointScope scope;
   int locked = 0;
   SyncPoint::Get()->SetCallBack("DBImpl::HoldTreeState:Locked", [&](void*) {
     if (++locked > 1) return;
     for (int round = 1; round <= 2; ++round) {
-      for (int i = 0; i < kKeys; ++i) {
-        ASSERT_OK(writer->Put(WriteOptions{}, Key(i), "v" + std::to_string(round) + pad));
-      }
-      ASSERT_OK(writer->Checkpoint());
+      ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v" + std::to_string(round) + pad));
     }
   });
   SyncPoint::Get()->EnableProcessing();
-  Options options = ReadOnly();
-  options.cache_bytes = 1 << 20;
-  options.read_ahead = false;
   std::unique_ptr<DB> reader;
-  ASSERT_OK(DB::Open(options, path, &reader));
+  ASSERT_OK(DB::Open(SmallCacheReader(1 << 20), path, &reader));
   scope.Reset();
   ASSERT_EQ(locked, 1);
   int busy = 0;
