@@ -444,6 +444,55 @@ TEST(ReadPathTest, AFullCacheReadsOneBlockOfALeafMetOnce) {
   ExpectPoolsReleased();
 }
 
+// A lock-free point read that misses a leaf finishes outside its read
+// section, holding only the leaf's address. When checkpoints release that
+// leaf and write other pages meanwhile, what it read means nothing: it reads
+// again with the new version held, and finds the new value.
+TEST(ReadPathTest, AReadWhoseLeafIsReleasedMeanwhileReadsAgain) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;
+  o.read_ahead = false;
+  constexpr int kKeys = 20000;
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), kKeys));
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));  // internal pages cached, no leaf
+  auto value = [](int round, int i) {
+    return "r" + std::to_string(round) + std::string(90, 'a' + i % 26);
+  };
+
+  test::SyncPointScope scope;
+  int missed = 0;
+  bool rewrite = false;
+  SyncPoint::Get()->SetCallBack("DBImpl::GetMissedLeaf:Reading", [&](void*) {
+    ++missed;
+    if (!rewrite) return;
+    rewrite = false;
+    // Two full rewrites: the first releases the leaf's extent, the second
+    // may write a page into it (or its blocks were given back already).
+    for (int round = 1; round <= 2; ++round) {
+      for (int i = 0; i < kKeys; ++i) ASSERT_OK(db->Put(WriteOptions(), Key(i), value(round, i)));
+      ASSERT_OK(db->Checkpoint());
+    }
+  });
+  SyncPoint::Get()->EnableProcessing();
+  std::string v;
+  ASSERT_OK(db->Get(ReadOptions(), Key(100), &v));  // a plain miss takes that path
+  EXPECT_EQ(missed, 1);
+  EXPECT_EQ(v, std::string(100, 'a' + 100 % 26));
+  rewrite = true;
+  ASSERT_OK(db->Get(ReadOptions(), Key(15000), &v));
+  EXPECT_EQ(missed, 2);
+  EXPECT_EQ(v, value(2, 15000));
+  scope.Reset();
+
+  VerifyReport report;
+  ASSERT_OK(db->Verify(&report));
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
 // Closing while the read-ahead thread is reading leaves nothing behind.
 // Close() meets the thread in three ways, by turns:
 //  0: at once, wherever the thread is (it may not even have started);

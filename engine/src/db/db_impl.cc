@@ -922,7 +922,8 @@ void DBImpl::ReleaseRetiredViews(bool wait) {
   }
 }
 
-bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* status) {
+bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* status,
+                         tree::BTree::LeafMiss* miss) {
   tree::epoch::ReadSection section;
   if (!section.active()) return false;
   if (read_closed_.load(std::memory_order_acquire)) {
@@ -949,7 +950,22 @@ bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* statu
   }
   bool found = false;
   Status s;
-  if (!tree_->GetCached(v->tree->root(), key, value, &found, &s)) return false;
+  if (!tree_->GetCached(v->tree->root(), key, value, &found, &s, miss)) return false;
+  *status = !s.ok() ? s : found ? Status::OK() : Status::NotFound(key);
+  return true;
+}
+
+// A read that missed a leaf needs neither the version nor a second descent:
+// only the leaf's address, read under rw_ so that Close() waits for it.
+bool DBImpl::GetMissedLeaf(const tree::BTree::LeafMiss& miss, std::string_view key,
+                           std::string* value, Status* status) {
+  port::ReaderLock l(&rw_);
+  if (closed_) return false;  // the locked path says so
+  TEST_SYNC_POINT("DBImpl::GetMissedLeaf:Reading");
+  bool found = false, valid = false;
+  Status s = tree_->GetLeafUnheld(miss, key, value, &found, &valid);
+  if (!valid) return false;
+  if (miss.parent != 0 && read_ahead_ != nullptr) read_ahead_->Request(miss.parent);
   *status = !s.ok() ? s : found ? Status::OK() : Status::NotFound(key);
   return true;
 }
@@ -958,8 +974,9 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
   if (options.snapshot == nullptr && !options.verify_checksums && !options_.paranoid_checks) {
     Status s;
     bool done;
+    tree::BTree::LeafMiss miss;
     try {
-      done = GetLockFree(key, value, &s);
+      done = GetLockFree(key, value, &s, &miss);
     } catch (const std::bad_alloc&) {
       done = true;
       s = Status::MemoryLimit("out of memory reading a value");
@@ -974,6 +991,11 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
       if (!closed_) ReleaseRetiredViews(false);
     }
     if (done) return s;
+    try {
+      if (miss.address != 0 && GetMissedLeaf(miss, key, value, &s)) return s;
+    } catch (const std::bad_alloc&) {
+      return Status::MemoryLimit("out of memory reading a value");
+    }
   }
   if (read_closed_.load(std::memory_order_acquire)) return Status::Closed("database is closed");
   port::ReaderLock l(&rw_);

@@ -262,7 +262,13 @@ class DBImpl final : public DB {
   void ReleaseRetiredViews(bool wait) EXCLUDES(retired_mu_);
   // False: take the locked path (a page is not cached, no epoch slot, or the
   // view changed while it was being read).
-  bool GetLockFree(std::string_view key, std::string* value, Status* status);
+  // *miss names the uncached leaf where it stopped, if it stopped at one.
+  bool GetLockFree(std::string_view key, std::string* value, Status* status,
+                   tree::BTree::LeafMiss* miss);
+  // Ends a lock-free read at the leaf it missed (BTree::GetLeafUnheld).
+  // False: take the locked path (extents changed meanwhile, or closed).
+  bool GetMissedLeaf(const tree::BTree::LeafMiss& miss, std::string_view key, std::string* value,
+                     Status* status) EXCLUDES(rw_);
   std::string WalPath(uint64_t number) const;
 
   const Options options_;

@@ -321,7 +321,8 @@ Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   return DecodeStored(address, std::string_view(buf, length), image_bytes, for_cache, ref);
 }
 
-Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found) {
+Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,
+                          const uint64_t* unheld_generation) {
   Status s = CheckAddress(address);
   if (!s.ok()) return s;
   const uint64_t offset = AddressOffset(address);
@@ -361,7 +362,14 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   s = DecodeStored(address, stored, image_bytes, /*for_cache=*/true, &page);
   if (!s.ok()) return s;
   raw.Reset();
-  cache_->Insert(address, page.bytes(), &page);
+  if (unheld_generation == nullptr) {
+    cache_->Insert(address, page.bytes(), &page);
+  } else {
+    port::MutexLock l(&extent_mu_);  // releases erase frames under it, after the move
+    if (extent_generation_.load(std::memory_order_relaxed) == *unheld_generation) {
+      cache_->Insert(address, page.bytes(), &page);
+    }
+  }
   PageView v(page.data());
   if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
   uint32_t i = v.Find(key);
@@ -393,20 +401,29 @@ Status BTree::FetchPage(uint64_t address, bool verify, PageRef* ref, bool fill, 
 }
 
 bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
-                      Status* status) {
+                      Status* status, LeafMiss* miss) {
   epoch::ReadSection section;
   if (!section.active()) return false;
   uint64_t address = root;
   int expected_level = -1;
   uint64_t levels = 0;
   const Frame* parent = nullptr;  // the internal page the descent came from
+  uint64_t parent_address = 0;
   uint32_t child_index = 0;
   while (address != 0) {
     bool prefetched = false;
     const Frame* f = parent == nullptr
                          ? cache_->Peek(address)
                          : cache_->PeekChild(parent, child_index, address, &prefetched);
-    if (f == nullptr) return false;
+    if (f == nullptr) {
+      if (miss != nullptr && expected_level == 0) {
+        // The root is held until the section ends, so no release has freed
+        // this leaf yet: a later one moves the generation past this.
+        *miss = {address, parent_address, extent_generation_.load(std::memory_order_seq_cst),
+                 levels};
+      }
+      return false;
+    }
     ++levels;
     PageView v(f->data());
     // A leaf's header and search array at once (see PageView::Prefetch).
@@ -431,10 +448,32 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
     }
     expected_level = v.level() - 1;
     child_index = v.ChildIndex(key);
+    parent_address = address;
     address = v.child(child_index);
     parent = f;
   }
   return true;
+}
+
+// Saves a miss the second descent, the version's lock and its reference:
+// the leaf's address is all the read needs, and a release or a checkpoint's
+// write of any extent moves the generation on first (ExtentsChanging), so
+// an unchanged generation after the read means the extent held that leaf
+// all along.
+Status BTree::GetLeafUnheld(const LeafMiss& miss, std::string_view key, std::string* value,
+                            bool* found, bool* valid) {
+  *found = false;
+  *valid = false;
+  Status s = CheckOpen();
+  if (!s.ok()) return s;
+  s = GetFromDisk(miss.address, key, value, found, &miss.generation);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  *valid = extent_generation_.load(std::memory_order_seq_cst) == miss.generation;
+  if (*valid) {
+    cache_->AddPeekHits(miss.levels_cached);
+    cache_->AddPeekMiss();
+  }
+  return s;
 }
 
 Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool* found,

@@ -97,11 +97,25 @@ class BTree {
   // had to be read from disk (the deepest such), else left alone.
   Status Get(uint64_t root, std::string_view key, std::string* value, bool* found,
              bool verify_checksums = false, uint64_t* missed_parent = nullptr);
+  // Where GetCached stopped at a leaf that is not cached.
+  struct LeafMiss {
+    uint64_t address = 0;        // 0: it stopped elsewhere (or answered)
+    uint64_t parent = 0;         // the internal page that names the leaf
+    uint64_t generation = 0;     // the extent generation while the root was held
+    uint64_t levels_cached = 0;  // the internal pages found on the way (hits)
+  };
   // Get over cached pages only, peeking inside a read epoch section (its own,
   // or the caller's). False when it cannot answer: a page is not cached, or
-  // the thread has no epoch slot. Takes no lock and pins nothing.
+  // the thread has no epoch slot; *miss, when given, is then filled if the
+  // missing page is a leaf. Takes no lock and pins nothing.
   bool GetCached(uint64_t root, std::string_view key, std::string* value, bool* found,
-                 Status* status);
+                 Status* status, LeafMiss* miss = nullptr);
+  // Finishes a point read at the leaf GetCached missed, after its section
+  // (and with it the root) is gone. *valid is false when extents changed
+  // since the miss: the bytes read may not be that leaf, the result means
+  // nothing, and the caller reads again with a root held (Get).
+  Status GetLeafUnheld(const LeafMiss& miss, std::string_view key, std::string* value, bool* found,
+                       bool* valid);
   // Never yields tombstones. Pins at most one page per tree level.
   std::unique_ptr<InternalIterator> NewIterator(uint64_t root, bool verify_checksums = false,
                                                 ScanCaching caching = ScanCaching::kAuto);
@@ -193,7 +207,10 @@ class BTree {
   // A point read of `key` in the leaf at `address`, which is not cached:
   // read whole and cached if the cache admits it (PageCache::AdmitLeaf),
   // else answered from the one block that may hold the key.
-  Status GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found);
+  // With `unheld_generation`, no root holds the page: a leaf read whole is
+  // cached only if the extent generation is still that one (FetchUnheld).
+  Status GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,
+                     const uint64_t* unheld_generation = nullptr);
   Status CheckPageShape(const PageView& v, uint64_t offset) const;
   Status CheckOpen() const;
   // LoadChildren's page fetch, holding no root; *read: it came from disk. An
@@ -219,7 +236,9 @@ class BTree {
 
   port::Mutex checkpoint_mu_;  // one checkpoint at a time; held across it
   port::Mutex extent_mu_;
-  uint64_t extent_generation_ GUARDED_BY(extent_mu_) = 0;
+  // Moved on under extent_mu_; an atomic so that GetCached can note it
+  // inside a read section without the lock.
+  std::atomic<uint64_t> extent_generation_{0};
   int extent_writers_ GUARDED_BY(extent_mu_) = 0;
   mutable port::Mutex mu_;
   MetaState meta_ GUARDED_BY(mu_);

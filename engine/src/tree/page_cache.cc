@@ -146,6 +146,11 @@ void PageCache::AddPeekHits(uint64_t n) {
   peek_hits_[slot].n.fetch_add(n, std::memory_order_relaxed);
 }
 
+void PageCache::AddPeekMiss() {
+  unsigned slot = static_cast<unsigned>(epoch::internal::t_slot) % kHitCounters;
+  peek_hits_[slot].misses.fetch_add(1, std::memory_order_relaxed);
+}
+
 namespace {
 
 // Makes a recycled frame new again field by field, atomics with atomic
@@ -681,7 +686,10 @@ CacheStats PageCache::Stats() const {
   st.capacity_bytes = capacity_;
   st.used_bytes = used_bytes_.load(std::memory_order_relaxed);
   st.block_reads = block_reads_.load(std::memory_order_relaxed);
-  for (const HitCounter& c : peek_hits_) st.hits += c.n.load(std::memory_order_relaxed);
+  for (const HitCounter& c : peek_hits_) {
+    st.hits += c.n.load(std::memory_order_relaxed);
+    st.misses += c.misses.load(std::memory_order_relaxed);
+  }
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);

@@ -158,8 +158,10 @@ class PageCache {
   // already being loaded (the hint knew where they are).
   const Frame* PeekChild(const Frame* parent, uint32_t index, uint64_t address,
                          bool* prefetched) const;
-  // Hits served by Peek (added to the stats in batches, once per read).
+  // Hits served by Peek (added to the stats in batches, once per read), and
+  // a miss Peek found that its read then served from disk.
   void AddPeekHits(uint64_t n);
+  void AddPeekMiss();
 
   // A private frame of at least `bytes` for the caller to fill (evicting to
   // make room first). The returned ref frees it unless it is published.
@@ -222,6 +224,7 @@ class PageCache {
   };
   struct alignas(64) HitCounter {
     std::atomic<uint64_t> n{0};
+    std::atomic<uint64_t> misses{0};
   };
   static constexpr int kHitCounters = 16;
 

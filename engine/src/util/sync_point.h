@@ -54,6 +54,9 @@
 //   DBImpl::GetLockFree:Reading           db/db_impl.cc, a lock-free point
 //       read has passed the closed check inside its read section and is about
 //       to read the memtables and the tree.
+//   DBImpl::GetMissedLeaf:Reading         db/db_impl.cc, a lock-free point
+//       read that missed a leaf has left its read section and is about to
+//       read the leaf by its address alone.
 //   DBImpl::Close:ReadsClosed             db/db_impl.cc, Close() has marked
 //       the database closed to lock-free reads (before waiting for them).
 //   DBImpl::Close:Marked                  db/db_impl.cc, Close() has marked
