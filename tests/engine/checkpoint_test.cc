@@ -128,6 +128,79 @@ TEST_F(CheckpointTest, RandomDeletesRepackPages) {
   EXPECT_EQ(tree_->meta().key_count, kKeys - del.size());
 }
 
+// A checkpoint that erases a range drops the subtrees inside it whole: it
+// writes only the pages at the range's edges and the path above them, and
+// the tree holds exactly the keys outside the range plus the changes
+// outside it (changes inside are ignored).
+TEST_F(CheckpointTest, ErasedRangesDropWholeSubtrees) {
+  const uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  TreeOptions o;
+  o.page_bytes = 4096;
+  o.cache_bytes = 1 << 20;
+  Open(o);
+  constexpr uint64_t kKeys = 40000;
+  std::map<std::string, std::string> model;
+  Batch all;
+  for (uint64_t i = 0; i < kKeys; ++i) {
+    all[Key(i)] = Value(i);
+    model[Key(i)] = Value(i);
+  }
+  Apply(all);
+  for (int trial = 0; trial < 12; ++trial) {
+    SCOPED_TRACE("seed " + std::to_string(seed) + " trial " + std::to_string(trial));
+    uint64_t a = rng() % kKeys, b = rng() % kKeys;
+    if (a > b) std::swap(a, b);
+    if (trial == 0) a = 0, b = kKeys;  // everything: the tree ends empty
+    const std::string begin = Key(a), end = trial % 3 == 1 ? Key(b) + "5" : Key(b);
+    Batch changes;
+    for (int c = 0; c < 50; ++c) {
+      const uint64_t k = rng() % kKeys;
+      if (rng() % 3 == 0) {
+        changes[Key(k)] = std::nullopt;
+      } else {
+        changes[Key(k)] = "changed" + std::to_string(trial);
+      }
+    }
+    for (const auto& [k, v] : changes) {
+      if (k >= begin && k < end) continue;
+      if (v.has_value()) {
+        model[k] = *v;
+      } else {
+        model.erase(k);
+      }
+    }
+    model.erase(model.lower_bound(begin), model.lower_bound(end));
+    const EraseRange erase{begin, end};
+    test::VectorChanges it(changes);
+    CheckpointResult r;
+    ASSERT_OK(tree_->Checkpoint(&it, tree_->meta().last_sequence + 1, 1, &r, &erase));
+    tree_->ReleasePages(r.obsolete);
+    EXPECT_EQ(tree_->meta().key_count, model.size());
+    VerifyStats vs;
+    ASSERT_OK(tree_->Verify(&vs));
+    EXPECT_EQ(vs.keys, model.size());
+    std::map<std::string, std::string> found;
+    auto cursor = tree_->NewIterator(tree_->meta().root);
+    for (cursor->SeekToFirst(); cursor->Valid(); cursor->Next()) {
+      found[std::string(cursor->key())] = std::string(cursor->value());
+    }
+    ASSERT_OK(cursor->status());
+    ASSERT_EQ(found, model);
+    if (trial == 0) {
+      EXPECT_EQ(tree_->meta().root, 0u);
+      EXPECT_GT(r.obsolete.size(), 1000u);  // every page of the 40,000 keys
+      EXPECT_EQ(r.pages_written, 0u);
+      for (uint64_t i = 0; i < kKeys; ++i) model[Key(i)] = Value(i);
+      Apply(all);
+    } else {
+      // The 50 changes and the two edges rewrite at most a few pages each
+      // level; a range of thousands of keys drops far more.
+      EXPECT_LE(r.pages_written, 150u) << "erased " << (b - a) << " keys";
+    }
+  }
+}
+
 // A checkpoint that rewrites every page of a tree many times the size of the
 // cache holds about the cache, its write buffer and its bookkeeping: pages
 // are written out as it goes and become evictable frames.

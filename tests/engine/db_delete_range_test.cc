@@ -1,6 +1,7 @@
 // DB::DeleteRange: exactly the keys in [begin, end) go, in one atomic
-// commit, wherever they live (tree or memtable) and however many; a key put
-// into the range while it runs goes too; a snapshot still sees them.
+// durable step, wherever they live (tree or memtable) and however many;
+// snapshots still see them, transactions that touched them conflict, later
+// writes are kept, and a failure deletes nothing.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +10,9 @@
 #include <string>
 
 #include "arenakv/db.h"
+#include "arenakv/transaction.h"
 #include "db_test_util.h"
+#include "fault_env.h"
 #include "sync_point_util.h"
 #include "test_util.h"
 
@@ -17,10 +20,11 @@ namespace arenakv {
 namespace {
 
 using test::ExpectPoolsReleased;
+using test::FaultOp;
 
 std::string Key(int i) {
   char k[16];
-  std::snprintf(k, sizeof(k), "k%05d", i);
+  std::snprintf(k, sizeof(k), "k%06d", i);
   return k;
 }
 
@@ -36,7 +40,7 @@ TEST(DeleteRangeTest, DeletesExactlyTheRangeWhereverTheKeysLive) {
   }
   std::unique_ptr<Snapshot> before = db->GetSnapshot();
 
-  // 10,000 keys: more than one chunk of the scan.
+  // 10,000 keys, some in the tree, some in the memtable.
   ASSERT_OK(db->DeleteRange(WriteOptions{}, Key(1000), Key(11000)));
   for (int i = 1000; i < 11000; ++i) model.erase(Key(i));
   EXPECT_EQ(test::Contents(db.get()), model);
@@ -64,28 +68,161 @@ TEST(DeleteRangeTest, DeletesExactlyTheRangeWhereverTheKeysLive) {
   ExpectPoolsReleased();
 }
 
-TEST(DeleteRangeTest, AKeyPutIntoTheRangeMeanwhileGoesToo) {
+// Deleting a range is a commit like any other for transactions: one that
+// read or wrote a key in it, or scanned across it, and began before it,
+// conflicts; one that stayed outside it, or began after it, does not.
+TEST(DeleteRangeTest, TransactionsThatTouchedTheRangeConflict) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
   for (int i = 0; i < 100; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), "v"));
-  std::atomic<int> scans{0};
-  test::SyncPointScope scope;
-  SyncPoint::Get()->SetCallBack("DBImpl::DeleteRange:Scanned", [&](void*) {
-    // Between the first scan and its commit, another writer puts a key in
-    // the range: the commit conflicts, and the range is scanned again.
-    if (scans.fetch_add(1) == 0) ASSERT_OK(db->Put(WriteOptions{}, Key(50) + "x", "late"));
-  });
-  SyncPoint::Get()->EnableProcessing();
-  ASSERT_OK(db->DeleteRange(WriteOptions{}, Key(10), Key(90)));
-  scope.Reset();
-  EXPECT_EQ(scans.load(), 2);
+  TransactionOptions serializable;
+  serializable.isolation = IsolationLevel::kSerializable;
   std::string v;
-  EXPECT_TRUE(db->Get(ReadOptions{}, Key(50) + "x", &v).IsNotFound());
-  EXPECT_EQ(test::Contents(db.get()).size(), 20u);
+  std::unique_ptr<Transaction> read_inside = db->BeginTransaction(WriteOptions{}, serializable);
+  ASSERT_OK(read_inside->Get(ReadOptions{}, Key(50), &v));
+  ASSERT_OK(read_inside->Put(Key(95), "from read_inside"));
+  std::unique_ptr<Transaction> wrote_inside = db->BeginTransaction(WriteOptions{});
+  ASSERT_OK(wrote_inside->Put(Key(20), "from wrote_inside"));
+  std::unique_ptr<Transaction> scanned = db->BeginTransaction(WriteOptions{}, serializable);
+  {
+    std::unique_ptr<Iterator> it = scanned->NewIterator(ReadOptions{});
+    int n = 0;
+    for (it->Seek(Key(5)); it->Valid() && n < 10; it->Next()) ++n;  // Key(5) .. Key(14)
+    ASSERT_OK(it->status());
+  }
+  ASSERT_OK(scanned->Put(Key(99), "from scanned"));
+  std::unique_ptr<Transaction> outside = db->BeginTransaction(WriteOptions{}, serializable);
+  ASSERT_OK(outside->Get(ReadOptions{}, Key(5), &v));
+  ASSERT_OK(outside->Put(Key(96), "from outside"));
+
+  ASSERT_OK(db->DeleteRange(WriteOptions{}, Key(10), Key(90)));
+  Status s = read_inside->Commit();
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+  s = wrote_inside->Commit();
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+  s = scanned->Commit();
+  EXPECT_TRUE(s.IsConflict()) << s.ToString();
+  ASSERT_OK(outside->Commit());
+  std::unique_ptr<Transaction> after = db->BeginTransaction(WriteOptions{}, serializable);
+  EXPECT_TRUE(after->Get(ReadOptions{}, Key(50), &v).IsNotFound());
+  ASSERT_OK(after->Put(Key(50), "after"));
+  ASSERT_OK(after->Commit());
+
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 100; ++i) {
+    if (i < 10 || i >= 90) model[Key(i)] = "v";
+  }
+  model[Key(96)] = "from outside";
+  model[Key(50)] = "after";
+  EXPECT_EQ(test::Contents(db.get()), model);
+  read_inside.reset();
+  wrote_inside.reset();
+  scanned.reset();
+  outside.reset();
+  after.reset();
   ASSERT_OK(db->Close());
   db.reset();
+  ExpectPoolsReleased();
+}
 
+// Writes after a range delete follow it in the log: a reopen replays them
+// over the tree it left, and none is lost or erased.
+TEST(DeleteRangeTest, WritesAfterItSurviveAReopen) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;  // the frozen memtable is checkpointed by the range delete
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  std::map<std::string, std::string> model;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 3000; ++i) {
+      const std::string v = "r" + std::to_string(round);
+      ASSERT_OK(db->Put(WriteOptions{}, Key(i), v));
+      model[Key(i)] = v;
+    }
+    const int a = 100 + 700 * round, b = a + 1500;
+    ASSERT_OK(db->DeleteRange(WriteOptions{}, Key(a), Key(b)));
+    model.erase(model.lower_bound(Key(a)), model.lower_bound(Key(b)));
+    ASSERT_OK(db->Put(WriteOptions{}, Key(a + 1), "after"));
+    model[Key(a + 1)] = "after";
+    EXPECT_EQ(test::Contents(db.get()), model);
+  }
+  ASSERT_OK(db->Close());
+  db.reset();
+  EXPECT_EQ(test::OpenVerifyContents(dir.Join("db")), model);
+  ExpectPoolsReleased();
+}
+
+// A range delete that cannot be made durable deletes nothing: it returns the
+// error, and the database, reopened, holds every key.
+TEST(DeleteRangeTest, AFailedDeleteRangeDeletesNothing) {
+  test::TempDir dir;
+  std::map<std::string, std::string> model;
+  {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
+    for (int i = 0; i < 5000; ++i) {
+      ASSERT_OK(db->Put(WriteOptions{}, Key(i), "v"));
+      model[Key(i)] = "v";
+      if (i == 2500) ASSERT_OK(db->Checkpoint());
+    }
+    ASSERT_OK(db->Close());
+  }
+  for (FaultOp op : {FaultOp::kWrite, FaultOp::kSync}) {
+    SCOPED_TRACE(static_cast<int>(op));
+    auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
+    Options o;
+    o.env = env;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+    env->AddRule({.file_substring = "data.akv", .op = op, .error = EIO});
+    Status s = db->DeleteRange(WriteOptions{}, Key(1000), Key(4000));
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    db->Close().IgnoreError();
+    db.reset();
+    EXPECT_EQ(test::OpenVerifyContents(dir.Join("db")), model);
+  }
+  ExpectPoolsReleased();
+}
+
+// Under the smallest budget (a few MiB above the cache), a range of most of
+// a tree several times that size goes in one step: the pages inside it are
+// dropped, not buffered as tombstones.
+TEST(DeleteRangeTest, ALargeRangeGoesUnderTheSmallestBudget) {
+  test::TempDir dir;
+  Options o;
+  o.cache_bytes = 256 << 10;
+  o.memory_budget_bytes = o.cache_bytes + o.cache_bytes / 8 + (size_t{8} << 20);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
+  constexpr int kKeys = 200000;  // about 24 MiB of entries
+  const std::string value(100, 'v');
+  for (int i = 0; i < kKeys; ++i) ASSERT_OK(db->Put(WriteOptions{}, Key(i), value));
+  ASSERT_OK(db->DeleteRange(WriteOptions{}, Key(1000), Key(kKeys - 1000)));
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < kKeys; ++i) {
+    if (i < 1000 || i >= kKeys - 1000) model[Key(i)] = value;
+  }
+  EXPECT_EQ(test::Contents(db.get()), model);
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_LE(st.pool.high_water_bytes, o.memory_budget_bytes);
+  EXPECT_EQ(st.approximate_keys, model.size());  // exact right after a checkpoint
+  VerifyReport report;
+  ASSERT_OK(db->Verify(&report));
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
+// Read-only opens refuse it.
+TEST(DeleteRangeTest, AReadOnlyOpenRefusesIt) {
+  test::TempDir dir;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
+  ASSERT_OK(db->Put(WriteOptions{}, "a", "v"));
+  ASSERT_OK(db->Close());
   Options read_only;
   read_only.read_only = true;
   ASSERT_OK(DB::Open(read_only, dir.Join("db"), &db));

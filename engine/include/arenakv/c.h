@@ -62,7 +62,8 @@ void arenakv_put(arenakv_t* db, const arenakv_writeoptions_t* options, const cha
                  size_t keylen, const char* val, size_t vallen, char** errptr);
 void arenakv_delete(arenakv_t* db, const arenakv_writeoptions_t* options, const char* key,
                     size_t keylen, char** errptr);
-/* Deletes every key in [begin, end) in one atomic commit (DB::DeleteRange). */
+/* Deletes every key in [begin, end) in one atomic, durable step
+   (DB::DeleteRange). */
 void arenakv_delete_range(arenakv_t* db, const arenakv_writeoptions_t* options, const char* begin,
                           size_t beginlen, const char* end, size_t endlen, char** errptr);
 /* Applies every operation of the batch atomically. */

@@ -147,12 +147,14 @@ class DB {
 
   virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
-  // Deletes every key in [begin, end) atomically: once it returns OK the
-  // range is empty as of its commit, including keys other writers put there
-  // meanwhile (it commits as a serializable transaction and starts again, a
-  // few times, when the range changed under it; Busy if it kept changing).
-  // Each key gets its own tombstone, so the cost grows with the keys in the
-  // range. begin > end is InvalidArgument; begin == end deletes nothing.
+  // Deletes every key in [begin, end) atomically and durably (whatever
+  // options.sync says): commits wait while it runs, and every key written
+  // before it goes. It runs as a checkpoint that drops the pages wholly
+  // inside the range without reading their entries, so its cost grows with
+  // the pages at the range's edges and the number of pages inside, not with
+  // the keys. Transactions that began before it and read, wrote or scanned
+  // into the range get Conflict at commit. On an error nothing is deleted.
+  // begin > end is InvalidArgument; begin == end deletes nothing.
   virtual Status DeleteRange(const WriteOptions& options, std::string_view begin,
                              std::string_view end) = 0;
   // Applies every operation of `batch` atomically: after a crash all of them

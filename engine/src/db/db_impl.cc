@@ -77,7 +77,8 @@ struct DBImpl::Group {
 
 struct DBImpl::Writer {
   explicit Writer(port::Mutex* mu) : cv(mu) {}
-  const CommitRequest* req = nullptr;  // null: a checkpoint request
+  const CommitRequest* req = nullptr;       // null: a checkpoint or range delete
+  const tree::EraseRange* erase = nullptr;  // a range delete (DeleteRange)
   std::atomic<bool> done{false};
   Status status;
   port::CondVar cv;
@@ -1108,49 +1109,64 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
   }
 }
 
-Status DBImpl::DeleteRange(const WriteOptions& options, std::string_view begin,
+Status DBImpl::DeleteRange(const WriteOptions& /*options*/, std::string_view begin,
                            std::string_view end) {
-  // Keys are gathered a chunk at a time, so the heap holds a bounded part of
-  // a large range; the transaction's buffers hold the tombstones, within
-  // its budget.
-  constexpr size_t kChunkKeys = 4096;
-  constexpr int kAttempts = 8;
   if (begin > end) return Status::InvalidArgument("delete range: begin is after end");
   if (begin == end) return Status::OK();
   if (options_.read_only) return ReadOnlyError();
+  port::ReaderLock l(&rw_);
+  if (closed_) return Status::Closed("database is closed");
+  const tree::EraseRange erase{begin, end};
+  Writer w(&mu_);
+  w.erase = &erase;
+  return RunWriter(&w);
+}
+
+// A range delete is a checkpoint that also erases the range from the tree,
+// run by the commit queue's leader so that no commit lands beside it: every
+// earlier write is in the frozen memtables it checkpoints (those in the
+// range are dropped with it), every later one follows it in the log. The
+// tree drops the subtrees inside the range whole, so the cost grows with
+// the pages, not the keys. It is durable when it returns (the checkpoint
+// syncs), and all or nothing: until the meta block commits, the tree and
+// the logs hold the state before it.
+Status DBImpl::EraseRangeLocked(const tree::EraseRange& erase) {
+  Status s;
+  for (;;) {
+    s = MakeRoomForWrite(/*force=*/true);
+    if (!s.ok()) return s;
+    if (current_->mem->table->entries() == 0) break;
+    // Without background checkpoints a frozen memtable waits for its
+    // caller before the next can freeze: checkpoint it first.
+    mu_.Unlock();
+    s = RunTreeCheckpoint();
+    mu_.Lock();
+    if (!s.ok()) return s;
+  }
+  const uint64_t sequence = last_sequence_ + 1;
+  // Transactions that began before it, or begin while it runs (they read
+  // the state before it), conflict with it on the range: the newest node of
+  // the write history names it.
+  std::shared_ptr<WriteHistory> node = history_;
   try {
-    TransactionOptions to;
-    to.isolation = IsolationLevel::kSerializable;  // the scanned range is validated
-    for (int attempt = 0; attempt < kAttempts; ++attempt) {
-      std::unique_ptr<Transaction> txn = BeginTransaction(options, to);
-      if (txn == nullptr) return Status::MemoryLimit("delete range: no memory for a transaction");
-      std::string from(begin);
-      std::vector<std::string> keys;
-      for (bool more = true; more;) {
-        keys.clear();
-        std::unique_ptr<Iterator> it = txn->NewIterator(ReadOptions{});
-        for (it->Seek(from); it->Valid() && it->key() < end && keys.size() < kChunkKeys;
-             it->Next()) {
-          keys.emplace_back(it->key());
-        }
-        more = it->Valid() && it->key() < end;
-        if (!it->status().ok()) return it->status();
-        it.reset();
-        for (const std::string& k : keys) {
-          Status s = txn->Delete(k);
-          if (!s.ok()) return s;
-        }
-        if (!keys.empty()) from = keys.back() + std::string(1, '\0');
-      }
-      TEST_SYNC_POINT("DBImpl::DeleteRange:Scanned");
-      Status s = txn->Commit();
-      if (!s.IsConflict()) return s;
-    }
-    return Status::Busy("delete range: the range kept changing under " + std::to_string(kAttempts) +
-                        " attempts");
+    node->erased.push_back({std::string(erase.begin), std::string(erase.end), sequence});
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("out of memory deleting a range; nothing was deleted");
   }
+  mu_.Unlock();
+  s = RunTreeCheckpoint(&erase, sequence);
+  mu_.Lock();
+  if (!s.ok()) {
+    auto& list = node->erased;
+    list.erase(
+        std::remove_if(list.begin(), list.end(),
+                       [&](const WriteHistory::Erased& e) { return e.sequence == sequence; }),
+        list.end());
+    if (s.IsMemoryLimit()) {
+      return Status::MemoryLimit("delete range: " + s.message() + "; nothing was deleted");
+    }
+  }
+  return s;
 }
 
 Status DBImpl::Write(const WriteOptions& options, WriteBatch* batch) {
@@ -1244,6 +1260,11 @@ Status DBImpl::WriteLocked(Writer* w) {
   w->sleeping = false;
   if (w->done.load(std::memory_order_relaxed)) return w->status;
 
+  if (w->erase != nullptr) {
+    w->status = EraseRangeLocked(*w->erase);
+    HandOnLocked(w, w);
+    return w->status;
+  }
   // This thread leads a commit group.
   if (w->req != nullptr && w->req->sync) GatherSyncGroupLocked();
   Status s = w->req == nullptr ? MakeRoomForWrite(/*force=*/true)
@@ -1722,19 +1743,21 @@ Status DBImpl::Checkpoint() {
   return RunTreeCheckpoint();
 }
 
-Status DBImpl::RunTreeCheckpoint() {
+Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_sequence) {
   port::MutexLock cl(&checkpoint_mu_);
   std::shared_ptr<Version> base;
   {
     port::MutexLock l(&mu_);
-    if (current_->imm.empty()) return bg_error_;
+    if (current_->imm.empty() && erase == nullptr) return bg_error_;
+    if (erase != nullptr && !bg_error_.ok()) return bg_error_;
     base = current_;
     checkpoint_running_ = true;
   }
   std::vector<std::unique_ptr<InternalIterator>> children;
   for (const auto& m : base->imm) children.push_back(m->table->NewIterator(UINT64_MAX));
   auto changes = mem::NewMergingIterator(std::move(children));
-  const uint64_t last_seq = base->imm.front()->table->max_sequence();
+  const uint64_t last_seq =
+      std::max(base->imm.empty() ? 0 : base->imm.front()->table->max_sequence(), erase_sequence);
   const uint64_t wal_number = base->mem->wal_number;
   tree::CheckpointResult result(&*scratch_mr_);
   // Made first: once the tree is written, publishing it must not fail.
@@ -1743,7 +1766,7 @@ Status DBImpl::RunTreeCheckpoint() {
   try {
     if (s.ok()) {
       s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
-                            wal_number, &result);
+                            wal_number, &result, erase);
     }
   } catch (const std::bad_alloc&) {
     s = Status::MemoryLimit("out of memory during checkpoint");
@@ -1770,6 +1793,9 @@ Status DBImpl::RunTreeCheckpoint() {
       }
       bg_cv_.SignalAll();
     } else {
+      // The range delete takes its sequence as it becomes visible: later
+      // snapshots and transactions see it, earlier ones do not.
+      last_sequence_ = std::max(last_sequence_, erase_sequence);
       old = PublishCheckpointLocked(*base, &result, std::move(next));
     }
   }

@@ -194,7 +194,13 @@ class DBImpl final : public DB {
       REQUIRES(mu_);
   Status RotateWalLocked() REQUIRES(mu_);
   Status SyncLogFile(const std::string& path);
-  Status RunTreeCheckpoint() EXCLUDES(mu_);
+  // With `erase`, the checkpoint also deletes its range, at `erase_sequence`
+  // (DeleteRange), and runs even with no frozen memtable.
+  Status RunTreeCheckpoint(const tree::EraseRange* erase = nullptr, uint64_t erase_sequence = 0)
+      EXCLUDES(mu_);
+  // DeleteRange's body, run by the commit queue's leader: no commit runs
+  // beside it.
+  Status EraseRangeLocked(const tree::EraseRange& erase) REQUIRES(mu_);
   // `v`: the new version, made (and charged) before the checkpoint ran.
   std::shared_ptr<Version> PublishCheckpointLocked(const Version& base,
                                                    tree::CheckpointResult* result,

@@ -24,11 +24,13 @@
 #ifndef ARENAKV_DB_VERSION_H_
 #define ARENAKV_DB_VERSION_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <memory_resource>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -88,16 +90,33 @@ struct WriteHistory {
   WriteHistory(const WriteHistory&) = delete;
   WriteHistory& operator=(const WriteHistory&) = delete;
 
+  // A range DeleteRange erased while this node was the newest.
+  struct Erased {
+    std::string begin, end;  // [begin, end)
+    uint64_t sequence = 0;
+  };
+
   uint64_t LatestSequence(std::string_view key) const {
-    return mem != nullptr ? mem->table->LatestSequence(key) : record->LatestSequence(key);
+    uint64_t seq = mem != nullptr ? mem->table->LatestSequence(key) : record->LatestSequence(key);
+    for (const Erased& e : erased) {
+      if (key >= e.begin && key < e.end) seq = std::max(seq, e.sequence);
+    }
+    return seq;
   }
+  // `end` empty: unbounded.
   bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after) const {
+    for (const Erased& e : erased) {
+      if (e.sequence > after && std::string_view(e.end) > begin && (end.empty() || e.begin < end)) {
+        return true;
+      }
+    }
     return mem != nullptr ? mem->table->WrittenInRangeAfter(begin, end, after)
                           : record->WrittenInRangeAfter(begin, end, after);
   }
 
   std::shared_ptr<MemRef> mem;        // under DBImpl::mu_
   std::unique_ptr<KeyRecord> record;  // under DBImpl::mu_
+  std::vector<Erased> erased;         // under DBImpl::mu_
   // Set once, when the memtable is frozen and replaced.
   std::shared_ptr<WriteHistory> newer;
 };

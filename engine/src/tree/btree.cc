@@ -11,6 +11,7 @@
 #include "arenakv/alloc/recycling_resource.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
+#include "util/coding.h"
 #include "util/sync_point.h"
 
 namespace arenakv::tree {
@@ -319,6 +320,36 @@ Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   s = ReadStored(address, buf, &image_bytes);
   if (!s.ok()) return s;
   return DecodeStored(address, std::string_view(buf, length), image_bytes, for_cache, ref);
+}
+
+Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
+  PageRef ref;
+  if (cache_->Lookup(address, &ref)) {
+    PageView v(ref.data());
+    if (!v.is_leaf()) return PageCorruption(path_, AddressOffset(address), "expected a leaf");
+    *count = v.count();
+    return Status::OK();
+  }
+  Status s = CheckAddress(address);
+  if (!s.ok()) return s;
+  const uint32_t length = AddressLength(address);
+  alignas(16) char stack_stored[kStackStoredBytes];
+  PageRef raw;
+  char* buf = stack_stored;
+  if (length > sizeof(stack_stored)) {
+    s = cache_->NewFrame(length, &raw);
+    if (!s.ok()) return s;
+    buf = raw.frame()->data();
+  }
+  size_t image_bytes = 0;
+  s = ReadStored(address, buf, &image_bytes);
+  if (!s.ok()) return s;
+  if (static_cast<uint8_t>(buf[8]) != static_cast<uint8_t>(PageType::kLeaf) ||
+      DecodeFixed16(buf + 10) != 0) {
+    return PageCorruption(path_, AddressOffset(address), "expected a leaf");
+  }
+  *count = DecodeFixed32(buf + 12);
+  return Status::OK();
 }
 
 Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,

@@ -71,6 +71,12 @@ struct CheckpointResult {
   uint64_t writes = 0;  // write calls the pages took
 };
 
+// Keys a checkpoint erases besides its changes (BTree::Checkpoint).
+struct EraseRange {
+  std::string_view begin;  // inclusive
+  std::string_view end;    // exclusive
+};
+
 struct VerifyStats {
   uint64_t pages = 0, keys = 0;
 };
@@ -124,8 +130,12 @@ class BTree {
   // the key, absent keys are ignored) to meta().root copy-on-write, writes the
   // new pages to free space, syncs, writes the other meta block, syncs. On
   // failure nothing durable changed and meta() stays in force.
+  // With `erase`, every key in [erase->begin, erase->end) goes too, and
+  // changes inside it are ignored: subtrees wholly inside are dropped
+  // without reading their leaves' entries, so the cost grows with the pages
+  // at its edges and the number of pages inside, not with its keys.
   Status Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
-                    CheckpointResult* result);
+                    CheckpointResult* result, const EraseRange* erase = nullptr);
   // No reader of this process can reach these pages any more: their extents
   // become free space and their cache frames are dropped, unless a
   // read-only open holds an older state (TreeOptions::lowest_reader). Then
@@ -195,6 +205,9 @@ class BTree {
   // `for_cache`: the frame may be published, so it records the image's
   // checksum for later re-verification.
   Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
+  // A leaf's entry count, from its cached image or its stored header (the
+  // stored page checked, not decoded).
+  Status LeafEntryCount(uint64_t address, uint32_t* count);
   // ReadPage's parts: the address's bounds; the stored page read into `dst`
   // (AddressLength bytes) with its header and checksum checked; the stored
   // page decoded into a private frame.

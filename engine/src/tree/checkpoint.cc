@@ -5,6 +5,11 @@
 // pages are produced bottom-up (post-order), so a parent is built after its
 // children have their final addresses.
 //
+// A checkpoint may also erase a key range (DeleteRange): changes inside it
+// are skipped, subtrees wholly inside it are dropped without descending
+// past their internal pages (leaves only give their entry counts), and the
+// leaves at its edges are rewritten without the erased entries.
+//
 // Packing: the entries of consecutive rewritten siblings stream through one
 // builder per level (a run), which fills every page up to page_bytes and
 // rebalances only the last two of the run, so pages split by earlier
@@ -25,6 +30,7 @@
 #include <cstring>
 #include <memory_resource>
 #include <new>
+#include <optional>
 
 #include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/options.h"
@@ -222,6 +228,51 @@ size_t EntryBytes(const PageView& v, uint32_t i) {
 
 }  // namespace
 
+// The changes of a checkpoint that also erases a range, without the ones
+// inside it: the range goes whole, whatever the memtables said of its keys.
+class OutsideRange final : public InternalIterator {
+ public:
+  OutsideRange(InternalIterator* base, const EraseRange& range) : base_(base), range_(range) {}
+
+  bool Valid() const override { return base_->Valid(); }
+  void SeekToFirst() override {
+    base_->SeekToFirst();
+    SkipForward();
+  }
+  void SeekToLast() override {
+    base_->SeekToLast();
+    SkipBackward();
+  }
+  void Seek(std::string_view target) override {
+    base_->Seek(target);
+    SkipForward();
+  }
+  void Next() override {
+    base_->Next();
+    SkipForward();
+  }
+  void Prev() override {
+    base_->Prev();
+    SkipBackward();
+  }
+  std::string_view key() const override { return base_->key(); }
+  std::string_view value() const override { return base_->value(); }
+  bool is_tombstone() const override { return base_->is_tombstone(); }
+  Status status() const override { return base_->status(); }
+
+ private:
+  bool Inside() const { return base_->key() >= range_.begin && base_->key() < range_.end; }
+  void SkipForward() {
+    if (base_->Valid() && Inside()) base_->Seek(range_.end);
+  }
+  void SkipBackward() {
+    while (base_->Valid() && Inside()) base_->Prev();
+  }
+
+  InternalIterator* const base_;
+  const EraseRange range_;
+};
+
 class CheckpointWriter {
  public:
   CheckpointWriter(BTree* tree, std::pmr::memory_resource* mr, alloc::Arena* arena)
@@ -244,7 +295,7 @@ class CheckpointWriter {
   }
 
   Status Run(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
-             CheckpointResult* result);
+             const EraseRange* erase, CheckpointResult* result);
   // Gives back everything a failed checkpoint took. `quarantine`: the meta
   // block may have reached the disk, so the extents must wait.
   void Abort(bool quarantine);
@@ -266,6 +317,19 @@ class CheckpointWriter {
   bool InRange(const std::string_view* upper) const {
     return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
   }
+  // The erased range against a page's key range [lower, upper) (upper
+  // null: unbounded): whether they meet, whether it holds the page whole.
+  bool EraseMeets(std::string_view lower, const std::string_view* upper) const {
+    return erase_ != nullptr && lower < erase_->end && (upper == nullptr || erase_->begin < *upper);
+  }
+  bool EraseCovers(std::string_view lower, const std::string_view* upper) const {
+    return erase_ != nullptr && erase_->begin <= lower && upper != nullptr && *upper <= erase_->end;
+  }
+  // Copies entry i of an old leaf into `b`, unless it is erased.
+  Status KeepEntry(NodeBuilder* b, const PageView& v, uint32_t i);
+  // The subtree at `address` lies inside the erased range: its pages become
+  // obsolete, its keys leave the count.
+  Status DropSubtree(uint64_t address, int level);
   // Applies the changes below `upper` to the page at `address` (0: the
   // empty tree), adding its replacement to out's run, or (*kept) the page
   // itself to `out` if nothing in it changes.
@@ -302,6 +366,7 @@ class CheckpointWriter {
   const size_t min_fill_;
 
   InternalIterator* changes_ = nullptr;
+  const EraseRange* erase_ = nullptr;
   std::pmr::string prev_key_;
   bool have_prev_key_ = false;
   int64_t key_delta_ = 0;
@@ -753,6 +818,10 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     }
     changes_->Next();
   }
+  if (!pending && n != 0 && EraseMeets(lower, upper)) {
+    const uint32_t at = v.LowerBound(erase_->begin);
+    pending = at < n && v.key(at) < erase_->end;
+  }
   if (!pending) {
     if (address != 0) return AddUnchanged(out, lower, address);
     return Status::OK();
@@ -769,7 +838,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     }
     std::string_view k = changes_->key();
     for (; i < n && v.key(i) < k; ++i) {
-      s = b.AddLeaf(v.key(i), v.value(i));
+      s = KeepEntry(&b, v, i);
       if (!s.ok()) return s;
     }
     bool exists = i < n && v.key(i) == k;
@@ -784,7 +853,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     changes_->Next();
   }
   for (; i < n; ++i) {
-    s = b.AddLeaf(v.key(i), v.value(i));
+    s = KeepEntry(&b, v, i);
     if (!s.ok()) return s;
   }
   if (address != 0) {
@@ -795,6 +864,38 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
     ref.Reset();
     if (hot) cache_->Erase(address);
   }
+  return Status::OK();
+}
+
+Status CheckpointWriter::KeepEntry(NodeBuilder* b, const PageView& v, uint32_t i) {
+  const std::string_view k = v.key(i);
+  if (erase_ != nullptr && k >= erase_->begin && k < erase_->end) {
+    --key_delta_;
+    return Status::OK();
+  }
+  return b->AddLeaf(k, v.value(i));
+}
+
+Status CheckpointWriter::DropSubtree(uint64_t address, int level) {
+  if (level == 0) {
+    uint32_t count = 0;
+    Status s = tree_->LeafEntryCount(address, &count);
+    if (!s.ok()) return s;
+    key_delta_ -= count;
+  } else {
+    PageRef ref;
+    Status s = tree_->FetchPage(address, false, &ref, /*fill=*/false);
+    if (!s.ok()) return s;
+    PageView v(ref.data());
+    if (v.level() != level) {
+      return PageCorruption(tree_->path_, AddressOffset(address), "unexpected page level");
+    }
+    for (uint32_t i = 0; i < v.count(); ++i) {
+      s = DropSubtree(v.child(i), level - 1);
+      if (!s.ok()) return s;
+    }
+  }
+  result_->obsolete.push_back(address);
   return Status::OK();
 }
 
@@ -821,7 +922,10 @@ Status CheckpointWriter::RewriteInternal(uint64_t address, int level, std::strin
       child_upper = &next_key;
     }
     uint64_t child = v.child(i);
-    if (!InRange(child_upper)) {
+    if (EraseCovers(child_lower, child_upper)) {
+      s = DropSubtree(child, level - 1);
+      changed = true;
+    } else if (!InRange(child_upper) && !EraseMeets(child_lower, child_upper)) {
       s = AddUnchanged(&children, child_lower, child);
     } else {
       bool child_kept = true;
@@ -863,8 +967,13 @@ Status CheckpointWriter::BuildLevelAbove(ChildList* list, ChildList* above) {
 // top of the tree is then shaped into one root), the new pages reach the
 // disk, and the meta block that names the new root makes them the tree.
 Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
-                             CheckpointResult* result) {
+                             const EraseRange* erase, CheckpointResult* result) {
   result_ = result;
+  std::optional<OutsideRange> outside;
+  if (erase != nullptr && erase->begin < erase->end) {
+    erase_ = erase;
+    changes = &outside.emplace(changes, *erase);
+  }
   changes_ = changes;
   const MetaState old = tree_->meta();
   uint64_t new_root = 0;
@@ -1000,7 +1109,7 @@ void CheckpointWriter::Abort(bool quarantine) {
 }
 
 Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint64_t wal_number,
-                         CheckpointResult* result) {
+                         CheckpointResult* result, const EraseRange* erase) {
   result->meta = MetaState();
   result->obsolete.clear();
   result->pages_written = result->bytes_written = result->writes = 0;
@@ -1025,7 +1134,7 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
     alloc::RecyclingResource pool(scratch.get());
     CheckpointWriter w(this, &pool, scratch.get());
     try {
-      s = w.Run(changes, last_sequence, wal_number, result);
+      s = w.Run(changes, last_sequence, wal_number, erase, result);
     } catch (const std::bad_alloc&) {
       s = Status::MemoryLimit(path_ + ": out of memory during checkpoint");
     }
