@@ -252,6 +252,50 @@ TEST(ReadOnlyTest, AReaderOutlivesItsWriterAndTheNext) {
   ExpectPoolsReleased();
 }
 
+// The same under the smallest budgets (a few MiB above a 256 KiB cache)
+// for both: the writer's list of pages kept for the reader, and the
+// reader's reads of a tree the writer keeps rewriting, stay within them.
+TEST(ReadOnlyTest, AReaderBesideCheckpointsUnderTheSmallestBudgets) {
+  test::TempDir dir;
+  const std::string path = dir.Join("db");
+  const size_t cache = 256 << 10;
+  const size_t budget = cache + cache / 8 + (size_t{8} << 20);
+  Options wo;
+  wo.cache_bytes = cache;
+  wo.memory_budget_bytes = budget;
+  std::unique_ptr<DB> writer;
+  ASSERT_OK(DB::Open(wo, path, &writer));
+  constexpr int kKeys = 30000;  // about 9 MiB of entries: larger than either budget
+  const std::string pad(200, 'p');
+  ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v0" + pad));
+  Options ro = SmallCacheReader(cache);
+  ro.memory_budget_bytes = budget;
+  std::unique_ptr<DB> reader;
+  ASSERT_OK(DB::Open(ro, path, &reader));
+  std::string v;
+  for (int round = 1; round <= 4; ++round) {
+    ASSERT_NO_FATAL_FAILURE(Rewrite(writer.get(), kKeys, "v" + std::to_string(round) + pad));
+    for (int i = round; i < kKeys; i += 61) {
+      ASSERT_OK(reader->Get(ReadOptions{}, Key(i), &v));
+      EXPECT_EQ(v, "v0" + pad) << Key(i) << " after " << round << " checkpoints";
+    }
+  }
+  VerifyReport report;
+  ASSERT_OK(reader->Verify(&report));
+  EXPECT_EQ(report.keys, static_cast<uint64_t>(kKeys));
+  for (DB* db : {writer.get(), reader.get()}) {
+    DBStats st;
+    ASSERT_OK(db->GetStats(&st));
+    EXPECT_LE(st.pool.high_water_bytes, budget);
+    EXPECT_EQ(st.memory_limit_errors, 0u);
+  }
+  ASSERT_OK(reader->Close());
+  ASSERT_OK(writer->Close());
+  reader.reset();
+  writer.reset();
+  ExpectPoolsReleased();
+}
+
 // A checkpoint that commits between a reader's reading the meta block and
 // its taking the lock may already have let the state's pages go: the
 // reader then does not count on the lock, and checks every page it reads
