@@ -50,6 +50,10 @@ struct Op {
   bool sync = false;
   bool checkpoint_after = false;  // thread 0 only; does not change the state
   std::vector<Write> writes;
+  // A range delete of [erase_begin, erase_end) instead of writes: durable
+  // once acknowledged, like a synced write.
+  bool erase = false;
+  std::string erase_begin, erase_end;
 };
 
 // The deterministic operation stream of thread `t` in the round with
@@ -77,6 +81,12 @@ class OpStream {
       op.writes.push_back({k, value(k)});
     } else if (r < 55) {
       op.writes.push_back({key(rng_() % kKeysPerThread), std::nullopt});
+    } else if (r < 57) {
+      // A range of the thread's keys, in their byte order ("k12" < "k3").
+      op.erase = true;
+      op.erase_begin = key(rng_() % kKeysPerThread);
+      op.erase_end = key(rng_() % kKeysPerThread);
+      if (op.erase_end < op.erase_begin) std::swap(op.erase_begin, op.erase_end);
     } else {
       // Every transaction rewrites the thread's tag key, plus 1..8 (or,
       // rarely, 40) other keys; a partial transaction cannot match either
@@ -107,6 +117,9 @@ class OpStream {
 };
 
 inline void Apply(const Op& op, Model* model) {
+  if (op.erase) {
+    model->erase(model->lower_bound(op.erase_begin), model->lower_bound(op.erase_end));
+  }
   for (const Write& w : op.writes) {
     if (w.value) {
       (*model)[w.key] = *w.value;
@@ -126,7 +139,9 @@ inline Status RunOp(DB* db, const Op& op) {
   WriteOptions wo;
   wo.sync = op.sync;
   Status s;
-  if (op.batch) {
+  if (op.erase) {
+    s = db->DeleteRange(wo, op.erase_begin, op.erase_end);
+  } else if (op.batch) {
     WriteBatch batch;
     for (const Write& w : op.writes) {
       s = w.value ? batch.Put(w.key, *w.value) : batch.Delete(w.key);
