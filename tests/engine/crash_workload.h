@@ -51,9 +51,14 @@ struct Op {
   bool checkpoint_after = false;  // thread 0 only; does not change the state
   std::vector<Write> writes;
   // A range delete of [erase_begin, erase_end) instead of writes: durable
-  // once acknowledged, like a synced write.
+  // once acknowledged, like a synced write, unless the range is empty (then
+  // it does nothing at all).
   bool erase = false;
   std::string erase_begin, erase_end;
+
+  bool durable_when_acknowledged() const {
+    return sync || checkpoint_after || (erase && erase_begin < erase_end);
+  }
 };
 
 // The deterministic operation stream of thread `t` in the round with

@@ -198,7 +198,7 @@ class PowerLossTest : public ::testing::Test {
           log.issued.push_back(start);
           Status s = test::RunOp(db, op);
           log.acked.push_back(s.ok() ? clock.fetch_add(1) : kNone);
-          log.durable.push_back(s.ok() && (op.sync || op.checkpoint_after || op.erase));
+          log.durable.push_back(s.ok() && op.durable_when_acknowledged());
           if (!s.ok()) break;
         }
       });
