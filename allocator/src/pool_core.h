@@ -240,6 +240,8 @@ class __attribute__((visibility("hidden"))) PoolCore {
 
   void SetReclaim(SegmentPool::ReclaimFn fn);
   void Trim();
+  // SegmentPool::ReleaseThreadCache.
+  void ReleaseThreadCache() { FlushMyMagazine(); }
   Status Close();
   bool closed() const { return closed_.load(std::memory_order_acquire); }
   bool closing() const;

@@ -1256,6 +1256,8 @@ void SegmentPool::SetReclaimCallback(ReclaimFn fn) { impl_->SetReclaim(std::move
 
 void SegmentPool::Trim() { impl_->Trim(); }
 
+void SegmentPool::ReleaseThreadCache() { impl_->ReleaseThreadCache(); }
+
 Status SegmentPool::Charge(size_t bytes) { return impl_->Charge(bytes); }
 
 void SegmentPool::Uncharge(size_t bytes) { impl_->Uncharge(bytes); }

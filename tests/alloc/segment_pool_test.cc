@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "alloc/alloc_test_util.h"
@@ -199,6 +200,40 @@ TEST(SegmentPoolTest, BudgetDropsRetainedBeforeCallingReclaim) {
   EXPECT_EQ(st.reclaim_calls, 0u);
   EXPECT_LE(st.committed_bytes, o.budget_bytes);
   EXPECT_EQ(st.retained_bytes, 64 * kKiB);
+  ExpectAccountingConsistent(*pool);
+}
+
+// Free segments a thread keeps cached count against the budget, and only
+// that thread reuses them; ReleaseThreadCache hands them to the pool, so
+// another thread's allocation that needs the room succeeds.
+TEST(SegmentPoolTest, ReleasedThreadCacheServesOtherThreads) {
+  PoolOptions o;
+  o.budget_bytes = 256 * kKiB;
+  o.retain_bytes = 2 << 20;  // as a database's pool: a thread cache of small classes
+  auto pool = MakePool(o);
+  std::vector<Segment> segs(32);
+  for (auto& s : segs) ASSERT_OK(pool->Allocate(4096, &s));
+  // 128 KiB of 4 KiB segments freed on this thread: its cache holds them.
+  for (auto& s : segs) ASSERT_OK(pool->Release(s));
+  EXPECT_EQ(pool->Stats().committed_bytes, 128 * kKiB);
+
+  auto other_allocates = [&](size_t bytes) {
+    Status result;
+    std::thread t([&] {
+      Segment big;
+      result = pool->Allocate(bytes, &big);
+      if (result.ok()) result = pool->Release(big);
+      pool->ReleaseThreadCache();
+    });
+    t.join();
+    return result;
+  };
+  // Another class, 192 KiB: it fits only if the cached 128 KiB goes.
+  Status s = other_allocates(192 * kKiB);
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  pool->ReleaseThreadCache();
+  ASSERT_OK(other_allocates(192 * kKiB));
+  EXPECT_LE(pool->Stats().high_water_bytes, o.budget_bytes);
   ExpectAccountingConsistent(*pool);
 }
 

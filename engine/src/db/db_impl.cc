@@ -762,6 +762,7 @@ uint64_t DBImpl::BudgetReleaseMark() const {
 
 bool DBImpl::AwaitBudgetReleaseLocked(uint64_t mark) {
   if (options_.memory_budget == nullptr) return false;
+  pool_->ReleaseThreadCache();  // as AwaitCheckpointLocked
   mu_.Unlock();
   const bool waited = options_.memory_budget->rep()->AwaitRelease(mark);
   mu_.Lock();
@@ -1581,6 +1582,9 @@ void DBImpl::MaybeSlowDownLocked(size_t active_bytes, size_t threshold) {
 }
 
 Status DBImpl::AwaitCheckpointLocked() {
+  // This thread waits for memory the checkpoint frees, and the checkpoint
+  // may be short of what this thread keeps cached for itself.
+  pool_->ReleaseThreadCache();
   // A checkpoint that just ran out of memory is retried in the background
   // (BackgroundWork), not by every writer that finds the memtables full.
   // Unless a reader or transaction has ended since, giving memory back: the
@@ -1689,6 +1693,7 @@ Status DBImpl::MakeRoomForWrite(bool force, size_t incoming) {
           return Status::MemoryLimit("the memtables fill their share of the budget (" +
                                      s.message() + "); nothing was written");
         }
+        pool_->ReleaseThreadCache();  // as AwaitCheckpointLocked
         bg_cv_.WaitFor(std::chrono::nanoseconds(kCheckpointRetryNs));
         stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - now) / 1000,
                                 std::memory_order_relaxed);

@@ -116,6 +116,12 @@ class SegmentPool {
   // Returns every retained free segment's pages to the OS now and unmaps
   // regions that are entirely free.
   void Trim();
+  // Gives the free segments the calling thread keeps cached for its own
+  // reuse back to the pool, where any thread's allocation (or a budget's
+  // reclaim) can take them. For a thread about to wait until another frees
+  // memory: what it holds cached would otherwise sit idle, and count
+  // against the budget, while the other runs short.
+  void ReleaseThreadCache();
 
   // Closes every arena still open (they are named in the leak report, which is
   // also written to stderr), then unmaps all memory. Idempotent. Returns
