@@ -52,12 +52,13 @@ struct Op {
   std::vector<Write> writes;
   // A range delete of [erase_begin, erase_end) instead of writes: durable
   // once acknowledged, like a synced write, unless the range is empty (then
-  // it does nothing at all).
+  // it does nothing at all, whatever `sync` says).
   bool erase = false;
   std::string erase_begin, erase_end;
 
   bool durable_when_acknowledged() const {
-    return sync || checkpoint_after || (erase && erase_begin < erase_end);
+    if (erase) return checkpoint_after || erase_begin < erase_end;  // `sync` means nothing to it
+    return sync || checkpoint_after;
   }
 };
 
