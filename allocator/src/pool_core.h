@@ -328,6 +328,21 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Status AllocateDedicated(size_t bytes, uint32_t owner, Segment* segment);
   Status ReleaseDedicated(const Segment& segment, Entry* entry, Slot* slot, uint32_t owner);
   void ReleaseDedicatedLocked(Entry* entry, Slot* slot) REQUIRES(mu_);
+  // ReleaseOwnedList's phases. A chain: segments of one class freed by the
+  // walk, linked through their list links, to splice onto its retained list.
+  struct OwnedChain {
+    Link head;
+    Link tail;
+    Slot* tail_slot;
+    size_t n;
+  };
+  void ProtectOwnedList(Link head);
+  int PrimaryClassOf(Link head);
+  // `pcs` is classes_[primary], whose lock the caller holds.
+  Link FreeOwnedListLocked(ClassState& pcs, Link head, int primary, OwnedChain* chains)
+      REQUIRES(pcs.mu);
+  void SpliceRetainedLocked(ClassState& cs, const OwnedChain& ch) REQUIRES(cs.mu);
+  void ReleaseDedicatedChain(Link head) EXCLUDES(mu_);
   // Reserves committed bytes against the budget, dropping retained segments
   // and calling the reclaim callback when needed. Sets *reused when the
   // reclaim pass freed a segment of class `c` that was taken instead.

@@ -734,120 +734,30 @@ void PoolCore::ReleaseDedicatedLocked(Entry* entry, Slot* slot) {
   free_dedicated_entries_.push_back(entry->index);
 }
 
+// One walk of the owner list does everything for the class of the first
+// region segment (in practice most of an arena: its blocks, or a page
+// cache's frames) under that class's lock, appending each segment to a chain
+// that is spliced onto the retained list in O(1) at the end. Segments of
+// other classes get their generation bump on the walk and the rest (list
+// state, chunk count) under their own lock afterwards; dedicated mappings are
+// chained through their owner links and released under mu_ last, since mu_
+// comes before the class locks. Owner links are left as they are: they mean
+// nothing in a free slot and LinkOwned() sets both on reuse.
 void PoolCore::ReleaseOwnedList(Link head) {
   if (closed() || head == kNoLink) return;
-  // One walk of the owner list does everything for the class of the first
-  // region segment (in practice most of an arena: its blocks, or a page
-  // cache's frames) under that class's lock, appending each segment to a
-  // chain that is spliced onto the retained list in O(1) at the end. Segments
-  // of other classes get their generation bump on the walk and the rest
-  // (list state, chunk count) under their own lock afterwards; dedicated
-  // mappings are chained through their owner links and released under mu_
-  // last, since mu_ comes before the class locks. The directory entry, its
-  // slot table, base and chunk counts are looked up once per run of segments
-  // of one region, not per segment. Owner links are left as they are: they
-  // mean nothing in a free slot and LinkOwned() sets both on reuse.
-  struct Chain {
-    Link head;
-    Link tail;
-    Slot* tail_slot;
-    size_t n;
-  };
-  Chain chains[kMaxClasses] = {};
-  auto append = [](Chain& ch, Link link, Slot* s) {
-    s->prev = ch.tail;
-    if (ch.tail_slot != nullptr) {
-      ch.tail_slot->next = link;
-    } else {
-      ch.head = link;
-    }
-    ch.tail = link;
-    ch.tail_slot = s;
-    ++ch.n;
-  };
-  if (opt_.quarantine) {
-    // Protected before the walk makes any of them free: a system call per
-    // segment is not made under a spin lock.
-    for (Link link = head; link != kNoLink;) {
-      Slot* s = SlotOf(link);
-      Entry* e = EntryAt(EntryOf(link));
-      if (!e->dedicated && (LoadWord(s, std::memory_order_relaxed) & kLive)) {
-        mprotect(e->base.load(std::memory_order_relaxed) +
-                     (static_cast<size_t>(GranuleOf(link)) << min_shift_),
-                 classes_[LoadClass(s)].bytes, PROT_NONE);
-      }
-      link = s->owner_next;
-    }
-  }
-  // The primary class: that of the first region segment (class 0 when there
-  // is none; its lock is then taken for nothing).
-  int primary = 0;
-  for (Link link = head; link != kNoLink;) {
-    Slot* s = SlotOf(link);
-    if (!EntryAt(EntryOf(link))->dedicated) {
-      primary = LoadClass(s);
-      break;
-    }
-    link = s->owner_next;
-  }
+  if (opt_.quarantine) ProtectOwnedList(head);
+  OwnedChain chains[kMaxClasses] = {};
+  const int primary = PrimaryClassOf(head);
   Link dedicated_head = kNoLink;
-  ClassState& pcs = classes_[primary];
   {
+    ClassState& pcs = classes_[primary];
     SpinLockGuard l(&pcs.mu);
-    uint32_t cur = kMaxEntries;  // no entry
-    Entry* e = nullptr;
-    Slot* slots = nullptr;
-    char* base = nullptr;
-    uint32_t* chunk_in_use = nullptr;
-    for (Link link = head; link != kNoLink;) {
-      const uint32_t index = EntryOf(link);
-      if (index != cur) {
-        cur = index;
-        e = EntryAt(index);
-        slots = e->slots;
-        base = e->base.load(std::memory_order_relaxed);
-        chunk_in_use = e->chunk_in_use.data();
-      }
-      const uint32_t g = GranuleOf(link);
-      Slot* s = slots + g;
-      const Link next = s->owner_next;
-      if (e->dedicated) {
-        s->owner_next = dedicated_head;
-        dedicated_head = link;
-        link = next;
-        continue;
-      }
-      const uint32_t w = LoadWord(s, std::memory_order_relaxed);
-      if (w & kLive) {
-        const int c = LoadClass(s);
-        Poison(base + (static_cast<size_t>(g) << min_shift_), classes_[c].bytes);
-        StoreWord(s, NextGenWord(w));
-        StoreOwner(s, 0);
-        if (c == primary) {
-          s->where = kRetained;
-          --chunk_in_use[g >> chunk_shift_];
-        }
-        append(chains[c], link, s);
-      }
-      link = next;
-    }
-    Chain& ch = chains[primary];
-    if (ch.n > 0) {
-      ch.tail_slot->next = pcs.retained_head;
-      if (pcs.retained_head != kNoLink) {
-        SlotOf(pcs.retained_head)->prev = ch.tail;
-      } else {
-        pcs.retained_tail = ch.tail;
-      }
-      pcs.retained_head = ch.head;
-      pcs.in_use -= ch.n;
-      pcs.retained += ch.n;
-      PublishRetained(pcs);
-    }
+    dedicated_head = FreeOwnedListLocked(pcs, head, primary, chains);
+    if (chains[primary].n > 0) SpliceRetainedLocked(pcs, chains[primary]);
   }
   size_t total = chains[primary].n;
   for (int c = 0; c < total_classes_; ++c) {
-    Chain& ch = chains[c];
+    OwnedChain& ch = chains[c];
     if (c == primary || ch.n == 0) continue;
     total += ch.n;
     ClassState& cs = classes_[c];
@@ -859,29 +769,122 @@ void PoolCore::ReleaseOwnedList(Link head) {
       --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
       link = s->next;
     }
-    ch.tail_slot->next = cs.retained_head;
-    if (cs.retained_head != kNoLink) {
-      SlotOf(cs.retained_head)->prev = ch.tail;
-    } else {
-      cs.retained_tail = ch.tail;
-    }
-    cs.retained_head = ch.head;
-    cs.in_use -= ch.n;
-    cs.retained += ch.n;
-    PublishRetained(cs);
+    SpliceRetainedLocked(cs, ch);
   }
-  if (dedicated_head != kNoLink) {
-    port::MutexLock l(&mu_);
-    for (Link link = dedicated_head; link != kNoLink;) {
-      Slot* s = SlotOf(link);
-      const Link next = s->owner_next;
-      if (LoadWord(s, std::memory_order_relaxed) & kLive) {
-        ReleaseDedicatedLocked(EntryAt(EntryOf(link)), s);
-      }
-      link = next;
-    }
-  }
+  if (dedicated_head != kNoLink) ReleaseDedicatedChain(dedicated_head);
   if (total > 0 && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
+}
+
+// Quarantine: every live region segment of the list is protected before the
+// walk makes any of them free, so that no system call is made per segment
+// under a spin lock.
+void PoolCore::ProtectOwnedList(Link head) {
+  for (Link link = head; link != kNoLink;) {
+    Slot* s = SlotOf(link);
+    Entry* e = EntryAt(EntryOf(link));
+    if (!e->dedicated && (LoadWord(s, std::memory_order_relaxed) & kLive)) {
+      mprotect(e->base.load(std::memory_order_relaxed) +
+                   (static_cast<size_t>(GranuleOf(link)) << min_shift_),
+               classes_[LoadClass(s)].bytes, PROT_NONE);
+    }
+    link = s->owner_next;
+  }
+}
+
+// The class of the list's first region segment (0 when there is none; its
+// lock is then taken for nothing).
+int PoolCore::PrimaryClassOf(Link head) {
+  for (Link link = head; link != kNoLink;) {
+    Slot* s = SlotOf(link);
+    if (!EntryAt(EntryOf(link))->dedicated) return LoadClass(s);
+    link = s->owner_next;
+  }
+  return 0;
+}
+
+// The walk: each live region segment gets its generation bump and goes on
+// its class's chain (those of `primary` also leave the in-use count of their
+// chunk); dedicated ones are chained through their owner links, returned.
+// The directory entry, its slot table, base and chunk counts are looked up
+// once per run of segments of one region, not per segment.
+Link PoolCore::FreeOwnedListLocked(ClassState& pcs, Link head, int primary, OwnedChain* chains) {
+  (void)pcs;  // held: the primary class's lock
+  auto append = [](OwnedChain& ch, Link link, Slot* s) {
+    s->prev = ch.tail;
+    if (ch.tail_slot != nullptr) {
+      ch.tail_slot->next = link;
+    } else {
+      ch.head = link;
+    }
+    ch.tail = link;
+    ch.tail_slot = s;
+    ++ch.n;
+  };
+  Link dedicated_head = kNoLink;
+  uint32_t cur = kMaxEntries;  // no entry
+  Entry* e = nullptr;
+  Slot* slots = nullptr;
+  char* base = nullptr;
+  uint32_t* chunk_in_use = nullptr;
+  for (Link link = head; link != kNoLink;) {
+    const uint32_t index = EntryOf(link);
+    if (index != cur) {
+      cur = index;
+      e = EntryAt(index);
+      slots = e->slots;
+      base = e->base.load(std::memory_order_relaxed);
+      chunk_in_use = e->chunk_in_use.data();
+    }
+    const uint32_t g = GranuleOf(link);
+    Slot* s = slots + g;
+    const Link next = s->owner_next;
+    if (e->dedicated) {
+      s->owner_next = dedicated_head;
+      dedicated_head = link;
+      link = next;
+      continue;
+    }
+    const uint32_t w = LoadWord(s, std::memory_order_relaxed);
+    if (w & kLive) {
+      const int c = LoadClass(s);
+      Poison(base + (static_cast<size_t>(g) << min_shift_), classes_[c].bytes);
+      StoreWord(s, NextGenWord(w));
+      StoreOwner(s, 0);
+      if (c == primary) {
+        s->where = kRetained;
+        --chunk_in_use[g >> chunk_shift_];
+      }
+      append(chains[c], link, s);
+    }
+    link = next;
+  }
+  return dedicated_head;
+}
+
+// Puts a chain at the head of its class's retained list.
+void PoolCore::SpliceRetainedLocked(ClassState& cs, const OwnedChain& ch) {
+  ch.tail_slot->next = cs.retained_head;
+  if (cs.retained_head != kNoLink) {
+    SlotOf(cs.retained_head)->prev = ch.tail;
+  } else {
+    cs.retained_tail = ch.tail;
+  }
+  cs.retained_head = ch.head;
+  cs.in_use -= ch.n;
+  cs.retained += ch.n;
+  PublishRetained(cs);
+}
+
+void PoolCore::ReleaseDedicatedChain(Link head) {
+  port::MutexLock l(&mu_);
+  for (Link link = head; link != kNoLink;) {
+    Slot* s = SlotOf(link);
+    const Link next = s->owner_next;
+    if (LoadWord(s, std::memory_order_relaxed) & kLive) {
+      ReleaseDedicatedLocked(EntryAt(EntryOf(link)), s);
+    }
+    link = next;
+  }
 }
 
 // ---------------------------------------------------------------------------
