@@ -6,45 +6,22 @@ namespace arenakv::mem {
 
 namespace {
 
-class LiveIterator final : public InternalIterator {
+class LiveIterator final : public SkippingIterator<LiveIterator> {
  public:
-  explicit LiveIterator(std::unique_ptr<InternalIterator> base) : base_(std::move(base)) {}
+  explicit LiveIterator(std::unique_ptr<InternalIterator> base)
+      : SkippingIterator(base.get()), owned_(std::move(base)) {}
 
-  bool Valid() const override { return base_->Valid(); }
-  void SeekToFirst() override {
-    base_->SeekToFirst();
-    SkipForward();
-  }
-  void SeekToLast() override {
-    base_->SeekToLast();
-    SkipBackward();
-  }
-  void Seek(std::string_view target) override {
-    base_->Seek(target);
-    SkipForward();
-  }
-  void Next() override {
-    base_->Next();
-    SkipForward();
-  }
-  void Prev() override {
-    base_->Prev();
-    SkipBackward();
-  }
-  std::string_view key() const override { return base_->key(); }
-  std::string_view value() const override { return base_->value(); }
   bool is_tombstone() const override { return false; }
-  Status status() const override { return base_->status(); }
 
- private:
   void SkipForward() {
-    while (base_->Valid() && base_->is_tombstone()) base_->Next();
+    while (base()->Valid() && base()->is_tombstone()) base()->Next();
   }
   void SkipBackward() {
-    while (base_->Valid() && base_->is_tombstone()) base_->Prev();
+    while (base()->Valid() && base()->is_tombstone()) base()->Prev();
   }
 
-  std::unique_ptr<InternalIterator> base_;
+ private:
+  const std::unique_ptr<InternalIterator> owned_;
 };
 
 }  // namespace

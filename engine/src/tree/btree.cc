@@ -304,22 +304,33 @@ constexpr size_t kStackBlockBytes = 8 << 10;
 
 }  // namespace
 
-Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
+struct BTree::StoredRead {
+  alignas(16) char stack[kStackStoredBytes];
+  PageRef frame;  // holds the bytes when they do not fit `stack`
+  std::string_view stored;
+  size_t image_bytes = 0;
+};
+
+Status BTree::ReadStoredPage(uint64_t address, StoredRead* r) {
   Status s = CheckAddress(address);
   if (!s.ok()) return s;
   const uint32_t length = AddressLength(address);
-  alignas(16) char stack_stored[kStackStoredBytes];
-  PageRef raw;
-  char* buf = stack_stored;
-  if (length > sizeof(stack_stored)) {
-    s = cache_->NewFrame(length, &raw);
+  char* buf = r->stack;
+  if (length > sizeof(r->stack)) {
+    s = cache_->NewFrame(length, &r->frame);
     if (!s.ok()) return s;
-    buf = raw.frame()->data();
+    buf = r->frame.frame()->data();
   }
-  size_t image_bytes = 0;
-  s = ReadStored(address, buf, &image_bytes);
+  s = ReadStored(address, buf, &r->image_bytes);
+  if (s.ok()) r->stored = std::string_view(buf, length);
+  return s;
+}
+
+Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
+  StoredRead r;
+  Status s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
-  return DecodeStored(address, std::string_view(buf, length), image_bytes, for_cache, ref);
+  return DecodeStored(address, r.stored, r.image_bytes, for_cache, ref);
 }
 
 Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
@@ -330,46 +341,26 @@ Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
     *count = v.count();
     return Status::OK();
   }
-  Status s = CheckAddress(address);
+  StoredRead r;
+  Status s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
-  const uint32_t length = AddressLength(address);
-  alignas(16) char stack_stored[kStackStoredBytes];
-  PageRef raw;
-  char* buf = stack_stored;
-  if (length > sizeof(stack_stored)) {
-    s = cache_->NewFrame(length, &raw);
-    if (!s.ok()) return s;
-    buf = raw.frame()->data();
-  }
-  size_t image_bytes = 0;
-  s = ReadStored(address, buf, &image_bytes);
-  if (!s.ok()) return s;
-  if (static_cast<uint8_t>(buf[8]) != static_cast<uint8_t>(PageType::kLeaf) ||
-      DecodeFixed16(buf + 10) != 0) {
+  const char* header = r.stored.data();
+  if (static_cast<uint8_t>(header[8]) != static_cast<uint8_t>(PageType::kLeaf) ||
+      DecodeFixed16(header + 10) != 0) {
     return PageCorruption(path_, AddressOffset(address), "expected a leaf");
   }
-  *count = DecodeFixed32(buf + 12);
+  *count = DecodeFixed32(header + 12);
   return Status::OK();
 }
 
 Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,
                           const uint64_t* unheld_generation) {
-  Status s = CheckAddress(address);
+  StoredRead r;
+  Status s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
   const uint64_t offset = AddressOffset(address);
-  const uint32_t length = AddressLength(address);
-  alignas(16) char stack_stored[kStackStoredBytes];
-  PageRef raw;
-  char* buf = stack_stored;
-  if (length > sizeof(stack_stored)) {
-    s = cache_->NewFrame(length, &raw);
-    if (!s.ok()) return s;
-    buf = raw.frame()->data();
-  }
-  size_t image_bytes = 0;
-  s = ReadStored(address, buf, &image_bytes);
-  if (!s.ok()) return s;
-  const std::string_view stored(buf, length);
+  const std::string_view stored = r.stored;
+  const size_t image_bytes = r.image_bytes;
   if (IsBlockedLeaf(stored) && !cache_->AdmitLeaf(address, options_.page_bytes)) {
     LeafBlock block;
     bool in_range = false;
@@ -392,7 +383,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   PageRef page;
   s = DecodeStored(address, stored, image_bytes, /*for_cache=*/true, &page);
   if (!s.ok()) return s;
-  raw.Reset();
+  r.frame.Reset();
   if (unheld_generation == nullptr) {
     cache_->Insert(address, page.bytes(), &page);
   } else {

@@ -213,6 +213,10 @@ class BTree {
   // page decoded into a private frame.
   Status CheckAddress(uint64_t address) const;
   Status ReadStored(uint64_t address, char* dst, size_t* image_bytes);
+  // ReadStored after CheckAddress, into the caller's stack buffer, or into a
+  // frame when the page is larger (btree.cc).
+  struct StoredRead;
+  Status ReadStoredPage(uint64_t address, StoredRead* r);
   // ReleasePages' work once it is decided.
   void ReleaseNow(std::span<const uint64_t> obsolete);
   Status DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes, bool for_cache,

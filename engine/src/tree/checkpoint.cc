@@ -230,46 +230,21 @@ size_t EntryBytes(const PageView& v, uint32_t i) {
 
 // The changes of a checkpoint that also erases a range, without the ones
 // inside it: the range goes whole, whatever the memtables said of its keys.
-class OutsideRange final : public InternalIterator {
+class OutsideRange final : public SkippingIterator<OutsideRange> {
  public:
-  OutsideRange(InternalIterator* base, const EraseRange& range) : base_(base), range_(range) {}
+  OutsideRange(InternalIterator* base, const EraseRange& range)
+      : SkippingIterator(base), range_(range) {}
 
-  bool Valid() const override { return base_->Valid(); }
-  void SeekToFirst() override {
-    base_->SeekToFirst();
-    SkipForward();
-  }
-  void SeekToLast() override {
-    base_->SeekToLast();
-    SkipBackward();
-  }
-  void Seek(std::string_view target) override {
-    base_->Seek(target);
-    SkipForward();
-  }
-  void Next() override {
-    base_->Next();
-    SkipForward();
-  }
-  void Prev() override {
-    base_->Prev();
-    SkipBackward();
-  }
-  std::string_view key() const override { return base_->key(); }
-  std::string_view value() const override { return base_->value(); }
-  bool is_tombstone() const override { return base_->is_tombstone(); }
-  Status status() const override { return base_->status(); }
-
- private:
-  bool Inside() const { return base_->key() >= range_.begin && base_->key() < range_.end; }
   void SkipForward() {
-    if (base_->Valid() && Inside()) base_->Seek(range_.end);
+    if (base()->Valid() && Inside()) base()->Seek(range_.end);
   }
   void SkipBackward() {
-    while (base_->Valid() && Inside()) base_->Prev();
+    while (base()->Valid() && Inside()) base()->Prev();
   }
 
-  InternalIterator* const base_;
+ private:
+  bool Inside() const { return base()->key() >= range_.begin && base()->key() < range_.end; }
+
   const EraseRange range_;
 };
 

@@ -41,6 +41,48 @@ class InternalIterator {
   virtual Status status() const = 0;
 };
 
+// A cursor over `base` that leaves some of its entries out. Derived provides
+// SkipForward() and SkipBackward(), which move past what it leaves out and
+// are called after every move (through the type, not a virtual call).
+template <typename Derived>
+class SkippingIterator : public InternalIterator {
+ public:
+  bool Valid() const override { return base_->Valid(); }
+  void SeekToFirst() override {
+    base_->SeekToFirst();
+    self().SkipForward();
+  }
+  void SeekToLast() override {
+    base_->SeekToLast();
+    self().SkipBackward();
+  }
+  void Seek(std::string_view target) override {
+    base_->Seek(target);
+    self().SkipForward();
+  }
+  void Next() override {
+    base_->Next();
+    self().SkipForward();
+  }
+  void Prev() override {
+    base_->Prev();
+    self().SkipBackward();
+  }
+  std::string_view key() const override { return base_->key(); }
+  std::string_view value() const override { return base_->value(); }
+  bool is_tombstone() const override { return base_->is_tombstone(); }
+  Status status() const override { return base_->status(); }
+
+ protected:
+  explicit SkippingIterator(InternalIterator* base) : base_(base) {}
+  InternalIterator* base() const { return base_; }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+
+  InternalIterator* const base_;
+};
+
 }  // namespace arenakv
 
 #endif  // ARENAKV_UTIL_INTERNAL_ITERATOR_H_
