@@ -99,6 +99,31 @@ TEST_F(PageCacheTest, ClockKeepsRecentlyUsedPages) {
   EXPECT_TRUE(Has(a[5], 'z'));
 }
 
+// Once the cache is full a leaf goes in on its second miss within the
+// admission window, a set of two ways: two leaves of one set that miss by
+// turns both get in; a third pushes out the older.
+TEST_F(PageCacheTest, AFullCacheAdmitsALeafOnItsSecondMiss) {
+  Make(4 * kPage);
+  for (uint64_t a = 1; a <= 4; ++a) Put(a * 100, 'x');
+  // The window's 64 slots are 32 sets of two; these addresses share a slot.
+  std::vector<uint64_t> same;
+  for (uint64_t a = 1000; same.size() < 6; ++a) {
+    if (((a * 0x9E3779B97F4A7C15ULL) >> 24 & 63) == 10) same.push_back(a);
+  }
+  EXPECT_FALSE(cache_->AdmitLeaf(same[0], kPage));
+  EXPECT_TRUE(cache_->AdmitLeaf(same[0], kPage));   // the second miss
+  EXPECT_FALSE(cache_->AdmitLeaf(same[0], kPage));  // counted afresh
+  EXPECT_FALSE(cache_->AdmitLeaf(same[1], kPage));
+  EXPECT_FALSE(cache_->AdmitLeaf(same[2], kPage));
+  EXPECT_TRUE(cache_->AdmitLeaf(same[1], kPage));  // by turns: both remembered
+  EXPECT_TRUE(cache_->AdmitLeaf(same[2], kPage));
+  EXPECT_FALSE(cache_->AdmitLeaf(same[3], kPage));
+  EXPECT_FALSE(cache_->AdmitLeaf(same[4], kPage));
+  EXPECT_FALSE(cache_->AdmitLeaf(same[5], kPage));  // pushes out same[3]
+  EXPECT_FALSE(cache_->AdmitLeaf(same[3], kPage));
+  EXPECT_TRUE(cache_->AdmitLeaf(same[5], kPage));
+}
+
 TEST_F(PageCacheTest, PinnedFramesAreNeverEvicted) {
   Make(4 * kPage);
   std::vector<PageRef> pinned;

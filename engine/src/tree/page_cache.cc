@@ -335,7 +335,8 @@ bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
     table = admission_.load(std::memory_order_relaxed);
     if (table == nullptr) {
       if (admission_failed_ || closed_.load(std::memory_order_acquire)) return true;
-      const size_t slots = std::bit_ceil(std::max<size_t>(64, capacity_ / page_bytes));
+      const size_t slots =
+          std::bit_ceil(std::max<size_t>(64, capacity_ / page_bytes / kAdmissionWindowShare));
       alloc::Segment seg;
       if (!arena_->AllocateSegment(slots * sizeof(uint64_t), &seg).ok()) {
         admission_failed_ = true;  // no table: admit everything, as before it existed
@@ -347,12 +348,22 @@ bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
       admission_.store(table, std::memory_order_release);
     }
   }
-  std::atomic<uint64_t>& slot = table[(Hash(address) >> 24) & admission_mask_];
-  if (slot.load(std::memory_order_relaxed) == address) {
-    slot.store(0, std::memory_order_relaxed);
+  // Two ways per set, the newer first: two leaves that share a set and
+  // miss by turns still find themselves there.
+  const size_t set = (Hash(address) >> 24) & admission_mask_ & ~size_t{1};
+  std::atomic<uint64_t>& newer = table[set];
+  std::atomic<uint64_t>& older = table[set + 1];
+  const uint64_t first = newer.load(std::memory_order_relaxed);
+  if (first == address) {
+    newer.store(0, std::memory_order_relaxed);
     return true;
   }
-  slot.store(address, std::memory_order_relaxed);
+  if (older.load(std::memory_order_relaxed) == address) {
+    older.store(0, std::memory_order_relaxed);
+    return true;
+  }
+  older.store(first, std::memory_order_relaxed);
+  newer.store(address, std::memory_order_relaxed);
   return false;
 }
 

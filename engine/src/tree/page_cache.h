@@ -227,6 +227,13 @@ class PageCache {
     std::atomic<uint64_t> misses{0};
   };
   static constexpr int kHitCounters = 16;
+  // AdmitLeaf remembers the last misses of one page in this many that the
+  // cache holds (at least 64). A larger window admitted leaves met twice by
+  // chance, each a whole-leaf decode and an eviction: with 3M keys and a
+  // 32 MiB cache, 1/16 of it read 14% faster under uniform keys and 20%
+  // faster under Zipf 0.99 (fewer misses: hot leaves stay) than a window
+  // of one slot per page.
+  static constexpr size_t kAdmissionWindowShare = 16;
 
   // A list of unlinked frames waiting for readers' sections to end.
   struct RetiredList {
