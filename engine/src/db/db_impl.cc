@@ -961,6 +961,9 @@ bool DBImpl::GetLockFree(std::string_view key, std::string* value, Status* statu
 // only the leaf's address, read under rw_ so that Close() waits for it.
 bool DBImpl::GetMissedLeaf(const tree::BTree::LeafMiss& miss, std::string_view key,
                            std::string* value, Status* status) {
+  // Not once Close() has begun: a stream of misses must not keep its writer
+  // lock waiting (see Close).
+  if (read_closed_.load(std::memory_order_acquire)) return false;
   port::ReaderLock l(&rw_);
   if (closed_) return false;  // the locked path says so
   TEST_SYNC_POINT("DBImpl::GetMissedLeaf:Reading");
