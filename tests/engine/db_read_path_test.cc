@@ -493,6 +493,48 @@ TEST(ReadPathTest, AReadWhoseLeafIsReleasedMeanwhileReadsAgain) {
   ExpectPoolsReleased();
 }
 
+// A read that missed its leaf and goes on after Close() has begun takes the
+// locked path, which answers Closed: it does not take the close lock
+// (rw_ prefers readers, and a stream of such reads would keep Close()
+// waiting for its writer lock).
+TEST(ReadPathTest, ALeafMissAfterCloseBeganAnswersClosed) {
+  test::TempDir dir;
+  Options o;
+  o.background_checkpoints = false;
+  o.read_ahead = false;
+  ASSERT_NO_FATAL_FAILURE(CreateClosed(o, dir.Join("db"), 20000));
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));  // internal pages cached, no leaf
+  std::atomic<bool> missed{false}, closing{false}, read_done{false};
+  test::Notifier notifier;
+  test::SyncPointScope scope;
+  SyncPoint::Get()->SetCallBack("DBImpl::Get:LeafMissed", [&](void*) {
+    missed.store(true);
+    notifier.Notify();
+    notifier.WaitUntil([&] { return closing.load(); });
+  });
+  SyncPoint::Get()->SetCallBack("DBImpl::Close:ReadsClosed", [&](void*) {
+    closing.store(true);
+    notifier.Notify();
+    notifier.WaitUntil([&] { return read_done.load(); });
+  });
+  SyncPoint::Get()->EnableProcessing();
+  Status read;
+  std::thread reader([&] {
+    std::string v;
+    read = db->Get(ReadOptions(), Key(12345), &v);
+    read_done.store(true);
+    notifier.Notify();
+  });
+  notifier.WaitUntil([&] { return missed.load(); });
+  ASSERT_OK(db->Close());
+  reader.join();
+  scope.Reset();
+  EXPECT_TRUE(read.IsClosed()) << read.ToString();
+  db.reset();
+  ExpectPoolsReleased();
+}
+
 // Closing while the read-ahead thread is reading leaves nothing behind.
 // Close() meets the thread in three ways, by turns:
 //  0: at once, wherever the thread is (it may not even have started);

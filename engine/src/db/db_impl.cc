@@ -996,6 +996,7 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
       if (!closed_) ReleaseRetiredViews(false);
     }
     if (done) return s;
+    if (miss.address != 0) TEST_SYNC_POINT("DBImpl::Get:LeafMissed");
     try {
       if (miss.address != 0 && GetMissedLeaf(miss, key, value, &s)) return s;
     } catch (const std::bad_alloc&) {

@@ -54,6 +54,9 @@
 //   DBImpl::GetLockFree:Reading           db/db_impl.cc, a lock-free point
 //       read has passed the closed check inside its read section and is about
 //       to read the memtables and the tree.
+//   DBImpl::Get:LeafMissed                db/db_impl.cc, a lock-free point
+//       read found every page cached but its leaf, and has left its read
+//       section (before GetMissedLeaf).
 //   DBImpl::GetMissedLeaf:Reading         db/db_impl.cc, a lock-free point
 //       read that missed a leaf has left its read section and is about to
 //       read the leaf by its address alone.
