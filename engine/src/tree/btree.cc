@@ -11,7 +11,6 @@
 #include "arenakv/alloc/recycling_resource.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
-#include "util/coding.h"
 #include "util/sync_point.h"
 
 namespace arenakv::tree {
@@ -344,12 +343,10 @@ Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
   StoredRead r;
   Status s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
-  const char* header = r.stored.data();
-  if (static_cast<uint8_t>(header[8]) != static_cast<uint8_t>(PageType::kLeaf) ||
-      DecodeFixed16(header + 10) != 0) {
+  if (!IsStoredLeaf(r.stored)) {
     return PageCorruption(path_, AddressOffset(address), "expected a leaf");
   }
-  *count = DecodeFixed32(header + 12);
+  *count = StoredEntryCount(r.stored);
   return Status::OK();
 }
 

@@ -75,6 +75,8 @@ struct CheckpointResult {
 struct EraseRange {
   std::string_view begin;  // inclusive
   std::string_view end;    // exclusive
+
+  bool Contains(std::string_view key) const { return key >= begin && key < end; }
 };
 
 struct VerifyStats {

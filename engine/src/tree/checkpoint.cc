@@ -243,7 +243,7 @@ class OutsideRange final : public SkippingIterator<OutsideRange> {
   }
 
  private:
-  bool Inside() const { return base()->key() >= range_.begin && base()->key() < range_.end; }
+  bool Inside() const { return range_.Contains(base()->key()); }
 
   const EraseRange range_;
 };
@@ -844,7 +844,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
 
 Status CheckpointWriter::KeepEntry(NodeBuilder* b, const PageView& v, uint32_t i) {
   const std::string_view k = v.key(i);
-  if (erase_ != nullptr && k >= erase_->begin && k < erase_->end) {
+  if (erase_ != nullptr && erase_->Contains(k)) {
     --key_delta_;
     return Status::OK();
   }

@@ -581,11 +581,9 @@ bool BlocksMatchEntries(std::string_view payload, const char* image, std::string
 
 Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
                        std::string_view key, LeafBlock* block, bool* in_range) {
-  const char* p = stored.data();
-  const uint32_t count = DecodeFixed32(p + 12);
-  const uint32_t image_bytes = DecodeFixed32(p + 16);
-  if (!IsBlockedLeaf(stored) || p[8] != static_cast<char>(PageType::kLeaf) ||
-      DecodeFixed16(p + 10) != 0) {
+  const uint32_t count = StoredEntryCount(stored);
+  const uint32_t image_bytes = DecodeFixed32(stored.data() + 16);
+  if (!IsBlockedLeaf(stored) || !IsStoredLeaf(stored)) {
     return PageCorruption(file, offset, "not a leaf stored in blocks");
   }
   const size_t skip = kImageHeaderBytes + size_t{count} * kSlotBytes;

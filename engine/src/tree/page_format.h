@@ -280,6 +280,15 @@ struct LeafBlock {
 inline bool IsBlockedLeaf(std::string_view stored) {
   return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlocks) != 0;
 }
+// A stored page's header, as ParseStoredPage accepted it: a leaf (type and
+// level agree), and its entry count.
+inline bool IsStoredLeaf(std::string_view stored) {
+  return static_cast<uint8_t>(stored[8]) == static_cast<uint8_t>(PageType::kLeaf) &&
+         DecodeFixed16(stored.data() + 10) == 0;
+}
+inline uint32_t StoredEntryCount(std::string_view stored) {
+  return DecodeFixed32(stored.data() + 12);
+}
 // The block of a blocked leaf (accepted by ParseStoredPage) that holds `key`
 // if the leaf does; *in_range is false when key sorts before every key. A
 // malformed index is Corruption.
