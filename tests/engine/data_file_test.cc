@@ -156,7 +156,7 @@ TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
   ASSERT_TRUE(Open().ok());
   Put(0, 10, "x");
   ASSERT_TRUE(tree_->Close().ok());
-  Patch(kMetaOffsets[1] + 8, 0x08);  // version 4 -> 12, checksum not resealed
+  Patch(kMetaOffsets[1] + 8, 0x08);  // a higher version, checksum not resealed
   Status s = Open(false);
   // Damage, not a newer format: the meta block fails its checksum first.
   EXPECT_FALSE(s.IsNotSupported()) << s.ToString();

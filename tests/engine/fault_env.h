@@ -75,9 +75,12 @@ class FaultInjectionEnv final : public Env {
     return state_->counts[static_cast<int>(op)].load(std::memory_order_relaxed);
   }
   uint64_t Injected() const { return state_->injected.load(std::memory_order_relaxed); }
+  // Bytes the reads that succeeded returned.
+  uint64_t BytesRead() const { return state_->bytes_read.load(std::memory_order_relaxed); }
   void ResetCounts() {
     for (auto& c : state_->counts) c.store(0, std::memory_order_relaxed);
     state_->injected.store(0, std::memory_order_relaxed);
+    state_->bytes_read.store(0, std::memory_order_relaxed);
   }
   Env* base() const { return state_->base.get(); }
 
@@ -157,6 +160,7 @@ class FaultInjectionEnv final : public Env {
     std::mt19937_64 rng GUARDED_BY(mu){0x5eed};
     std::array<std::atomic<uint64_t>, static_cast<size_t>(FaultOp::kCount_)> counts{};
     std::atomic<uint64_t> injected{0};
+    std::atomic<uint64_t> bytes_read{0};
   };
 
   static Status Injected(const std::string& what, const std::string& name, int error) {
@@ -174,7 +178,9 @@ class FaultInjectionEnv final : public Env {
         *read = 0;
         return Injected("read", path(), f.error);
       }
-      return inner_->Read(offset, n, scratch, read);
+      Status s = inner_->Read(offset, n, scratch, read);
+      if (s.ok()) state_->bytes_read.fetch_add(*read, std::memory_order_relaxed);
+      return s;
     }
     Status Write(uint64_t offset, std::string_view data) override {
       Fault f = state_->Check(FaultOp::kWrite, path());

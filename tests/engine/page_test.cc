@@ -375,7 +375,7 @@ TEST(BlockedLeafTest, EveryKeyFoundFromItsBlockAndTheWholePageDecodes) {
   std::string stored = EncodeBlocked(image, offset);
   ASSERT_TRUE(IsBlockedLeaf(stored)) << "seed " << seed;
   EXPECT_EQ(static_cast<uint8_t>(stored[9]),
-            kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks);
+            kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums);
   size_t n = 0;
   ASSERT_OK(ParseStoredPage(stored, offset, true, "f", &n));
   std::string out(n, '\0');
@@ -436,6 +436,8 @@ TEST(BlockedLeafTest, OnlyLeavesOfMoreThanOneBlock) {
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 }
 
+std::string WithoutBlockSums(const std::string& stored, uint64_t offset);
+
 // A page whose checksum holds but whose index or blocks are wrong (a writer
 // bug, or a crafted file) is Corruption on every path, never a crash or a
 // read out of bounds (ASan checks the second).
@@ -450,12 +452,16 @@ TEST(BlockedLeafTest, DamagedIndexOrBlocksAreCorruption) {
   ASSERT_GE(blocks, 2u);
 
   // Named cases: a count of one, a first entry moved, a key out of order.
+  // With block checksums the walk that checks them meets a bad index
+  // first; either way it is Corruption before anything trusts it.
   auto expect_corrupt = [&](std::string bad, const std::string& what) {
     SealStoredPage(bad.data(), bad.size(), offset);
     size_t n = 0;
-    ASSERT_OK(ParseStoredPage(bad, offset, true, "f", &n));
-    std::string out(n, '\0');
-    Status s = DecodeStoredPage(bad, offset, "f", out.data(), n);
+    Status s = ParseStoredPage(bad, offset, true, "f", &n);
+    if (s.ok()) {
+      std::string out(n, '\0');
+      s = DecodeStoredPage(bad, offset, "f", out.data(), n);
+    }
     EXPECT_TRUE(s.IsCorruption()) << what << ": " << s.ToString();
     std::string v;
     bool found = false;
@@ -468,17 +474,21 @@ TEST(BlockedLeafTest, DamagedIndexOrBlocksAreCorruption) {
   EncodeFixed16(one.data() + kStoredHeaderBytes, 1);
   expect_corrupt(one, "one block");
   std::string moved = stored;
-  const size_t block1 = index + 14 + DecodeFixed16(stored.data() + index + 12);
+  const size_t entry = 14 + 8;  // first entry, sizes, key length, block checksum
+  const size_t block1 = index + entry + DecodeFixed16(stored.data() + index + 12);
   EncodeFixed32(moved.data() + block1, DecodeFixed32(stored.data() + block1) + 1);
   expect_corrupt(moved, "first entry moved");
   std::string order = stored;
-  order[block1 + 14] = '\x01';  // block 1's first key now sorts before block 0's
+  order[block1 + entry] = '\x01';  // block 1's first key now sorts before block 0's
   expect_corrupt(order, "keys out of order");
 
-  // Random damage anywhere past the header, checksum resealed.
+  // Random damage anywhere past the header, checksum resealed; in both
+  // formats (with block checksums most of it fails the page's own check,
+  // so the format-4 form is what reaches the decoders).
+  const std::string old = WithoutBlockSums(stored, offset);
   std::mt19937_64 rng(seed);
   for (int trial = 0; trial < 3000; ++trial) {
-    std::string bad = stored;
+    std::string bad = trial % 2 == 0 ? stored : old;
     const size_t at = kStoredHeaderBytes + rng() % (bad.size() - kStoredHeaderBytes);
     bad[at] = static_cast<char>(bad[at] ^ (1 + rng() % 255));
     SealStoredPage(bad.data(), bad.size(), offset);
@@ -502,6 +512,138 @@ TEST(BlockedLeafTest, DamagedIndexOrBlocksAreCorruption) {
       }
     }
   }
+}
+
+// The same leaf as format 4 wrote it: no checksum per block, the page
+// checksum over all of it.
+std::string WithoutBlockSums(const std::string& stored, uint64_t offset) {
+  const size_t blocks = DecodeFixed16(stored.data() + kStoredHeaderBytes);
+  std::string out = stored.substr(0, kStoredHeaderBytes + 2);
+  size_t pos = kStoredHeaderBytes + 2;
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t klen = DecodeFixed16(stored.data() + pos + 12);
+    out += stored.substr(pos, 14);
+    out += stored.substr(pos + 22, klen);
+    pos += 22 + klen;
+  }
+  out += stored.substr(pos);
+  out[9] = static_cast<char>(static_cast<uint8_t>(out[9]) & ~kStoredFlagBlockSums);
+  EncodeFixed32(out.data() + 20, static_cast<uint32_t>(out.size() - kStoredHeaderBytes));
+  SealStoredPage(out.data(), out.size(), offset);
+  return out;
+}
+
+// A block read (what a point read that misses a full cache does): the head
+// of the page first, then the block, as BTree::GetFromBlock reads them.
+Status HeadAndBlockLookup(const std::string& stored, uint64_t offset, std::string_view key,
+                          std::string* value, bool* found, bool* usable) {
+  *found = false;
+  std::string buf(stored.size(), '\0');  // what was not read stays zero
+  buf.replace(0, kStoredHeadBytes, stored, 0, kStoredHeadBytes);
+  Status s = ParseStoredHead(std::string_view(buf).substr(0, kStoredHeadBytes),
+                             static_cast<uint32_t>(stored.size()), offset, "f", usable);
+  if (!s.ok() || !*usable) return s;
+  LeafBlock block;
+  bool in_range = false;
+  s = LocateLeafBlock(buf, offset, "f", key, &block, &in_range);
+  if (!s.ok() || !in_range) return s;
+  const size_t at = static_cast<size_t>(block.lz4.data() - buf.data());
+  buf.replace(at, block.lz4.size(), stored, at, block.lz4.size());
+  std::string raw(block.raw_bytes, '\0');
+  std::string_view v;
+  s = SearchLeafBlock(block, raw.data(), offset, "f", key, &v, found);
+  if (s.ok() && *found) value->assign(v);
+  return s;
+}
+
+TEST(BlockedLeafTest, FormatFourLeavesStillRead) {
+  const uint64_t seed = test::TestSeed();
+  auto e = VariedEntries(seed, 400);
+  std::string image = LeafImage(e);
+  const uint64_t offset = 16 * 777;
+  const std::string old = WithoutBlockSums(EncodeBlocked(image, offset), offset);
+  ASSERT_EQ(static_cast<uint8_t>(old[9]), kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks);
+  size_t n = 0;
+  ASSERT_OK(ParseStoredPage(old, offset, true, "f", &n));
+  std::string out(n, '\0');
+  ASSERT_OK(DecodeStoredPage(old, offset, "f", out.data(), n));
+  EXPECT_EQ(out, image) << "seed " << seed;
+  // A block read of it falls back to the whole page: its head says so.
+  std::string got;
+  bool found = false, usable = true;
+  ASSERT_OK(HeadAndBlockLookup(old, offset, e[0].first, &got, &found, &usable));
+  EXPECT_FALSE(usable);
+  for (const auto& [k, v] : e) {
+    ASSERT_OK(BlockLookup(old, offset, k, &got, &found));
+    ASSERT_TRUE(found) << "seed " << seed << " key " << k;
+    ASSERT_EQ(got, v) << "seed " << seed << " key " << k;
+  }
+  // Its page checksum still covers every byte.
+  std::string bad = old;
+  bad[old.size() - 5] ^= 0x20;
+  EXPECT_TRUE(ParseStoredPage(bad, offset, true, "f", &n).IsCorruption());
+}
+
+TEST(BlockedLeafTest, ABlockReadReadsTheHeadAndOneBlock) {
+  const uint64_t seed = test::TestSeed();
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 140; ++i) {  // a leaf of 16-byte keys and 100-byte values, as compare's
+    char key[17];
+    std::snprintf(key, sizeof(key), "%016d", i * 7);
+    e.emplace_back(key,
+                   std::string(50, 'a' + i % 26) + std::to_string(seed + i) + std::string(40, 'v'));
+  }
+  std::string image = LeafImage(e);
+  const uint64_t offset = 16 * 4096;
+  const std::string stored = EncodeBlocked(image, offset);
+  ASSERT_TRUE(IsBlockedLeaf(stored));
+  ASSERT_GT(stored.size(), 2 * kStoredHeadBytes);
+  for (const auto& [k, v] : e) {
+    std::string got;
+    bool found = false, usable = false;
+    ASSERT_OK(HeadAndBlockLookup(stored, offset, k, &got, &found, &usable));
+    ASSERT_TRUE(usable);
+    ASSERT_TRUE(found) << "key " << k;
+    ASSERT_EQ(got, v) << "key " << k;
+  }
+  std::string got;
+  bool found = true, usable = false;
+  ASSERT_OK(HeadAndBlockLookup(stored, offset, "0000000000000001", &got, &found, &usable));
+  EXPECT_FALSE(found);
+
+  // The head read elsewhere (a stale address): the offset-seeded checksum
+  // over the header and the index fails.
+  Status s = HeadAndBlockLookup(stored, offset + 16, e[0].first, &got, &found, &usable);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  // A damaged block: the whole-page check and a block read of a key in it
+  // fail; a block read of a key in another block does not.
+  const size_t blocks = DecodeFixed16(stored.data() + kStoredHeaderBytes);
+  ASSERT_GE(blocks, 2u);
+  std::string bad = stored;
+  bad[bad.size() - 3] ^= 0x01;  // inside the last block
+  size_t n = 0;
+  s = ParseStoredPage(bad, offset, true, "f", &n);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.ToString().find("block checksum"), std::string::npos) << s.ToString();
+  s = HeadAndBlockLookup(bad, offset, e.back().first, &got, &found, &usable);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  ASSERT_OK(HeadAndBlockLookup(bad, offset, e[0].first, &got, &found, &usable));
+  EXPECT_TRUE(found);
+  EXPECT_EQ(got, e[0].second);
+  // A damaged index entry (block 0's checksum): the head's checksum fails.
+  bad = stored;
+  bad[kStoredHeaderBytes + 2 + 14] ^= 0x01;
+  s = HeadAndBlockLookup(bad, offset, e[0].first, &got, &found, &usable);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  // Keys so long that the index does not fit the head: read whole.
+  std::vector<std::pair<std::string, std::string>> wide;
+  for (int i = 0; i < 40; ++i) {
+    wide.emplace_back(std::string(300, 'k') + std::to_string(1000 + i), std::string(200, 'v'));
+  }
+  const std::string long_keys = EncodeBlocked(LeafImage(wide), offset);
+  ASSERT_TRUE(IsBlockedLeaf(long_keys));
+  ASSERT_OK(HeadAndBlockLookup(long_keys, offset, wide[3].first, &got, &found, &usable));
+  EXPECT_FALSE(usable);
 }
 
 TEST(StoredPageTest, IncompressibleStaysRaw) {

@@ -350,32 +350,95 @@ Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
   return Status::OK();
 }
 
+Status BTree::ReadBytes(uint64_t offset, size_t n, char* dst) {
+  size_t got = 0;
+  Status s = file_->Read(offset, n, dst, &got);
+  if (s.ok() && got != n)
+    s = PageCorruption(path_, offset, "page extends past the end of the file");
+  return s;
+}
+
+Status BTree::SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
+                          std::string* value, bool* found) {
+  alignas(16) char stack_block[kStackBlockBytes];
+  PageRef scratch;
+  char* out = stack_block;
+  if (block.raw_bytes > sizeof(stack_block)) {
+    Status s = cache_->NewFrame(block.raw_bytes, &scratch);
+    if (!s.ok()) return s;
+    out = scratch.frame()->data();
+  }
+  std::string_view v;
+  Status s = SearchLeafBlock(block, out, offset, path_, key, &v, found);
+  if (s.ok() && *found) value->assign(v.data(), v.size());
+  cache_->AddBlockRead();
+  return s;
+}
+
+// A leaf the cache does not admit, stored in blocks with block checksums:
+// reads its header and index, then the one block that may hold the key,
+// about a third of the page. *done is false when the page is not of that
+// kind (or its index is longer than the head): then it is read whole.
+Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
+                           StoredRead* r, bool* done) {
+  *done = false;
+  const uint64_t offset = AddressOffset(address);
+  const uint32_t length = AddressLength(address);
+  Status s = ReadBytes(offset, kStoredHeadBytes, r->stack);
+  bool usable = false;
+  if (s.ok()) {
+    s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), length, offset, path_,
+                        &usable);
+  }
+  if (!s.ok() || !usable) {
+    *done = !s.ok();
+    return s;
+  }
+  *done = true;
+  LeafBlock block;
+  bool in_range = false;
+  s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range);
+  if (s.ok() && in_range) {
+    const size_t at = static_cast<size_t>(block.lz4.data() - r->stack);
+    if (at + block.lz4.size() > kStoredHeadBytes) {
+      // The block's bytes before the head's end are already there.
+      const size_t from = std::max(at, kStoredHeadBytes);
+      s = ReadBytes(offset + from, at + block.lz4.size() - from, r->stack + from);
+    }
+  }
+  if (s.ok() && options_.read_only && !state_held_.load(std::memory_order_acquire)) {
+    s = CheckStateCurrent();  // as ReadStored
+  }
+  if (!s.ok() || !in_range) return s;
+  return SearchBlock(block, offset, key, value, found);
+}
+
 Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,
                           const uint64_t* unheld_generation) {
+  Status s = CheckAddress(address);
+  if (!s.ok()) return s;
   StoredRead r;
-  Status s = ReadStoredPage(address, &r);
+  // Whether a leaf read for one key is worth decoding and caching whole is
+  // decided before reading it, so that one that is not costs only its block.
+  const bool admitted = cache_->AdmitLeaf(address, options_.page_bytes);
+  const uint32_t length = AddressLength(address);
+  // Below four heads, two reads cost more than the bytes they save.
+  if (!admitted && length >= 4 * kStoredHeadBytes && length <= sizeof(r.stack)) {
+    bool done = false;
+    s = GetFromBlock(address, key, value, found, &r, &done);
+    if (done) return s;
+  }
+  s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
   const uint64_t offset = AddressOffset(address);
   const std::string_view stored = r.stored;
   const size_t image_bytes = r.image_bytes;
-  if (IsBlockedLeaf(stored) && !cache_->AdmitLeaf(address, options_.page_bytes)) {
+  if (IsBlockedLeaf(stored) && !admitted) {
     LeafBlock block;
     bool in_range = false;
     s = LocateLeafBlock(stored, offset, path_, key, &block, &in_range);
     if (!s.ok() || !in_range) return s;
-    alignas(16) char stack_block[kStackBlockBytes];
-    PageRef scratch;
-    char* out = stack_block;
-    if (block.raw_bytes > sizeof(stack_block)) {
-      s = cache_->NewFrame(block.raw_bytes, &scratch);
-      if (!s.ok()) return s;
-      out = scratch.frame()->data();
-    }
-    std::string_view v;
-    s = SearchLeafBlock(block, out, offset, path_, key, &v, found);
-    if (s.ok() && *found) value->assign(v.data(), v.size());
-    cache_->AddBlockRead();
-    return s;
+    return SearchBlock(block, offset, key, value, found);
   }
   PageRef page;
   s = DecodeStored(address, stored, image_bytes, /*for_cache=*/true, &page);

@@ -84,6 +84,7 @@ struct VerifyStats {
 };
 
 class PageView;
+struct LeafBlock;
 
 class BTree {
  public:
@@ -219,6 +220,12 @@ class BTree {
   // frame when the page is larger (btree.cc).
   struct StoredRead;
   Status ReadStoredPage(uint64_t address, StoredRead* r);
+  // n bytes at offset, all of them (a short read is Corruption).
+  Status ReadBytes(uint64_t offset, size_t n, char* dst);
+  Status GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
+                      StoredRead* r, bool* done);
+  Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
+                     std::string* value, bool* found);
   // ReleasePages' work once it is decided.
   void ReleaseNow(std::span<const uint64_t> obsolete);
   Status DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes, bool for_cache,

@@ -303,6 +303,9 @@ bool RebuildSlots(char* image, size_t image_bytes, uint8_t type, uint16_t level,
 
 constexpr size_t kBlockCountBytes = 2;
 constexpr size_t kBlockHeaderBytes = 14;  // first entry, raw bytes, LZ4 bytes, key length
+constexpr size_t kBlockSumBytes = 8;      // format 5: the block's checksum, before the key
+
+uint64_t BlockChecksum(std::string_view lz4) { return Checksum64(ChecksumKind::kLeafBlock, lz4); }
 
 // Where the entries of a canonical page end: entry i+1's offset, or the image's end.
 size_t EntryEnd(const PageView& v, uint32_t i) {
@@ -336,7 +339,7 @@ size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, s
   size_t blocks = 0, index = kBlockCountBytes;
   ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t, size_t) {
     ++blocks;
-    index += kBlockHeaderBytes + v.key(first).size();
+    index += kBlockHeaderBytes + kBlockSumBytes + v.key(first).size();
   });
   if (blocks < 2 || blocks > 0xFFFF || index > capacity) return 0;
   EncodeFixed16(payload, static_cast<uint16_t>(blocks));
@@ -356,8 +359,9 @@ size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, s
     EncodeFixed32(header + 4, static_cast<uint32_t>(end - start));
     EncodeFixed32(header + 8, static_cast<uint32_t>(n));
     EncodeFixed16(header + 12, static_cast<uint16_t>(key.size()));
-    std::memcpy(header + kBlockHeaderBytes, key.data(), key.size());
-    header += kBlockHeaderBytes + key.size();
+    EncodeFixed64(header + kBlockHeaderBytes, BlockChecksum({payload + data, size_t(n)}));
+    std::memcpy(header + kBlockHeaderBytes + kBlockSumBytes, key.data(), key.size());
+    header += kBlockHeaderBytes + kBlockSumBytes + key.size();
     data += static_cast<size_t>(n);
   });
   return fits ? data : 0;
@@ -366,7 +370,8 @@ size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, s
 // One entry of a block index, as BlockIndex::Next reads it.
 struct BlockEntry {
   uint32_t first_entry = 0, raw_bytes = 0, lz4_bytes = 0;
-  size_t lz4_offset = 0;  // from the payload's start
+  size_t lz4_offset = 0;  // from data_start()
+  uint64_t checksum = 0;  // with block sums
   std::string_view first_key;
 };
 
@@ -377,8 +382,11 @@ struct BlockEntry {
 // page's count).
 class BlockIndex {
  public:
-  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes)
-      : payload_(payload), count_(count), entries_bytes_(entries_bytes) {}
+  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes, bool sums)
+      : payload_(payload),
+        count_(count),
+        entries_bytes_(entries_bytes),
+        header_bytes_(kBlockHeaderBytes + (sums ? kBlockSumBytes : 0)) {}
 
   // The next block; false at the end (why empty: the index is well formed
   // and data_start() is set) or on an error (why set).
@@ -396,15 +404,15 @@ class BlockIndex {
       data_start_ = pos_;
       return false;
     }
-    if (payload_.size() - pos_ < kBlockHeaderBytes) return Fail(why, "block index truncated");
+    if (payload_.size() - pos_ < header_bytes_) return Fail(why, "block index truncated");
     const char* h = payload_.data() + pos_;
     b->first_entry = DecodeFixed32(h);
     b->raw_bytes = DecodeFixed32(h + 4);
     b->lz4_bytes = DecodeFixed32(h + 8);
     const size_t klen = DecodeFixed16(h + 12);
-    if (payload_.size() - pos_ - kBlockHeaderBytes < klen)
-      return Fail(why, "block index truncated");
-    b->first_key = std::string_view(h + kBlockHeaderBytes, klen);
+    if (payload_.size() - pos_ - header_bytes_ < klen) return Fail(why, "block index truncated");
+    b->checksum = header_bytes_ > kBlockHeaderBytes ? DecodeFixed64(h + kBlockHeaderBytes) : 0;
+    b->first_key = std::string_view(h + header_bytes_, klen);
     const bool first_ok =
         seen_ == 0 ? b->first_entry == 0 : b->first_entry > prev_first_ && b->first_entry < count_;
     if (!first_ok || b->raw_bytes == 0 || b->lz4_bytes == 0 ||
@@ -419,7 +427,7 @@ class BlockIndex {
     prev_key_ = b->first_key;
     raw_total_ += b->raw_bytes;
     lz4_total_ += b->lz4_bytes;
-    pos_ += kBlockHeaderBytes + klen;
+    pos_ += header_bytes_ + klen;
     ++seen_;
     return true;
   }
@@ -434,6 +442,7 @@ class BlockIndex {
   const std::string_view payload_;
   const uint32_t count_;
   const size_t entries_bytes_;
+  const size_t header_bytes_;
   size_t pos_ = 0;
   uint32_t blocks_ = 0, seen_ = 0, prev_first_ = 0;
   size_t raw_total_ = 0, lz4_total_ = 0, data_start_ = 0;
@@ -454,7 +463,7 @@ size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, ch
       size_t n = EncodeBlockedLeaf(image, block_bytes, out + kStoredHeaderBytes,
                                    MaxStoredBytes(image_bytes) - kStoredHeaderBytes);
       if (n >= kImageHeaderBytes && n <= worth) {
-        flags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks;
+        flags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums;
         payload = n;
       }
     }
@@ -490,16 +499,68 @@ size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, ch
 
 namespace {
 
-uint64_t StoredChecksum(const char* stored, size_t length, uint64_t offset) {
+constexpr uint8_t kBlockedLeafFlags =
+    kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums;
+
+bool HasBlockSums(const char* stored) {
+  return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlockSums) != 0;
+}
+
+// Where the index of a blocked leaf with block sums ends, from the page's
+// start, within the first `available` bytes; 0 when it does not end there.
+size_t BlockIndexEnd(const char* stored, size_t available) {
+  size_t pos = kStoredHeaderBytes + kBlockCountBytes;
+  if (available < pos) return 0;
+  const uint32_t blocks = DecodeFixed16(stored + kStoredHeaderBytes);
+  for (uint32_t i = 0; i < blocks; ++i) {
+    if (available - pos < kBlockHeaderBytes + kBlockSumBytes) return 0;
+    pos += kBlockHeaderBytes + kBlockSumBytes + DecodeFixed16(stored + pos + 12);
+    if (pos > available) return 0;
+  }
+  return pos;
+}
+
+// Covers the whole page, or with block sums its header and index (`end`).
+uint64_t StoredChecksum(const char* stored, size_t end, uint64_t offset) {
   // Seeded with the offset: a page read from the wrong place fails.
   uint64_t seed = static_cast<uint64_t>(ChecksumKind::kPage) ^ (offset * 0x9E3779B97F4A7C15ULL);
-  return XXH3_64bits_withSeed(stored + 8, length - 8, seed);
+  return XXH3_64bits_withSeed(stored + 8, end - 8, seed);
+}
+
+// The page checksum of a page with block sums, then every block's.
+Status VerifyBlockSums(std::string_view stored, uint64_t offset, const std::string& file) {
+  const char* p = stored.data();
+  const size_t end = BlockIndexEnd(p, stored.size());
+  if (end == 0) return PageCorruption(file, offset, "block index truncated");
+  if (DecodeFixed64(p) != StoredChecksum(p, end, offset)) {
+    return PageCorruption(file, offset, "checksum mismatch");
+  }
+  const uint32_t count = DecodeFixed32(p + 12);
+  const size_t skip = kImageHeaderBytes + size_t{count} * kSlotBytes;
+  const uint32_t image_bytes = DecodeFixed32(p + 16);
+  if (skip > image_bytes) return PageCorruption(file, offset, "bad entry count");
+  const std::string_view payload = stored.substr(kStoredHeaderBytes);
+  BlockIndex index(payload, count, image_bytes - skip, /*sums=*/true);
+  BlockEntry b;
+  std::string why;
+  const size_t data_start = end - kStoredHeaderBytes;
+  while (index.Next(&b, &why)) {
+    if (b.lz4_offset + b.lz4_bytes > payload.size() - data_start ||
+        BlockChecksum(payload.substr(data_start + b.lz4_offset, b.lz4_bytes)) != b.checksum) {
+      return PageCorruption(file, offset, "block checksum mismatch");
+    }
+  }
+  if (!why.empty()) return PageCorruption(file, offset, why);
+  return Status::OK();
 }
 
 }  // namespace
 
 void SealStoredPage(char* stored, size_t length, uint64_t offset) {
-  EncodeFixed64(stored, StoredChecksum(stored, length, offset));
+  // (An index that does not end inside the page, only ever in a test's
+  // damaged page, gets the whole-page checksum: readers refuse it anyway.)
+  const size_t end = HasBlockSums(stored) ? BlockIndexEnd(stored, length) : length;
+  EncodeFixed64(stored, StoredChecksum(stored, end == 0 ? length : end, offset));
 }
 
 Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what) {
@@ -514,16 +575,24 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
   uint8_t flags = static_cast<uint8_t>(p[9]);
   uint32_t raw = DecodeFixed32(p + 16);
   uint32_t payload = DecodeFixed32(p + 20);
-  if (verify_checksum && DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
+  if (verify_checksum && (flags & kStoredFlagBlockSums) == 0 &&
+      DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
     return PageCorruption(file, offset, "checksum mismatch");
+  }
+  if (verify_checksum && (flags & kStoredFlagBlockSums) != 0) {
+    // Before the length check, as for every page: a damaged page reports
+    // its checksum first.
+    Status s = VerifyBlockSums(stored, offset, file);
+    if (!s.ok()) return s;
   }
   if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
     return PageCorruption(file, offset, "payload length mismatch");
   }
+  const bool leaf = p[8] == static_cast<char>(PageType::kLeaf);
   const bool known = flags == 0 || flags == kStoredFlagLz4 ||
                      flags == (kStoredFlagLz4 | kStoredFlagNoSlots) ||
-                     (flags == (kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks) &&
-                      p[8] == static_cast<char>(PageType::kLeaf));
+                     (flags == (kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks) && leaf) ||
+                     (flags == kBlockedLeafFlags && leaf);
   if (!known) return PageCorruption(file, offset, "unknown page flags");
   if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||
       ((flags & kStoredFlagLz4) == 0 && raw != payload)) {
@@ -537,14 +606,14 @@ namespace {
 
 // Decompresses every block of a blocked leaf into `entries`, back to back.
 bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_t entries_bytes,
-                  std::string* why) {
+                  bool sums, std::string* why) {
   BlockEntry b;
-  BlockIndex check(payload, count, entries_bytes);  // the data starts after the index
+  BlockIndex check(payload, count, entries_bytes, sums);  // the data starts after the index
   while (check.Next(&b, why)) {
   }
   if (!why->empty()) return false;
   const size_t data_start = check.data_start();
-  BlockIndex index(payload, count, entries_bytes);
+  BlockIndex index(payload, count, entries_bytes, sums);
   size_t out = 0;
   while (index.Next(&b, why)) {
     const int n = LZ4_decompress_safe(payload.data() + data_start + b.lz4_offset, entries + out,
@@ -560,10 +629,10 @@ bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_
 
 // After RebuildSlots: each block starts at an entry, with the key its index
 // names (so a block read finds what a whole-page read finds).
-bool BlocksMatchEntries(std::string_view payload, const char* image, std::string* why) {
+bool BlocksMatchEntries(std::string_view payload, const char* image, bool sums, std::string* why) {
   const PageView v(image);
   const size_t skip = kImageHeaderBytes + size_t{v.count()} * kSlotBytes;
-  BlockIndex index(payload, v.count(), v.image_bytes() - skip);
+  BlockIndex index(payload, v.count(), v.image_bytes() - skip, sums);
   BlockEntry b;
   size_t start = skip;
   while (index.Next(&b, why)) {
@@ -591,7 +660,7 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
     return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
   }
   const std::string_view payload = stored.substr(kStoredHeaderBytes);
-  BlockIndex index(payload, count, image_bytes - skip);
+  BlockIndex index(payload, count, image_bytes - skip, HasBlockSums(stored.data()));
   BlockEntry b, chosen;
   bool have = false;
   uint32_t chosen_end = count;  // the entry after the chosen block's last
@@ -612,12 +681,42 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
   block->raw_bytes = chosen.raw_bytes;
   block->entries = chosen_end - chosen.first_entry;
   block->first_key = chosen.first_key;
+  block->has_checksum = HasBlockSums(stored.data());
+  block->checksum = chosen.checksum;
+  return Status::OK();
+}
+
+Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
+                       const std::string& file, bool* usable) {
+  *usable = false;
+  if (head.size() < kStoredHeaderBytes || head.size() > length) return Status::OK();
+  const char* p = head.data();
+  if (static_cast<uint8_t>(p[9]) != kBlockedLeafFlags) return Status::OK();
+  const size_t end = BlockIndexEnd(p, head.size());
+  if (end == 0) return Status::OK();  // the index goes on past the head
+  if (DecodeFixed64(p) != StoredChecksum(p, end, offset)) {
+    return PageCorruption(file, offset, "checksum mismatch");
+  }
+  if (size_t{DecodeFixed32(p + 20)} + kStoredHeaderBytes != length) {
+    return PageCorruption(file, offset, "payload length mismatch");
+  }
+  if (p[8] != static_cast<char>(PageType::kLeaf) || DecodeFixed16(p + 10) != 0) {
+    return PageCorruption(file, offset, "unknown page flags");
+  }
+  const uint32_t image_bytes = DecodeFixed32(p + 16);
+  if (image_bytes < kImageHeaderBytes || image_bytes > kMaxImageBytes) {
+    return PageCorruption(file, offset, "bad image size");
+  }
+  *usable = true;
   return Status::OK();
 }
 
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
                        std::string_view key, std::string_view* value, bool* found) {
   *found = false;
+  if (block.has_checksum && BlockChecksum(block.lz4) != block.checksum) {
+    return PageCorruption(file, offset, "block checksum mismatch");
+  }
   const int n = LZ4_decompress_safe(block.lz4.data(), raw, static_cast<int>(block.lz4.size()),
                                     static_cast<int>(block.raw_bytes));
   if (n < 0 || static_cast<uint32_t>(n) != block.raw_bytes) {
@@ -664,7 +763,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
     const std::string_view body(payload, payload_bytes);
     std::string why;
     if (p[9] & kStoredFlagBlocks) {
-      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, &why)) {
+      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, HasBlockSums(p), &why)) {
         return PageCorruption(file, offset, why);
       }
     } else {
@@ -678,7 +777,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
                       count)) {
       return PageCorruption(file, offset, "entries do not fill the page");
     }
-    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, &why)) {
+    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, HasBlockSums(p), &why)) {
       return PageCorruption(file, offset, why);
     }
   } else if (p[9] & kStoredFlagLz4) {

@@ -227,8 +227,11 @@ uint64_t ImageChecksum(const char* image, size_t bytes);
 //        entries cut into blocks, each its own LZ4 block, behind an index:
 //          u16 block count B (>= 2)
 //          B times: u32 first entry, u32 raw bytes, u32 LZ4 bytes,
-//                   u16 first key length, first key
+//                   u16 first key length, [u64 block checksum,] first key
 //          the B LZ4 blocks, in order
+//        with kStoredFlagBlockSums (format 5) each index entry holds its
+//        block's checksum, and the page checksum covers the header and the
+//        index only: a point read reads and checks those and one block.
 // A slot array is ~8 bytes per entry that LZ4 barely compresses (~10% of a
 // stored leaf of 100-byte values), and it is a function of the entries: the
 // decoder rebuilds it, with the prefix length, from the entries and the
@@ -242,6 +245,13 @@ inline constexpr uint8_t kStoredFlagNoSlots = 2;
 // the cache most leaves a read meets are read once before they are evicted,
 // and decoding all of one cost three times the rest of the lookup.
 inline constexpr uint8_t kStoredFlagBlocks = 4;
+// A blocked leaf whose index carries a checksum per block (XXH3-64 of its
+// LZ4 bytes, seed ChecksumKind::kLeafBlock); the page checksum then covers
+// bytes [8, end of the index). A point read that misses then reads the
+// header and index, and the one block it needs, instead of the whole
+// stored page: a third of the bytes copied from the OS page cache and
+// checked (format 5).
+inline constexpr uint8_t kStoredFlagBlockSums = 8;
 // Raw entry bytes a leaf block holds at least (every block but the last).
 inline constexpr size_t kLeafBlockBytes = 4096;
 
@@ -275,7 +285,20 @@ struct LeafBlock {
   uint32_t raw_bytes = 0;      // the bytes of its entries
   uint32_t entries = 0;        // how many entries it holds
   std::string_view first_key;  // its first entry's key, as the index holds it
+  bool has_checksum = false;   // format 5: SearchLeafBlock checks lz4 against it
+  uint64_t checksum = 0;
 };
+// Bytes of the start of a stored page a block read fetches first: the
+// header and, for 16-byte keys, the index of up to 12 blocks.
+inline constexpr size_t kStoredHeadBytes = 512;
+// `head` is the start of a stored page of `length` bytes (length from its
+// address). When it is a leaf in blocks with block checksums whose header
+// and index lie within head, checks them (payload length, flags, the page
+// checksum) and sets *usable; otherwise *usable is false and the page is
+// read whole. Corruption when what it checked is wrong. LocateLeafBlock then
+// takes a view of `length` bytes of which only `head` is filled.
+Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
+                       const std::string& file, bool* usable);
 // Whether a stored page accepted by ParseStoredPage is a leaf in blocks.
 inline bool IsBlockedLeaf(std::string_view stored) {
   return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlocks) != 0;
@@ -294,8 +317,9 @@ inline uint32_t StoredEntryCount(std::string_view stored) {
 // malformed index is Corruption.
 Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
                        std::string_view key, LeafBlock* block, bool* in_range);
-// Decompresses `block` into `raw` (room for block.raw_bytes), checks its
-// entries and looks `key` up in it: *value then points into raw.
+// Checks the block's checksum (format 5), decompresses `block` into `raw`
+// (room for block.raw_bytes), checks its entries and looks `key` up in it:
+// *value then points into raw.
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
                        std::string_view key, std::string_view* value, bool* found);
 

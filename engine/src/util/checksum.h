@@ -15,6 +15,7 @@ enum class ChecksumKind : uint64_t {
   kMeta = 0x6d65746131ULL,       // "meta1"
   kWalRecord = 0x77616c31ULL,    // "wal1"
   kWalHeader = 0x77616c6831ULL,  // "walh1"
+  kLeafBlock = 0x626c6b31ULL,    // "blk1"
 };
 
 inline uint64_t Checksum64(ChecksumKind kind, std::string_view data) {
