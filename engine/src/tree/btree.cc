@@ -390,14 +390,13 @@ Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* 
     s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), length, offset, path_,
                         &usable);
   }
-  if (!s.ok() || !usable) {
-    *done = !s.ok();
-    return s;
-  }
+  if (s.ok() && !usable) return s;  // read whole instead (ReadStored)
   *done = true;
   LeafBlock block;
   bool in_range = false;
-  s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range);
+  if (s.ok()) {
+    s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range);
+  }
   if (s.ok() && in_range) {
     const size_t at = static_cast<size_t>(block.lz4.data() - r->stack);
     if (at + block.lz4.size() > kStoredHeadBytes) {
@@ -406,8 +405,11 @@ Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* 
       s = ReadBytes(offset + from, at + block.lz4.size() - from, r->stack + from);
     }
   }
-  if (s.ok() && options_.read_only && !state_held_.load(std::memory_order_acquire)) {
-    s = CheckStateCurrent();  // as ReadStored
+  // As in ReadStored: whatever the reads found, a failure included, says
+  // nothing of this tree if the writer has moved on meanwhile.
+  if (options_.read_only && !state_held_.load(std::memory_order_acquire)) {
+    Status current = CheckStateCurrent();
+    if (!current.ok()) return current;
   }
   if (!s.ok() || !in_range) return s;
   return SearchBlock(block, offset, key, value, found);
