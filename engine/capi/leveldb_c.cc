@@ -78,17 +78,21 @@ const arenakv::WriteOptions& WriteOpts(const leveldb_writeoptions_t* o) {
   return o != nullptr ? o->rep : kDefault;
 }
 
+// True (and *errptr set) when the options carry a custom comparator.
+bool RefuseComparator(const leveldb_options_t* options, char** errptr) {
+  if (options == nullptr || options->comparator == nullptr) return false;
+  const char* cmp = options->comparator->name(options->comparator->state);
+  SaveError(errptr, Status::NotSupported(std::string("comparator '") + (cmp ? cmp : "") +
+                                         "': arenakv orders keys bytewise only"));
+  return true;
+}
+
 }  // namespace
 
 extern "C" {
 
 leveldb_t* leveldb_open(const leveldb_options_t* options, const char* name, char** errptr) {
-  if (options != nullptr && options->comparator != nullptr) {
-    const char* cmp = options->comparator->name(options->comparator->state);
-    SaveError(errptr, Status::NotSupported(std::string("comparator '") + (cmp ? cmp : "") +
-                                           "': arenakv orders keys bytewise only"));
-    return nullptr;
-  }
+  if (RefuseComparator(options, errptr)) return nullptr;
   try {
     std::unique_ptr<DB> db;
     arenakv::Options o = options != nullptr ? options->rep : arenakv::Options{};
@@ -200,6 +204,9 @@ void leveldb_destroy_db(const leveldb_options_t*, const char* name, char** errpt
 }
 
 void leveldb_repair_db(const leveldb_options_t* options, const char* name, char** errptr) {
+  // A repair that ordered the keys otherwise than the client does would
+  // hand it back a database it cannot read in its order.
+  if (RefuseComparator(options, errptr)) return;
   try {
     SaveError(errptr, arenakv::RepairDB(name != nullptr ? name : "",
                                         options != nullptr ? options->rep : arenakv::Options{}));
