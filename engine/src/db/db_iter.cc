@@ -3,6 +3,7 @@
 #include <atomic>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "db/db_impl.h"
 #include "db/handle_registry.h"
@@ -39,7 +40,8 @@ class DBIter final : public Iterator, public Handle {
         iter_(std::move(iter)),
         registry_(std::move(registry)),
         tracker_(tracker),
-        overlay_(overlay) {}
+        overlay_(overlay),
+        unlocked_next_(!overlay && tracker == nullptr) {}
 
   ~DBIter() override { registry_->Release(this); }
 
@@ -82,7 +84,23 @@ class DBIter final : public Iterator, public Handle {
     Cache();
     Track(/*from_first=*/false, target);
   }
-  void Next() override {
+  // A scan calls Next() once a key, and the lock alone cost about a tenth
+  // of a scan of cached leaves. A plain iterator (no transaction's write
+  // set or range tracking) moves without it: it announces the move in
+  // busy_ and checks released_ after, while a Close() on another thread
+  // sets released_ and waits for busy_ to clear before it frees anything
+  // (both sides sequentially consistent, so one sees the other).
+  void Next() override NO_THREAD_SAFETY_ANALYSIS {
+    if (unlocked_next_) {
+      if (!valid_) return;
+      busy_.store(true, std::memory_order_seq_cst);
+      if (!released_.load(std::memory_order_seq_cst)) {
+        iter_->Next();
+        Cache();
+      }
+      busy_.store(false, std::memory_order_release);
+      return;
+    }
     port::MutexLock l(&mu_);
     if (closed_ || !valid_) return;
     if (tracker_ != nullptr) scratch_.assign(key_.data(), key_.size());
@@ -106,7 +124,9 @@ class DBIter final : public Iterator, public Handle {
 
  protected:
   void ReleaseLocked() override REQUIRES(mu_) {
-    released_.store(true, std::memory_order_release);
+    released_.store(true, std::memory_order_seq_cst);
+    // A Next() in progress on the iterator's thread holds no lock (above).
+    while (busy_.load(std::memory_order_seq_cst)) std::this_thread::yield();
     iter_.reset();
     version_.reset();
     tracker_ = nullptr;
@@ -158,7 +178,9 @@ class DBIter final : public Iterator, public Handle {
   std::string_view key_;
   std::string_view value_;
   std::atomic<bool> released_{false};
-  const bool overlay_;  // a transaction's write set is merged in
+  std::atomic<bool> busy_{false};  // a Next() without the lock is running
+  const bool overlay_;             // a transaction's write set is merged in
+  const bool unlocked_next_;
 };
 
 }  // namespace
