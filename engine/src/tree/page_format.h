@@ -241,7 +241,7 @@ inline constexpr uint8_t kStoredFlagLz4 = 1;
 inline constexpr uint8_t kStoredFlagNoSlots = 2;
 // A point read that misses a leaf needs one key, not the page: with the
 // entries in independently compressed blocks it decompresses the one block
-// (a quarter of a 16 KiB page) that may hold the key. With data many times
+// (an eighth of a 16 KiB page) that may hold the key. With data many times
 // the cache most leaves a read meets are read once before they are evicted,
 // and decoding all of one cost three times the rest of the lookup.
 inline constexpr uint8_t kStoredFlagBlocks = 4;
@@ -253,7 +253,11 @@ inline constexpr uint8_t kStoredFlagBlocks = 4;
 // checked (format 5).
 inline constexpr uint8_t kStoredFlagBlockSums = 8;
 // Raw entry bytes a leaf block holds at least (every block but the last).
-inline constexpr size_t kLeafBlockBytes = 4096;
+// 2 KiB rather than 4: a point read copies, checks and decompresses half as
+// much (3M keys, 32 MiB cache: 2.49 -> 2.13 us a read) for 3% more on disk
+// (the index and LZ4 on smaller blocks) and 4% slower scans of uncached
+// leaves.
+inline constexpr size_t kLeafBlockBytes = 2048;
 
 // Upper bound of the stored size of an image of `image_bytes`.
 size_t MaxStoredBytes(size_t image_bytes);
