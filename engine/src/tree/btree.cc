@@ -227,14 +227,15 @@ Status BTree::CheckAddress(uint64_t address) const {
 Status BTree::ReadStored(uint64_t address, char* dst, size_t* image_bytes) {
   const uint64_t offset = AddressOffset(address);
   const uint32_t length = AddressLength(address);
-  size_t got = 0;
-  Status s = file_->Read(offset, length, dst, &got);
-  if (s.ok() && got != length) {
-    s = PageCorruption(path_, offset, "page extends past the end of the file");
-  }
+  Status s = ReadBytes(offset, length, dst);
   if (s.ok()) s = ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes);
-  // Whatever the read found, it says nothing of this tree if the writer
-  // has moved on meanwhile, unless the writer keeps this state's pages.
+  return StateAfterRead(std::move(s));
+}
+
+Status BTree::StateAfterRead(Status s) {
+  // Whatever the read found, a failure included, it says nothing of this
+  // tree if the writer has moved on meanwhile, unless the writer keeps this
+  // state's pages.
   if (options_.read_only && !state_held_.load(std::memory_order_acquire)) {
     Status current = CheckStateCurrent();
     if (!current.ok()) return current;
@@ -376,9 +377,10 @@ Status BTree::SearchBlock(const LeafBlock& block, uint64_t offset, std::string_v
 }
 
 // A leaf the cache does not admit, stored in blocks with block checksums:
-// reads its header and index, then the one block that may hold the key,
-// a sixth of a 16 KiB leaf of 100-byte values. *done is false when the page is not of that
-// kind (or its index is longer than the head): then it is read whole.
+// reads its header and index, then the one block that may hold the key
+// (a fifth of a leaf of 100-byte values). *done is false when the page is
+// not of that kind (or its index is longer than the head): then it is read
+// whole.
 Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
                            StoredRead* r, bool* done) {
   *done = false;
@@ -405,12 +407,7 @@ Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* 
       s = ReadBytes(offset + from, at + block.lz4.size() - from, r->stack + from);
     }
   }
-  // As in ReadStored: whatever the reads found, a failure included, says
-  // nothing of this tree if the writer has moved on meanwhile.
-  if (options_.read_only && !state_held_.load(std::memory_order_acquire)) {
-    Status current = CheckStateCurrent();
-    if (!current.ok()) return current;
-  }
+  s = StateAfterRead(std::move(s));
   if (!s.ok() || !in_range) return s;
   return SearchBlock(block, offset, key, value, found);
 }
@@ -440,6 +437,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
     bool in_range = false;
     s = LocateLeafBlock(stored, offset, path_, key, &block, &in_range);
     if (!s.ok() || !in_range) return s;
+    block.has_checksum = false;  // ParseStoredPage checked every block of it
     return SearchBlock(block, offset, key, value, found);
   }
   PageRef page;

@@ -222,6 +222,9 @@ class BTree {
   Status ReadStoredPage(uint64_t address, StoredRead* r);
   // n bytes at offset, all of them (a short read is Corruption).
   Status ReadBytes(uint64_t offset, size_t n, char* dst);
+  // `s`, the outcome of reads of the file, unless this is a read-only tree
+  // whose state the writer may have let go: then that state's check.
+  Status StateAfterRead(Status s);
   Status GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
                       StoredRead* r, bool* done);
   Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,

@@ -568,24 +568,17 @@ Status PageCorruption(const std::string& file, uint64_t offset, std::string_view
                             std::string(what));
 }
 
-Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
-                       const std::string& file, size_t* image_bytes) {
-  if (stored.size() < kStoredHeaderBytes) return PageCorruption(file, offset, "truncated page");
-  const char* p = stored.data();
-  uint8_t flags = static_cast<uint8_t>(p[9]);
-  uint32_t raw = DecodeFixed32(p + 16);
-  uint32_t payload = DecodeFixed32(p + 20);
-  if (verify_checksum && (flags & kStoredFlagBlockSums) == 0 &&
-      DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
-    return PageCorruption(file, offset, "checksum mismatch");
-  }
-  if (verify_checksum && (flags & kStoredFlagBlockSums) != 0) {
-    // Before the length check, as for every page: a damaged page reports
-    // its checksum first.
-    Status s = VerifyBlockSums(stored, offset, file);
-    if (!s.ok()) return s;
-  }
-  if (size_t{payload} + kStoredHeaderBytes != stored.size()) {
+namespace {
+
+// The stored header's fields against a page of `length` bytes, once its
+// checksum holds: for a whole read (ParseStoredPage) and a head read
+// (ParseStoredHead) alike.
+Status CheckStoredHeader(const char* p, size_t length, uint64_t offset, const std::string& file,
+                         size_t* image_bytes) {
+  const uint8_t flags = static_cast<uint8_t>(p[9]);
+  const uint32_t raw = DecodeFixed32(p + 16);
+  const uint32_t payload = DecodeFixed32(p + 20);
+  if (size_t{payload} + kStoredHeaderBytes != length) {
     return PageCorruption(file, offset, "payload length mismatch");
   }
   const bool leaf = p[8] == static_cast<char>(PageType::kLeaf);
@@ -600,6 +593,25 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
   }
   *image_bytes = raw;
   return Status::OK();
+}
+
+}  // namespace
+
+Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
+                       const std::string& file, size_t* image_bytes) {
+  if (stored.size() < kStoredHeaderBytes) return PageCorruption(file, offset, "truncated page");
+  const char* p = stored.data();
+  if (verify_checksum) {
+    // Before the header's fields, as for every page: a damaged page reports
+    // its checksum first.
+    if (HasBlockSums(p)) {
+      Status s = VerifyBlockSums(stored, offset, file);
+      if (!s.ok()) return s;
+    } else if (DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
+      return PageCorruption(file, offset, "checksum mismatch");
+    }
+  }
+  return CheckStoredHeader(p, stored.size(), offset, file, image_bytes);
 }
 
 namespace {
@@ -697,18 +709,10 @@ Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
   if (DecodeFixed64(p) != StoredChecksum(p, end, offset)) {
     return PageCorruption(file, offset, "checksum mismatch");
   }
-  if (size_t{DecodeFixed32(p + 20)} + kStoredHeaderBytes != length) {
-    return PageCorruption(file, offset, "payload length mismatch");
-  }
-  if (p[8] != static_cast<char>(PageType::kLeaf) || DecodeFixed16(p + 10) != 0) {
-    return PageCorruption(file, offset, "unknown page flags");
-  }
-  const uint32_t image_bytes = DecodeFixed32(p + 16);
-  if (image_bytes < kImageHeaderBytes || image_bytes > kMaxImageBytes) {
-    return PageCorruption(file, offset, "bad image size");
-  }
-  *usable = true;
-  return Status::OK();
+  size_t image_bytes = 0;
+  Status s = CheckStoredHeader(p, length, offset, file, &image_bytes);
+  *usable = s.ok();
+  return s;
 }
 
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
