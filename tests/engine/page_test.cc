@@ -344,13 +344,23 @@ std::vector<std::pair<std::string, std::string>> VariedEntries(uint64_t seed, in
   return e;
 }
 
-std::string EncodeBlocked(const std::string& image, uint64_t offset) {
+std::string EncodeBlocked(const std::string& image, uint64_t offset,
+                          BlockIndexForm form = BlockIndexForm::kCompact) {
   std::string stored(MaxStoredBytes(image.size()), '\0');
-  size_t len = EncodeStoredPage(image.data(), image.size(), true, stored.data(), kLeafBlockBytes);
+  size_t len =
+      EncodeStoredPage(image.data(), image.size(), true, stored.data(), kLeafBlockBytes, form);
   stored.resize(len);
   SealStoredPage(stored.data(), len, offset);
   return stored;
 }
+
+// The same leaf as format 5 wrote it: fixed-width index entries, whole keys.
+std::string EncodeWide(const std::string& image, uint64_t offset) {
+  return EncodeBlocked(image, offset, BlockIndexForm::kWide);
+}
+
+constexpr uint8_t kCompactBlockedFlags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks |
+                                         kStoredFlagBlockSums | kStoredFlagCompactIndex;
 
 // A point lookup through the block index: LocateLeafBlock, SearchLeafBlock.
 Status BlockLookup(const std::string& stored, uint64_t offset, std::string_view key,
@@ -374,8 +384,7 @@ TEST(BlockedLeafTest, EveryKeyFoundFromItsBlockAndTheWholePageDecodes) {
   const uint64_t offset = 16 * 4321;
   std::string stored = EncodeBlocked(image, offset);
   ASSERT_TRUE(IsBlockedLeaf(stored)) << "seed " << seed;
-  EXPECT_EQ(static_cast<uint8_t>(stored[9]),
-            kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums);
+  EXPECT_EQ(static_cast<uint8_t>(stored[9]), kCompactBlockedFlags);
   size_t n = 0;
   ASSERT_OK(ParseStoredPage(stored, offset, true, "f", &n));
   std::string out(n, '\0');
@@ -409,7 +418,7 @@ TEST(BlockedLeafTest, EveryKeyFoundFromItsBlockAndTheWholePageDecodes) {
 TEST(BlockedLeafTest, OnlyLeavesOfMoreThanOneBlock) {
   // One block's worth: the plain slotless form.
   std::vector<std::pair<std::string, std::string>> small;
-  for (int i = 0; i < 20; ++i)
+  for (int i = 0; i < 10; ++i)
     small.emplace_back("k" + std::to_string(100 + i), std::string(50, 'v'));
   std::string image = LeafImage(small);
   EXPECT_FALSE(IsBlockedLeaf(EncodeBlocked(image, 4096)));
@@ -447,8 +456,10 @@ TEST(BlockedLeafTest, DamagedIndexOrBlocksAreCorruption) {
   std::string image = LeafImage(e);
   const uint64_t offset = 16 * 999;
   const std::string stored = EncodeBlocked(image, offset);
+  const std::string wide = EncodeWide(image, offset);
   ASSERT_TRUE(IsBlockedLeaf(stored));
-  const size_t blocks = DecodeFixed16(stored.data() + kStoredHeaderBytes);
+  ASSERT_TRUE(IsBlockedLeaf(wide));
+  const size_t blocks = DecodeFixed16(wide.data() + kStoredHeaderBytes);
   ASSERT_GE(blocks, 2u);
 
   // Named cases: a count of one, a first entry moved, a key out of order.
@@ -470,25 +481,46 @@ TEST(BlockedLeafTest, DamagedIndexOrBlocksAreCorruption) {
         << what << ": " << b.ToString();
   };
   const size_t index = kStoredHeaderBytes + 2;  // block 0's header
-  std::string one = stored;
-  EncodeFixed16(one.data() + kStoredHeaderBytes, 1);
-  expect_corrupt(one, "one block");
-  std::string moved = stored;
+  for (const std::string* form : {&stored, &wide}) {
+    std::string one = *form;
+    EncodeFixed16(one.data() + kStoredHeaderBytes, 1);
+    expect_corrupt(one, "one block");
+  }
+  std::string moved = wide;
   const size_t entry = 14 + 8;  // first entry, sizes, key length, block checksum
-  const size_t block1 = index + entry + DecodeFixed16(stored.data() + index + 12);
-  EncodeFixed32(moved.data() + block1, DecodeFixed32(stored.data() + block1) + 1);
+  const size_t block1 = index + entry + DecodeFixed16(wide.data() + index + 12);
+  EncodeFixed32(moved.data() + block1, DecodeFixed32(wide.data() + block1) + 1);
   expect_corrupt(moved, "first entry moved");
-  std::string order = stored;
+  std::string order = wide;
   order[block1 + entry] = '\x01';  // block 1's first key now sorts before block 0's
   expect_corrupt(order, "keys out of order");
+  // The compact index: block 0 must start at entry 0, and a prefix may not
+  // be longer than the previous key.
+  const size_t compact_index = index + 4;  // after the index's length
+  std::string shifted = stored;
+  shifted[compact_index] = '\x01';  // block 0's first-entry delta
+  expect_corrupt(shifted, "compact: block 0 not at entry 0");
+  std::string longer = stored;
+  EncodeFixed32(longer.data() + index, DecodeFixed32(stored.data() + index) + 1);
+  expect_corrupt(longer, "compact: the index's length one too long");
+  std::string_view in(stored.data() + compact_index, stored.size() - compact_index);
+  uint64_t field = 0;
+  uint32_t sum = 0;
+  for (int f = 0; f < 3; ++f) ASSERT_TRUE(GetVarint64(&in, &field));
+  ASSERT_TRUE(GetFixed32(&in, &sum));
+  const size_t shared_at = static_cast<size_t>(in.data() - stored.data());
+  ASSERT_EQ(stored[shared_at], 0) << "block 0 shares no prefix";
+  std::string prefixed = stored;
+  prefixed[shared_at] = '\x05';  // a prefix of a key before the first
+  expect_corrupt(prefixed, "compact: block 0 shares a prefix");
 
   // Random damage anywhere past the header, checksum resealed; in both
   // formats (with block checksums most of it fails the page's own check,
   // so the format-4 form is what reaches the decoders).
-  const std::string old = WithoutBlockSums(stored, offset);
+  const std::string old = WithoutBlockSums(wide, offset);
   std::mt19937_64 rng(seed);
-  for (int trial = 0; trial < 3000; ++trial) {
-    std::string bad = trial % 2 == 0 ? stored : old;
+  for (int trial = 0; trial < 4500; ++trial) {
+    std::string bad = trial % 3 == 0 ? stored : (trial % 3 == 1 ? wide : old);
     const size_t at = kStoredHeaderBytes + rng() % (bad.size() - kStoredHeaderBytes);
     bad[at] = static_cast<char>(bad[at] ^ (1 + rng() % 255));
     SealStoredPage(bad.data(), bad.size(), offset);
@@ -561,7 +593,7 @@ TEST(BlockedLeafTest, FormatFourLeavesStillRead) {
   auto e = VariedEntries(seed, 400);
   std::string image = LeafImage(e);
   const uint64_t offset = 16 * 777;
-  const std::string old = WithoutBlockSums(EncodeBlocked(image, offset), offset);
+  const std::string old = WithoutBlockSums(EncodeWide(image, offset), offset);
   ASSERT_EQ(static_cast<uint8_t>(old[9]), kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks);
   size_t n = 0;
   ASSERT_OK(ParseStoredPage(old, offset, true, "f", &n));
@@ -582,6 +614,40 @@ TEST(BlockedLeafTest, FormatFourLeavesStillRead) {
   std::string bad = old;
   bad[old.size() - 5] ^= 0x20;
   EXPECT_TRUE(ParseStoredPage(bad, offset, true, "f", &n).IsCorruption());
+}
+
+TEST(BlockedLeafTest, FormatFiveLeavesStillRead) {
+  const uint64_t seed = test::TestSeed();
+  auto e = VariedEntries(seed, 400);
+  std::string image = LeafImage(e);
+  const uint64_t offset = 16 * 555;
+  const std::string wide = EncodeWide(image, offset);
+  ASSERT_EQ(static_cast<uint8_t>(wide[9]),
+            kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums);
+  // The compact index is the smaller one for the same blocks.
+  EXPECT_LT(EncodeBlocked(image, offset).size(), wide.size());
+  size_t n = 0;
+  ASSERT_OK(ParseStoredPage(wide, offset, true, "f", &n));
+  std::string out(n, '\0');
+  ASSERT_OK(DecodeStoredPage(wide, offset, "f", out.data(), n));
+  EXPECT_EQ(out, image) << "seed " << seed;
+  for (const auto& [k, v] : e) {
+    std::string got;
+    bool found = false, usable = false;
+    ASSERT_OK(BlockLookup(wide, offset, k, &got, &found));
+    ASSERT_TRUE(found) << "seed " << seed << " key " << k;
+    ASSERT_EQ(got, v) << "seed " << seed << " key " << k;
+    ASSERT_OK(HeadAndBlockLookup(wide, offset, k, &got, &found, &usable));
+    if (usable) {  // when its longer index still fits the head
+      ASSERT_TRUE(found) << "seed " << seed << " key " << k;
+      ASSERT_EQ(got, v) << "seed " << seed << " key " << k;
+    }
+  }
+  // A damaged block is found by its 64-bit checksum.
+  std::string bad = wide;
+  bad[bad.size() - 3] ^= 0x01;
+  Status s = ParseStoredPage(bad, offset, true, "f", &n);
+  EXPECT_NE(s.ToString().find("block checksum"), std::string::npos) << s.ToString();
 }
 
 TEST(BlockedLeafTest, ABlockReadReadsTheHeadAndOneBlock) {
@@ -630,15 +696,18 @@ TEST(BlockedLeafTest, ABlockReadReadsTheHeadAndOneBlock) {
   ASSERT_OK(HeadAndBlockLookup(bad, offset, e[0].first, &got, &found, &usable));
   EXPECT_TRUE(found);
   EXPECT_EQ(got, e[0].second);
-  // A damaged index entry (block 0's checksum): the head's checksum fails.
+  // A damaged index entry (block 0's checksum, after the block count, the
+  // index's length and the entry's three varints):
+  // the head's checksum fails.
   bad = stored;
-  bad[kStoredHeaderBytes + 2 + 14] ^= 0x01;
+  bad[kStoredHeaderBytes + 2 + 4 + 1 + 2 + 2] ^= 0x01;
   s = HeadAndBlockLookup(bad, offset, e[0].first, &got, &found, &usable);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
   // Keys so long that the index does not fit the head: read whole.
   std::vector<std::pair<std::string, std::string>> wide;
   for (int i = 0; i < 40; ++i) {
-    wide.emplace_back(std::string(300, 'k') + std::to_string(1000 + i), std::string(200, 'v'));
+    // Different from their first byte: the compact index shares no prefix.
+    wide.emplace_back(std::to_string(1000 + i) + std::string(300, 'k'), std::string(200, 'v'));
   }
   const std::string long_keys = EncodeBlocked(LeafImage(wide), offset);
   ASSERT_TRUE(IsBlockedLeaf(long_keys));

@@ -24,8 +24,9 @@ inline constexpr char kMetaMagic[8] = {'A', 'K', 'V', 'M', 'E', 'T', 'A', '1'};
 // 2: slotless stored pages; 3: leaves stored in blocks; 4: written by a
 // writer that keeps the pages of states read-only opens hold (reader locks
 // on the LOCK file), so that no build that ignores them writes it again;
-// 5: leaves in blocks carry a checksum per block (kStoredFlagBlockSums)
-inline constexpr uint32_t kFormatVersion = 5;
+// 5: leaves in blocks carry a checksum per block (kStoredFlagBlockSums);
+// 6: their block index is compact (kStoredFlagCompactIndex), blocks 1 KiB
+inline constexpr uint32_t kFormatVersion = 6;
 inline constexpr uint64_t kBlockBytes = 4096;
 inline constexpr uint64_t kHeaderOffset = 0;
 inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};

@@ -304,8 +304,23 @@ bool RebuildSlots(char* image, size_t image_bytes, uint8_t type, uint16_t level,
 constexpr size_t kBlockCountBytes = 2;
 constexpr size_t kBlockHeaderBytes = 14;  // first entry, raw bytes, LZ4 bytes, key length
 constexpr size_t kBlockSumBytes = 8;      // format 5: the block's checksum, before the key
+// Format 6, most of an index entry's fixed part: five varints of up to 5
+// bytes and a 32-bit checksum.
+constexpr size_t kCompactEntryMaxBytes = 5 * 5 + 4;
+// Format 6: the index's entries' length, after the block count, so that a
+// reader knows where the blocks start without walking the index.
+constexpr size_t kIndexLengthBytes = 4;
 
 uint64_t BlockChecksum(std::string_view lz4) { return Checksum64(ChecksumKind::kLeafBlock, lz4); }
+
+// How a blocked leaf's index is laid out, from its flags.
+enum class IndexLayout { kPlain, kWideSums, kCompact };
+
+IndexLayout LayoutOf(const char* stored) {
+  const uint8_t flags = static_cast<uint8_t>(stored[9]);
+  if (flags & kStoredFlagCompactIndex) return IndexLayout::kCompact;
+  return (flags & kStoredFlagBlockSums) ? IndexLayout::kWideSums : IndexLayout::kPlain;
+}
 
 // Where the entries of a canonical page end: entry i+1's offset, or the image's end.
 size_t EntryEnd(const PageView& v, uint32_t i) {
@@ -332,9 +347,33 @@ void ForEachBlock(const PageView& v, size_t block_bytes, Visit&& visit) {
   }
 }
 
-// The payload of a leaf stored in blocks (format in the header), or 0 when it
-// would be one block or does not fit in `capacity`.
-size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, size_t capacity) {
+// Compresses each block of a canonical leaf into payload from `data` on, in
+// order, and calls index(first entry, raw bytes, its LZ4 bytes) after each.
+// Returns where the blocks end, or 0 when they do not fit in `capacity`.
+template <typename Index>
+size_t CompressBlocks(const char* image, size_t block_bytes, char* payload, size_t data,
+                      size_t capacity, Index&& index) {
+  bool fits = true;
+  ForEachBlock(
+      PageView(image), block_bytes, [&](uint32_t first, uint32_t, size_t start, size_t end) {
+        if (!fits) return;
+        const int n =
+            LZ4_compress_default(image + start, payload + data, static_cast<int>(end - start),
+                                 static_cast<int>(capacity - data));
+        if (n <= 0) {
+          fits = false;
+          return;
+        }
+        index(first, end - start, std::string_view(payload + data, size_t(n)));
+        data += static_cast<size_t>(n);
+      });
+  return fits ? data : 0;
+}
+
+// The payload of a leaf stored in blocks with the format-5 index, or 0 when
+// it would be one block or does not fit in `capacity`.
+size_t EncodeWideBlockedLeaf(const char* image, size_t block_bytes, char* payload,
+                             size_t capacity) {
   const PageView v(image);
   size_t blocks = 0, index = kBlockCountBytes;
   ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t, size_t) {
@@ -344,35 +383,72 @@ size_t EncodeBlockedLeaf(const char* image, size_t block_bytes, char* payload, s
   if (blocks < 2 || blocks > 0xFFFF || index > capacity) return 0;
   EncodeFixed16(payload, static_cast<uint16_t>(blocks));
   char* header = payload + kBlockCountBytes;
-  size_t data = index;
-  bool fits = true;
-  ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t start, size_t end) {
-    if (!fits) return;
-    const int n = LZ4_compress_default(image + start, payload + data, static_cast<int>(end - start),
-                                       static_cast<int>(capacity - data));
-    if (n <= 0) {
-      fits = false;
-      return;
-    }
-    const std::string_view key = v.key(first);
-    EncodeFixed32(header, first);
-    EncodeFixed32(header + 4, static_cast<uint32_t>(end - start));
-    EncodeFixed32(header + 8, static_cast<uint32_t>(n));
-    EncodeFixed16(header + 12, static_cast<uint16_t>(key.size()));
-    EncodeFixed64(header + kBlockHeaderBytes, BlockChecksum({payload + data, size_t(n)}));
-    std::memcpy(header + kBlockHeaderBytes + kBlockSumBytes, key.data(), key.size());
-    header += kBlockHeaderBytes + kBlockSumBytes + key.size();
-    data += static_cast<size_t>(n);
+  return CompressBlocks(image, block_bytes, payload, index, capacity,
+                        [&](uint32_t first, size_t raw, std::string_view lz4) {
+                          const std::string_view key = v.key(first);
+                          EncodeFixed32(header, first);
+                          EncodeFixed32(header + 4, static_cast<uint32_t>(raw));
+                          EncodeFixed32(header + 8, static_cast<uint32_t>(lz4.size()));
+                          EncodeFixed16(header + 12, static_cast<uint16_t>(key.size()));
+                          EncodeFixed64(header + kBlockHeaderBytes, BlockChecksum(lz4));
+                          std::memcpy(header + kBlockHeaderBytes + kBlockSumBytes, key.data(),
+                                      key.size());
+                          header += kBlockHeaderBytes + kBlockSumBytes + key.size();
+                        });
+}
+
+size_t SharedPrefix(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// The same with the compact (format 6) index. Its length is known only once
+// every block is compressed, so the blocks go first behind room for the
+// longest index, and move down behind the index when it is written.
+size_t EncodeCompactBlockedLeaf(const char* image, size_t block_bytes, char* payload,
+                                size_t capacity) {
+  const PageView v(image);
+  size_t blocks = 0, most = kBlockCountBytes + kIndexLengthBytes;
+  ForEachBlock(v, block_bytes, [&](uint32_t first, uint32_t, size_t, size_t) {
+    ++blocks;
+    most += kCompactEntryMaxBytes + v.key(first).size();
   });
-  return fits ? data : 0;
+  if (blocks < 2 || blocks > 0xFFFF || most > capacity) return 0;
+  EncodeFixed16(payload, static_cast<uint16_t>(blocks));
+  char* const entries = payload + kBlockCountBytes + kIndexLengthBytes;
+  char* entry = entries;
+  uint32_t prev_first = 0;
+  std::string_view prev_key;
+  const size_t end =
+      CompressBlocks(image, block_bytes, payload, most, capacity,
+                     [&](uint32_t first, size_t raw, std::string_view lz4) {
+                       const std::string_view key = v.key(first);
+                       const size_t shared = SharedPrefix(prev_key, key);
+                       entry = EncodeVarint64(entry, first - prev_first);
+                       entry = EncodeVarint64(entry, raw);
+                       entry = EncodeVarint64(entry, lz4.size());
+                       EncodeFixed32(entry, static_cast<uint32_t>(BlockChecksum(lz4)));
+                       entry = EncodeVarint64(entry + 4, shared);
+                       entry = EncodeVarint64(entry, key.size() - shared);
+                       std::memcpy(entry, key.data() + shared, key.size() - shared);
+                       entry += key.size() - shared;
+                       prev_first = first;
+                       prev_key = key;
+                     });
+  if (end == 0) return 0;
+  EncodeFixed32(payload + kBlockCountBytes, static_cast<uint32_t>(entry - entries));
+  std::memmove(entry, payload + most, end - most);
+  return static_cast<size_t>(entry - payload) + (end - most);
 }
 
 // One entry of a block index, as BlockIndex::Next reads it.
 struct BlockEntry {
   uint32_t first_entry = 0, raw_bytes = 0, lz4_bytes = 0;
-  size_t lz4_offset = 0;  // from data_start()
-  uint64_t checksum = 0;  // with block sums
-  std::string_view first_key;
+  size_t lz4_offset = 0;       // from data_start()
+  uint64_t checksum = 0;       // with block sums
+  std::string_view first_key;  // valid until the next call to Next
 };
 
 // Reads a blocked leaf's index, checking every field against the page's
@@ -382,37 +458,26 @@ struct BlockEntry {
 // page's count).
 class BlockIndex {
  public:
-  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes, bool sums)
-      : payload_(payload),
-        count_(count),
-        entries_bytes_(entries_bytes),
-        header_bytes_(kBlockHeaderBytes + (sums ? kBlockSumBytes : 0)) {}
+  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes, IndexLayout layout)
+      : payload_(payload), count_(count), entries_bytes_(entries_bytes), layout_(layout) {}
+  BlockIndex(const BlockIndex&) = delete;
+  BlockIndex& operator=(const BlockIndex&) = delete;
 
   // The next block; false at the end (why empty: the index is well formed
   // and data_start() is set) or on an error (why set).
   bool Next(BlockEntry* b, std::string* why) {
-    if (pos_ == 0) {
-      if (payload_.size() < kBlockCountBytes) return Fail(why, "block index truncated");
-      blocks_ = DecodeFixed16(payload_.data());
-      if (blocks_ < 2 || blocks_ > count_) return Fail(why, "bad block count");
-      pos_ = kBlockCountBytes;
-    }
+    if (pos_ == 0 && !Start(why)) return false;
     if (seen_ == blocks_) {
-      if (raw_total_ != entries_bytes_ || pos_ + lz4_total_ != payload_.size()) {
+      if (raw_total_ != entries_bytes_ ||
+          (layout_ == IndexLayout::kCompact && pos_ != index_end_) ||
+          pos_ + lz4_total_ != payload_.size()) {
         return Fail(why, "blocks do not tile the page");
       }
       data_start_ = pos_;
       return false;
     }
-    if (payload_.size() - pos_ < header_bytes_) return Fail(why, "block index truncated");
-    const char* h = payload_.data() + pos_;
-    b->first_entry = DecodeFixed32(h);
-    b->raw_bytes = DecodeFixed32(h + 4);
-    b->lz4_bytes = DecodeFixed32(h + 8);
-    const size_t klen = DecodeFixed16(h + 12);
-    if (payload_.size() - pos_ - header_bytes_ < klen) return Fail(why, "block index truncated");
-    b->checksum = header_bytes_ > kBlockHeaderBytes ? DecodeFixed64(h + kBlockHeaderBytes) : 0;
-    b->first_key = std::string_view(h + header_bytes_, klen);
+    const bool read = layout_ == IndexLayout::kCompact ? ReadCompact(b) : ReadWide(b);
+    if (!read) return Fail(why, "block index truncated");
     const bool first_ok =
         seen_ == 0 ? b->first_entry == 0 : b->first_entry > prev_first_ && b->first_entry < count_;
     if (!first_ok || b->raw_bytes == 0 || b->lz4_bytes == 0 ||
@@ -427,11 +492,14 @@ class BlockIndex {
     prev_key_ = b->first_key;
     raw_total_ += b->raw_bytes;
     lz4_total_ += b->lz4_bytes;
-    pos_ += header_bytes_ + klen;
     ++seen_;
     return true;
   }
   size_t data_start() const { return data_start_; }
+  // Where the blocks start before the walk ends: known from the start with
+  // the compact index (0 otherwise). A reader that stops early checks the
+  // bounds of the block it takes itself.
+  size_t early_data_start() const { return layout_ == IndexLayout::kCompact ? index_end_ : 0; }
 
  private:
   static bool Fail(std::string* why, std::string what) {
@@ -439,20 +507,83 @@ class BlockIndex {
     return false;
   }
 
+  bool Start(std::string* why) {
+    if (payload_.size() < kBlockCountBytes) return Fail(why, "block index truncated");
+    blocks_ = DecodeFixed16(payload_.data());
+    if (blocks_ < 2 || blocks_ > count_) return Fail(why, "bad block count");
+    pos_ = kBlockCountBytes;
+    if (layout_ == IndexLayout::kCompact) {
+      if (payload_.size() - pos_ < kIndexLengthBytes) return Fail(why, "block index truncated");
+      const uint32_t n = DecodeFixed32(payload_.data() + pos_);
+      pos_ += kIndexLengthBytes;
+      if (n > payload_.size() - pos_) return Fail(why, "block index truncated");
+      index_end_ = pos_ + n;
+    }
+    return true;
+  }
+
+  // Formats 3 to 5: fixed fields, the whole key.
+  bool ReadWide(BlockEntry* b) {
+    const size_t header_bytes =
+        kBlockHeaderBytes + (layout_ == IndexLayout::kWideSums ? kBlockSumBytes : 0);
+    if (payload_.size() - pos_ < header_bytes) return false;
+    const char* h = payload_.data() + pos_;
+    const size_t klen = DecodeFixed16(h + 12);
+    if (payload_.size() - pos_ - header_bytes < klen) return false;
+    b->first_entry = DecodeFixed32(h);
+    b->raw_bytes = DecodeFixed32(h + 4);
+    b->lz4_bytes = DecodeFixed32(h + 8);
+    b->checksum = header_bytes > kBlockHeaderBytes ? DecodeFixed64(h + kBlockHeaderBytes) : 0;
+    b->first_key = std::string_view(h + header_bytes, klen);
+    pos_ += header_bytes + klen;
+    return true;
+  }
+
+  // Format 6: varints, a 32-bit checksum, the key after the shared prefix.
+  // Keys are rebuilt into two buffers by turns: the previous key stays
+  // whole for the next entry's prefix and the order check.
+  bool ReadCompact(BlockEntry* b) {
+    std::string_view in(payload_.data() + pos_, index_end_ - pos_);
+    uint64_t delta = 0, raw = 0, lz4 = 0, shared = 0, suffix = 0;
+    uint32_t sum = 0;
+    if (!GetVarint64(&in, &delta) || !GetVarint64(&in, &raw) || !GetVarint64(&in, &lz4) ||
+        !GetFixed32(&in, &sum) || !GetVarint64(&in, &shared) || !GetVarint64(&in, &suffix)) {
+      return false;
+    }
+    if (suffix > in.size() || shared > prev_key_.size() || delta > UINT32_MAX || raw > UINT32_MAX ||
+        lz4 > UINT32_MAX || delta > UINT32_MAX - prev_first_) {
+      return false;
+    }
+    IndexKey& key = keys_[seen_ % 2];
+    key.Assign(prev_key_.substr(0, shared), in.substr(0, suffix));
+    b->first_entry =
+        seen_ == 0 ? static_cast<uint32_t>(delta) : prev_first_ + static_cast<uint32_t>(delta);
+    // The first block's delta must be 0 and every later one positive: the
+    // first_ok check sees a repeated first entry as not increasing.
+    b->raw_bytes = static_cast<uint32_t>(raw);
+    b->lz4_bytes = static_cast<uint32_t>(lz4);
+    b->checksum = sum;
+    b->first_key = key.view();
+    pos_ = index_end_ - in.size() + suffix;
+    return true;
+  }
+
   const std::string_view payload_;
   const uint32_t count_;
   const size_t entries_bytes_;
-  const size_t header_bytes_;
+  const IndexLayout layout_;
   size_t pos_ = 0;
   uint32_t blocks_ = 0, seen_ = 0, prev_first_ = 0;
   size_t raw_total_ = 0, lz4_total_ = 0, data_start_ = 0;
+  size_t index_end_ = 0;  // compact: where the entries end; otherwise unknown (0)
   std::string_view prev_key_;
+  IndexKey keys_[2];
 };
 
 }  // namespace
 
 size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, char* out,
-                        size_t block_bytes) {
+                        size_t block_bytes, BlockIndexForm form) {
   uint8_t flags = 0;
   size_t payload = image_bytes;
   if (compress) {
@@ -460,10 +591,14 @@ size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, ch
     const size_t worth = image_bytes - image_bytes / 8;  // at least 1/8 smaller
     const bool canonical = SlotsAreCanonical(image, image_bytes);
     if (canonical && block_bytes > 0 && PageView(image).is_leaf()) {
-      size_t n = EncodeBlockedLeaf(image, block_bytes, out + kStoredHeaderBytes,
-                                   MaxStoredBytes(image_bytes) - kStoredHeaderBytes);
+      const bool compact = form == BlockIndexForm::kCompact;
+      const size_t capacity = MaxStoredBytes(image_bytes) - kStoredHeaderBytes;
+      size_t n =
+          compact ? EncodeCompactBlockedLeaf(image, block_bytes, out + kStoredHeaderBytes, capacity)
+                  : EncodeWideBlockedLeaf(image, block_bytes, out + kStoredHeaderBytes, capacity);
       if (n >= kImageHeaderBytes && n <= worth) {
-        flags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums;
+        flags = kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks | kStoredFlagBlockSums |
+                (compact ? kStoredFlagCompactIndex : 0);
         payload = n;
       }
     }
@@ -506,12 +641,23 @@ bool HasBlockSums(const char* stored) {
   return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlockSums) != 0;
 }
 
+// The bits of a block's XXH3 its index keeps.
+uint64_t BlockSumMask(IndexLayout layout) {
+  return layout == IndexLayout::kCompact ? uint64_t{UINT32_MAX} : ~uint64_t{0};
+}
+
 // Where the index of a blocked leaf with block sums ends, from the page's
 // start, within the first `available` bytes; 0 when it does not end there.
 size_t BlockIndexEnd(const char* stored, size_t available) {
   size_t pos = kStoredHeaderBytes + kBlockCountBytes;
   if (available < pos) return 0;
   const uint32_t blocks = DecodeFixed16(stored + kStoredHeaderBytes);
+  if (LayoutOf(stored) == IndexLayout::kCompact) {
+    if (available - pos < kIndexLengthBytes) return 0;
+    const uint32_t n = DecodeFixed32(stored + pos);
+    pos += kIndexLengthBytes;
+    return n <= available - pos ? pos + n : 0;
+  }
   for (uint32_t i = 0; i < blocks; ++i) {
     if (available - pos < kBlockHeaderBytes + kBlockSumBytes) return 0;
     pos += kBlockHeaderBytes + kBlockSumBytes + DecodeFixed16(stored + pos + 12);
@@ -540,13 +686,16 @@ Status VerifyBlockSums(std::string_view stored, uint64_t offset, const std::stri
   const uint32_t image_bytes = DecodeFixed32(p + 16);
   if (skip > image_bytes) return PageCorruption(file, offset, "bad entry count");
   const std::string_view payload = stored.substr(kStoredHeaderBytes);
-  BlockIndex index(payload, count, image_bytes - skip, /*sums=*/true);
+  const IndexLayout layout = LayoutOf(p);
+  const uint64_t mask = BlockSumMask(layout);
+  BlockIndex index(payload, count, image_bytes - skip, layout);
   BlockEntry b;
   std::string why;
   const size_t data_start = end - kStoredHeaderBytes;
   while (index.Next(&b, &why)) {
     if (b.lz4_offset + b.lz4_bytes > payload.size() - data_start ||
-        BlockChecksum(payload.substr(data_start + b.lz4_offset, b.lz4_bytes)) != b.checksum) {
+        (BlockChecksum(payload.substr(data_start + b.lz4_offset, b.lz4_bytes)) & mask) !=
+            b.checksum) {
       return PageCorruption(file, offset, "block checksum mismatch");
     }
   }
@@ -561,6 +710,18 @@ void SealStoredPage(char* stored, size_t length, uint64_t offset) {
   // damaged page, gets the whole-page checksum: readers refuse it anyway.)
   const size_t end = HasBlockSums(stored) ? BlockIndexEnd(stored, length) : length;
   EncodeFixed64(stored, StoredChecksum(stored, end == 0 ? length : end, offset));
+}
+
+void IndexKey::Assign(std::string_view prefix, std::string_view suffix) {
+  const size_t n = prefix.size() + suffix.size();
+  char* p = inline_;
+  if (n > sizeof(inline_)) {
+    spill_.resize(n);
+    p = spill_.data();
+  }
+  if (!prefix.empty()) std::memcpy(p, prefix.data(), prefix.size());
+  if (!suffix.empty()) std::memcpy(p + prefix.size(), suffix.data(), suffix.size());
+  view_ = std::string_view(p, n);
 }
 
 Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what) {
@@ -582,10 +743,11 @@ Status CheckStoredHeader(const char* p, size_t length, uint64_t offset, const st
     return PageCorruption(file, offset, "payload length mismatch");
   }
   const bool leaf = p[8] == static_cast<char>(PageType::kLeaf);
-  const bool known = flags == 0 || flags == kStoredFlagLz4 ||
-                     flags == (kStoredFlagLz4 | kStoredFlagNoSlots) ||
-                     (flags == (kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks) && leaf) ||
-                     (flags == kBlockedLeafFlags && leaf);
+  const bool known =
+      flags == 0 || flags == kStoredFlagLz4 || flags == (kStoredFlagLz4 | kStoredFlagNoSlots) ||
+      (flags == (kStoredFlagLz4 | kStoredFlagNoSlots | kStoredFlagBlocks) && leaf) ||
+      ((flags == kBlockedLeafFlags || flags == (kBlockedLeafFlags | kStoredFlagCompactIndex)) &&
+       leaf);
   if (!known) return PageCorruption(file, offset, "unknown page flags");
   if (raw < kImageHeaderBytes || raw > kMaxImageBytes ||
       ((flags & kStoredFlagLz4) == 0 && raw != payload)) {
@@ -618,14 +780,14 @@ namespace {
 
 // Decompresses every block of a blocked leaf into `entries`, back to back.
 bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_t entries_bytes,
-                  bool sums, std::string* why) {
+                  IndexLayout layout, std::string* why) {
   BlockEntry b;
-  BlockIndex check(payload, count, entries_bytes, sums);  // the data starts after the index
+  BlockIndex check(payload, count, entries_bytes, layout);  // the data starts after the index
   while (check.Next(&b, why)) {
   }
   if (!why->empty()) return false;
   const size_t data_start = check.data_start();
-  BlockIndex index(payload, count, entries_bytes, sums);
+  BlockIndex index(payload, count, entries_bytes, layout);
   size_t out = 0;
   while (index.Next(&b, why)) {
     const int n = LZ4_decompress_safe(payload.data() + data_start + b.lz4_offset, entries + out,
@@ -641,10 +803,11 @@ bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_
 
 // After RebuildSlots: each block starts at an entry, with the key its index
 // names (so a block read finds what a whole-page read finds).
-bool BlocksMatchEntries(std::string_view payload, const char* image, bool sums, std::string* why) {
+bool BlocksMatchEntries(std::string_view payload, const char* image, IndexLayout layout,
+                        std::string* why) {
   const PageView v(image);
   const size_t skip = kImageHeaderBytes + size_t{v.count()} * kSlotBytes;
-  BlockIndex index(payload, v.count(), v.image_bytes() - skip, sums);
+  BlockIndex index(payload, v.count(), v.image_bytes() - skip, layout);
   BlockEntry b;
   size_t start = skip;
   while (index.Next(&b, why)) {
@@ -672,29 +835,42 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
     return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
   }
   const std::string_view payload = stored.substr(kStoredHeaderBytes);
-  BlockIndex index(payload, count, image_bytes - skip, HasBlockSums(stored.data()));
+  const IndexLayout layout = LayoutOf(stored.data());
+  BlockIndex index(payload, count, image_bytes - skip, layout);
+  // With the compact index the walk stops at the first block past the key:
+  // the blocks' start is known, and the page checksum has covered the rest
+  // of the index (a whole read walks all of it).
   BlockEntry b, chosen;
-  bool have = false;
+  bool have = false, stopped = false;
   uint32_t chosen_end = count;  // the entry after the chosen block's last
   std::string why;
   while (index.Next(&b, &why)) {
-    if (have && chosen_end == count && b.first_entry > chosen.first_entry)
-      chosen_end = b.first_entry;
     if (b.first_key <= key) {
-      chosen = b;
+      chosen = b;  // its key outlives one more Next (the index's buffers alternate)
       chosen_end = count;
       have = true;
+      continue;
+    }
+    if (have && chosen_end == count) chosen_end = b.first_entry;
+    if (index.early_data_start() != 0) {
+      stopped = true;
+      break;
     }
   }
   if (!why.empty()) return PageCorruption(file, offset, why);
   *in_range = have;
   if (!have) return Status::OK();
-  block->lz4 = payload.substr(index.data_start() + chosen.lz4_offset, chosen.lz4_bytes);
+  const size_t data_start = stopped ? index.early_data_start() : index.data_start();
+  if (chosen.lz4_offset + chosen.lz4_bytes > payload.size() - data_start) {
+    return PageCorruption(file, offset, "block out of bounds");
+  }
+  block->first_key.Assign(chosen.first_key);
+  block->lz4 = payload.substr(data_start + chosen.lz4_offset, chosen.lz4_bytes);
   block->raw_bytes = chosen.raw_bytes;
   block->entries = chosen_end - chosen.first_entry;
-  block->first_key = chosen.first_key;
-  block->has_checksum = HasBlockSums(stored.data());
+  block->has_checksum = layout != IndexLayout::kPlain;
   block->checksum = chosen.checksum;
+  block->checksum_mask = BlockSumMask(layout);
   return Status::OK();
 }
 
@@ -703,7 +879,9 @@ Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
   *usable = false;
   if (head.size() < kStoredHeaderBytes || head.size() > length) return Status::OK();
   const char* p = head.data();
-  if (static_cast<uint8_t>(p[9]) != kBlockedLeafFlags) return Status::OK();
+  if ((static_cast<uint8_t>(p[9]) & ~kStoredFlagCompactIndex) != kBlockedLeafFlags) {
+    return Status::OK();
+  }
   const size_t end = BlockIndexEnd(p, head.size());
   if (end == 0) return Status::OK();  // the index goes on past the head
   if (DecodeFixed64(p) != StoredChecksum(p, end, offset)) {
@@ -718,7 +896,7 @@ Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
                        std::string_view key, std::string_view* value, bool* found) {
   *found = false;
-  if (block.has_checksum && BlockChecksum(block.lz4) != block.checksum) {
+  if (block.has_checksum && (BlockChecksum(block.lz4) & block.checksum_mask) != block.checksum) {
     return PageCorruption(file, offset, "block checksum mismatch");
   }
   const int n = LZ4_decompress_safe(block.lz4.data(), raw, static_cast<int>(block.lz4.size()),
@@ -739,7 +917,7 @@ Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const
       return PageCorruption(file, offset, "block entry out of bounds");
     }
     const std::string_view k(raw + pos + kLeafEntryHeaderBytes, klen);
-    if (i == 0 ? k != block.first_key : !(prev < k)) {
+    if (i == 0 ? k != block.first_key.view() : !(prev < k)) {
       return PageCorruption(file, offset, "block keys disagree with the index");
     }
     if (k == key) {
@@ -767,7 +945,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
     const std::string_view body(payload, payload_bytes);
     std::string why;
     if (p[9] & kStoredFlagBlocks) {
-      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, HasBlockSums(p), &why)) {
+      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, LayoutOf(p), &why)) {
         return PageCorruption(file, offset, why);
       }
     } else {
@@ -781,7 +959,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
                       count)) {
       return PageCorruption(file, offset, "entries do not fill the page");
     }
-    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, HasBlockSums(p), &why)) {
+    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, LayoutOf(p), &why)) {
       return PageCorruption(file, offset, why);
     }
   } else if (p[9] & kStoredFlagLz4) {
