@@ -184,7 +184,7 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* a) {
     a->bump->used.store(0, std::memory_order_relaxed);
     a->segments.store(0, std::memory_order_relaxed);
   }
-  pool->ReleaseOwnedList(head);
+  pool->ReleaseOwnedList(head, a->options.recycle);
   for (const ArenaCore::Spilled& sp : spilled) {
     if (pool->ReleaseSpilled(sp.segment, a->id).ok()) sink->Drop(sp.offset, sp.segment.size);
   }

@@ -158,6 +158,7 @@ bool PoolCore::MagazineRefill(Magazine* m, int c) {
     PublishRetained(cs);
   }
   if (n == 0) return false;
+  DebitRecycled(n * cs.bytes);
   bin.n.store(n, std::memory_order_relaxed);
   m->bytes += n * cs.bytes;
   return true;

@@ -212,7 +212,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
   Status Check(const Segment& segment, uint32_t owner, bool check_owner) const;
   // Gives back every segment of an arena's owner list at once: one lock
   // round trip per size class instead of one per segment.
-  void ReleaseOwnedList(Link head);
+  // `recycle`: the list's segments may stay retained under the recycle
+  // allowance (SetRecycleBytes).
+  void ReleaseOwnedList(Link head, bool recycle = false);
+  void SetRecycleBytes(size_t bytes);
   // Moves a live region segment of `owner` out to `sink` (Arena::Spill):
   // stores a copy, maps it over the segment, and stops counting the segment
   // as committed. *offset: where the sink keeps the copy.
@@ -375,6 +378,16 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // Retained bytes over all classes (each class's count is exact; the sum
   // is a snapshot).
   size_t RetainedBytes() const;
+  // Retained bytes kept before trimming: the pool's reserve and what the
+  // recycle allowance holds.
+  size_t RetainLimit() const {
+    return opt_.retain_bytes + recycled_.load(std::memory_order_relaxed);
+  }
+  // The recycle allowance's share of retained bytes: credited by recycling
+  // releases (up to the allowance), debited by reuse and by trimming.
+  void CreditRecycled(size_t bytes);
+  void DebitRecycled(size_t bytes);
+  void ClampRecycled();
   static void PublishRetained(ClassState& cs) REQUIRES(cs.mu) {
     cs.retained_bytes.store(cs.retained * cs.bytes, std::memory_order_relaxed);
   }
@@ -433,8 +446,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
   std::atomic<uint64_t> madvise_calls_{0};
   std::atomic<uint64_t> reclaim_calls_{0};
   std::atomic<uint64_t> limit_failures_{0};
-  std::atomic<size_t> charged_{0};  // part of committed_ that is Charge()d
-  std::atomic<size_t> spilled_{0};  // in use, file-backed, not in committed_
+  std::atomic<size_t> charged_{0};            // part of committed_ that is Charge()d
+  std::atomic<size_t> recycle_allowance_{0};  // SetRecycleBytes
+  std::atomic<size_t> recycled_{0};           // retained under it (<= the allowance)
+  std::atomic<size_t> spilled_{0};            // in use, file-backed, not in committed_
 };
 
 // ---------------------------------------------------------------------------

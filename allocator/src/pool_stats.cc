@@ -1,6 +1,7 @@
 // Observability: pool statistics, reports, leak reports, and the process-wide
 // totals that prove a closed database left nothing mapped behind.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -125,6 +126,7 @@ PoolStats PoolCore::Stats() const {
   st.dedicated_bytes = dedicated_.load(std::memory_order_relaxed);
   st.in_use_bytes = in_use + st.dedicated_bytes;
   st.retained_bytes = retained;
+  st.recycled_bytes = std::min(retained, recycled_.load(std::memory_order_relaxed));
   st.charged_bytes = charged_.load(std::memory_order_relaxed);
   st.spilled_bytes = spilled_.load(std::memory_order_relaxed);
   const size_t committed = committed_.load(std::memory_order_relaxed);  // charges included
@@ -152,9 +154,9 @@ std::string PoolCore::Report() const {
          (st.budget_bytes == SIZE_MAX ? std::string("unlimited") : FormatBytes(st.budget_bytes)) +
          "\n";
   out += "  in use " + FormatBytes(st.in_use_bytes) + ", retained " +
-         FormatBytes(st.retained_bytes) + ", dedicated " + FormatBytes(st.dedicated_bytes) +
-         ", charged " + FormatBytes(st.charged_bytes) + ", spilled " +
-         FormatBytes(st.spilled_bytes) + "\n";
+         FormatBytes(st.retained_bytes) + " (recycled " + FormatBytes(st.recycled_bytes) +
+         "), dedicated " + FormatBytes(st.dedicated_bytes) + ", charged " +
+         FormatBytes(st.charged_bytes) + ", spilled " + FormatBytes(st.spilled_bytes) + "\n";
   out += "  calls: mmap " + std::to_string(st.mmap_calls) + ", munmap " +
          std::to_string(st.munmap_calls) + ", madvise " + std::to_string(st.madvise_calls) +
          ", reclaim " + std::to_string(st.reclaim_calls) + ", limit failures " +

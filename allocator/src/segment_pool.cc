@@ -269,7 +269,40 @@ bool PoolCore::PopRetained(int c, uint32_t owner, Segment* segment) {
     PublishRetained(cs);
     TakeLocked(cs, link, owner, segment);
   }
+  DebitRecycled(cs.bytes);
   return true;
+}
+
+void PoolCore::CreditRecycled(size_t bytes) {
+  const size_t allowance = recycle_allowance_.load(std::memory_order_relaxed);
+  size_t cur = recycled_.load(std::memory_order_relaxed);
+  while (cur < allowance && !recycled_.compare_exchange_weak(cur, std::min(allowance, cur + bytes),
+                                                             std::memory_order_relaxed)) {
+  }
+}
+
+void PoolCore::DebitRecycled(size_t bytes) {
+  size_t cur = recycled_.load(std::memory_order_relaxed);
+  while (cur != 0 && !recycled_.compare_exchange_weak(cur, cur - std::min(cur, bytes),
+                                                      std::memory_order_relaxed)) {
+  }
+}
+
+// After a trim: the allowance cannot hold more than is retained.
+void PoolCore::ClampRecycled() {
+  const size_t retained = RetainedBytes();
+  size_t cur = recycled_.load(std::memory_order_relaxed);
+  while (cur > retained &&
+         !recycled_.compare_exchange_weak(cur, retained, std::memory_order_relaxed)) {
+  }
+}
+
+void PoolCore::SetRecycleBytes(size_t bytes) {
+  recycle_allowance_.store(bytes, std::memory_order_relaxed);
+  size_t cur = recycled_.load(std::memory_order_relaxed);
+  while (cur > bytes && !recycled_.compare_exchange_weak(cur, bytes, std::memory_order_relaxed)) {
+  }
+  if (RetainedBytes() > RetainLimit()) MaybeShrinkRetained();
 }
 
 bool PoolCore::PopReleased(int c, uint32_t owner, Segment* segment) {
@@ -681,7 +714,7 @@ Status PoolCore::ReleaseSlow(const Segment& segment, uint32_t owner) {
       bin.items[n] = {NextGenToken(segment.token), segment.data, s};
       bin.n.store(n + 1, std::memory_order_relaxed);
       m->bytes += cs.bytes;
-      if (flushed && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
+      if (flushed && RetainedBytes() > RetainLimit()) MaybeShrinkRetained();
       return Status::OK();
     }
   }
@@ -702,7 +735,7 @@ Status PoolCore::ReleaseSlow(const Segment& segment, uint32_t owner) {
     PublishRetained(cs);
     --e->chunk_in_use[GranuleOf(link) >> chunk_shift_];
   }
-  if (RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
+  if (RetainedBytes() > RetainLimit()) MaybeShrinkRetained();
   return Status::OK();
 }
 
@@ -743,7 +776,7 @@ void PoolCore::ReleaseDedicatedLocked(Entry* entry, Slot* slot) {
 // chained through their owner links and released under mu_ last, since mu_
 // comes before the class locks. Owner links are left as they are: they mean
 // nothing in a free slot and LinkOwned() sets both on reuse.
-void PoolCore::ReleaseOwnedList(Link head) {
+void PoolCore::ReleaseOwnedList(Link head, bool recycle) {
   if (closed() || head == kNoLink) return;
   if (opt_.quarantine) ProtectOwnedList(head);
   OwnedChain chains[kMaxClasses] = {};
@@ -756,10 +789,12 @@ void PoolCore::ReleaseOwnedList(Link head) {
     if (chains[primary].n > 0) SpliceRetainedLocked(pcs, chains[primary]);
   }
   size_t total = chains[primary].n;
+  size_t bytes = chains[primary].n * classes_[primary].bytes;
   for (int c = 0; c < total_classes_; ++c) {
     OwnedChain& ch = chains[c];
     if (c == primary || ch.n == 0) continue;
     total += ch.n;
+    bytes += ch.n * classes_[c].bytes;
     ClassState& cs = classes_[c];
     SpinLockGuard l(&cs.mu);
     for (Link link = ch.head; link != kNoLink;) {
@@ -772,7 +807,8 @@ void PoolCore::ReleaseOwnedList(Link head) {
     SpliceRetainedLocked(cs, ch);
   }
   if (dedicated_head != kNoLink) ReleaseDedicatedChain(dedicated_head);
-  if (total > 0 && RetainedBytes() > opt_.retain_bytes) MaybeShrinkRetained();
+  if (recycle && bytes > 0) CreditRecycled(bytes);
+  if (total > 0 && RetainedBytes() > RetainLimit()) MaybeShrinkRetained();
 }
 
 // Quarantine: every live region segment of the list is protected before the
@@ -977,14 +1013,15 @@ void PoolCore::MaybeShrinkRetained() {
   // One trimmer at a time; the others carry on (the bound is rechecked on
   // the next release).
   if (!mu_.TryLock()) return;
-  if (RetainedBytes() > opt_.retain_bytes) {
+  if (RetainedBytes() > RetainLimit()) {
     // Whole free regions go first, with one munmap each: when an arena as big
     // as a page cache closes, that returns everything without touching the
     // pages one madvise range at a time.
     UnmapFreeRegionsLocked();
-    // Trim an eighth below the bound so the next batch is not one release away.
-    if (RetainedBytes() > opt_.retain_bytes) {
-      ShrinkRetainedLocked(opt_.retain_bytes - opt_.retain_bytes / 8);
+    // Trim an eighth of the reserve below the bound so the next batch is not
+    // one release away.
+    if (RetainedBytes() > RetainLimit()) {
+      ShrinkRetainedLocked(RetainLimit() - opt_.retain_bytes / 8);
     }
   }
   mu_.Unlock();
@@ -1044,6 +1081,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
       ++cs.released;
     }
   }
+  ClampRecycled();
 }
 
 size_t PoolCore::RetainedBytes() const {
@@ -1112,6 +1150,7 @@ void PoolCore::UnmapFreeRegionsLocked() {
   }
   UnlockAllClasses();
   if (freed_retained > 0) Uncommit(freed_retained);
+  ClampRecycled();
 }
 
 void PoolCore::Trim() {
@@ -1258,6 +1297,8 @@ size_t SegmentPool::ClassFor(size_t bytes) const { return impl_->ClassFor(bytes)
 void SegmentPool::SetReclaimCallback(ReclaimFn fn) { impl_->SetReclaim(std::move(fn)); }
 
 void SegmentPool::Trim() { impl_->Trim(); }
+
+void SegmentPool::SetRecycleBytes(size_t bytes) { impl_->SetRecycleBytes(bytes); }
 
 void SegmentPool::ReleaseThreadCache() { impl_->ReleaseThreadCache(); }
 

@@ -375,6 +375,108 @@ TEST(SegmentPoolTest, ClosingABigArenaUnmapsWholeRegionsWithoutMadvise) {
   EXPECT_TRUE(pool->Close().ok());
 }
 
+// A database's next memtable grows into the segments of the one a
+// checkpoint retired (SetRecycleBytes): arenas made with `recycle` leave
+// their segments retained within the allowance; reuse draws it down, and no
+// other arena's segments are ever kept by it.
+TEST(SegmentPoolTest, RecyclingArenasKeepTheirSegmentsWithinTheAllowance) {
+  PoolOptions o;
+  o.retain_bytes = 1 * kMiB;
+  o.region_bytes = 8 * kMiB;
+  auto pool = MakePool(o);
+  pool->SetRecycleBytes(16 * kMiB);
+  auto fill = [&](Arena* arena, int segments) {
+    for (int i = 0; i < segments; ++i) {
+      Segment s;
+      ASSERT_OK(arena->AllocateSegment(256 * kKiB, &s));
+      std::memset(s.data, 1, s.size);
+    }
+  };
+  const ArenaOptions recycling{.name = "memtable-1", .kind = ArenaKind::kShared, .recycle = true};
+  auto first = test::MakeArena(pool, recycling);
+  ASSERT_NO_FATAL_FAILURE(fill(first.get(), 32));  // 8 MiB
+  first->Close();
+  PoolStats st = pool->Stats();
+  EXPECT_EQ(st.recycled_bytes, 8 * kMiB);
+  EXPECT_GE(st.retained_bytes, 8 * kMiB);
+  ExpectAccountingConsistent(*pool);
+
+  // The next one takes them: no new memory mapped, the allowance drawn down.
+  const size_t mmaps = st.mmap_calls;
+  auto second =
+      test::MakeArena(pool, {.name = "memtable-2", .kind = ArenaKind::kShared, .recycle = true});
+  ASSERT_NO_FATAL_FAILURE(fill(second.get(), 16));  // 4 MiB
+  st = pool->Stats();
+  EXPECT_EQ(st.mmap_calls, mmaps);
+  EXPECT_EQ(st.recycled_bytes, 4 * kMiB);
+  second->Close();
+  EXPECT_EQ(pool->Stats().recycled_bytes, 8 * kMiB);
+
+  // An arena that does not recycle (a transaction's) may use them, but what
+  // it frees goes back to the OS beyond the pool's own reserve.
+  auto txn = test::MakeArena(pool, {.name = "txn", .kind = ArenaKind::kShared});
+  ASSERT_NO_FATAL_FAILURE(fill(txn.get(), 48));  // 12 MiB
+  EXPECT_EQ(pool->Stats().recycled_bytes, 0u);
+  txn->Close();
+  st = pool->Stats();
+  EXPECT_EQ(st.recycled_bytes, 0u);
+  EXPECT_LE(st.retained_bytes, o.retain_bytes + o.retain_bytes / 4);
+  ExpectAccountingConsistent(*pool);
+
+  // More than the allowance: the rest goes back. Then switching it off
+  // gives back what it held.
+  auto big = test::MakeArena(pool, recycling);
+  ASSERT_NO_FATAL_FAILURE(fill(big.get(), 96));  // 24 MiB
+  big->Close();
+  st = pool->Stats();
+  EXPECT_LE(st.recycled_bytes, 16 * kMiB);
+  EXPECT_LE(st.retained_bytes, 16 * kMiB + o.retain_bytes + o.retain_bytes / 4);
+  pool->SetRecycleBytes(0);
+  st = pool->Stats();
+  EXPECT_EQ(st.recycled_bytes, 0u);
+  EXPECT_LE(st.retained_bytes, o.retain_bytes + o.retain_bytes / 4);
+  ExpectAccountingConsistent(*pool);
+  EXPECT_OK(pool->Close());
+}
+
+// Segments kept for recycling are retained like any other: a budget under
+// pressure drops them before it calls reclaim or fails.
+TEST(SegmentPoolTest, BudgetDropsRecycledSegmentsFirst) {
+  PoolOptions o;
+  o.retain_bytes = 1 * kMiB;
+  o.region_bytes = 8 * kMiB;
+  o.budget_bytes = 12 * kMiB;
+  auto pool = MakePool(o);
+  int calls = 0;
+  pool->SetReclaimCallback([&](size_t) {
+    ++calls;
+    return size_t{0};
+  });
+  pool->SetRecycleBytes(8 * kMiB);
+  auto memtable = test::MakeArena(
+      pool,
+      {.name = "memtable", .kind = ArenaKind::kShared, .block_bytes = 256 * kKiB, .recycle = true});
+  for (int i = 0; i < 32; ++i) {
+    Segment s;
+    ASSERT_OK(memtable->AllocateSegment(256 * kKiB, &s));
+  }
+  memtable->Close();
+  ASSERT_EQ(pool->Stats().recycled_bytes, 8 * kMiB);
+  // 10 MiB of another class: only room once the recycled segments go.
+  auto cache = test::MakeArena(pool, {.name = "cache", .kind = ArenaKind::kShared});
+  for (int i = 0; i < 10; ++i) {
+    Segment s;
+    ASSERT_OK(cache->AllocateSegment(1 * kMiB, &s));
+  }
+  const PoolStats st = pool->Stats();
+  EXPECT_EQ(calls, 0);
+  EXPECT_LE(st.committed_bytes, o.budget_bytes);
+  EXPECT_LE(st.recycled_bytes, st.retained_bytes);
+  ExpectAccountingConsistent(*pool);
+  cache->Close();
+  EXPECT_OK(pool->Close());
+}
+
 TEST(SegmentPoolTest, TrimUnmapsFreeRegions) {
   const ProcessPoolStats base = GetProcessPoolStats();
   PoolOptions o;

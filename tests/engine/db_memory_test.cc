@@ -305,5 +305,32 @@ TEST(MemoryTest, PoolAccountingDuringAndAfter) {
   ExpectPoolsReleased();
 }
 
+// While writes go on, a memtable a checkpoint retires leaves its segments
+// in the pool for the next one (pages already faulted in and zeroed); a
+// checkpoint the user asks for, or the end of the writes, gives them back.
+TEST(MemoryTest, RetiredMemtablesAreRecycledWhileWritesGoOn) {
+  test::TempDir dir;
+  Options options;
+  options.background_checkpoints = false;  // each checkpoint in the writer's path
+  options.checkpoint_wal_bytes = 1 * kMiB;
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  ASSERT_NO_FATAL_FAILURE(Load(db.get(), 40000, 200));  // about 8 MiB of log
+  DBStats stats;
+  ASSERT_OK(db->GetStats(&stats));
+  ASSERT_GE(stats.checkpoints, 3u);
+  EXPECT_GT(stats.pool.recycled_bytes, 0u);
+  EXPECT_LE(stats.pool.recycled_bytes, stats.pool.retained_bytes);
+  ASSERT_OK(db->Checkpoint());
+  ASSERT_OK(db->GetStats(&stats));
+  EXPECT_EQ(stats.pool.recycled_bytes, 0u);
+  EXPECT_LE(stats.pool.retained_bytes, 3 * kMiB) << "the recycled segments were not given back";
+  std::string v;
+  ASSERT_OK(db->Get(ReadOptions{}, "key/0", &v));
+  ASSERT_OK(db->Close());
+  db.reset();
+  ExpectPoolsReleased();
+}
+
 }  // namespace
 }  // namespace arenakv

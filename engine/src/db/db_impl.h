@@ -169,6 +169,8 @@ class DBImpl final : public DB {
   size_t MemtableBytesLocked(size_t pinned) REQUIRES(mu_);
   // The memtables' share of the budget now.
   size_t MemtableShare() const;
+  // What the pool keeps of memtables a checkpoint retires (SetRecycleBytes).
+  size_t RecycleBytesLocked(const Version& checkpointed) REQUIRES(mu_);
   // While a checkpoint runs and the active memtable nears the threshold,
   // delays the leader briefly so that the checkpoint catches up.
   void MaybeSlowDownLocked(size_t active_bytes, size_t threshold) REQUIRES(mu_);

@@ -213,6 +213,9 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   arena_options.first_block_bytes = std::min<size_t>(options.block_bytes, 16 << 10);
   // Blocks are bump-filled and the skiplist is walked at random: huge pages.
   arena_options.huge_pages = true;
+  // While writes go on, the next memtable grows into this one's segments
+  // (DBImpl::RecycleBytesLocked).
+  arena_options.recycle = true;
   std::unique_ptr<alloc::Arena> arena;
   Status s = parent->NewChild(arena_options, &arena);
   if (!s.ok()) return s;

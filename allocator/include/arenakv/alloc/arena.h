@@ -48,6 +48,10 @@ struct ArenaOptions {
   // segments densely and read them at random, such as a page cache. Not
   // inherited by children.
   bool huge_pages = false;
+  // When it closes, its segments may stay in the pool for the next arena
+  // of its kind, within the pool's recycle allowance
+  // (SegmentPool::SetRecycleBytes). Not inherited by children.
+  bool recycle = false;
 };
 
 namespace internal {

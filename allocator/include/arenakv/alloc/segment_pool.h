@@ -113,6 +113,15 @@ class SegmentPool {
   size_t ClassFor(size_t bytes) const;
 
   void SetReclaimCallback(ReclaimFn fn);
+  // Memory a writer is about to need again: the segments that arenas made
+  // with ArenaOptions::recycle give back when they close stay retained, up
+  // to `bytes` beyond retain_bytes, instead of going back to the OS (a
+  // database's next memtable then grows into pages that are already
+  // there, rather than faulting in and zeroing fresh ones). Segments other
+  // arenas free never count towards it. 0, the default, turns it off and
+  // trims what it kept; a budget under pressure drops those segments
+  // first, as any retained one.
+  void SetRecycleBytes(size_t bytes);
   // Returns every retained free segment's pages to the OS now and unmaps
   // regions that are entirely free.
   void Trim();

@@ -29,6 +29,7 @@ struct PoolStats {
   size_t in_use_bytes = 0;      // segments currently handed out (spilled ones too)
   size_t spilled_bytes = 0;     // handed out, moved to disk (Arena::Spill): not committed
   size_t retained_bytes = 0;    // free segments still backed by memory
+  size_t recycled_bytes = 0;    // of those, kept for recycling arenas (SetRecycleBytes)
   size_t dedicated_bytes = 0;   // oversized requests, mapped one by one
   size_t high_water_bytes = 0;  // peak committed_bytes + charged_bytes
   size_t budget_bytes = 0;
