@@ -42,7 +42,7 @@ Status HashIndex::Init(alloc::Arena* arena) {
 bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head) const {
   if (disabled_.load(std::memory_order_acquire)) return false;
   const Table* t = table_.load(std::memory_order_acquire);
-  const uint64_t tag = TagOf(hash);
+  const uint64_t tag = TagOf(t, hash);
   for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
     const uint64_t slot = t->slots[i].load(std::memory_order_acquire);
     if (slot == 0) break;
@@ -59,7 +59,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
 }
 
 bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
-  const uint64_t tag = TagOf(hash);
+  const uint64_t tag = TagOf(t, hash);
   const uint64_t value = (tag << kPointerBits) | reinterpret_cast<uintptr_t>(node);
   for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
     const uint64_t slot = t->slots[i].load(std::memory_order_relaxed);
@@ -98,9 +98,12 @@ Status HashIndex::Reserve(size_t more_keys, size_t* allocated_bytes) {
     }
     const uint64_t slot = old->slots[i].load(std::memory_order_relaxed);
     if (slot == 0) continue;
-    const uint64_t hash =
-        from_tags ? (slot >> kPointerBits) << kPointerBits : Hash(NodeOf(slot)->key());
-    PlaceMoved(t, slot, hash);
+    if (from_tags) {
+      PlaceMoved(t, slot, (slot >> kPointerBits) << kPointerBits);
+    } else {
+      const uint64_t hash = Hash(NodeOf(slot)->key());
+      PlaceMoved(t, (TagOf(t, hash) << kPointerBits) | (slot & kPointerMask), hash);
+    }
   }
   // Release: readers that load the new table see it fully built. The old one
   // is never written again but stays valid for readers already inside it.

@@ -6,11 +6,14 @@
 // usually costs one cache miss.
 //
 // Open addressing with linear probing over 64-bit slots, each holding a
-// 16-bit hash tag (the hash's top bits) and a 48-bit node pointer, so a probe
-// compares tags without touching nodes and one atomic store publishes a
-// slot. A key's home slot is also taken from the hash's top bits, so a table
-// of up to 64K slots is rebuilt from the tags alone, without reading a node
-// or hashing a key again. Keys are never
+// 16-bit hash tag and a 48-bit node pointer, so a probe compares tags
+// without touching nodes and one atomic store publishes a slot. A key's home
+// slot is taken from the hash's top bits. Up to 64K slots the tag is the top
+// 16 bits, which hold the home, so such a table is rebuilt from the tags
+// alone, without reading a node or hashing a key again. A larger table's tag
+// is the 16 bits below the home's: keys probing the same stretch of slots
+// share their top bits, and a tag taken from those would match at every
+// probe and cost a node's cache miss each time. Keys are never
 // removed. When the load passes 3/4 the writer builds a table twice the size
 // and publishes it with one pointer store; the old table stays readable (it
 // lives in the arena until the memtable dies), so a reader that loaded it
@@ -69,6 +72,13 @@ class HashIndex {
 
   size_t keys() const { return keys_; }  // writer only
 
+  // The tag a table of `capacity` slots (a power of two) stores for `hash`.
+  static uint64_t TagFor(size_t capacity, uint64_t hash) {
+    const int home_bits = __builtin_ctzll(capacity);
+    return home_bits <= 64 - kPointerBits ? hash >> kPointerBits
+                                          : (hash << home_bits) >> kPointerBits;
+  }
+
  private:
   struct Table {
     size_t mask;  // capacity - 1
@@ -79,7 +89,7 @@ class HashIndex {
 
   static constexpr int kPointerBits = 48;
   static constexpr uint64_t kPointerMask = (uint64_t{1} << kPointerBits) - 1;
-  static uint64_t TagOf(uint64_t hash) { return hash >> kPointerBits; }
+  static uint64_t TagOf(const Table* t, uint64_t hash) { return TagFor(t->mask + 1, hash); }
   static const SkipNode* NodeOf(uint64_t slot) {
     return reinterpret_cast<const SkipNode*>(slot & kPointerMask);
   }
