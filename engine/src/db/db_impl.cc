@@ -1763,11 +1763,15 @@ Status DBImpl::Checkpoint() {
 // Once writes stop (no writer waits and the active memtable is empty when
 // the checkpoint ends, as after one the shared budget asked for) or the
 // database closes, they go back.
+// The active memtable is expected to grow to the size of the ones before
+// it: only what it still lacks is kept, so that the memory held at the
+// peak (a frozen memtable and the active one) does not grow.
 size_t DBImpl::RecycleBytesLocked(const Version& checkpointed) {
   if (final_freeze_ || (writers_.empty() && current_->mem->table->entries() == 0)) return 0;
   size_t bytes = 0;
-  for (const auto& m : checkpointed.imm) bytes += m->table->ArenaBytes();
-  return std::min(bytes, MemtableShare());
+  for (const auto& m : checkpointed.imm) bytes = std::max(bytes, m->table->ArenaBytes());
+  const size_t active = current_->mem->table->ArenaBytes();
+  return std::min(bytes > active ? bytes - active : 0, MemtableShare());
 }
 
 Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_sequence) {
