@@ -787,6 +787,7 @@ CommandResult Shell::Stats(const Words& words) {
              {"committed_bytes", st.pool.committed_bytes},
              {"in_use_bytes", st.pool.in_use_bytes},
              {"retained_bytes", st.pool.retained_bytes},
+             {"recycled_bytes", st.pool.recycled_bytes},
              {"dedicated_bytes", st.pool.dedicated_bytes},
              {"charged_bytes", st.pool.charged_bytes},
              {"spilled_bytes", st.pool.spilled_bytes},
@@ -847,7 +848,10 @@ CommandResult Shell::Stats(const Words& words) {
                        HumanBytes(p.high_water_bytes) + ", budget " + HumanBytes(p.budget_bytes) +
                        ")");
   row("in use", HumanBytes(p.in_use_bytes));
-  row("retained", HumanBytes(p.retained_bytes));
+  row("retained", HumanBytes(p.retained_bytes) +
+                      (p.recycled_bytes > 0
+                           ? "  (" + HumanBytes(p.recycled_bytes) + " kept for the next memtable)"
+                           : std::string()));
   row("dedicated", HumanBytes(p.dedicated_bytes));
   if (p.spilled_bytes > 0) row("spilled", HumanBytes(p.spilled_bytes) + "  (in use, on disk)");
   row("handles", HumanBytes(p.charged_bytes) + "  (iterators, snapshots, transactions)");
