@@ -1760,12 +1760,12 @@ Status DBImpl::Checkpoint() {
 // stay in the pool for the active memtable to grow into: pages already
 // faulted in and zeroed once, instead of fresh ones the kernel must zero
 // (at 1M sequential puts that was about a fifth of the writer's time).
-// Once writes stop (no writer waits and the active memtable is empty when
-// the checkpoint ends, as after one the shared budget asked for) or the
-// database closes, they go back.
-// The active memtable is expected to grow to the size of the ones before
-// it: only what it still lacks is kept, so that the memory held at the
-// peak (a frozen memtable and the active one) does not grow.
+// The active memtable is expected to grow to the size of the one before
+// it, so only what it still lacks is kept: the memory held at the peak (a
+// frozen memtable and the active one) does not grow. Once writes stop (no
+// writer waits and the active memtable is empty when the checkpoint ends,
+// as after one the shared budget asked for) or the database closes, it
+// all goes back.
 size_t DBImpl::RecycleBytesLocked(const Version& checkpointed) {
   if (final_freeze_ || (writers_.empty() && current_->mem->table->entries() == 0)) return 0;
   size_t bytes = 0;
