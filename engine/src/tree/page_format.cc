@@ -397,13 +397,6 @@ size_t EncodeWideBlockedLeaf(const char* image, size_t block_bytes, char* payloa
                         });
 }
 
-size_t SharedPrefix(std::string_view a, std::string_view b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
-}
-
 // The same with the compact (format 6) index. Its length is known only once
 // every block is compressed, so the blocks go first behind room for the
 // longest index, and move down behind the index when it is written.
@@ -425,7 +418,7 @@ size_t EncodeCompactBlockedLeaf(const char* image, size_t block_bytes, char* pay
       CompressBlocks(image, block_bytes, payload, most, capacity,
                      [&](uint32_t first, size_t raw, std::string_view lz4) {
                        const std::string_view key = v.key(first);
-                       const size_t shared = SharedPrefix(prev_key, key);
+                       const size_t shared = CommonPrefix(prev_key, key);
                        entry = EncodeVarint64(entry, first - prev_first);
                        entry = EncodeVarint64(entry, raw);
                        entry = EncodeVarint64(entry, lz4.size());
@@ -550,16 +543,15 @@ class BlockIndex {
         !GetFixed32(&in, &sum) || !GetVarint64(&in, &shared) || !GetVarint64(&in, &suffix)) {
       return false;
     }
-    if (suffix > in.size() || shared > prev_key_.size() || delta > UINT32_MAX || raw > UINT32_MAX ||
-        lz4 > UINT32_MAX || delta > UINT32_MAX - prev_first_) {
+    if (suffix > in.size() || shared > prev_key_.size() || raw > UINT32_MAX || lz4 > UINT32_MAX ||
+        delta > UINT32_MAX - prev_first_) {
       return false;
     }
     IndexKey& key = keys_[seen_ % 2];
     key.Assign(prev_key_.substr(0, shared), in.substr(0, suffix));
-    b->first_entry =
-        seen_ == 0 ? static_cast<uint32_t>(delta) : prev_first_ + static_cast<uint32_t>(delta);
-    // The first block's delta must be 0 and every later one positive: the
-    // first_ok check sees a repeated first entry as not increasing.
+    // prev_first_ is 0 before block 0, whose delta Next() requires to be 0;
+    // a later delta of 0 repeats a first entry, which Next() refuses too.
+    b->first_entry = prev_first_ + static_cast<uint32_t>(delta);
     b->raw_bytes = static_cast<uint32_t>(raw);
     b->lz4_bytes = static_cast<uint32_t>(lz4);
     b->checksum = sum;
