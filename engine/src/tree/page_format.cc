@@ -774,14 +774,27 @@ namespace {
 bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_t entries_bytes,
                   IndexLayout layout, std::string* why) {
   BlockEntry b;
-  BlockIndex check(payload, count, entries_bytes, layout);  // the data starts after the index
-  while (check.Next(&b, why)) {
+  size_t data_start = 0;
+  if (layout != IndexLayout::kCompact) {
+    // The blocks start after the index: a first walk finds where. The
+    // compact index says so up front, and one walk does.
+    BlockIndex check(payload, count, entries_bytes, layout);
+    while (check.Next(&b, why)) {
+    }
+    if (!why->empty()) return false;
+    data_start = check.data_start();
   }
-  if (!why->empty()) return false;
-  const size_t data_start = check.data_start();
   BlockIndex index(payload, count, entries_bytes, layout);
   size_t out = 0;
   while (index.Next(&b, why)) {
+    if (layout == IndexLayout::kCompact) {
+      // Before the walk ends, the bounds of each block are checked here.
+      data_start = index.early_data_start();
+      if (b.lz4_offset + b.lz4_bytes > payload.size() - data_start) {
+        *why = "block at entry " + std::to_string(b.first_entry) + " out of bounds";
+        return false;
+      }
+    }
     const int n = LZ4_decompress_safe(payload.data() + data_start + b.lz4_offset, entries + out,
                                       static_cast<int>(b.lz4_bytes), static_cast<int>(b.raw_bytes));
     if (n < 0 || static_cast<uint32_t>(n) != b.raw_bytes) {
