@@ -387,7 +387,8 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // releases (up to the allowance), debited by reuse and by trimming.
   void CreditRecycled(size_t bytes);
   void DebitRecycled(size_t bytes);
-  void ClampRecycled();
+  // Lowers the allowance's share to at most `most`.
+  void ClampRecycled(size_t most);
   static void PublishRetained(ClassState& cs) REQUIRES(cs.mu) {
     cs.retained_bytes.store(cs.retained * cs.bytes, std::memory_order_relaxed);
   }

@@ -288,20 +288,15 @@ void PoolCore::DebitRecycled(size_t bytes) {
   }
 }
 
-// After a trim: the allowance cannot hold more than is retained.
-void PoolCore::ClampRecycled() {
-  const size_t retained = RetainedBytes();
+void PoolCore::ClampRecycled(size_t most) {
   size_t cur = recycled_.load(std::memory_order_relaxed);
-  while (cur > retained &&
-         !recycled_.compare_exchange_weak(cur, retained, std::memory_order_relaxed)) {
+  while (cur > most && !recycled_.compare_exchange_weak(cur, most, std::memory_order_relaxed)) {
   }
 }
 
 void PoolCore::SetRecycleBytes(size_t bytes) {
   recycle_allowance_.store(bytes, std::memory_order_relaxed);
-  size_t cur = recycled_.load(std::memory_order_relaxed);
-  while (cur > bytes && !recycled_.compare_exchange_weak(cur, bytes, std::memory_order_relaxed)) {
-  }
+  ClampRecycled(bytes);
   if (RetainedBytes() > RetainLimit()) MaybeShrinkRetained();
 }
 
@@ -1081,7 +1076,7 @@ void PoolCore::ShrinkRetainedLocked(size_t target) {
       ++cs.released;
     }
   }
-  ClampRecycled();
+  ClampRecycled(RetainedBytes());  // a trim leaves no more than is retained
 }
 
 size_t PoolCore::RetainedBytes() const {
@@ -1150,7 +1145,7 @@ void PoolCore::UnmapFreeRegionsLocked() {
   }
   UnlockAllClasses();
   if (freed_retained > 0) Uncommit(freed_retained);
-  ClampRecycled();
+  ClampRecycled(RetainedBytes());  // a trim leaves no more than is retained
 }
 
 void PoolCore::Trim() {
