@@ -22,6 +22,13 @@ namespace {
 
 constexpr size_t kPage = 16 * 1024;
 
+// A leaf head for the cache to keep: 200 bytes that follow from `address`.
+std::string LeafHead(uint64_t address) {
+  std::string head(200, '\0');
+  for (size_t i = 0; i < head.size(); ++i) head[i] = static_cast<char>(address * 31 + i * 7);
+  return head;
+}
+
 class PageCacheTest : public ::testing::Test {
  protected:
   void Make(size_t capacity) {
@@ -48,6 +55,13 @@ class PageCacheTest : public ::testing::Test {
     std::memset(ref.frame()->data(), fill, bytes);
     cache_->Insert(address, static_cast<uint32_t>(bytes), &ref);
     return ref;
+  }
+  // The leaf head the cache keeps for `address`, or "" for none.
+  std::string HeadKept(uint64_t address) {
+    char out[LeafHeadTable::kMaxHeadBytes];
+    size_t n = 0;
+    if (!cache_->FindLeafHead(address, out, &n)) return "";
+    return std::string(out, n);
   }
   bool Has(uint64_t address, char fill) {
     PageRef ref;
@@ -446,6 +460,49 @@ TEST_F(PageCacheTest, CloseOfLargeCacheIsFast) {
               arena_ms);
   EXPECT_LT(cache_ms, 5.0);
   EXPECT_LT(arena_ms, 500.0);
+}
+
+// The table of leaf heads is made at the first head kept, sized for the tree
+// (a byte for every 12 stored) and never above half of the capacity; its
+// memory counts in the cache's; Erase and Clear forget heads.
+TEST_F(PageCacheTest, LeafHeadTableIsSizedForTheTreeWithinHalfTheCache) {
+  Make(size_t{4} << 20);
+  EXPECT_EQ(HeadKept(MakeAddress(4096, 9000)), "");
+  EXPECT_EQ(cache_->Stats().leaf_head_bytes, 0u);
+  const uint64_t a = MakeAddress(4096, 9000), b = MakeAddress(8192 + 16, 9100);
+  cache_->KeepLeafHead(a, LeafHead(a), /*tree_bytes=*/uint64_t{12} << 20);
+  const CacheStats st = cache_->Stats();
+  EXPECT_GT(st.leaf_head_bytes, (size_t{1} << 20) * 9 / 10);  // 12 MiB / 12
+  EXPECT_LE(st.leaf_head_bytes, size_t{1} << 20);
+  EXPECT_EQ(st.used_bytes, st.leaf_head_bytes);
+  cache_->KeepLeafHead(b, LeafHead(b), uint64_t{12} << 20);
+  EXPECT_EQ(HeadKept(a), LeafHead(a));
+  EXPECT_EQ(HeadKept(b), LeafHead(b));
+  cache_->Erase(a);
+  EXPECT_EQ(HeadKept(a), "");
+  EXPECT_EQ(HeadKept(b), LeafHead(b));
+  cache_->Clear();
+  EXPECT_EQ(HeadKept(b), "");
+  EXPECT_EQ(cache_->Stats().leaf_head_bytes, st.leaf_head_bytes);  // kept until Close
+}
+
+TEST_F(PageCacheTest, ABigTreesLeafHeadsGetHalfTheCache) {
+  Make(size_t{1} << 20);
+  const uint64_t a = MakeAddress(4096, 9000);
+  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 40);
+  EXPECT_LE(cache_->Stats().leaf_head_bytes, size_t{512} << 10);
+  EXPECT_GT(cache_->Stats().leaf_head_bytes, size_t{500} << 10);
+  EXPECT_EQ(HeadKept(a), LeafHead(a));
+}
+
+// A cache too small for a table of a few sets keeps no heads (each miss
+// reads its head, as before), and says so in its stats.
+TEST_F(PageCacheTest, ATinyCacheKeepsNoLeafHeads) {
+  Make(4 << 10);
+  const uint64_t a = MakeAddress(4096, 9000);
+  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 30);
+  EXPECT_EQ(HeadKept(a), "");
+  EXPECT_EQ(cache_->Stats().leaf_head_bytes, 0u);
 }
 
 }  // namespace

@@ -807,7 +807,9 @@ CommandResult Shell::Stats(const Words& words) {
              {"hits", st.cache.hits},
              {"misses", st.cache.misses},
              {"evictions", st.cache.evictions},
-             {"read_ahead_pages", st.cache.read_ahead_pages}}},
+             {"read_ahead_pages", st.cache.read_ahead_pages},
+             {"block_reads", st.cache.block_reads},
+             {"leaf_head_bytes", st.cache.leaf_head_bytes}}},
            {"memtable_bytes", st.memtable_bytes},
            {"live_versions", st.live_versions},
            {"open_transactions", st.open_transactions},
@@ -871,10 +873,14 @@ CommandResult Shell::Stats(const Words& words) {
   t += "page cache\n";
   row("used", HumanBytes(c.used_bytes) + " of " + HumanBytes(c.capacity_bytes) + ", " +
                   std::to_string(c.pages) + " pages (" + std::to_string(c.pinned_pages) +
-                  " pinned)");
+                  " pinned)" +
+                  (c.leaf_head_bytes > 0
+                       ? ", " + HumanBytes(c.leaf_head_bytes) + " of heads of uncached leaves"
+                       : ""));
   row("lookups", GroupThousands(c.hits) + " hits, " + GroupThousands(c.misses) + " misses, " +
                      GroupThousands(c.evictions) + " evictions, " +
-                     GroupThousands(c.read_ahead_pages) + " pages read ahead");
+                     GroupThousands(c.read_ahead_pages) + " pages read ahead, " +
+                     GroupThousands(c.block_reads) + " read by block");
   t += "database\n";
   row("memtable", HumanBytes(st.memtable_bytes) + " buffered in " +
                       std::to_string(st.live_memtables) + " memtables");

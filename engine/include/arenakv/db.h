@@ -62,6 +62,9 @@ struct CacheStats {
   // Misses of a full cache answered by decompressing the one block of a
   // leaf that holds the key, the leaf left uncached (seen once so far).
   uint64_t block_reads = 0;
+  // Of used_bytes: the table of those leaves' heads (header and block
+  // index), so that a miss of one reads its block alone.
+  size_t leaf_head_bytes = 0;
 };
 
 struct DBStats {

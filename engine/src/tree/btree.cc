@@ -376,23 +376,47 @@ Status BTree::SearchBlock(const LeafBlock& block, uint64_t offset, std::string_v
   return s;
 }
 
+Status BTree::ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
+                           const uint64_t* unheld_generation) {
+  *head_bytes = 0;
+  if (cache_->FindLeafHead(address, r->stack, head_bytes)) return Status::OK();
+  const uint64_t offset = AddressOffset(address);
+  Status s = ReadBytes(offset, kStoredHeadBytes, r->stack);
+  bool usable = false;
+  size_t index_end = 0;
+  if (s.ok()) {
+    s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), AddressLength(address),
+                        offset, path_, &usable, &index_end);
+  }
+  if (!s.ok() || !usable) return s;
+  *head_bytes = kStoredHeadBytes;
+  const std::string_view head(r->stack, index_end);
+  if (unheld_generation == nullptr) {
+    cache_->KeepLeafHead(address, head, live_bytes());
+  } else {
+    // As for a leaf read whole (GetFromDisk): not if the extent may have
+    // been freed since, or the head would outlive its page.
+    port::MutexLock l(&extent_mu_);
+    if (extent_generation_.load(std::memory_order_relaxed) == *unheld_generation) {
+      cache_->KeepLeafHead(address, head, live_bytes());
+    }
+  }
+  return s;
+}
+
 // A leaf the cache does not admit, stored in blocks with block checksums:
-// reads its header and index, then the one block that may hold the key
-// (a fifth of a leaf of 100-byte values). *done is false when the page is
-// not of that kind (or its index is longer than the head): then it is read
-// whole.
+// its header and index (kept by the cache after the first read, else read),
+// then the one block that may hold the key (a sixteenth of a leaf of
+// 100-byte values). *done is false when the page is not of that kind (or its
+// index is longer than the head): then it is read whole.
 Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
-                           StoredRead* r, bool* done) {
+                           StoredRead* r, bool* done, const uint64_t* unheld_generation) {
   *done = false;
   const uint64_t offset = AddressOffset(address);
   const uint32_t length = AddressLength(address);
-  Status s = ReadBytes(offset, kStoredHeadBytes, r->stack);
-  bool usable = false;
-  if (s.ok()) {
-    s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), length, offset, path_,
-                        &usable);
-  }
-  if (s.ok() && !usable) return s;  // read whole instead (ReadStored)
+  size_t head_bytes = 0;
+  Status s = ReadLeafHead(address, r, &head_bytes, unheld_generation);
+  if (s.ok() && head_bytes == 0) return s;  // read whole instead (ReadStored)
   *done = true;
   LeafBlock block;
   bool in_range = false;
@@ -401,9 +425,9 @@ Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* 
   }
   if (s.ok() && in_range) {
     const size_t at = static_cast<size_t>(block.lz4.data() - r->stack);
-    if (at + block.lz4.size() > kStoredHeadBytes) {
+    if (at + block.lz4.size() > head_bytes) {
       // The block's bytes before the head's end are already there.
-      const size_t from = std::max(at, kStoredHeadBytes);
+      const size_t from = std::max(at, head_bytes);
       s = ReadBytes(offset + from, at + block.lz4.size() - from, r->stack + from);
     }
   }
@@ -419,12 +443,13 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   StoredRead r;
   // Whether a leaf read for one key is worth decoding and caching whole is
   // decided before reading it, so that one that is not costs only its block.
+  cache_->PrefetchLeafHead(address);  // loads while AdmitLeaf looks
   const bool admitted = cache_->AdmitLeaf(address, options_.page_bytes);
   const uint32_t length = AddressLength(address);
   // Below four heads, two reads cost more than the bytes they save.
   if (!admitted && length >= 4 * kStoredHeadBytes && length <= sizeof(r.stack)) {
     bool done = false;
-    s = GetFromBlock(address, key, value, found, &r, &done);
+    s = GetFromBlock(address, key, value, found, &r, &done, unheld_generation);
     if (done) return s;
   }
   s = ReadStoredPage(address, &r);

@@ -226,7 +226,12 @@ class BTree {
   // whose state the writer may have let go: then that state's check.
   Status StateAfterRead(Status s);
   Status GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
-                      StoredRead* r, bool* done);
+                      StoredRead* r, bool* done, const uint64_t* unheld_generation);
+  // Reads the head of the leaf at `address` into r->stack (from the cache's
+  // table when kept there) and sets *head_bytes to the bytes of it there.
+  // *head_bytes is 0 when the leaf is not one a block read can serve.
+  Status ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
+                      const uint64_t* unheld_generation);
   Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
                      std::string* value, bool* found);
   // ReleasePages' work once it is decided.

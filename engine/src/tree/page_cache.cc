@@ -367,6 +367,40 @@ bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
   return false;
 }
 
+bool PageCache::FindLeafHead(uint64_t address, char* out, size_t* bytes) const {
+  const LeafHeadTable* table = heads_.load(std::memory_order_acquire);
+  return table != nullptr && table->Find(address, out, bytes);
+}
+
+void PageCache::KeepLeafHead(uint64_t address, std::string_view head, uint64_t tree_bytes) {
+  LeafHeadTable* table = heads_.load(std::memory_order_acquire);
+  if (table == nullptr) {
+    port::MutexLock l(&admission_mu_);
+    table = heads_.load(std::memory_order_relaxed);
+    if (table == nullptr) {
+      if (heads_failed_ || closed_.load(std::memory_order_acquire)) return;
+      // A head saves a miss one read of the file for about a thirtieth of
+      // its leaf's stored bytes: worth more, byte for byte, than a whole
+      // leaf, so the table may take up to half of the cache. A slot per
+      // 24 stored bytes (the sets never full) keeps nearly every head of
+      // 8 KiB leaves; more would only take room from the leaves.
+      const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
+      const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
+      alloc::Segment seg;
+      if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
+        heads_failed_ = true;  // every miss reads its leaf's head
+        return;
+      }
+      used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
+      head_table_bytes_.store(seg.size, std::memory_order_relaxed);
+      head_table_ = std::make_unique<LeafHeadTable>(seg.data, sets);
+      table = head_table_.get();
+      heads_.store(table, std::memory_order_release);
+    }
+  }
+  table->Insert(address, head);
+}
+
 void PageCache::ReleasePrivate(Frame* f) {
   if (closed_.load(std::memory_order_acquire)) return;  // the arena reclaims it
   ReleaseFrame(f);                                      // never published: no reader can hold it
@@ -632,6 +666,7 @@ size_t PageCache::Evict(size_t wanted_bytes) {
 }
 
 void PageCache::Erase(uint64_t address) {
+  if (LeafHeadTable* heads = heads_.load(std::memory_order_acquire)) heads->Erase(address);
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
   RetiredList batch;
@@ -654,6 +689,7 @@ void PageCache::Erase(uint64_t address) {
 }
 
 void PageCache::Clear() {
+  if (LeafHeadTable* heads = heads_.load(std::memory_order_acquire)) heads->Clear();
   RetiredList batch;
   for (int i = 0; i < kShards; ++i) EvictFromShard(shards_[i], SIZE_MAX, &batch);
   Retire(&batch);
@@ -674,6 +710,8 @@ void PageCache::Clear() {
 void PageCache::Close() {
   if (closed_.exchange(true)) return;
   admission_.store(nullptr, std::memory_order_relaxed);  // its segment goes with the arena
+  heads_.store(nullptr, std::memory_order_relaxed);      // so does the head table's
+  head_table_bytes_.store(0, std::memory_order_relaxed);
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);
@@ -697,6 +735,7 @@ CacheStats PageCache::Stats() const {
   st.capacity_bytes = capacity_;
   st.used_bytes = used_bytes_.load(std::memory_order_relaxed);
   st.block_reads = block_reads_.load(std::memory_order_relaxed);
+  st.leaf_head_bytes = head_table_bytes_.load(std::memory_order_relaxed);
   for (const HitCounter& c : peek_hits_) {
     st.hits += c.n.load(std::memory_order_relaxed);
     st.misses += c.misses.load(std::memory_order_relaxed);

@@ -39,11 +39,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/db.h"
 #include "arenakv/status.h"
 #include "port/mutex.h"
+#include "tree/leaf_head_table.h"
 
 namespace arenakv::tree {
 
@@ -183,6 +185,17 @@ class PageCache {
   uint64_t Activity() const;
   // A miss AdmitLeaf kept out, answered from one block (for the stats).
   void AddBlockRead() { block_reads_.fetch_add(1, std::memory_order_relaxed); }
+  // Heads of leaves kept out (LeafHeadTable), so that a miss of one reads
+  // its block alone. FindLeafHead copies the head of `address` into out
+  // (room for LeafHeadTable::kMaxHeadBytes) and sets *bytes; false if none
+  // is kept. KeepLeafHead keeps a checked head of a leaf of a tree of
+  // `tree_bytes` stored bytes: the first one made the table, sized for that
+  // tree, up to half of the capacity. Erase forgets the head too.
+  bool FindLeafHead(uint64_t address, char* out, size_t* bytes) const;
+  void PrefetchLeafHead(uint64_t address) const {
+    if (const LeafHeadTable* t = heads_.load(std::memory_order_acquire)) t->Prefetch(address);
+  }
+  void KeepLeafHead(uint64_t address, std::string_view head, uint64_t tree_bytes);
 
   // Frees unpinned frames (CLOCK order) until `wanted_bytes` are freed or
   // nothing more can go; returns the bytes freed.
@@ -299,6 +312,11 @@ class PageCache {
   size_t admission_mask_ = 0;  // written once, before admission_ is published
   bool admission_failed_ GUARDED_BY(admission_mu_) = false;
   std::atomic<uint64_t> block_reads_{0};
+  // KeepLeafHead's table, made once (under admission_mu_) and published.
+  std::unique_ptr<LeafHeadTable> head_table_ GUARDED_BY(admission_mu_);
+  std::atomic<LeafHeadTable*> heads_{nullptr};
+  std::atomic<size_t> head_table_bytes_{0};
+  bool heads_failed_ GUARDED_BY(admission_mu_) = false;
 
   port::Mutex free_mu_;
   Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next

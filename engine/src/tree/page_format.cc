@@ -880,7 +880,7 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
 }
 
 Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
-                       const std::string& file, bool* usable) {
+                       const std::string& file, bool* usable, size_t* index_end) {
   *usable = false;
   if (head.size() < kStoredHeaderBytes || head.size() > length) return Status::OK();
   const char* p = head.data();
@@ -895,6 +895,7 @@ Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
   size_t image_bytes = 0;
   Status s = CheckStoredHeader(p, length, offset, file, &image_bytes);
   *usable = s.ok();
+  if (index_end != nullptr) *index_end = end;
   return s;
 }
 

@@ -331,9 +331,10 @@ inline constexpr size_t kStoredHeadBytes = 512;
 // and index lie within head, checks them (payload length, flags, the page
 // checksum) and sets *usable; otherwise *usable is false and the page is
 // read whole. Corruption when what it checked is wrong. LocateLeafBlock then
-// takes a view of `length` bytes of which only `head` is filled.
+// takes a view of `length` bytes of which only `head` is filled: only the
+// first *index_end bytes (when usable), the header and the index, are read.
 Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
-                       const std::string& file, bool* usable);
+                       const std::string& file, bool* usable, size_t* index_end = nullptr);
 // Whether a stored page accepted by ParseStoredPage is a leaf in blocks.
 inline bool IsBlockedLeaf(std::string_view stored) {
   return (static_cast<uint8_t>(stored[9]) & kStoredFlagBlocks) != 0;
