@@ -464,7 +464,8 @@ TEST_F(PageCacheTest, CloseOfLargeCacheIsFast) {
 
 // The table of leaf heads is made at the first head kept, sized for the tree
 // (a byte for every 12 stored) and never above half of the capacity; its
-// memory counts in the cache's; Erase and Clear forget heads.
+// memory counts in the cache's, and cached pages make room for it; Erase
+// and Clear forget heads.
 TEST_F(PageCacheTest, LeafHeadTableIsSizedForTheTreeWithinHalfTheCache) {
   Make(size_t{4} << 20);
   EXPECT_EQ(HeadKept(MakeAddress(4096, 9000)), "");
@@ -484,6 +485,23 @@ TEST_F(PageCacheTest, LeafHeadTableIsSizedForTheTreeWithinHalfTheCache) {
   cache_->Clear();
   EXPECT_EQ(HeadKept(b), "");
   EXPECT_EQ(cache_->Stats().leaf_head_bytes, st.leaf_head_bytes);  // kept until Close
+}
+
+// A full cache: the table's first head evicts pages for it, so the cache
+// stays within its capacity. Before, reads that keep heads but admit no
+// leaf held a full cache of pages beside the table.
+TEST_F(PageCacheTest, CachedPagesMakeRoomForTheLeafHeadTable) {
+  const size_t capacity = size_t{4} << 20;
+  Make(capacity);
+  for (uint64_t a = 1; a <= capacity / kPage; ++a) Put(a, 'p');
+  ASSERT_EQ(cache_->used_bytes(), capacity);
+  const uint64_t a = MakeAddress(1 << 20, 9000);
+  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 30);
+  EXPECT_EQ(HeadKept(a), LeafHead(a));
+  const CacheStats st = cache_->Stats();
+  EXPECT_GT(st.leaf_head_bytes, capacity / 3);
+  EXPECT_LE(st.used_bytes, capacity);
+  EXPECT_LT(st.pages, capacity / kPage * 2 / 3);
 }
 
 TEST_F(PageCacheTest, ABigTreesLeafHeadsGetHalfTheCache) {

@@ -386,6 +386,7 @@ void PageCache::KeepLeafHead(uint64_t address, std::string_view head, uint64_t t
       // 8 KiB leaves; more would only take room from the leaves.
       const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
       const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
+      if (sets >= 4) EvictToFit(LeafHeadTable::BytesFor(sets));  // leaves make room
       alloc::Segment seg;
       if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
         heads_failed_ = true;  // every miss reads its leaf's head
