@@ -471,12 +471,14 @@ TEST_F(PageCacheTest, LeafHeadTableIsSizedForTheTreeWithinHalfTheCache) {
   EXPECT_EQ(HeadKept(MakeAddress(4096, 9000)), "");
   EXPECT_EQ(cache_->Stats().leaf_head_bytes, 0u);
   const uint64_t a = MakeAddress(4096, 9000), b = MakeAddress(8192 + 16, 9100);
-  cache_->KeepLeafHead(a, LeafHead(a), /*tree_bytes=*/uint64_t{12} << 20);
+  ASSERT_TRUE(cache_->MakeLeafHeadTable(/*tree_bytes=*/uint64_t{12} << 20));
+  cache_->KeepLeafHead(a, LeafHead(a));
   const CacheStats st = cache_->Stats();
   EXPECT_GT(st.leaf_head_bytes, (size_t{1} << 20) * 9 / 10);  // 12 MiB / 12
   EXPECT_LE(st.leaf_head_bytes, size_t{1} << 20);
   EXPECT_EQ(st.used_bytes, st.leaf_head_bytes);
-  cache_->KeepLeafHead(b, LeafHead(b), uint64_t{12} << 20);
+  ASSERT_TRUE(cache_->MakeLeafHeadTable(uint64_t{12} << 20));
+  cache_->KeepLeafHead(b, LeafHead(b));
   EXPECT_EQ(HeadKept(a), LeafHead(a));
   EXPECT_EQ(HeadKept(b), LeafHead(b));
   cache_->Erase(a);
@@ -496,7 +498,8 @@ TEST_F(PageCacheTest, CachedPagesMakeRoomForTheLeafHeadTable) {
   for (uint64_t a = 1; a <= capacity / kPage; ++a) Put(a, 'p');
   ASSERT_EQ(cache_->used_bytes(), capacity);
   const uint64_t a = MakeAddress(1 << 20, 9000);
-  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 30);
+  ASSERT_TRUE(cache_->MakeLeafHeadTable(uint64_t{1} << 30));
+  cache_->KeepLeafHead(a, LeafHead(a));
   EXPECT_EQ(HeadKept(a), LeafHead(a));
   const CacheStats st = cache_->Stats();
   EXPECT_GT(st.leaf_head_bytes, capacity / 3);
@@ -507,7 +510,8 @@ TEST_F(PageCacheTest, CachedPagesMakeRoomForTheLeafHeadTable) {
 TEST_F(PageCacheTest, ABigTreesLeafHeadsGetHalfTheCache) {
   Make(size_t{1} << 20);
   const uint64_t a = MakeAddress(4096, 9000);
-  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 40);
+  ASSERT_TRUE(cache_->MakeLeafHeadTable(uint64_t{1} << 40));
+  cache_->KeepLeafHead(a, LeafHead(a));
   EXPECT_LE(cache_->Stats().leaf_head_bytes, size_t{512} << 10);
   EXPECT_GT(cache_->Stats().leaf_head_bytes, size_t{500} << 10);
   EXPECT_EQ(HeadKept(a), LeafHead(a));
@@ -518,7 +522,8 @@ TEST_F(PageCacheTest, ABigTreesLeafHeadsGetHalfTheCache) {
 TEST_F(PageCacheTest, ATinyCacheKeepsNoLeafHeads) {
   Make(4 << 10);
   const uint64_t a = MakeAddress(4096, 9000);
-  cache_->KeepLeafHead(a, LeafHead(a), uint64_t{1} << 30);
+  EXPECT_FALSE(cache_->MakeLeafHeadTable(uint64_t{1} << 30));
+  cache_->KeepLeafHead(a, LeafHead(a));
   EXPECT_EQ(HeadKept(a), "");
   EXPECT_EQ(cache_->Stats().leaf_head_bytes, 0u);
 }

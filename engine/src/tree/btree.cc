@@ -391,14 +391,15 @@ Status BTree::ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
   if (!s.ok() || !usable) return s;
   *head_bytes = kStoredHeadBytes;
   const std::string_view head(r->stack, index_end);
+  if (!cache_->MakeLeafHeadTable(live_bytes())) return s;  // before extent_mu_: it allocates
   if (unheld_generation == nullptr) {
-    cache_->KeepLeafHead(address, head, live_bytes());
+    cache_->KeepLeafHead(address, head);
   } else {
     // As for a leaf read whole (GetFromDisk): not if the extent may have
     // been freed since, or the head would outlive its page.
     port::MutexLock l(&extent_mu_);
     if (extent_generation_.load(std::memory_order_relaxed) == *unheld_generation) {
-      cache_->KeepLeafHead(address, head, live_bytes());
+      cache_->KeepLeafHead(address, head);
     }
   }
   return s;

@@ -372,34 +372,33 @@ bool PageCache::FindLeafHead(uint64_t address, char* out, size_t* bytes) const {
   return table != nullptr && table->Find(address, out, bytes);
 }
 
-void PageCache::KeepLeafHead(uint64_t address, std::string_view head, uint64_t tree_bytes) {
-  LeafHeadTable* table = heads_.load(std::memory_order_acquire);
-  if (table == nullptr) {
-    port::MutexLock l(&admission_mu_);
-    table = heads_.load(std::memory_order_relaxed);
-    if (table == nullptr) {
-      if (heads_failed_ || closed_.load(std::memory_order_acquire)) return;
-      // A head saves a miss one read of the file for about a thirtieth of
-      // its leaf's stored bytes: worth more, byte for byte, than a whole
-      // leaf, so the table may take up to half of the cache. A slot per
-      // 24 stored bytes (the sets never full) keeps nearly every head of
-      // 8 KiB leaves; more would only take room from the leaves.
-      const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
-      const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
-      if (sets >= 4) EvictToFit(LeafHeadTable::BytesFor(sets));  // leaves make room
-      alloc::Segment seg;
-      if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
-        heads_failed_ = true;  // every miss reads its leaf's head
-        return;
-      }
-      used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
-      head_table_bytes_.store(seg.size, std::memory_order_relaxed);
-      head_table_ = std::make_unique<LeafHeadTable>(seg.data, sets);
-      table = head_table_.get();
-      heads_.store(table, std::memory_order_release);
-    }
+bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
+  if (heads_.load(std::memory_order_acquire) != nullptr) return true;
+  port::MutexLock l(&admission_mu_);
+  if (heads_.load(std::memory_order_relaxed) != nullptr) return true;
+  if (heads_failed_ || closed_.load(std::memory_order_acquire)) return false;
+  // A head saves a miss one read of the file for about a thirtieth of its
+  // leaf's stored bytes: worth more, byte for byte, than a whole leaf, so
+  // the table may take up to half of the cache. A byte of it per 12 stored
+  // (a slot per 3.75 KiB, over two per leaf of 8-9 KiB) keeps about nine
+  // heads in ten; more would only take room from the leaves.
+  const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
+  const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
+  if (sets >= 4) EvictToFit(LeafHeadTable::BytesFor(sets));  // leaves make room
+  alloc::Segment seg;
+  if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
+    heads_failed_ = true;  // every miss reads its leaf's head
+    return false;
   }
-  table->Insert(address, head);
+  used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
+  head_table_bytes_.store(seg.size, std::memory_order_relaxed);
+  head_table_ = std::make_unique<LeafHeadTable>(seg.data, sets);
+  heads_.store(head_table_.get(), std::memory_order_release);
+  return true;
+}
+
+void PageCache::KeepLeafHead(uint64_t address, std::string_view head) {
+  if (LeafHeadTable* table = heads_.load(std::memory_order_acquire)) table->Insert(address, head);
 }
 
 void PageCache::ReleasePrivate(Frame* f) {

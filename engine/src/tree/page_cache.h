@@ -188,14 +188,17 @@ class PageCache {
   // Heads of leaves kept out (LeafHeadTable), so that a miss of one reads
   // its block alone. FindLeafHead copies the head of `address` into out
   // (room for LeafHeadTable::kMaxHeadBytes) and sets *bytes; false if none
-  // is kept. KeepLeafHead keeps a checked head of a leaf of a tree of
-  // `tree_bytes` stored bytes: the first one made the table, sized for that
-  // tree, up to half of the capacity. Erase forgets the head too.
+  // is kept. MakeLeafHeadTable makes the table once, sized for a tree of
+  // `tree_bytes` stored bytes, up to half of the capacity (pages are
+  // evicted to make room); false if there is none (too small a cache, or
+  // no memory). It allocates: not under a lock a reclaim may need.
+  // KeepLeafHead keeps a checked head. Erase forgets the head too.
+  bool MakeLeafHeadTable(uint64_t tree_bytes);
+  void KeepLeafHead(uint64_t address, std::string_view head);
   bool FindLeafHead(uint64_t address, char* out, size_t* bytes) const;
   void PrefetchLeafHead(uint64_t address) const {
     if (const LeafHeadTable* t = heads_.load(std::memory_order_acquire)) t->Prefetch(address);
   }
-  void KeepLeafHead(uint64_t address, std::string_view head, uint64_t tree_bytes);
 
   // Frees unpinned frames (CLOCK order) until `wanted_bytes` are freed or
   // nothing more can go; returns the bytes freed.
