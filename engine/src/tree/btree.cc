@@ -391,6 +391,7 @@ Status BTree::ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
   if (!s.ok() || !usable) return s;
   *head_bytes = kStoredHeadBytes;
   const std::string_view head(r->stack, index_end);
+  TEST_SYNC_POINT("BTree::ReadLeafHead:Read");
   if (!cache_->MakeLeafHeadTable(live_bytes())) return s;  // before extent_mu_: it allocates
   if (unheld_generation == nullptr) {
     cache_->KeepLeafHead(address, head);

@@ -22,7 +22,10 @@ LeafHeadTable::Slot* LeafHeadTable::SetFor(uint64_t address) const {
 bool LeafHeadTable::Lock(Slot& slot, bool wait, uint32_t* seq) {
   for (;;) {
     uint32_t s = slot.seq.load(std::memory_order_relaxed);
-    if ((s & 1) == 0 && slot.seq.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) {
+    // Acquire: this writer's stores come after the last writer's, whose
+    // Unlock released them.
+    if ((s & 1) == 0 && slot.seq.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
+                                                       std::memory_order_relaxed)) {
       // Readers that see any of the writes below also see the odd number.
       std::atomic_thread_fence(std::memory_order_release);
       *seq = s + 1;

@@ -374,9 +374,12 @@ bool PageCache::FindLeafHead(uint64_t address, char* out, size_t* bytes) const {
 
 bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   if (heads_.load(std::memory_order_acquire) != nullptr) return true;
+  if (heads_failed_.load(std::memory_order_relaxed)) return false;  // no lock on every miss
   port::MutexLock l(&admission_mu_);
   if (heads_.load(std::memory_order_relaxed) != nullptr) return true;
-  if (heads_failed_ || closed_.load(std::memory_order_acquire)) return false;
+  if (heads_failed_.load(std::memory_order_relaxed) || closed_.load(std::memory_order_acquire)) {
+    return false;
+  }
   // A head saves a miss one read of the file for about a thirtieth of its
   // leaf's stored bytes: worth more, byte for byte, than a whole leaf, so
   // the table may take up to half of the cache. A byte of it per 12 stored
@@ -387,10 +390,13 @@ bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   if (sets >= 4) EvictToFit(LeafHeadTable::BytesFor(sets));  // leaves make room
   alloc::Segment seg;
   if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
-    heads_failed_ = true;  // every miss reads its leaf's head
+    // Until the database is opened again every miss reads its leaf's head
+    // (as when memory was short: trying again at every miss would cost more).
+    heads_failed_.store(true, std::memory_order_relaxed);
     return false;
   }
   used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
+  EvictToFit(0);  // the segment's size class may be above what was asked
   head_table_bytes_.store(seg.size, std::memory_order_relaxed);
   head_table_ = std::make_unique<LeafHeadTable>(seg.data, sets);
   heads_.store(head_table_.get(), std::memory_order_release);

@@ -191,7 +191,9 @@ class PageCache {
   // is kept. MakeLeafHeadTable makes the table once, sized for a tree of
   // `tree_bytes` stored bytes, up to half of the capacity (pages are
   // evicted to make room); false if there is none (too small a cache, or
-  // no memory). It allocates: not under a lock a reclaim may need.
+  // no memory). The size stays until the cache closes: a tree that grows
+  // tenfold afterwards keeps fewer of its heads. It allocates: not under a
+  // lock a reclaim may need.
   // KeepLeafHead keeps a checked head. Erase forgets the head too.
   bool MakeLeafHeadTable(uint64_t tree_bytes);
   void KeepLeafHead(uint64_t address, std::string_view head);
@@ -319,7 +321,7 @@ class PageCache {
   std::unique_ptr<LeafHeadTable> head_table_ GUARDED_BY(admission_mu_);
   std::atomic<LeafHeadTable*> heads_{nullptr};
   std::atomic<size_t> head_table_bytes_{0};
-  bool heads_failed_ GUARDED_BY(admission_mu_) = false;
+  std::atomic<bool> heads_failed_{false};  // set under admission_mu_
 
   port::Mutex free_mu_;
   Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next
