@@ -162,20 +162,32 @@ TEST(ReadPathTest, IteratorsSkipMemtablesWithNothingVisible) {
 // checkpoints replace the tree under them. `cold`: the database is reopened
 // after loading, with a cache large enough that the readers' misses start
 // read-ahead, which then runs while checkpoints write and release pages.
-void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
+// `by_block`: leaves of 16 KiB and values half random, so that the
+// readers' misses of a small cache read blocks, by heads the cache keeps,
+// while checkpoints release leaves and write others into their extents;
+// every value read is then checked whole.
+void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool by_block = false) {
   const uint64_t seed = test::TestSeed();
   test::TempDir dir;
   Options o;
   o.checkpoint_wal_bytes = 64 << 10;  // many memtable rotations and checkpoints
-  o.page_bytes = 4096;
+  if (!by_block) o.page_bytes = 4096;
   o.cache_bytes = cache_bytes;
   std::unique_ptr<DB> db;
   ASSERT_TRUE(DB::Open(o, dir.Join("db"), &db).ok());
   auto key = [](int k) { return "key" + std::to_string(100000 + k); };
+  // The value of version `version` of key k: "version:" and a body.
+  auto body = [by_block](int k, char filler) {
+    std::string b(100, filler);
+    if (!by_block) return b;
+    std::mt19937_64 rng(k);
+    for (int j = 0; j < 50; ++j) b[j] = b[j + 50] = static_cast<char>('a' + rng() % 26);
+    return b;
+  };
   // committed[k]: the last version of key k whose Put has returned.
   std::vector<std::atomic<int>> committed(keys);
   for (int k = 0; k < keys; ++k) {
-    ASSERT_TRUE(db->Put(WriteOptions(), key(k), "0:" + std::string(100, 'x')).ok());
+    ASSERT_TRUE(db->Put(WriteOptions(), key(k), "0:" + body(k, 'x')).ok());
     committed[k].store(0);
   }
   if (cold) {
@@ -211,7 +223,11 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
         int k = static_cast<int>(rng() % keys);
         int floor = committed[k].load();
         Status s = db->Get(ReadOptions(), key(k), &v);
-        if (!s.ok() || std::stoi(v.substr(0, v.find(':'))) < floor) bad++;
+        const size_t colon = v.find(':');
+        if (!s.ok() || colon == std::string::npos || std::stoi(v.substr(0, colon)) < floor ||
+            (by_block && v.substr(colon + 1) != body(k, 'x'))) {
+          bad++;
+        }
         reads.fetch_add(1, std::memory_order_relaxed);
       }
     });
@@ -220,9 +236,7 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
   for (int i = 1; i <= 6000; ++i) {
     int k = static_cast<int>(rng() % keys);
     int version = committed[k].load() + 1;
-    ASSERT_TRUE(
-        db->Put(WriteOptions(), key(k), std::to_string(version) + ":" + std::string(100, 'y'))
-            .ok());
+    ASSERT_TRUE(db->Put(WriteOptions(), key(k), std::to_string(version) + ":" + body(k, 'y')).ok());
     committed[k].store(version);
   }
   stop.store(true);
@@ -232,6 +246,10 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold) {
   DBStats st;
   ASSERT_TRUE(db->GetStats(&st).ok());
   EXPECT_GT(st.checkpoints, 3u);
+  if (by_block) {
+    EXPECT_GT(st.cache.block_reads, 0u);
+    EXPECT_GT(st.cache.leaf_head_bytes, 0u);
+  }
   ASSERT_TRUE(db->Close().ok());
   db.reset();
   ExpectPoolsReleased();
@@ -244,6 +262,10 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitAcrossCheckpoints) {
 
 TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitWhileReadingAhead) {
   PointReadsAcrossCheckpoints(3000, 64 << 20, /*cold=*/true);
+}
+
+TEST(ReadPathTest, PointReadsByBlockSeeEveryEarlierCommitAcrossCheckpoints) {
+  PointReadsAcrossCheckpoints(20000, 256 << 10, /*cold=*/false, /*by_block=*/true);
 }
 
 // Close() while other threads keep reading: every read returns a value or

@@ -26,8 +26,6 @@ bool LeafHeadTable::Lock(Slot& slot, bool wait, uint32_t* seq) {
     // Unlock released them.
     if ((s & 1) == 0 && slot.seq.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
                                                        std::memory_order_relaxed)) {
-      // Readers that see any of the writes below also see the odd number.
-      std::atomic_thread_fence(std::memory_order_release);
       *seq = s + 1;
       return true;
     }
@@ -50,13 +48,16 @@ bool LeafHeadTable::Find(uint64_t address, char* out, size_t* bytes) const {
   for (size_t w = 0; w < kWays; ++w) {
     const Slot& slot = set[w];
     const uint32_t seq = slot.seq.load(std::memory_order_acquire);
-    if ((seq & 1) != 0 || slot.address.load(std::memory_order_relaxed) != address) continue;
-    const size_t n = slot.bytes.load(std::memory_order_relaxed);  // never above kMaxHeadBytes
+    // Acquire loads of what writers store with release: a load that sees a
+    // writer's store makes the writer's odd number (taken before it) seen
+    // by the last check. On x86 these are plain moves; no fences, which the
+    // thread sanitizer does not model.
+    if ((seq & 1) != 0 || slot.address.load(std::memory_order_acquire) != address) continue;
+    const size_t n = slot.bytes.load(std::memory_order_acquire);  // never above kMaxHeadBytes
     for (size_t i = 0; i < (n + 7) / 8; ++i) {
-      const uint64_t word = slot.words[i].load(std::memory_order_relaxed);
+      const uint64_t word = slot.words[i].load(std::memory_order_acquire);
       std::memcpy(out + 8 * i, &word, 8);
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
     if (slot.seq.load(std::memory_order_relaxed) != seq) return false;  // torn by a writer
     *bytes = n;
     return true;
@@ -82,12 +83,12 @@ void LeafHeadTable::Insert(uint64_t address, std::string_view head) {
   }
   uint32_t seq;
   if (!Lock(*slot, /*wait=*/false, &seq)) return;
-  slot->address.store(address, std::memory_order_relaxed);
-  slot->bytes.store(static_cast<uint32_t>(head.size()), std::memory_order_relaxed);
+  slot->address.store(address, std::memory_order_release);
+  slot->bytes.store(static_cast<uint32_t>(head.size()), std::memory_order_release);
   for (size_t i = 0; i * 8 < head.size(); ++i) {
     uint64_t word = 0;
     std::memcpy(&word, head.data() + 8 * i, std::min<size_t>(8, head.size() - 8 * i));
-    slot->words[i].store(word, std::memory_order_relaxed);
+    slot->words[i].store(word, std::memory_order_release);
   }
   Unlock(*slot, seq);
 }
@@ -97,8 +98,8 @@ void LeafHeadTable::EraseIfHolds(Slot& slot, uint64_t address) {
   uint32_t seq;
   (void)Lock(slot, /*wait=*/true, &seq);  // waiting, it always takes the slot
   if (slot.address.load(std::memory_order_relaxed) == address) {
-    slot.address.store(0, std::memory_order_relaxed);
-    slot.bytes.store(0, std::memory_order_relaxed);
+    slot.address.store(0, std::memory_order_release);
+    slot.bytes.store(0, std::memory_order_release);
   }
   Unlock(slot, seq);
 }

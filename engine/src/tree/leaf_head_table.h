@@ -14,7 +14,9 @@
 //
 // Every slot is a sequence lock: a reader copies the head out without
 // locking and treats a copy torn by a writer as a miss; a writer takes the
-// slot's sequence word by compare-and-swap. Insert gives up on a busy slot
+// slot's sequence word by compare-and-swap. Its stores are releases and the
+// reader's loads acquires, so that a reader that sees any of them sees the
+// odd sequence number the writer took first. Insert gives up on a busy slot
 // (a head is only a shortcut); Erase and Clear wait for it (a head must not
 // outlive its page).
 //
