@@ -125,6 +125,64 @@ TEST(SharedBudgetTest, AHotDatabaseTakesTheCacheOfIdleOnes) {
   test::ExpectPoolsReleased();
 }
 
+// A database read by block keeps a table of its leaves' heads in its cache;
+// when it is idle and others need the budget, the table goes after its
+// pages: an idle database keeps no memory busy ones need.
+TEST(SharedBudgetTest, AnIdleDatabaseGivesItsLeafHeadTableBack) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  std::unique_ptr<DB> hot1, hot2, idle;
+  // Opened first: of databases equally idle, the first to join gives first.
+  ASSERT_OK(DB::Open(Shared(budget, 4 * kMiB), dir.Join("idle"), &idle));
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("hot1"), &hot1));
+  ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("hot2"), &hot2));
+  // Half-random values: leaves stored in blocks, more of them than the
+  // idle database's cache holds.
+  auto value = [](int i) {
+    std::mt19937_64 rng(i);
+    std::string v(100, ' ');
+    for (int j = 0; j < 50; ++j) v[j] = v[j + 50] = static_cast<char>('a' + rng() % 26);
+    return v;
+  };
+  constexpr int kIdleKeys = 60000;
+  for (int i = 0; i < kIdleKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), value(i)));
+  ASSERT_OK(idle->Checkpoint());
+  std::string v;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i = pass; i < kIdleKeys; i += 7) {
+      ASSERT_OK(idle->Get(ReadOptions(), Key(i), &v));
+      ASSERT_EQ(v, value(i));
+    }
+  }
+  DBStats st;
+  ASSERT_OK(idle->GetStats(&st));
+  ASSERT_GT(st.cache.leaf_head_bytes, 0u);
+  ASSERT_GT(st.cache.block_reads, 0u);
+
+  // Two databases that want more than the whole budget between them.
+  ASSERT_NO_FATAL_FAILURE(Fill(hot1.get(), 300000, 1));  // ~38 MiB of leaves
+  ASSERT_NO_FATAL_FAILURE(Fill(hot2.get(), 300000, 2));
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_NO_FATAL_FAILURE(ReadAll(hot1.get(), 300000, 1));
+    ASSERT_NO_FATAL_FAILURE(ReadAll(hot2.get(), 300000, 2));
+  }
+  ASSERT_OK(idle->GetStats(&st));
+  EXPECT_EQ(st.cache.leaf_head_bytes, 0u);
+  EXPECT_LT(st.cache.used_bytes, 1 * kMiB);
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  // It still reads right, its misses reading their heads again.
+  for (int i = 3; i < kIdleKeys; i += 101) {
+    ASSERT_OK(idle->Get(ReadOptions(), Key(i), &v));
+    ASSERT_EQ(v, value(i));
+  }
+  for (std::unique_ptr<DB>* db : {&hot1, &hot2, &idle}) {
+    ASSERT_OK((*db)->Close());
+    db->reset();
+  }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
 // The least used database since the last time memory was short gives first.
 TEST(SharedBudgetTest, TheLeastUsedDatabaseGivesFirst) {
   test::TempDir dir;

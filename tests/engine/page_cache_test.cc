@@ -507,6 +507,34 @@ TEST_F(PageCacheTest, CachedPagesMakeRoomForTheLeafHeadTable) {
   EXPECT_LT(st.pages, capacity / kPage * 2 / 3);
 }
 
+// Under pressure (Evict, a budget's reclaim) pages go first; when they do
+// not free what was asked, the table of leaf heads goes too, and is not
+// made again: a database the budget takes everything from keeps nothing.
+TEST_F(PageCacheTest, EvictTakesTheLeafHeadTableOnlyAfterThePages) {
+  const size_t capacity = size_t{4} << 20;
+  Make(capacity);
+  const uint64_t a = MakeAddress(1 << 20, 9000);
+  ASSERT_TRUE(cache_->MakeLeafHeadTable(uint64_t{1} << 30));
+  cache_->KeepLeafHead(a, LeafHead(a));
+  for (uint64_t p = 1; p <= 8; ++p) Put(p, 'p');
+  const size_t table = cache_->Stats().leaf_head_bytes;
+  ASSERT_GT(table, 0u);
+  EXPECT_GE(cache_->Evict(4 * kPage), 4 * kPage);
+  EXPECT_EQ(HeadKept(a), LeafHead(a)) << "pages were enough";
+  EXPECT_EQ(cache_->Stats().leaf_head_bytes, table);
+
+  EXPECT_GE(cache_->Evict(capacity), table);
+  EXPECT_EQ(HeadKept(a), "");
+  const CacheStats st = cache_->Stats();
+  EXPECT_EQ(st.leaf_head_bytes, 0u);
+  EXPECT_EQ(st.used_bytes, 0u);
+  EXPECT_EQ(st.pages, 0u);
+  EXPECT_FALSE(cache_->MakeLeafHeadTable(uint64_t{1} << 30));
+  cache_->KeepLeafHead(a, LeafHead(a));
+  EXPECT_EQ(HeadKept(a), "");
+  cache_->Erase(a);  // with no table: nothing to do
+}
+
 TEST_F(PageCacheTest, ABigTreesLeafHeadsGetHalfTheCache) {
   Make(size_t{1} << 20);
   const uint64_t a = MakeAddress(4096, 9000);

@@ -38,11 +38,6 @@ void LeafHeadTable::Unlock(Slot& slot, uint32_t seq) {
   slot.seq.store(seq + 1, std::memory_order_release);
 }
 
-void LeafHeadTable::Prefetch(uint64_t address) const {
-  const char* set = reinterpret_cast<const char*>(SetFor(address));
-  for (size_t line = 0; line < BytesFor(1); line += 64) __builtin_prefetch(set + line);
-}
-
 bool LeafHeadTable::Find(uint64_t address, char* out, size_t* bytes) const {
   const Slot* set = SetFor(address);
   for (size_t w = 0; w < kWays; ++w) {

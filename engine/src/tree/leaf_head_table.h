@@ -53,9 +53,6 @@ class LeafHeadTable {
   // rounded up to 8) and sets *bytes; false if none is kept or a writer was
   // changing it.
   bool Find(uint64_t address, char* out, size_t* bytes) const;
-  // Starts loading the set `address` falls in, for a Find soon after: the
-  // lines of both ways come in together instead of one after the other.
-  void Prefetch(uint64_t address) const;
   // Keeps `head` for `address` (nothing if it is longer than a slot holds or
   // its slot is busy), replacing one of the set's heads when both are taken.
   void Insert(uint64_t address, std::string_view head);

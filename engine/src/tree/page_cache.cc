@@ -368,18 +368,16 @@ bool PageCache::AdmitLeaf(uint64_t address, size_t page_bytes) {
 }
 
 bool PageCache::FindLeafHead(uint64_t address, char* out, size_t* bytes) const {
+  epoch::ReadSection section;  // DetachLeafHeadTable waits for it before the table goes
+  if (!section.active()) return false;
   const LeafHeadTable* table = heads_.load(std::memory_order_acquire);
   return table != nullptr && table->Find(address, out, bytes);
 }
 
 bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   if (heads_.load(std::memory_order_acquire) != nullptr) return true;
-  if (heads_failed_.load(std::memory_order_relaxed)) return false;  // no lock on every miss
-  port::MutexLock l(&admission_mu_);
-  if (heads_.load(std::memory_order_relaxed) != nullptr) return true;
-  if (heads_failed_.load(std::memory_order_relaxed) || closed_.load(std::memory_order_acquire)) {
-    return false;
-  }
+  if (heads_off_.load(std::memory_order_relaxed)) return false;  // no lock on every miss
+  if (closed_.load(std::memory_order_acquire)) return false;
   // A head saves a miss one read of the file for about a thirtieth of its
   // leaf's stored bytes: worth more, byte for byte, than a whole leaf, so
   // the table may take up to half of the cache. A byte of it per 12 stored
@@ -387,24 +385,60 @@ bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   // heads in ten; more would only take room from the leaves.
   const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
   const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
-  if (sets >= 4) EvictToFit(LeafHeadTable::BytesFor(sets));  // leaves make room
-  alloc::Segment seg;
-  if (sets < 4 || !arena_->AllocateSegment(LeafHeadTable::BytesFor(sets), &seg).ok()) {
-    // Until the database is opened again every miss reads its leaf's head
-    // (as when memory was short: trying again at every miss would cost more).
-    heads_failed_.store(true, std::memory_order_relaxed);
+  // The table object leads its segment, so that both go at once.
+  const size_t bytes = kHeadTableOffset + LeafHeadTable::BytesFor(sets);
+  // Outside heads_mu_: making room and allocating may reclaim, and a
+  // reclaim may take this cache's table (DetachLeafHeadTable).
+  if (sets >= 4) EvictToFit(bytes);  // leaves make room
+  Frame* f = nullptr;
+  if (sets < 4 || !AllocFrameStruct(&f).ok()) {
+    heads_off_.store(true, std::memory_order_relaxed);
     return false;
   }
-  used_bytes_.fetch_add(seg.size, std::memory_order_relaxed);
+  if (!arena_->AllocateSegment(bytes, &f->segment).ok()) {
+    // Until the database is opened again every miss reads its leaf's head
+    // (trying again at every miss would cost more than the heads save).
+    FreeFrameStruct(f);
+    heads_off_.store(true, std::memory_order_relaxed);
+    return false;
+  }
+  port::MutexLock l(&heads_mu_);
+  if (heads_.load(std::memory_order_relaxed) != nullptr || heads_off_.load() || closed_.load()) {
+    f->counted = false;  // never added to used_bytes_
+    ReleaseFrame(f);     // another read made one first, or a reclaim took it
+    return heads_.load(std::memory_order_relaxed) != nullptr;
+  }
+  used_bytes_.fetch_add(f->held_bytes(), std::memory_order_relaxed);
+  head_table_bytes_.store(f->held_bytes(), std::memory_order_relaxed);
+  head_frame_ = f;
+  LeafHeadTable* table = std::construct_at(reinterpret_cast<LeafHeadTable*>(f->data()),
+                                           f->data() + kHeadTableOffset, sets);
+  heads_.store(table, std::memory_order_release);
   EvictToFit(0);  // the segment's size class may be above what was asked
-  head_table_bytes_.store(seg.size, std::memory_order_relaxed);
-  head_table_ = std::make_unique<LeafHeadTable>(seg.data, sets);
-  heads_.store(head_table_.get(), std::memory_order_release);
   return true;
 }
 
 void PageCache::KeepLeafHead(uint64_t address, std::string_view head) {
+  epoch::ReadSection section;
+  if (!section.active()) return;
   if (LeafHeadTable* table = heads_.load(std::memory_order_acquire)) table->Insert(address, head);
+}
+
+size_t PageCache::DetachLeafHeadTable(RetiredList* batch) {
+  Frame* f;
+  {
+    port::MutexLock l(&heads_mu_);
+    heads_off_.store(true, std::memory_order_relaxed);  // not made again under this pressure
+    f = head_frame_;
+    if (f == nullptr) return 0;
+    head_frame_ = nullptr;
+    heads_.store(nullptr, std::memory_order_release);
+    head_table_bytes_.store(0, std::memory_order_relaxed);
+  }
+  // Readers inside a section may still copy from it: it goes with the
+  // batch, once their sections end.
+  batch->Append(f);
+  return f->held_bytes();
 }
 
 void PageCache::ReleasePrivate(Frame* f) {
@@ -554,13 +588,7 @@ size_t PageCache::DropLocked(Shard& s, Frame* f, RetiredList* batch) {
     f->in_ring = false;
     --s.ring_size;
   }
-  f->ring_next = nullptr;
-  if (batch->tail == nullptr) {
-    batch->head = f;
-  } else {
-    batch->tail->ring_next = f;
-  }
-  batch->tail = f;
+  batch->Append(f);
   return f->held_bytes();
 }
 
@@ -651,7 +679,10 @@ size_t PageCache::Evict(size_t wanted_bytes) {
   size_t freed = Reclaim();
   if (freed >= wanted_bytes) return freed;
   RetiredList batch;
-  Sweep(wanted_bytes - freed, &batch);
+  size_t retired = Sweep(wanted_bytes - freed, &batch);
+  // Pages first; the table of leaf heads only when they do not suffice:
+  // a database the budget takes everything from keeps no table either.
+  if (freed + retired < wanted_bytes) retired += DetachLeafHeadTable(&batch);
   Retire(&batch);
   freed += Reclaim();
   if (freed < wanted_bytes && !epoch::InSection()) {
@@ -672,7 +703,12 @@ size_t PageCache::Evict(size_t wanted_bytes) {
 }
 
 void PageCache::Erase(uint64_t address) {
-  if (LeafHeadTable* heads = heads_.load(std::memory_order_acquire)) heads->Erase(address);
+  {
+    // The lock keeps the table from being detached under the erase (a
+    // checkpoint's thread, outside read sections).
+    port::MutexLock l(&heads_mu_);
+    if (LeafHeadTable* heads = heads_.load(std::memory_order_relaxed)) heads->Erase(address);
+  }
   uint64_t h = Hash(address);
   Shard& s = ShardFor(h);
   RetiredList batch;
@@ -695,7 +731,10 @@ void PageCache::Erase(uint64_t address) {
 }
 
 void PageCache::Clear() {
-  if (LeafHeadTable* heads = heads_.load(std::memory_order_acquire)) heads->Clear();
+  {
+    port::MutexLock l(&heads_mu_);
+    if (LeafHeadTable* heads = heads_.load(std::memory_order_relaxed)) heads->Clear();
+  }
   RetiredList batch;
   for (int i = 0; i < kShards; ++i) EvictFromShard(shards_[i], SIZE_MAX, &batch);
   Retire(&batch);
@@ -716,8 +755,12 @@ void PageCache::Clear() {
 void PageCache::Close() {
   if (closed_.exchange(true)) return;
   admission_.store(nullptr, std::memory_order_relaxed);  // its segment goes with the arena
-  heads_.store(nullptr, std::memory_order_relaxed);      // so does the head table's
-  head_table_bytes_.store(0, std::memory_order_relaxed);
+  {
+    port::MutexLock l(&heads_mu_);
+    heads_.store(nullptr, std::memory_order_relaxed);  // so does the head table's
+    head_frame_ = nullptr;
+    head_table_bytes_.store(0, std::memory_order_relaxed);
+  }
   for (int i = 0; i < kShards; ++i) {
     Shard& s = shards_[i];
     port::MutexLock l(&s.mu);

@@ -190,17 +190,16 @@ class PageCache {
   // (room for LeafHeadTable::kMaxHeadBytes) and sets *bytes; false if none
   // is kept. MakeLeafHeadTable makes the table once, sized for a tree of
   // `tree_bytes` stored bytes, up to half of the capacity (pages are
-  // evicted to make room); false if there is none (too small a cache, or
-  // no memory). The size stays until the cache closes: a tree that grows
-  // tenfold afterwards keeps fewer of its heads. It allocates: not under a
-  // lock a reclaim may need.
-  // KeepLeafHead keeps a checked head. Erase forgets the head too.
+  // evicted to make room); false if there is none (too small a cache, no
+  // memory, or taken by Evict). The size stays: a tree that grows tenfold
+  // afterwards keeps fewer of its heads. It allocates: not under a lock a
+  // reclaim may need. KeepLeafHead keeps a checked head. Erase forgets the
+  // head too. Evict takes the table, after every page it can, when the
+  // pages do not free what it was asked; it is not made again until the
+  // cache is reopened.
   bool MakeLeafHeadTable(uint64_t tree_bytes);
   void KeepLeafHead(uint64_t address, std::string_view head);
   bool FindLeafHead(uint64_t address, char* out, size_t* bytes) const;
-  void PrefetchLeafHead(uint64_t address) const {
-    if (const LeafHeadTable* t = heads_.load(std::memory_order_acquire)) t->Prefetch(address);
-  }
 
   // Frees unpinned frames (CLOCK order) until `wanted_bytes` are freed or
   // nothing more can go; returns the bytes freed.
@@ -257,6 +256,11 @@ class PageCache {
   struct RetiredList {
     Frame* head = nullptr;
     Frame* tail = nullptr;
+    void Append(Frame* f) {
+      f->ring_next = nullptr;
+      (tail == nullptr ? head : tail->ring_next) = f;
+      tail = f;
+    }
   };
 
   PageCache(alloc::Arena* arena, size_t capacity);
@@ -317,11 +321,18 @@ class PageCache {
   size_t admission_mask_ = 0;  // written once, before admission_ is published
   bool admission_failed_ GUARDED_BY(admission_mu_) = false;
   std::atomic<uint64_t> block_reads_{0};
-  // KeepLeafHead's table, made once (under admission_mu_) and published.
-  std::unique_ptr<LeafHeadTable> head_table_ GUARDED_BY(admission_mu_);
+  // KeepLeafHead's table: the object at the start of its frame's segment
+  // (the slots follow), published once; readers use it inside read
+  // sections, Erase and Clear under heads_mu_, so that a reclaim can
+  // detach it and retire its frame like a page's.
+  static constexpr size_t kHeadTableOffset = 64;
+  static_assert(sizeof(LeafHeadTable) <= kHeadTableOffset);
+  size_t DetachLeafHeadTable(RetiredList* batch);
+  port::Mutex heads_mu_;
+  Frame* head_frame_ GUARDED_BY(heads_mu_) = nullptr;
   std::atomic<LeafHeadTable*> heads_{nullptr};
   std::atomic<size_t> head_table_bytes_{0};
-  std::atomic<bool> heads_failed_{false};  // set under admission_mu_
+  std::atomic<bool> heads_off_{false};  // none to be made any more
 
   port::Mutex free_mu_;
   Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next
