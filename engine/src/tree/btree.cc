@@ -445,6 +445,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   StoredRead r;
   // Whether a leaf read for one key is worth decoding and caching whole is
   // decided before reading it, so that one that is not costs only its block.
+  cache_->PrefetchLeafHead(address);  // loads while AdmitLeaf looks
   const bool admitted = cache_->AdmitLeaf(address, options_.page_bytes);
   const uint32_t length = AddressLength(address);
   // Below four heads, two reads cost more than the bytes they save.

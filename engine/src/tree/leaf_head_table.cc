@@ -14,9 +14,8 @@ LeafHeadTable::LeafHeadTable(char* memory, size_t sets)
 }
 
 LeafHeadTable::Slot* LeafHeadTable::SetFor(uint64_t address) const {
-  const uint64_t hash = address * 0x9E3779B97F4A7C15ULL;
-  const auto set = static_cast<size_t>((static_cast<unsigned __int128>(hash) * sets_) >> 64);
-  return &slots_[set * kWays];
+  return reinterpret_cast<Slot*>(
+      const_cast<char*>(SetAddress(reinterpret_cast<const char*>(slots_), sets_, address)));
 }
 
 bool LeafHeadTable::Lock(Slot& slot, bool wait, uint32_t* seq) {

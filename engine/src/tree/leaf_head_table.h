@@ -42,6 +42,13 @@ class LeafHeadTable {
   static constexpr size_t kMaxHeadBytes = kSlotBytes - 16;
   // The memory `sets` sets take (64-byte aligned).
   static constexpr size_t BytesFor(size_t sets) { return sets * kWays * kSlotBytes; }
+  // Where the set of `address` lies in a table of `sets` sets at `slots`
+  // (the memory given at construction); pure arithmetic, no access.
+  static const char* SetAddress(const char* slots, size_t sets, uint64_t address) {
+    const uint64_t hash = address * 0x9E3779B97F4A7C15ULL;
+    const auto set = static_cast<size_t>((static_cast<unsigned __int128>(hash) * sets) >> 64);
+    return slots + set * BytesFor(1);
+  }
 
   // Over `memory` (BytesFor(sets) bytes, 64-byte aligned, not owned), which
   // it initializes.

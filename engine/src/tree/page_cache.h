@@ -200,6 +200,19 @@ class PageCache {
   bool MakeLeafHeadTable(uint64_t tree_bytes);
   void KeepLeafHead(uint64_t address, std::string_view head);
   bool FindLeafHead(uint64_t address, char* out, size_t* bytes) const;
+  // Starts loading the lines FindLeafHead(address) will read, while the
+  // caller does other work. Outside read sections: it only computes an
+  // address and issues prefetches, never reading the table (which may be
+  // gone: a prefetch of freed memory does nothing).
+  void PrefetchLeafHead(uint64_t address) const {
+    const char* slots = head_slots_.load(std::memory_order_relaxed);
+    if (slots == nullptr) return;
+    const char* set =
+        LeafHeadTable::SetAddress(slots, head_sets_.load(std::memory_order_relaxed), address);
+    for (size_t line = 0; line < LeafHeadTable::BytesFor(1); line += 64) {
+      __builtin_prefetch(set + line);
+    }
+  }
 
   // Frees unpinned frames (CLOCK order) until `wanted_bytes` are freed or
   // nothing more can go; returns the bytes freed.
@@ -331,6 +344,9 @@ class PageCache {
   port::Mutex heads_mu_;
   Frame* head_frame_ GUARDED_BY(heads_mu_) = nullptr;
   std::atomic<LeafHeadTable*> heads_{nullptr};
+  // The table's slots and sets, for PrefetchLeafHead only.
+  std::atomic<const char*> head_slots_{nullptr};
+  std::atomic<size_t> head_sets_{0};
   std::atomic<size_t> head_table_bytes_{0};
   std::atomic<bool> heads_off_{false};  // none to be made any more
 
