@@ -414,7 +414,6 @@ bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   LeafHeadTable* table = std::construct_at(reinterpret_cast<LeafHeadTable*>(f->data()),
                                            f->data() + kHeadTableOffset, sets);
   head_sets_.store(sets, std::memory_order_relaxed);
-  head_slots_.store(f->data() + kHeadTableOffset, std::memory_order_relaxed);
   heads_.store(table, std::memory_order_release);
   EvictToFit(0);  // the segment's size class may be above what was asked
   return true;
@@ -435,7 +434,6 @@ size_t PageCache::DetachLeafHeadTable(RetiredList* batch) {
     if (f == nullptr) return 0;
     head_frame_ = nullptr;
     heads_.store(nullptr, std::memory_order_release);
-    head_slots_.store(nullptr, std::memory_order_relaxed);
     head_table_bytes_.store(0, std::memory_order_relaxed);
   }
   // Readers inside a section may still copy from it: it goes with the
@@ -761,7 +759,6 @@ void PageCache::Close() {
   {
     port::MutexLock l(&heads_mu_);
     heads_.store(nullptr, std::memory_order_relaxed);  // so does the head table's
-    head_slots_.store(nullptr, std::memory_order_relaxed);
     head_frame_ = nullptr;
     head_table_bytes_.store(0, std::memory_order_relaxed);
   }

@@ -205,10 +205,10 @@ class PageCache {
   // address and issues prefetches, never reading the table (which may be
   // gone: a prefetch of freed memory does nothing).
   void PrefetchLeafHead(uint64_t address) const {
-    const char* slots = head_slots_.load(std::memory_order_relaxed);
-    if (slots == nullptr) return;
-    const char* set =
-        LeafHeadTable::SetAddress(slots, head_sets_.load(std::memory_order_relaxed), address);
+    const auto* table = reinterpret_cast<const char*>(heads_.load(std::memory_order_relaxed));
+    if (table == nullptr) return;
+    const char* set = LeafHeadTable::SetAddress(
+        table + kHeadTableOffset, head_sets_.load(std::memory_order_relaxed), address);
     for (size_t line = 0; line < LeafHeadTable::BytesFor(1); line += 64) {
       __builtin_prefetch(set + line);
     }
@@ -344,8 +344,8 @@ class PageCache {
   port::Mutex heads_mu_;
   Frame* head_frame_ GUARDED_BY(heads_mu_) = nullptr;
   std::atomic<LeafHeadTable*> heads_{nullptr};
-  // The table's slots and sets, for PrefetchLeafHead only.
-  std::atomic<const char*> head_slots_{nullptr};
+  // The table's set count, for PrefetchLeafHead only (the slots follow
+  // the table object, at kHeadTableOffset).
   std::atomic<size_t> head_sets_{0};
   std::atomic<size_t> head_table_bytes_{0};
   std::atomic<bool> heads_off_{false};  // none to be made any more
