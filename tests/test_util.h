@@ -1,6 +1,6 @@
 // Helpers shared by the test suites: ASSERT_OK / EXPECT_OK (which print the
-// status), temporary directories that clean up, replayable seeds, and
-// resident-memory readings.
+// status), temporary directories that clean up, replayable seeds,
+// resident-memory readings, and values that compress as the benchmarks' do.
 #ifndef ARENAKV_TESTS_TEST_UTIL_H_
 #define ARENAKV_TESTS_TEST_UTIL_H_
 
@@ -62,6 +62,17 @@ inline uint64_t TestSeed() {
   uint64_t seed = env ? std::strtoull(env, nullptr, 10) : std::random_device{}();
   std::fprintf(stderr, "[seed] ARENAKV_SEED=%llu\n", static_cast<unsigned long long>(seed));
   return seed;
+}
+
+// A 100-byte value that LZ4 halves, as the benchmarks' (bench/compare's
+// data_gen.h): 50 random letters drawn from `seed`, twice. Leaves of such
+// values are stored in blocks; uniform values would compress to almost
+// nothing and fit a leaf in one.
+inline std::string HalfRandomValue(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string v(100, ' ');
+  for (int j = 0; j < 50; ++j) v[j] = v[j + 50] = static_cast<char>('a' + rng() % 26);
+  return v;
 }
 
 // True in AddressSanitizer and ThreadSanitizer builds, where resident memory

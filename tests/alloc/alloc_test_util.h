@@ -8,6 +8,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
+#include "test_util.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

@@ -41,7 +41,7 @@ TEST(ArenaTest, BumpAllocationIsAlignedAndDisjoint) {
     const size_t bytes = 1 + (i * 37) % 300;
     const size_t align = size_t{1} << (i % 7);
     void* p;
-    ASSERT_TRUE(arena->Allocate(bytes, align, &p).ok());
+    ASSERT_OK(arena->Allocate(bytes, align, &p));
     ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
     std::memset(p, i & 0xff, bytes);
     objs.push_back({static_cast<char*>(p), bytes});
@@ -57,7 +57,7 @@ TEST(ArenaTest, BumpAllocationIsAlignedAndDisjoint) {
   EXPECT_TRUE(arena->Allocate(8, 3, &p).IsInvalidArgument());
   EXPECT_TRUE(arena->Allocate(8, 0, &p).IsInvalidArgument());
   // Large alignments are served by a segment aligned to its size class.
-  ASSERT_TRUE(arena->Allocate(100, 64 * kKiB, &p).ok());
+  ASSERT_OK(arena->Allocate(100, 64 * kKiB, &p));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (64 * kKiB), 0u);
   arena->Close();
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
@@ -101,8 +101,8 @@ TEST(ArenaTest, HugePageArenasUseTheirOwnChunks) {
   std::vector<Segment> huge_segs, plain_segs;
   for (int i = 0; i < 4 * static_cast<int>(chunk / (16 * kKiB)); ++i) {
     Segment a, b;
-    ASSERT_TRUE(big->AllocateSegment(16 * kKiB, &a).ok());
-    ASSERT_TRUE(plain->AllocateSegment(16 * kKiB, &b).ok());
+    ASSERT_OK(big->AllocateSegment(16 * kKiB, &a));
+    ASSERT_OK(plain->AllocateSegment(16 * kKiB, &b));
     std::memset(a.data, 1, a.size);
     std::memset(b.data, 2, b.size);
     huge_segs.push_back(a);
@@ -130,7 +130,7 @@ TEST(ArenaTest, HugePageArenasUseTheirOwnChunks) {
   }
   EXPECT_EQ(in_use_16k, huge_segs.size() + plain_segs.size());
   ExpectAccountingConsistent(*pool);
-  for (const Segment& s : huge_segs) ASSERT_TRUE(big->ReleaseSegment(s).ok());
+  for (const Segment& s : huge_segs) ASSERT_OK(big->ReleaseSegment(s));
   ExpectAccountingConsistent(*pool);
   big->Close();
   plain->Close();
@@ -143,19 +143,19 @@ TEST(ArenaTest, LargeObjectsGetTheirOwnSegment) {
   o.block_bytes = 64 * kKiB;
   auto arena = MakeArena(pool, o);
   void* small;
-  ASSERT_TRUE(arena->Allocate(100, 8, &small).ok());
+  ASSERT_OK(arena->Allocate(100, 8, &small));
   void* big;
-  ASSERT_TRUE(arena->Allocate(200 * kKiB, 8, &big).ok());
+  ASSERT_OK(arena->Allocate(200 * kKiB, 8, &big));
   std::memset(big, 1, 200 * kKiB);
   void* small2;
-  ASSERT_TRUE(arena->Allocate(100, 8, &small2).ok());
+  ASSERT_OK(arena->Allocate(100, 8, &small2));
   // The block keeps serving small objects after the big one.
   EXPECT_EQ(static_cast<char*>(small2), static_cast<char*>(small) + 104);
   ArenaStats st = arena->Stats();
   EXPECT_EQ(st.segments, 2u);
   EXPECT_EQ(st.bytes, 64 * kKiB + 256 * kKiB);
   void* huge;
-  ASSERT_TRUE(arena->Allocate(3 * kMiB, 16, &huge).ok());
+  ASSERT_OK(arena->Allocate(3 * kMiB, 16, &huge));
   EXPECT_EQ(pool->Stats().dedicated_bytes, 3 * kMiB);
   arena->Close();
   EXPECT_EQ(pool->Stats().dedicated_bytes, 0u);
@@ -171,14 +171,14 @@ TEST(ArenaTest, BlocksGrowFromTheFirstBlockSize) {
   o.first_block_bytes = 4 * kKiB;
   auto arena = MakeArena(pool, o);
   void* p;
-  ASSERT_TRUE(arena->Allocate(100, 8, &p).ok());
+  ASSERT_OK(arena->Allocate(100, 8, &p));
   EXPECT_EQ(arena->Stats().bytes, 4 * kKiB);
   // Filling them with 4000-byte objects takes blocks of 8, 16, 32, 64 and
   // 64 KiB after the first.
   std::vector<size_t> blocks = {4 * kKiB};
   size_t bytes = arena->Stats().bytes;
   for (int i = 0; i < 60; ++i) {
-    ASSERT_TRUE(arena->Allocate(4000, 8, &p).ok());
+    ASSERT_OK(arena->Allocate(4000, 8, &p));
     const size_t now = arena->Stats().bytes;
     if (now != bytes) blocks.push_back(now - bytes);
     bytes = now;
@@ -189,7 +189,7 @@ TEST(ArenaTest, BlocksGrowFromTheFirstBlockSize) {
   arena->Close();
   // A first block too small for the first object: the block fits the object.
   auto fresh = MakeArena(pool, o);
-  ASSERT_TRUE(fresh->Allocate(10 * kKiB, 8, &p).ok());  // under block_bytes / 4
+  ASSERT_OK(fresh->Allocate(10 * kKiB, 8, &p));  // under block_bytes / 4
   std::memset(p, 1, 10 * kKiB);
   EXPECT_GE(fresh->Stats().bytes, 10 * kKiB);
   fresh->Close();
@@ -224,9 +224,9 @@ TEST(ArenaTest, LimitGivesMemoryLimit) {
   o.block_bytes = 64 * kKiB;
   auto arena = MakeArena(pool, o);
   Segment s;
-  ASSERT_TRUE(arena->AllocateSegment(128 * kKiB, &s).ok());
+  ASSERT_OK(arena->AllocateSegment(128 * kKiB, &s));
   void* p;
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(arena->Allocate(60 * kKiB / 4, 8, &p).ok());
+  for (int i = 0; i < 2; ++i) ASSERT_OK(arena->Allocate(60 * kKiB / 4, 8, &p));
   Segment t;
   Status st = arena->AllocateSegment(128 * kKiB, &t);
   EXPECT_TRUE(st.IsMemoryLimit()) << st.ToString();
@@ -239,8 +239,8 @@ TEST(ArenaTest, LimitGivesMemoryLimit) {
   EXPECT_TRUE(st.IsMemoryLimit()) << st.ToString();
   EXPECT_LE(arena->Stats().bytes, o.limit_bytes);
   // Giving a segment back makes room again.
-  ASSERT_TRUE(arena->ReleaseSegment(s).ok());
-  ASSERT_TRUE(arena->AllocateSegment(128 * kKiB, &t).ok());
+  ASSERT_OK(arena->ReleaseSegment(s));
+  ASSERT_OK(arena->AllocateSegment(128 * kKiB, &t));
   std::pmr::vector<char> v(arena.get());
   EXPECT_THROW(v.resize(1 * kMiB), std::bad_alloc);
 }
@@ -250,15 +250,15 @@ TEST(ArenaTest, SegmentsReleaseAndOwnership) {
   auto a = MakeArena(pool, Named("a"));
   auto b = MakeArena(pool, Named("b"));
   std::vector<Segment> segs(100);
-  for (auto& s : segs) ASSERT_TRUE(a->AllocateSegment(4096, &s).ok());
+  for (auto& s : segs) ASSERT_OK(a->AllocateSegment(4096, &s));
   EXPECT_EQ(a->Stats().segments, 100u);
   // Release from the middle, the ends, in any order: O(1) each.
-  for (size_t i = 0; i < segs.size(); i += 3) ASSERT_TRUE(a->ReleaseSegment(segs[i]).ok());
+  for (size_t i = 0; i < segs.size(); i += 3) ASSERT_OK(a->ReleaseSegment(segs[i]));
   EXPECT_EQ(a->Stats().segments, 66u);
   EXPECT_TRUE(a->ReleaseSegment(segs[0]).IsInvalidArgument());  // twice
   EXPECT_TRUE(b->ReleaseSegment(segs[1]).IsInvalidArgument());  // not b's
   EXPECT_TRUE(b->Check(segs[1]).IsClosed());
-  EXPECT_TRUE(a->Check(segs[1]).ok());
+  EXPECT_OK(a->Check(segs[1]));
   EXPECT_TRUE(a->Check(segs[0]).IsClosed());
   // A raw pool release of an arena segment would corrupt the arena: refused.
   EXPECT_TRUE(pool->Release(segs[1]).IsInvalidArgument());
@@ -280,7 +280,7 @@ TEST(ArenaTest, CloseIsIdempotentAndReturnsEverything) {
   auto pool = MakePool();
   auto arena = MakeArena(pool);
   Segment s;
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(arena->AllocateSegment(4096 << (i % 4), &s).ok());
+  for (int i = 0; i < 1000; ++i) ASSERT_OK(arena->AllocateSegment(4096 << (i % 4), &s));
   EXPECT_EQ(arena->Stats().segments, 1000u);
   arena->Close();
   EXPECT_TRUE(arena->closed());
@@ -292,21 +292,21 @@ TEST(ArenaTest, CloseIsIdempotentAndReturnsEverything) {
   EXPECT_EQ(st.open_arenas, 0u);
   ExpectAccountingConsistent(*pool);
   arena.reset();
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(ArenaTest, ClosingAParentClosesChildrenFirst) {
   auto pool = MakePool();
   auto db = MakeArena(pool, Named("db", ArenaKind::kShared));
   std::unique_ptr<Arena> txn1, txn2, nested;
-  ASSERT_TRUE(db->NewChild(Named("txn1"), &txn1).ok());
-  ASSERT_TRUE(db->NewChild(Named("txn2"), &txn2).ok());
-  ASSERT_TRUE(txn1->NewChild(Named("nested"), &nested).ok());
+  ASSERT_OK(db->NewChild(Named("txn1"), &txn1));
+  ASSERT_OK(db->NewChild(Named("txn2"), &txn2));
+  ASSERT_OK(txn1->NewChild(Named("nested"), &nested));
   Segment s;
-  ASSERT_TRUE(db->AllocateSegment(4096, &s).ok());
-  ASSERT_TRUE(txn1->AllocateSegment(8192, &s).ok());
-  ASSERT_TRUE(txn2->AllocateSegment(8192, &s).ok());
-  ASSERT_TRUE(nested->AllocateSegment(16384, &s).ok());
+  ASSERT_OK(db->AllocateSegment(4096, &s));
+  ASSERT_OK(txn1->AllocateSegment(8192, &s));
+  ASSERT_OK(txn2->AllocateSegment(8192, &s));
+  ASSERT_OK(nested->AllocateSegment(16384, &s));
   EXPECT_EQ(pool->Stats().open_arenas, 4u);
   EXPECT_EQ(db->Stats().children, 2u);
 
@@ -336,16 +336,16 @@ TEST(ArenaTest, ClosingAParentClosesChildrenFirst) {
   db.reset();
   txn1.reset();
   nested.reset();
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(ArenaTest, ChildClosedAloneStaysUntilDestroyed) {
   auto pool = MakePool();
   auto parent = MakeArena(pool, Named("parent"));
   std::unique_ptr<Arena> child;
-  ASSERT_TRUE(parent->NewChild(Named("child"), &child).ok());
+  ASSERT_OK(parent->NewChild(Named("child"), &child));
   Segment s;
-  ASSERT_TRUE(child->AllocateSegment(4096, &s).ok());
+  ASSERT_OK(child->AllocateSegment(4096, &s));
   child->Close();
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
   EXPECT_FALSE(parent->closed());
@@ -360,9 +360,9 @@ TEST(ArenaTest, PoolCloseClosesOpenArenasAndNamesThem) {
   clean->Close();
   auto leaky = MakeArena(pool, Named("leaky-arena"));
   std::unique_ptr<Arena> child;
-  ASSERT_TRUE(leaky->NewChild(Named("leaky-child"), &child).ok());
+  ASSERT_OK(leaky->NewChild(Named("leaky-child"), &child));
   void* p;
-  ASSERT_TRUE(child->Allocate(100, 8, &p).ok());
+  ASSERT_OK(child->Allocate(100, 8, &p));
   const std::string leaks = pool->LeakReport();
   EXPECT_NE(leaks.find("leaky-arena"), std::string::npos) << leaks;
   EXPECT_NE(leaks.find("leaky-child"), std::string::npos) << leaks;
@@ -395,7 +395,7 @@ TEST(ArenaTest, ReclaimCallbackMayReleaseArenaSegments) {
   pool->SetReclaimCallback([&](size_t wanted) {
     size_t freed = 0;
     while (freed < wanted && !frames.empty()) {
-      EXPECT_TRUE(cache->ReleaseSegment(frames.front()).ok());
+      EXPECT_OK(cache->ReleaseSegment(frames.front()));
       freed += frames.front().size;
       frames.pop_front();
     }
@@ -414,7 +414,7 @@ TEST(ArenaTest, ReclaimCallbackMayReleaseArenaSegments) {
   EXPECT_LE(st.high_water_bytes, po.budget_bytes);
   EXPECT_EQ(st.limit_failures, 0u);
   EXPECT_EQ(cache->Stats().segments, frames.size());
-  for (const Segment& s : frames) EXPECT_TRUE(cache->Check(s).ok());
+  for (const Segment& s : frames) EXPECT_OK(cache->Check(s));
 }
 
 #if defined(ARENAKV_CHECKED) && !defined(ARENAKV_TEST_TSAN)
@@ -423,7 +423,7 @@ TEST(ArenaDeathTest, ConfinedArenaUsedBySecondThreadAborts) {
   auto pool = MakePool();
   auto arena = MakeArena(pool, Named("confined"));
   void* p;
-  ASSERT_TRUE(arena->Allocate(8, 8, &p).ok());
+  ASSERT_OK(arena->Allocate(8, 8, &p));
   EXPECT_DEATH(
       {
         std::thread t([&] { (void)arena->Allocate(8, 8, &p); });
@@ -432,7 +432,7 @@ TEST(ArenaDeathTest, ConfinedArenaUsedBySecondThreadAborts) {
       "confined arena 'confined'");
   // A hand-off lets the next thread take over.
   arena->HandOff();
-  std::thread t([&] { EXPECT_TRUE(arena->Allocate(8, 8, &p).ok()); });
+  std::thread t([&] { EXPECT_OK(arena->Allocate(8, 8, &p)); });
   t.join();
 }
 #endif

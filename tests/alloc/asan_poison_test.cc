@@ -21,32 +21,32 @@ bool Poisoned(const void* p) { return __asan_address_is_poisoned(p) != 0; }
 TEST(AsanPoisonTest, FreeSegmentsArePoisoned) {
   auto pool = MakePool();
   Segment s;
-  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  ASSERT_OK(pool->Allocate(8192, &s));
   EXPECT_FALSE(Poisoned(s.data));
   EXPECT_FALSE(Poisoned(s.data + s.size - 1));
   // Never handed out yet: the rest of its chunk is poisoned already.
   EXPECT_TRUE(Poisoned(s.data + s.size));
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
   EXPECT_TRUE(Poisoned(s.data));
   EXPECT_TRUE(Poisoned(s.data + s.size - 1));
   Segment t;
-  ASSERT_TRUE(pool->Allocate(8192, &t).ok());
+  ASSERT_OK(pool->Allocate(8192, &t));
   ASSERT_EQ(t.data, s.data);
   EXPECT_FALSE(Poisoned(t.data));
-  ASSERT_TRUE(pool->Release(t).ok());
+  ASSERT_OK(pool->Release(t));
 }
 
 TEST(AsanPoisonTest, ArenaBlocksAndClosedArenasArePoisoned) {
   auto pool = MakePool();
   auto arena = MakeArena(pool);
   void* p;
-  ASSERT_TRUE(arena->Allocate(40, 8, &p).ok());
+  ASSERT_OK(arena->Allocate(40, 8, &p));
   char* c = static_cast<char*>(p);
   EXPECT_FALSE(Poisoned(c));
   EXPECT_FALSE(Poisoned(c + 39));
   EXPECT_TRUE(Poisoned(c + 40));  // the unused rest of the block
   Segment s;
-  ASSERT_TRUE(arena->AllocateSegment(4096, &s).ok());
+  ASSERT_OK(arena->AllocateSegment(4096, &s));
   EXPECT_FALSE(Poisoned(s.data));
   arena->Close();
   EXPECT_TRUE(Poisoned(c));
@@ -57,8 +57,8 @@ TEST(AsanPoisonDeathTest, TouchingAReleasedSegmentIsReported) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto pool = MakePool();
   Segment s;
-  ASSERT_TRUE(pool->Allocate(4096, &s).ok());
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Allocate(4096, &s));
+  ASSERT_OK(pool->Release(s));
   EXPECT_DEATH({ static_cast<volatile char*>(s.data)[10] = 1; }, "use-after-poison");
 }
 

@@ -78,7 +78,7 @@ TEST(ConcurrencyTest, FourThreadsMixedSizes) {
   EXPECT_EQ(st.in_use_bytes, 0u);
   EXPECT_LE(st.retained_bytes, o.retain_bytes);
   ExpectAccountingConsistent(*pool);
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(ConcurrencyTest, TrimAndStatsRaceWithAllocation) {
@@ -122,7 +122,7 @@ TEST(ConcurrencyTest, RacingDoubleReleaseSucceedsOnce) {
   auto pool = MakePool();
   for (int round = 0; round < Iterations(2000); ++round) {
     Segment s;
-    ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+    ASSERT_OK(pool->Allocate(4096, &s));
     std::atomic<int> ok{0};
     std::thread a([&] { ok += pool->Release(s).ok(); });
     std::thread b([&] { ok += pool->Release(s).ok(); });
@@ -182,7 +182,7 @@ TEST(ConcurrencyTest, SharedArenaAndChildArenasAcrossThreads) {
   EXPECT_EQ(pool->Stats().open_arenas, 1u);
   db->Close();
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(ConcurrencyTest, ArenaClosesRaceAcrossThreads) {

@@ -26,8 +26,8 @@ constexpr size_t kKiB = 1024;
 // Attaches the calling thread's magazine for `pool` and fills its 4 KiB bin.
 void WarmMagazine(SegmentPool& pool) {
   Segment s;
-  ASSERT_TRUE(pool.Allocate(4 * kKiB, &s).ok());
-  ASSERT_TRUE(pool.Release(s).ok());
+  ASSERT_OK(pool.Allocate(4 * kKiB, &s));
+  ASSERT_OK(pool.Release(s));
 }
 
 void ExpectSameStats(const PoolStats& a, const PoolStats& b) {
@@ -43,18 +43,18 @@ TEST(FastPathTest, GenerationsStayConsistentThroughTheWrap) {
   auto pool = MakePool();
   WarmMagazine(*pool);
   Segment prev;
-  ASSERT_TRUE(pool->Allocate(4 * kKiB, &prev).ok());
-  ASSERT_TRUE(pool->Release(prev).ok());
+  ASSERT_OK(pool->Allocate(4 * kKiB, &prev));
+  ASSERT_OK(pool->Release(prev));
   const int cycles = (1 << 20) + 3;
   for (int i = 0; i < cycles; ++i) {
     Segment s;
-    ASSERT_TRUE(pool->Allocate(4 * kKiB, &s).ok());
+    ASSERT_OK(pool->Allocate(4 * kKiB, &s));
     ASSERT_EQ(s.data, prev.data);  // LIFO: the same slot every time
     ASSERT_NE(s.token, prev.token);
     s.data[0] = static_cast<char>(i);
     const bool probe = i % 4096 == 0 || i > (1 << 20) - 4;
     if (probe) {
-      ASSERT_TRUE(pool->Check(s).ok());
+      ASSERT_OK(pool->Check(s));
       ASSERT_TRUE(pool->Check(prev).IsClosed());
       ASSERT_TRUE(pool->Release(prev).IsInvalidArgument());
     }
@@ -75,9 +75,9 @@ TEST(FastPathTest, BadHandlesAreRejectedAndLeaveThePoolUnchanged) {
   WarmMagazine(*other);
   auto arena = MakeArena(pool);
   Segment s, owned, foreign;
-  ASSERT_TRUE(pool->Allocate(4 * kKiB, &s).ok());
-  ASSERT_TRUE(arena->AllocateSegment(4 * kKiB, &owned).ok());
-  ASSERT_TRUE(other->Allocate(4 * kKiB, &foreign).ok());
+  ASSERT_OK(pool->Allocate(4 * kKiB, &s));
+  ASSERT_OK(arena->AllocateSegment(4 * kKiB, &owned));
+  ASSERT_OK(other->Allocate(4 * kKiB, &foreign));
   // The magazine consulted inline is the thread's most recently used one.
   WarmMagazine(*pool);
   const PoolStats before = pool->Stats();
@@ -99,17 +99,17 @@ TEST(FastPathTest, BadHandlesAreRejectedAndLeaveThePoolUnchanged) {
   EXPECT_NE(st.message().find("arena"), std::string::npos) << st.ToString();
 
   ExpectSameStats(pool->Stats(), before);
-  EXPECT_TRUE(pool->Check(s).ok());
-  EXPECT_TRUE(arena->Check(owned).ok());
-  EXPECT_TRUE(other->Check(foreign).ok());
+  EXPECT_OK(pool->Check(s));
+  EXPECT_OK(arena->Check(owned));
+  EXPECT_OK(other->Check(foreign));
 
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
   st = pool->Release(s);
   EXPECT_TRUE(st.IsInvalidArgument());
   EXPECT_NE(st.message().find("not live"), std::string::npos) << st.ToString();
-  ASSERT_TRUE(arena->ReleaseSegment(owned).ok());
+  ASSERT_OK(arena->ReleaseSegment(owned));
   EXPECT_TRUE(arena->ReleaseSegment(owned).IsInvalidArgument());
-  ASSERT_TRUE(other->Release(foreign).ok());
+  ASSERT_OK(other->Release(foreign));
   Segment z;
   EXPECT_TRUE(pool->Allocate(0, &z).IsInvalidArgument());
   EXPECT_FALSE(z.valid());
@@ -127,7 +127,7 @@ TEST(FastPathTest, CrossThreadRacingReleasesHandOutEachSegmentOnce) {
   const int rounds = test::kSanitized ? 20 : 100;
   for (int round = 0; round < rounds; ++round) {
     std::vector<Segment> segs(kSegments);
-    for (Segment& s : segs) ASSERT_TRUE(pool->Allocate(4 * kKiB, &s).ok());
+    for (Segment& s : segs) ASSERT_OK(pool->Allocate(4 * kKiB, &s));
     std::atomic<int> ok{0};
     std::atomic<int> ready{0};
     auto releaser = [&] {
@@ -144,10 +144,10 @@ TEST(FastPathTest, CrossThreadRacingReleasesHandOutEachSegmentOnce) {
     std::vector<Segment> again(2 * kSegments);
     std::set<char*> seen;
     for (Segment& s : again) {
-      ASSERT_TRUE(pool->Allocate(4 * kKiB, &s).ok());
+      ASSERT_OK(pool->Allocate(4 * kKiB, &s));
       ASSERT_TRUE(seen.insert(s.data).second) << "segment handed out twice";
     }
-    for (const Segment& s : again) ASSERT_TRUE(pool->Release(s).ok());
+    for (const Segment& s : again) ASSERT_OK(pool->Release(s));
   }
   ExpectAccountingConsistent(*pool);
 }
@@ -156,18 +156,18 @@ TEST(FastPathTest, ClosedPoolDoesNotServeFromTheMagazine) {
   auto pool = MakePool();
   WarmMagazine(*pool);
   Segment s;
-  ASSERT_TRUE(pool->Allocate(4 * kKiB, &s).ok());
-  ASSERT_TRUE(pool->Release(s).ok());  // now cached by this thread
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Allocate(4 * kKiB, &s));
+  ASSERT_OK(pool->Release(s));  // now cached by this thread
+  ASSERT_OK(pool->Close());
   Segment t;
   EXPECT_TRUE(pool->Allocate(4 * kKiB, &t).IsClosed());
   EXPECT_FALSE(t.valid());
   EXPECT_TRUE(pool->Release(s).IsClosed());
   // A new pool (new magazine) on the same thread works as usual.
   auto next = MakePool();
-  ASSERT_TRUE(next->Allocate(4 * kKiB, &t).ok());
-  ASSERT_TRUE(next->Release(t).ok());
-  EXPECT_TRUE(next->Close().ok());
+  ASSERT_OK(next->Allocate(4 * kKiB, &t));
+  ASSERT_OK(next->Release(t));
+  EXPECT_OK(next->Close());
 }
 
 TEST(FastPathTest, InlineBumpKeepsTheArenaContract) {
@@ -179,7 +179,7 @@ TEST(FastPathTest, InlineBumpKeepsTheArenaContract) {
     const size_t bytes = i % 97;  // includes 0, counted as 1
     const size_t align = size_t{1} << (i % 8);
     void* p;
-    ASSERT_TRUE(arena->Allocate(bytes, align, &p).ok());
+    ASSERT_OK(arena->Allocate(bytes, align, &p));
     ASSERT_NE(p, nullptr);
     ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
     ASSERT_TRUE(seen.insert(p).second);
@@ -190,7 +190,7 @@ TEST(FastPathTest, InlineBumpKeepsTheArenaContract) {
   void* p = nullptr;
   EXPECT_TRUE(arena->Allocate(8, 0, &p).IsInvalidArgument());
   EXPECT_TRUE(arena->Allocate(8, 24, &p).IsInvalidArgument());
-  ASSERT_TRUE(arena->Allocate(8, 8192, &p).ok());  // own segment
+  ASSERT_OK(arena->Allocate(8, 8192, &p));  // own segment
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 8192, 0u);
   arena->Close();
   EXPECT_TRUE(arena->Allocate(8, 8, &p).IsClosed());
@@ -200,7 +200,7 @@ TEST(FastPathTest, InlineBumpKeepsTheArenaContract) {
   // Closing the pool closes a confined arena that still has room in its
   // block: its next allocation is Closed, not a bump into unmapped memory.
   auto live = MakeArena(pool);
-  ASSERT_TRUE(live->Allocate(16, 8, &p).ok());
+  ASSERT_OK(live->Allocate(16, 8, &p));
   testing::internal::CaptureStderr();
   EXPECT_FALSE(pool->Close().ok());  // the open arena is reported
   testing::internal::GetCapturedStderr();
@@ -217,7 +217,7 @@ TEST(FastPathTest, ArenasCreatedOnAClosedPoolOrParentAreClosedErrors) {
   EXPECT_EQ(child, nullptr);
   EXPECT_EQ(pool->Stats().open_arenas, 0u);
   parent.reset();
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
   std::unique_ptr<Arena> arena;
   EXPECT_TRUE(Arena::Create(pool, ArenaOptions(), &arena).IsClosed());
   EXPECT_EQ(arena, nullptr);

@@ -31,17 +31,17 @@ void FillThroughArenas(const std::shared_ptr<SegmentPool>& pool, size_t total,
     Arena* a = (*arenas)[i % 4].get();
     if (i % 50 == 0) {
       Segment s;
-      ASSERT_TRUE(a->AllocateSegment(3 * kMiB, &s).ok());
+      ASSERT_OK(a->AllocateSegment(3 * kMiB, &s));
       std::memset(s.data, i, s.size);
       done += s.size;
     } else if (i % 3 == 0) {
       void* p;
-      ASSERT_TRUE(a->Allocate(4000, 16, &p).ok());
+      ASSERT_OK(a->Allocate(4000, 16, &p));
       std::memset(p, i, 4000);
       done += 4000;
     } else {
       Segment s;
-      ASSERT_TRUE(a->AllocateSegment(size_t{4096} << (i % 6), &s).ok());
+      ASSERT_OK(a->AllocateSegment(size_t{4096} << (i % 6), &s));
       std::memset(s.data, i, s.size);
       done += s.size;
     }
@@ -75,7 +75,7 @@ TEST_F(RssTest, ClosingArenasAndPoolReturnsResidentMemory) {
       EXPECT_GE(pool->Stats().in_use_bytes, 256 * kMiB);
     }
     for (auto& a : arenas) a->Close();
-    EXPECT_TRUE(pool->Close().ok());
+    EXPECT_OK(pool->Close());
     arenas.clear();
     pool.reset();
     const size_t rss = ResidentBytes();
@@ -100,12 +100,12 @@ TEST_F(RssTest, LivePoolKeepsOnlyTheRetainedBoundAndTrimReturnsIt) {
   std::vector<Segment> segs;
   for (int i = 0; i < 1024; ++i) {
     Segment s;
-    ASSERT_TRUE(arena->AllocateSegment(64 * 1024, &s).ok());
+    ASSERT_OK(arena->AllocateSegment(64 * 1024, &s));
     std::memset(s.data, 1, s.size);
     segs.push_back(s);
   }
   EXPECT_GE(ResidentBytes(), baseline + 60 * kMiB);
-  for (const Segment& s : segs) ASSERT_TRUE(arena->ReleaseSegment(s).ok());
+  for (const Segment& s : segs) ASSERT_OK(arena->ReleaseSegment(s));
   // The pool is still open and keeps at most retain_bytes committed.
   EXPECT_LE(pool->Stats().retained_bytes, o.retain_bytes);
   EXPECT_LE(ResidentBytes(), baseline + o.retain_bytes + kMiB);

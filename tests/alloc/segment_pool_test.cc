@@ -46,35 +46,35 @@ TEST(SegmentPoolTest, SizeClassRounding) {
 
   for (size_t bytes : {size_t{1}, 4 * kKiB, 5000ul, 64 * kKiB + 1, 2 * kMiB}) {
     Segment seg;
-    ASSERT_TRUE(pool->Allocate(bytes, &seg).ok());
+    ASSERT_OK(pool->Allocate(bytes, &seg));
     EXPECT_EQ(seg.size, pool->ClassFor(bytes));
     // Segments are aligned to their size class.
     EXPECT_EQ(reinterpret_cast<uintptr_t>(seg.data) % seg.size, 0u);
     std::memset(seg.data, 0xab, seg.size);
-    ASSERT_TRUE(pool->Release(seg).ok());
+    ASSERT_OK(pool->Release(seg));
   }
   Segment big;
-  ASSERT_TRUE(pool->Allocate(2 * kMiB + 1, &big).ok());
+  ASSERT_OK(pool->Allocate(2 * kMiB + 1, &big));
   EXPECT_EQ(big.size, 2 * kMiB + 4 * kKiB);  // whole pages
-  ASSERT_TRUE(pool->Release(big).ok());
+  ASSERT_OK(pool->Release(big));
   Segment none;
   EXPECT_TRUE(pool->Allocate(0, &none).IsInvalidArgument());
   EXPECT_FALSE(none.valid());
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(SegmentPoolTest, ReuseCostsNoSystemCall) {
   auto pool = MakePool();
   Segment seg;
-  ASSERT_TRUE(pool->Allocate(16 * kKiB, &seg).ok());
-  ASSERT_TRUE(pool->Release(seg).ok());
+  ASSERT_OK(pool->Allocate(16 * kKiB, &seg));
+  ASSERT_OK(pool->Release(seg));
   const PoolStats before = pool->Stats();
   for (int i = 0; i < 10000; ++i) {
     Segment s;
-    ASSERT_TRUE(pool->Allocate(16 * kKiB, &s).ok());
+    ASSERT_OK(pool->Allocate(16 * kKiB, &s));
     EXPECT_EQ(s.data, seg.data);  // the retained segment comes back
     s.data[0] = 1;
-    ASSERT_TRUE(pool->Release(s).ok());
+    ASSERT_OK(pool->Release(s));
   }
   const PoolStats after = pool->Stats();
   EXPECT_EQ(after.mmap_calls, before.mmap_calls);
@@ -90,7 +90,7 @@ TEST(SegmentPoolTest, SegmentsAreDisjointAndKeepTheirContents) {
   const size_t sizes[] = {4 * kKiB, 8 * kKiB, 64 * kKiB, 512 * kKiB, 2 * kMiB, 3 * kMiB};
   for (int i = 0; i < 120; ++i) {
     Segment s;
-    ASSERT_TRUE(pool->Allocate(sizes[i % 6], &s).ok());
+    ASSERT_OK(pool->Allocate(sizes[i % 6], &s));
     std::memset(s.data, i, s.size);
     segs.push_back(s);
   }
@@ -111,19 +111,19 @@ TEST(SegmentPoolTest, SegmentsAreDisjointAndKeepTheirContents) {
   PoolStats st = pool->Stats();
   EXPECT_EQ(st.dedicated_bytes, 20 * 3 * kMiB);
   ExpectAccountingConsistent(*pool);
-  for (const Segment& s : segs) ASSERT_TRUE(pool->Release(s).ok());
+  for (const Segment& s : segs) ASSERT_OK(pool->Release(s));
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 TEST(SegmentPoolTest, DoubleReleaseAndForeignSegmentsLeavePoolUnchanged) {
   auto a = MakePool();
   auto b = MakePool();
   Segment s1, s2, d;
-  ASSERT_TRUE(a->Allocate(4096, &s1).ok());
-  ASSERT_TRUE(a->Allocate(4096, &s2).ok());
-  ASSERT_TRUE(a->Allocate(4 * kMiB, &d).ok());
-  ASSERT_TRUE(a->Release(s1).ok());
+  ASSERT_OK(a->Allocate(4096, &s1));
+  ASSERT_OK(a->Allocate(4096, &s2));
+  ASSERT_OK(a->Allocate(4 * kMiB, &d));
+  ASSERT_OK(a->Release(s1));
   const PoolStats before = a->Stats();
 
   Status st = a->Release(s1);
@@ -146,15 +146,15 @@ TEST(SegmentPoolTest, DoubleReleaseAndForeignSegmentsLeavePoolUnchanged) {
 
   // The slot comes back with a new generation: the old handle stays dead.
   Segment again;
-  ASSERT_TRUE(a->Allocate(4096, &again).ok());
+  ASSERT_OK(a->Allocate(4096, &again));
   EXPECT_EQ(again.data, s1.data);
   EXPECT_NE(again.token, s1.token);
-  EXPECT_TRUE(a->Check(again).ok());
+  EXPECT_OK(a->Check(again));
   EXPECT_TRUE(a->Check(s1).IsClosed());
   EXPECT_TRUE(a->Release(s1).IsInvalidArgument());
-  ASSERT_TRUE(a->Release(again).ok());
-  ASSERT_TRUE(a->Release(s2).ok());
-  ASSERT_TRUE(a->Release(d).ok());
+  ASSERT_OK(a->Release(again));
+  ASSERT_OK(a->Release(s2));
+  ASSERT_OK(a->Release(d));
   EXPECT_TRUE(a->Release(d).IsInvalidArgument());
   ExpectAccountingConsistent(*a);
 }
@@ -162,8 +162,8 @@ TEST(SegmentPoolTest, DoubleReleaseAndForeignSegmentsLeavePoolUnchanged) {
 TEST(SegmentPoolTest, UseAfterCloseIsClosed) {
   auto pool = MakePool();
   Segment s;
-  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
-  EXPECT_TRUE(pool->Check(s).ok());
+  ASSERT_OK(pool->Allocate(8192, &s));
+  EXPECT_OK(pool->Check(s));
   testing::internal::CaptureStderr();
   Status st = pool->Close();
   std::string err = testing::internal::GetCapturedStderr();
@@ -175,7 +175,7 @@ TEST(SegmentPoolTest, UseAfterCloseIsClosed) {
   EXPECT_TRUE(pool->Release(s).IsClosed());
   Segment t;
   EXPECT_TRUE(pool->Allocate(4096, &t).IsClosed());
-  EXPECT_TRUE(pool->Close().ok());  // idempotent
+  EXPECT_OK(pool->Close());  // idempotent
   EXPECT_EQ(pool->Stats().reserved_bytes, 0u);
 }
 
@@ -189,12 +189,12 @@ TEST(SegmentPoolTest, BudgetDropsRetainedBeforeCallingReclaim) {
     return size_t{0};
   });
   std::vector<Segment> segs(64);
-  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
-  for (int i = 0; i < 32; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  for (auto& s : segs) ASSERT_OK(pool->Allocate(4096, &s));
+  for (int i = 0; i < 32; ++i) ASSERT_OK(pool->Release(segs[i]));
   EXPECT_EQ(pool->Stats().retained_bytes, 128 * kKiB);
   // Another class: the retained 4 KiB segments are given back to make room.
   Segment big;
-  ASSERT_TRUE(pool->Allocate(64 * kKiB, &big).ok());
+  ASSERT_OK(pool->Allocate(64 * kKiB, &big));
   EXPECT_EQ(calls, 0);
   const PoolStats st = pool->Stats();
   EXPECT_EQ(st.reclaim_calls, 0u);
@@ -245,8 +245,8 @@ TEST(SegmentPoolTest, ChargesShareTheBudgetWithSegments) {
   o.budget_bytes = 256 * kKiB;
   auto pool = MakePool(o);
   std::vector<Segment> segs(48);
-  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
-  for (int i = 0; i < 16; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  for (auto& s : segs) ASSERT_OK(pool->Allocate(4096, &s));
+  for (int i = 0; i < 16; ++i) ASSERT_OK(pool->Release(segs[i]));
   EXPECT_EQ(pool->Stats().retained_bytes, 64 * kKiB);
   // 128 KiB in use + 64 retained: a 100 KiB charge drops retained segments.
   Status st = pool->Charge(100 * kKiB);
@@ -267,8 +267,8 @@ TEST(SegmentPoolTest, ChargesShareTheBudgetWithSegments) {
   EXPECT_EQ(pool->Stats().charged_bytes, 0u);
   st = pool->Allocate(64 * kKiB, &big);
   ASSERT_TRUE(st.ok()) << st.ToString();
-  ASSERT_TRUE(pool->Release(big).ok());
-  for (int i = 16; i < 48; ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  ASSERT_OK(pool->Release(big));
+  for (int i = 16; i < 48; ++i) ASSERT_OK(pool->Release(segs[i]));
   ExpectAccountingConsistent(*pool);
 }
 
@@ -277,19 +277,19 @@ TEST(SegmentPoolTest, BudgetCallsReclaimThenFailsWithMemoryLimit) {
   o.budget_bytes = 256 * kKiB;
   auto pool = MakePool(o);
   std::vector<Segment> held(64);
-  for (auto& s : held) ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  for (auto& s : held) ASSERT_OK(pool->Allocate(4096, &s));
   size_t asked = 0;
   pool->SetReclaimCallback([&](size_t wanted) {
     asked = wanted;
     // Re-entrant: releases into the pool from inside the callback.
     for (int i = 0; i < 2 && !held.empty(); ++i) {
-      EXPECT_TRUE(pool->Release(held.back()).ok());
+      EXPECT_OK(pool->Release(held.back()));
       held.pop_back();
     }
     return size_t{8192};
   });
   Segment s;
-  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  ASSERT_OK(pool->Allocate(8192, &s));
   EXPECT_EQ(asked, 8192u);
   EXPECT_EQ(pool->Stats().reclaim_calls, 1u);
   EXPECT_LE(pool->Stats().committed_bytes, o.budget_bytes);
@@ -313,14 +313,14 @@ TEST(SegmentPoolTest, DedicatedMappingIsUnmappedOnRelease) {
   auto pool = MakePool();
   const PoolStats before = pool->Stats();
   Segment d;
-  ASSERT_TRUE(pool->Allocate(5 * kMiB + 1, &d).ok());
+  ASSERT_OK(pool->Allocate(5 * kMiB + 1, &d));
   EXPECT_EQ(pool->ClassFor(d.size), 0u);
   std::memset(d.data, 1, d.size);
   PoolStats st = pool->Stats();
   EXPECT_EQ(st.dedicated_bytes, d.size);
   EXPECT_EQ(st.mmap_calls, before.mmap_calls + 1);
   EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes + d.size);
-  ASSERT_TRUE(pool->Release(d).ok());
+  ASSERT_OK(pool->Release(d));
   st = pool->Stats();
   EXPECT_EQ(st.dedicated_bytes, 0u);
   EXPECT_EQ(st.committed_bytes, 0u);
@@ -334,11 +334,11 @@ TEST(SegmentPoolTest, RetainBoundWithBatchedMadvise) {
   auto pool = MakePool(o);
   std::vector<Segment> segs(1024);
   for (auto& s : segs) {
-    ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+    ASSERT_OK(pool->Allocate(4096, &s));
     s.data[0] = 1;
   }
   const uint64_t madvise_before = pool->Stats().madvise_calls;
-  for (auto& s : segs) ASSERT_TRUE(pool->Release(s).ok());
+  for (auto& s : segs) ASSERT_OK(pool->Release(s));
   const PoolStats st = pool->Stats();
   // The shared lists keep at most retain_bytes; this thread's magazine may
   // hold up to a quarter of it on top.
@@ -362,7 +362,7 @@ TEST(SegmentPoolTest, ClosingABigArenaUnmapsWholeRegionsWithoutMadvise) {
   auto arena = test::MakeArena(pool, {.name = "cache", .kind = ArenaKind::kShared});
   for (int i = 0; i < 2048; ++i) {  // 32 MiB in 16 KiB frames
     Segment s;
-    ASSERT_TRUE(arena->AllocateSegment(16 * 1024, &s).ok());
+    ASSERT_OK(arena->AllocateSegment(16 * 1024, &s));
     std::memset(s.data, 1, s.size);
   }
   const PoolStats before = pool->Stats();
@@ -372,7 +372,7 @@ TEST(SegmentPoolTest, ClosingABigArenaUnmapsWholeRegionsWithoutMadvise) {
   EXPECT_GE(after.munmap_calls, before.munmap_calls + 3);
   EXPECT_LE(after.committed_bytes, o.retain_bytes + o.retain_bytes / 4);
   ExpectAccountingConsistent(*pool);
-  EXPECT_TRUE(pool->Close().ok());
+  EXPECT_OK(pool->Close());
 }
 
 // A database's next memtable grows into the segments of the one a
@@ -484,27 +484,27 @@ TEST(SegmentPoolTest, TrimUnmapsFreeRegions) {
   auto pool = MakePool(o);
   EXPECT_EQ(GetProcessPoolStats().live_pools, base.live_pools + 1);
   std::vector<Segment> segs(6);
-  for (auto& s : segs) ASSERT_TRUE(pool->Allocate(1 * kMiB, &s).ok());
+  for (auto& s : segs) ASSERT_OK(pool->Allocate(1 * kMiB, &s));
   EXPECT_EQ(pool->Stats().reserved_bytes, 8 * kMiB);
   EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes + 8 * kMiB);
   // One segment keeps the first region alive.
-  for (size_t i = 1; i < segs.size(); ++i) ASSERT_TRUE(pool->Release(segs[i]).ok());
+  for (size_t i = 1; i < segs.size(); ++i) ASSERT_OK(pool->Release(segs[i]));
   pool->Trim();
   PoolStats st = pool->Stats();
   EXPECT_EQ(st.reserved_bytes, 4 * kMiB);
   EXPECT_EQ(st.retained_bytes, 0u);
   EXPECT_EQ(st.committed_bytes, 1 * kMiB);
-  ASSERT_TRUE(pool->Release(segs[0]).ok());
+  ASSERT_OK(pool->Release(segs[0]));
   pool->Trim();
   st = pool->Stats();
   EXPECT_EQ(st.reserved_bytes, 0u);
   EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes);
   // The pool still works after its regions went away.
   Segment again;
-  ASSERT_TRUE(pool->Allocate(4096, &again).ok());
+  ASSERT_OK(pool->Allocate(4096, &again));
   EXPECT_FALSE(pool->Check(segs[0]).ok());
-  ASSERT_TRUE(pool->Release(again).ok());
-  EXPECT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Release(again));
+  EXPECT_OK(pool->Close());
   EXPECT_EQ(GetProcessPoolStats().mapped_bytes, base.mapped_bytes);
   EXPECT_EQ(GetProcessPoolStats().live_pools, base.live_pools);
 }
@@ -515,12 +515,12 @@ TEST(SegmentPoolTest, PrefaultCommitsPagesUpFront) {
   auto pool = MakePool(o);
   const size_t rss = arenakv::test::ResidentBytes();
   Segment s;
-  ASSERT_TRUE(pool->Allocate(2 * kMiB, &s).ok());
+  ASSERT_OK(pool->Allocate(2 * kMiB, &s));
   EXPECT_GE(arenakv::test::ResidentBytes(), rss + kMiB);  // untouched, yet resident
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
   Segment d;
-  ASSERT_TRUE(pool->Allocate(3 * kMiB, &d).ok());
-  ASSERT_TRUE(pool->Release(d).ok());
+  ASSERT_OK(pool->Allocate(3 * kMiB, &d));
+  ASSERT_OK(pool->Release(d));
 }
 
 TEST(SegmentPoolTest, MadvFreeOptionStillBoundsRetained) {
@@ -529,9 +529,9 @@ TEST(SegmentPoolTest, MadvFreeOptionStillBoundsRetained) {
   o.retain_bytes = 0;
   auto pool = MakePool(o);
   Segment s;
-  ASSERT_TRUE(pool->Allocate(64 * kKiB, &s).ok());
+  ASSERT_OK(pool->Allocate(64 * kKiB, &s));
   std::memset(s.data, 7, s.size);
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
   EXPECT_EQ(pool->Stats().retained_bytes, 0u);
   EXPECT_EQ(pool->Stats().committed_bytes, 0u);
 }
@@ -543,16 +543,16 @@ TEST(SegmentPoolDeathTest, QuarantineFaultsOnStrayAccess) {
   o.quarantine = true;
   auto pool = MakePool(o);
   Segment s;
-  ASSERT_TRUE(pool->Allocate(4096, &s).ok());
+  ASSERT_OK(pool->Allocate(4096, &s));
   s.data[0] = 1;
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
   EXPECT_DEATH({ static_cast<volatile char*>(s.data)[0] = 2; }, "");
   // Reuse lifts the protection.
   Segment t;
-  ASSERT_TRUE(pool->Allocate(4096, &t).ok());
+  ASSERT_OK(pool->Allocate(4096, &t));
   EXPECT_EQ(t.data, s.data);
   t.data[0] = 3;
-  ASSERT_TRUE(pool->Release(t).ok());
+  ASSERT_OK(pool->Release(t));
 }
 #endif
 
@@ -566,7 +566,7 @@ TEST(SegmentPoolTest, ReportAndFormatBytes) {
   o.name = "report-pool";
   auto pool = MakePool(o);
   Segment s;
-  ASSERT_TRUE(pool->Allocate(8192, &s).ok());
+  ASSERT_OK(pool->Allocate(8192, &s));
   const std::string r = pool->Report();
   EXPECT_NE(r.find("report-pool"), std::string::npos) << r;
   EXPECT_NE(r.find("class 8.0 KiB: 1 in use"), std::string::npos) << r;
@@ -577,7 +577,7 @@ TEST(SegmentPoolTest, ReportAndFormatBytes) {
   EXPECT_EQ(st.classes[1].in_use_segments, 1u);
   EXPECT_GT(st.classes[1].free_segments, 0u);
   EXPECT_EQ(st.reserved_bytes, o.region_bytes);
-  ASSERT_TRUE(pool->Release(s).ok());
+  ASSERT_OK(pool->Release(s));
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ TEST_F(SpillTest, ContentsStayReadableWhereTheyWereAndLeaveTheBudget) {
   EXPECT_EQ(ps.spilled_bytes, 0u);
   EXPECT_EQ(ps.in_use_bytes, 0u);
   ExpectAccountingConsistent(*pool);
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
 }
 
 // The spilled blocks are read-only; the arena goes on in new ones, and the
@@ -146,13 +146,13 @@ TEST_F(SpillTest, AllocationAfterSpillAndReuseAfterCloseGetWritableMemory) {
   auto pool = MakePool();
   auto arena = MakeArena(pool, SharedArena("spilled"));
   std::vector<char*> before = Fill(arena.get(), 600);
-  ASSERT_TRUE(arena->Spill(sink_).ok());
+  ASSERT_OK(arena->Spill(sink_));
   std::vector<char*> after = Fill(arena.get(), 600);
   EXPECT_GT(arena->bytes(), 0u);
   ExpectIntact(before);
   ExpectIntact(after);
   // Spilling again moves the newer blocks too, into the same sink.
-  ASSERT_TRUE(arena->Spill(sink_).ok());
+  ASSERT_OK(arena->Spill(sink_));
   EXPECT_EQ(arena->bytes(), 0u);
   ExpectIntact(after);
   EXPECT_TRUE(arena->Spill(std::make_shared<FileSink>()).IsInvalidArgument());
@@ -161,13 +161,13 @@ TEST_F(SpillTest, AllocationAfterSpillAndReuseAfterCloseGetWritableMemory) {
   auto reuse = MakeArena(pool, SharedArena("reuse"));
   for (int i = 0; i < 40; ++i) {
     Segment seg;
-    ASSERT_TRUE(reuse->AllocateSegment(256 << 10, &seg).ok());
+    ASSERT_OK(reuse->AllocateSegment(256 << 10, &seg));
     for (size_t b = 0; b < seg.size; b += 4096) ASSERT_EQ(seg.data[b], 0);
     std::memset(seg.data, 0x5a, seg.size);
   }
   reuse->Close();
   ExpectAccountingConsistent(*pool);
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
 }
 
 // What the product needs: a pool at its budget gets room back by spilling
@@ -183,7 +183,7 @@ TEST_F(SpillTest, SpillingMakesRoomUnderTheBudget) {
   Segment seg;
   EXPECT_TRUE(writer->AllocateSegment(8 * kMiB, &seg).IsMemoryLimit());
 
-  ASSERT_TRUE(held->Spill(sink_).ok());
+  ASSERT_OK(held->Spill(sink_));
   Status s = writer->AllocateSegment(8 * kMiB, &seg);
   ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << pool->Report();
   std::memset(seg.data, 1, seg.size);
@@ -192,7 +192,7 @@ TEST_F(SpillTest, SpillingMakesRoomUnderTheBudget) {
   writer->Close();
   held->Close();
   EXPECT_EQ(sink_->live_copies(), 0u);
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
 }
 
 // A failed store or map leaves the segment in memory; what was spilled
@@ -214,12 +214,12 @@ TEST_F(SpillTest, FailuresLeaveTheRestInMemory) {
     ExpectIntact(objects);
     ExpectAccountingConsistent(*pool);
     // The rest goes once the sink works again.
-    ASSERT_TRUE(arena->Spill(sink).ok());
+    ASSERT_OK(arena->Spill(sink));
     EXPECT_EQ(arena->bytes(), 0u);
     ExpectIntact(objects);
     arena->Close();
     EXPECT_EQ(sink->live_copies(), 0u);
-    ASSERT_TRUE(pool->Close().ok());
+    ASSERT_OK(pool->Close());
   }
 }
 
@@ -229,19 +229,19 @@ TEST_F(SpillTest, ReleasingOneSpilledSegment) {
   auto pool = MakePool();
   auto arena = MakeArena(pool, SharedArena("segments"));
   Segment a, b;
-  ASSERT_TRUE(arena->AllocateSegment(64 << 10, &a).ok());
-  ASSERT_TRUE(arena->AllocateSegment(64 << 10, &b).ok());
+  ASSERT_OK(arena->AllocateSegment(64 << 10, &a));
+  ASSERT_OK(arena->AllocateSegment(64 << 10, &b));
   std::memset(a.data, 7, a.size);
-  ASSERT_TRUE(arena->Spill(sink_).ok());
+  ASSERT_OK(arena->Spill(sink_));
   EXPECT_EQ(a.data[100], 7);
-  ASSERT_TRUE(arena->ReleaseSegment(a).ok());
+  ASSERT_OK(arena->ReleaseSegment(a));
   EXPECT_EQ(sink_->live_copies(), 1u);
   EXPECT_TRUE(arena->ReleaseSegment(a).IsInvalidArgument());
   EXPECT_EQ(arena->Stats().segments, 1u);
   arena->Close();
   EXPECT_EQ(sink_->live_copies(), 0u);
   EXPECT_EQ(pool->Stats().in_use_bytes, 0u);
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
 }
 
 // Resident memory, not only the accounting, goes down: the anonymous pages
@@ -262,12 +262,12 @@ TEST_F(SpillTest, ResidentAnonymousMemoryGoesDown) {
   auto arena = MakeArena(pool, SharedArena("spilled"));
   std::vector<char*> objects = Fill(arena.get(), 64000);  // ~64 MiB
   const size_t before = anon();
-  ASSERT_TRUE(arena->Spill(sink_).ok());
+  ASSERT_OK(arena->Spill(sink_));
   const size_t after = anon();
   EXPECT_LT(after + 48 * kMiB, before) << "RssAnon " << before << " -> " << after;
   ExpectIntact(objects);
   arena->Close();
-  ASSERT_TRUE(pool->Close().ok());
+  ASSERT_OK(pool->Close());
 }
 
 }  // namespace

@@ -55,11 +55,11 @@ TEST(ApiExample, EmbeddingArenakv) {
   ASSERT_TRUE(s.ok()) << s.ToString();
 
   // 2. Plain writes and reads. Keys and values are arbitrary bytes.
-  ASSERT_TRUE(db->Put(arenakv::WriteOptions{}, "account/alice", "100").ok());
-  ASSERT_TRUE(db->Put(arenakv::WriteOptions{}, "account/bob", "50").ok());
-  ASSERT_TRUE(db->Put(arenakv::WriteOptions{}, "account/carol", "0").ok());
+  ASSERT_OK(db->Put(arenakv::WriteOptions{}, "account/alice", "100"));
+  ASSERT_OK(db->Put(arenakv::WriteOptions{}, "account/bob", "50"));
+  ASSERT_OK(db->Put(arenakv::WriteOptions{}, "account/carol", "0"));
   // sync = true: Put returns once the write is on stable storage.
-  ASSERT_TRUE(db->Put(arenakv::WriteOptions{.sync = true}, "bank/name", "Example Bank").ok());
+  ASSERT_OK(db->Put(arenakv::WriteOptions{.sync = true}, "bank/name", "Example Bank"));
 
   std::string value;
   s = db->Get(arenakv::ReadOptions{}, "account/alice", &value);
@@ -87,18 +87,18 @@ TEST(ApiExample, EmbeddingArenakv) {
   s = Transfer(db.get(), "account/bob", "account/carol", 500);
   EXPECT_TRUE(s.IsInvalidArgument());  // refused; nothing changed
 
-  ASSERT_TRUE(db->Get(arenakv::ReadOptions{}, "account/carol", &value).ok());
+  ASSERT_OK(db->Get(arenakv::ReadOptions{}, "account/carol", &value));
   EXPECT_EQ(value, "30");
   arenakv::ReadOptions as_of_snapshot;
   as_of_snapshot.snapshot = before_transfer.get();
-  ASSERT_TRUE(db->Get(as_of_snapshot, "account/carol", &value).ok());
+  ASSERT_OK(db->Get(as_of_snapshot, "account/carol", &value));
   EXPECT_EQ(value, "0");    // the snapshot still sees the old balance
   before_transfer.reset();  // release the view (and the old versions it kept)
 
   // 6. Look at the memory the database holds, then close. Close() writes a
   //    checkpoint and gives every byte of the cache and buffers back.
   arenakv::DBStats stats;
-  ASSERT_TRUE(db->GetStats(&stats).ok());
+  ASSERT_OK(db->GetStats(&stats));
   std::printf("%s", db->StatsReport().c_str());
   s = db->Close();
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -107,10 +107,10 @@ TEST(ApiExample, EmbeddingArenakv) {
   db.reset();
 
   // 7. Reopen: everything committed is still there.
-  ASSERT_TRUE(arenakv::DB::Open(options, path, &db).ok());
-  ASSERT_TRUE(db->Get(arenakv::ReadOptions{}, "account/alice", &value).ok());
+  ASSERT_OK(arenakv::DB::Open(options, path, &db));
+  ASSERT_OK(db->Get(arenakv::ReadOptions{}, "account/alice", &value));
   EXPECT_EQ(value, "70");
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   EXPECT_EQ(arenakv::alloc::GetProcessPoolStats().mapped_bytes, 0u);
   EXPECT_EQ(arenakv::alloc::GetProcessPoolStats().live_pools, 0u);

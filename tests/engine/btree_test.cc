@@ -50,7 +50,7 @@ class BTreeTest : public ::testing::Test {
   }
   void TearDown() override {
     if (tree_) {
-      ASSERT_TRUE(tree_->Close().ok());
+      ASSERT_OK(tree_->Close());
     }
     tree_.reset();
     arena_.reset();
@@ -62,7 +62,7 @@ class BTreeTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
   void Reopen(TreeOptions o = Small(), Env* env = nullptr) {
-    ASSERT_TRUE(tree_->Close().ok());
+    ASSERT_OK(tree_->Close());
     tree_.reset();
     Open(o, env);
   }
@@ -99,7 +99,7 @@ class BTreeTest : public ::testing::Test {
     std::string v;
     bool found;
     for (const auto& [k, val] : model) {
-      ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+      ASSERT_OK(tree_->Get(root, k, &v, &found));
       ASSERT_TRUE(found) << k;
       ASSERT_EQ(v, val) << k;
     }
@@ -131,11 +131,11 @@ class BTreeTest : public ::testing::Test {
   uint64_t Depth(uint64_t root) {
     if (root == 0) return 0;
     std::unique_ptr<File> f;
-    EXPECT_TRUE(env_->OpenFile(path_, OpenMode::kReadOnly, &f).ok());
+    EXPECT_OK(env_->OpenFile(path_, OpenMode::kReadOnly, &f));
     char head[kStoredHeaderBytes];
     size_t got = 0;
-    EXPECT_TRUE(f->Read(AddressOffset(root), sizeof(head), head, &got).ok());
-    EXPECT_TRUE(f->Close().ok());
+    EXPECT_OK(f->Read(AddressOffset(root), sizeof(head), head, &got));
+    EXPECT_OK(f->Close());
     return DecodeFixed16(head + 10) + 1;
   }
 
@@ -151,7 +151,7 @@ TEST_F(BTreeTest, EmptyTreeAndBasicCheckpoint) {
   EXPECT_EQ(tree_->meta().root, 0u);
   std::string v;
   bool found = true;
-  ASSERT_TRUE(tree_->Get(0, "a", &v, &found).ok());
+  ASSERT_OK(tree_->Get(0, "a", &v, &found));
   EXPECT_FALSE(found);
   auto it = tree_->NewIterator(0);
   it->SeekToFirst();
@@ -230,7 +230,7 @@ TEST_F(BTreeTest, RandomizedAgainstModel) {
       std::string k = Key(rng() % key_space);
       std::string v;
       bool found;
-      ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+      ASSERT_OK(tree_->Get(root, k, &v, &found));
       auto m = model.find(k);
       ASSERT_EQ(found, m != model.end()) << k << " seed " << seed;
       if (found) {
@@ -258,7 +258,7 @@ TEST_F(BTreeTest, RandomizedAgainstModel) {
         }
       }
     }
-    ASSERT_TRUE(it->status().ok());
+    ASSERT_OK(it->status());
     it.reset();
     if (round % 10 == 0) {
       CheckAll(model, root);
@@ -283,7 +283,7 @@ TEST_F(BTreeTest, SplitsMergesAndCollapse) {
   uint64_t depth = Depth(tree_->meta().root);
   EXPECT_GE(depth, 3u);
   VerifyStats full;
-  ASSERT_TRUE(tree_->Verify(&full).ok());
+  ASSERT_OK(tree_->Verify(&full));
   // Delete 97% in scattered batches: pages must merge, not linger near empty.
   for (int pass = 0; pass < 3; ++pass) {
     Batch d;
@@ -293,7 +293,7 @@ TEST_F(BTreeTest, SplitsMergesAndCollapse) {
     Apply(d, &model);
   }
   VerifyStats after;
-  ASSERT_TRUE(tree_->Verify(&after).ok());
+  ASSERT_OK(tree_->Verify(&after));
   EXPECT_EQ(after.keys, model.size());
   // ~910 keys of ~80 bytes fill ~20 pages; merging keeps pages >= ~1/4 full
   // (without merges nearly all ~600 leaves would remain, 1-2 keys each).
@@ -384,7 +384,7 @@ TEST_F(BTreeTest, BulkScanOfColdLeavesLeavesTheCacheAlone) {
   Reopen(o);
   std::string v;
   bool found = false;
-  for (const auto& [k, val] : model) ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+  for (const auto& [k, val] : model) ASSERT_OK(tree_->Get(root, k, &v, &found));
   const size_t all_pages = tree_->cache_stats().pages;
   ASSERT_GT(all_pages, 400u);
 
@@ -436,13 +436,13 @@ TEST_F(BTreeTest, BulkScanOfColdLeavesLeavesTheCacheAlone) {
   EXPECT_LT(tree_->cache_stats().pages, 3 + all_pages / 10);
 
   // With everything cached, a scan reads nothing from disk.
-  for (const auto& [k, val] : model) ASSERT_TRUE(tree_->Get(root, k, &v, &found).ok());
+  for (const auto& [k, val] : model) ASSERT_OK(tree_->Get(root, k, &v, &found));
   const CacheStats before = tree_->cache_stats();
   ASSERT_EQ(before.pages, all_pages);
   auto it = tree_->NewIterator(root);
   n = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-  ASSERT_TRUE(it->status().ok());
+  ASSERT_OK(it->status());
   EXPECT_EQ(n, model.size());
   it.reset();
   const CacheStats after = tree_->cache_stats();
@@ -476,7 +476,7 @@ TEST_F(BTreeTest, ReadAheadOfReleasedPagesNeverShadowsNewPages) {
   tree_->cache()->Clear();
   std::atomic<bool> stop{false};
   uint64_t loaded = 0;
-  ASSERT_TRUE(tree_->LoadChildren(r1, stop, &loaded).ok());
+  ASSERT_OK(tree_->LoadChildren(r1, stop, &loaded));
   EXPECT_GT(loaded, 10u);  // old leaves, some from free extents
   // The same leaves again: their new pages reuse those free extents.
   Apply(fill('c', false), &model);
@@ -496,9 +496,7 @@ TEST_F(BTreeTest, KeptHeadsOfReleasedLeavesNeverShadowNewLeaves) {
   Open(o);
   // Half random, as the benchmarks' values: leaves of several blocks.
   auto value = [](int i, char round) {
-    std::mt19937_64 rng(i);
-    std::string v(100, ' ');
-    for (int j = 0; j < 50; ++j) v[j] = v[j + 50] = static_cast<char>('a' + rng() % 26);
+    std::string v = test::HalfRandomValue(i);
     v[7] = round;
     return v;
   };
@@ -571,16 +569,16 @@ TEST_F(BTreeTest, OldRootReadersSeeOldDataUntilRelease) {
   for (int i = 1; i < 5000; i += 4) c[Key(i)] = std::nullopt;
   VectorChanges changes(c);
   CheckpointResult r;
-  ASSERT_TRUE(tree_->Checkpoint(&changes, 2, 2, &r).ok());
+  ASSERT_OK(tree_->Checkpoint(&changes, 2, 2, &r));
   EXPECT_FALSE(r.obsolete.empty());
   // Fill free space and churn the cache: the old pages must stay intact.
   tree_->cache()->Clear();
   CheckAll(m1, old_root);
   std::string v;
   bool found;
-  ASSERT_TRUE(tree_->Get(r.meta.root, Key(0), &v, &found).ok());
+  ASSERT_OK(tree_->Get(r.meta.root, Key(0), &v, &found));
   EXPECT_EQ(v, "new");
-  ASSERT_TRUE(tree_->Get(r.meta.root, Key(1), &v, &found).ok());
+  ASSERT_OK(tree_->Get(r.meta.root, Key(1), &v, &found));
   EXPECT_FALSE(found);
   // A second checkpoint while the old root is still held must not reuse it.
   Model m2 = m1;
@@ -596,14 +594,14 @@ TEST_F(BTreeTest, OldRootReadersSeeOldDataUntilRelease) {
   CheckpointResult r2;
   {
     VectorChanges ch(d);
-    ASSERT_TRUE(tree_->Checkpoint(&ch, 3, 3, &r2).ok());
+    ASSERT_OK(tree_->Checkpoint(&ch, 3, 3, &r2));
   }
   tree_->cache()->Clear();
   CheckAll(m1, old_root);
   tree_->ReleasePages(r2.obsolete);
   tree_->ReleasePages(r.obsolete);
   VerifyStats vs;
-  ASSERT_TRUE(tree_->Verify(&vs).ok());
+  ASSERT_OK(tree_->Verify(&vs));
 }
 
 TEST_F(BTreeTest, FileStaysSmallUnderOverwrite) {
@@ -684,7 +682,7 @@ TEST_F(BTreeTest, ConcurrentReadersDuringCheckpoints) {
     for (int i = round % 3; i < 4000; i += 3) c[Key(i)] = "v" + std::to_string(round % 10);
     VectorChanges ch(c);
     CheckpointResult r;
-    ASSERT_TRUE(tree_->Checkpoint(&ch, round, round, &r).ok());
+    ASSERT_OK(tree_->Checkpoint(&ch, round, round, &r));
     uint64_t old = root.exchange(r.meta.root);
     pending.emplace_back(old, std::move(r.obsolete));
     // Release pages of roots no reader holds.
@@ -714,7 +712,7 @@ TEST_F(BTreeTest, CorruptionNeverCrashes) {
     Batch b;
     for (int i = 0; i < 3000; ++i) b[Key(i)] = Value(rng, 200);
     Apply(b, &model);
-    ASSERT_TRUE(tree_->Close().ok());
+    ASSERT_OK(tree_->Close());
     tree_.reset();
   }
   std::string pristine;
@@ -745,7 +743,7 @@ TEST_F(BTreeTest, CorruptionNeverCrashes) {
     if (tree_->meta().checkpoint_id != 1) {
       // The newest meta block was damaged: the older one (the empty tree) won.
       EXPECT_EQ(root, 0u);
-      ASSERT_TRUE(tree_->Close().ok());
+      ASSERT_OK(tree_->Close());
       tree_.reset();
       continue;
     }
@@ -772,7 +770,7 @@ TEST_F(BTreeTest, CorruptionNeverCrashes) {
     VerifyStats vs;
     Status vst = tree_->Verify(&vs);
     EXPECT_TRUE(vst.ok() || vst.IsCorruption()) << vst.ToString();
-    ASSERT_TRUE(tree_->Close().ok());
+    ASSERT_OK(tree_->Close());
     tree_.reset();
   }
   std::printf("corrupt opens %d, corrupt reads %d\n", corrupt_opens, corrupt_reads);
@@ -792,7 +790,7 @@ TEST_F(BTreeTest, OpenRejectsForeignAndNewerFiles) {
   s = BTree::Open(env_.get(), path_, false, Small(), arena_->arena(), &tree_);
   EXPECT_TRUE(s.IsNotFound()) << s.ToString();
   Open();
-  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_OK(tree_->Close());
   tree_.reset();
   {
     std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);

@@ -39,7 +39,7 @@ class CheckpointTest : public ::testing::Test {
  protected:
   void TearDown() override {
     if (tree_) {
-      ASSERT_TRUE(tree_->Close().ok());
+      ASSERT_OK(tree_->Close());
     }
     tree_.reset();
     arena_.reset();  // checks that the pool accounting is back to zero
@@ -248,13 +248,13 @@ TEST_F(CheckpointTest, CheckpointCachesWhatReadersUse) {
   std::string v;
   bool found = false;
   for (uint64_t i = 0; i < kKeys / 2; i += 2) {
-    ASSERT_TRUE(tree_->Get(tree_->meta().root, Key(i), &v, &found).ok());
+    ASSERT_OK(tree_->Get(tree_->meta().root, Key(i), &v, &found));
     ASSERT_TRUE(found);
   }
   size_t warm = tree_->cache_stats().used_bytes;
   test::VectorChanges changes(odd);
   CheckpointResult r;
-  ASSERT_TRUE(tree_->Checkpoint(&changes, 9, 1, &r).ok());
+  ASSERT_OK(tree_->Checkpoint(&changes, 9, 1, &r));
   size_t after = tree_->cache_stats().used_bytes;
   std::printf(
       "cache %.2f MiB after the load, %.2f MiB warm, %.2f MiB after rewriting every leaf"
@@ -271,7 +271,7 @@ TEST_F(CheckpointTest, CheckpointCachesWhatReadersUse) {
   EXPECT_LT(after, all_new * 3 / 4);
   tree_->ReleasePages(r.obsolete);
   for (uint64_t i = 0; i < kKeys; ++i) {
-    ASSERT_TRUE(tree_->Get(tree_->meta().root, Key(i), &v, &found).ok());
+    ASSERT_OK(tree_->Get(tree_->meta().root, Key(i), &v, &found));
     ASSERT_TRUE(found) << i;
     ASSERT_EQ(v, Value(i));
   }

@@ -23,7 +23,7 @@ TEST(DataFileBlocksTest, HeaderRoundTripAndChecks) {
   char block[kBlockBytes];
   EncodeHeaderBlock(16384, block);
   std::string_view b(block, kBlockBytes);
-  EXPECT_TRUE(DecodeHeaderBlock(b, "f").ok());
+  EXPECT_OK(DecodeHeaderBlock(b, "f"));
   std::string bad(b);
   bad[0] = 'X';
   EXPECT_TRUE(DecodeHeaderBlock(bad, "f").IsInvalidArgument());
@@ -48,7 +48,7 @@ TEST(DataFileBlocksTest, MetaRoundTripAndSlots) {
   char block[kBlockBytes];
   EncodeMetaBlock(m, block);
   MetaState out;
-  ASSERT_TRUE(DecodeMetaBlock({block, kBlockBytes}, 1, "f", &out).ok());
+  ASSERT_OK(DecodeMetaBlock({block, kBlockBytes}, 1, "f", &out));
   EXPECT_EQ(out.checkpoint_id, 41u);
   EXPECT_EQ(out.root, m.root);
   EXPECT_EQ(out.last_sequence, 77u);
@@ -112,7 +112,7 @@ class DataFileTest : public ::testing::Test {
     for (int i = from; i < to; ++i) e.emplace_back("k" + std::to_string(100000 + i), v);
     test::VectorChanges ch(std::move(e));
     CheckpointResult r;
-    ASSERT_TRUE(tree_->Checkpoint(&ch, 1, 1, &r).ok());
+    ASSERT_OK(tree_->Checkpoint(&ch, 1, 1, &r));
     tree_->ReleasePages(r.obsolete);
   }
   void Patch(uint64_t offset, char x) {
@@ -132,18 +132,18 @@ class DataFileTest : public ::testing::Test {
 };
 
 TEST_F(DataFileTest, NewestValidMetaWins) {
-  ASSERT_TRUE(Open().ok());
+  ASSERT_OK(Open());
   Put(0, 100, "one");  // checkpoint 1 -> slot 1
   Put(0, 100, "two");  // checkpoint 2 -> slot 0
-  ASSERT_TRUE(tree_->Close().ok());
-  ASSERT_TRUE(Open(false).ok());
+  ASSERT_OK(tree_->Close());
+  ASSERT_OK(Open(false));
   EXPECT_EQ(tree_->meta().checkpoint_id, 2u);
-  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_OK(tree_->Close());
   // A torn newest meta: the previous one is used.
   Patch(kMetaOffsets[0] + 30, 0x40);
-  ASSERT_TRUE(Open(false).ok());
+  ASSERT_OK(Open(false));
   EXPECT_EQ(tree_->meta().checkpoint_id, 1u);
-  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_OK(tree_->Close());
   // Neither valid: Corruption naming the file.
   Patch(kMetaOffsets[1] + 30, 0x40);
   Status s = Open(false);
@@ -153,9 +153,9 @@ TEST_F(DataFileTest, NewestValidMetaWins) {
 }
 
 TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
-  ASSERT_TRUE(Open().ok());
+  ASSERT_OK(Open());
   Put(0, 10, "x");
-  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_OK(tree_->Close());
   Patch(kMetaOffsets[1] + 8, 0x08);  // a higher version, checksum not resealed
   Status s = Open(false);
   // Damage, not a newer format: the meta block fails its checksum first.
@@ -163,8 +163,8 @@ TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
 }
 
 TEST_F(DataFileTest, TruncatedFileIsCorruption) {
-  ASSERT_TRUE(Open().ok());
-  ASSERT_TRUE(tree_->Close().ok());
+  ASSERT_OK(Open());
+  ASSERT_OK(tree_->Close());
   std::filesystem::resize_file(path_, 6000);
   Status s = Open(false);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
@@ -173,7 +173,7 @@ TEST_F(DataFileTest, TruncatedFileIsCorruption) {
 // Free space rebuilt from the tree at open equals the free space the running
 // tree tracked (every replaced page having been released).
 TEST_F(DataFileTest, FreeSpaceRebuiltAtOpen) {
-  ASSERT_TRUE(Open().ok());
+  ASSERT_OK(Open());
   std::mt19937_64 rng(3);
   for (int round = 0; round < 20; ++round) {
     int from = static_cast<int>(rng() % 5000);
@@ -181,13 +181,13 @@ TEST_F(DataFileTest, FreeSpaceRebuiltAtOpen) {
   }
   uint64_t free_before = tree_->free_bytes(), end_before = tree_->file_bytes();
   EXPECT_GT(free_before, 0u);
-  ASSERT_TRUE(tree_->Close().ok());
-  ASSERT_TRUE(Open(false).ok());
+  ASSERT_OK(tree_->Close());
+  ASSERT_OK(Open(false));
   EXPECT_EQ(tree_->file_bytes(), end_before);
   EXPECT_EQ(tree_->free_bytes(), free_before);
   VerifyStats vs;
-  EXPECT_TRUE(tree_->Verify(&vs).ok());
-  ASSERT_TRUE(tree_->Close().ok());
+  EXPECT_OK(tree_->Verify(&vs));
+  ASSERT_OK(tree_->Close());
   tree_.reset();
 }
 

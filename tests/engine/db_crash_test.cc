@@ -185,7 +185,7 @@ TEST(CrashTest, AcknowledgedCommitsSurviveSigkill) {
                << test::Describe(with_in_flight);
       }
     }
-    ASSERT_TRUE(db->Close().ok());
+    ASSERT_OK(db->Close());
     db.reset();
     ExpectPoolsReleased();
   }

@@ -37,8 +37,8 @@ void FailedPutStaysFailed(FaultOp op) {
   Options options;
   options.env = env;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(options, dir.Join("db"), &db).ok());
-  ASSERT_TRUE(db->Put(WriteOptions{.sync = true}, "before", "1").ok());
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  ASSERT_OK(db->Put(WriteOptions{.sync = true}, "before", "1"));
   env->AddRule({.file_substring = "wal", .op = op, .error = EIO, .one_shot = true});
   Status s = db->Put(WriteOptions{.sync = true}, "failed", "2");
   ASSERT_FALSE(s.ok());
@@ -56,7 +56,7 @@ void FailedPutStaysFailed(FaultOp op) {
         << s.ToString();
   } else {
     // After a failed write the database keeps working in a fresh log.
-    ASSERT_TRUE(db->Put(WriteOptions{.sync = true}, "after", "3").ok());
+    ASSERT_OK(db->Put(WriteOptions{.sync = true}, "after", "3"));
   }
   // Close()'s checkpoint fails, so the reopen below must recover from the
   // logs alone: they, not a checkpoint, must carry the truth.
@@ -66,18 +66,18 @@ void FailedPutStaysFailed(FaultOp op) {
   env->ClearRules();
   ExpectPoolsReleased();
 
-  ASSERT_TRUE(DB::Open(options, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
   EXPECT_TRUE(db->Get(ReadOptions{}, "failed", &v).IsNotFound()) << "resurrected: " << v;
-  ASSERT_TRUE(db->Get(ReadOptions{}, "before", &v).ok());
+  ASSERT_OK(db->Get(ReadOptions{}, "before", &v));
   EXPECT_EQ(v, "1");
   if (sync_failed) {
     EXPECT_TRUE(db->Get(ReadOptions{}, "after", &v).IsNotFound());
     ASSERT_OK(db->Put(WriteOptions{.sync = true}, "after", "3"));  // writable after the reopen
   } else {
-    ASSERT_TRUE(db->Get(ReadOptions{}, "after", &v).ok());
+    ASSERT_OK(db->Get(ReadOptions{}, "after", &v));
     EXPECT_EQ(v, "3");
   }
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
 }

@@ -272,11 +272,11 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
       for (int i = 0; i < n; i++) {
         std::string k = RandomKey();
         if (OneIn(3)) {
-          ASSERT_TRUE(txn->Delete(k).ok());
+          ASSERT_OK(txn->Delete(k));
           overlay[k] = std::nullopt;
         } else {
           std::string v = RandomValue();
-          ASSERT_TRUE(txn->Put(k, v).ok());
+          ASSERT_OK(txn->Put(k, v));
           overlay[k] = std::move(v);
         }
         // Probe one of its own keys or a random one.
@@ -309,7 +309,7 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
         ASSERT_EQ(m, merged.end()) << "op " << op << ": txn scan stopped early";
       }
       if (OneIn(4)) {
-        ASSERT_TRUE(txn->Rollback().ok());
+        ASSERT_OK(txn->Rollback());
         aborted++;
       } else {
         Status s = txn->Commit();
@@ -353,7 +353,7 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
   Status s = db_->Verify(&report);
   ASSERT_TRUE(s.ok()) << s.ToString();
   DBStats stats;
-  ASSERT_TRUE(db_->GetStats(&stats).ok());
+  ASSERT_OK(db_->GetStats(&stats));
   std::fprintf(stderr,
                "[model] ops=%llu puts=%llu deletes=%llu gets=%llu scans=%llu txns=%llu "
                "(aborted %llu) checkpoints=%llu reopens=%d keys=%zu pages=%llu "
@@ -366,14 +366,14 @@ TEST_F(ModelTest, RandomOperationsMatchStdMap) {
   // The configuration is meant to exercise eviction; a run without any means
   // the test did not test what it claims.
   EXPECT_GT(stats.cache.evictions + static_cast<uint64_t>(reopens_), 0u);
-  ASSERT_TRUE(db_->Close().ok());
+  ASSERT_OK(db_->Close());
   ExpectPoolsReleased();
   db_.reset();
   ExpectPoolsReleased();
   // A last reopen from the closed files.
   Open();
   ASSERT_NO_FATAL_FAILURE(CheckAll(ReadOptions{}, model, "after final reopen"));
-  ASSERT_TRUE(db_->Close().ok());
+  ASSERT_OK(db_->Close());
   db_.reset();
   ExpectPoolsReleased();
 }

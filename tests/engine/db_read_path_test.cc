@@ -123,23 +123,23 @@ TEST(ReadPathTest, IteratorsSkipMemtablesWithNothingVisible) {
   o.background_checkpoints = false;
   o.page_bytes = 4096;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(o, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   std::map<std::string, std::string> model;
   for (int i = 0; i < 500; ++i) {
     std::string k = "k" + std::to_string(1000 + i);
-    ASSERT_TRUE(db->Put(WriteOptions(), k, "v" + std::to_string(i)).ok());
+    ASSERT_OK(db->Put(WriteOptions(), k, "v" + std::to_string(i)));
     model[k] = "v" + std::to_string(i);
   }
   EXPECT_EQ(ScanAll(db.get()), model);  // memtable and (empty) tree
-  ASSERT_TRUE(db->Checkpoint().ok());
+  ASSERT_OK(db->Checkpoint());
   EXPECT_EQ(ScanAll(db.get()), model);  // tree only
 
   std::unique_ptr<Snapshot> snap = db->GetSnapshot();
   const std::map<std::string, std::string> before = model;
-  ASSERT_TRUE(db->Put(WriteOptions(), "k1007", "changed").ok());
-  ASSERT_TRUE(db->Delete(WriteOptions(), "k1100").ok());
-  ASSERT_TRUE(db->Put(WriteOptions(), "k0", "first").ok());
-  ASSERT_TRUE(db->Put(WriteOptions(), "z", "last").ok());
+  ASSERT_OK(db->Put(WriteOptions(), "k1007", "changed"));
+  ASSERT_OK(db->Delete(WriteOptions(), "k1100"));
+  ASSERT_OK(db->Put(WriteOptions(), "k0", "first"));
+  ASSERT_OK(db->Put(WriteOptions(), "z", "last"));
   model["k1007"] = "changed";
   model.erase("k1100");
   model["k0"] = "first";
@@ -149,10 +149,10 @@ TEST(ReadPathTest, IteratorsSkipMemtablesWithNothingVisible) {
   std::string v;
   ReadOptions ro;
   ro.snapshot = snap.get();
-  ASSERT_TRUE(db->Get(ro, "k1100", &v).ok());
+  ASSERT_OK(db->Get(ro, "k1100", &v));
   EXPECT_TRUE(db->Get(ReadOptions(), "k1100", &v).IsNotFound());
   snap.reset();
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
 }
@@ -174,20 +174,16 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool b
   if (!by_block) o.page_bytes = 4096;
   o.cache_bytes = cache_bytes;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(o, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   auto key = [](int k) { return "key" + std::to_string(100000 + k); };
   // The value of version `version` of key k: "version:" and a body.
   auto body = [by_block](int k, char filler) {
-    std::string b(100, filler);
-    if (!by_block) return b;
-    std::mt19937_64 rng(k);
-    for (int j = 0; j < 50; ++j) b[j] = b[j + 50] = static_cast<char>('a' + rng() % 26);
-    return b;
+    return by_block ? test::HalfRandomValue(k) : std::string(100, filler);
   };
   // committed[k]: the last version of key k whose Put has returned.
   std::vector<std::atomic<int>> committed(keys);
   for (int k = 0; k < keys; ++k) {
-    ASSERT_TRUE(db->Put(WriteOptions(), key(k), "0:" + body(k, 'x')).ok());
+    ASSERT_OK(db->Put(WriteOptions(), key(k), "0:" + body(k, 'x')));
     committed[k].store(0);
   }
   if (cold) {
@@ -236,7 +232,7 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool b
   for (int i = 1; i <= 6000; ++i) {
     int k = static_cast<int>(rng() % keys);
     int version = committed[k].load() + 1;
-    ASSERT_TRUE(db->Put(WriteOptions(), key(k), std::to_string(version) + ":" + body(k, 'y')).ok());
+    ASSERT_OK(db->Put(WriteOptions(), key(k), std::to_string(version) + ":" + body(k, 'y')));
     committed[k].store(version);
   }
   stop.store(true);
@@ -244,13 +240,13 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool b
   EXPECT_EQ(bad.load(), 0);
   EXPECT_GT(reads.load(), 0u);
   DBStats st;
-  ASSERT_TRUE(db->GetStats(&st).ok());
+  ASSERT_OK(db->GetStats(&st));
   EXPECT_GT(st.checkpoints, 3u);
   if (by_block) {
     EXPECT_GT(st.cache.block_reads, 0u);
     EXPECT_GT(st.cache.leaf_head_bytes, 0u);
   }
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
 }
@@ -276,11 +272,11 @@ TEST(ReadPathTest, PointReadsByBlockSeeEveryEarlierCommitAcrossCheckpoints) {
 TEST(ReadPathTest, CloseWhileReading) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(Options(), dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(Options(), dir.Join("db"), &db));
   for (int k = 0; k < 1000; ++k) {
-    ASSERT_TRUE(db->Put(WriteOptions(), "k" + std::to_string(k), "v").ok());
+    ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(k), "v"));
   }
-  ASSERT_TRUE(db->Checkpoint().ok());
+  ASSERT_OK(db->Checkpoint());
   std::atomic<int> bad{0};
   std::atomic<int> closed_seen{0};
   std::atomic<int> reads[2] = {0, 0};
@@ -329,7 +325,7 @@ TEST(ReadPathTest, CloseWhileReading) {
   });
   sp->EnableProcessing();
   notifier.WaitUntil([&] { return reached.load() > 0; });
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   for (auto& r : readers) r.join();
   EXPECT_GE(close_held_back.load(), 100);
   EXPECT_FALSE(early_close.load()) << "Close() went on while a read was in its section";
@@ -640,9 +636,7 @@ TEST(ReadPathTest, AHeadReadWhileItsLeafIsReleasedIsNotKept) {
   // Half random (leaves read by block), and one byte per round: the
   // rewritten leaves compress to the same lengths.
   auto value = [](int round, int i) {
-    std::mt19937_64 rng(i);
-    std::string v(100, ' ');
-    for (int j = 0; j < 50; ++j) v[j] = v[j + 50] = static_cast<char>('a' + rng() % 26);
+    std::string v = test::HalfRandomValue(i);
     v[7] = static_cast<char>('A' + round);
     return v;
   };

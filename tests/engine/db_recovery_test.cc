@@ -44,14 +44,14 @@ void BuildDatabase(const std::string& path) {
   Options options;
   options.env = env;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(options, path, &db).ok());
+  ASSERT_OK(DB::Open(options, path, &db));
   for (int round = 0; round < 2; ++round) {
     for (int i = 0; i < 500; ++i) {
-      ASSERT_TRUE(db->Put(WriteOptions{}, "k" + std::to_string(i), std::to_string(round)).ok());
+      ASSERT_OK(db->Put(WriteOptions{}, "k" + std::to_string(i), std::to_string(round)));
     }
-    ASSERT_TRUE(db->Checkpoint().ok());
+    ASSERT_OK(db->Checkpoint());
   }
-  ASSERT_TRUE(db->Put(WriteOptions{.sync = true}, "logged", "only").ok());
+  ASSERT_OK(db->Put(WriteOptions{.sync = true}, "logged", "only"));
   env->AddRule({.file_substring = "data", .op = test::FaultOp::kWrite, .error = EIO});
   EXPECT_FALSE(db->Close().ok());
   db.reset();
@@ -62,12 +62,12 @@ TEST(RecoveryTest, IntactDatabaseRecoversFromCheckpointAndLog) {
   test::TempDir dir;
   ASSERT_NO_FATAL_FAILURE(BuildDatabase(dir.Join("db")));
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(Options{}, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
   std::string v;
-  ASSERT_TRUE(db->Get(ReadOptions{}, "k7", &v).ok());
+  ASSERT_OK(db->Get(ReadOptions{}, "k7", &v));
   EXPECT_EQ(v, "1");
-  ASSERT_TRUE(db->Get(ReadOptions{}, "logged", &v).ok());
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Get(ReadOptions{}, "logged", &v));
+  ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
 }

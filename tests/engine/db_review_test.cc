@@ -29,7 +29,7 @@ constexpr size_t kMiB = size_t{1} << 20;
 // Bytes the database arena itself owns (its children not counted).
 size_t DbArenaBytes(DB* db) {
   DBStats st;
-  EXPECT_TRUE(db->GetStats(&st).ok());
+  EXPECT_OK(db->GetStats(&st));
   for (const auto& a : st.arenas) {
     if (a.name == "db") return a.bytes;
   }
@@ -287,7 +287,7 @@ TEST(DBReviewTest, ConcurrentCloseReturnsOnlyOnceClosed) {
     SyncPoint::Get()->LoadDependency({{"DBImpl::Close:Marked", "DBReviewTest::SecondClose"},
                                       {"DBReviewTest::SecondClose", "DBImpl::Close:Checkpoint"}});
     SyncPoint::Get()->EnableProcessing();
-    std::thread first([&] { EXPECT_TRUE(db->Close().ok()); });
+    std::thread first([&] { EXPECT_OK(db->Close()); });
     TEST_SYNC_POINT("DBReviewTest::SecondClose");
     std::string v;
     EXPECT_TRUE(db->Get({}, "k0000000", &v).IsClosed());

@@ -138,12 +138,7 @@ TEST(SharedBudgetTest, AnIdleDatabaseGivesItsLeafHeadTableBack) {
   ASSERT_OK(DB::Open(Shared(budget, 40 * kMiB), dir.Join("hot2"), &hot2));
   // Half-random values: leaves stored in blocks, more of them than the
   // idle database's cache holds.
-  auto value = [](int i) {
-    std::mt19937_64 rng(i);
-    std::string v(100, ' ');
-    for (int j = 0; j < 50; ++j) v[j] = v[j + 50] = static_cast<char>('a' + rng() % 26);
-    return v;
-  };
+  auto value = [](int i) { return test::HalfRandomValue(i); };
   constexpr int kIdleKeys = 60000;
   for (int i = 0; i < kIdleKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), value(i)));
   ASSERT_OK(idle->Checkpoint());

@@ -14,13 +14,13 @@ namespace {
 
 DBStats Stats(DB* db) {
   DBStats st;
-  EXPECT_TRUE(db->GetStats(&st).ok());
+  EXPECT_OK(db->GetStats(&st));
   return st;
 }
 
 void PutAll(DB* db, const std::string& tag) {
   for (int i = 0; i < 2000; ++i) {
-    ASSERT_TRUE(db->Put(WriteOptions{}, "key" + std::to_string(i), tag + std::to_string(i)).ok());
+    ASSERT_OK(db->Put(WriteOptions{}, "key" + std::to_string(i), tag + std::to_string(i)));
   }
 }
 
@@ -29,9 +29,9 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
   Options options;
   options.page_bytes = 4096;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(options, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
   PutAll(db.get(), "old");
-  ASSERT_TRUE(db->Checkpoint().ok());
+  ASSERT_OK(db->Checkpoint());
   DBStats st = Stats(db.get());
   EXPECT_EQ(st.live_tree_roots, 1u);
   EXPECT_EQ(st.retained_old_pages, 0u);
@@ -39,7 +39,7 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
 
   std::unique_ptr<Snapshot> snap = db->GetSnapshot();
   PutAll(db.get(), "new");
-  ASSERT_TRUE(db->Checkpoint().ok());
+  ASSERT_OK(db->Checkpoint());
   st = Stats(db.get());
   EXPECT_EQ(st.live_tree_roots, 2u);      // the snapshot's root and the current one
   EXPECT_GT(st.retained_old_pages, 10u);  // every leaf was rewritten
@@ -48,9 +48,9 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
   ReadOptions ro;
   ro.snapshot = snap.get();
   std::string v;
-  ASSERT_TRUE(db->Get(ro, "key7", &v).ok());
+  ASSERT_OK(db->Get(ro, "key7", &v));
   EXPECT_EQ(v, "old7");
-  ASSERT_TRUE(db->Get(ReadOptions{}, "key7", &v).ok());
+  ASSERT_OK(db->Get(ReadOptions{}, "key7", &v));
   EXPECT_EQ(v, "new7");
 
   snap.reset();  // the last reader of the old version ends...
@@ -60,7 +60,7 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
   EXPECT_EQ(st.open_snapshots, 0u);
   EXPECT_EQ(st.live_versions, 1u);
 
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
   EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
@@ -69,18 +69,18 @@ TEST(VersionsTest, SnapshotKeepsOldPagesUntilReleased) {
 TEST(VersionsTest, IteratorKeepsFrozenMemtableUntilDestroyed) {
   test::TempDir dir;
   std::unique_ptr<DB> db;
-  ASSERT_TRUE(DB::Open(Options{}, dir.Join("db"), &db).ok());
+  ASSERT_OK(DB::Open(Options{}, dir.Join("db"), &db));
   PutAll(db.get(), "a");
   std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
-  ASSERT_TRUE(db->Checkpoint().ok());  // freezes and applies the memtable it reads
+  ASSERT_OK(db->Checkpoint());  // freezes and applies the memtable it reads
   EXPECT_EQ(Stats(db.get()).live_memtables, 2u);
   int n = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-  EXPECT_TRUE(it->status().ok());
+  EXPECT_OK(it->status());
   EXPECT_EQ(n, 2000);
   it.reset();
   EXPECT_EQ(Stats(db.get()).live_memtables, 1u);
-  ASSERT_TRUE(db->Close().ok());
+  ASSERT_OK(db->Close());
   db.reset();
   EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
   EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);

@@ -24,13 +24,13 @@ using test::TempDir;
 
 std::string ReadAll(Env* env, const std::string& path) {
   std::unique_ptr<File> f;
-  EXPECT_TRUE(env->OpenFile(path, OpenMode::kReadOnly, &f).ok());
+  EXPECT_OK(env->OpenFile(path, OpenMode::kReadOnly, &f));
   if (f == nullptr) return "";
   uint64_t size = 0;
-  EXPECT_TRUE(f->Size(&size).ok());
+  EXPECT_OK(f->Size(&size));
   std::string out(size + 16, '\0');
   size_t got = 0;
-  EXPECT_TRUE(f->Read(0, out.size(), out.data(), &got).ok());
+  EXPECT_OK(f->Read(0, out.size(), out.data(), &got));
   out.resize(got);
   return out;
 }
@@ -47,47 +47,47 @@ TEST(PosixEnv, WriteAppendReadTruncateSize) {
   Env* env = Env::Default().get();
   std::string path = dir.Join("f");
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_OK(env->OpenFile(path, OpenMode::kCreateTruncate, &f));
   EXPECT_EQ(f->path(), path);
-  ASSERT_TRUE(f->Append("hello ").ok());
-  ASSERT_TRUE(f->Append("world").ok());
-  ASSERT_TRUE(f->Write(0, "J").ok());
+  ASSERT_OK(f->Append("hello "));
+  ASSERT_OK(f->Append("world"));
+  ASSERT_OK(f->Write(0, "J"));
   // Append continues after a positional write that extended the file.
-  ASSERT_TRUE(f->Write(20, "X").ok());
-  ASSERT_TRUE(f->Append("!").ok());
+  ASSERT_OK(f->Write(20, "X"));
+  ASSERT_OK(f->Append("!"));
   uint64_t size = 0;
-  ASSERT_TRUE(f->Size(&size).ok());
+  ASSERT_OK(f->Size(&size));
   EXPECT_EQ(size, 22u);
   char buf[64];
   size_t got = 0;
-  ASSERT_TRUE(f->Read(0, 11, buf, &got).ok());
+  ASSERT_OK(f->Read(0, 11, buf, &got));
   EXPECT_EQ(std::string(buf, got), "Jello world");
   // A read past the end returns what there is.
-  ASSERT_TRUE(f->Read(18, 10, buf, &got).ok());
+  ASSERT_OK(f->Read(18, 10, buf, &got));
   EXPECT_EQ(got, 4u);
   EXPECT_EQ(std::string(buf + 2, 2), "X!");
-  ASSERT_TRUE(f->Read(100, 10, buf, &got).ok());
+  ASSERT_OK(f->Read(100, 10, buf, &got));
   EXPECT_EQ(got, 0u);
 
-  ASSERT_TRUE(f->Truncate(5).ok());
-  ASSERT_TRUE(f->Append("!").ok());  // appends at the new end
-  ASSERT_TRUE(f->Sync().ok());
-  ASSERT_TRUE(f->Size(&size).ok());
+  ASSERT_OK(f->Truncate(5));
+  ASSERT_OK(f->Append("!"));  // appends at the new end
+  ASSERT_OK(f->Sync());
+  ASSERT_OK(f->Size(&size));
   EXPECT_EQ(size, 6u);
-  ASSERT_TRUE(f->Close().ok());
-  ASSERT_TRUE(f->Close().ok());  // idempotent
+  ASSERT_OK(f->Close());
+  ASSERT_OK(f->Close());  // idempotent
   EXPECT_TRUE(f->Append("x").IsClosed());
   EXPECT_EQ(ReadAll(env, path), "Jello!");
 
   // Reopening keeps or empties contents by mode; Append starts at the end.
-  ASSERT_TRUE(env->OpenFile(path, OpenMode::kReadWrite, &f).ok());
-  ASSERT_TRUE(f->Append("?").ok());
+  ASSERT_OK(env->OpenFile(path, OpenMode::kReadWrite, &f));
+  ASSERT_OK(f->Append("?"));
   f.reset();
   EXPECT_EQ(ReadAll(env, path), "Jello!?");
-  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreate, &f).ok());
+  ASSERT_OK(env->OpenFile(path, OpenMode::kCreate, &f));
   f.reset();
   EXPECT_EQ(ReadAll(env, path), "Jello!?");
-  ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+  ASSERT_OK(env->OpenFile(path, OpenMode::kCreateTruncate, &f));
   f.reset();
   EXPECT_EQ(ReadAll(env, path), "");
 }
@@ -101,9 +101,9 @@ TEST(PosixEnv, ReadOnlyRefusesWritesAndMissingFiles) {
   EXPECT_NE(s.message().find("missing"), std::string::npos);
   EXPECT_TRUE(env->OpenFile(dir.Join("missing"), OpenMode::kReadWrite, &f).IsNotFound());
 
-  ASSERT_TRUE(env->OpenFile(dir.Join("ro"), OpenMode::kCreate, &f).ok());
+  ASSERT_OK(env->OpenFile(dir.Join("ro"), OpenMode::kCreate, &f));
   f.reset();
-  ASSERT_TRUE(env->OpenFile(dir.Join("ro"), OpenMode::kReadOnly, &f).ok());
+  ASSERT_OK(env->OpenFile(dir.Join("ro"), OpenMode::kReadOnly, &f));
   s = f->Append("x");
   EXPECT_TRUE(s.IsIOError()) << s.ToString();
   EXPECT_NE(s.message().find(dir.Join("ro")), std::string::npos) << s.ToString();
@@ -118,8 +118,8 @@ TEST(PosixEnv, LargeWriteRoundTrips) {
   std::string data(5 << 20, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 12));
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env->OpenFile(dir.Join("big"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Append(data).ok());
+  ASSERT_OK(env->OpenFile(dir.Join("big"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Append(data));
   f.reset();
   EXPECT_TRUE(ReadAll(env, dir.Join("big")) == data);
 }
@@ -130,8 +130,8 @@ TEST(PosixEnv, MapWritableStoresIntoTheFile) {
   TempDir dir;
   Env* env = Env::Default().get();
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env->OpenFile(dir.Join("mapped"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Write(0, std::string(3 * 4096, '\0')).ok());
+  ASSERT_OK(env->OpenFile(dir.Join("mapped"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Write(0, std::string(3 * 4096, '\0')));
   std::unique_ptr<MappedRegion> region;
   EXPECT_TRUE(f->MapWritable(100, 4096, &region).IsInvalidArgument());
   EXPECT_TRUE(f->MapWritable(0, 0, &region).IsInvalidArgument());
@@ -142,12 +142,12 @@ TEST(PosixEnv, MapWritableStoresIntoTheFile) {
   std::memcpy(region->data() + 10, "mapped bytes", 12);
   char buf[12];
   size_t got = 0;
-  ASSERT_TRUE(f->Read(4096 + 10, sizeof(buf), buf, &got).ok());
+  ASSERT_OK(f->Read(4096 + 10, sizeof(buf), buf, &got));
   ASSERT_EQ(got, sizeof(buf));
   EXPECT_EQ(std::string(buf, got), "mapped bytes");
-  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_OK(f->Sync());
   region.reset();
-  ASSERT_TRUE(f->Close().ok());
+  ASSERT_OK(f->Close());
   const std::string all = ReadAll(env, dir.Join("mapped"));
   EXPECT_EQ(all.size(), 3u * 4096);  // a mapping never changes the size
   EXPECT_EQ(all.substr(4096 + 10, 12), "mapped bytes");
@@ -157,26 +157,26 @@ TEST(PosixEnv, DirectoryOperations) {
   TempDir dir;
   Env* env = Env::Default().get();
   std::string sub = dir.Join("sub");
-  ASSERT_TRUE(env->CreateDir(sub).ok());
-  ASSERT_TRUE(env->CreateDir(sub).ok());  // exists: fine
+  ASSERT_OK(env->CreateDir(sub));
+  ASSERT_OK(env->CreateDir(sub));  // exists: fine
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env->OpenFile(sub + "/a", OpenMode::kCreate, &f).ok());
-  ASSERT_TRUE(env->OpenFile(sub + "/b", OpenMode::kCreate, &f).ok());
+  ASSERT_OK(env->OpenFile(sub + "/a", OpenMode::kCreate, &f));
+  ASSERT_OK(env->OpenFile(sub + "/b", OpenMode::kCreate, &f));
   f.reset();
   EXPECT_TRUE(env->CreateDir(sub + "/a").IsIOError());  // a file is in the way
   std::vector<std::string> names;
-  ASSERT_TRUE(env->GetChildren(sub, &names).ok());
+  ASSERT_OK(env->GetChildren(sub, &names));
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
 
-  ASSERT_TRUE(env->RenameFile(sub + "/a", sub + "/c").ok());
+  ASSERT_OK(env->RenameFile(sub + "/a", sub + "/c"));
   EXPECT_FALSE(env->FileExists(sub + "/a"));
   EXPECT_TRUE(env->FileExists(sub + "/c"));
-  ASSERT_TRUE(env->SyncDir(sub).ok());
-  ASSERT_TRUE(env->DeleteFile(sub + "/c").ok());
+  ASSERT_OK(env->SyncDir(sub));
+  ASSERT_OK(env->DeleteFile(sub + "/c"));
   EXPECT_TRUE(env->DeleteFile(sub + "/c").IsNotFound());
   EXPECT_FALSE(env->RenameFile(sub + "/nope", sub + "/x").ok());
-  ASSERT_TRUE(env->GetChildren(sub, &names).ok());
+  ASSERT_OK(env->GetChildren(sub, &names));
   EXPECT_EQ(names, std::vector<std::string>{"b"});
   EXPECT_TRUE(env->GetChildren(dir.Join("none"), &names).IsNotFound());
   EXPECT_FALSE(env->SyncDir(dir.Join("none")).ok());
@@ -187,7 +187,7 @@ TEST(PosixEnv, LockIsExclusiveInProcess) {
   Env* env = Env::Default().get();
   std::string path = dir.Join("LOCK");
   std::unique_ptr<FileLock> lock;
-  ASSERT_TRUE(env->LockFile(path, &lock).ok());
+  ASSERT_OK(env->LockFile(path, &lock));
   std::unique_ptr<FileLock> second;
   Status s = env->LockFile(path, &second);
   EXPECT_TRUE(s.IsBusy()) << s.ToString();
@@ -196,9 +196,9 @@ TEST(PosixEnv, LockIsExclusiveInProcess) {
   s = env->LockFile(dir.path() + "/./LOCK", &second);
   EXPECT_TRUE(s.IsBusy()) << s.ToString();
   lock.reset();
-  ASSERT_TRUE(env->LockFile(path, &second).ok());
+  ASSERT_OK(env->LockFile(path, &second));
   second.reset();
-  ASSERT_TRUE(env->LockFile(path, &lock).ok());
+  ASSERT_OK(env->LockFile(path, &lock));
 }
 
 // Exit code of a forked child that tries to take `path`: 0 locked, 1 Busy, 2 other.
@@ -219,7 +219,7 @@ TEST(PosixEnv, LockIsExclusiveAcrossProcesses) {
   std::string path = dir.Join("LOCK");
   EXPECT_EQ(LockFromChild(path), 0);  // free: the child gets it (released at exit)
   std::unique_ptr<FileLock> lock;
-  ASSERT_TRUE(Env::Default()->LockFile(path, &lock).ok());
+  ASSERT_OK(Env::Default()->LockFile(path, &lock));
   EXPECT_EQ(LockFromChild(path), 1);
   lock.reset();
   EXPECT_EQ(LockFromChild(path), 0);
@@ -231,13 +231,13 @@ TEST(FaultEnv, PassesThroughAndCounts) {
   TempDir dir;
   FaultInjectionEnv env(Env::Default());
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env.OpenFile(dir.Join("x"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Append("abc").ok());
-  ASSERT_TRUE(f->Write(3, "def").ok());
-  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_OK(env.OpenFile(dir.Join("x"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Append("abc"));
+  ASSERT_OK(f->Write(3, "def"));
+  ASSERT_OK(f->Sync());
   char buf[8];
   size_t got = 0;
-  ASSERT_TRUE(f->Read(0, 6, buf, &got).ok());
+  ASSERT_OK(f->Read(0, 6, buf, &got));
   EXPECT_EQ(std::string(buf, got), "abcdef");
   EXPECT_EQ(env.Count(FaultOp::kOpen), 1u);
   EXPECT_EQ(env.Count(FaultOp::kWrite), 2u);
@@ -251,8 +251,8 @@ TEST(FaultEnv, EioAfterNOpsOnMatchingFilesOnly) {
   FaultInjectionEnv env(Env::Default());
   env.AddRule({.file_substring = "wal", .op = FaultOp::kWrite, .error = EIO, .after_ops = 3});
   std::unique_ptr<File> wal, data;
-  ASSERT_TRUE(env.OpenFile(dir.Join("000001.wal"), OpenMode::kCreateTruncate, &wal).ok());
-  ASSERT_TRUE(env.OpenFile(dir.Join("data"), OpenMode::kCreateTruncate, &data).ok());
+  ASSERT_OK(env.OpenFile(dir.Join("000001.wal"), OpenMode::kCreateTruncate, &wal));
+  ASSERT_OK(env.OpenFile(dir.Join("data"), OpenMode::kCreateTruncate, &data));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(wal->Append("x").ok()) << i;
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(data->Append("y").ok()) << i;
   Status s = wal->Append("x");
@@ -262,7 +262,7 @@ TEST(FaultEnv, EioAfterNOpsOnMatchingFilesOnly) {
   EXPECT_TRUE(wal->Append("x").IsIOError());  // not one-shot: keeps failing
   EXPECT_EQ(env.Injected(), 2u);
   env.ClearRules();
-  EXPECT_TRUE(wal->Append("x").ok());
+  EXPECT_OK(wal->Append("x"));
   wal.reset();
   EXPECT_EQ(ReadAll(Env::Default().get(), dir.Join("000001.wal")), "xxxx");
 }
@@ -277,12 +277,12 @@ TEST(FaultEnv, ShortWriteLeavesPrefix) {
                .short_write = true,
                .one_shot = true});
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Append("head-").ok());
+  ASSERT_OK(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Append("head-"));
   Status s = f->Append("0123456789");
   EXPECT_TRUE(s.IsIOError());
   EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.ToString();
-  ASSERT_TRUE(f->Append("|").ok());  // one-shot: the rule is gone
+  ASSERT_OK(f->Append("|"));  // one-shot: the rule is gone
   f.reset();
   EXPECT_EQ(ReadAll(Env::Default().get(), dir.Join("f")), "head-01234|");
 }
@@ -296,19 +296,19 @@ TEST(FaultEnv, FsyncFailureAndOtherOps) {
   env.AddRule({.file_substring = "", .op = FaultOp::kTruncate, .error = EIO, .one_shot = true});
   env.AddRule({.file_substring = "", .op = FaultOp::kSyncDir, .error = EIO, .one_shot = true});
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Append("abc").ok());
+  ASSERT_OK(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Append("abc"));
   EXPECT_TRUE(f->Sync().IsIOError());
   EXPECT_TRUE(f->Truncate(1).IsIOError());
-  EXPECT_TRUE(f->Truncate(1).ok());
+  EXPECT_OK(f->Truncate(1));
   EXPECT_TRUE(env.RenameFile(dir.Join("f"), dir.Join("data")).IsIOError());
   EXPECT_TRUE(env.FileExists(dir.Join("f")));
-  EXPECT_TRUE(env.RenameFile(dir.Join("f"), dir.Join("g")).ok());
+  EXPECT_OK(env.RenameFile(dir.Join("f"), dir.Join("g")));
   EXPECT_TRUE(env.OpenFile(dir.Join("locked"), OpenMode::kCreate, &f).IsIOError());
   std::unique_ptr<FileLock> lock;
   EXPECT_TRUE(env.LockFile(dir.Join("locked"), &lock).IsIOError());
   EXPECT_TRUE(env.SyncDir(dir.path()).IsIOError());
-  EXPECT_TRUE(env.SyncDir(dir.path()).ok());
+  EXPECT_OK(env.SyncDir(dir.path()));
   EXPECT_EQ(env.Count(FaultOp::kSync), 1u);
   EXPECT_EQ(env.Count(FaultOp::kRename), 2u);
 }
@@ -320,15 +320,15 @@ TEST(FaultEnv, MapWritableAndPunchHoleAreForwarded) {
   TempDir dir;
   FaultInjectionEnv env(Env::Default());
   std::unique_ptr<File> f;
-  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f).ok());
-  ASSERT_TRUE(f->Write(0, std::string(3 * 4096, 'a')).ok());
+  ASSERT_OK(env.OpenFile(dir.Join("f"), OpenMode::kCreateTruncate, &f));
+  ASSERT_OK(f->Write(0, std::string(3 * 4096, 'a')));
   std::unique_ptr<MappedRegion> region;
   Status s = f->MapWritable(0, 4096, &region);
   if (s.IsNotSupported()) GTEST_SKIP() << "no writable mappings here: " << s.ToString();
   ASSERT_TRUE(s.ok()) << s.ToString();
   std::memcpy(region->data(), "mapped", 6);
   region.reset();
-  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_OK(f->Sync());
   s = f->PunchHole(4096, 4096);
   const bool punched = s.ok();
   EXPECT_TRUE(s.ok() || s.IsNotSupported()) << s.ToString();
@@ -343,7 +343,7 @@ TEST(FaultEnv, MapWritableAndPunchHoleAreForwarded) {
 
   env.AddRule({.file_substring = "f", .op = FaultOp::kMap, .error = ENOMEM});
   env.AddRule({.file_substring = "f", .op = FaultOp::kPunch, .error = EIO});
-  ASSERT_TRUE(env.OpenFile(dir.Join("f"), OpenMode::kReadWrite, &f).ok());
+  ASSERT_OK(env.OpenFile(dir.Join("f"), OpenMode::kReadWrite, &f));
   EXPECT_TRUE(f->MapWritable(0, 4096, &region).IsIOError());
   EXPECT_TRUE(f->PunchHole(0, 4096).IsIOError());
   EXPECT_EQ(env.Injected(), 2u);
@@ -357,7 +357,7 @@ TEST(FaultEnv, ProbabilityIsSeededAndRoughlyRight) {
     env.SetSeed(s);
     env.AddRule({.file_substring = "", .op = FaultOp::kWrite, .error = EIO, .probability = 0.25});
     std::unique_ptr<File> f;
-    EXPECT_TRUE(env.OpenFile(dir.Join("p"), OpenMode::kCreateTruncate, &f).ok());
+    EXPECT_OK(env.OpenFile(dir.Join("p"), OpenMode::kCreateTruncate, &f));
     std::string pattern;
     for (int i = 0; i < 2000; ++i) pattern += f->Append("z").ok() ? '.' : 'x';
     return pattern;
@@ -380,7 +380,7 @@ TEST(FaultEnv, ThreadSafeCounting) {
       std::unique_ptr<File> f;
       std::string path = dir.Join("t");
       path += std::to_string(t);
-      ASSERT_TRUE(env->OpenFile(path, OpenMode::kCreateTruncate, &f).ok());
+      ASSERT_OK(env->OpenFile(path, OpenMode::kCreateTruncate, &f));
       for (int i = 0; i < 500; ++i) {
         if (!f->Append("q").ok()) failures++;
       }

@@ -43,16 +43,15 @@ class MemTableTest : public ::testing::Test {
   void SetUp() override { OpenPool({}); }
 
   void OpenPool(const alloc::PoolOptions& options) {
-    ASSERT_TRUE(alloc::SegmentPool::Create(options, &pool_).ok());
-    ASSERT_TRUE(
-        alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db_).ok());
+    ASSERT_OK(alloc::SegmentPool::Create(options, &pool_));
+    ASSERT_OK(alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db_));
   }
 
   void ClosePool() {
     tables_.clear();
     db_.reset();
     if (pool_ != nullptr) {
-      EXPECT_TRUE(pool_->Close().ok());
+      EXPECT_OK(pool_->Close());
       pool_.reset();
     }
   }
@@ -111,9 +110,9 @@ TEST_F(MemTableTest, AddGetAndCounters) {
   EXPECT_EQ(t->entries(), 0u);
   EXPECT_EQ(t->min_sequence(), 0u);
   EXPECT_EQ(t->max_sequence(), 0u);
-  ASSERT_TRUE(t->Add(10, ValueType::kValue, "apple", "red").ok());
-  ASSERT_TRUE(t->Add(11, ValueType::kValue, "banana", "yellow").ok());
-  ASSERT_TRUE(t->Add(12, ValueType::kDeletion, "apple", "").ok());
+  ASSERT_OK(t->Add(10, ValueType::kValue, "apple", "red"));
+  ASSERT_OK(t->Add(11, ValueType::kValue, "banana", "yellow"));
+  ASSERT_OK(t->Add(12, ValueType::kDeletion, "apple", ""));
   EXPECT_EQ(t->entries(), 3u);
   EXPECT_EQ(t->min_sequence(), 10u);
   EXPECT_EQ(t->max_sequence(), 12u);
@@ -140,8 +139,8 @@ TEST_F(MemTableTest, AddGetAndCounters) {
 
 TEST_F(MemTableTest, SameKeyAndSequenceLaterAddWins) {
   MemTable* t = NewTable();
-  ASSERT_TRUE(t->Add(5, ValueType::kValue, "k", "first").ok());
-  ASSERT_TRUE(t->Add(5, ValueType::kValue, "k", "second").ok());
+  ASSERT_OK(t->Add(5, ValueType::kValue, "k", "first"));
+  ASSERT_OK(t->Add(5, ValueType::kValue, "k", "second"));
   std::string v;
   bool deleted = false;
   ASSERT_TRUE(t->Get("k", 5, &v, &deleted, nullptr));
@@ -160,12 +159,12 @@ TEST_F(MemTableTest, SameKeyAndSequenceLaterAddWins) {
 TEST_F(MemTableTest, SnapshotInTheMiddleOfVersions) {
   MemTable* t = NewTable();
   // a: 5 -> v5, 10 -> deleted, 15 -> v15; b: 20 -> b20 only; c: 3 -> c3, 30 -> c30.
-  ASSERT_TRUE(t->Add(3, ValueType::kValue, "c", "c3").ok());
-  ASSERT_TRUE(t->Add(5, ValueType::kValue, "a", "v5").ok());
-  ASSERT_TRUE(t->Add(10, ValueType::kDeletion, "a", "").ok());
-  ASSERT_TRUE(t->Add(15, ValueType::kValue, "a", "v15").ok());
-  ASSERT_TRUE(t->Add(20, ValueType::kValue, "b", "b20").ok());
-  ASSERT_TRUE(t->Add(30, ValueType::kValue, "c", "c30").ok());
+  ASSERT_OK(t->Add(3, ValueType::kValue, "c", "c3"));
+  ASSERT_OK(t->Add(5, ValueType::kValue, "a", "v5"));
+  ASSERT_OK(t->Add(10, ValueType::kDeletion, "a", ""));
+  ASSERT_OK(t->Add(15, ValueType::kValue, "a", "v15"));
+  ASSERT_OK(t->Add(20, ValueType::kValue, "b", "b20"));
+  ASSERT_OK(t->Add(30, ValueType::kValue, "c", "c30"));
 
   struct Case {
     uint64_t snapshot;
@@ -210,12 +209,12 @@ TEST_F(MemTableTest, SnapshotInTheMiddleOfVersions) {
 TEST_F(MemTableTest, HotKeyWithManyVersions) {
   MemTable* t = NewTable();
   uint64_t seq = 0;
-  ASSERT_TRUE(t->Add(++seq, ValueType::kValue, "a", "a").ok());
+  ASSERT_OK(t->Add(++seq, ValueType::kValue, "a", "a"));
   for (int i = 0; i < 5000; ++i) {
     ++seq;
-    ASSERT_TRUE(t->Add(seq, ValueType::kValue, "hot", std::to_string(seq)).ok());
+    ASSERT_OK(t->Add(seq, ValueType::kValue, "hot", std::to_string(seq)));
   }
-  ASSERT_TRUE(t->Add(++seq, ValueType::kValue, "z", "z").ok());
+  ASSERT_OK(t->Add(++seq, ValueType::kValue, "z", "z"));
   for (uint64_t snap : {uint64_t{1}, uint64_t{2}, uint64_t{100}, uint64_t{2501}, uint64_t{5001},
                         uint64_t{5002}, kMaxSequence}) {
     SCOPED_TRACE(snap);
@@ -338,7 +337,7 @@ TEST_F(MemTableTest, UnsignedByteOrderWithZeroAndFFBytes) {
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
   uint64_t seq = 0;
   for (const std::string& k : shuffled) {
-    ASSERT_TRUE(t->Add(++seq, ValueType::kValue, k, "v" + k).ok());
+    ASSERT_OK(t->Add(++seq, ValueType::kValue, k, "v" + k));
   }
   std::vector<Visible> expected;
   for (const std::string& k : keys) expected.push_back({k, false, "v" + k});
@@ -360,10 +359,10 @@ TEST_F(MemTableTest, LatestSequenceAndWrittenInRangeAfter) {
   MemTable* t = NewTable();
   EXPECT_EQ(t->LatestSequence("a"), 0u);
   EXPECT_FALSE(t->WrittenInRangeAfter("", "", 0));
-  ASSERT_TRUE(t->Add(1, ValueType::kValue, "b", "1").ok());
-  ASSERT_TRUE(t->Add(2, ValueType::kValue, "d", "2").ok());
-  ASSERT_TRUE(t->Add(3, ValueType::kDeletion, "b", "").ok());
-  ASSERT_TRUE(t->Add(4, ValueType::kValue, "f", "4").ok());
+  ASSERT_OK(t->Add(1, ValueType::kValue, "b", "1"));
+  ASSERT_OK(t->Add(2, ValueType::kValue, "d", "2"));
+  ASSERT_OK(t->Add(3, ValueType::kDeletion, "b", ""));
+  ASSERT_OK(t->Add(4, ValueType::kValue, "f", "4"));
   EXPECT_EQ(t->LatestSequence("b"), 3u);
   EXPECT_EQ(t->LatestSequence("d"), 2u);
   EXPECT_EQ(t->LatestSequence("f"), 4u);
@@ -445,7 +444,7 @@ TEST_F(MemTableTest, ArenaLimitFromOptions) {
   EXPECT_LE(t->ApproximateBytes(), mt_options.limit_bytes);
   // Another table of the same parent is not affected by this one's limit.
   MemTable* other = NewTable(5);
-  EXPECT_TRUE(other->Add(1, ValueType::kValue, "k", std::string(10000, 'y')).ok());
+  EXPECT_OK(other->Add(1, ValueType::kValue, "k", std::string(10000, 'y')));
 }
 
 // Enough distinct keys to grow the hash index many times, with tag
@@ -455,10 +454,10 @@ TEST_F(MemTableTest, ManyKeysThroughIndexGrowth) {
   const int kKeys = kSanitized ? 30000 : 200000;
   for (int i = 0; i < kKeys; ++i) {
     std::string k = "k" + std::to_string(i * 3);
-    ASSERT_TRUE(t->Add(i + 1, ValueType::kValue, k, std::to_string(i)).ok());
+    ASSERT_OK(t->Add(i + 1, ValueType::kValue, k, std::to_string(i)));
     if (i % 5 == 0) {
       // A newer version replaces the indexed head of the key.
-      ASSERT_TRUE(t->Add(kKeys + i + 1, ValueType::kDeletion, k, "").ok());
+      ASSERT_OK(t->Add(kKeys + i + 1, ValueType::kDeletion, k, ""));
     }
   }
   for (int i = 0; i < kKeys; ++i) {
@@ -575,11 +574,11 @@ void RandomizedAgainstModel(MemTable* t) {
       seq += 1 + (rng() % 10 == 0 ? rng() % 5 : 0);
       const std::string& k = batch[i];
       if (rng() % 5 == 0) {
-        ASSERT_TRUE(t->Add(seq, ValueType::kDeletion, k, "").ok());
+        ASSERT_OK(t->Add(seq, ValueType::kDeletion, k, ""));
         model[k][seq] = std::nullopt;
       } else {
         std::string v = std::to_string(seq) + std::string(rng() % 20, 'v');
-        ASSERT_TRUE(t->Add(seq, ValueType::kValue, k, v).ok());
+        ASSERT_OK(t->Add(seq, ValueType::kValue, k, v));
         model[k][seq] = v;
       }
     }

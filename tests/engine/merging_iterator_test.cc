@@ -137,7 +137,7 @@ TEST(MergingIteratorTest, PriorityAndTombstones) {
       {"a", false, "a1"}, {"b", true, ""}, {"c", true, ""}, {"d", false, "d0"}, {"e", false, "e2"}};
   EXPECT_EQ(Forward(it.get()), expected);
   EXPECT_EQ(Backward(it.get()), expected);
-  EXPECT_TRUE(it->status().ok());
+  EXPECT_OK(it->status());
 
   // Seek then Prev, and alternating directions over equal keys.
   it->Seek("c");
@@ -189,7 +189,7 @@ TEST(MergingIteratorTest, NoChildrenAndEmptyChildren) {
   EXPECT_FALSE(none->Valid());
   none->Seek("x");
   EXPECT_FALSE(none->Valid());
-  EXPECT_TRUE(none->status().ok());
+  EXPECT_OK(none->status());
 
   std::vector<Source> sources(3);
   sources[1] = {{"k", "v"}};
@@ -257,7 +257,7 @@ TEST(MergingIteratorTest, RandomizedAgainstModel) {
           "seed " + std::to_string(seed) + " round " + std::to_string(round));
       if (HasFatalFailure()) return;
       total_ops += 200;
-      EXPECT_TRUE(it->status().ok());
+      EXPECT_OK(it->status());
     }
   }
   EXPECT_GE(total_ops, 100000);
@@ -268,19 +268,18 @@ TEST(MergingIteratorTest, RandomizedAgainstModel) {
 TEST(MergingIteratorTest, MemTablesAtASnapshot) {
   {
     std::shared_ptr<alloc::SegmentPool> pool;
-    ASSERT_TRUE(alloc::SegmentPool::Create({}, &pool).ok());
+    ASSERT_OK(alloc::SegmentPool::Create({}, &pool));
     std::unique_ptr<alloc::Arena> db;
-    ASSERT_TRUE(
-        alloc::Arena::Create(pool, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db).ok());
+    ASSERT_OK(alloc::Arena::Create(pool, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db));
     std::unique_ptr<MemTable> frozen, active;
-    ASSERT_TRUE(MemTable::Create(db.get(), 1, &frozen).ok());
-    ASSERT_TRUE(MemTable::Create(db.get(), 2, &active).ok());
-    ASSERT_TRUE(frozen->Add(1, ValueType::kValue, "a", "a1").ok());
-    ASSERT_TRUE(frozen->Add(2, ValueType::kValue, "b", "b2").ok());
-    ASSERT_TRUE(frozen->Add(3, ValueType::kValue, "c", "c3").ok());
-    ASSERT_TRUE(active->Add(4, ValueType::kDeletion, "b", "").ok());
-    ASSERT_TRUE(active->Add(5, ValueType::kValue, "c", "c5").ok());
-    ASSERT_TRUE(active->Add(6, ValueType::kValue, "d", "d6").ok());
+    ASSERT_OK(MemTable::Create(db.get(), 1, &frozen));
+    ASSERT_OK(MemTable::Create(db.get(), 2, &active));
+    ASSERT_OK(frozen->Add(1, ValueType::kValue, "a", "a1"));
+    ASSERT_OK(frozen->Add(2, ValueType::kValue, "b", "b2"));
+    ASSERT_OK(frozen->Add(3, ValueType::kValue, "c", "c3"));
+    ASSERT_OK(active->Add(4, ValueType::kDeletion, "b", ""));
+    ASSERT_OK(active->Add(5, ValueType::kValue, "c", "c5"));
+    ASSERT_OK(active->Add(6, ValueType::kValue, "d", "d6"));
 
     auto merged_at = [&](uint64_t snap) {
       std::vector<std::unique_ptr<InternalIterator>> children;
@@ -307,7 +306,7 @@ TEST(MergingIteratorTest, MemTablesAtASnapshot) {
     active.reset();
     frozen.reset();
     db.reset();
-    EXPECT_TRUE(pool->Close().ok());
+    EXPECT_OK(pool->Close());
   }
   alloc::ProcessPoolStats stats = alloc::GetProcessPoolStats();
   EXPECT_EQ(stats.mapped_bytes, 0u);

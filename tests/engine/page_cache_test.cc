@@ -33,10 +33,9 @@ class PageCacheTest : public ::testing::Test {
  protected:
   void Make(size_t capacity) {
     arena_ = std::make_unique<test::TreeArena>();
-    ASSERT_TRUE(arena_->arena()
-                    ->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared}, &cache_arena_)
-                    .ok());
-    ASSERT_TRUE(PageCache::Create(cache_arena_.get(), capacity, &cache_).ok());
+    ASSERT_OK(arena_->arena()->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared},
+                                        &cache_arena_));
+    ASSERT_OK(PageCache::Create(cache_arena_.get(), capacity, &cache_));
   }
   void TearDown() override {
     if (cache_) cache_->Close();
@@ -51,7 +50,7 @@ class PageCacheTest : public ::testing::Test {
   }
   PageRef Put(uint64_t address, char fill, size_t bytes = kPage) {
     PageRef ref;
-    EXPECT_TRUE(cache_->NewFrame(bytes, &ref).ok());
+    EXPECT_OK(cache_->NewFrame(bytes, &ref));
     std::memset(ref.frame()->data(), fill, bytes);
     cache_->Insert(address, static_cast<uint32_t>(bytes), &ref);
     return ref;
@@ -251,7 +250,7 @@ TEST_F(PageCacheTest, PeekSeesPublishedFramesOnly) {
   Make(16 * kPage);
   Put(1, 'a');
   PageRef priv;
-  ASSERT_TRUE(cache_->NewFrame(kPage, &priv).ok());  // private: never peekable
+  ASSERT_OK(cache_->NewFrame(kPage, &priv));  // private: never peekable
   epoch::ReadSection section;
   ASSERT_TRUE(section.active());
   const Frame* f = cache_->Peek(1);
@@ -274,7 +273,7 @@ TEST_F(PageCacheTest, ChildHintsFindChildrenAndNeverAStaleFrame) {
   uint32_t bytes = static_cast<uint32_t>(kImageHeaderBytes);
   for (const auto& k : keys) bytes += kSlotBytes + kInternalEntryHeaderBytes + k.size();
   PageRef parent_ref;
-  ASSERT_TRUE(cache_->NewFrame(bytes, &parent_ref).ok());
+  ASSERT_OK(cache_->NewFrame(bytes, &parent_ref));
   ImageWriter w(parent_ref.frame()->data(), PageType::kInternal, 1, 3, bytes, 1);
   for (size_t i = 0; i < keys.size(); ++i) w.Internal(keys[i], 100 * (i + 1));
   ASSERT_TRUE(w.complete());

@@ -243,10 +243,10 @@ TEST_P(StoredPageTest, RoundTripAndChecks) {
   SealStoredPage(stored.data(), len, offset);
 
   size_t image_bytes = 0;
-  ASSERT_TRUE(ParseStoredPage(stored, offset, true, "f.akv", &image_bytes).ok());
+  ASSERT_OK(ParseStoredPage(stored, offset, true, "f.akv", &image_bytes));
   ASSERT_EQ(image_bytes, image.size());
   std::string out(image_bytes, '\0');
-  ASSERT_TRUE(DecodeStoredPage(stored, offset, "f.akv", out.data(), image_bytes).ok());
+  ASSERT_OK(DecodeStoredPage(stored, offset, "f.akv", out.data(), image_bytes));
   EXPECT_EQ(out, image);
 
   // Read from the wrong place: the offset-seeded checksum fails.

@@ -15,6 +15,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
+#include "test_util.h"
 #include "vector_changes.h"
 
 namespace arenakv::test {
@@ -24,10 +25,9 @@ namespace arenakv::test {
 class TreeArena {
  public:
   explicit TreeArena(alloc::PoolOptions po = {}) {
-    EXPECT_TRUE(alloc::SegmentPool::Create(po, &pool_).ok());
-    EXPECT_TRUE(
-        alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_)
-            .ok());
+    EXPECT_OK(alloc::SegmentPool::Create(po, &pool_));
+    EXPECT_OK(
+        alloc::Arena::Create(pool_, {.name = "db", .kind = alloc::ArenaKind::kShared}, &arena_));
   }
   ~TreeArena() { Close(); }
   alloc::Arena* arena() { return arena_.get(); }
@@ -35,7 +35,7 @@ class TreeArena {
   void Close() {
     if (pool_ == nullptr) return;
     arena_.reset();
-    EXPECT_TRUE(pool_->Close().ok());
+    EXPECT_OK(pool_->Close());
     pool_.reset();
     alloc::ProcessPoolStats ps = alloc::GetProcessPoolStats();
     EXPECT_EQ(ps.mapped_bytes, 0u);

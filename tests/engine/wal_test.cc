@@ -78,12 +78,12 @@ std::vector<uint64_t> WriteLog(Env* env, const std::string& path, uint64_t log_n
     EXPECT_TRUE(s.ok()) << s.ToString();
     ends.push_back(w->size());
     if (sync_each) {
-      EXPECT_TRUE(w->Sync().ok());
+      EXPECT_OK(w->Sync());
     }
   }
-  EXPECT_TRUE(w->Sync().ok());
-  EXPECT_TRUE(w->Close().ok());
-  EXPECT_TRUE(w->Close().ok());
+  EXPECT_OK(w->Sync());
+  EXPECT_OK(w->Close());
+  EXPECT_OK(w->Close());
   return ends;
 }
 
@@ -108,7 +108,7 @@ ReadOutcome ReadLog(Env* env, const std::string& path, uint64_t log_number,
     if (eof) {
       out.eof = true;
       // Stays at eof.
-      EXPECT_TRUE(r->ReadRecord(&rec, &eof).ok());
+      EXPECT_OK(r->ReadRecord(&rec, &eof));
       EXPECT_TRUE(eof);
       break;
     }
@@ -194,7 +194,7 @@ TEST(Wal, EmptyLogAndShortFiles) {
   std::string path = dir.Join("wal");
   WriteLog(PosixEnv(), path, 3, {});
   ReadOutcome out = ReadLog(PosixEnv(), path, 3);
-  ASSERT_TRUE(out.status.ok());
+  ASSERT_OK(out.status);
   EXPECT_TRUE(out.eof);
   EXPECT_FALSE(out.result.torn_tail);
   EXPECT_EQ(out.result.valid_bytes, kFileHeaderSize);
@@ -295,13 +295,13 @@ void CheckEveryCut(const std::vector<std::string>& recs, bool compression) {
   }
   // Cutting the torn tail off leaves a clean log.
   WriteFileBytes(cut_path, std::string_view(full).substr(0, full.size() - 3));
-  ASSERT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start).ok());
+  ASSERT_OK(TruncateTornTail(PosixEnv(), cut_path, 11, last_start));
   EXPECT_EQ(ReadFileBytes(cut_path).size(), last_start);
   ReadOutcome out = ReadLog(PosixEnv(), cut_path, 11);
-  ASSERT_TRUE(out.status.ok());
+  ASSERT_OK(out.status);
   EXPECT_FALSE(out.result.torn_tail);
   EXPECT_EQ(out.records.size(), recs.size() - 1);
-  EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start).ok());  // no-op
+  EXPECT_OK(TruncateTornTail(PosixEnv(), cut_path, 11, last_start));  // no-op
   EXPECT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 11, last_start + 1).IsInvalidArgument());
 }
 
@@ -395,13 +395,13 @@ TEST(Wal, PreallocatedLogReadsBackAndEndsAtTheZeros) {
   TempDir dir;
   std::string path = dir.Join("wal");
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(CreatePreallocated(path, 7, 64 * 1024, &w).ok());
+  ASSERT_OK(CreatePreallocated(path, 7, 64 * 1024, &w));
   std::vector<std::string> recs;
   for (int i = 0; i < 3000; ++i) recs.push_back(std::string(40 + i % 200, char('a' + i % 26)));
-  for (const auto& r : recs) ASSERT_TRUE(w->AddRecord(r).ok());
-  ASSERT_TRUE(w->Sync().ok());
+  for (const auto& r : recs) ASSERT_OK(w->AddRecord(r));
+  ASSERT_OK(w->Sync());
   const uint64_t logical = w->size();
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(w->Close());
   const std::string bytes = ReadFileBytes(path);
   EXPECT_GT(bytes.size(), logical);  // zero-filled ahead
   EXPECT_EQ(bytes.find_first_not_of('\0', logical), std::string::npos);
@@ -438,12 +438,12 @@ TEST(Wal, MappedRecordsReadBackAcrossWindowsWithoutAWriteEach) {
   const std::string path = dir.Join("wal");
   std::mt19937_64 rng(test::TestSeed());
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(CreatePreallocated(path, 9, size_t{1} << 20, &w).ok());
+  ASSERT_OK(CreatePreallocated(path, 9, size_t{1} << 20, &w));
   std::vector<std::string> recs;
   const uint64_t calls_before = WriteSyscalls();
   for (int i = 0; i < 5000; ++i) {
     recs.push_back(Random(20 + rng() % 300, &rng));
-    ASSERT_TRUE(w->AddRecord(recs.back()).ok());
+    ASSERT_OK(w->AddRecord(recs.back()));
   }
   const uint64_t calls = WriteSyscalls() - calls_before;
   // About 1 MiB of records: the zero-fill ahead takes ~32 writes, records
@@ -452,14 +452,14 @@ TEST(Wal, MappedRecordsReadBackAcrossWindowsWithoutAWriteEach) {
     EXPECT_LT(calls, 200u) << "records seem to be written one system call each";
   }
   recs.push_back(Random(3 << 20, &rng));  // larger than a window
-  ASSERT_TRUE(w->AddRecord(recs.back()).ok());
+  ASSERT_OK(w->AddRecord(recs.back()));
   for (int i = 0; i < 2000; ++i) {
     recs.push_back(Compressible(100 + rng() % 5000, i));
-    ASSERT_TRUE(w->AddRecord(recs.back()).ok());
+    ASSERT_OK(w->AddRecord(recs.back()));
   }
   const uint64_t logical = w->size();
-  ASSERT_TRUE(w->Sync().ok());
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(w->Sync());
+  ASSERT_OK(w->Close());
   ExpectLogHolds(path, 9, recs, logical);
 }
 
@@ -470,16 +470,16 @@ TEST(Wal, SyncedRecordsAreWrittenAndMixWithMappedOnes) {
   const std::string path = dir.Join("wal");
   std::mt19937_64 rng(test::TestSeed());
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(CreatePreallocated(path, 11, size_t{1} << 20, &w).ok());
+  ASSERT_OK(CreatePreallocated(path, 11, size_t{1} << 20, &w));
   std::vector<std::string> recs;
   uint64_t synced = 0;
   const uint64_t calls_before = WriteSyscalls();
   for (int i = 0; i < 3000; ++i) {
     const bool sync = rng() % 3 == 0;
     recs.push_back(Random(20 + rng() % 300, &rng));
-    ASSERT_TRUE(w->AddRecord(recs.back(), sync).ok());
+    ASSERT_OK(w->AddRecord(recs.back(), sync));
     if (sync) {
-      ASSERT_TRUE(w->Sync().ok());
+      ASSERT_OK(w->Sync());
       ++synced;
     }
   }
@@ -490,7 +490,7 @@ TEST(Wal, SyncedRecordsAreWrittenAndMixWithMappedOnes) {
     EXPECT_LT(calls, synced + 200);
   }
   const uint64_t logical = w->size();
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(w->Close());
   ExpectLogHolds(path, 11, recs, logical);
 }
 
@@ -644,7 +644,7 @@ TEST(Wal, ForgedRecordsAreCorruption) {
   cases.push_back({"garbage lz4", forge(2, raw_size + std::string(64, '\xff'))});
   std::string lz(512, '\0');
   size_t n = 0;
-  ASSERT_TRUE(LZ4Compress(Compressible(1000, 1), lz.data(), lz.size(), &n).ok());
+  ASSERT_OK(LZ4Compress(Compressible(1000, 1), lz.data(), lz.size(), &n));
   ASSERT_GT(n, 0u);
   EncodeFixed32(raw_size.data(), 999);  // wrong decompressed size
   cases.push_back({"size mismatch", forge(2, raw_size + lz.substr(0, n))});
@@ -702,7 +702,7 @@ TEST(Wal, FragmentedCommitsRoundTrip) {
     o.fragment_bytes = 1000;
     o.preallocate_bytes = 4096;
     std::unique_ptr<WalWriter> w;
-    ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 5, o, &w).ok());
+    ASSERT_OK(WalWriter::Create(PosixEnv(), path, 5, o, &w));
     const std::vector<std::string> recs = {"a",
                                            std::string(999, 'b'),
                                            std::string(1000, 'c'),
@@ -710,13 +710,13 @@ TEST(Wal, FragmentedCommitsRoundTrip) {
                                            Compressible(5000, 3),
                                            "z"};
     for (size_t i = 0; i < recs.size(); ++i) {
-      ASSERT_TRUE(w->AddRecord(recs[i], /*sync_next=*/i == 2).ok());
+      ASSERT_OK(w->AddRecord(recs[i], /*sync_next=*/i == 2));
       if (i == 2) {
-        ASSERT_TRUE(w->Sync().ok());  // a mark goes before the next run
+        ASSERT_OK(w->Sync());  // a mark goes before the next run
       }
     }
     const uint64_t end = w->size();
-    ASSERT_TRUE(w->Close().ok());
+    ASSERT_OK(w->Close());
     ReadOutcome out = ReadLog(PosixEnv(), path, 5);
     ASSERT_TRUE(out.status.ok()) << out.status.ToString();
     EXPECT_EQ(out.records, recs);
@@ -735,11 +735,11 @@ TEST(Wal, LogEndingInsideAFragmentRunDropsTheCommitWhole) {
   o.compression = false;
   o.fragment_bytes = 700;
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(PosixEnv(), path, 9, o, &w).ok());
-  ASSERT_TRUE(w->AddRecord("before").ok());
+  ASSERT_OK(WalWriter::Create(PosixEnv(), path, 9, o, &w));
+  ASSERT_OK(w->AddRecord("before"));
   const uint64_t run_start = w->size();
-  ASSERT_TRUE(w->AddRecord(std::string(3000, 'f')).ok());
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(w->AddRecord(std::string(3000, 'f')));
+  ASSERT_OK(w->Close());
   const std::string full = ReadFileBytes(path);
   const std::string cut_path = dir.Join("cut");
   for (uint64_t cut = run_start + 1; cut < full.size(); cut += 37) {
@@ -755,7 +755,7 @@ TEST(Wal, LogEndingInsideAFragmentRunDropsTheCommitWhole) {
     }
   }
   // Cutting there leaves a clean log, as for any torn tail.
-  ASSERT_TRUE(TruncateTornTail(PosixEnv(), cut_path, 9, run_start).ok());
+  ASSERT_OK(TruncateTornTail(PosixEnv(), cut_path, 9, run_start));
   ReadOutcome out = ReadLog(PosixEnv(), cut_path, 9);
   EXPECT_FALSE(out.result.torn_tail);
   EXPECT_EQ(out.records, std::vector<std::string>{"before"});
@@ -766,12 +766,12 @@ TEST(Wal, CommitLargerThanARecordIsLoggedInFragments) {
   if (test::UnderSanitizer()) GTEST_SKIP() << "128 MiB of buffers; the sanitizer doubles it";
   TempDir dir;
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(PosixEnv(), dir.Join("wal"), 1, {}, &w).ok());
+  ASSERT_OK(WalWriter::Create(PosixEnv(), dir.Join("wal"), 1, {}, &w));
   std::string huge(kMaxRecordBytes + 1, 'h');
   huge[12345] = 'x';
-  ASSERT_TRUE(w->AddRecord(huge).ok());
-  ASSERT_TRUE(w->AddRecord("fine").ok());
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(w->AddRecord(huge));
+  ASSERT_OK(w->AddRecord("fine"));
+  ASSERT_OK(w->Close());
   EXPECT_TRUE(w->AddRecord("late").IsClosed());
   EXPECT_TRUE(w->Sync().IsClosed());
   ReadOutcome out = ReadLog(PosixEnv(), dir.Join("wal"), 1);
@@ -785,20 +785,20 @@ TEST(Wal, OneWritePerRecordAndNoSyncUntilAsked) {
   TempDir dir;
   FaultInjectionEnv env(Env::Default());
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w).ok());
+  ASSERT_OK(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w));
   env.ResetCounts();
   std::string payload = Compressible(130, 1);
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(w->AddRecord(payload).ok());
+  for (int i = 0; i < 100; ++i) ASSERT_OK(w->AddRecord(payload));
   EXPECT_EQ(env.Count(FaultOp::kWrite), 100u);
   EXPECT_EQ(env.Count(FaultOp::kSync), 0u);
-  ASSERT_TRUE(w->Sync().ok());
+  ASSERT_OK(w->Sync());
   EXPECT_EQ(env.Count(FaultOp::kSync), 1u);
   EXPECT_EQ(w->size(), kFileHeaderSize + 100 * (kRecordHeaderSize + 130));
 
   // A rough cost figure for the group-commit path (not asserted: shared machine).
   const int n = 20000;
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) ASSERT_TRUE(w->AddRecord(payload).ok());
+  for (int i = 0; i < n; ++i) ASSERT_OK(w->AddRecord(payload));
   auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -810,7 +810,7 @@ TEST(Wal, EnospcMidAppendPoisonsTheWriter) {
   FaultInjectionEnv env(Env::Default());
   std::string path = dir.Join("000003.wal");
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(&env, path, 3, {}, &w).ok());
+  ASSERT_OK(WalWriter::Create(&env, path, 3, {}, &w));
   // Records 1-4 succeed, record 5 half-lands.
   env.AddRule({.file_substring = "wal",
                .op = FaultOp::kWrite,
@@ -821,7 +821,7 @@ TEST(Wal, EnospcMidAppendPoisonsTheWriter) {
   std::vector<std::string> recs;
   for (int i = 0; i < 4; ++i) {
     recs.push_back("record-" + std::to_string(i) + std::string(100, 'r'));
-    ASSERT_TRUE(w->AddRecord(recs.back()).ok());
+    ASSERT_OK(w->AddRecord(recs.back()));
   }
   uint64_t size_before = w->size();
   Status s = w->AddRecord(Compressible(5000, 1));
@@ -833,7 +833,7 @@ TEST(Wal, EnospcMidAppendPoisonsTheWriter) {
   EXPECT_EQ(again.code(), s.code());
   EXPECT_EQ(again.message(), s.message());
   EXPECT_EQ(w->Sync().message(), s.message());
-  EXPECT_TRUE(w->Close().ok());
+  EXPECT_OK(w->Close());
 
   // On disk: four records and a torn half record.
   ReadOutcome out = ReadLog(PosixEnv(), path, 3);
@@ -847,11 +847,11 @@ TEST(Wal, FsyncFailurePoisonsTheWriter) {
   TempDir dir;
   FaultInjectionEnv env(Env::Default());
   std::unique_ptr<WalWriter> w;
-  ASSERT_TRUE(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w).ok());
-  ASSERT_TRUE(w->AddRecord("x").ok());
-  ASSERT_TRUE(w->Sync().ok());
+  ASSERT_OK(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w));
+  ASSERT_OK(w->AddRecord("x"));
+  ASSERT_OK(w->Sync());
   env.AddRule({.file_substring = "", .op = FaultOp::kSync, .error = EIO, .one_shot = true});
-  ASSERT_TRUE(w->AddRecord("y").ok());
+  ASSERT_OK(w->AddRecord("y"));
   EXPECT_TRUE(w->Sync().IsIOError());
   EXPECT_TRUE(w->AddRecord("z").IsIOError());
   EXPECT_TRUE(w->Sync().IsIOError());
@@ -864,12 +864,12 @@ TEST(Wal, CreateAndOpenErrorsPropagate) {
   env.AddRule({.file_substring = "", .op = FaultOp::kWrite, .error = ENOSPC, .one_shot = true});
   EXPECT_TRUE(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w).IsIOError());
   EXPECT_EQ(w, nullptr);
-  ASSERT_TRUE(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w).ok());
-  ASSERT_TRUE(w->AddRecord(Compressible(3000, 1)).ok());
-  ASSERT_TRUE(w->Close().ok());
+  ASSERT_OK(WalWriter::Create(&env, dir.Join("wal"), 1, {}, &w));
+  ASSERT_OK(w->AddRecord(Compressible(3000, 1)));
+  ASSERT_OK(w->Close());
   env.AddRule({.file_substring = "", .op = FaultOp::kRead, .error = EIO, .after_ops = 1});
   std::unique_ptr<WalReader> r;
-  ASSERT_TRUE(WalReader::Open(&env, dir.Join("wal"), 1, &r).ok());  // read #1: header
+  ASSERT_OK(WalReader::Open(&env, dir.Join("wal"), 1, &r));  // read #1: header
   std::string_view rec;
   bool eof = false;
   Status s = r->ReadRecord(&rec, &eof);
@@ -884,20 +884,20 @@ TEST(Compression, RoundTripAndBounds) {
   std::string raw = Compressible(100000, 7);
   std::string buf(LZ4CompressBound(raw.size()), '\0');
   size_t n = 0;
-  ASSERT_TRUE(LZ4Compress(raw, buf.data(), buf.size(), &n).ok());
+  ASSERT_OK(LZ4Compress(raw, buf.data(), buf.size(), &n));
   ASSERT_GT(n, 0u);
   std::string back;
-  ASSERT_TRUE(LZ4DecompressTo(std::string_view(buf.data(), n), raw.size(), &back, "t").ok());
+  ASSERT_OK(LZ4DecompressTo(std::string_view(buf.data(), n), raw.size(), &back, "t"));
   EXPECT_TRUE(back == raw);
   // Too small an output buffer: OK, nothing written.
-  ASSERT_TRUE(LZ4Compress(raw, buf.data(), 10, &n).ok());
+  ASSERT_OK(LZ4Compress(raw, buf.data(), 10, &n));
   EXPECT_EQ(n, 0u);
   // The ratio bound holds for the most compressible input there is.
   std::string zeros(8 << 20, '\0');
   std::string z(LZ4CompressBound(zeros.size()), '\0');
-  ASSERT_TRUE(LZ4Compress(zeros, z.data(), z.size(), &n).ok());
+  ASSERT_OK(LZ4Compress(zeros, z.data(), z.size(), &n));
   EXPECT_TRUE(CheckLZ4RawSize(zeros.size(), n, "zeros").ok()) << n;
-  ASSERT_TRUE(LZ4DecompressTo(std::string_view(z.data(), n), zeros.size(), &back, "z").ok());
+  ASSERT_OK(LZ4DecompressTo(std::string_view(z.data(), n), zeros.size(), &back, "z"));
   EXPECT_TRUE(back == zeros);
   EXPECT_TRUE(CheckLZ4RawSize(uint64_t{1} << 40, 1 << 30, "big").IsCorruption());
   EXPECT_TRUE(LZ4DecompressTo("", 10, &back, "empty").IsCorruption());

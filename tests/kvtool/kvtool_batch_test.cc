@@ -412,8 +412,8 @@ TEST_F(KvtoolBatchTest, ADatabaseInUseIsReadOnlyForReadsAndAClearErrorForWrites)
   ASSERT_EQ(Kv(db(), "put a 1").exit_code, 0);
   {
     std::unique_ptr<DB> held;
-    ASSERT_TRUE(DB::Open(Options{}, db(), &held).ok());
-    ASSERT_TRUE(held->Put(WriteOptions{}, "b", "2").ok());  // in its log only
+    ASSERT_OK(DB::Open(Options{}, db(), &held));
+    ASSERT_OK(held->Put(WriteOptions{}, "b", "2"));  // in its log only
     KvtoolResult r = Kv(db(), "put c 3");
     EXPECT_EQ(r.signal, 0) << Trace(r);
     EXPECT_EQ(r.exit_code, 1) << Trace(r);
@@ -431,7 +431,7 @@ TEST_F(KvtoolBatchTest, ADatabaseInUseIsReadOnlyForReadsAndAClearErrorForWrites)
     EXPECT_EQ(r.exit_code, 1) << Trace(r);
     EXPECT_EQ(r.out, "1\n") << Trace(r);
     EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
-    ASSERT_TRUE(held->Close().ok());
+    ASSERT_OK(held->Close());
   }
   EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
   EXPECT_EQ(alloc::GetProcessPoolStats().live_pools, 0u);
@@ -543,11 +543,11 @@ TEST_F(KvtoolBatchTest, ImportStreamsInBatchesAndAtomicSaysItsLimitFirst) {
   EXPECT_EQ(r.out, "imported 120,000 records from " + tsv + "\n120000\n") << Trace(r);
   {
     std::unique_ptr<DB> opened;
-    ASSERT_TRUE(DB::Open(Options{}, db(), &opened).ok());
+    ASSERT_OK(DB::Open(Options{}, db(), &opened));
     std::string v;
-    ASSERT_TRUE(opened->Get(ReadOptions{}, "key119999", &v).ok());
+    ASSERT_OK(opened->Get(ReadOptions{}, "key119999", &v));
     EXPECT_EQ(v, std::string(150, 'v') + "119999");
-    ASSERT_TRUE(opened->Close().ok());
+    ASSERT_OK(opened->Close());
   }
   // A malformed last line: the check before the import stops it all.
   { std::ofstream(tsv, std::ios::app) << "no tab on this line\n"; }
