@@ -21,7 +21,7 @@ namespace {
 
 TEST(DataFileBlocksTest, HeaderRoundTripAndChecks) {
   char block[kBlockBytes];
-  EncodeHeaderBlock(16384, block);
+  EncodeHeaderBlock(16384, kBytewiseFormatVersion, block);
   std::string_view b(block, kBlockBytes);
   EXPECT_OK(DecodeHeaderBlock(b, "f"));
   std::string bad(b);
@@ -46,9 +46,12 @@ TEST(DataFileBlocksTest, MetaRoundTripAndSlots) {
               .file_bytes = 123456,
               .key_count = 999};
   char block[kBlockBytes];
-  EncodeMetaBlock(m, block);
+  EncodeMetaBlock(m, {}, block);
   MetaState out;
-  ASSERT_OK(DecodeMetaBlock({block, kBlockBytes}, 1, "f", &out));
+  std::string order = "x";
+  ASSERT_OK(DecodeMetaBlock({block, kBlockBytes}, 1, "f", &out, &order));
+  EXPECT_EQ(out.version, kBytewiseFormatVersion);  // readable by version-6 builds
+  EXPECT_EQ(order, "");
   EXPECT_EQ(out.checkpoint_id, 41u);
   EXPECT_EQ(out.root, m.root);
   EXPECT_EQ(out.last_sequence, 77u);
@@ -65,6 +68,36 @@ TEST(DataFileBlocksTest, MetaRoundTripAndSlots) {
   }
   std::string zero(kBlockBytes, '\0');
   EXPECT_TRUE(DecodeMetaBlock(zero, 0, "f", &out).IsCorruption());
+}
+
+// A file in another order than bytewise names it in every meta block
+// (version 7), under a checksum of its own that the block's covers.
+TEST(DataFileBlocksTest, MetaNamesTheKeyOrder) {
+  MetaState m{.checkpoint_id = 6, .root = MakeAddress(16 * 900, 300), .file_bytes = 99999};
+  const std::string name = "example.ReverseOrder";
+  char block[kBlockBytes];
+  EncodeMetaBlock(m, name, block);
+  MetaState out;
+  std::string order;
+  ASSERT_OK(DecodeMetaBlock({block, kBlockBytes}, 0, "f", &out, &order));
+  EXPECT_EQ(order, name);
+  EXPECT_EQ(out.version, 7u);
+  EXPECT_EQ(out.root, m.root);
+  // Any damaged byte of the fields or of the name fails the block.
+  for (size_t i = 0; i < kMetaEncodedBytes + 2 + name.size(); ++i) {
+    std::string bad(block, kBlockBytes);
+    bad[i] ^= 0x10;
+    Status s = DecodeMetaBlock(bad, 0, "f", &out, &order);
+    EXPECT_TRUE(s.IsCorruption()) << i << ": " << s.ToString();
+  }
+  // A name length past the block, or 0, is damage too (resealed, so only
+  // the length is wrong).
+  for (uint16_t n : {uint16_t{0}, uint16_t{4096}}) {
+    std::string bad(block, kBlockBytes);
+    EncodeFixed16(bad.data() + kMetaEncodedBytes, n);
+    Status s = DecodeMetaBlock(bad, 0, "f", &out, &order);
+    EXPECT_TRUE(s.IsCorruption()) << n << ": " << s.ToString();
+  }
 }
 
 TEST(FreeSpaceTest, CoalescesAndShrinksTheEnd) {
@@ -102,10 +135,17 @@ TEST(FreeSpaceTest, CoalescesAndShrinksTheEnd) {
 class DataFileTest : public ::testing::Test {
  protected:
   void SetUp() override { path_ = dir_.Join("data.akv"); }
-  Status Open(bool create = true) {
+  Status Open(bool create = true, const std::string& order = {}) {
     tree_.reset();
-    return BTree::Open(Env::Default().get(), path_, create, {.page_bytes = 4096}, arena_.arena(),
-                       &tree_);
+    return BTree::Open(Env::Default().get(), path_, create,
+                       {.page_bytes = 4096, .comparator = order}, arena_.arena(), &tree_);
+  }
+  // The format version in the file's header and in meta slot `slot`.
+  std::pair<uint32_t, uint32_t> Versions(int slot) {
+    std::ifstream f(path_, std::ios::binary);
+    std::string head(kDataStart, '\0');
+    f.read(head.data(), static_cast<std::streamsize>(head.size()));
+    return {DecodeFixed32(head.data() + 8), DecodeFixed32(head.data() + kMetaOffsets[slot] + 8)};
   }
   void Put(int from, int to, const std::string& v) {
     std::vector<test::VectorChanges::Entry> e;
@@ -160,6 +200,36 @@ TEST_F(DataFileTest, NewerMetaVersionIsRefused) {
   Status s = Open(false);
   // Damage, not a newer format: the meta block fails its checksum first.
   EXPECT_FALSE(s.IsNotSupported()) << s.ToString();
+}
+
+// The order is recorded when the file is made and kept by every
+// checkpoint; an open asking for another one (bytewise included) is refused
+// and changes nothing. Bytewise files stay version 6 throughout.
+TEST_F(DataFileTest, AFileOpensOnlyInTheOrderItWasWrittenIn) {
+  ASSERT_OK(Open(true, "example.ReverseOrder"));
+  EXPECT_EQ(Versions(0), std::make_pair(7u, 7u));
+  Put(0, 10, "x");  // checkpoint 1 -> slot 1
+  ASSERT_OK(tree_->Close());
+  EXPECT_EQ(Versions(1).second, 7u);
+  for (const std::string& other : {std::string(), std::string("example.ReverseOrder2")}) {
+    Status s = Open(false, other);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.message().find("example.ReverseOrder"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find("data.akv"), std::string::npos) << s.ToString();
+  }
+  ASSERT_OK(Open(false, "example.ReverseOrder"));
+  EXPECT_EQ(tree_->meta().checkpoint_id, 1u);
+  ASSERT_OK(tree_->Close());
+
+  std::filesystem::remove(path_);
+  ASSERT_OK(Open(true));
+  Put(0, 10, "x");
+  ASSERT_OK(tree_->Close());
+  EXPECT_EQ(Versions(0), std::make_pair(6u, 6u));
+  EXPECT_EQ(Versions(1).second, 6u);
+  Status s = Open(false, "example.ReverseOrder");
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find("bytewise"), std::string::npos) << s.ToString();
 }
 
 TEST_F(DataFileTest, TruncatedFileIsCorruption) {

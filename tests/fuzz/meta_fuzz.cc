@@ -2,7 +2,7 @@
 // things Open decodes. The first byte picks the block (0: header, 1-2: meta
 // slot 0 or 1); the rest is the block, zero-padded to 4 KiB. Any input must
 // give a Status (never a crash), and a meta block that decodes must encode
-// back to the same fields.
+// back to the same fields, its comparator name included.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -31,17 +31,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const int slot = which - 1;
   MetaState meta;
-  Status s = DecodeMetaBlock(block, slot, "fuzz", &meta);
+  std::string order;
+  Status s = DecodeMetaBlock(block, slot, "fuzz", &meta, &order);
   if (!s.ok()) {
     if (!s.IsCorruption() && !s.IsNotSupported()) std::abort();
     return 0;
   }
   std::string again(kBlockBytes, '\0');
-  EncodeMetaBlock(meta, again.data());
+  EncodeMetaBlock(meta, order, again.data());
   MetaState back;
-  if (!DecodeMetaBlock(again, slot, "fuzz", &back).ok()) std::abort();
+  std::string back_order;
+  if (!DecodeMetaBlock(again, slot, "fuzz", &back, &back_order).ok()) std::abort();
   if (back.root != meta.root || back.checkpoint_id != meta.checkpoint_id ||
-      back.last_sequence != meta.last_sequence || back.wal_number != meta.wal_number) {
+      back.last_sequence != meta.last_sequence || back.wal_number != meta.wal_number ||
+      back_order != order) {
     std::abort();
   }
   return 0;

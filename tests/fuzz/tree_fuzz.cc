@@ -140,14 +140,14 @@ std::string BuildFile(const std::vector<PageSpec>& pages) {
     SealStoredPage(stored.data(), stored.size(), AddressOffset(address[i]));
     file.replace(AddressOffset(address[i]), stored.size(), stored);
   }
-  EncodeHeaderBlock(4096, file.data());
+  EncodeHeaderBlock(4096, kBytewiseFormatVersion, file.data());
   MetaState m;
   m.checkpoint_id = 2;
   m.root = pages.empty() ? 0 : address[0];
   m.last_sequence = 1;
   m.wal_number = 1;
   m.file_bytes = offset;
-  EncodeMetaBlock(m, file.data() + kMetaOffsets[0]);
+  EncodeMetaBlock(m, {}, file.data() + kMetaOffsets[0]);
   return file;
 }
 

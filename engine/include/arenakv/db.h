@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "arenakv/alloc/stats.h"
+#include "arenakv/comparator.h"
 #include "arenakv/env.h"
 #include "arenakv/iterator.h"
 #include "arenakv/options.h"

@@ -12,6 +12,7 @@
 
 namespace arenakv {
 
+class Comparator;
 class Env;
 class MemoryBudget;
 class Snapshot;
@@ -56,6 +57,9 @@ struct Options {
   bool create_if_missing = true;
   // Fail with InvalidArgument when the database already exists.
   bool error_if_exists = false;
+  // The order of the keys (arenakv/comparator.h); nullptr = bytewise. Only
+  // the bytewise order is supported so far: another is NotSupported.
+  const Comparator* comparator = nullptr;
 
   // Bound on the page cache (decoded B+tree pages), in bytes.
   size_t cache_bytes = size_t{64} << 20;

@@ -12,6 +12,7 @@
 #include "db/budget_split.h"
 #include "db/db_iter.h"
 #include "db/filename.h"
+#include "db/key_order.h"
 #include "db/snapshot_impl.h"
 #include "db/spill_file.h"
 #include "db/transaction_impl.h"
@@ -143,6 +144,8 @@ Status DBImpl::OpenImpl() {
   if (options_.page_bytes < 1024 || options_.page_bytes > (size_t{1} << 20)) {
     return Status::InvalidArgument("page_bytes must be between 1 KiB and 1 MiB");
   }
+  Status os = KeyOrderName(options_.comparator, &key_order_);
+  if (!os.ok()) return os;  // refused before anything is created
   size_t min_share = 0;
   Status bs = MemoryBudgetFor(options_, &budget_bytes_, &min_share);
   if (!bs.ok()) return bs;  // refused before anything is created
@@ -258,6 +261,7 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   to.compression = options_.compression;
   to.read_only = options_.read_only;
   to.held_memory = &*scratch_mr_;
+  to.comparator = key_order_;
   if (!options_.read_only) {
     to.lowest_reader = [env = env_.get(), lock = path_ + "/" + kLockFileName](uint64_t limit) {
       uint64_t lowest = kReaderLockBase + limit;
@@ -271,9 +275,10 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   }
   s = tree::BTree::Open(env_.get(), data_path, options_.create_if_missing, to, arena_.get(),
                         &tree_);
-  if (s.IsInvalidArgument() && exists) {
+  if (tree::IsNotADataFile(s) && exists) {
     // The tree calls a file that is not its format an invalid argument; in a
-    // database directory it is the database's own file, damaged.
+    // database directory it is the database's own file, damaged. A file in
+    // another key order stays InvalidArgument: it is whole, opened wrongly.
     return Status::Corruption(s.message());
   }
   if (!s.ok()) return s;

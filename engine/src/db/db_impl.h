@@ -280,6 +280,8 @@ class DBImpl final : public DB {
   std::string WalPath(uint64_t number) const;
 
   const Options options_;
+  // The order the data file records (KeyOrderName): set once by OpenImpl.
+  std::string key_order_;
   const std::string path_;
   // Declared before everything that holds versions, so it outlives them.
   VersionCounters counters_;

@@ -18,6 +18,7 @@
 #include "arenakv/write_batch.h"
 #include "db/budget_split.h"
 #include "db/filename.h"
+#include "db/key_order.h"
 #include "db/log_batch.h"
 #include "tree/salvage.h"
 #include "wal/wal_reader.h"
@@ -138,8 +139,11 @@ class Repairer {
       report_->lost.push_back(data + ": missing: only the logs were read");
       return Status::OK();
     }
-    Status s = tree::SalvageTree(
-        env_.get(), data,
+    std::string order;
+    Status s = KeyOrderName(options_.comparator, &order);
+    if (!s.ok()) return s;
+    s = tree::SalvageTree(
+        env_.get(), data, order,
         [&](std::string_view key, std::string_view value) {
           Status ws = batch_.Put(key, value);
           if (ws.ok() && batch_.ApproximateSize() >= batch_bytes_) ws = Flush();

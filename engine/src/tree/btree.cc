@@ -88,10 +88,11 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   std::array<char, kDataStart> head{};
   if (size == 0 && create_if_missing) {
     // A new file: header, meta 0 (empty tree), meta 1 left blank (invalid).
-    EncodeHeaderBlock(static_cast<uint32_t>(options_.page_bytes), head.data());
+    EncodeHeaderBlock(static_cast<uint32_t>(options_.page_bytes),
+                      FormatVersionFor(options_.comparator), head.data());
     MetaState m;
     m.file_bytes = kDataStart;
-    EncodeMetaBlock(m, head.data() + kMetaOffsets[0]);
+    EncodeMetaBlock(m, options_.comparator, head.data() + kMetaOffsets[0]);
     s = file_->Write(0, std::string_view(head.data(), head.size()));
     if (s.ok()) s = file_->Sync();
     if (s.ok() && !exists) s = env_->SyncDir(DirName(path_));
@@ -101,7 +102,7 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   s = file_->Read(0, head.size(), head.data(), &got);
   if (!s.ok()) return s;
   if (got < 8 || std::memcmp(head.data(), kFileMagic, 8) != 0) {
-    return Status::InvalidArgument(path_ + ": not an arenakv data file");
+    return Status::InvalidArgument(path_ + std::string(kNotADataFile));
   }
   s = DecodeHeaderBlock(std::string_view(head.data(), std::min<size_t>(got, kBlockBytes)), path_);
   if (!s.ok()) return s;
@@ -109,10 +110,11 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
     return Status::Corruption(path_ + ": file truncated inside its meta blocks");
 
   MetaState metas[2];
+  std::string orders[2];
   Status ms[2];
   for (int slot = 0; slot < 2; ++slot) {
     ms[slot] = DecodeMetaBlock(std::string_view(head.data() + kMetaOffsets[slot], kBlockBytes),
-                               slot, path_, &metas[slot]);
+                               slot, path_, &metas[slot], &orders[slot]);
     if (ms[slot].IsNotSupported()) return ms[slot];
   }
   int best = -1;
@@ -125,6 +127,8 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
     return Status::Corruption(path_ + ": no valid meta block (" + ms[0].message() + "; " +
                               ms[1].message() + ")");
   }
+  s = CheckKeyOrder(orders[best]);
+  if (!s.ok()) return s;
   {
     port::MutexLock l(&mu_);
     meta_ = metas[best];
@@ -133,6 +137,11 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   const uint64_t id = metas[best].checkpoint_id;
   const bool older_reader = options_.lowest_reader && options_.lowest_reader(id) < id;
   return RebuildFreeSpace(metas[best].root, older_reader);
+}
+
+Status BTree::CheckKeyOrder(const std::string& recorded) const {
+  if (recorded == options_.comparator) return Status::OK();
+  return KeyOrderMismatch(path_, recorded, options_.comparator);
 }
 
 Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {

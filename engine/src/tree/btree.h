@@ -58,6 +58,11 @@ struct TreeOptions {
   std::function<uint64_t(uint64_t limit)> lowest_reader = nullptr;
   // Where the lists of pages kept for them live (charged to the budget).
   std::pmr::memory_resource* held_memory = std::pmr::get_default_resource();
+  // The name of the key order, recorded in a new file's meta blocks; empty
+  // for bytewise. An existing file recorded under another name (or bytewise
+  // when one is given) is refused with InvalidArgument: its pages are sorted
+  // in an order this open would not search by.
+  std::string comparator;
 };
 
 struct CheckpointResult {
@@ -194,6 +199,9 @@ class BTree {
 
   BTree(Env* env, const std::string& path, const TreeOptions& options);
   Status OpenFile(bool create_if_missing, alloc::Arena* db_arena);
+  // InvalidArgument unless `recorded` (the order the file names) is the
+  // order this open was asked for.
+  Status CheckKeyOrder(const std::string& recorded) const;
   // `append_only`: a read-only open holds an older state, whose pages may
   // lie anywhere outside this one's: new pages go after every byte of the
   // file, and its free extents stay unused until an open without one.

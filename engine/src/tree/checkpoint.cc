@@ -1040,7 +1040,7 @@ Status CheckpointWriter::CommitMeta(const MetaState& old, uint64_t new_root, uin
   m.file_bytes = tree_->free_->file_end();
   m.key_count = static_cast<uint64_t>(static_cast<int64_t>(old.key_count) + key_delta_);
   char block[kBlockBytes];
-  EncodeMetaBlock(m, block);
+  EncodeMetaBlock(m, tree_->options_.comparator, block);
   Status s =
       tree_->file_->Write(kMetaOffsets[m.checkpoint_id % 2], std::string_view(block, kBlockBytes));
   if (s.ok()) s = tree_->file_->Sync();

@@ -25,8 +25,15 @@ inline constexpr char kMetaMagic[8] = {'A', 'K', 'V', 'M', 'E', 'T', 'A', '1'};
 // writer that keeps the pages of states read-only opens hold (reader locks
 // on the LOCK file), so that no build that ignores them writes it again;
 // 5: leaves in blocks carry a checksum per block (kStoredFlagBlockSums);
-// 6: their block index is compact (kStoredFlagCompactIndex), blocks 1 KiB
-inline constexpr uint32_t kFormatVersion = 6;
+// 6: their block index is compact (kStoredFlagCompactIndex), blocks 1 KiB;
+// 7: the meta blocks name the key order (a comparator other than bytewise).
+// Files in bytewise order are written as version 6 still (header and meta
+// blocks), so that a version-6 build keeps reading them; only a file in
+// another order is version 7, which older builds refuse.
+inline constexpr uint32_t kFormatVersion = 7;
+inline constexpr uint32_t kBytewiseFormatVersion = 6;
+// The longest comparator name a meta block holds.
+inline constexpr size_t kMaxComparatorNameBytes = 255;
 inline constexpr uint64_t kBlockBytes = 4096;
 inline constexpr uint64_t kHeaderOffset = 0;
 inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};
@@ -45,17 +52,42 @@ struct MetaState {
   uint32_t version = kFormatVersion;  // of the block it was read from
 };
 
+// The format version of a file in the order `comparator` names (empty:
+// bytewise).
+inline uint32_t FormatVersionFor(std::string_view comparator) {
+  return comparator.empty() ? kBytewiseFormatVersion : kFormatVersion;
+}
+
+// What InvalidArgument says of a file that is not an arenakv data file (after
+// the file's name), and how a caller tells that case from the others (a key
+// order other than the one asked for).
+inline constexpr std::string_view kNotADataFile = ": not an arenakv data file";
+inline bool IsNotADataFile(const Status& s) {
+  const std::string& m = s.message();
+  return s.IsInvalidArgument() && m.size() >= kNotADataFile.size() &&
+         m.compare(m.size() - kNotADataFile.size(), kNotADataFile.size(), kNotADataFile) == 0;
+}
+
+// InvalidArgument naming `file`, the order it records and the one asked for
+// (empty names: bytewise).
+Status KeyOrderMismatch(const std::string& file, const std::string& recorded,
+                        const std::string& asked);
+
 // Fills a kBlockBytes block.
-void EncodeHeaderBlock(uint32_t page_bytes, char* block);
+void EncodeHeaderBlock(uint32_t page_bytes, uint32_t version, char* block);
 // InvalidArgument for a file that is not an arenakv data file, NotSupported
 // for a newer format version, Corruption for a damaged header.
 Status DecodeHeaderBlock(std::string_view block, const std::string& file);
 
-// Fills a kBlockBytes block for meta slot checkpoint_id % 2.
-void EncodeMetaBlock(const MetaState& meta, char* block);
+// Fills a kBlockBytes block for meta slot checkpoint_id % 2. `comparator`
+// names the file's key order, empty for bytewise (a version-6 block); at
+// most kMaxComparatorNameBytes.
+void EncodeMetaBlock(const MetaState& meta, std::string_view comparator, char* block);
 // Corruption when the slot holds no valid meta (never written, torn, damaged),
-// NotSupported for a newer format version.
-Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file, MetaState* meta);
+// NotSupported for a newer format version. *comparator (if given) gets the
+// name of the file's key order, empty for bytewise.
+Status DecodeMetaBlock(std::string_view block, int slot, const std::string& file, MetaState* meta,
+                       std::string* comparator = nullptr);
 
 }  // namespace arenakv::tree
 

@@ -145,7 +145,7 @@ class Walker {
 
 }  // namespace
 
-Status SalvageTree(Env* env, const std::string& path,
+Status SalvageTree(Env* env, const std::string& path, const std::string& order,
                    const std::function<Status(std::string_view, std::string_view)>& entry,
                    const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result) {
   *result = SalvageResult();
@@ -160,7 +160,7 @@ Status SalvageTree(Env* env, const std::string& path,
   s = file->Read(0, head.size(), head.data(), &got);
   if (!s.ok()) return s;
   if (got >= 8 && std::string_view(head.data(), 8) != std::string_view(kFileMagic, 8)) {
-    return Status::InvalidArgument(path + ": not an arenakv data file");
+    return Status::InvalidArgument(path + std::string(kNotADataFile));
   }
   // A newer format is not damage: refuse it, as an open does, rather than
   // salvage nothing from it. A damaged header is no obstacle: pages carry
@@ -177,10 +177,11 @@ Status SalvageTree(Env* env, const std::string& path,
   // Pages carry no checkpoint number: only a meta block says which pages
   // make the tree, so the newest one that verifies is used.
   MetaState metas[2];
+  std::string orders[2];
   bool valid[2];
   for (int slot = 0; slot < 2; ++slot) {
     const std::string_view block(head.data() + kMetaOffsets[slot], kBlockBytes);
-    Status ms = DecodeMetaBlock(block, slot, path, &metas[slot]);
+    Status ms = DecodeMetaBlock(block, slot, path, &metas[slot], &orders[slot]);
     if (ms.IsNotSupported()) return ms;
     valid[slot] = ms.ok();
     if (!valid[slot] && !AllZero(block)) result->meta_damaged = true;
@@ -194,6 +195,11 @@ Status SalvageTree(Env* env, const std::string& path,
   if (best < 0) {
     result->lost.push_back(path + ": no meta block verifies: the tree cannot be found");
     return Status::OK();
+  }
+  if (orders[best] != order) {
+    // Read in another order, the pages' keys would seem out of order and
+    // the salvaged database would be sorted wrong.
+    return KeyOrderMismatch(path, orders[best], order);
   }
   result->have_meta = true;
   result->meta = metas[best];

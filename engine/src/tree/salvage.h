@@ -39,10 +39,12 @@ struct SalvageResult {
 // read so far, bytes of the file) returning false stops it too (Aborted).
 // Errors of the file itself (it cannot be opened or read) are returned;
 // damage is reported in *result.
-Status SalvageTree(Env* env, const std::string& path,
+// `order` is the key order the caller reads in (as TreeOptions::comparator):
+// a file whose meta block records another is refused with InvalidArgument
+// before any entry is reported.
+Status SalvageTree(Env* env, const std::string& path, const std::string& order,
                    const std::function<Status(std::string_view, std::string_view)>& entry,
-                   const std::function<bool(uint64_t, uint64_t)>& progress,
-                   SalvageResult* result);
+                   const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result);
 
 }  // namespace arenakv::tree
 
