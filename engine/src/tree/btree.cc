@@ -101,9 +101,7 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   size_t got = 0;
   s = file_->Read(0, head.size(), head.data(), &got);
   if (!s.ok()) return s;
-  if (got < 8 || std::memcmp(head.data(), kFileMagic, 8) != 0) {
-    return Status::InvalidArgument(path_ + std::string(kNotADataFile));
-  }
+  // A short file or a foreign magic is InvalidArgument (kNotADataFile) there.
   s = DecodeHeaderBlock(std::string_view(head.data(), std::min<size_t>(got, kBlockBytes)), path_);
   if (!s.ok()) return s;
   if (got < kDataStart)
