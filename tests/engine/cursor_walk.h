@@ -14,16 +14,19 @@
 #include <string>
 #include <vector>
 
+#include "arenakv/comparator.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::test {
 
 // `view` entries have `key` and `value` strings and the tombstone flag named
-// by `tombstone`; `random_target()` gives Seek targets; `where` is printed
-// with any failure (the seed, the round). Stops at the first failure.
+// by `tombstone`, sorted in `order` (nullptr: bytewise); `random_target()`
+// gives Seek targets; `where` is printed with any failure (the seed, the
+// round). Stops at the first failure.
 template <typename Entry, typename Rng, typename TargetFn>
 void RandomCursorWalk(InternalIterator* it, const std::vector<Entry>& view, bool Entry::*tombstone,
-                      Rng& rng, TargetFn random_target, int steps, const std::string& where) {
+                      Rng& rng, TargetFn random_target, int steps, const std::string& where,
+                      const Comparator* order = nullptr) {
   size_t pos = view.size();  // == size: invalid
   for (int i = 0; i < steps; ++i) {
     int op = static_cast<int>(rng() % 10);
@@ -33,7 +36,9 @@ void RandomCursorWalk(InternalIterator* it, const std::vector<Entry>& view, bool
         const std::string target = random_target();
         it->Seek(target);
         pos = std::lower_bound(view.begin(), view.end(), target,
-                               [](const Entry& e, const std::string& t) { return e.key < t; }) -
+                               [order](const Entry& e, const std::string& t) {
+                                 return order != nullptr ? order->Compare(e.key, t) < 0 : e.key < t;
+                               }) -
               view.begin();
         break;
       }

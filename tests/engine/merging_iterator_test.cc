@@ -313,5 +313,47 @@ TEST(MergingIteratorTest, MemTablesAtASnapshot) {
   EXPECT_EQ(stats.live_pools, 0u);
 }
 
+// Memtables in a user order (reverse bytewise) merged in that order: the
+// newer version of a key wins, in both directions and at a Seek.
+TEST(MergingIteratorTest, MemTablesInAUserOrder) {
+  class Reverse final : public Comparator {
+   public:
+    int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
+    const char* Name() const override { return "test.Reverse"; }
+  } reverse;
+  const KeyOrder order(&reverse);
+  {
+    std::shared_ptr<alloc::SegmentPool> pool;
+    ASSERT_OK(alloc::SegmentPool::Create({}, &pool));
+    std::unique_ptr<alloc::Arena> db;
+    ASSERT_OK(alloc::Arena::Create(pool, {.name = "db", .kind = alloc::ArenaKind::kShared}, &db));
+    std::unique_ptr<MemTable> frozen, active;
+    ASSERT_OK(MemTable::Create(db.get(), 1, {.order = order}, &frozen));
+    ASSERT_OK(MemTable::Create(db.get(), 2, {.order = order}, &active));
+    ASSERT_OK(frozen->Add(1, ValueType::kValue, "a", "a1"));
+    ASSERT_OK(frozen->Add(2, ValueType::kValue, "b", "b2"));
+    ASSERT_OK(frozen->Add(3, ValueType::kValue, "c", "c3"));
+    ASSERT_OK(active->Add(4, ValueType::kDeletion, "b", ""));
+    ASSERT_OK(active->Add(5, ValueType::kValue, "c", "c5"));
+    ASSERT_OK(active->Add(6, ValueType::kValue, "d", "d6"));
+    std::vector<std::unique_ptr<InternalIterator>> children;
+    children.push_back(active->NewIterator(kMaxSequence));
+    children.push_back(frozen->NewIterator(kMaxSequence));
+    auto it = NewLiveIterator(NewMergingIterator(std::move(children), order));
+    const std::vector<Entry> want = {{"d", false, "d6"}, {"c", false, "c5"}, {"a", false, "a1"}};
+    EXPECT_EQ(Forward(it.get()), want);
+    EXPECT_EQ(Backward(it.get()), want);
+    it->Seek("bb");  // after "c", before "b" in this order
+    ASSERT_TRUE(it->Valid());
+    EXPECT_EQ(it->key(), "a");
+    it.reset();
+    active.reset();
+    frozen.reset();
+    db.reset();
+    EXPECT_OK(pool->Close());
+  }
+  EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
+}
+
 }  // namespace
 }  // namespace arenakv::mem

@@ -46,6 +46,10 @@ class HashIndex {
 
   // Allocates the first table in `arena`, which must outlive the index.
   Status Init(alloc::Arena* arena);
+  // Before any other call: Find() answers "cannot tell" from now on. For
+  // keys in an order other than bytewise, where keys of different bytes may
+  // be the same key and the hash of the bytes would tell them apart.
+  void Disable() { disabled_.store(true, std::memory_order_relaxed); }
 
   static uint64_t Hash(std::string_view key);
 

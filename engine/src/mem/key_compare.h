@@ -4,7 +4,12 @@
 // whose differences come after a shared stretch (zero-padded numbers), then
 // cost no call to memcmp.
 //
-// Thread safety: a pure function.
+// KeyOrder: the order of a database's keys as the engine compares them:
+// CompareKeys inline for the bytewise order, the user's Comparator
+// otherwise. It is a pointer wide and kept by value, so the bytewise path
+// costs one predictable branch.
+//
+// Thread safety: pure functions; a KeyOrder is immutable.
 #ifndef ARENAKV_MEM_KEY_COMPARE_H_
 #define ARENAKV_MEM_KEY_COMPARE_H_
 
@@ -12,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+
+#include "arenakv/comparator.h"
 
 namespace arenakv::mem {
 
@@ -36,6 +43,34 @@ inline int CompareKeys(std::string_view a, std::string_view b) {
 inline bool KeysEqual(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CompareKeys(a, b) == 0;
 }
+
+// The bytewise order as a type of its own, for the scan's cursors, which
+// are templates on the order: their bytewise instances compare inline with
+// no branch at all.
+struct BytewiseOrder {
+  int Compare(std::string_view a, std::string_view b) const { return CompareKeys(a, b); }
+  bool Equal(std::string_view a, std::string_view b) const { return KeysEqual(a, b); }
+};
+
+class KeyOrder {
+ public:
+  KeyOrder() = default;  // bytewise
+  // nullptr and BytewiseComparator() are the bytewise order.
+  explicit KeyOrder(const Comparator* user)
+      : user_(user == BytewiseComparator() ? nullptr : user) {}
+
+  bool bytewise() const { return user_ == nullptr; }
+  int Compare(std::string_view a, std::string_view b) const {
+    return user_ == nullptr ? CompareKeys(a, b) : user_->Compare(a, b);
+  }
+  // Keys that compare equal are the same key, whatever their bytes.
+  bool Equal(std::string_view a, std::string_view b) const {
+    return user_ == nullptr ? KeysEqual(a, b) : user_->Compare(a, b) == 0;
+  }
+
+ private:
+  const Comparator* user_ = nullptr;
+};
 
 }  // namespace arenakv::mem
 

@@ -25,11 +25,15 @@ constexpr size_t kPrefetchAhead = 16;
 
 // Walks the versions of a view in list order: the list's and the run's,
 // merged. Of two versions with the same (key, seq) the list's, added later,
-// comes first, as it would in one skiplist.
+// comes first, as it would in one skiplist. `Order`: BytewiseOrder (a
+// scan's hot path compares inline), or KeyOrder.
+template <typename Order>
 class VersionCursor {
  public:
-  VersionCursor(const SkipList* list, const SortedRun* run)
-      : list_(list), run_(run), run_size_(run != nullptr ? run->size() : 0) {}
+  VersionCursor(const SkipList* list, const SortedRun* run, Order order)
+      : list_(list), run_(run), run_size_(run != nullptr ? run->size() : 0), order_(order) {}
+
+  const Order& order() const { return order_; }
 
   // The version at the cursor; nullptr past the end.
   const SkipNode* node() const { return cur_; }
@@ -79,19 +83,20 @@ class VersionCursor {
     } else if (l_ == nullptr) {
       cur_ = b;
     } else {
-      const int c = CompareKeys(l_->key(), b->key());
+      const int c = order_.Compare(l_->key(), b->key());
       cur_ = c < 0 || (c == 0 && l_->seq() >= b->seq()) ? l_ : b;
     }
   }
-  static const SkipNode* GreaterKey(const SkipNode* a, const SkipNode* b) {
+  const SkipNode* GreaterKey(const SkipNode* a, const SkipNode* b) const {
     if (a == nullptr) return b;
     if (b == nullptr) return a;
-    return CompareKeys(a->key(), b->key()) >= 0 ? a : b;
+    return order_.Compare(a->key(), b->key()) >= 0 ? a : b;
   }
 
   const SkipList* const list_;
   const SortedRun* const run_;
   const size_t run_size_;
+  const Order order_;
   const SkipNode* l_ = nullptr;  // the list's next version
   size_t r_ = 0;                 // the run's next version
   const SkipNode* cur_ = nullptr;
@@ -100,10 +105,11 @@ class VersionCursor {
 // A cursor at a snapshot over the versions. Positions are always on the
 // visible version of a key (the newest with seq <= snapshot). It keeps the
 // run it started on, whatever merges the writer makes meanwhile.
+template <typename Order>
 class MemTableIterator final : public InternalIterator {
  public:
-  MemTableIterator(const SkipList* list, RunRef run, uint64_t snapshot)
-      : run_(std::move(run)), versions_(list, run_.get()), snapshot_(snapshot) {}
+  MemTableIterator(const SkipList* list, RunRef run, uint64_t snapshot, Order order)
+      : run_(std::move(run)), versions_(list, run_.get(), order), snapshot_(snapshot) {}
 
   bool Valid() const override { return node_ != nullptr; }
   void SeekToFirst() override {
@@ -132,7 +138,9 @@ class MemTableIterator final : public InternalIterator {
   void SkipPastKey(std::string_view k) {
     for (int i = 0; i <= kLinearSkipSteps; ++i) {
       versions_.Next();
-      if (versions_.node() == nullptr || !KeysEqual(versions_.node()->key(), k)) return;
+      if (versions_.node() == nullptr || !versions_.order().Equal(versions_.node()->key(), k)) {
+        return;
+      }
     }
     versions_.SeekAfterKey(k);
   }
@@ -146,7 +154,7 @@ class MemTableIterator final : public InternalIterator {
       if (x->seq() <= snapshot_) return x;
       versions_.Next();
       const SkipNode* next = versions_.node();
-      if (next == nullptr || !KeysEqual(next->key(), x->key())) {
+      if (next == nullptr || !versions_.order().Equal(next->key(), x->key())) {
         same_key_steps = 0;
       } else if (++same_key_steps > kLinearSkipSteps) {
         // Lands on the key's visible version or on the next key.
@@ -164,23 +172,25 @@ class MemTableIterator final : public InternalIterator {
     while (p != nullptr) {
       versions_.Seek(p->key(), snapshot_);
       const SkipNode* x = versions_.node();
-      if (x != nullptr && KeysEqual(x->key(), p->key())) return x;
+      if (x != nullptr && versions_.order().Equal(x->key(), p->key())) return x;
       p = versions_.LastBeforeKey(p->key());
     }
     return nullptr;
   }
 
   const RunRef run_;
-  VersionCursor versions_;
+  VersionCursor<Order> versions_;
   const uint64_t snapshot_;
   const SkipNode* node_ = nullptr;
 };
 
 }  // namespace
 
-MemTable::MemTable(PassKey, uint64_t id, size_t merge_entries, std::unique_ptr<alloc::Arena> arena)
+MemTable::MemTable(PassKey, uint64_t id, size_t merge_entries, KeyOrder order,
+                   std::unique_ptr<alloc::Arena> arena)
     : id_(id),
       merge_entries_(std::max<size_t>(merge_entries, 1)),
+      order_(order),
       arena_(std::move(arena)),
       merge_at_(merge_entries_) {}
 
@@ -219,11 +229,13 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   std::unique_ptr<alloc::Arena> arena;
   Status s = parent->NewChild(arena_options, &arena);
   if (!s.ok()) return s;
-  auto t = std::make_unique<MemTable>(PassKey(), id, options.merge_entries, std::move(arena));
-  s = t->first_list_.Init(t->arena_.get(), id);
+  auto t = std::make_unique<MemTable>(PassKey(), id, options.merge_entries, options.order,
+                                      std::move(arena));
+  s = t->first_list_.Init(t->arena_.get(), id, options.order);
   if (!s.ok()) return s;
   s = t->index_.Init(t->arena_.get());
   if (!s.ok()) return s;
+  if (!options.order.bytewise()) t->index_.Disable();
   t->bytes_.store(t->arena_->Stats().used_bytes, std::memory_order_relaxed);
   *table = std::move(t);
   return Status::OK();
@@ -294,7 +306,9 @@ void MemTable::MergeActiveList() {
   alloc::Segment segment;
   RunRef run;
   Status s = arena_->AllocateSegment(kHeadOffset + SkipList::kHeadBytes, &segment);
-  if (s.ok()) s = SortedRun::Merge(arena_.get(), run_.get(), *active_, active_entries_, &run);
+  if (s.ok()) {
+    s = SortedRun::Merge(arena_.get(), run_.get(), *active_, active_entries_, &run, order_);
+  }
   if (!s.ok()) {
     // Short of memory: the list grows on, and the merge is tried again later.
     if (segment.valid()) arena_->ReleaseSegment(segment).IgnoreError();
@@ -304,7 +318,7 @@ void MemTable::MergeActiveList() {
   }
   auto* list = new (segment.data) SkipList();
   list->Init(arena_.get(), id_ + merges_.load(std::memory_order_relaxed) + 1,
-             segment.data + kHeadOffset);
+             segment.data + kHeadOffset, order_);
   {
     port::MutexLock l(&view_mu_);
     view_list_ = list;
@@ -318,7 +332,7 @@ void MemTable::MergeActiveList() {
 }
 
 size_t MemTable::ApproximateBytesBetween(std::string_view begin, std::string_view end) const {
-  if (CompareKeys(begin, end) >= 0 || entries() == 0) return 0;
+  if (order_.Compare(begin, end) >= 0 || entries() == 0) return 0;
   const View v = CurrentView();
   const size_t run_size = v.run ? v.run->size() : 0;
   const size_t total = ApproximateBytes();
@@ -330,7 +344,7 @@ size_t MemTable::ApproximateBytesBetween(std::string_view begin, std::string_vie
   // All in the list: its versions in the range, out of every version.
   size_t in_range = 0;
   for (const SkipNode* n = v.list->Seek(begin, kMaxSequence);
-       n != nullptr && CompareKeys(n->key(), end) < 0; n = n->Next(0)) {
+       n != nullptr && order_.Compare(n->key(), end) < 0; n = n->Next(0)) {
     ++in_range;
   }
   const uint64_t all = std::max<uint64_t>(entries(), in_range);
@@ -354,10 +368,10 @@ const SkipNode* MemTable::FindVisible(std::string_view key, uint64_t snapshot) c
   }
   // An older version than the newest, or no index to ask: search.
   View v = CurrentView();
-  VersionCursor c(v.list, v.run.get());
+  VersionCursor<KeyOrder> c(v.list, v.run.get(), order_);
   c.Seek(key, snapshot);
   n = c.node();
-  return (n != nullptr && KeysEqual(n->key(), key)) ? n : nullptr;
+  return (n != nullptr && order_.Equal(n->key(), key)) ? n : nullptr;
 }
 
 bool MemTable::Get(std::string_view key, uint64_t snapshot, std::string* value, bool* deleted,
@@ -387,13 +401,13 @@ bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,
   if (max_sequence() <= after_seq) return false;
   View v = CurrentView();
   for (const SkipNode* n = v.list->Seek(begin, kMaxSequence); n != nullptr; n = n->Next(0)) {
-    if (!end.empty() && n->key() >= end) break;
+    if (!end.empty() && order_.Compare(n->key(), end) >= 0) break;
     if (n->seq() > after_seq) return true;
   }
   if (!v.run) return false;
   for (size_t i = v.run->Seek(begin, kMaxSequence); i < v.run->size(); ++i) {
     const SkipNode* n = v.run->node(i);
-    if (!end.empty() && n->key() >= end) break;
+    if (!end.empty() && order_.Compare(n->key(), end) >= 0) break;
     if (n->seq() > after_seq) return true;
   }
   return false;
@@ -401,7 +415,11 @@ bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,
 
 std::unique_ptr<InternalIterator> MemTable::NewIterator(uint64_t snapshot) const {
   View v = CurrentView();
-  return std::make_unique<MemTableIterator>(v.list, std::move(v.run), snapshot);
+  if (order_.bytewise()) {
+    return std::make_unique<MemTableIterator<BytewiseOrder>>(v.list, std::move(v.run), snapshot,
+                                                             BytewiseOrder());
+  }
+  return std::make_unique<MemTableIterator<KeyOrder>>(v.list, std::move(v.run), snapshot, order_);
 }
 
 size_t MemTable::ArenaBytes() const { return arena_->bytes(); }

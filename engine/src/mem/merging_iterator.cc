@@ -20,10 +20,12 @@ namespace {
 // scan then compares cached keys inline instead of making two virtual calls
 // and a memcmp per child (a scan right after a large import merges every
 // key of the memtable with the tree's).
+// `Order`: BytewiseOrder, or KeyOrder for a user's order.
+template <typename Order>
 class MergingIterator final : public InternalIterator {
  public:
-  explicit MergingIterator(std::vector<std::unique_ptr<InternalIterator>> children)
-      : owned_(std::move(children)), children_(owned_.size()) {
+  MergingIterator(std::vector<std::unique_ptr<InternalIterator>> children, Order order)
+      : owned_(std::move(children)), children_(owned_.size()), order_(order) {
     for (size_t i = 0; i < owned_.size(); ++i) children_[i].it = owned_[i].get();
   }
 
@@ -119,7 +121,7 @@ class MergingIterator final : public InternalIterator {
       const std::string_view k = current_->key;
       // Others first: k points into current_, which must not move yet.
       for (Child& c : children_) {
-        if (&c != current_ && c.valid && CompareKeys(c.key, k) == 0) {
+        if (&c != current_ && c.valid && order_.Compare(c.key, k) == 0) {
           c.it->Next();
           Refresh(&c);
         }
@@ -150,7 +152,7 @@ class MergingIterator final : public InternalIterator {
     } else {
       const std::string_view k = current_->key;
       for (Child& c : children_) {
-        if (&c != current_ && c.valid && CompareKeys(c.key, k) == 0) {
+        if (&c != current_ && c.valid && order_.Compare(c.key, k) == 0) {
           c.it->Prev();
           Refresh(&c);
         }
@@ -187,7 +189,7 @@ class MergingIterator final : public InternalIterator {
     for (Child& c : children_) {
       error_ |= c.failed;
       if (!c.valid) continue;
-      if (current_ == nullptr || CompareKeys(c.key, current_->key) < 0) current_ = &c;
+      if (current_ == nullptr || order_.Compare(c.key, current_->key) < 0) current_ = &c;
     }
   }
 
@@ -197,12 +199,13 @@ class MergingIterator final : public InternalIterator {
     for (Child& c : children_) {
       error_ |= c.failed;
       if (!c.valid) continue;
-      if (current_ == nullptr || CompareKeys(c.key, current_->key) > 0) current_ = &c;
+      if (current_ == nullptr || order_.Compare(c.key, current_->key) > 0) current_ = &c;
     }
   }
 
   std::vector<std::unique_ptr<InternalIterator>> owned_;
   std::vector<Child> children_;
+  const Order order_;
   Child* current_ = nullptr;
   Direction direction_ = kForward;
   // A child that failed is invalid; skipping it would silently drop its
@@ -215,10 +218,13 @@ class MergingIterator final : public InternalIterator {
 }  // namespace
 
 std::unique_ptr<InternalIterator> NewMergingIterator(
-    std::vector<std::unique_ptr<InternalIterator>> children) {
+    std::vector<std::unique_ptr<InternalIterator>> children, KeyOrder order) {
   // One source merges to itself.
   if (children.size() == 1) return std::move(children[0]);
-  return std::make_unique<MergingIterator>(std::move(children));
+  if (order.bytewise()) {
+    return std::make_unique<MergingIterator<BytewiseOrder>>(std::move(children), BytewiseOrder());
+  }
+  return std::make_unique<MergingIterator<KeyOrder>>(std::move(children), order);
 }
 
 }  // namespace arenakv::mem

@@ -14,14 +14,16 @@
 #include <memory>
 #include <vector>
 
+#include "mem/key_compare.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::mem {
 
-// Takes ownership of the children. status() reports the first child error
-// (in priority order); an error makes the merge invalid.
+// Takes ownership of the children, whose keys are in `order`. status()
+// reports the first child error (in priority order); an error makes the
+// merge invalid.
 std::unique_ptr<InternalIterator> NewMergingIterator(
-    std::vector<std::unique_ptr<InternalIterator>> children);
+    std::vector<std::unique_ptr<InternalIterator>> children, KeyOrder order = KeyOrder());
 
 }  // namespace arenakv::mem
 

@@ -15,16 +15,17 @@ __attribute__((always_inline)) inline void Prefetch(const void* p) { __builtin_p
 
 }  // namespace
 
-Status SkipList::Init(alloc::Arena* arena, uint64_t rng_seed) {
+Status SkipList::Init(alloc::Arena* arena, uint64_t rng_seed, KeyOrder order) {
   void* mem = nullptr;
   Status s = arena->Allocate(kHeadBytes, alignof(SkipNode), &mem);
   if (!s.ok()) return s;
-  Init(arena, rng_seed, mem);
+  Init(arena, rng_seed, mem, order);
   return Status::OK();
 }
 
-void SkipList::Init(alloc::Arena* arena, uint64_t rng_seed, void* head_memory) {
+void SkipList::Init(alloc::Arena* arena, uint64_t rng_seed, void* head_memory, KeyOrder order) {
   arena_ = arena;
+  order_ = order;
   // xorshift must not start at zero.
   rng_ = rng_seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
   if (rng_ == 0) rng_ = 1;
@@ -128,7 +129,7 @@ Status SkipList::Insert(uint64_t seq, ValueType type, std::string_view key, std:
   }
   inserted->node = n;
   inserted->bytes = bytes;
-  inserted->first_of_key = prev[0] == head_ || !KeysEqual(prev[0]->key(), key);
+  inserted->first_of_key = prev[0] == head_ || !order_.Equal(prev[0]->key(), key);
   return Status::OK();
 }
 
@@ -159,7 +160,7 @@ const SkipNode* SkipList::FirstAfterKey(std::string_view key) const {
   int level = CurrentHeight() - 1;
   while (true) {
     const SkipNode* next = x->Next(level);
-    if (next != nullptr && CompareKeys(next->key(), key) <= 0) {
+    if (next != nullptr && order_.Compare(next->key(), key) <= 0) {
       x = next;
     } else {
       if (level == 0) return next;
@@ -173,7 +174,7 @@ const SkipNode* SkipList::LastBeforeKey(std::string_view key) const {
   int level = CurrentHeight() - 1;
   while (true) {
     const SkipNode* next = x->Next(level);
-    if (next != nullptr && CompareKeys(next->key(), key) < 0) {
+    if (next != nullptr && order_.Compare(next->key(), key) < 0) {
       x = next;
     } else {
       if (level == 0) return x == head_ ? nullptr : x;

@@ -83,11 +83,12 @@ class SkipList {
       sizeof(SkipNode) + kMaxHeight * sizeof(std::atomic<SkipNode*>);
 
   // Allocates the list head in `arena`, which must outlive the list, and
-  // takes the nodes from it. Called once, before any other method.
-  Status Init(alloc::Arena* arena, uint64_t rng_seed);
+  // takes the nodes from it; keys are kept in `order`. Called once, before
+  // any other method.
+  Status Init(alloc::Arena* arena, uint64_t rng_seed, KeyOrder order = KeyOrder());
   // The same, with the head placed at `head_memory` (kHeadBytes, aligned
   // for a SkipNode), which must outlive the list.
-  void Init(alloc::Arena* arena, uint64_t rng_seed, void* head_memory);
+  void Init(alloc::Arena* arena, uint64_t rng_seed, void* head_memory, KeyOrder order = KeyOrder());
 
   // Writer only. Links a new version; a version equal to an existing
   // (key, seq) goes before it, so the later insertion is the one found. On
@@ -107,18 +108,20 @@ class SkipList {
   // Last node whose user key is < key (the oldest version of that key).
   const SkipNode* LastBeforeKey(std::string_view key) const;
   const SkipNode* First() const { return head_->Next(0); }
+  KeyOrder order() const { return order_; }
   const SkipNode* Last() const;
 
  private:
   // Ordering of a node against (key, seq): key ascending, seq descending.
-  static bool NodeBefore(const SkipNode* n, std::string_view key, uint64_t seq) {
-    int c = CompareKeys(n->key(), key);
+  bool NodeBefore(const SkipNode* n, std::string_view key, uint64_t seq) const {
+    int c = order_.Compare(n->key(), key);
     return c < 0 || (c == 0 && n->seq() > seq);
   }
   int RandomHeight();
   int CurrentHeight() const { return max_height_.load(std::memory_order_relaxed); }
 
   alloc::Arena* arena_ = nullptr;
+  KeyOrder order_;
   SkipNode* head_ = nullptr;
   std::atomic<int> max_height_{1};
   uint64_t rng_ = 0;  // writer only

@@ -19,8 +19,8 @@ size_t CommonPrefix(std::string_view a, std::string_view b) {
 
 // Of two nodes with equal prefixes, whether `a` comes first in list order;
 // `a_newer`: on an equal (key, seq), a was added later and comes first.
-bool NodeFirst(const SkipNode* a, const SkipNode* b, bool a_newer) {
-  const int c = CompareKeys(a->key(), b->key());
+bool NodeFirst(KeyOrder order, const SkipNode* a, const SkipNode* b, bool a_newer) {
+  const int c = order.Compare(a->key(), b->key());
   if (c != 0) return c < 0;
   return a->seq() > b->seq() || (a->seq() == b->seq() && a_newer);
 }
@@ -37,7 +37,7 @@ uint64_t SortedRun::PrefixOf(std::string_view key, size_t shared) {
 }
 
 Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SkipList& list,
-                        size_t count, RunRef* out) {
+                        size_t count, RunRef* out, KeyOrder order) {
   const size_t older_size = older != nullptr ? older->size_ : 0;
   const size_t size = older_size + count;
   if (size == 0) return Status::InvalidArgument("sorted run: nothing to merge");
@@ -51,14 +51,14 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SkipL
   if (older_size > 0) {
     const std::string_view older_lo = older->node(0)->key();
     const std::string_view older_hi = older->node(older_size - 1)->key();
-    if (count == 0 || older_lo < lo) lo = older_lo;
-    if (count == 0 || older_hi > hi) hi = older_hi;
+    if (count == 0 || order.Compare(older_lo, lo) < 0) lo = older_lo;
+    if (count == 0 || order.Compare(older_hi, hi) > 0) hi = older_hi;
   }
-  const size_t shared = CommonPrefix(lo, hi);
+  const size_t shared = order.bytewise() ? CommonPrefix(lo, hi) : 0;
 
   std::shared_ptr<SortedRun> run;
   try {
-    run = std::make_shared<SortedRun>(PassKey(), arena, size, shared);
+    run = std::make_shared<SortedRun>(PassKey(), arena, size, shared, order);
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("sorted run: no memory for its header");
   }
@@ -77,13 +77,13 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SkipL
   const SkipNode* x = list.First();
   auto older_entry = [&](size_t k) {
     return same_prefix ? older->entry(k)
-                       : Entry{PrefixOf(older->node(k)->key(), shared), older->node(k)};
+                       : Entry{run->Prefix(older->node(k)->key()), older->node(k)};
   };
   Entry a = i < older_size ? older_entry(i) : Entry{};
   while (x != nullptr && out_i != size) {
-    const Entry b{PrefixOf(x->key(), shared), x};
-    while (i < older_size &&
-           (a.prefix < b.prefix || (a.prefix == b.prefix && NodeFirst(a.node, b.node, false)))) {
+    const Entry b{run->Prefix(x->key()), x};
+    while (i < older_size && (a.prefix < b.prefix ||
+                              (a.prefix == b.prefix && NodeFirst(order, a.node, b.node, false)))) {
       put(a);
       if (++i < older_size) a = older_entry(i);
     }
@@ -109,7 +109,7 @@ size_t SortedRun::LowerBound(std::string_view key, Before before) const {
   const std::string_view shared = node(0)->key().substr(0, shared_);
   const int c = key.substr(0, shared_).compare(shared);
   if (c != 0) return c < 0 ? 0 : size_;
-  const uint64_t prefix = PrefixOf(key, shared_);
+  const uint64_t prefix = Prefix(key);
   size_t lo = 0, n = size_;
   while (n > 0) {
     const size_t half = n / 2;
@@ -126,13 +126,13 @@ size_t SortedRun::LowerBound(std::string_view key, Before before) const {
 
 size_t SortedRun::Seek(std::string_view key, uint64_t seq) const {
   return LowerBound(key, [&](const SkipNode* n) {
-    const int c = CompareKeys(n->key(), key);
+    const int c = order_.Compare(n->key(), key);
     return c < 0 || (c == 0 && n->seq() > seq);
   });
 }
 
 size_t SortedRun::FirstAfterKey(std::string_view key) const {
-  return LowerBound(key, [&](const SkipNode* n) { return CompareKeys(n->key(), key) <= 0; });
+  return LowerBound(key, [&](const SkipNode* n) { return order_.Compare(n->key(), key) <= 0; });
 }
 
 Status SortedRun::AllocateChunks() {

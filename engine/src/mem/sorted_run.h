@@ -58,8 +58,11 @@ class SortedRun {
   // versions with the same key and sequence, the list's comes first, as in a
   // skiplist the later insertion does. MemoryLimit (no memory for the
   // array) leaves everything as it was.
+  // Keys are in `order`, the list's and the older run's; in an order other
+  // than bytewise, bytes say nothing of it: every entry's eight bytes are 0
+  // and the nodes are compared.
   static Status Merge(alloc::Arena* arena, const SortedRun* older, const SkipList& list,
-                      size_t count, RunRef* out);
+                      size_t count, RunRef* out, KeyOrder order = KeyOrder());
 
   size_t size() const { return size_; }
   const SkipNode* node(size_t i) const { return entry(i).node; }
@@ -87,8 +90,8 @@ class SortedRun {
   };
 
  public:
-  SortedRun(PassKey, alloc::Arena* arena, size_t size, size_t shared)
-      : arena_(arena), size_(size), shared_(shared) {}
+  SortedRun(PassKey, alloc::Arena* arena, size_t size, size_t shared, KeyOrder order)
+      : arena_(arena), size_(size), shared_(shared), order_(order) {}
 
  private:
   struct Entry {
@@ -105,6 +108,10 @@ class SortedRun {
   Status AllocateChunks();
 
   static uint64_t PrefixOf(std::string_view key, size_t shared);
+  // PrefixOf(key, shared_) in the bytewise order, 0 in any other.
+  uint64_t Prefix(std::string_view key) const {
+    return order_.bytewise() ? PrefixOf(key, shared_) : 0;
+  }
   // The first index whose entry is not before the target; `before(node)`
   // settles entries whose prefix equals the target's.
   template <typename Before>
@@ -113,6 +120,7 @@ class SortedRun {
   alloc::Arena* const arena_;
   const size_t size_;
   const size_t shared_;  // bytes every key of the run begins with
+  const KeyOrder order_;
   std::vector<alloc::Segment> segments_;
   std::vector<Entry*> chunks_;  // chunks_[c] = entries [c << kChunkShift, ...)
 };
