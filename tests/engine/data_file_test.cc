@@ -138,7 +138,7 @@ class DataFileTest : public ::testing::Test {
   Status Open(bool create = true, const std::string& order = {}) {
     tree_.reset();
     return BTree::Open(Env::Default().get(), path_, create,
-                       {.page_bytes = 4096, .comparator = order}, arena_.arena(), &tree_);
+                       {.page_bytes = 4096, .order = {}, .comparator = order}, arena_.arena(), &tree_);
   }
   // The format version in the file's header and in meta slot `slot`.
   std::pair<uint32_t, uint32_t> Versions(int slot) {

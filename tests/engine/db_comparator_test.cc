@@ -128,7 +128,7 @@ TEST(ComparatorTest, AFileInAnotherOrderIsNeitherOpenedNorRepaired) {
     test::TreeArena arena;
     std::unique_ptr<tree::BTree> t;
     ASSERT_OK(tree::BTree::Open(Env::Default().get(), data, true,
-                                {.page_bytes = 4096, .comparator = "example.ReverseOrder"},
+                                {.page_bytes = 4096, .order = {}, .comparator = "example.ReverseOrder"},
                                 arena.arena(), &t));
     ASSERT_OK(t->Close());
   }

@@ -20,6 +20,7 @@
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
 #include "cursor_walk.h"
+#include "test_orders.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -507,42 +508,9 @@ TEST(HashIndexTest, TagsOfNeighbouringKeysDifferInLargeTables) {
   }
 }
 
-// Keys in reverse bytewise order: a user order the engine cannot take for
-// bytes.
-class ReverseOrder final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
-  const char* Name() const override { return "test.ReverseOrder"; }
-};
-
-// ASCII letters compared without their case: keys of different bytes that
-// are the same key.
-class CaseFolding final : public Comparator {
- public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    const size_t n = std::min(a.size(), b.size());
-    for (size_t i = 0; i < n; ++i) {
-      const int x = Fold(a[i]), y = Fold(b[i]);
-      if (x != y) return x < y ? -1 : 1;
-    }
-    return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
-  }
-  const char* Name() const override { return "test.CaseFolding"; }
-
- private:
-  static int Fold(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u >= 'A' && u <= 'Z' ? u - 'A' + 'a' : u;
-  }
-};
-
-// std::map's order for a model in `order` (nullptr: bytewise).
-struct ModelLess {
-  const Comparator* order = nullptr;
-  bool operator()(const std::string& a, const std::string& b) const {
-    return order != nullptr ? order->Compare(a, b) < 0 : a < b;
-  }
-};
+using test::CaseFolding;
+using test::ReverseOrder;
+using ModelLess = test::OrderLess;
 
 // The model: each key's versions as seq -> value (nullopt: tombstone).
 using Versions = std::map<uint64_t, std::optional<std::string>>;

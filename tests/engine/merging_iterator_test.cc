@@ -18,6 +18,7 @@
 #include "cursor_walk.h"
 #include "mem/live_iterator.h"
 #include "mem/memtable.h"
+#include "test_orders.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -316,11 +317,7 @@ TEST(MergingIteratorTest, MemTablesAtASnapshot) {
 // Memtables in a user order (reverse bytewise) merged in that order: the
 // newer version of a key wins, in both directions and at a Seek.
 TEST(MergingIteratorTest, MemTablesInAUserOrder) {
-  class Reverse final : public Comparator {
-   public:
-    int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
-    const char* Name() const override { return "test.Reverse"; }
-  } reverse;
+  test::ReverseOrder reverse;
   const KeyOrder order(&reverse);
   {
     std::shared_ptr<alloc::SegmentPool> pool;

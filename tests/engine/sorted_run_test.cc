@@ -17,6 +17,7 @@
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
 #include "mem/skiplist.h"
+#include "test_orders.h"
 #include "test_util.h"
 
 namespace arenakv::mem {
@@ -152,11 +153,7 @@ TEST_F(SortedRunTest, SearchesOutsideTheSharedPrefix) {
 // nothing of it, so merges and searches compare the nodes; every entry is
 // in the order and searches land where it says.
 TEST_F(SortedRunTest, AUserOrderIsKeptByMergesAndSearches) {
-  class Reverse final : public Comparator {
-   public:
-    int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
-    const char* Name() const override { return "test.Reverse"; }
-  } reverse;
+  test::ReverseOrder reverse;
   const KeyOrder order(&reverse);
   std::mt19937_64 rng(test::TestSeed());
   std::vector<std::string> keys;

@@ -13,24 +13,32 @@
 #include <utility>
 #include <vector>
 
+#include "arenakv/comparator.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::test {
 
-// Sorted changes: a value, or std::nullopt for a tombstone.
+// Sorted changes: a value, or std::nullopt for a tombstone; sorted in
+// `order` (nullptr: bytewise), which Seek searches by.
 class VectorChanges final : public InternalIterator {
  public:
   using Entry = std::pair<std::string, std::optional<std::string>>;
-  explicit VectorChanges(std::vector<Entry> entries) : e_(std::move(entries)) {}
-  explicit VectorChanges(const std::map<std::string, std::optional<std::string>>& m)
-      : e_(m.begin(), m.end()) {}
+  explicit VectorChanges(std::vector<Entry> entries, const Comparator* order = nullptr)
+      : e_(std::move(entries)), order_(order) {}
+  template <typename Less>
+  explicit VectorChanges(const std::map<std::string, std::optional<std::string>, Less>& m,
+                         const Comparator* order = nullptr)
+      : e_(m.begin(), m.end()), order_(order) {}
 
   bool Valid() const override { return i_ < e_.size(); }
   void SeekToFirst() override { i_ = 0; }
   void SeekToLast() override { i_ = e_.empty() ? 0 : e_.size() - 1; }
   void Seek(std::string_view t) override {
     i_ = 0;
-    while (i_ < e_.size() && e_[i_].first < t) ++i_;
+    while (i_ < e_.size() &&
+           (order_ != nullptr ? order_->Compare(e_[i_].first, t) < 0 : e_[i_].first < t)) {
+      ++i_;
+    }
   }
   void Next() override { ++i_; }
   void Prev() override { i_ = i_ == 0 ? e_.size() : i_ - 1; }
@@ -43,6 +51,7 @@ class VectorChanges final : public InternalIterator {
 
  private:
   std::vector<Entry> e_;
+  const Comparator* order_;
   size_t i_ = 0;
 };
 

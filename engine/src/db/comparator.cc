@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "db/key_order.h"
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 #include "tree/data_file.h"
 
 namespace arenakv {
@@ -18,7 +18,7 @@ constexpr std::string_view kReservedPrefix = "arenakv.";
 class Bytewise final : public Comparator {
  public:
   int Compare(std::string_view a, std::string_view b) const override {
-    return mem::CompareKeys(a, b);
+    return CompareKeys(a, b);
   }
   const char* Name() const override { return kBytewiseName; }
 };

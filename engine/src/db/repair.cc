@@ -143,7 +143,7 @@ class Repairer {
     Status s = KeyOrderName(options_.comparator, &order);
     if (!s.ok()) return s;
     s = tree::SalvageTree(
-        env_.get(), data, order,
+        env_.get(), data, order, KeyOrder(options_.comparator),
         [&](std::string_view key, std::string_view value) {
           Status ws = batch_.Put(key, value);
           if (ws.ok() && batch_.ApproximateSize() >= batch_bytes_) ws = Flush();

@@ -5,7 +5,7 @@
 #include <new>
 
 #include "arenakv/alloc/arena.h"
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 
 namespace arenakv::mem {
 

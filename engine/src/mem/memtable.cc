@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "arenakv/alloc/arena.h"
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 
 namespace arenakv::mem {
 

@@ -4,7 +4,7 @@
 #include <string_view>
 #include <utility>
 
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 
 namespace arenakv::mem {
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 #include "util/internal_iterator.h"
 
 namespace arenakv::mem {

@@ -19,7 +19,7 @@
 #include <string_view>
 
 #include "arenakv/status.h"
-#include "mem/key_compare.h"
+#include "util/key_compare.h"
 
 namespace arenakv::alloc {
 class Arena;

@@ -235,7 +235,9 @@ Status BTree::ReadStored(uint64_t address, char* dst, size_t* image_bytes) {
   const uint64_t offset = AddressOffset(address);
   const uint32_t length = AddressLength(address);
   Status s = ReadBytes(offset, length, dst);
-  if (s.ok()) s = ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes);
+  if (s.ok())
+    s = ParseStoredPage(std::string_view(dst, length), offset, true, path_, image_bytes,
+                        options_.order);
   return StateAfterRead(std::move(s));
 }
 
@@ -286,7 +288,7 @@ Status BTree::DecodeStored(uint64_t address, std::string_view stored, size_t ima
   const uint64_t offset = AddressOffset(address);
   Status s = cache_->NewFrame(image_bytes, ref);
   if (!s.ok()) return s;
-  s = DecodeStoredPage(stored, offset, path_, ref->frame()->data(), image_bytes);
+  s = DecodeStoredPage(stored, offset, path_, ref->frame()->data(), image_bytes, options_.order);
   if (s.ok()) s = CheckPageShape(PageView(ref->frame()->data()), offset);
   if (!s.ok()) {
     ref->Reset();
@@ -377,7 +379,7 @@ Status BTree::SearchBlock(const LeafBlock& block, uint64_t offset, std::string_v
     out = scratch.frame()->data();
   }
   std::string_view v;
-  Status s = SearchLeafBlock(block, out, offset, path_, key, &v, found);
+  Status s = SearchLeafBlock(block, out, offset, path_, key, &v, found, options_.order);
   if (s.ok() && *found) value->assign(v.data(), v.size());
   cache_->AddBlockRead();
   return s;
@@ -430,7 +432,8 @@ Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* 
   LeafBlock block;
   bool in_range = false;
   if (s.ok()) {
-    s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range);
+    s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range,
+                        options_.order);
   }
   if (s.ok() && in_range) {
     const size_t at = static_cast<size_t>(block.lz4.data() - r->stack);
@@ -469,7 +472,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   if (IsBlockedLeaf(stored) && !admitted) {
     LeafBlock block;
     bool in_range = false;
-    s = LocateLeafBlock(stored, offset, path_, key, &block, &in_range);
+    s = LocateLeafBlock(stored, offset, path_, key, &block, &in_range, options_.order);
     if (!s.ok() || !in_range) return s;
     block.has_checksum = false;  // ParseStoredPage checked every block of it
     return SearchBlock(block, offset, key, value, found);
@@ -488,7 +491,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
   }
   PageView v(page.data());
   if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
-  uint32_t i = v.Find(key);
+  uint32_t i = v.Find(key, options_.order);
   if (i < v.count()) {
     std::string_view val = v.value(i);
     value->assign(val.data(), val.size());
@@ -553,7 +556,7 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
       return true;
     }
     if (v.is_leaf()) {
-      uint32_t i = v.Find(key);
+      uint32_t i = v.Find(key, options_.order);
       if (i < v.count()) {
         std::string_view val = v.value(i);
         value->assign(val.data(), val.size());  // may throw: the section ends on unwinding
@@ -563,7 +566,7 @@ bool BTree::GetCached(uint64_t root, std::string_view key, std::string* value, b
       return true;
     }
     expected_level = v.level() - 1;
-    child_index = v.ChildIndex(key);
+    child_index = v.ChildIndex(key, options_.order);
     parent_address = address;
     address = v.child(child_index);
     parent = f;
@@ -623,7 +626,7 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
       return PageCorruption(path_, AddressOffset(address), "unexpected page level");
     }
     if (v.is_leaf()) {
-      uint32_t i = v.Find(key);
+      uint32_t i = v.Find(key, options_.order);
       if (i < v.count()) {
         std::string_view val = v.value(i);
         value->assign(val.data(), val.size());
@@ -633,7 +636,7 @@ Status BTree::Get(uint64_t root, std::string_view key, std::string* value, bool*
     }
     expected_level = v.level() - 1;
     parent = address;
-    address = v.child(v.ChildIndex(key));
+    address = v.child(v.ChildIndex(key, options_.order));
   }
   return Status::OK();
 }
@@ -651,7 +654,8 @@ Status BTree::ApproximatePosition(uint64_t root, std::string_view key, double* p
     PageView v(ref.data());
     const uint32_t n = v.count();
     if (n == 0) break;
-    const uint32_t i = v.is_leaf() ? v.LowerBound(key) : v.ChildIndex(key);
+    const uint32_t i =
+        v.is_leaf() ? v.LowerBound(key, options_.order) : v.ChildIndex(key, options_.order);
     width /= n;
     start += width * i;
     if (v.level() <= 1) break;  // its children are leaves
@@ -797,10 +801,12 @@ class TreeIterator final : public InternalIterator {
       if (l.view.is_leaf()) {
         l.idx = mode == Mode::kFirst  ? 0
                 : mode == Mode::kLast ? (n == 0 ? 0 : n - 1)
-                                      : l.view.LowerBound(target);
+                                      : l.view.LowerBound(target, tree_->options_.order);
         return true;
       }
-      l.idx = mode == Mode::kFirst ? 0 : mode == Mode::kLast ? n - 1 : l.view.ChildIndex(target);
+      l.idx = mode == Mode::kFirst  ? 0
+              : mode == Mode::kLast ? n - 1
+                                    : l.view.ChildIndex(target, tree_->options_.order);
       expected_level = l.view.level() - 1;
       address = l.view.child(l.idx);
     }
@@ -1047,7 +1053,8 @@ Status BTree::VerifyInternal(VerifyState* vs, uint64_t address, int level, std::
   ++vs->internal_pages;
   for (uint32_t i = 1; i < v.count(); ++i) {
     std::string_view k = v.key(i);
-    if ((has_lo && k <= lo) || (has_hi && k >= hi)) {
+    const KeyOrder order = options_.order;
+    if ((has_lo && order.Compare(k, lo) <= 0) || (has_hi && order.Compare(k, hi) >= 0)) {
       return PageCorruption(path_, off, "separator outside the range its parent gives");
     }
   }
@@ -1098,10 +1105,12 @@ Status BTree::Verify(VerifyStats* stats,
       if (!v.is_leaf()) return PageCorruption(path_, off, "expected a leaf");
       if (v.count() == 0) return PageCorruption(path_, off, "empty leaf");
       std::string_view first = v.key(0), last = v.key(v.count() - 1);
-      if ((task.has_lo && first < task.lo) || (task.has_hi && last >= task.hi)) {
+      const KeyOrder order = options_.order;
+      if ((task.has_lo && order.Compare(first, task.lo) < 0) ||
+          (task.has_hi && order.Compare(last, task.hi) >= 0)) {
         return PageCorruption(path_, off, "key outside the range its parent gives");
       }
-      if (have_prev && !(std::string_view(prev_last) < first)) {
+      if (have_prev && order.Compare(prev_last, first) >= 0) {
         return PageCorruption(path_, off, "keys out of order across leaves");
       }
       prev_last.assign(last.data(), last.size());

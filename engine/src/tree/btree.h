@@ -40,6 +40,7 @@
 #include "tree/free_space.h"
 #include "tree/page_cache.h"
 #include "util/internal_iterator.h"
+#include "util/key_compare.h"
 
 namespace arenakv::tree {
 
@@ -58,10 +59,12 @@ struct TreeOptions {
   std::function<uint64_t(uint64_t limit)> lowest_reader = nullptr;
   // Where the lists of pages kept for them live (charged to the budget).
   std::pmr::memory_resource* held_memory = std::pmr::get_default_resource();
-  // The name of the key order, recorded in a new file's meta blocks; empty
-  // for bytewise. An existing file recorded under another name (or bytewise
-  // when one is given) is refused with InvalidArgument: its pages are sorted
-  // in an order this open would not search by.
+  // The key order: pages are searched, built and checked in it.
+  KeyOrder order;
+  // Its name, recorded in a new file's meta blocks; empty for bytewise. An
+  // existing file recorded under another name (or bytewise when one is
+  // given) is refused with InvalidArgument: its pages are sorted in an
+  // order this open would not search by.
   std::string comparator;
 };
 
@@ -81,7 +84,9 @@ struct EraseRange {
   std::string_view begin;  // inclusive
   std::string_view end;    // exclusive
 
-  bool Contains(std::string_view key) const { return key >= begin && key < end; }
+  bool Contains(std::string_view key, KeyOrder order = {}) const {
+    return order.Compare(key, begin) >= 0 && order.Compare(key, end) < 0;
+  }
 };
 
 struct VerifyStats {

@@ -232,8 +232,8 @@ size_t EntryBytes(const PageView& v, uint32_t i) {
 // inside it: the range goes whole, whatever the memtables said of its keys.
 class OutsideRange final : public SkippingIterator<OutsideRange> {
  public:
-  OutsideRange(InternalIterator* base, const EraseRange& range)
-      : SkippingIterator(base), range_(range) {}
+  OutsideRange(InternalIterator* base, const EraseRange& range, KeyOrder order)
+      : SkippingIterator(base), range_(range), order_(order) {}
 
   void SkipForward() {
     if (base()->Valid() && Inside()) base()->Seek(range_.end);
@@ -243,9 +243,10 @@ class OutsideRange final : public SkippingIterator<OutsideRange> {
   }
 
  private:
-  bool Inside() const { return range_.Contains(base()->key()); }
+  bool Inside() const { return range_.Contains(base()->key(), order_); }
 
   const EraseRange range_;
+  const KeyOrder order_;
 };
 
 class CheckpointWriter {
@@ -256,6 +257,7 @@ class CheckpointWriter {
         mr_(mr),
         arena_(arena),
         page_bytes_(tree->options_.page_bytes),
+        order_(tree->options_.order),
         min_fill_(tree->options_.page_bytes / 4),
         prev_key_(mr),
         written_(mr),
@@ -279,6 +281,7 @@ class CheckpointWriter {
   Status NewImage(size_t bytes, PageRef* ref) { return cache_->NewFrame(bytes, ref); }
   Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes, bool hot);
   size_t page_bytes() const { return page_bytes_; }
+  KeyOrder order() const { return order_; }
   std::pmr::memory_resource* mr() const { return mr_; }
   alloc::Arena* arena() const { return arena_; }
 
@@ -289,16 +292,22 @@ class CheckpointWriter {
   Status CommitMeta(const MetaState& old, uint64_t new_root, uint64_t last_sequence,
                     uint64_t wal_number);
 
+  bool Less(std::string_view a, std::string_view b) const { return order_.Compare(a, b) < 0; }
   bool InRange(const std::string_view* upper) const {
-    return changes_->Valid() && (upper == nullptr || changes_->key() < *upper);
+    return changes_->Valid() && (upper == nullptr || Less(changes_->key(), *upper));
   }
   // The erased range against a page's key range [lower, upper) (upper
   // null: unbounded): whether they meet, whether it holds the page whole.
+  // A lower bound "" is the tree's left edge; in the bytewise order it is
+  // also the least key, in another it may be a key anywhere, and taking it
+  // for the edge only makes these answers cautious (meets, not covered).
   bool EraseMeets(std::string_view lower, const std::string_view* upper) const {
-    return erase_ != nullptr && lower < erase_->end && (upper == nullptr || erase_->begin < *upper);
+    return erase_ != nullptr && (lower.empty() || Less(lower, erase_->end)) &&
+           (upper == nullptr || Less(erase_->begin, *upper));
   }
   bool EraseCovers(std::string_view lower, const std::string_view* upper) const {
-    return erase_ != nullptr && erase_->begin <= lower && upper != nullptr && *upper <= erase_->end;
+    return erase_ != nullptr && (order_.bytewise() || !lower.empty()) &&
+           !Less(lower, erase_->begin) && upper != nullptr && !Less(erase_->end, *upper);
   }
   // Copies entry i of an old leaf into `b`, unless it is erased.
   Status KeepEntry(NodeBuilder* b, const PageView& v, uint32_t i);
@@ -338,6 +347,7 @@ class CheckpointWriter {
   std::pmr::memory_resource* const mr_;
   alloc::Arena* const arena_;
   const size_t page_bytes_;
+  const KeyOrder order_;
   const size_t min_fill_;
 
   InternalIterator* changes_ = nullptr;
@@ -405,12 +415,9 @@ Status NodeBuilder::Emit(Scratch* s) {
   PageRef page;
   Status st = w_->NewImage(image, &page);
   if (!st.ok()) return st;
-  size_t prefix = 0;
-  if (leaf) {
-    prefix = CommonPrefix(first, KeyAt(*s, count - 1));
-  } else if (count >= 2) {
-    prefix = CommonPrefix(KeyAt(*s, 1), KeyAt(*s, count - 1));
-  }
+  const KeyOrder order = w_->order();
+  const size_t prefix = PagePrefix(!order.bytewise(), leaf ? 0 : 1, count - 1,
+                                   [&](uint32_t i) { return KeyAt(*s, i); });
   ImageWriter iw(page.frame()->data(), leaf ? PageType::kLeaf : PageType::kInternal, level_, count,
                  static_cast<uint32_t>(image), prefix);
   for (uint32_t i = 0; i < count; ++i) {
@@ -426,7 +433,9 @@ Status NodeBuilder::Emit(Scratch* s) {
   if (!emitted_) {
     sep = lower_;
   } else {
-    sep = leaf ? ShortestSeparator(last_key_, first) : first;
+    // A user's order says nothing of which shorter strings fall between
+    // two keys: its separator is the right page's first key.
+    sep = leaf && order.bytewise() ? ShortestSeparator(last_key_, first) : first;
   }
   // Copy before `s` is reused: sep may point into it.
   std::pmr::string sep_copy(sep, w_->mr());
@@ -557,14 +566,14 @@ Status CheckpointWriter::Merge(ChildList* list, size_t left, bool* merged) {
   PageRef out;
   s = cache_->NewFrame(want, &out);
   if (!s.ok()) return s;
-  size_t prefix;
-  if (leaf) {
-    prefix = CommonPrefix(va.key(0), vb.key(vb.count() - 1));
-  } else {
-    std::string_view first = va.count() > 1 ? va.key(1) : std::string_view(b.sep);
-    std::string_view last = vb.count() > 1 ? vb.key(vb.count() - 1) : std::string_view(b.sep);
-    prefix = CommonPrefix(first, last);
-  }
+  // The keys of the joined page: a's, then b's, b's first being b.sep in
+  // an internal page.
+  auto joined_key = [&](uint32_t i) {
+    if (i < va.count()) return va.key(i);
+    i -= va.count();
+    return !leaf && i == 0 ? std::string_view(b.sep) : vb.key(i);
+  };
+  const size_t prefix = PagePrefix(!order_.bytewise(), leaf ? 0 : 1, count - 1, joined_key);
   ImageWriter iw(out.frame()->data(), leaf ? PageType::kLeaf : PageType::kInternal, list->level,
                  count, static_cast<uint32_t>(want), prefix);
   for (uint32_t i = 0; i < va.count(); ++i) {
@@ -732,7 +741,7 @@ Status CheckpointWriter::CheckChange() {
   if (!changes_->is_tombstone() && changes_->value().size() > kMaxValueBytes) {
     return Status::InvalidArgument("checkpoint: value too large");
   }
-  if (have_prev_key_ && !(std::string_view(prev_key_) < k)) {
+  if (have_prev_key_ && !Less(prev_key_, k)) {
     return Status::InvalidArgument("checkpoint: changes not strictly sorted by key");
   }
   prev_key_.assign(k.data(), k.size());
@@ -786,16 +795,16 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
       pending = true;
       break;
     }
-    uint32_t at = n == 0 ? 0 : v.LowerBound(changes_->key());
-    if (at < n && v.key(at) == changes_->key()) {
+    uint32_t at = n == 0 ? 0 : v.LowerBound(changes_->key(), order_);
+    if (at < n && order_.Equal(v.key(at), changes_->key())) {
       pending = true;
       break;
     }
     changes_->Next();
   }
   if (!pending && n != 0 && EraseMeets(lower, upper)) {
-    const uint32_t at = v.LowerBound(erase_->begin);
-    pending = at < n && v.key(at) < erase_->end;
+    const uint32_t at = v.LowerBound(erase_->begin, order_);
+    pending = at < n && Less(v.key(at), erase_->end);
   }
   if (!pending) {
     if (address != 0) return AddUnchanged(out, lower, address);
@@ -812,11 +821,11 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
       if (!s.ok()) return s;
     }
     std::string_view k = changes_->key();
-    for (; i < n && v.key(i) < k; ++i) {
+    for (; i < n && Less(v.key(i), k); ++i) {
       s = KeepEntry(&b, v, i);
       if (!s.ok()) return s;
     }
-    bool exists = i < n && v.key(i) == k;
+    bool exists = i < n && order_.Equal(v.key(i), k);
     if (exists) ++i;
     if (changes_->is_tombstone()) {
       if (exists) --key_delta_;
@@ -844,7 +853,7 @@ Status CheckpointWriter::RewriteLeaf(uint64_t address, std::string_view lower,
 
 Status CheckpointWriter::KeepEntry(NodeBuilder* b, const PageView& v, uint32_t i) {
   const std::string_view k = v.key(i);
-  if (erase_ != nullptr && erase_->Contains(k)) {
+  if (erase_ != nullptr && erase_->Contains(k, order_)) {
     --key_delta_;
     return Status::OK();
   }
@@ -945,9 +954,9 @@ Status CheckpointWriter::Run(InternalIterator* changes, uint64_t last_sequence, 
                              const EraseRange* erase, CheckpointResult* result) {
   result_ = result;
   std::optional<OutsideRange> outside;
-  if (erase != nullptr && erase->begin < erase->end) {
+  if (erase != nullptr && Less(erase->begin, erase->end)) {
     erase_ = erase;
-    changes = &outside.emplace(changes, *erase);
+    changes = &outside.emplace(changes, *erase, order_);
   }
   changes_ = changes;
   const MetaState old = tree_->meta();

@@ -46,7 +46,8 @@ void PageView::PrefetchAt(const char* image, uint32_t n) {
 
 void PageView::Prefetch(uint32_t n) const { PrefetchAt(p_, n == 0 ? count() : n); }
 
-uint32_t PageView::LowerBound(std::string_view target) const {
+uint32_t PageView::LowerBound(std::string_view target, KeyOrder order) const {
+  if (!order.bytewise()) return LowerBoundIn(order, target);
   const uint32_t n = count();
   int where = ComparePrefix(*this, 0, target);
   if (where != 0) return where < 0 ? 0 : n;
@@ -63,8 +64,12 @@ uint32_t PageView::LowerBound(std::string_view target) const {
   return lo;
 }
 
-uint32_t PageView::Find(std::string_view target) const {
+uint32_t PageView::Find(std::string_view target, KeyOrder order) const {
   const uint32_t n = count();
+  if (!order.bytewise()) {
+    const uint32_t i = LowerBoundIn(order, target);
+    return i < n && order.Equal(key(i), target) ? i : n;
+  }
   const size_t p = prefix_len();
   if (target.size() < p) return n;
   const uint32_t th = KeyHint(target, p);
@@ -94,7 +99,8 @@ uint32_t PageView::Find(std::string_view target) const {
   return n;
 }
 
-uint32_t PageView::ChildIndex(std::string_view target) const {
+uint32_t PageView::ChildIndex(std::string_view target, KeyOrder order) const {
+  if (!order.bytewise()) return ChildIndexIn(order, target);
   // Last i >= 1 with key(i) <= target, else 0.
   const uint32_t n = count();
   int where = ComparePrefix(*this, 1, target);
@@ -104,6 +110,32 @@ uint32_t PageView::ChildIndex(std::string_view target) const {
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     if (CompareSuffix(mid, target, th) <= 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo - 1;
+}
+
+uint32_t PageView::LowerBoundIn(KeyOrder order, std::string_view target) const {
+  uint32_t lo = 0, hi = count();
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (order.Compare(key(mid), target) < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+uint32_t PageView::ChildIndexIn(KeyOrder order, std::string_view target) const {
+  uint32_t lo = 1, hi = count();
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (order.Compare(key(mid), target) <= 0) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -130,7 +162,7 @@ inline bool BytesEqual(const char* a, const char* b, size_t n) {
 
 }  // namespace
 
-bool ValidateImage(const char* image, size_t bytes, std::string* why) {
+bool ValidateImage(const char* image, size_t bytes, std::string* why, KeyOrder order) {
   if (bytes < kImageHeaderBytes || bytes > kMaxImageBytes) {
     *why = "image size " + std::to_string(bytes) + " out of range";
     return false;
@@ -203,9 +235,12 @@ bool ValidateImage(const char* image, size_t bytes, std::string* why) {
       return false;
     }
     // Past the shared prefix a hint is the next four key bytes, zero-padded:
-    // hints never order two keys against the keys' order, so only equal
-    // hints need the keys compared (checked above to be exact).
-    if (i > 0 && (leaf || i > 1) && (hint < prev_hint || (hint == prev_hint && !(prev < k)))) {
+    // in the bytewise order hints never order two keys against the keys'
+    // order, so only equal hints need the keys compared (checked above to
+    // be exact). In another order they say nothing.
+    if (i > 0 && (leaf || i > 1) &&
+        (order.bytewise() ? hint < prev_hint || (hint == prev_hint && !(prev < k))
+                          : order.Compare(prev, k) >= 0)) {
       *why = "keys out of order at entry " + std::to_string(i);
       return false;
     }
@@ -230,7 +265,10 @@ size_t EntryHeaderBytes(bool leaf) {
 }
 
 // The prefix length the decoder derives for a slotless page: that of the
-// first and last searched keys (internal pages: from entry 1 on).
+// first and last searched keys (internal pages: from entry 1 on). In a user
+// order keys between them need not share it (PagePrefix); a page whose
+// prefix is smaller keeps its slots, and ValidateImage refuses any page
+// with a key that does not share its prefix.
 size_t CanonicalPrefix(const PageView& v) {
   uint32_t n = v.count();
   uint32_t first = v.is_leaf() ? 0 : 1;
@@ -451,8 +489,14 @@ struct BlockEntry {
 // page's count).
 class BlockIndex {
  public:
-  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes, IndexLayout layout)
-      : payload_(payload), count_(count), entries_bytes_(entries_bytes), layout_(layout) {}
+  // Blocks' first keys must increase in `order`.
+  BlockIndex(std::string_view payload, uint32_t count, size_t entries_bytes, IndexLayout layout,
+             KeyOrder order)
+      : payload_(payload),
+        count_(count),
+        entries_bytes_(entries_bytes),
+        layout_(layout),
+        order_(order) {}
   BlockIndex(const BlockIndex&) = delete;
   BlockIndex& operator=(const BlockIndex&) = delete;
 
@@ -477,7 +521,7 @@ class BlockIndex {
         b->raw_bytes > entries_bytes_ - raw_total_ || b->lz4_bytes > payload_.size() - lz4_total_) {
       return Fail(why, "block " + std::to_string(seen_) + " out of bounds");
     }
-    if (seen_ > 0 && !(prev_key_ < b->first_key)) {
+    if (seen_ > 0 && order_.Compare(prev_key_, b->first_key) >= 0) {
       return Fail(why, "block keys out of order at block " + std::to_string(seen_));
     }
     b->lz4_offset = lz4_total_;  // from data_start()
@@ -564,6 +608,7 @@ class BlockIndex {
   const uint32_t count_;
   const size_t entries_bytes_;
   const IndexLayout layout_;
+  const KeyOrder order_;
   size_t pos_ = 0;
   uint32_t blocks_ = 0, seen_ = 0, prev_first_ = 0;
   size_t raw_total_ = 0, lz4_total_ = 0, data_start_ = 0;
@@ -666,7 +711,8 @@ uint64_t StoredChecksum(const char* stored, size_t end, uint64_t offset) {
 }
 
 // The page checksum of a page with block sums, then every block's.
-Status VerifyBlockSums(std::string_view stored, uint64_t offset, const std::string& file) {
+Status VerifyBlockSums(std::string_view stored, uint64_t offset, const std::string& file,
+                       KeyOrder order) {
   const char* p = stored.data();
   const size_t end = BlockIndexEnd(p, stored.size());
   if (end == 0) return PageCorruption(file, offset, "block index truncated");
@@ -680,7 +726,7 @@ Status VerifyBlockSums(std::string_view stored, uint64_t offset, const std::stri
   const std::string_view payload = stored.substr(kStoredHeaderBytes);
   const IndexLayout layout = LayoutOf(p);
   const uint64_t mask = BlockSumMask(layout);
-  BlockIndex index(payload, count, image_bytes - skip, layout);
+  BlockIndex index(payload, count, image_bytes - skip, layout, order);
   BlockEntry b;
   std::string why;
   const size_t data_start = end - kStoredHeaderBytes;
@@ -752,14 +798,14 @@ Status CheckStoredHeader(const char* p, size_t length, uint64_t offset, const st
 }  // namespace
 
 Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
-                       const std::string& file, size_t* image_bytes) {
+                       const std::string& file, size_t* image_bytes, KeyOrder order) {
   if (stored.size() < kStoredHeaderBytes) return PageCorruption(file, offset, "truncated page");
   const char* p = stored.data();
   if (verify_checksum) {
     // Before the header's fields, as for every page: a damaged page reports
     // its checksum first.
     if (HasBlockSums(p)) {
-      Status s = VerifyBlockSums(stored, offset, file);
+      Status s = VerifyBlockSums(stored, offset, file, order);
       if (!s.ok()) return s;
     } else if (DecodeFixed64(p) != StoredChecksum(p, stored.size(), offset)) {
       return PageCorruption(file, offset, "checksum mismatch");
@@ -771,20 +817,20 @@ Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_che
 namespace {
 
 // Decompresses every block of a blocked leaf into `entries`, back to back.
-bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_t entries_bytes,
-                  IndexLayout layout, std::string* why) {
+bool DecodeBlocks(std::string_view payload, uint32_t count, KeyOrder order, char* entries,
+                  size_t entries_bytes, IndexLayout layout, std::string* why) {
   BlockEntry b;
   size_t data_start = 0;
   if (layout != IndexLayout::kCompact) {
     // The blocks start after the index: a first walk finds where. The
     // compact index says so up front, and one walk does.
-    BlockIndex check(payload, count, entries_bytes, layout);
+    BlockIndex check(payload, count, entries_bytes, layout, order);
     while (check.Next(&b, why)) {
     }
     if (!why->empty()) return false;
     data_start = check.data_start();
   }
-  BlockIndex index(payload, count, entries_bytes, layout);
+  BlockIndex index(payload, count, entries_bytes, layout, order);
   size_t out = 0;
   while (index.Next(&b, why)) {
     if (layout == IndexLayout::kCompact) {
@@ -809,10 +855,10 @@ bool DecodeBlocks(std::string_view payload, uint32_t count, char* entries, size_
 // After RebuildSlots: each block starts at an entry, with the key its index
 // names (so a block read finds what a whole-page read finds).
 bool BlocksMatchEntries(std::string_view payload, const char* image, IndexLayout layout,
-                        std::string* why) {
+                        KeyOrder order, std::string* why) {
   const PageView v(image);
   const size_t skip = kImageHeaderBytes + size_t{v.count()} * kSlotBytes;
-  BlockIndex index(payload, v.count(), v.image_bytes() - skip, layout);
+  BlockIndex index(payload, v.count(), v.image_bytes() - skip, layout, order);
   BlockEntry b;
   size_t start = skip;
   while (index.Next(&b, why)) {
@@ -829,7 +875,7 @@ bool BlocksMatchEntries(std::string_view payload, const char* image, IndexLayout
 }  // namespace
 
 Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
-                       std::string_view key, LeafBlock* block, bool* in_range) {
+                       std::string_view key, LeafBlock* block, bool* in_range, KeyOrder order) {
   const uint32_t count = StoredEntryCount(stored);
   const uint32_t image_bytes = DecodeFixed32(stored.data() + 16);
   if (!IsBlockedLeaf(stored) || !IsStoredLeaf(stored)) {
@@ -841,7 +887,7 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
   }
   const std::string_view payload = stored.substr(kStoredHeaderBytes);
   const IndexLayout layout = LayoutOf(stored.data());
-  BlockIndex index(payload, count, image_bytes - skip, layout);
+  BlockIndex index(payload, count, image_bytes - skip, layout, order);
   // With the compact index the walk stops at the first block past the key:
   // the blocks' start is known, and the page checksum has covered the rest
   // of the index (a whole read walks all of it).
@@ -850,7 +896,7 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
   uint32_t chosen_end = count;  // the entry after the chosen block's last
   std::string why;
   while (index.Next(&b, &why)) {
-    if (b.first_key <= key) {
+    if (order.bytewise() ? b.first_key <= key : order.Compare(b.first_key, key) <= 0) {
       chosen = b;  // its key outlives one more Next (the index's buffers alternate)
       chosen_end = count;
       have = true;
@@ -900,7 +946,7 @@ Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
 }
 
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
-                       std::string_view key, std::string_view* value, bool* found) {
+                       std::string_view key, std::string_view* value, bool* found, KeyOrder order) {
   *found = false;
   if (block.has_checksum && (BlockChecksum(block.lz4) & block.checksum_mask) != block.checksum) {
     return PageCorruption(file, offset, "block checksum mismatch");
@@ -923,10 +969,12 @@ Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const
       return PageCorruption(file, offset, "block entry out of bounds");
     }
     const std::string_view k(raw + pos + kLeafEntryHeaderBytes, klen);
-    if (i == 0 ? k != block.first_key.view() : !(prev < k)) {
+    if (i == 0             ? k != block.first_key.view()
+        : order.bytewise() ? !(prev < k)
+                           : order.Compare(prev, k) >= 0) {
       return PageCorruption(file, offset, "block keys disagree with the index");
     }
-    if (k == key) {
+    if (order.bytewise() ? k == key : order.Equal(k, key)) {
       *value = std::string_view(raw + pos + kLeafEntryHeaderBytes + klen, vlen);
       *found = true;
     }
@@ -938,7 +986,7 @@ Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const
 }
 
 Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::string& file,
-                        char* image, size_t image_bytes) {
+                        char* image, size_t image_bytes, KeyOrder order) {
   const char* p = stored.data();
   const char* payload = p + kStoredHeaderBytes;
   size_t payload_bytes = stored.size() - kStoredHeaderBytes;
@@ -951,7 +999,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
     const std::string_view body(payload, payload_bytes);
     std::string why;
     if (p[9] & kStoredFlagBlocks) {
-      if (!DecodeBlocks(body, count, image + skip, image_bytes - skip, LayoutOf(p), &why)) {
+      if (!DecodeBlocks(body, count, order, image + skip, image_bytes - skip, LayoutOf(p), &why)) {
         return PageCorruption(file, offset, why);
       }
     } else {
@@ -965,7 +1013,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
                       count)) {
       return PageCorruption(file, offset, "entries do not fill the page");
     }
-    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, LayoutOf(p), &why)) {
+    if ((p[9] & kStoredFlagBlocks) && !BlocksMatchEntries(body, image, LayoutOf(p), order, &why)) {
       return PageCorruption(file, offset, why);
     }
   } else if (p[9] & kStoredFlagLz4) {
@@ -981,7 +1029,7 @@ Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::str
     return PageCorruption(file, offset, "header does not match the image");
   }
   std::string why;
-  if (!ValidateImage(image, image_bytes, &why)) return PageCorruption(file, offset, why);
+  if (!ValidateImage(image, image_bytes, &why, order)) return PageCorruption(file, offset, why);
   return Status::OK();
 }
 

@@ -21,6 +21,7 @@
 
 #include "arenakv/status.h"
 #include "util/coding.h"
+#include "util/key_compare.h"
 
 namespace arenakv::tree {
 
@@ -125,8 +126,12 @@ class PageView {
   }
   uint32_t hint(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 8 * i + 4); }
 
+  // The searches take the tree's key order. In the bytewise order they use
+  // the page prefix and the hints; in another, bytes say nothing of the
+  // order, and they compare whole keys through it.
+
   // Leaf: the first index whose key is >= target (count() if none).
-  uint32_t LowerBound(std::string_view target) const;
+  uint32_t LowerBound(std::string_view target, KeyOrder order = {}) const;
   // Starts loading the lines a search of a page of `count` entries reads
   // (header, slot array): a page that is not in the CPU cache then costs
   // about one memory latency instead of one per binary-search probe. With
@@ -141,12 +146,15 @@ class PageView {
   // skips the prefix check of LowerBound (one memory access less on a page
   // that is not in the CPU cache): a key the page holds shares the prefix, so
   // the hint search finds it, and any other index fails the final compare.
-  uint32_t Find(std::string_view target) const;
+  uint32_t Find(std::string_view target, KeyOrder order = {}) const;
   // Internal: the child whose range holds target (last i with key(i) <= target;
   // entry 0 stands for minus infinity).
-  uint32_t ChildIndex(std::string_view target) const;
+  uint32_t ChildIndex(std::string_view target, KeyOrder order = {}) const;
 
  private:
+  // LowerBound and ChildIndex in a user's order.
+  uint32_t LowerBoundIn(KeyOrder order, std::string_view target) const;
+  uint32_t ChildIndexIn(KeyOrder order, std::string_view target) const;
   uint32_t Slot(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 8 * i); }
   // Compares key(i) with target, both known to share the page prefix.
   int CompareSuffix(uint32_t i, std::string_view target, uint32_t target_hint) const;
@@ -209,8 +217,24 @@ class ImageWriter {
 
 // Checks that `bytes` bytes at `image` form a well-formed page: header, slot
 // array and every entry in bounds, sizes within the limits, keys strictly
-// increasing, internal children non-null. On failure *why says what is wrong.
-bool ValidateImage(const char* image, size_t bytes, std::string* why);
+// increasing in `order`, internal children non-null. On failure *why says
+// what is wrong.
+bool ValidateImage(const char* image, size_t bytes, std::string* why, KeyOrder order = {});
+
+// The page prefix of the searched keys first..last of a page: the bytes
+// every one of them begins with. Keys in the bytewise order share those of
+// their first and last; in another order keys between them need not, and
+// `every_key` compares them all (right in either order, at a cost). `key(i)`
+// returns key i.
+template <typename KeyAt>
+size_t PagePrefix(bool every_key, uint32_t first, uint32_t last, KeyAt&& key) {
+  if (last < first) return 0;
+  size_t p = CommonPrefix(key(first), key(last));
+  for (uint32_t i = first + 1; every_key && p > 0 && i < last; ++i) {
+    p = std::min(p, CommonPrefix(key(first), key(i)));
+  }
+  return p;
+}
 
 // XXH3 of an image, kept with a cached frame so that cached pages can be
 // re-verified (ReadOptions::verify_checksums).
@@ -286,14 +310,15 @@ size_t EncodeStoredPage(const char* image, size_t image_bytes, bool compress, ch
 void SealStoredPage(char* stored, size_t length, uint64_t offset);
 
 // Checks a stored page's header and checksum (when verify_checksum) and
-// returns the size of the image it holds. Errors are Corruption naming
-// `file` and the offset.
+// returns the size of the image it holds; a blocked leaf's index is checked
+// to name its blocks in `order`. Errors are Corruption naming `file` and
+// the offset.
 Status ParseStoredPage(std::string_view stored, uint64_t offset, bool verify_checksum,
-                       const std::string& file, size_t* image_bytes);
+                       const std::string& file, size_t* image_bytes, KeyOrder order = {});
 // Decodes a stored page already accepted by ParseStoredPage into `image`
 // (room for image_bytes) and validates the image.
 Status DecodeStoredPage(std::string_view stored, uint64_t offset, const std::string& file,
-                        char* image, size_t image_bytes);
+                        char* image, size_t image_bytes, KeyOrder order = {});
 
 // A key copied out of a block index (whose compact form stores only the
 // part that differs from the previous key): short keys stay inline, so a
@@ -352,12 +377,13 @@ inline uint32_t StoredEntryCount(std::string_view stored) {
 // if the leaf does; *in_range is false when key sorts before every key. A
 // malformed index is Corruption.
 Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
-                       std::string_view key, LeafBlock* block, bool* in_range);
+                       std::string_view key, LeafBlock* block, bool* in_range, KeyOrder order = {});
 // Checks the block's checksum (format 5), decompresses `block` into `raw`
 // (room for block.raw_bytes), checks its entries and looks `key` up in it:
 // *value then points into raw.
 Status SearchLeafBlock(const LeafBlock& block, char* raw, uint64_t offset, const std::string& file,
-                       std::string_view key, std::string_view* value, bool* found);
+                       std::string_view key, std::string_view* value, bool* found,
+                       KeyOrder order = {});
 
 // "Corruption: <file> page at offset N: <what>"
 Status PageCorruption(const std::string& file, uint64_t offset, std::string_view what);

@@ -34,12 +34,13 @@ std::string Printable(std::string_view key, bool bounded, const char* unbounded)
 
 class Walker {
  public:
-  Walker(File* file, std::string path, uint64_t file_bytes,
+  Walker(File* file, std::string path, uint64_t file_bytes, KeyOrder order,
          const std::function<Status(std::string_view, std::string_view)>& entry,
          const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result)
       : file_(file),
         path_(std::move(path)),
         file_bytes_(file_bytes),
+        order_(order),
         entry_(entry),
         progress_(progress),
         result_(result) {}
@@ -76,7 +77,9 @@ class Walker {
         // A key outside what the parents give would come after keys it
         // must precede: a damaged page that still verifies. Keep the rest.
         const std::string_view k = v.key(i);
-        if ((has_lo && k < lo) || (has_hi && k >= hi)) continue;
+        if ((has_lo && order_.Compare(k, lo) < 0) || (has_hi && order_.Compare(k, hi) >= 0)) {
+          continue;
+        }
         Status s = entry_(k, v.value(i));
         if (!s.ok()) return s;
         ++result_->entries;
@@ -116,14 +119,14 @@ class Walker {
     if (!s.ok()) return s;
     if (got != length) return Status::Corruption(path_ + ": page past the end of the file");
     size_t image_bytes = 0;
-    s = ParseStoredPage(stored, offset, /*verify_checksum=*/true, path_, &image_bytes);
+    s = ParseStoredPage(stored, offset, /*verify_checksum=*/true, path_, &image_bytes, order_);
     if (!s.ok()) return s;
     try {
       image->assign(image_bytes, '\0');
     } catch (const std::bad_alloc&) {
       return Status::MemoryLimit("repair: no memory for a page");
     }
-    s = DecodeStoredPage(stored, offset, path_, image->data(), image_bytes);
+    s = DecodeStoredPage(stored, offset, path_, image->data(), image_bytes, order_);
     if (!s.ok()) return s;
     PageView v(image->data());
     if ((v.type() != PageType::kLeaf && v.type() != PageType::kInternal) ||
@@ -137,6 +140,7 @@ class Walker {
   File* const file_;
   const std::string path_;
   const uint64_t file_bytes_;
+  const KeyOrder order_;
   const std::function<Status(std::string_view, std::string_view)>& entry_;
   const std::function<bool(uint64_t, uint64_t)>& progress_;
   SalvageResult* const result_;
@@ -145,7 +149,7 @@ class Walker {
 
 }  // namespace
 
-Status SalvageTree(Env* env, const std::string& path, const std::string& order,
+Status SalvageTree(Env* env, const std::string& path, const std::string& order_name, KeyOrder order,
                    const std::function<Status(std::string_view, std::string_view)>& entry,
                    const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result) {
   *result = SalvageResult();
@@ -196,10 +200,10 @@ Status SalvageTree(Env* env, const std::string& path, const std::string& order,
     result->lost.push_back(path + ": no meta block verifies: the tree cannot be found");
     return Status::OK();
   }
-  if (orders[best] != order) {
+  if (orders[best] != order_name) {
     // Read in another order, the pages' keys would seem out of order and
     // the salvaged database would be sorted wrong.
-    return KeyOrderMismatch(path, orders[best], order);
+    return KeyOrderMismatch(path, orders[best], order_name);
   }
   result->have_meta = true;
   result->meta = metas[best];
@@ -209,7 +213,7 @@ Status SalvageTree(Env* env, const std::string& path, const std::string& order,
                            " was used, which may be the one before the newest");
   }
   if (metas[best].root == 0) return Status::OK();
-  Walker walker(file.get(), path, size, entry, progress, result);
+  Walker walker(file.get(), path, size, order, entry, progress, result);
   return walker.Walk(metas[best].root, -1, {}, false, {}, false, 0);
 }
 

@@ -19,6 +19,7 @@
 #include "arenakv/env.h"
 #include "arenakv/status.h"
 #include "tree/data_file.h"
+#include "util/key_compare.h"
 
 namespace arenakv::tree {
 
@@ -39,10 +40,10 @@ struct SalvageResult {
 // read so far, bytes of the file) returning false stops it too (Aborted).
 // Errors of the file itself (it cannot be opened or read) are returned;
 // damage is reported in *result.
-// `order` is the key order the caller reads in (as TreeOptions::comparator):
-// a file whose meta block records another is refused with InvalidArgument
-// before any entry is reported.
-Status SalvageTree(Env* env, const std::string& path, const std::string& order,
+// `order` is the key order the caller reads in, `order_name` its name (as
+// TreeOptions::order and ::comparator): a file whose meta block records
+// another is refused with InvalidArgument before any entry is reported.
+Status SalvageTree(Env* env, const std::string& path, const std::string& order_name, KeyOrder order,
                    const std::function<Status(std::string_view, std::string_view)>& entry,
                    const std::function<bool(uint64_t, uint64_t)>& progress, SalvageResult* result);
 

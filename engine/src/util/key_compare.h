@@ -10,8 +10,8 @@
 // costs one predictable branch.
 //
 // Thread safety: pure functions; a KeyOrder is immutable.
-#ifndef ARENAKV_MEM_KEY_COMPARE_H_
-#define ARENAKV_MEM_KEY_COMPARE_H_
+#ifndef ARENAKV_UTIL_KEY_COMPARE_H_
+#define ARENAKV_UTIL_KEY_COMPARE_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -20,7 +20,7 @@
 
 #include "arenakv/comparator.h"
 
-namespace arenakv::mem {
+namespace arenakv {
 
 inline int CompareKeys(std::string_view a, std::string_view b) {
   const size_t n = std::min(a.size(), b.size());
@@ -72,6 +72,6 @@ class KeyOrder {
   const Comparator* user_ = nullptr;
 };
 
-}  // namespace arenakv::mem
+}  // namespace arenakv
 
-#endif  // ARENAKV_MEM_KEY_COMPARE_H_
+#endif  // ARENAKV_UTIL_KEY_COMPARE_H_

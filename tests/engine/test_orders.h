@@ -1,0 +1,65 @@
+// Key orders for the tests of custom comparators: reverse bytewise (bytes
+// say the opposite of the order), numeric (decimal numbers: "9" < "10",
+// so keys between two that share a prefix need not share it), and case
+// folding (keys of different bytes that are the same key). Each comes with
+// a less-than for std::map models kept in it.
+//
+// Thread safety: stateless.
+#ifndef ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
+#define ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
+
+#include <algorithm>
+#include <string_view>
+
+#include "arenakv/comparator.h"
+
+namespace arenakv::test {
+
+class ReverseOrder final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
+  const char* Name() const override { return "test.ReverseOrder"; }
+};
+
+// Keys of decimal digits as numbers (no leading zeros are written): fewer
+// digits first, then bytewise. Any other byte sorts as in bytewise after
+// the digits' length, which keeps the order total.
+class NumericOrder final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+    return a.compare(b);
+  }
+  const char* Name() const override { return "test.NumericOrder"; }
+};
+
+class CaseFolding final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override {
+    const size_t n = std::min(a.size(), b.size());
+    for (size_t i = 0; i < n; ++i) {
+      const int x = Fold(a[i]), y = Fold(b[i]);
+      if (x != y) return x < y ? -1 : 1;
+    }
+    return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+  }
+  const char* Name() const override { return "test.CaseFolding"; }
+
+ private:
+  static int Fold(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 'A' && u <= 'Z' ? u - 'A' + 'a' : u;
+  }
+};
+
+// std::map's order for a model kept in `order` (nullptr: bytewise).
+struct OrderLess {
+  const Comparator* order = nullptr;
+  bool operator()(std::string_view a, std::string_view b) const {
+    return order != nullptr ? order->Compare(a, b) < 0 : a < b;
+  }
+};
+
+}  // namespace arenakv::test
+
+#endif  // ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
