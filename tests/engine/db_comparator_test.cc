@@ -1,12 +1,16 @@
-// Options::comparator: the bytewise order, the name a data file records
-// for its order, and the refusals while only the bytewise order is kept
-// (arenakv/comparator.h).
+// Options::comparator (arenakv/comparator.h): the bytewise order; databases
+// in a user's order (reverse, numeric, case folding) against a std::map
+// kept in it, through checkpoints, reopens, transactions and repair; the
+// name a data file records and the refusal of any other order.
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -14,6 +18,7 @@
 #include "arenakv/db.h"
 #include "arenakv/env.h"
 #include "db_test_util.h"
+#include "test_orders.h"
 #include "test_util.h"
 #include "tree/btree.h"
 #include "tree_test_util.h"
@@ -79,74 +84,278 @@ TEST(ComparatorTest, TheBytewiseComparatorIsTheDefault) {
   test::ExpectPoolsReleased();
 }
 
-// Until the engine keeps other orders, asking for one is refused before
-// anything is created; so are names a data file could not record.
-TEST(ComparatorTest, AnotherOrderIsRefusedBeforeAnythingIsCreated) {
+// Names a data file could not record are refused before anything is
+// created.
+TEST(ComparatorTest, NamesAFileCannotRecordAreRefused) {
   test::TempDir dir;
   const std::string path = dir.Join("db");
-  struct Case {
-    const char* name;
-    bool not_supported;  // else InvalidArgument
-  };
   const std::string long_name(256, 'n');
-  const Case cases[] = {{"example.ReverseOrder", true},
-                        {"", false},
-                        {"arenakv.Mine", false},
-                        {long_name.c_str(), false}};
-  for (const Case& c : cases) {
-    NamedOrder order(c.name);
+  for (const char* name : {"", "arenakv.Mine", long_name.c_str()}) {
+    NamedOrder order(name);
     Options o;
     o.comparator = &order;
     std::unique_ptr<DB> db;
     Status s = DB::Open(o, path, &db);
     EXPECT_EQ(db, nullptr);
-    if (c.not_supported) {
-      EXPECT_TRUE(s.IsNotSupported()) << s.ToString();
-      EXPECT_NE(s.message().find(c.name), std::string::npos) << s.ToString();
-    } else {
-      EXPECT_TRUE(s.IsInvalidArgument())
-          << std::string(c.name).substr(0, 20) << ": " << s.ToString();
-    }
-    EXPECT_FALSE(fs::exists(path)) << std::string(c.name).substr(0, 20);
+    EXPECT_TRUE(s.IsInvalidArgument()) << std::string(name).substr(0, 20) << ": " << s.ToString();
+    EXPECT_FALSE(fs::exists(path)) << std::string(name).substr(0, 20);
     RepairReport report;
-    Status rs = RepairDB(path, o, &report);
-    EXPECT_FALSE(rs.ok());
+    EXPECT_FALSE(RepairDB(path, o, &report).ok());
   }
   test::ExpectPoolsReleased();
 }
 
-// A data file that records another order (as a build that keeps custom
-// orders writes it) is neither opened nor repaired in bytewise order: its
-// pages are sorted in an order the bytewise search would misread. Nothing
-// is written to it.
-TEST(ComparatorTest, AFileInAnotherOrderIsNeitherOpenedNorRepaired) {
+test::ReverseOrder reverse_order;
+test::NumericOrder numeric_order;
+test::CaseFolding case_folding;
+
+using Model = std::map<std::string, std::string, test::OrderLess>;
+
+// Keys the order has something to say about (see btree_order_test.cc).
+std::string MakeKey(const Comparator* order, std::mt19937_64& rng) {
+  if (order == &numeric_order) return std::to_string(rng() % (uint64_t{1} << (rng() % 20)));
+  if (order == &case_folding) {
+    std::string k(1 + rng() % 5, ' ');
+    for (char& c : k) c = static_cast<char>((rng() % 2 ? 'a' : 'A') + rng() % 5);
+    return k;
+  }
+  return "k" + std::to_string(rng() % 20000);
+}
+
+class OrderedDBTest : public ::testing::TestWithParam<const Comparator*> {
+ protected:
+  void SetUp() override { path_ = dir_.Join("db"); }
+  Options DBOptions() const {
+    Options o;
+    o.comparator = GetParam();
+    o.cache_bytes = 1 << 20;
+    o.checkpoint_wal_bytes = 256 << 10;  // checkpoints every few hundred writes
+    o.page_bytes = 4096;
+    return o;
+  }
+  const Comparator* order() const { return GetParam(); }
+
+  // Every key in order both ways, a few seeks, and every value.
+  void Check(DB* db, const Model& model, uint64_t seed) {
+    std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+    auto m = model.begin();
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++m) {
+      ASSERT_NE(m, model.end()) << "seed " << seed;
+      ASSERT_EQ(it->key(), m->first) << "seed " << seed;
+      ASSERT_EQ(it->value(), m->second) << "seed " << seed;
+    }
+    ASSERT_OK(it->status());
+    ASSERT_EQ(m, model.end()) << "seed " << seed;
+    auto r = model.rbegin();
+    for (it->SeekToLast(); it->Valid(); it->Prev(), ++r) {
+      ASSERT_NE(r, model.rend()) << "seed " << seed;
+      ASSERT_EQ(it->key(), r->first) << "seed " << seed;
+    }
+    ASSERT_EQ(r, model.rend()) << "seed " << seed;
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 200; ++i) {
+      const std::string t = MakeKey(order(), rng);
+      it->Seek(t);
+      const auto want = model.lower_bound(t);
+      ASSERT_EQ(it->Valid(), want != model.end()) << "seek " << t << " seed " << seed;
+      if (want != model.end()) {
+        ASSERT_EQ(it->key(), want->first) << "seek " << t;
+      }
+      std::string v;
+      const auto found = model.find(t);
+      Status s = db->Get(ReadOptions(), t, &v);
+      if (found == model.end()) {
+        ASSERT_TRUE(s.IsNotFound()) << t << ": " << s.ToString();
+      } else {
+        ASSERT_OK(s);
+        ASSERT_EQ(v, found->second) << t;
+      }
+    }
+  }
+
+  test::TempDir dir_;
+  std::string path_;
+};
+
+// Puts, deletes, range deletes and batches against the model, across
+// checkpoints and reopens (the tree and the log's replay), then Verify.
+TEST_P(OrderedDBTest, RandomizedAgainstModel) {
+  const uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  Model model(test::OrderLess{order()});
+  for (int session = 0; session < 3; ++session) {
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(DBOptions(), path_, &db));
+    Check(db.get(), model, seed + session);
+    for (int i = 0; i < 6000; ++i) {
+      const std::string k = MakeKey(order(), rng);
+      const int op = static_cast<int>(rng() % 100);
+      if (op < 70) {
+        const std::string v = test::HalfRandomValue(rng()).substr(0, rng() % 100);
+        ASSERT_OK(db->Put(WriteOptions(), k, v));
+        model.erase(k);  // a key the order calls equal takes the new bytes
+        model.emplace(k, v);
+      } else if (op < 95) {
+        ASSERT_OK(db->Delete(WriteOptions(), k));
+        model.erase(k);
+      } else if (op < 97) {
+        // About 20 keys of the model from k on.
+        const std::string begin = k;
+        auto last = model.lower_bound(begin);
+        for (int j = 0; j < 20 && last != model.end(); ++j) ++last;
+        const std::string end = last == model.end() ? MakeKey(order(), rng) : last->first;
+        if (order()->Compare(begin, end) > 0) continue;
+        ASSERT_OK(db->DeleteRange(WriteOptions(), begin, end));
+        model.erase(model.lower_bound(begin), model.lower_bound(end));
+      } else {
+        WriteBatch batch;
+        std::map<std::string, std::optional<std::string>, test::OrderLess> changes(
+            test::OrderLess{order()});
+        for (int j = 0; j < 10; ++j) {
+          const std::string bk = MakeKey(order(), rng);
+          if (rng() % 4 == 0) {
+            ASSERT_OK(batch.Delete(bk));
+            changes.erase(bk);
+            changes.emplace(bk, std::nullopt);
+          } else {
+            const std::string v = "batch" + std::to_string(j);
+            ASSERT_OK(batch.Put(bk, v));
+            changes.erase(bk);
+            changes.emplace(bk, v);
+          }
+        }
+        ASSERT_OK(db->Write(WriteOptions(), &batch));
+        for (const auto& [bk, v] : changes) {
+          model.erase(bk);
+          if (v) model.emplace(bk, *v);
+        }
+      }
+    }
+    Check(db.get(), model, seed + 100 + session);
+    if (session == 1) ASSERT_OK(db->Checkpoint());
+    VerifyReport report;
+    ASSERT_OK(db->Verify(&report));
+    ASSERT_OK(db->Close());
+  }
+  std::printf("%zu keys in %s\n", model.size(), order()->Name());
+  test::ExpectPoolsReleased();
+}
+
+// A serializable transaction's scanned range is what the order says lies
+// between its ends: a write there conflicts, one outside does not. Its
+// own writes merge into its reads in the order.
+TEST_P(OrderedDBTest, TransactionsReadAndConflictInTheOrder) {
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(DBOptions(), path_, &db));
+  std::mt19937_64 rng(7);
+  Model model(test::OrderLess{order()});
+  while (model.size() < 40) {
+    const std::string k = MakeKey(order(), rng);
+    ASSERT_OK(db->Put(WriteOptions(), k, "v"));
+    model.erase(k);  // the database keeps the latest bytes of equal keys
+    model.emplace(k, "v");
+  }
+  // Keys 10..20 of the order: the scan covers [keys[10], keys[20]].
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : model) keys.push_back(k);
+  const TransactionOptions serializable{.isolation = IsolationLevel::kSerializable};
+  // A new key the order puts inside the scanned range, or after it.
+  auto new_key = [&](bool inside) {
+    while (true) {
+      const std::string k = MakeKey(order(), rng);
+      if (model.count(k) != 0) continue;
+      const bool after_start = order()->Compare(k, keys[10]) > 0;
+      const bool before_end = order()->Compare(k, keys[20]) < 0;
+      if (inside ? after_start && before_end : !before_end && order()->Compare(k, keys[20]) > 0) {
+        return k;
+      }
+    }
+  };
+  for (const bool inside : {true, false}) {
+    std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions(), serializable);
+    ASSERT_OK(txn->Put(keys[15], "mine"));
+    std::unique_ptr<Iterator> it = txn->NewIterator(ReadOptions());
+    int seen = 0;
+    for (it->Seek(keys[10]); it->Valid() && seen <= 10; it->Next(), ++seen) {
+      ASSERT_EQ(it->key(), keys[10 + seen]);
+      if (seen == 5) {
+        EXPECT_EQ(it->value(), "mine");
+      }
+    }
+    ASSERT_OK(it->status());
+    ASSERT_EQ(seen, 11);
+    it.reset();
+    const std::string other = new_key(inside);
+    ASSERT_OK(db->Put(WriteOptions(), other, "other"));
+    model.emplace(other, "other");
+    Status s = txn->Commit();
+    if (inside) {
+      EXPECT_TRUE(s.IsConflict()) << other << ": " << s.ToString();
+      keys.clear();  // the new key moved the ones after it
+      for (const auto& [k, v] : model) keys.push_back(k);
+    } else {
+      EXPECT_TRUE(s.ok()) << other << ": " << s.ToString();
+    }
+  }
+  ASSERT_OK(db->Close());
+  test::ExpectPoolsReleased();
+}
+
+INSTANTIATE_TEST_SUITE_P(Orders, OrderedDBTest,
+                         ::testing::Values(&reverse_order, &numeric_order, &case_folding),
+                         [](const ::testing::TestParamInfo<const Comparator*>& info) {
+                           return std::string(info.param->Name()).substr(5);  // past "test."
+                         });
+
+// A database records its order: opened (or repaired) in another, or in
+// bytewise, it is refused with InvalidArgument naming both, and nothing is
+// written; in its own order it opens and repairs to the same contents.
+TEST(ComparatorTest, ADatabaseOpensOnlyInItsOwnOrder) {
   test::TempDir dir;
   const std::string path = dir.Join("db");
-  const std::string data = path + "/data.akv";
-  fs::create_directories(path);
+  Options reverse;
+  reverse.comparator = &reverse_order;
   {
-    test::TreeArena arena;
-    std::unique_ptr<tree::BTree> t;
-    ASSERT_OK(tree::BTree::Open(Env::Default().get(), data, true,
-                                {.page_bytes = 4096, .order = {}, .comparator = "example.ReverseOrder"},
-                                arena.arena(), &t));
-    ASSERT_OK(t->Close());
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(reverse, path, &db));
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_OK(db->Put(WriteOptions(), "k" + std::to_string(i), std::to_string(i)));
+    }
+    ASSERT_OK(db->Close());
   }
+  const std::string data = path + "/data.akv";
   const std::string before = ReadFile(data);
-  std::unique_ptr<DB> db;
-  Status s = DB::Open(Options(), path, &db);
-  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  EXPECT_NE(s.message().find("example.ReverseOrder"), std::string::npos) << s.ToString();
-  Options ro;
-  ro.read_only = true;
-  s = DB::Open(ro, path, &db);
-  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  RepairReport report;
-  s = RepairDB(path, Options(), &report);
-  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-  EXPECT_NE(s.message().find("example.ReverseOrder"), std::string::npos) << s.ToString();
+  Options numeric;
+  numeric.comparator = &numeric_order;
+  for (const Options& o : {Options(), numeric}) {
+    std::unique_ptr<DB> db;
+    Status s = DB::Open(o, path, &db);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.message().find("test.ReverseOrder"), std::string::npos) << s.ToString();
+    Options ro = o;
+    ro.read_only = true;
+    EXPECT_TRUE(DB::Open(ro, path, &db).IsInvalidArgument());
+    RepairReport report;
+    s = RepairDB(path, o, &report);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.message().find("test.ReverseOrder"), std::string::npos) << s.ToString();
+  }
   EXPECT_EQ(ReadFile(data), before);
   EXPECT_FALSE(fs::exists(path + "/lost"));
+  RepairReport report;
+  ASSERT_OK(RepairDB(path, reverse, &report));
+  EXPECT_EQ(report.keys, 500u);
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(reverse, path, &db));
+  VerifyReport verify;
+  ASSERT_OK(db->Verify(&verify));
+  std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
+  it->SeekToFirst();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "k99");  // the greatest bytes come first
+  EXPECT_EQ(it->value(), "99");
+  it.reset();
+  ASSERT_OK(db->Close());
   test::ExpectPoolsReleased();
 }
 

@@ -59,12 +59,13 @@ TEST_F(KeyRecordTest, AnswersAsTheMemtableDoes) {
   EXPECT_EQ(record->LatestSequence(""), 0u);
   for (int trial = 0; trial < 2000; ++trial) {
     std::string begin = Key(static_cast<int>(rng() % 1100));
-    std::string end = rng() % 4 == 0 ? std::string() : Key(static_cast<int>(rng() % 1100));
-    if (!end.empty() && end < begin) std::swap(begin, end);
+    std::string end = Key(static_cast<int>(rng() % 1100));
+    if (end < begin) std::swap(begin, end);
+    const KeyRange range{begin, end, rng() % 4 == 0, rng() % 4 == 0};
     const uint64_t after = 100 + rng() % 3100;
-    EXPECT_EQ(record->WrittenInRangeAfter(begin, end, after),
-              table->WrittenInRangeAfter(begin, end, after))
-        << "[" << begin << ", " << end << ") after " << after;
+    EXPECT_EQ(record->WrittenInRangeAfter(range, after), table->WrittenInRangeAfter(range, after))
+        << "[" << begin << ", " << end << "] from_first " << range.from_first << " to_last "
+        << range.to_last << " after " << after;
   }
   record.reset();
   EXPECT_EQ(gauge.load(), 0u);
@@ -77,7 +78,7 @@ TEST_F(KeyRecordTest, EmptyMemtable) {
   ASSERT_OK(KeyRecord::Build(*table, std::pmr::new_delete_resource(), nullptr, &record));
   EXPECT_EQ(record->count(), 0u);
   EXPECT_EQ(record->LatestSequence("a"), 0u);
-  EXPECT_FALSE(record->WrittenInRangeAfter("", "", 0));
+  EXPECT_FALSE(record->WrittenInRangeAfter({.from_first = true, .to_last = true}, 0));
 }
 
 // A memory resource that has nothing to give.

@@ -359,7 +359,8 @@ TEST_F(MemTableTest, UnsignedByteOrderWithZeroAndFFBytes) {
 TEST_F(MemTableTest, LatestSequenceAndWrittenInRangeAfter) {
   MemTable* t = NewTable();
   EXPECT_EQ(t->LatestSequence("a"), 0u);
-  EXPECT_FALSE(t->WrittenInRangeAfter("", "", 0));
+  const KeyRange all{.from_first = true, .to_last = true};
+  EXPECT_FALSE(t->WrittenInRangeAfter(all, 0));
   ASSERT_OK(t->Add(1, ValueType::kValue, "b", "1"));
   ASSERT_OK(t->Add(2, ValueType::kValue, "d", "2"));
   ASSERT_OK(t->Add(3, ValueType::kDeletion, "b", ""));
@@ -370,18 +371,20 @@ TEST_F(MemTableTest, LatestSequenceAndWrittenInRangeAfter) {
   EXPECT_EQ(t->LatestSequence("c"), 0u);
   EXPECT_EQ(t->LatestSequence(""), 0u);
 
-  EXPECT_TRUE(t->WrittenInRangeAfter("", "", 3));
-  EXPECT_FALSE(t->WrittenInRangeAfter("", "", 4));
-  // [b, d) holds only b (seqs 1, 3).
-  EXPECT_TRUE(t->WrittenInRangeAfter("b", "d", 2));
-  EXPECT_FALSE(t->WrittenInRangeAfter("b", "d", 3));
-  // end is exclusive: d (seq 2) is not in [c, d).
-  EXPECT_FALSE(t->WrittenInRangeAfter("c", "d", 0));
-  EXPECT_TRUE(t->WrittenInRangeAfter("c", std::string_view("d\0", 2), 1));
-  EXPECT_TRUE(t->WrittenInRangeAfter("d", "", 3));
-  EXPECT_FALSE(t->WrittenInRangeAfter("g", "", 0));
-  EXPECT_FALSE(t->WrittenInRangeAfter("b\x01", "c", 0));
-  EXPECT_TRUE(t->WrittenInRangeAfter("", "c", 0));
+  EXPECT_TRUE(t->WrittenInRangeAfter(all, 3));
+  EXPECT_FALSE(t->WrittenInRangeAfter(all, 4));
+  // [b, c] holds only b (seqs 1, 3).
+  EXPECT_TRUE(t->WrittenInRangeAfter({"b", "c"}, 2));
+  EXPECT_FALSE(t->WrittenInRangeAfter({"b", "c"}, 3));
+  // Both bounds are inclusive: d (seq 2) is in [c, d], not in [c, cz].
+  EXPECT_TRUE(t->WrittenInRangeAfter({"c", "d"}, 1));
+  EXPECT_FALSE(t->WrittenInRangeAfter({"c", "cz"}, 0));
+  EXPECT_TRUE(t->WrittenInRangeAfter({.begin = "d", .to_last = true}, 3));
+  EXPECT_FALSE(t->WrittenInRangeAfter({.begin = "g", .to_last = true}, 0));
+  EXPECT_FALSE(t->WrittenInRangeAfter({"b\x01", "c"}, 0));
+  EXPECT_TRUE(t->WrittenInRangeAfter({.end = "c", .from_first = true}, 0));
+  // "" is a key like any other, not "unbounded".
+  EXPECT_FALSE(t->WrittenInRangeAfter({"", ""}, 0));
 }
 
 TEST_F(MemTableTest, MemoryLimitLeavesTableUsable) {
@@ -580,8 +583,8 @@ TEST_F(MemTableTest, KeysTheOrderCallsEqualAreOneKey) {
     EXPECT_EQ(v, "1");
     EXPECT_EQ(t->LatestSequence("apple"), 3u);
     EXPECT_EQ(t->LatestSequence("BANANA"), 2u);
-    EXPECT_TRUE(t->WrittenInRangeAfter("APPLE", "b", 2));
-    EXPECT_FALSE(t->WrittenInRangeAfter("apple", "B", 3));
+    EXPECT_TRUE(t->WrittenInRangeAfter({"APPLE", "APPLE"}, 2));
+    EXPECT_FALSE(t->WrittenInRangeAfter({"apple", "B"}, 3));
     auto it = t->NewIterator(kMaxSequence);
     const std::vector<Visible> want = {
         {"APPLE", false, "3"}, {"banana", false, "2"}, {"Cherry", false, "4"}};
@@ -654,18 +657,19 @@ void RandomizedAgainstModel(MemTable* t, const Comparator* order) {
       uint64_t model_latest = mk == model.end() ? 0 : mk->second.rbegin()->first;
       ASSERT_EQ(t->LatestSequence(k), model_latest);
       if (i % 10 == 0) {
-        std::string begin = RandomKey(rng, key_space);
-        std::string end = rng() % 4 == 0 ? std::string() : RandomKey(rng, key_space);
+        const std::string begin = RandomKey(rng, key_space);
+        const std::string end = RandomKey(rng, key_space);
+        const KeyRange range{begin, end, rng() % 4 == 0, rng() % 4 == 0};
         uint64_t after = seq - std::min<uint64_t>(seq, rng() % 400);
         bool model_written = false;
-        for (auto it = model.lower_bound(begin);
-             it != model.end() && (end.empty() || less(it->first, end)); ++it) {
+        for (auto it = range.from_first ? model.begin() : model.lower_bound(begin);
+             it != model.end() && (range.to_last || !less(end, it->first)); ++it) {
           if (it->second.rbegin()->first > after) {
             model_written = true;
             break;
           }
         }
-        ASSERT_EQ(t->WrittenInRangeAfter(begin, end, after), model_written) << "seed " << seed;
+        ASSERT_EQ(t->WrittenInRangeAfter(range, after), model_written) << "seed " << seed;
       }
     }
     // Iterator session at a random snapshot (sometimes the latest).

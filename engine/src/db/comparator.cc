@@ -6,8 +6,8 @@
 #include <string_view>
 
 #include "db/key_order.h"
-#include "util/key_compare.h"
 #include "tree/data_file.h"
+#include "util/key_compare.h"
 
 namespace arenakv {
 namespace {
@@ -17,9 +17,7 @@ constexpr std::string_view kReservedPrefix = "arenakv.";
 
 class Bytewise final : public Comparator {
  public:
-  int Compare(std::string_view a, std::string_view b) const override {
-    return CompareKeys(a, b);
-  }
+  int Compare(std::string_view a, std::string_view b) const override { return CompareKeys(a, b); }
   const char* Name() const override { return kBytewiseName; }
 };
 
@@ -47,8 +45,8 @@ Status KeyOrderName(const Comparator* comparator, std::string* name) {
     return Status::InvalidArgument("comparator '" + std::string(shown) +
                                    "': names beginning with \"arenakv.\" are reserved");
   }
-  return Status::NotSupported("comparator '" + std::string(shown) +
-                              "': only the bytewise key order is supported so far");
+  name->assign(shown);
+  return Status::OK();
 }
 
 }  // namespace arenakv

@@ -146,6 +146,7 @@ Status DBImpl::OpenImpl() {
   }
   Status os = KeyOrderName(options_.comparator, &key_order_);
   if (!os.ok()) return os;  // refused before anything is created
+  order_ = KeyOrder(options_.comparator);
   size_t min_share = 0;
   Status bs = MemoryBudgetFor(options_, &budget_bytes_, &min_share);
   if (!bs.ok()) return bs;  // refused before anything is created
@@ -261,6 +262,7 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   to.compression = options_.compression;
   to.read_only = options_.read_only;
   to.held_memory = &*scratch_mr_;
+  to.order = order_;
   to.comparator = key_order_;
   if (!options_.read_only) {
     to.lowest_reader = [env = env_.get(), lock = path_ + "/" + kLockFileName](uint64_t limit) {
@@ -365,7 +367,7 @@ Status DBImpl::Recover(uint64_t* max_wal_number) {
   const uint64_t first_wal = wals.empty() ? std::max<uint64_t>(meta.wal_number, 1) : wals.front();
   Replay replay;
   replay.last_seq = meta.last_sequence;
-  s = mem::MemTable::Create(arena_.get(), first_wal, &replay.table);
+  s = mem::MemTable::Create(arena_.get(), first_wal, {.order = order_}, &replay.table);
   if (!s.ok()) return s;
   replay.table_wal = first_wal;
   // The last log holding a record: only it (and the empty ones after it)
@@ -571,7 +573,7 @@ Status DBImpl::CheckpointReplayed(uint64_t wal_number, Replay* replay) {
   tree_->ReleasePages(result.obsolete);  // nothing reads the old tree yet
   replay->table.reset();
   replay->checkpoints++;
-  s = mem::MemTable::Create(arena_.get(), wal_number, &replay->table);
+  s = mem::MemTable::Create(arena_.get(), wal_number, {.order = order_}, &replay->table);
   if (!s.ok()) return s;
   replay->table_wal = wal_number;
   DeleteObsoleteWals(wal_number);
@@ -1045,7 +1047,7 @@ std::unique_ptr<InternalIterator> DBImpl::NewInternalIterator(const Version& v, 
   }
   children.push_back(tree_->NewIterator(
       v.tree->root(), options.verify_checksums || options_.paranoid_checks, options.scan_caching));
-  return mem::NewMergingIterator(std::move(children));
+  return mem::NewMergingIterator(std::move(children), order_);
 }
 
 std::unique_ptr<Iterator> DBImpl::NewIterator(const ReadOptions& options) {
@@ -1121,8 +1123,9 @@ Status DBImpl::Delete(const WriteOptions& options, std::string_view key) {
 
 Status DBImpl::DeleteRange(const WriteOptions& /*options*/, std::string_view begin,
                            std::string_view end) {
-  if (begin > end) return Status::InvalidArgument("delete range: begin is after end");
-  if (begin == end) return Status::OK();
+  const int c = order_.Compare(begin, end);
+  if (c > 0) return Status::InvalidArgument("delete range: begin is after end");
+  if (c == 0) return Status::OK();
   if (options_.read_only) return ReadOnlyError();
   port::ReaderLock l(&rw_);
   if (closed_) return Status::Closed("database is closed");
@@ -1509,14 +1512,14 @@ Status DBImpl::ValidateLocked(const Writer& w,
     }
   }
   for (const auto& range : r.reads->ranges) {
-    std::string_view end = range.unbounded ? std::string_view() : std::string_view(range.end);
+    const KeyRange scanned = range.view();
     for (const WriteHistory* h = r.history; h != nullptr; h = h->newer.get()) {
-      if (h->WrittenInRangeAfter(range.begin, end, r.snapshot_seq)) {
+      if (h->WrittenInRangeAfter(scanned, r.snapshot_seq)) {
         return Status::Conflict("a range this transaction scanned was written (serializable)");
       }
     }
     for (std::string_view k : group_keys) {
-      if (k >= std::string_view(range.begin) && (range.unbounded || k < end)) {
+      if (scanned.Contains(order_, k)) {
         return Status::Conflict("a range this transaction scanned was written (serializable)");
       }
     }
@@ -1714,7 +1717,7 @@ Status DBImpl::MakeRoomForWrite(bool force, size_t incoming) {
     // Freeze the active memtable; a new one and a new WAL take over.
     std::unique_ptr<mem::MemTable> table;
     std::shared_ptr<Version> v;
-    Status s = mem::MemTable::Create(arena_.get(), next_wal_number_, &table);
+    Status s = mem::MemTable::Create(arena_.get(), next_wal_number_, {.order = order_}, &table);
     if (s.ok()) s = Version::Make(&counters_, &v);
     // Without room for a new memtable the write may still fit in this one.
     if (s.IsMemoryLimit() && !force) return Status::OK();
@@ -1791,7 +1794,7 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
   }
   std::vector<std::unique_ptr<InternalIterator>> children;
   for (const auto& m : base->imm) children.push_back(m->table->NewIterator(UINT64_MAX));
-  auto changes = mem::NewMergingIterator(std::move(children));
+  auto changes = mem::NewMergingIterator(std::move(children), order_);
   const uint64_t last_seq =
       std::max(base->imm.empty() ? 0 : base->imm.front()->table->max_sequence(), erase_sequence);
   const uint64_t wal_number = base->mem->wal_number;

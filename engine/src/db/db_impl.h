@@ -51,10 +51,10 @@ namespace arenakv {
 // What a transaction asks the commit path to validate besides its writes.
 struct ReadSet {
   explicit ReadSet(std::pmr::memory_resource* mr) : keys(mr), ranges(mr) {}
-  struct Range {
-    std::pmr::string begin;
-    std::pmr::string end;  // exclusive; empty with `unbounded` = to the end
-    bool unbounded = false;
+  struct Range {  // a KeyRange, both bounds inclusive
+    std::pmr::string begin, end;
+    bool from_first = false, to_last = false;
+    KeyRange view() const { return {begin, end, from_first, to_last}; }
   };
   std::pmr::vector<std::pmr::string> keys;
   std::pmr::vector<Range> ranges;
@@ -117,6 +117,7 @@ class DBImpl final : public DB {
   const std::shared_ptr<HandleRegistry>& registry() { return registry_; }
   alloc::SegmentPool* pool() { return pool_.get(); }
   alloc::Arena* arena() { return arena_.get(); }
+  KeyOrder order() const { return order_; }
   // For a commit's batch: from the pool (charged to the budget, given back
   // after the commit), not from a transaction's arena.
   std::pmr::memory_resource* commit_memory() { return &*scratch_mr_; }
@@ -281,7 +282,8 @@ class DBImpl final : public DB {
 
   const Options options_;
   // The order the data file records (KeyOrderName): set once by OpenImpl.
-  std::string key_order_;
+  std::string key_order_;  // its name, as the data file records it
+  KeyOrder order_;
   const std::string path_;
   // Declared before everything that holds versions, so it outlives them.
   VersionCounters counters_;

@@ -205,7 +205,7 @@ std::unique_ptr<Iterator> NewDBIterator(DBImpl* db, std::shared_ptr<Version> ver
       std::vector<std::unique_ptr<InternalIterator>> children;
       children.push_back(std::move(overlay));
       children.push_back(std::move(base));
-      base = mem::NewMergingIterator(std::move(children));
+      base = mem::NewMergingIterator(std::move(children), db->order());
     }
     auto it = std::make_unique<DBIter>(std::move(version), mem::NewLiveIterator(std::move(base)),
                                        registry, tracker, has_overlay);

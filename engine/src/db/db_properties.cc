@@ -143,7 +143,7 @@ Status DBImpl::GetApproximateSizes(const Range* ranges, size_t n, uint64_t* size
   for (size_t i = 0; i < n; ++i) {
     const Range& r = ranges[i];
     sizes[i] = 0;
-    if (r.limit <= r.start) continue;
+    if (order_.Compare(r.limit, r.start) <= 0) continue;
     double from = 0, to = 0;
     Status s = tree_->ApproximatePosition(v->tree->root(), r.start, &from);
     if (s.ok()) s = tree_->ApproximatePosition(v->tree->root(), r.limit, &to);

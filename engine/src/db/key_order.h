@@ -15,8 +15,7 @@ namespace arenakv {
 
 // *name gets the name the data file records for `comparator` (nullptr is
 // bytewise). InvalidArgument for a name that is empty, too long or
-// reserved; NotSupported for an order other than bytewise, which the engine
-// cannot keep yet.
+// reserved.
 Status KeyOrderName(const Comparator* comparator, std::string* name);
 
 }  // namespace arenakv

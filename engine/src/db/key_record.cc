@@ -26,7 +26,8 @@ Status KeyRecord::Build(const mem::MemTable& table, std::pmr::memory_resource* m
   char* buffer = nullptr;
   try {
     buffer = static_cast<char*>(memory->allocate(bytes == 0 ? 1 : bytes, alignof(Entry)));
-    *record = std::make_unique<KeyRecord>(Token(), memory, gauge, buffer, bytes, count);
+    *record =
+        std::make_unique<KeyRecord>(Token(), memory, gauge, buffer, bytes, count, table.order());
   } catch (const std::bad_alloc&) {
     if (buffer != nullptr) memory->deallocate(buffer, bytes == 0 ? 1 : bytes, alignof(Entry));
     return Status::MemoryLimit("no room for the key record of a checkpointed memtable (" +
@@ -46,8 +47,8 @@ Status KeyRecord::Build(const mem::MemTable& table, std::pmr::memory_resource* m
 }
 
 KeyRecord::KeyRecord(Token, std::pmr::memory_resource* memory, std::atomic<size_t>* gauge,
-                     char* buffer, size_t bytes, size_t count)
-    : memory_(memory), gauge_(gauge), buffer_(buffer), bytes_(bytes), count_(count) {
+                     char* buffer, size_t bytes, size_t count, KeyOrder order)
+    : memory_(memory), gauge_(gauge), buffer_(buffer), bytes_(bytes), count_(count), order_(order) {
   if (gauge_ != nullptr) gauge_->fetch_add(bytes_, std::memory_order_relaxed);
 }
 
@@ -65,7 +66,7 @@ size_t KeyRecord::LowerBound(std::string_view key) const {
   size_t lo = 0, hi = count_;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
-    if (KeyAt(mid) < key) {
+    if (order_.Compare(KeyAt(mid), key) < 0) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -76,13 +77,12 @@ size_t KeyRecord::LowerBound(std::string_view key) const {
 
 uint64_t KeyRecord::LatestSequence(std::string_view key) const {
   const size_t i = LowerBound(key);
-  return i < count_ && KeyAt(i) == key ? entries()[i].seq : 0;
+  return i < count_ && order_.Equal(KeyAt(i), key) ? entries()[i].seq : 0;
 }
 
-bool KeyRecord::WrittenInRangeAfter(std::string_view begin, std::string_view end,
-                                    uint64_t after_seq) const {
-  for (size_t i = LowerBound(begin); i < count_; ++i) {
-    if (!end.empty() && KeyAt(i) >= end) break;
+bool KeyRecord::WrittenInRangeAfter(const KeyRange& range, uint64_t after_seq) const {
+  for (size_t i = range.from_first ? 0 : LowerBound(range.begin);
+       i < count_ && range.NotAfter(order_, KeyAt(i)); ++i) {
     if (entries()[i].seq > after_seq) return true;
   }
   return false;

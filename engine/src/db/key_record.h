@@ -36,16 +36,16 @@ class KeyRecord {
                       std::atomic<size_t>* gauge, std::unique_ptr<KeyRecord>* record);
 
   KeyRecord(Token, std::pmr::memory_resource* memory, std::atomic<size_t>* gauge, char* buffer,
-            size_t bytes, size_t count);
+            size_t bytes, size_t count, KeyOrder order);
   ~KeyRecord();
   KeyRecord(const KeyRecord&) = delete;
   KeyRecord& operator=(const KeyRecord&) = delete;
 
   // Highest sequence that wrote `key`, 0 if none (as MemTable::LatestSequence).
   uint64_t LatestSequence(std::string_view key) const;
-  // True if some key in [begin, end) (end empty = unbounded) was written with
-  // seq > after_seq (as MemTable::WrittenInRangeAfter).
-  bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after_seq) const;
+  // True if some key in `range` was written with seq > after_seq (as
+  // MemTable::WrittenInRangeAfter).
+  bool WrittenInRangeAfter(const KeyRange& range, uint64_t after_seq) const;
 
   size_t count() const { return count_; }
   size_t bytes() const { return bytes_; }
@@ -65,6 +65,7 @@ class KeyRecord {
   char* const buffer_;  // count_ entries, then the keys back to back
   const size_t bytes_;
   const size_t count_;
+  const KeyOrder order_;  // the memtable's, which its keys are sorted in
 };
 
 }  // namespace arenakv

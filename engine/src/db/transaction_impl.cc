@@ -16,7 +16,13 @@ struct WriteEntry {
   bool deleted = false;
   std::pmr::string value;
 };
-using WriteSet = std::pmr::map<std::pmr::string, WriteEntry, std::less<>>;
+// The database's order, taking string_views for lookups.
+struct KeyLess {
+  using is_transparent = void;
+  KeyOrder order;
+  bool operator()(std::string_view a, std::string_view b) const { return order.Compare(a, b) < 0; }
+};
+using WriteSet = std::pmr::map<std::pmr::string, WriteEntry, KeyLess>;
 
 // The write set as a cursor, deletions as tombstones, for merging above the
 // snapshot.
@@ -95,7 +101,7 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
     Status s = db_->arena()->NewChild(ao, &arena_);
     if (!s.ok()) return s;
     try {
-      writes_.emplace(arena_.get());
+      writes_.emplace(KeyLess{db_->order()}, arena_.get());
       if (txn_options_.isolation == IsolationLevel::kSerializable) reads_.emplace(arena_.get());
     } catch (const std::bad_alloc&) {
       return Status::MemoryLimit("transaction buffer budget exhausted");
@@ -210,32 +216,34 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
     return arena_ == nullptr ? 0 : arena_->Stats().bytes;
   }
 
-  // RangeTracker: merges with the previous range when they touch, so a long
-  // scan records one range, not one per step.
+  // RangeTracker: merges with the previous range when they overlap, so a
+  // long scan records one range, not one per step.
   void Covered(std::string_view begin, bool to_first, std::string_view end, bool to_last) override {
     try {
-      std::string_view b = to_first ? std::string_view() : begin;
+      const KeyOrder order = db_->order();
       auto& ranges = reads_->ranges;
       if (!ranges.empty()) {
         auto& last = ranges.back();
-        // [b, end] overlaps or touches [last.begin, last.end)?
-        bool overlaps = (last.unbounded || b <= std::string_view(last.end)) &&
-                        (to_last || std::string_view(last.begin) <= end);
-        if (overlaps) {
-          if (b < std::string_view(last.begin)) last.begin.assign(b.data(), b.size());
+        const KeyRange l = last.view();
+        // [begin, end] meets [last.begin, last.end]?
+        if ((to_first || l.NotAfter(order, begin)) && (to_last || l.NotBefore(order, end))) {
+          if (to_first) {
+            last.from_first = true;
+          } else if (!last.from_first && order.Compare(begin, last.begin) < 0) {
+            last.begin.assign(begin.data(), begin.size());
+          }
           if (to_last) {
-            last.unbounded = true;
-          } else if (!last.unbounded && end >= std::string_view(last.end)) {
+            last.to_last = true;
+          } else if (!last.to_last && order.Compare(end, last.end) > 0) {
             last.end.assign(end.data(), end.size());
-            last.end.push_back('\0');  // exclusive bound just past `end`
           }
           return;
         }
       }
-      ReadSet::Range r{std::pmr::string(b, reads_->ranges.get_allocator()),
-                       std::pmr::string(end, reads_->ranges.get_allocator()), to_last};
-      if (!to_last) r.end.push_back('\0');
-      ranges.push_back(std::move(r));
+      const auto alloc = reads_->ranges.get_allocator();
+      ranges.push_back(ReadSet::Range{
+          std::pmr::string(to_first ? std::string_view() : begin, alloc),
+          std::pmr::string(to_last ? std::string_view() : end, alloc), to_first, to_last});
     } catch (const std::bad_alloc&) {
       // Cannot record the read: make commit fail safe (conflict) rather than
       // risk a serializability violation.

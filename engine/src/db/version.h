@@ -86,7 +86,7 @@ struct MemRef {
 // memtable itself until it is checkpointed, then its KeyRecord (or the
 // memtable still, if there was no room for the record).
 struct WriteHistory {
-  explicit WriteHistory(std::shared_ptr<MemRef> m) : mem(std::move(m)) {}
+  explicit WriteHistory(std::shared_ptr<MemRef> m) : order(m->table->order()), mem(std::move(m)) {}
   WriteHistory(const WriteHistory&) = delete;
   WriteHistory& operator=(const WriteHistory&) = delete;
 
@@ -99,21 +99,21 @@ struct WriteHistory {
   uint64_t LatestSequence(std::string_view key) const {
     uint64_t seq = mem != nullptr ? mem->table->LatestSequence(key) : record->LatestSequence(key);
     for (const Erased& e : erased) {
-      if (key >= e.begin && key < e.end) seq = std::max(seq, e.sequence);
+      if (order.Compare(key, e.begin) >= 0 && order.Compare(key, e.end) < 0) {
+        seq = std::max(seq, e.sequence);
+      }
     }
     return seq;
   }
-  // `end` empty: unbounded.
-  bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after) const {
+  bool WrittenInRangeAfter(const KeyRange& range, uint64_t after) const {
     for (const Erased& e : erased) {
-      if (e.sequence > after && std::string_view(e.end) > begin && (end.empty() || e.begin < end)) {
-        return true;
-      }
+      if (e.sequence > after && range.Meets(order, e.begin, e.end)) return true;
     }
-    return mem != nullptr ? mem->table->WrittenInRangeAfter(begin, end, after)
-                          : record->WrittenInRangeAfter(begin, end, after);
+    return mem != nullptr ? mem->table->WrittenInRangeAfter(range, after)
+                          : record->WrittenInRangeAfter(range, after);
   }
 
+  const KeyOrder order;               // the database's
   std::shared_ptr<MemRef> mem;        // under DBImpl::mu_
   std::unique_ptr<KeyRecord> record;  // under DBImpl::mu_
   std::vector<Erased> erased;         // under DBImpl::mu_

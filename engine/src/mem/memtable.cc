@@ -396,19 +396,17 @@ uint64_t MemTable::LatestSequence(std::string_view key) const {
   return n != nullptr ? n->seq() : 0;
 }
 
-bool MemTable::WrittenInRangeAfter(std::string_view begin, std::string_view end,
-                                   uint64_t after_seq) const {
+bool MemTable::WrittenInRangeAfter(const KeyRange& range, uint64_t after_seq) const {
   if (max_sequence() <= after_seq) return false;
   View v = CurrentView();
-  for (const SkipNode* n = v.list->Seek(begin, kMaxSequence); n != nullptr; n = n->Next(0)) {
-    if (!end.empty() && order_.Compare(n->key(), end) >= 0) break;
+  const SkipNode* n = range.from_first ? v.list->First() : v.list->Seek(range.begin, kMaxSequence);
+  for (; n != nullptr && range.NotAfter(order_, n->key()); n = n->Next(0)) {
     if (n->seq() > after_seq) return true;
   }
   if (!v.run) return false;
-  for (size_t i = v.run->Seek(begin, kMaxSequence); i < v.run->size(); ++i) {
-    const SkipNode* n = v.run->node(i);
-    if (!end.empty() && order_.Compare(n->key(), end) >= 0) break;
-    if (n->seq() > after_seq) return true;
+  for (size_t i = range.from_first ? 0 : v.run->Seek(range.begin, kMaxSequence);
+       i < v.run->size() && range.NotAfter(order_, v.run->node(i)->key()); ++i) {
+    if (v.run->node(i)->seq() > after_seq) return true;
   }
   return false;
 }

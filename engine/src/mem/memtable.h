@@ -90,9 +90,11 @@ class MemTable {
   // Highest sequence that wrote `key` in this table, 0 if none.
   uint64_t LatestSequence(std::string_view key) const;
 
-  // True if some key in [begin, end) (end empty = unbounded) was written with
-  // seq > after_seq. Walks the versions in the range.
-  bool WrittenInRangeAfter(std::string_view begin, std::string_view end, uint64_t after_seq) const;
+  // True if some key in `range` was written with seq > after_seq. Walks the
+  // versions in the range.
+  bool WrittenInRangeAfter(const KeyRange& range, uint64_t after_seq) const;
+
+  KeyOrder order() const { return order_; }
 
   // One entry per key (its newest version <= snapshot), tombstones included.
   // The iterator allocates from the heap, not the arena: it is a fixed-size

@@ -14,8 +14,8 @@
 #include <memory>
 #include <vector>
 
-#include "util/key_compare.h"
 #include "util/internal_iterator.h"
+#include "util/key_compare.h"
 
 namespace arenakv::mem {
 

@@ -9,6 +9,9 @@
 // otherwise. It is a pointer wide and kept by value, so the bytewise path
 // costs one predictable branch.
 //
+// KeyRange: keys between two bounds in an order, as a serializable
+// transaction records what it scanned.
+//
 // Thread safety: pure functions; a KeyOrder is immutable.
 #ifndef ARENAKV_UTIL_KEY_COMPARE_H_
 #define ARENAKV_UTIL_KEY_COMPARE_H_
@@ -70,6 +73,28 @@ class KeyOrder {
 
  private:
   const Comparator* user_ = nullptr;
+};
+
+// From `begin` (or the first key, with from_first) to `end` (or the last
+// key, with to_last), both inclusive. Inclusive bounds need no successor of
+// a key, which a user's order cannot name, and "" is a key like any other.
+struct KeyRange {
+  std::string_view begin{}, end{};
+  bool from_first = false, to_last = false;
+
+  bool NotBefore(KeyOrder order, std::string_view key) const {
+    return from_first || order.Compare(key, begin) >= 0;
+  }
+  bool NotAfter(KeyOrder order, std::string_view key) const {
+    return to_last || order.Compare(key, end) <= 0;
+  }
+  bool Contains(KeyOrder order, std::string_view key) const {
+    return NotBefore(order, key) && NotAfter(order, key);
+  }
+  // Whether it meets [lo, hi) (hi exclusive).
+  bool Meets(KeyOrder order, std::string_view lo, std::string_view hi) const {
+    return (from_first || order.Compare(begin, hi) < 0) && NotAfter(order, lo);
+  }
 };
 
 }  // namespace arenakv
