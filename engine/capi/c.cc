@@ -25,6 +25,13 @@ struct arenakv_t {
 struct arenakv_options_t {
   arenakv::Options rep;
 };
+struct arenakv_comparator_t {
+  arenakv_comparator_t(void* state, void (*destructor)(void*),
+                       arenakv::capi::CallbackComparator::CompareFn compare,
+                       arenakv::capi::CallbackComparator::NameFn name)
+      : rep(state, destructor, compare, name) {}
+  arenakv::capi::CallbackComparator rep;
+};
 struct arenakv_readoptions_t {
   arenakv::ReadOptions rep;
 };
@@ -372,6 +379,22 @@ void arenakv_options_set_memory_budget(arenakv_options_t* o, arenakv_memory_budg
 void arenakv_options_set_compression(arenakv_options_t* o, unsigned char v) {
   o->rep.compression = v != 0;
 }
+void arenakv_options_set_comparator(arenakv_options_t* o, arenakv_comparator_t* cmp) {
+  o->rep.comparator = cmp != nullptr ? &cmp->rep : nullptr;
+}
+
+arenakv_comparator_t* arenakv_comparator_create(void* state, void (*destructor)(void*),
+                                                int (*compare)(void*, const char*, size_t,
+                                                               const char*, size_t),
+                                                const char* (*name)(void*)) {
+  if (compare == nullptr || name == nullptr) return nullptr;
+  try {
+    return std::make_unique<arenakv_comparator_t>(state, destructor, compare, name).release();
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void arenakv_comparator_destroy(arenakv_comparator_t* cmp) { Destroy(cmp); }
 
 arenakv_readoptions_t* arenakv_readoptions_create(void) { return Make<arenakv_readoptions_t>(); }
 void arenakv_readoptions_destroy(arenakv_readoptions_t* o) { Destroy(o); }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <utility>
 
+#include "arenakv/comparator.h"
 #include "arenakv/status.h"
 #include "arenakv/write_batch.h"
 
@@ -76,6 +77,30 @@ void Destroy(T* handle) {
 }
 
 inline std::string_view View(const char* p, size_t n) { return std::string_view(p, n); }
+
+// A key order given as C callbacks, the shape of both C APIs'
+// comparators: compare(state, a, alen, b, blen), name(state), and
+// destructor(state) (may be NULL) when the handle is destroyed.
+class CallbackComparator final : public Comparator {
+ public:
+  using CompareFn = int (*)(void*, const char*, size_t, const char*, size_t);
+  using NameFn = const char* (*)(void*);
+  CallbackComparator(void* state, void (*destructor)(void*), CompareFn compare, NameFn name)
+      : state_(state), destructor_(destructor), compare_(compare), name_(name) {}
+  ~CallbackComparator() override {
+    if (destructor_ != nullptr) destructor_(state_);
+  }
+  int Compare(std::string_view a, std::string_view b) const override {
+    return compare_(state_, a.data(), a.size(), b.data(), b.size());
+  }
+  const char* Name() const override { return name_ != nullptr ? name_(state_) : nullptr; }
+
+ private:
+  void* const state_;
+  void (*const destructor_)(void*);
+  const CompareFn compare_;
+  const NameFn name_;
+};
 
 using PutCallback = void (*)(void*, const char* k, size_t klen, const char* v, size_t vlen);
 using DeleteCallback = void (*)(void*, const char* k, size_t klen);

@@ -23,10 +23,11 @@ struct leveldb_t {
   std::unique_ptr<DB> rep;
 };
 struct leveldb_comparator_t {
-  void* state;
-  void (*destructor)(void*);
-  int (*compare)(void*, const char*, size_t, const char*, size_t);
-  const char* (*name)(void*);
+  leveldb_comparator_t(void* state, void (*destructor)(void*),
+                       arenakv::capi::CallbackComparator::CompareFn compare,
+                       arenakv::capi::CallbackComparator::NameFn name)
+      : rep(state, destructor, compare, name) {}
+  arenakv::capi::CallbackComparator rep;
 };
 struct leveldb_filterpolicy_t {
   void* state;
@@ -40,7 +41,6 @@ struct leveldb_env_t {
 };
 struct leveldb_options_t {
   arenakv::Options rep;
-  leveldb_comparator_t* comparator = nullptr;
 };
 struct leveldb_readoptions_t {
   arenakv::ReadOptions rep;
@@ -78,21 +78,11 @@ const arenakv::WriteOptions& WriteOpts(const leveldb_writeoptions_t* o) {
   return o != nullptr ? o->rep : kDefault;
 }
 
-// True (and *errptr set) when the options carry a custom comparator.
-bool RefuseComparator(const leveldb_options_t* options, char** errptr) {
-  if (options == nullptr || options->comparator == nullptr) return false;
-  const char* cmp = options->comparator->name(options->comparator->state);
-  SaveError(errptr, Status::NotSupported(std::string("comparator '") + (cmp ? cmp : "") +
-                                         "': arenakv orders keys bytewise only"));
-  return true;
-}
-
 }  // namespace
 
 extern "C" {
 
 leveldb_t* leveldb_open(const leveldb_options_t* options, const char* name, char** errptr) {
-  if (RefuseComparator(options, errptr)) return nullptr;
   try {
     std::unique_ptr<DB> db;
     arenakv::Options o = options != nullptr ? options->rep : arenakv::Options{};
@@ -204,9 +194,8 @@ void leveldb_destroy_db(const leveldb_options_t*, const char* name, char** errpt
 }
 
 void leveldb_repair_db(const leveldb_options_t* options, const char* name, char** errptr) {
-  // A repair that ordered the keys otherwise than the client does would
-  // hand it back a database it cannot read in its order.
-  if (RefuseComparator(options, errptr)) return;
+  // In the options' order: a database that records another is refused
+  // (InvalidArgument), as a repair in it would misread every page.
   try {
     SaveError(errptr, arenakv::RepairDB(name != nullptr ? name : "",
                                         options != nullptr ? options->rep : arenakv::Options{}));
@@ -273,7 +262,7 @@ leveldb_options_t* leveldb_options_create(void) {
 }
 void leveldb_options_destroy(leveldb_options_t* o) { Destroy(o); }
 void leveldb_options_set_comparator(leveldb_options_t* o, leveldb_comparator_t* cmp) {
-  o->comparator = cmp;
+  o->rep.comparator = cmp != nullptr ? &cmp->rep : nullptr;
 }
 void leveldb_options_set_filter_policy(leveldb_options_t*, leveldb_filterpolicy_t*) {}
 void leveldb_options_set_create_if_missing(leveldb_options_t* o, uint8_t v) {
@@ -303,12 +292,13 @@ leveldb_comparator_t* leveldb_comparator_create(void* state, void (*destructor)(
                                                 int (*compare)(void*, const char* a, size_t alen,
                                                                const char* b, size_t blen),
                                                 const char* (*name)(void*)) {
-  return Make<leveldb_comparator_t>(state, destructor, compare, name);
+  try {
+    return std::make_unique<leveldb_comparator_t>(state, destructor, compare, name).release();
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
 }
-void leveldb_comparator_destroy(leveldb_comparator_t* cmp) {
-  if (cmp != nullptr && cmp->destructor != nullptr) cmp->destructor(cmp->state);
-  Destroy(cmp);
-}
+void leveldb_comparator_destroy(leveldb_comparator_t* cmp) { Destroy(cmp); }
 
 leveldb_filterpolicy_t* leveldb_filterpolicy_create(
     void* state, void (*destructor)(void*),

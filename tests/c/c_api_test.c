@@ -1,7 +1,8 @@
 /* The C API from C: databases, reads and writes (bytes with NULs), errors,
    write batches, iterators in both directions, snapshots, transactions and
    their conflicts, checkpoint, verify, backup, properties, approximate
-   sizes, read-only opens and a shared memory budget; after each part, the
+   sizes, read-only opens, a shared memory budget and a key order of the
+   caller's (a numeric comparator); after each part, the
    process's pools are all gone (nothing mapped, nothing in use), and one
    part runs under the smallest budget its cache allows.
 
@@ -352,6 +353,78 @@ static void TestTransactions(void) {
   CHECK_NO_ERROR(err);
 }
 
+/* Decimal numbers by value: fewer digits first, then bytewise. */
+static int destroyed = 0;
+static int NumericCompare(void* state, const char* a, size_t alen, const char* b, size_t blen) {
+  int c;
+  (void)state;
+  if (alen != blen) return alen < blen ? -1 : 1;
+  c = memcmp(a, b, alen);
+  return c < 0 ? -1 : c > 0;
+}
+static const char* NumericName(void* state) {
+  (void)state;
+  return "test.numeric";
+}
+static void NumericDestroy(void* state) { ++*(int*)state; }
+
+static void TestComparator(void) {
+  static const char* const kKeys[] = {"100", "9", "20", "1000", "3"};
+  static const char* const kOrder[] = {"3", "9", "20", "100", "1000"};
+  char path[4200];
+  char* err = NULL;
+  arenakv_t* db;
+  arenakv_iterator_t* it;
+  arenakv_options_t* options = arenakv_options_create();
+  arenakv_comparator_t* numeric =
+      arenakv_comparator_create(&destroyed, NumericDestroy, NumericCompare, NumericName);
+  size_t i, len;
+  int pass;
+  CHECK(numeric != NULL);
+  CHECK(arenakv_comparator_create(NULL, NULL, NULL, NumericName) == NULL);
+  PathOf(path, sizeof(path), "numeric");
+  arenakv_options_set_comparator(options, numeric);
+  /* Written, then read again after a reopen (the log) and a checkpoint
+     (the tree). */
+  for (pass = 0; pass < 3; pass++) {
+    db = arenakv_open(options, path, &err);
+    CHECK_NO_ERROR(err);
+    if (pass == 0) {
+      for (i = 0; i < 5; i++) {
+        arenakv_put(db, NULL, kKeys[i], strlen(kKeys[i]), "v", 1, &err);
+        CHECK_NO_ERROR(err);
+      }
+    }
+    it = arenakv_create_iterator(db, NULL);
+    i = 0;
+    for (arenakv_iter_seek_to_first(it); arenakv_iter_valid(it); arenakv_iter_next(it), i++) {
+      const char* k = arenakv_iter_key(it, &len);
+      CHECK(i < 5 && len == strlen(kOrder[i]) && memcmp(k, kOrder[i], len) == 0);
+    }
+    CHECK(i == 5);
+    arenakv_iter_seek(it, "10", 2); /* between 9 and 20 */
+    CHECK(arenakv_iter_valid(it));
+    CHECK(memcmp(arenakv_iter_key(it, &len), "20", 2) == 0 && len == 2);
+    arenakv_iter_destroy(it);
+    if (pass == 1) {
+      arenakv_checkpoint(db, &err);
+      CHECK_NO_ERROR(err);
+    }
+    arenakv_close(db, &err);
+    CHECK_NO_ERROR(err);
+  }
+  /* Without it, or under another name, the database is refused. */
+  arenakv_options_set_comparator(options, NULL);
+  db = arenakv_open(options, path, &err);
+  CHECK(db == NULL && err != NULL && strstr(err, "test.numeric") != NULL);
+  arenakv_free(err);
+  err = NULL;
+  arenakv_options_destroy(options);
+  CHECK(destroyed == 0);
+  arenakv_comparator_destroy(numeric);
+  CHECK(destroyed == 1);
+}
+
 static void TestBackupReadOnlyAndSharedBudget(void) {
   char path[4200], copy[4200], other[4200];
   char* err = NULL;
@@ -495,6 +568,8 @@ int main(int argc, char** argv) {
   CheckNothingLeft("batches, iterators and snapshots");
   TestTransactions();
   CheckNothingLeft("transactions");
+  TestComparator();
+  CheckNothingLeft("a comparator");
   TestBackupReadOnlyAndSharedBudget();
   CheckNothingLeft("backup, read-only opens and a shared budget");
   TestTightBudget();

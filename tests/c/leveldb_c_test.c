@@ -1,8 +1,8 @@
 /* A LevelDB C client, written against LevelDB's API and linked with
    arenakv::leveldb_c: open, put, get, delete, write batches (iterate,
    append), iterators, snapshots, properties, approximate sizes, compaction,
-   options that mean nothing here, and what is refused (a custom comparator,
-   repair) with a message.
+   options that mean nothing here, a custom comparator (the keys in its
+   order, and a database refused under another), and repair.
 
    Usage: leveldb_c_test DIR (a scratch directory, emptied first). */
 #include <leveldb/c.h>
@@ -17,24 +17,24 @@
 
 static int failures = 0;
 
-#define CHECK(cond)                                                                     \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);         \
-      failures++;                                                                       \
-      return;                                                                           \
-    }                                                                                   \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                              \
+      return;                                                                  \
+    }                                                                          \
   } while (0)
 
-#define CHECK_NO_ERROR(err)                                                             \
-  do {                                                                                  \
-    if ((err) != NULL) {                                                                \
-      fprintf(stderr, "%s:%d: unexpected error: %s\n", __FILE__, __LINE__, (err));      \
-      leveldb_free(err);                                                                \
-      (err) = NULL;                                                                     \
-      failures++;                                                                       \
-      return;                                                                           \
-    }                                                                                   \
+#define CHECK_NO_ERROR(err)                                                        \
+  do {                                                                             \
+    if ((err) != NULL) {                                                           \
+      fprintf(stderr, "%s:%d: unexpected error: %s\n", __FILE__, __LINE__, (err)); \
+      leveldb_free(err);                                                           \
+      (err) = NULL;                                                                \
+      failures++;                                                                  \
+      return;                                                                      \
+    }                                                                              \
   } while (0)
 
 static char dir[4096];
@@ -223,7 +223,8 @@ static void TestClient(void) {
   CHECK(CheckGet(db, roptions, "k150", "v150"));
   leveldb_close(db);
 
-  /* error_if_exists, then repair and a custom comparator: refused. */
+  /* error_if_exists; repair; and this bytewise database is refused under
+     a custom comparator. */
   db = leveldb_open(options, path, &err);
   CHECK(db == NULL && err != NULL);
   leveldb_free(err);
@@ -252,6 +253,46 @@ static void TestClient(void) {
   CHECK_NO_ERROR(err);
   CHECK(CheckGet(db, roptions, "box", "c"));
   leveldb_close(db);
+
+  /* A database of its own in the comparator's (reverse) order. */
+  {
+    char rpath[4300];
+    const char* keys[] = {"b", "a", "c"};
+    const char* want = "cba";
+    size_t i, len;
+    leveldb_iterator_t* it;
+    leveldb_comparator_t* cmp = leveldb_comparator_create(NULL, CmpDestroy, CmpCompare, CmpName);
+    snprintf(rpath, sizeof(rpath), "%s-reverse", path);
+    leveldb_options_set_create_if_missing(options, 1);
+    leveldb_options_set_comparator(options, cmp);
+    db = leveldb_open(options, rpath, &err);
+    CHECK_NO_ERROR(err);
+    for (i = 0; i < 3; i++) {
+      leveldb_put(db, woptions, keys[i], 1, "v", 1, &err);
+      CHECK_NO_ERROR(err);
+    }
+    leveldb_close(db);
+    db = leveldb_open(options, rpath, &err);
+    CHECK_NO_ERROR(err);
+    it = leveldb_create_iterator(db, roptions);
+    i = 0;
+    for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it), i++) {
+      const char* k = leveldb_iter_key(it, &len);
+      CHECK(i < 3 && len == 1 && k[0] == want[i]);
+    }
+    CHECK(i == 3);
+    leveldb_iter_destroy(it);
+    leveldb_close(db);
+    leveldb_options_set_comparator(options, NULL);
+    db = leveldb_open(options, rpath, &err);
+    CHECK(db == NULL && err != NULL && strstr(err, "reverse") != NULL);
+    leveldb_free(err);
+    err = NULL;
+    leveldb_comparator_destroy(cmp);
+    leveldb_destroy_db(options, rpath, &err);
+    CHECK_NO_ERROR(err);
+    leveldb_options_set_create_if_missing(options, 0);
+  }
 
   leveldb_destroy_db(options, path, &err);
   CHECK_NO_ERROR(err);

@@ -33,6 +33,7 @@ struct OrderCase {
 test::ReverseOrder reverse_order;
 test::NumericOrder numeric_order;
 test::CaseFolding case_folding;
+test::ShortReverseOrder short_reverse;
 
 // A key the order has something to say about: numbers of 1 to 7 digits for
 // the numeric order (so neighbours share no prefix their range's ends
@@ -206,6 +207,9 @@ TEST_P(BTreeOrderTest, RandomizedAgainstModel) {
     }
   }
   CheckAll(model, seed);
+  if (order == &short_reverse) {
+    EXPECT_GT(short_reverse.calls.load(), 0u);  // its separators were asked for
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Orders, BTreeOrderTest,
@@ -213,7 +217,8 @@ INSTANTIATE_TEST_SUITE_P(Orders, BTreeOrderTest,
                                            OrderCase{"Reverse16K", &reverse_order, 16384},
                                            OrderCase{"Numeric", &numeric_order, 4096},
                                            OrderCase{"Numeric16K", &numeric_order, 16384},
-                                           OrderCase{"CaseFolding", &case_folding, 4096}),
+                                           OrderCase{"CaseFolding", &case_folding, 4096},
+                                           OrderCase{"ShortSeparators", &short_reverse, 4096}),
                          [](const ::testing::TestParamInfo<OrderCase>& info) {
                            return std::string(info.param.name);
                          });

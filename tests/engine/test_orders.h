@@ -9,6 +9,8 @@
 #define ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
 
 #include <algorithm>
+#include <atomic>
+#include <string>
 #include <string_view>
 
 #include "arenakv/comparator.h"
@@ -19,6 +21,22 @@ class ReverseOrder final : public Comparator {
  public:
   int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
   const char* Name() const override { return "test.ReverseOrder"; }
+};
+
+// The reverse order with LevelDB's FindShortestSeparator: *start cut just
+// past where it differs from limit (a prefix of start, which sorts after
+// it in reverse; start itself when start is that short). Counts its calls.
+class ShortReverseOrder final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
+  const char* Name() const override { return "test.ShortReverseOrder"; }
+  void FindShortestSeparator(std::string* start, std::string_view limit) const override {
+    calls.fetch_add(1, std::memory_order_relaxed);
+    size_t p = 0;
+    while (p < start->size() && p < limit.size() && (*start)[p] == limit[p]) ++p;
+    if (p < start->size()) start->resize(p + 1);
+  }
+  mutable std::atomic<uint64_t> calls{0};
 };
 
 // Keys of decimal digits as numbers (no leading zeros are written): fewer

@@ -37,6 +37,7 @@ typedef struct arenakv_writebatch_t arenakv_writebatch_t;
 typedef struct arenakv_snapshot_t arenakv_snapshot_t;
 typedef struct arenakv_transaction_t arenakv_transaction_t;
 typedef struct arenakv_memory_budget_t arenakv_memory_budget_t;
+typedef struct arenakv_comparator_t arenakv_comparator_t;
 
 /* ---- Databases ---- */
 
@@ -173,6 +174,25 @@ void arenakv_options_set_memory_budget_bytes(arenakv_options_t* o, size_t bytes)
    The options keep a reference: the budget may be destroyed before them. */
 void arenakv_options_set_memory_budget(arenakv_options_t* o, arenakv_memory_budget_t* budget);
 void arenakv_options_set_compression(arenakv_options_t* o, unsigned char v);
+/* The order of the keys (NULL: bytewise, the default). The comparator must
+   outlive every database opened with it. */
+void arenakv_options_set_comparator(arenakv_options_t* o, arenakv_comparator_t* cmp);
+
+/* ---- Key orders ---- */
+
+/* A key order: compare(state, a, alen, b, blen) returns a negative, zero or
+   positive number as a sorts before, with or after b (keys that compare
+   equal are one key; it must be a total order, and is called from any
+   thread). name(state) is recorded in the database, which later opens only
+   under the same name: at most 255 bytes, not empty, not beginning with
+   "arenakv.". destructor(state) (may be NULL) runs at
+   arenakv_comparator_destroy. NULL when compare or name is NULL, or there
+   is no memory. */
+arenakv_comparator_t* arenakv_comparator_create(
+    void* state, void (*destructor)(void* state),
+    int (*compare)(void* state, const char* a, size_t alen, const char* b, size_t blen),
+    const char* (*name)(void* state));
+void arenakv_comparator_destroy(arenakv_comparator_t* cmp);
 
 arenakv_readoptions_t* arenakv_readoptions_create(void);
 void arenakv_readoptions_destroy(arenakv_readoptions_t* o);

@@ -7,18 +7,18 @@
 // sorted in the order it was written in: give a comparator a new name
 // whenever its order changes.
 //
-// Status: only the bytewise order is supported so far. DB::Open with
-// Options::comparator naming another order returns NotSupported; a
-// database written in another order (by a later version) is refused with
-// InvalidArgument.
+// The bytewise order is the fast path: the engine compares its keys inline
+// and searches pages by their bytes. In any other order every comparison
+// is a call to Compare().
 //
-// Thread safety: Compare() and Name() are called from any thread at once,
-// so they must not change shared state. A comparator must outlive every
-// database opened with it.
+// Thread safety: the methods are called from any thread at once, so they
+// must not change shared state. A comparator must outlive every database
+// opened with it.
 
 #ifndef ARENAKV_COMPARATOR_H_
 #define ARENAKV_COMPARATOR_H_
 
+#include <string>
 #include <string_view>
 
 namespace arenakv {
@@ -37,6 +37,18 @@ class Comparator {
   // Recorded in the database; at most 255 bytes, not empty. Names
   // beginning with "arenakv." are reserved.
   virtual const char* Name() const = 0;
+
+  // Optional, as LevelDB's: when *start < limit, may change *start to a
+  // shorter string s with *start <= s < limit. The tree keeps such a
+  // string between two leaves instead of the right leaf's first key
+  // (internal pages hold more children); it is used only when it sorts
+  // strictly after the left leaf's last key. The default leaves *start.
+  // (LevelDB's FindShortSuccessor has no use here: the tree's separators
+  // bound pages from below.)
+  virtual void FindShortestSeparator(std::string* start, std::string_view limit) const {
+    (void)start;
+    (void)limit;
+  }
 };
 
 // The default order, "arenakv.BytewiseComparator". Owned by the library.

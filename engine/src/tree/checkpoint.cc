@@ -282,6 +282,9 @@ class CheckpointWriter {
   Status AddPending(ChildList* out, std::string_view sep, PageRef page, uint32_t bytes, bool hot);
   size_t page_bytes() const { return page_bytes_; }
   KeyOrder order() const { return order_; }
+  // A key s with a < s <= b, as short as the order lets it be, to stand
+  // between two leaves; valid until the next call.
+  std::string_view Separator(std::string_view a, std::string_view b);
   std::pmr::memory_resource* mr() const { return mr_; }
   alloc::Arena* arena() const { return arena_; }
 
@@ -354,6 +357,9 @@ class CheckpointWriter {
   const EraseRange* erase_ = nullptr;
   std::pmr::string prev_key_;
   bool have_prev_key_ = false;
+  // A user order's separator (Comparator::FindShortestSeparator takes a
+  // std::string; it holds one key at a time).
+  std::string separator_;
   int64_t key_delta_ = 0;
 
   std::pmr::vector<uint64_t> written_;    // pages this checkpoint wrote
@@ -433,9 +439,7 @@ Status NodeBuilder::Emit(Scratch* s) {
   if (!emitted_) {
     sep = lower_;
   } else {
-    // A user's order says nothing of which shorter strings fall between
-    // two keys: its separator is the right page's first key.
-    sep = leaf && order.bytewise() ? ShortestSeparator(last_key_, first) : first;
+    sep = leaf ? w_->Separator(last_key_, first) : first;
   }
   // Copy before `s` is reused: sep may point into it.
   std::pmr::string sep_copy(sep, w_->mr());
@@ -491,6 +495,16 @@ Status NodeBuilder::Finish() {
   if (!prev->empty()) s = Emit(prev);
   if (s.ok() && !cur->empty()) s = Emit(cur);
   return s;
+}
+
+std::string_view CheckpointWriter::Separator(std::string_view a, std::string_view b) {
+  if (order_.bytewise()) return ShortestSeparator(a, b);
+  // LevelDB's contract gives a <= s < b; a page's lower bound needs a < s
+  // <= b. Anything else the comparator returns falls back to b.
+  separator_.assign(a.data(), a.size());
+  order_.user()->FindShortestSeparator(&separator_, b);
+  if (Less(a, separator_) && !Less(b, separator_)) return separator_;
+  return b;
 }
 
 // ---- Settling and writing ---------------------------------------------------

@@ -63,6 +63,7 @@ class KeyOrder {
       : user_(user == BytewiseComparator() ? nullptr : user) {}
 
   bool bytewise() const { return user_ == nullptr; }
+  const Comparator* user() const { return user_; }  // nullptr for bytewise
   int Compare(std::string_view a, std::string_view b) const {
     return user_ == nullptr ? CompareKeys(a, b) : user_->Compare(a, b);
   }

@@ -19,8 +19,11 @@
      NULL for anything else.
    - leveldb_compact_range checkpoints, which gives back the space of
      replaced pages; leveldb_approximate_sizes measures the ranges.
-   - A custom comparator makes leveldb_open fail: arenakv orders keys
-     bytewise only, for now; leveldb_repair_db fails the same way.
+   - A custom comparator orders the keys as in LevelDB. Its name is
+     recorded in the database: leveldb_open and leveldb_repair_db with
+     another name (or none, for a database made with one) fail with an
+     error naming both. The comparator must outlive the databases opened
+     with it, as in LevelDB.
 
    Error messages (*errptr) and values are malloc'ed: free them with
    leveldb_free. */
