@@ -1,7 +1,7 @@
 // SkipList: the memtable's ordered index of versions. Every node holds one
 // version (user key, sequence, type, value) and lives in the memtable's arena
 // with its key, value and tower inline, so a node costs one bump allocation
-// and dies with the arena. Nodes are ordered by user key (bytewise, unsigned)
+// and dies with the arena. Nodes are ordered by user key (in the list's KeyOrder)
 // ascending, then by sequence descending, so the first node at or after
 // (key, S) is the newest version of key visible at snapshot S.
 //

@@ -165,7 +165,7 @@ class PageView {
 class ImageWriter {
  public:
   // `prefix_len`: the length of the prefix every key (internal pages: every
-  // key but entry 0's) shares; CommonPrefix(first, last) of the sorted keys.
+  // key but entry 0's) shares: PagePrefix of the sorted keys.
   ImageWriter(char* image, PageType type, uint16_t level, uint32_t count, uint32_t bytes,
               size_t prefix_len)
       : p_(image),
