@@ -34,6 +34,7 @@ test::ReverseOrder reverse_order;
 test::NumericOrder numeric_order;
 test::CaseFolding case_folding;
 test::ShortReverseOrder short_reverse;
+test::LongSeparatorOrder long_separator;
 
 // A key the order has something to say about: numbers of 1 to 7 digits for
 // the numeric order (so neighbours share no prefix their range's ends
@@ -218,7 +219,8 @@ INSTANTIATE_TEST_SUITE_P(Orders, BTreeOrderTest,
                                            OrderCase{"Numeric", &numeric_order, 4096},
                                            OrderCase{"Numeric16K", &numeric_order, 16384},
                                            OrderCase{"CaseFolding", &case_folding, 4096},
-                                           OrderCase{"ShortSeparators", &short_reverse, 4096}),
+                                           OrderCase{"ShortSeparators", &short_reverse, 4096},
+                                           OrderCase{"LongSeparators", &long_separator, 4096}),
                          [](const ::testing::TestParamInfo<OrderCase>& info) {
                            return std::string(info.param.name);
                          });

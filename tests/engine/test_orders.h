@@ -39,6 +39,19 @@ class ShortReverseOrder final : public Comparator {
   mutable std::atomic<uint64_t> calls{0};
 };
 
+// The reverse order whose FindShortestSeparator breaks the "short" of its
+// contract: it returns limit with 20,000 bytes appended, which sorts
+// between start and limit but is longer than any key may be.
+class LongSeparatorOrder final : public Comparator {
+ public:
+  int Compare(std::string_view a, std::string_view b) const override { return b.compare(a); }
+  const char* Name() const override { return "test.LongSeparatorOrder"; }
+  void FindShortestSeparator(std::string* start, std::string_view limit) const override {
+    start->assign(limit);
+    start->append(20000, 'x');
+  }
+};
+
 // Keys of decimal digits as numbers (no leading zeros are written): fewer
 // digits first, then bytewise. Any other byte sorts as in bytewise after
 // the digits' length, which keeps the order total.

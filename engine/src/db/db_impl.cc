@@ -1251,6 +1251,7 @@ Status DBImpl::RunWriter(Writer* w) {
   {
     port::MutexLock l(&mu_);
     writers_.push_back(w);
+    TEST_SYNC_POINT("DBImpl::RunWriter:Queued");
     if (gather_want_ != 0 && writers_.size() >= gather_want_) gather_cv_.Signal();
     if (w == writers_.front() || w->req == nullptr || !w->req->sync) return WriteLocked(w);
   }
@@ -1371,6 +1372,7 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
     // stays the same while mu_ is released.
     mem::MemTable* table = current_->mem->table.get();
     mu_.Unlock();
+    TEST_SYNC_POINT("DBImpl::CommitGroup:Logging");
     s = LogAndApply(table, batch, g.sync, &logged);
     mu_.Lock();
     if (logged || !s.IsMemoryLimit()) break;
@@ -1494,7 +1496,10 @@ Status DBImpl::ValidateLocked(const Writer& w,
     for (const WriteHistory* h = r.history; h != nullptr; h = h->newer.get()) {
       if (h->LatestSequence(key) > r.snapshot_seq) return true;
     }
-    return std::find(group_keys.begin(), group_keys.end(), key) != group_keys.end();
+    // Earlier members of this group, not in a memtable yet: a key the order
+    // calls equal is the same key, whatever its bytes.
+    return std::any_of(group_keys.begin(), group_keys.end(),
+                       [&](std::string_view g) { return order_.Equal(g, key); });
   };
   Status conflict;
   (void)r.batch->ForEach([&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {

@@ -274,6 +274,13 @@ class TransactionImpl final : public Transaction, public Handle, public RangeTra
         // fresh copy per rewrite would grow the transaction without bound.
         it->second.value.assign(value.data(), value.size());
         it->second.deleted = deleted;
+        if (it->first != key) {
+          // Equal in the order, other bytes: the latest write's, as the
+          // database keeps them.
+          auto node = writes_->extract(it);
+          node.key().assign(key.data(), key.size());
+          writes_->insert(std::move(node));
+        }
         return Status::OK();
       }
       std::pmr::string k(key, arena_.get());

@@ -111,7 +111,7 @@ class MergingIterator final : public InternalIterator {
       for (Child& c : children_) {
         c.it->Seek(k);
         Refresh(&c);
-        if (c.valid && c.key == k) {
+        if (c.valid && order_.Compare(c.key, k) == 0) {
           c.it->Next();
           Refresh(&c);
         }

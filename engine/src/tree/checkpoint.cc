@@ -500,10 +500,13 @@ Status NodeBuilder::Finish() {
 std::string_view CheckpointWriter::Separator(std::string_view a, std::string_view b) {
   if (order_.bytewise()) return ShortestSeparator(a, b);
   // LevelDB's contract gives a <= s < b; a page's lower bound needs a < s
-  // <= b. Anything else the comparator returns falls back to b.
+  // <= b, and no longer than b (a key's limit). Anything else the
+  // comparator returns falls back to b.
   separator_.assign(a.data(), a.size());
   order_.user()->FindShortestSeparator(&separator_, b);
-  if (Less(a, separator_) && !Less(b, separator_)) return separator_;
+  if (separator_.size() <= b.size() && Less(a, separator_) && !Less(b, separator_)) {
+    return separator_;
+  }
   return b;
 }
 

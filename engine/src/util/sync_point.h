@@ -80,6 +80,11 @@
 //   DBImpl::Recover:MetaRead              db/db_impl.cc, an open has read the
 //       data file's meta block and is about to list the logs after it (no
 //       lock held).
+//   DBImpl::RunWriter:Queued              db/db_impl.cc, a write or commit
+//       has joined the writers' queue (mu_ held: count, do not block).
+//   DBImpl::CommitGroup:Logging           db/db_impl.cc, a group's leader
+//       has released mu_ to log and apply the group; writers arriving
+//       meanwhile queue up for the next group.
 //
 // Tests may place points of their own with the same macros, named after the
 // test ("DBReviewTest::SecondClose").
