@@ -78,7 +78,7 @@ inline size_t InternalEntryBytes(size_t key) {
 
 // Bytes [p, p+4) of key, big-endian, zero-padded.
 inline uint32_t KeyHint(std::string_view key, size_t p) {
-  if (key.size() >= p + 4) {
+  if (p <= key.size() && key.size() - p >= 4) {  // not p + 4: it could wrap
     uint32_t h;
     std::memcpy(&h, key.data() + p, 4);
     return __builtin_bswap32(h);
