@@ -25,12 +25,8 @@ struct arenakv_t {
 struct arenakv_options_t {
   arenakv::Options rep;
 };
-struct arenakv_comparator_t {
-  arenakv_comparator_t(void* state, void (*destructor)(void*),
-                       arenakv::capi::CallbackComparator::CompareFn compare,
-                       arenakv::capi::CallbackComparator::NameFn name)
-      : rep(state, destructor, compare, name) {}
-  arenakv::capi::CallbackComparator rep;
+struct arenakv_comparator_t final : arenakv::capi::CallbackComparator {
+  using CallbackComparator::CallbackComparator;
 };
 struct arenakv_readoptions_t {
   arenakv::ReadOptions rep;
@@ -380,7 +376,7 @@ void arenakv_options_set_compression(arenakv_options_t* o, unsigned char v) {
   o->rep.compression = v != 0;
 }
 void arenakv_options_set_comparator(arenakv_options_t* o, arenakv_comparator_t* cmp) {
-  o->rep.comparator = cmp != nullptr ? &cmp->rep : nullptr;
+  o->rep.comparator = cmp;
 }
 
 arenakv_comparator_t* arenakv_comparator_create(void* state, void (*destructor)(void*),

@@ -80,8 +80,9 @@ inline std::string_view View(const char* p, size_t n) { return std::string_view(
 
 // A key order given as C callbacks, the shape of both C APIs'
 // comparators: compare(state, a, alen, b, blen), name(state), and
-// destructor(state) (may be NULL) when the handle is destroyed.
-class CallbackComparator final : public Comparator {
+// destructor(state) (may be NULL) when the handle is destroyed. The C
+// handle types derive from it.
+class CallbackComparator : public Comparator {
  public:
   using CompareFn = int (*)(void*, const char*, size_t, const char*, size_t);
   using NameFn = const char* (*)(void*);

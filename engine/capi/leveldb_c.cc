@@ -22,12 +22,8 @@ using arenakv::Status;
 struct leveldb_t {
   std::unique_ptr<DB> rep;
 };
-struct leveldb_comparator_t {
-  leveldb_comparator_t(void* state, void (*destructor)(void*),
-                       arenakv::capi::CallbackComparator::CompareFn compare,
-                       arenakv::capi::CallbackComparator::NameFn name)
-      : rep(state, destructor, compare, name) {}
-  arenakv::capi::CallbackComparator rep;
+struct leveldb_comparator_t final : arenakv::capi::CallbackComparator {
+  using CallbackComparator::CallbackComparator;
 };
 struct leveldb_filterpolicy_t {
   void* state;
@@ -262,7 +258,7 @@ leveldb_options_t* leveldb_options_create(void) {
 }
 void leveldb_options_destroy(leveldb_options_t* o) { Destroy(o); }
 void leveldb_options_set_comparator(leveldb_options_t* o, leveldb_comparator_t* cmp) {
-  o->rep.comparator = cmp != nullptr ? &cmp->rep : nullptr;
+  o->rep.comparator = cmp;
 }
 void leveldb_options_set_filter_policy(leveldb_options_t*, leveldb_filterpolicy_t*) {}
 void leveldb_options_set_create_if_missing(leveldb_options_t* o, uint8_t v) {

@@ -117,20 +117,7 @@ class BTreeOrderTest : public ::testing::TestWithParam<OrderCase> {
       ASSERT_EQ(v, val) << k << " seed " << seed;
     }
     auto it = tree_->NewIterator(root);
-    auto m = model.begin();
-    for (it->SeekToFirst(); it->Valid(); it->Next(), ++m) {
-      ASSERT_NE(m, model.end()) << "seed " << seed;
-      ASSERT_EQ(it->key(), m->first) << "seed " << seed;
-      ASSERT_EQ(it->value(), m->second);
-    }
-    ASSERT_OK(it->status());
-    ASSERT_EQ(m, model.end()) << "seed " << seed;
-    auto r = model.rbegin();
-    for (it->SeekToLast(); it->Valid(); it->Prev(), ++r) {
-      ASSERT_NE(r, model.rend()) << "seed " << seed;
-      ASSERT_EQ(it->key(), r->first) << "seed " << seed;
-    }
-    ASSERT_EQ(r, model.rend()) << "seed " << seed;
+    ASSERT_NO_FATAL_FAILURE(test::ExpectScansMatch(it.get(), model, seed));
     VerifyStats vs;
     ASSERT_OK(tree_->Verify(&vs));
     EXPECT_EQ(vs.keys, model.size());

@@ -140,20 +140,7 @@ class OrderedDBTest : public ::testing::TestWithParam<const Comparator*> {
   // Every key in order both ways, a few seeks, and every value.
   void Check(DB* db, const Model& model, uint64_t seed) {
     std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions());
-    auto m = model.begin();
-    for (it->SeekToFirst(); it->Valid(); it->Next(), ++m) {
-      ASSERT_NE(m, model.end()) << "seed " << seed;
-      ASSERT_EQ(it->key(), m->first) << "seed " << seed;
-      ASSERT_EQ(it->value(), m->second) << "seed " << seed;
-    }
-    ASSERT_OK(it->status());
-    ASSERT_EQ(m, model.end()) << "seed " << seed;
-    auto r = model.rbegin();
-    for (it->SeekToLast(); it->Valid(); it->Prev(), ++r) {
-      ASSERT_NE(r, model.rend()) << "seed " << seed;
-      ASSERT_EQ(it->key(), r->first) << "seed " << seed;
-    }
-    ASSERT_EQ(r, model.rend()) << "seed " << seed;
+    ASSERT_NO_FATAL_FAILURE(test::ExpectScansMatch(it.get(), model, seed));
     std::mt19937_64 rng(seed);
     for (int i = 0; i < 200; ++i) {
       const std::string t = MakeKey(order(), rng);

@@ -2,11 +2,14 @@
 // say the opposite of the order), numeric (decimal numbers: "9" < "10",
 // so keys between two that share a prefix need not share it), and case
 // folding (keys of different bytes that are the same key). Each comes with
-// a less-than for std::map models kept in it.
+// a less-than for std::map models kept in it, and a check of an iterator's
+// scans against such a model.
 //
 // Thread safety: stateless.
 #ifndef ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
 #define ARENAKV_TESTS_ENGINE_TEST_ORDERS_H_
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +17,7 @@
 #include <string_view>
 
 #include "arenakv/comparator.h"
+#include "test_util.h"
 
 namespace arenakv::test {
 
@@ -90,6 +94,27 @@ struct OrderLess {
     return order != nullptr ? order->Compare(a, b) < 0 : a < b;
   }
 };
+
+// Scans `it` (a database's or the tree's iterator) forward and backward and
+// expects exactly the model's keys in its order, and forward its values.
+// Call under ASSERT_NO_FATAL_FAILURE.
+template <typename Iter, typename Model>
+void ExpectScansMatch(Iter* it, const Model& model, uint64_t seed) {
+  auto m = model.begin();
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++m) {
+    ASSERT_NE(m, model.end()) << "seed " << seed;
+    ASSERT_EQ(it->key(), m->first) << "seed " << seed;
+    ASSERT_EQ(it->value(), m->second) << "seed " << seed;
+  }
+  ASSERT_OK(it->status());
+  ASSERT_EQ(m, model.end()) << "seed " << seed;
+  auto r = model.rbegin();
+  for (it->SeekToLast(); it->Valid(); it->Prev(), ++r) {
+    ASSERT_NE(r, model.rend()) << "seed " << seed;
+    ASSERT_EQ(it->key(), r->first) << "seed " << seed;
+  }
+  ASSERT_EQ(r, model.rend()) << "seed " << seed;
+}
 
 }  // namespace arenakv::test
 
