@@ -162,25 +162,33 @@ class OrderedDBTest : public ::testing::TestWithParam<const Comparator*> {
     }
   }
 
+  // Puts, deletes, range deletes and batches against the model, across
+  // checkpoints and reopens (the tree and the log's replay), then Verify.
+  // Values of up to `max_value` bytes; `min_checkpoints`: how many the
+  // budget must have forced in each session before its close.
+  void RunAgainstModel(const Options& options, size_t max_value = 100,
+                       uint64_t min_checkpoints = 0);
+
   test::TempDir dir_;
   std::string path_;
 };
 
-// Puts, deletes, range deletes and batches against the model, across
-// checkpoints and reopens (the tree and the log's replay), then Verify.
-TEST_P(OrderedDBTest, RandomizedAgainstModel) {
+void OrderedDBTest::RunAgainstModel(const Options& options, size_t max_value,
+                                    uint64_t min_checkpoints) {
   const uint64_t seed = test::TestSeed();
   std::mt19937_64 rng(seed);
   Model model(test::OrderLess{order()});
   for (int session = 0; session < 3; ++session) {
     std::unique_ptr<DB> db;
-    ASSERT_OK(DB::Open(DBOptions(), path_, &db));
+    ASSERT_OK(DB::Open(options, path_, &db));
     Check(db.get(), model, seed + session);
     for (int i = 0; i < 6000; ++i) {
       const std::string k = MakeKey(order(), rng);
       const int op = static_cast<int>(rng() % 100);
       if (op < 70) {
-        const std::string v = test::HalfRandomValue(rng()).substr(0, rng() % 100);
+        std::string v = test::HalfRandomValue(rng());
+        while (v.size() < max_value) v += test::HalfRandomValue(rng());
+        v.resize(rng() % max_value);
         ASSERT_OK(db->Put(WriteOptions(), k, v));
         model.erase(k);  // a key the order calls equal takes the new bytes
         model.emplace(k, v);
@@ -224,10 +232,29 @@ TEST_P(OrderedDBTest, RandomizedAgainstModel) {
     if (session == 1) ASSERT_OK(db->Checkpoint());
     VerifyReport report;
     ASSERT_OK(db->Verify(&report));
+    DBStats st;
+    ASSERT_OK(db->GetStats(&st));
+    EXPECT_EQ(st.memory_limit_errors, 0u);
+    EXPECT_GE(st.checkpoints, min_checkpoints);
+    if (options.memory_budget_bytes != 0) {
+      EXPECT_LE(st.pool.high_water_bytes, options.memory_budget_bytes);
+    }
     ASSERT_OK(db->Close());
   }
   std::printf("%zu keys in %s\n", model.size(), order()->Name());
   test::ExpectPoolsReleased();
+}
+
+TEST_P(OrderedDBTest, RandomizedAgainstModel) { RunAgainstModel(DBOptions()); }
+
+// The same under the tight budget our users run with (a few MiB above the
+// cache), with checkpoints left to the budget: the memtables freeze when
+// their share is full, not by the log's size.
+TEST_P(OrderedDBTest, RandomizedAgainstModelUnderATightBudget) {
+  Options o = DBOptions();
+  o.memory_budget_bytes = o.cache_bytes + (size_t{9} << 20);
+  o.checkpoint_wal_bytes = size_t{1} << 30;
+  RunAgainstModel(o, /*max_value=*/4000, /*min_checkpoints=*/2);
 }
 
 // A serializable transaction's scanned range is what the order says lies

@@ -39,6 +39,7 @@
 #include "db_test_util.h"
 #include "fault_env.h"
 #include "power_loss_env.h"
+#include "test_orders.h"
 #include "test_util.h"
 
 namespace arenakv {
@@ -339,35 +340,50 @@ std::string CloseKey(int i) {
 }
 
 // The database holds CloseKey(0), CloseKey(1), ... with no gap: a prefix of
-// the commits, whose length goes to *present.
-void CountPrefix(DB* db, const std::string& image, int* present) {
+// the commits, whose length goes to *present. Its iterator shows them in
+// its order: `order`, or bytewise when null.
+void CountPrefix(DB* db, const std::string& image, int* present,
+                 const Comparator* order = nullptr) {
   *present = 0;
+  std::vector<std::string> keys;
   std::unique_ptr<Iterator> it = db->NewIterator(ReadOptions{});
-  for (it->SeekToFirst(); it->Valid(); it->Next(), ++*present) {
-    ASSERT_EQ(it->key(), CloseKey(*present)) << "not a prefix of the commits; image: " << image;
-  }
+  for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(std::string(it->key()));
   ASSERT_OK(it->status());
+  const Comparator* in = order != nullptr ? order : BytewiseComparator();
+  for (size_t i = 1; i < keys.size(); ++i) {
+    ASSERT_LT(in->Compare(keys[i - 1], keys[i]), 0) << "out of order; image: " << image;
+  }
+  std::sort(keys.begin(), keys.end());
+  for (; *present < static_cast<int>(keys.size()); ++*present) {
+    ASSERT_EQ(keys[*present], CloseKey(*present))
+        << "not a prefix of the commits; image: " << image;
+  }
 }
 
 // Close() freezes the memtable for its last checkpoint without syncing the
 // log it leaves (no commit follows): a power loss at any call of that
 // close, under crash images of every style, still reopens with every synced
-// commit and a prefix of the rest.
-TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
+// commit and a prefix of the rest. `order`: the database's key order.
+void LossAtAnyCallOfCloseKeepsSyncedCommits(const Comparator* order) {
   constexpr int kPuts = 400, kSyncEvery = 97;
+  auto fill = [&](const std::shared_ptr<Env>& env, const std::string& path,
+                  std::unique_ptr<DB>* db) {
+    Options options;
+    options.env = env;
+    options.comparator = order;
+    ASSERT_OK(DB::Open(options, path, db));
+    for (int i = 0; i < kPuts; ++i) {
+      ASSERT_OK((*db)->Put(WriteOptions{.sync = i % kSyncEvery == 0}, CloseKey(i), "v"));
+    }
+  };
   // The calls a clean close makes.
   uint64_t close_calls = 0;
   {
     test::TempDir dir;
     const std::string path = dir.Join("db");
     auto env = std::make_shared<test::PowerLossEnv>(Env::Default(), path);
-    Options options;
-    options.env = env;
     std::unique_ptr<DB> db;
-    ASSERT_OK(DB::Open(options, path, &db));
-    for (int i = 0; i < kPuts; ++i) {
-      ASSERT_OK(db->Put(WriteOptions{.sync = i % kSyncEvery == 0}, CloseKey(i), "v"));
-    }
+    ASSERT_NO_FATAL_FAILURE(fill(env, path, &db));
     const uint64_t before = env->calls();
     ASSERT_OK(db->Close());
     close_calls = env->calls() - before;
@@ -382,13 +398,8 @@ TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
       std::string image;
       {
         auto env = std::make_shared<test::PowerLossEnv>(Env::Default(), path);
-        Options options;
-        options.env = env;
         std::unique_ptr<DB> db;
-        ASSERT_OK(DB::Open(options, path, &db));
-        for (int i = 0; i < kPuts; ++i) {
-          ASSERT_OK(db->Put(WriteOptions{.sync = i % kSyncEvery == 0}, CloseKey(i), "v"));
-        }
+        ASSERT_NO_FATAL_FAILURE(fill(env, path, &db));
         env->CutAtCall(n);
         db->Close().IgnoreError();
         db.reset();
@@ -396,10 +407,12 @@ TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
         ASSERT_OK(env->WriteCrashImage(seed, static_cast<test::CrashStyle>(seed % 4), &image));
       }
       std::unique_ptr<DB> db;
-      Status s = DB::Open(Options{}, path, &db);
+      Options options;
+      options.comparator = order;
+      Status s = DB::Open(options, path, &db);
       ASSERT_TRUE(s.ok()) << s.ToString() << "\nimage: " << image;
       int present = 0;
-      ASSERT_NO_FATAL_FAILURE(CountPrefix(db.get(), image, &present));
+      ASSERT_NO_FATAL_FAILURE(CountPrefix(db.get(), image, &present, order));
       const int last_synced = (kPuts - 1) / kSyncEvery * kSyncEvery;
       EXPECT_GT(present, last_synced) << "a synced commit is gone; image: " << image;
       ASSERT_OK(db->Close());
@@ -407,6 +420,17 @@ TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
       test::ExpectPoolsReleased();
     }
   }
+}
+
+TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommits) {
+  LossAtAnyCallOfCloseKeepsSyncedCommits(nullptr);
+}
+
+// The same in a user's order: recovery reads the same logs and meta blocks,
+// and the tree it finds is searched in the order the file names.
+TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommitsInAUserOrder) {
+  test::ReverseOrder reverse;
+  LossAtAnyCallOfCloseKeepsSyncedCommits(&reverse);
 }
 
 // A log left unsynced (here by a close whose checkpoint failed; a crashed
