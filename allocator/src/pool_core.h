@@ -363,6 +363,7 @@ class __attribute__((visibility("hidden"))) PoolCore {
   // shared budget's reclaim function is told is asking.
   const SegmentPool* facade = nullptr;
   Status Charge(size_t bytes);
+  Status ChargeIfRoom(size_t bytes);
   void Uncharge(size_t bytes);
 
  private:

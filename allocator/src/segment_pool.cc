@@ -408,6 +408,16 @@ Status PoolCore::Charge(size_t bytes) {
   return s;
 }
 
+Status PoolCore::ChargeIfRoom(size_t bytes) {
+  if (closed()) return Status::Closed("pool '" + opt_.name + "' is closed");
+  if (!TryReserve(bytes)) {
+    return Status::MemoryLimit("pool '" + opt_.name + "': no room for " + std::to_string(bytes) +
+                               " bytes without reclaiming");
+  }
+  charged_.fetch_add(bytes, std::memory_order_relaxed);
+  return Status::OK();
+}
+
 void PoolCore::Uncharge(size_t bytes) {
   charged_.fetch_sub(bytes, std::memory_order_relaxed);
   Unreserve(bytes);
@@ -1298,6 +1308,7 @@ void SegmentPool::SetRecycleBytes(size_t bytes) { impl_->SetRecycleBytes(bytes);
 void SegmentPool::ReleaseThreadCache() { impl_->ReleaseThreadCache(); }
 
 Status SegmentPool::Charge(size_t bytes) { return impl_->Charge(bytes); }
+Status SegmentPool::ChargeIfRoom(size_t bytes) { return impl_->ChargeIfRoom(bytes); }
 
 void SegmentPool::Uncharge(size_t bytes) { impl_->Uncharge(bytes); }
 

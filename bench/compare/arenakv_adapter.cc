@@ -75,6 +75,7 @@ class ArenakvAdapter final : public EngineAdapter {
     Options options;
     options.cache_bytes = Memory().cache_bytes;
     options.memory_budget_bytes = Memory().memory_budget_bytes;
+    options.map_reads = Memory().map_reads;
     Check(DB::Open(options, dir, &db_), "open");
   }
 

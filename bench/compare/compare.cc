@@ -13,6 +13,7 @@
 //   compare [--keys N] [--reps R] [--workloads a,b,c] [--engine all|both|e1,e2,...]
 //           [--dir DIR] [--seconds S] [--seed N] [--json FILE] [--plot FILE.svg]
 //           [--cache_mib N] [--budget_mib N]   (cache of every engine; arenakv's budget)
+//           [--map_reads]   (arenakv's Options::map_reads)
 //           [--memory_limit_mib N]   (each timed child in a memory cgroup of N MiB,
 //                                     its page cache included; see memory_limit.h;
 //                                     random reads then stop after --seconds)
@@ -131,6 +132,7 @@ void Usage() {
                "               [--dir DIR] [--seconds S] [--seed N] [--json FILE] "
                "[--plot FILE.svg]\n"
                "               [--cache_mib N (256)] [--budget_mib N (arenakv's default)]\n"
+               "               [--map_reads (arenakv reads its file through a mapping)]\n"
                "               [--memory_limit_mib N (timed children in a memory cgroup)]\n"
                "engines (all, the default; both = arenakv,rocksdb):");
   for (int e = 0; e < kEngineCount; ++e) {
@@ -168,6 +170,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       } else if (name == "--cache_mib") {
         if (!next()) return false;
         Memory().cache_bytes = static_cast<size_t>(std::stoull(value)) << 20;
+      } else if (name == "--map_reads") {
+        Memory().map_reads = true;
       } else if (name == "--budget_mib") {
         if (!next()) return false;
         Memory().memory_budget_bytes = static_cast<size_t>(std::stoull(value)) << 20;
@@ -556,12 +560,12 @@ int Main(int argc, char** argv) {
               run.load_at_start.c_str(), run.load_at_end.c_str());
   std::printf(
       "%llu keys of 16 bytes, values of 100 bytes (half compressible), %zu MiB cache "
-      "(LMDB: none, the OS page cache), arenakv budget %s; medians of %d reps\n\n",
+      "(LMDB: none, the OS page cache), arenakv budget %s%s; medians of %d reps\n\n",
       static_cast<unsigned long long>(flags.keys), Memory().cache_bytes >> 20,
       Memory().memory_budget_bytes == 0
           ? "default"
           : (std::to_string(Memory().memory_budget_bytes >> 20) + " MiB").c_str(),
-      flags.reps);
+      Memory().map_reads ? ", reads through a mapping" : "", flags.reps);
   std::fputs(FormatTable(run).c_str(), stdout);
 
   bool ok = true;

@@ -82,6 +82,9 @@ struct MemorySettings {
   // arenakv's Options::memory_budget_bytes (0: its default). The anchors
   // have no equivalent bound on everything; they keep their defaults.
   size_t memory_budget_bytes = 0;
+  // arenakv's Options::map_reads (LevelDB and LMDB map their files by
+  // default; RocksDB and WiredTiger do not).
+  bool map_reads = false;
 };
 MemorySettings& Memory();
 

@@ -460,7 +460,8 @@ std::string FormatJson(const ComparisonRun& run) {
          ", \"key_bytes\": 16, \"value_bytes\": 100, \"cache_bytes\": " +
          JsonNumber(static_cast<int64_t>(Memory().cache_bytes)) +
          ", \"arenakv_memory_budget_bytes\": " +
-         JsonNumber(static_cast<int64_t>(Memory().memory_budget_bytes)) + "},\n";
+         JsonNumber(static_cast<int64_t>(Memory().memory_budget_bytes)) +
+         ", \"arenakv_map_reads\": " + (Memory().map_reads ? "true" : "false") + "},\n";
   out += "  \"workloads\": [\n";
   for (size_t i = 0; i < run.workloads.size(); ++i) {
     const WorkloadRuns& wr = run.workloads[i];

@@ -60,6 +60,45 @@ TEST(BudgetTest, OpenRefusesABudgetTooSmallForTheCacheAndCreatesNothing) {
   test::ExpectPoolsReleased();
 }
 
+// Options::map_reads: the file's mapping is charged to the budget only
+// while there is room for it, and is the first memory a reclaim takes back:
+// writers that need the room get it, without MemoryLimit, and reads stay
+// right before, while and after it goes.
+TEST(BudgetTest, TheReadMappingIsTheFirstMemoryTheBudgetTakesBack) {
+  test::TempDir dir;
+  Options options = BudgetOptions(256 * kKiB, 256 * kKiB + 9 * kMiB);
+  options.map_reads = true;
+  options.checkpoint_wal_bytes = size_t{1} << 30;  // checkpoints by the budget only
+  std::unique_ptr<DB> db;
+  ASSERT_OK(DB::Open(options, dir.Join("db"), &db));
+  auto key = [](int i) { return "key" + std::to_string(1000000 + i); };
+  constexpr int kKeys = 80000;
+  for (int i = 0; i < kKeys; ++i) ASSERT_OK(db->Put({}, key(i), test::HalfRandomValue(i)));
+  ASSERT_OK(db->Checkpoint());
+  DBStats st;
+  ASSERT_OK(db->GetStats(&st));
+  const size_t mapped = st.mapped_bytes;
+  ASSERT_GT(mapped, options.cache_bytes) << "the file should fit the budget's room";
+  std::string v;
+  for (int i = 0; i < kKeys; i += 97) {
+    ASSERT_OK(db->Get({}, key(i), &v));
+    ASSERT_EQ(v, test::HalfRandomValue(i));
+  }
+  // The memtables grow into the room the mapping holds.
+  for (int i = 0; i < kKeys; ++i) ASSERT_OK(db->Put({}, key(i), std::string(200, 'w')));
+  ASSERT_OK(db->GetStats(&st));
+  EXPECT_GT(st.mapped_drops, 0u) << "the writers needed the room";
+  EXPECT_EQ(st.memory_limit_errors, 0u);
+  EXPECT_LE(st.pool.high_water_bytes, options.memory_budget_bytes);
+  for (int i = 0; i < kKeys; i += 97) {
+    ASSERT_OK(db->Get({}, key(i), &v));
+    ASSERT_EQ(v, std::string(200, 'w'));
+  }
+  ASSERT_OK(db->Close());
+  db.reset();
+  test::ExpectPoolsReleased();
+}
+
 // The first report: random puts under a budget twice the cache hit
 // MemoryLimit after ~366K puts and the database stayed write-disabled.
 TEST(BudgetTest, RandomPutsUnderATightBudgetAllSucceed) {

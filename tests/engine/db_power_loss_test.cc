@@ -433,6 +433,57 @@ TEST(PowerLossCloseTest, ALossAtAnyCallOfCloseKeepsSyncedCommitsInAUserOrder) {
   LossAtAnyCallOfCloseKeepsSyncedCommits(&reverse);
 }
 
+// A power cut at any call of the open that creates a database leaves one
+// that the next open opens: empty, or not there yet. The data file used to
+// be written in place, and a cut could keep its header without its meta
+// blocks, which the next open called damage (seed 95634846 of
+// ReopensAtAConsistentPointWithEverySyncedCommit).
+TEST(PowerLossCloseTest, ALossAtAnyCallOfTheCreatingOpenLeavesADatabaseThatOpens) {
+  uint64_t open_calls = 0;
+  {
+    test::TempDir dir;
+    const std::string path = dir.Join("db");
+    auto env = std::make_shared<test::PowerLossEnv>(Env::Default(), path);
+    Options options;
+    options.env = env;
+    std::unique_ptr<DB> db;
+    ASSERT_OK(DB::Open(options, path, &db));
+    open_calls = env->calls();
+    ASSERT_OK(db->Close());
+  }
+  ASSERT_GT(open_calls, 3u);
+  for (uint64_t n = 1; n <= open_calls; ++n) {
+    for (uint64_t seed = 1; seed <= 8; ++seed) {
+      SCOPED_TRACE("cut at call " + std::to_string(n) + " of the open, image seed " +
+                   std::to_string(seed));
+      test::TempDir dir;
+      const std::string path = dir.Join("db");
+      std::string image;
+      {
+        auto env = std::make_shared<test::PowerLossEnv>(Env::Default(), path);
+        Options options;
+        options.env = env;
+        env->CutAtCall(n);
+        std::unique_ptr<DB> db;
+        if (DB::Open(options, path, &db).ok()) db->Close().IgnoreError();
+        db.reset();
+        test::ExpectPoolsReleased();
+        ASSERT_OK(env->WriteCrashImage(seed, static_cast<test::CrashStyle>(seed % 4), &image));
+      }
+      std::unique_ptr<DB> db;
+      Status s = DB::Open(Options{}, path, &db);
+      ASSERT_TRUE(s.ok()) << s.ToString() << "\nimage: " << image;
+      int present = 0;
+      ASSERT_NO_FATAL_FAILURE(CountPrefix(db.get(), image, &present));
+      EXPECT_EQ(present, 0);
+      ASSERT_OK(db->Put(WriteOptions{.sync = true}, CloseKey(0), "v"));
+      ASSERT_OK(db->Close());
+      db.reset();
+      test::ExpectPoolsReleased();
+    }
+  }
+}
+
 // A log left unsynced (here by a close whose checkpoint failed; a crashed
 // process leaves the same) is replayed by the next open. Commits made after
 // that open, synced, must not survive a power loss that the replayed ones

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -165,14 +166,18 @@ TEST(ReadPathTest, IteratorsSkipMemtablesWithNothingVisible) {
 // `by_block`: leaves of 16 KiB and values half random, so that the
 // readers' misses of a small cache read blocks, by heads the cache keeps,
 // while checkpoints release leaves and write others into their extents;
-// every value read is then checked whole.
-void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool by_block = false) {
+// every value read is then checked whole. `map_reads`: the misses read the
+// file through its mapping (Options::map_reads), extents released and
+// rewritten under it.
+void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool by_block = false,
+                                 bool map_reads = false) {
   const uint64_t seed = test::TestSeed();
   test::TempDir dir;
   Options o;
   o.checkpoint_wal_bytes = 64 << 10;  // many memtable rotations and checkpoints
   if (!by_block) o.page_bytes = 4096;
   o.cache_bytes = cache_bytes;
+  o.map_reads = map_reads;
   std::unique_ptr<DB> db;
   ASSERT_OK(DB::Open(o, dir.Join("db"), &db));
   auto key = [](int k) { return "key" + std::to_string(100000 + k); };
@@ -246,6 +251,13 @@ void PointReadsAcrossCheckpoints(int keys, size_t cache_bytes, bool cold, bool b
     EXPECT_GT(st.cache.block_reads, 0u);
     EXPECT_GT(st.cache.leaf_head_bytes, 0u);
   }
+  if (map_reads) {
+    EXPECT_GT(st.mapped_bytes, cache_bytes);
+    EXPECT_LE(st.mapped_bytes, std::filesystem::file_size(dir.Join("db") + "/data.akv"));
+    EXPECT_GE(st.pool.charged_bytes, st.mapped_bytes);
+  } else {
+    EXPECT_EQ(st.mapped_bytes, 0u);
+  }
   ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
@@ -262,6 +274,11 @@ TEST(ReadPathTest, PointReadsSeeEveryEarlierCommitWhileReadingAhead) {
 
 TEST(ReadPathTest, PointReadsByBlockSeeEveryEarlierCommitAcrossCheckpoints) {
   PointReadsAcrossCheckpoints(20000, 256 << 10, /*cold=*/false, /*by_block=*/true);
+}
+
+TEST(ReadPathTest, PointReadsThroughTheMappingSeeEveryEarlierCommitAcrossCheckpoints) {
+  PointReadsAcrossCheckpoints(20000, 256 << 10, /*cold=*/false, /*by_block=*/true,
+                              /*map_reads=*/true);
 }
 
 // Close() while other threads keep reading: every read returns a value or

@@ -212,7 +212,9 @@ TEST(RepairTest, AnInterruptedSwapIsFinishedByTheNextRepair) {
   const std::string path = dir.Join("db");
   ASSERT_NO_FATAL_FAILURE(BuildFixture(path));
   auto env = std::make_shared<test::FaultInjectionEnv>(Env::Default());
-  env->AddRule({.file_substring = "repair.tmp/data.akv", .op = test::FaultOp::kRename});
+  // The swap's rename (from ends there; a rename is matched as "from\nto"),
+  // not the one that creates the repaired data file under its name.
+  env->AddRule({.file_substring = "repair.tmp/data.akv\n", .op = test::FaultOp::kRename});
   Options options;
   options.env = env;
   Status s = RepairDB(path, options);

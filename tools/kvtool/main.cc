@@ -60,6 +60,9 @@ constexpr char kUsage[] =
     "                      commands that only read open a database in use this\n"
     "                      way by themselves)\n"
     "  --cache-mb N        page cache size in MiB (default 64)\n"
+    "  --map-reads         read the data file through a mapping (Options::map_reads:\n"
+    "                      faster reads past the cache; an I/O error then ends\n"
+    "                      the process)\n"
     "  --strict-recovery   refuse to open a log a crash cut short, instead of\n"
     "                      cutting it (the default cuts it and says so)\n"
     "  --repair            salvage what can be read of a damaged database into\n"
@@ -77,6 +80,7 @@ struct Flags {
   bool json = false;
   bool create = true;
   bool read_only = false;
+  bool map_reads = false;
   bool continue_on_error = false;
   bool strict_recovery = false;
   bool repair = false;
@@ -135,6 +139,8 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       flags->create = false;
     } else if (arg == "--read-only") {
       flags->read_only = true;
+    } else if (arg == "--map-reads") {
+      flags->map_reads = true;
     } else if (arg == "--continue-on-error") {
       flags->continue_on_error = true;
     } else if (arg == "--strict-recovery") {
@@ -395,6 +401,7 @@ int Main(int argc, char** argv) {
   Options options;
   options.create_if_missing = flags.create;
   options.read_only = flags.read_only;
+  options.map_reads = flags.map_reads;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
   if (flags.strict_recovery) options.wal_recovery = WalRecovery::kAbsoluteConsistency;
   std::unique_ptr<DB> db;

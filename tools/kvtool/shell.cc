@@ -810,6 +810,8 @@ CommandResult Shell::Stats(const Words& words) {
              {"read_ahead_pages", st.cache.read_ahead_pages},
              {"block_reads", st.cache.block_reads},
              {"leaf_head_bytes", st.cache.leaf_head_bytes}}},
+           {"mapped_bytes", st.mapped_bytes},
+           {"mapped_drops", st.mapped_drops},
            {"memtable_bytes", st.memtable_bytes},
            {"live_versions", st.live_versions},
            {"open_transactions", st.open_transactions},
@@ -881,6 +883,10 @@ CommandResult Shell::Stats(const Words& words) {
                      GroupThousands(c.evictions) + " evictions, " +
                      GroupThousands(c.read_ahead_pages) + " pages read ahead, " +
                      GroupThousands(c.block_reads) + " read by block");
+  if (st.mapped_bytes > 0 || st.mapped_drops > 0) {
+    row("mapped", HumanBytes(st.mapped_bytes) + " of the file for reads, taken back " +
+                      GroupThousands(st.mapped_drops) + " times");
+  }
   t += "database\n";
   row("memtable", HumanBytes(st.memtable_bytes) + " buffered in " +
                       std::to_string(st.live_memtables) + " memtables");

@@ -72,6 +72,11 @@ struct DBStats {
   alloc::PoolStats pool;
   std::vector<alloc::ArenaStats> arenas;  // the database's arena tree
   CacheStats cache;
+  // The data file mapped for reads (Options::map_reads), charged to the
+  // budget; 0 when off, when the file fits the cache or the budget had no
+  // room.
+  size_t mapped_bytes = 0;
+  uint64_t mapped_drops = 0;  // times the budget took the mapping back
   size_t memtable_bytes = 0;  // buffered changes not yet checkpointed
   // Old state kept alive for readers (snapshots, iterators, transactions),
   // released when the last of them ends.

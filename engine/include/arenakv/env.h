@@ -34,6 +34,10 @@ class MappedRegion {
   virtual ~MappedRegion() = default;
   virtual char* data() = 0;
   virtual size_t size() const = 0;
+  // For a read-only mapping (File::MapReadOnly): drops the pages this
+  // process has mapped, so that they no longer count as its memory; the
+  // region stays readable (a later read maps them again).
+  virtual void DropPages() {}
 };
 
 class File {
@@ -87,6 +91,17 @@ class File {
     (void)offset;
     (void)length;
     return Status::NotSupported("map over memory");
+  }
+  // Maps [0, length) of the file read-only and shared: data() shows the
+  // file's bytes as Read would, without a system call per read. The file
+  // must stay at least `length` long while the mapping exists: a read past
+  // its end is a SIGBUS, and so is an I/O error reading a page the OS does
+  // not hold, which Read would have returned as a Status. Nothing may be
+  // stored through data(). Optional: the default says NotSupported.
+  virtual Status MapReadOnly(size_t length, std::unique_ptr<MappedRegion>* region) {
+    (void)length;
+    (void)region;
+    return Status::NotSupported("map read-only");
   }
   virtual Status Size(uint64_t* size) = 0;
   virtual Status Close() = 0;

@@ -264,6 +264,10 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   to.held_memory = &*scratch_mr_;
   to.order = order_;
   to.comparator = key_order_;
+  to.map_reads = options_.map_reads;
+  alloc::SegmentPool* pool = pool_.get();
+  to.map_budget.charge = [pool](size_t bytes) { return pool->ChargeIfRoom(bytes).ok(); };
+  to.map_budget.uncharge = [pool](size_t bytes) { pool->Uncharge(bytes); };
   if (!options_.read_only) {
     to.lowest_reader = [env = env_.get(), lock = path_ + "/" + kLockFileName](uint64_t limit) {
       uint64_t lowest = kReaderLockBase + limit;
@@ -2106,6 +2110,8 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->pool = pool_->Stats();
   stats->arenas = arena_->TreeStats();
   stats->cache = tree_->cache_stats();
+  stats->mapped_bytes = tree_->mapped_bytes();
+  stats->mapped_drops = tree_->map_drops();
   if (read_ahead_ != nullptr) stats->cache.read_ahead_pages = read_ahead_->pages_loaded();
   {
     port::MutexLock ml(&mu_);
@@ -2155,7 +2161,8 @@ Status DestroyDB(const std::string& path, const Options& options) {
   if (!s.ok()) return s;
   for (const auto& name : names) {
     uint64_t n;
-    if (name == kDataFileName || ParseWalName(name, &n)) {
+    if (name == kDataFileName || name == std::string(kDataFileName) + tree::kNewDataFileSuffix ||
+        ParseWalName(name, &n)) {
       s = env->DeleteFile(path + "/" + name);
       if (!s.ok()) return s;
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <memory_resource>
 #include <new>
 #include <optional>
@@ -76,6 +77,11 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
   bool exists = env_->FileExists(path_);
   if (options_.read_only) create_if_missing = false;
   if (!exists && !create_if_missing) return Status::NotFound(path_ + ": data file does not exist");
+  if (!exists) {
+    s = CreateDataFile();
+    if (!s.ok()) return s;
+    exists = true;
+  }
   const OpenMode mode = options_.read_only  ? OpenMode::kReadOnly
                         : create_if_missing ? OpenMode::kCreate
                                             : OpenMode::kReadWrite;
@@ -87,15 +93,10 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
 
   std::array<char, kDataStart> head{};
   if (size == 0 && create_if_missing) {
-    // A new file: header, meta 0 (empty tree), meta 1 left blank (invalid).
-    EncodeHeaderBlock(static_cast<uint32_t>(options_.page_bytes),
-                      FormatVersionFor(options_.comparator), head.data());
-    MetaState m;
-    m.file_bytes = kDataStart;
-    EncodeMetaBlock(m, options_.comparator, head.data() + kMetaOffsets[0]);
+    // Left empty by a build that created the file in place: started anew.
+    EncodeNewFileHead(head.data());
     s = file_->Write(0, std::string_view(head.data(), head.size()));
     if (s.ok()) s = file_->Sync();
-    if (s.ok() && !exists) s = env_->SyncDir(DirName(path_));
     if (!s.ok()) return s;
   }
   size_t got = 0;
@@ -131,10 +132,58 @@ Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
     port::MutexLock l(&mu_);
     meta_ = metas[best];
   }
-  if (options_.read_only) return Status::OK();
+  if (options_.map_reads) {
+    map_ = std::make_unique<ReadMap>(file_.get(), options_.cache_bytes, options_.map_budget);
+  }
+  if (options_.read_only) {
+    CoverFile();
+    return Status::OK();
+  }
   const uint64_t id = metas[best].checkpoint_id;
   const bool older_reader = options_.lowest_reader && options_.lowest_reader(id) < id;
-  return RebuildFreeSpace(metas[best].root, older_reader);
+  s = RebuildFreeSpace(metas[best].root, older_reader);
+  if (s.ok()) CoverFile();
+  return s;
+}
+
+void BTree::CoverFile() {
+  uint64_t size = 0;
+  if (map_ != nullptr && file_->Size(&size).ok()) map_->Cover(size);
+}
+
+// Header, meta 0 (the empty tree), meta 1 blank (invalid).
+void BTree::EncodeNewFileHead(char* head) const {
+  std::memset(head, 0, kDataStart);
+  EncodeHeaderBlock(static_cast<uint32_t>(options_.page_bytes),
+                    FormatVersionFor(options_.comparator), head);
+  MetaState m;
+  m.file_bytes = kDataStart;
+  EncodeMetaBlock(m, options_.comparator, head + kMetaOffsets[0]);
+}
+
+// A new data file appears whole or not at all: written under a temporary
+// name, synced, renamed into place, and the directory synced. Written in
+// place, a power cut could leave the header without its meta blocks, which
+// an open must take for damage (a file is never shorter than both once it
+// exists); now it leaves at most the temporary, which the next creation
+// overwrites.
+Status BTree::CreateDataFile() {
+  const std::string tmp = path_ + kNewDataFileSuffix;
+  std::unique_ptr<File> f;
+  Status s = env_->OpenFile(tmp, OpenMode::kCreateTruncate, &f);
+  if (!s.ok()) return s;
+  std::array<char, kDataStart> head{};
+  EncodeNewFileHead(head.data());
+  s = f->Write(0, std::string_view(head.data(), head.size()));
+  if (s.ok()) s = f->Sync();
+  Status c = f->Close();
+  if (s.ok()) s = c;
+  if (s.ok()) s = env_->RenameFile(tmp, path_);
+  if (!s.ok()) {
+    env_->DeleteFile(tmp).IgnoreError();
+    return s;
+  }
+  return env_->SyncDir(DirName(path_));
 }
 
 Status BTree::CheckKeyOrder(const std::string& recorded) const {
@@ -361,6 +410,7 @@ Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
 }
 
 Status BTree::ReadBytes(uint64_t offset, size_t n, char* dst) {
+  if (map_ != nullptr && map_->Read(offset, n, dst)) return Status::OK();
   size_t got = 0;
   Status s = file_->Read(offset, n, dst, &got);
   if (s.ok() && got != n)
@@ -960,7 +1010,21 @@ void BTree::ReleaseNow(std::span<const uint64_t> obsolete) {
 
 size_t BTree::EvictForReclaim(size_t wanted_bytes) {
   if (closed_.load(std::memory_order_acquire)) return 0;
-  return cache_->Evict(wanted_bytes);
+  // The mapping first: its pages stay in the OS's page cache, and reads
+  // only lose the shortcut to them; an evicted cache page costs a read.
+  const size_t unmapped = map_ != nullptr ? map_->Drop() : 0;
+  if (unmapped >= wanted_bytes) return unmapped;
+  return unmapped + cache_->Evict(wanted_bytes - unmapped);
+}
+
+size_t BTree::mapped_bytes() const {
+  if (map_ == nullptr || closed_.load(std::memory_order_acquire)) return 0;
+  return map_->mapped_bytes();
+}
+
+uint64_t BTree::map_drops() const {
+  if (map_ == nullptr || closed_.load(std::memory_order_acquire)) return 0;
+  return map_->drops();
 }
 
 size_t BTree::cache_used_bytes() const {
@@ -995,6 +1059,7 @@ uint64_t BTree::free_bytes() const {
 Status BTree::Close() {
   if (closed_.exchange(true)) return Status::OK();
   port::MutexLock checkpoint_lock(&checkpoint_mu_);
+  map_.reset();  // readers are gone: Close runs after the last
   Status s;
   if (file_ != nullptr) s = file_->Close();
   file_.reset();

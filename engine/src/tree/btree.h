@@ -39,6 +39,7 @@
 #include "tree/data_file.h"
 #include "tree/free_space.h"
 #include "tree/page_cache.h"
+#include "tree/read_map.h"
 #include "util/internal_iterator.h"
 #include "util/key_compare.h"
 
@@ -66,6 +67,11 @@ struct TreeOptions {
   // given) is refused with InvalidArgument: its pages are sorted in an
   // order this open would not search by.
   std::string comparator;
+  // Pages the cache misses are read through a read-only mapping of the
+  // file once it is larger than the cache, while `map_budget` has room for
+  // it (read_map.h). Off: every miss is a pread.
+  bool map_reads = false;
+  ReadMap::Budget map_budget = {};
 };
 
 struct CheckpointResult {
@@ -182,6 +188,8 @@ class BTree {
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;
   size_t cache_used_bytes() const;  // cheap, for memory decisions
+  size_t mapped_bytes() const;      // of the read mapping, charged to the budget
+  uint64_t map_drops() const;       // times a reclaim took the mapping back
   // Where `key` falls among the tree's leaves, in [0, 1), read from the
   // internal pages alone (no leaf is read; a root leaf, already at hand, is
   // the one exception): at each level the key's child takes an even share of
@@ -235,6 +243,10 @@ class BTree {
   Status ReadStoredPage(uint64_t address, StoredRead* r);
   // n bytes at offset, all of them (a short read is Corruption).
   Status ReadBytes(uint64_t offset, size_t n, char* dst);
+  // Maps the file as it is now for reads, if asked to (ReadMap::Cover).
+  void CoverFile();
+  void EncodeNewFileHead(char* head) const;  // kDataStart bytes
+  Status CreateDataFile();
   // `s`, the outcome of reads of the file, unless this is a read-only tree
   // whose state the writer may have let go: then that state's check.
   Status StateAfterRead(Status s);
@@ -275,6 +287,7 @@ class BTree {
   const std::string path_;
   const TreeOptions options_;
   std::unique_ptr<File> file_;
+  std::unique_ptr<ReadMap> map_;  // with TreeOptions::map_reads; set at open
   std::unique_ptr<alloc::Arena> tree_arena_;
   std::unique_ptr<alloc::Arena> cache_arena_;
   std::unique_ptr<PageCache> cache_;

@@ -40,6 +40,9 @@ inline constexpr uint64_t kMetaOffsets[2] = {4096, 8192};
 inline constexpr uint64_t kDataStart = 12288;
 inline constexpr size_t kHeaderEncodedBytes = 40;
 inline constexpr size_t kMetaEncodedBytes = 80;
+// A data file being created is written under its name plus this, then
+// renamed into place (BTree::CreateDataFile).
+inline constexpr char kNewDataFileSuffix[] = ".new";
 
 // What a meta block records (plus the format version and a checksum).
 struct MetaState {

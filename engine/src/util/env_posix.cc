@@ -62,6 +62,7 @@ class PosixMappedRegion final : public MappedRegion {
   ~PosixMappedRegion() override { ::munmap(data_, size_); }
   char* data() override { return data_; }
   size_t size() const override { return size_; }
+  void DropPages() override { ::madvise(data_, size_, MADV_DONTNEED); }
 
  private:
   char* const data_;
@@ -147,6 +148,15 @@ class PosixFile final : public File {
     }
     void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
                      static_cast<off_t>(offset));
+    if (p == MAP_FAILED) return Status::IOError("mmap " + path_, errno);
+    *region = std::make_unique<PosixMappedRegion>(static_cast<char*>(p), length);
+    return Status::OK();
+  }
+
+  Status MapReadOnly(size_t length, std::unique_ptr<MappedRegion>* region) override {
+    if (fd_ < 0) return Status::Closed("map " + path_ + ": file is closed");
+    if (length == 0) return Status::InvalidArgument("map " + path_ + ": empty range");
+    void* p = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd_, 0);
     if (p == MAP_FAILED) return Status::IOError("mmap " + path_, errno);
     *region = std::make_unique<PosixMappedRegion>(static_cast<char*>(p), length);
     return Status::OK();

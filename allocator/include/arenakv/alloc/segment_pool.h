@@ -103,6 +103,10 @@ class SegmentPool {
   // would: MemoryLimit, after reclaiming, when they do not fit. Uncharge()
   // gives them back; every charge must be returned before Close().
   Status Charge(size_t bytes);
+  // Charge() only if the bytes fit as things are: MemoryLimit rather than
+  // reclaiming anything (or dropping retained segments) to make room. For
+  // memory worth less than what a reclaim would take back.
+  Status ChargeIfRoom(size_t bytes);
   void Uncharge(size_t bytes);
 
   // OK while `segment` is live in this pool; Closed otherwise (checked builds
