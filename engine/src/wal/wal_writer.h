@@ -52,9 +52,10 @@ class WalWriter {
   };
 
  public:
-  // Creates (truncates) `path` and writes the file header. Neither the file
-  // nor the directory entry is synced: the first Sync() makes the header
-  // durable, the caller syncs the directory.
+  // Creates `path` (an existing file is cut to the header's length) and
+  // writes the file header. Neither the file nor the directory entry is
+  // synced: the first Sync() makes the header durable, the caller syncs
+  // the directory.
   static Status Create(Env* env, const std::string& path, uint64_t log_number,
                        const WalWriterOptions& options, std::unique_ptr<WalWriter>* writer);
 
