@@ -359,6 +359,44 @@ TEST_F(KvtoolBatchTest, StatsShowTheTransactionArenaOnlyWhileOpen) {
   EXPECT_EQ(r.out.find("transaction (this shell)"), std::string::npos) << r.out;
 }
 
+// --map-reads: a database larger than the cache is read through the
+// mapping, and stats say how much of it is mapped.
+TEST_F(KvtoolBatchTest, MapReadsReadsThroughTheMappingAndStatsShowIt) {
+  std::string tsv;
+  uint64_t x = 12345;
+  auto value = [&x] {
+    std::string v;
+    for (int i = 0; i < 100; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      v.push_back("0123456789abcdef"[x >> 60]);
+    }
+    return v;
+  };
+  std::string v7;
+  for (int i = 0; i < 30000; ++i) {
+    const std::string v = value();
+    if (i == 7) v7 = v;
+    tsv += "key" + std::to_string(100000 + i) + "\t" + v + "\n";
+  }
+  WriteFileBytes(dir_.Join("in.tsv"), tsv);
+  KvtoolResult r = Kv(db(), "import " + dir_.Join("in.tsv"));
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  r = Kv(db(), "get key100007; stats", {"--map-reads", "--cache-mb", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  const std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(json::parse(lines[0])["value"], v7) << lines[0];
+  const json stats = json::parse(lines[1]);
+  EXPECT_GT(stats["mapped_bytes"].get<uint64_t>(), 1u << 20) << lines[1];
+  EXPECT_GE(stats["pool"]["charged_bytes"].get<uint64_t>(), stats["mapped_bytes"].get<uint64_t>());
+  r = Kv(db(), "stats", {"--map-reads", "--cache-mb", "1"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_NE(r.out.find("of the file for reads"), std::string::npos) << r.out;
+  r = Kv(db(), "stats", {"--cache-mb", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_EQ(json::parse(Lines(r.out).at(0))["mapped_bytes"], 0) << "off by default";
+}
+
 std::string DataFile(const std::string& db) {
   std::string best;
   uintmax_t best_size = 0;

@@ -858,7 +858,9 @@ CommandResult Shell::Stats(const Words& words) {
                            : std::string()));
   row("dedicated", HumanBytes(p.dedicated_bytes));
   if (p.spilled_bytes > 0) row("spilled", HumanBytes(p.spilled_bytes) + "  (in use, on disk)");
-  row("handles", HumanBytes(p.charged_bytes) + "  (iterators, snapshots, transactions)");
+  // The file's read mapping is charged too; it has a line of its own.
+  const size_t handles = p.charged_bytes - std::min(p.charged_bytes, st.mapped_bytes);
+  row("handles", HumanBytes(handles) + "  (iterators, snapshots, transactions)");
   row("syscalls", std::to_string(p.mmap_calls) + " mmap, " + std::to_string(p.munmap_calls) +
                       " munmap, " + std::to_string(p.madvise_calls) + " madvise");
   t += "arenas (" + std::to_string(st.arenas.size()) + ")\n";

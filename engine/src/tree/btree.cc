@@ -1059,7 +1059,6 @@ uint64_t BTree::free_bytes() const {
 Status BTree::Close() {
   if (closed_.exchange(true)) return Status::OK();
   port::MutexLock checkpoint_lock(&checkpoint_mu_);
-  map_.reset();  // readers are gone: Close runs after the last
   Status s;
   if (file_ != nullptr) s = file_->Close();
   file_.reset();

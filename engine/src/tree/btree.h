@@ -287,7 +287,10 @@ class BTree {
   const std::string path_;
   const TreeOptions options_;
   std::unique_ptr<File> file_;
-  std::unique_ptr<ReadMap> map_;  // with TreeOptions::map_reads; set at open
+  // With TreeOptions::map_reads; set at open. It outlives Close() (a
+  // mapping needs no descriptor), so that a reclaim racing Close() never
+  // meets it destroyed; the destructor unmaps it and returns its charge.
+  std::unique_ptr<ReadMap> map_;
   std::unique_ptr<alloc::Arena> tree_arena_;
   std::unique_ptr<alloc::Arena> cache_arena_;
   std::unique_ptr<PageCache> cache_;
