@@ -1896,6 +1896,7 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
   CompactHistory(base->imm);
   base.reset();
   ReleaseRetiredViews(/*wait=*/true);  // the old version, once no point read holds it
+  tree_->CoverFile();                  // the file may have grown; the memtables are gone
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
   if (!wal_deletion_async_) DeleteObsoleteWals(wal_number);
   SpillPinnedMemtables();

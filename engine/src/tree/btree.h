@@ -188,8 +188,12 @@ class BTree {
   size_t EvictForReclaim(size_t wanted_bytes);
   CacheStats cache_stats() const;
   size_t cache_used_bytes() const;  // cheap, for memory decisions
-  size_t mapped_bytes() const;      // of the read mapping, charged to the budget
-  uint64_t map_drops() const;       // times a reclaim took the mapping back
+  // Maps the file as it is now for reads, if asked to (ReadMap::Cover):
+  // after a checkpoint, once the memory it freed is back, so that the
+  // budget's room is measured without the memtables it wrote.
+  void CoverFile();
+  size_t mapped_bytes() const;  // of the read mapping, charged to the budget
+  uint64_t map_drops() const;   // times a reclaim took the mapping back
   // Where `key` falls among the tree's leaves, in [0, 1), read from the
   // internal pages alone (no leaf is read; a root leaf, already at hand, is
   // the one exception): at each level the key's child takes an even share of
@@ -243,8 +247,6 @@ class BTree {
   Status ReadStoredPage(uint64_t address, StoredRead* r);
   // n bytes at offset, all of them (a short read is Corruption).
   Status ReadBytes(uint64_t offset, size_t n, char* dst);
-  // Maps the file as it is now for reads, if asked to (ReadMap::Cover).
-  void CoverFile();
   void EncodeNewFileHead(char* head) const;  // kDataStart bytes
   Status CreateDataFile();
   // `s`, the outcome of reads of the file, unless this is a read-only tree

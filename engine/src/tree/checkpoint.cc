@@ -1149,7 +1149,6 @@ Status BTree::Checkpoint(InternalIterator* changes, uint64_t last_sequence, uint
     }
   }
   scratch->Close();
-  if (s.ok()) CoverFile();  // the file may have grown
   return s;
 }
 
