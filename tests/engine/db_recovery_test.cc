@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -20,7 +19,6 @@
 #include "fault_env.h"
 #include "power_loss_env.h"
 #include "test_util.h"
-#include "util/background_pool.h"
 #include "util/coding.h"
 
 namespace arenakv {
@@ -282,51 +280,6 @@ TEST(RecoveryTest, OpensThatWriteNothingLeaveNoFileBehind) {
   ASSERT_OK(db->Close());
   db.reset();
   ExpectPoolsReleased();
-}
-
-// Close deletes the logs its checkpoint covered on a background thread,
-// beside the rest of its teardown; with every thread of the pool busy it
-// deletes them itself. Either way they are gone when Close returns.
-TEST(RecoveryTest, CloseDeletesTheLogsItCoveredWithOrWithoutAFreeThread) {
-  BackgroundPool* pool = BackgroundPool::Default();
-  for (bool busy : {false, true}) {
-    SCOPED_TRACE(busy ? "every background thread busy" : "a thread free");
-    test::TempDir dir;
-    const std::string path = dir.Join("db");
-    std::unique_ptr<DB> db;
-    ASSERT_OK(DB::Open(Options{}, path, &db));
-    for (int i = 0; i < 1000; ++i) {
-      ASSERT_OK(db->Put({}, "k" + std::to_string(i), std::string(100, 'v')));
-    }
-    const std::vector<std::string> written = Logs(path);
-    ASSERT_EQ(written.size(), 1u);
-    std::promise<void> started, release;
-    std::shared_future<void> go = release.get_future().share();
-    int owner = 0;
-    if (busy) {
-      pool->SetThreads(1);
-      pool->Post(&owner, [&] {
-        started.set_value();
-        go.wait();
-      });
-      started.get_future().wait();
-    }
-    ASSERT_OK(db->Close());
-    const std::vector<std::string> left = Logs(path);
-    release.set_value();
-    pool->Cancel(&owner);  // waits for the blocker to end
-    pool->SetThreads(2);
-    ASSERT_EQ(left.size(), 1u);
-    EXPECT_NE(left[0], written[0]) << "the covered log is still there";
-    db.reset();
-    ASSERT_OK(DB::Open(Options{}, path, &db));
-    std::string v;
-    ASSERT_OK(db->Get({}, "k999", &v));
-    EXPECT_EQ(v, std::string(100, 'v'));
-    ASSERT_OK(db->Close());
-    db.reset();
-    ExpectPoolsReleased();
-  }
 }
 
 // Folding empty logs into the first deletes them last first; when one

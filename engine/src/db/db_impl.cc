@@ -680,10 +680,6 @@ Status DBImpl::Close() {
       port::MutexLock l(&mu_);
       final_freeze_ = true;
     }
-    if (clean) {
-      port::MutexLock l(&checkpoint_mu_);
-      wal_deletion_async_ = true;
-    }
     // Two rounds: a memtable frozen earlier may still wait for its checkpoint.
     for (int round = 0; clean && s.ok() && round < 2; ++round) {
       Writer w(&mu_);
@@ -692,38 +688,7 @@ Status DBImpl::Close() {
     }
   }
   Teardown();
-  {
-    port::MutexLock l(&checkpoint_mu_);
-    FinishWalDeletion();
-  }
   return s;
-}
-
-// Unlinking a log a checkpoint covered costs what the kernel takes to drop
-// its cached pages (about 2 ms for a log of 40K puts, 4% of a tenant's
-// open-write-read-close cycle); giving the memtables and the cache back
-// costs as much again. At Close the two run side by side: the deletion
-// needs nothing of the database but its Env and its path.
-void DBImpl::StartWalDeletion(uint64_t below) {
-  FinishWalDeletion();  // a round before (Close runs two)
-  wal_deletion_below_ = below;
-  wal_deletion_done_.store(false, std::memory_order_relaxed);
-  try {
-    BackgroundPool::Default()->Post(&wal_deletion_below_, [this, below] {
-      DeleteObsoleteWals(below);
-      wal_deletion_done_.store(true, std::memory_order_release);
-    });
-  } catch (...) {  // no memory or no thread for it: Finish runs it
-  }
-  TEST_SYNC_POINT("DBImpl::StartWalDeletion:Posted");
-}
-
-void DBImpl::FinishWalDeletion() {
-  if (wal_deletion_below_ == 0) return;
-  // Drops the deletion if no thread has taken it up yet, waits if one has.
-  BackgroundPool::Default()->Cancel(&wal_deletion_below_);
-  if (!wal_deletion_done_.load(std::memory_order_acquire)) DeleteObsoleteWals(wal_deletion_below_);
-  wal_deletion_below_ = 0;
 }
 
 // A member of the shared budget frees its clean cache pages (and, when not
@@ -1886,7 +1851,6 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
   }
   // Before the checkpointed memtables can die (with `old` and `base`).
   if (s.ok()) pool_->SetRecycleBytes(recycle);
-  if (s.ok() && wal_deletion_async_) StartWalDeletion(wal_number);
   old.reset();
   if (!s.ok()) {
     // Memtables readers hold may be what left the checkpoint short.
@@ -1898,7 +1862,7 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
   ReleaseRetiredViews(/*wait=*/true);  // the old version, once no point read holds it
   tree_->CoverFile();                  // the file may have grown; the memtables are gone
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
-  if (!wal_deletion_async_) DeleteObsoleteWals(wal_number);
+  DeleteObsoleteWals(wal_number);
   SpillPinnedMemtables();
   return Status::OK();
 }

@@ -217,10 +217,6 @@ class DBImpl final : public DB {
   void ScheduleCheckpointLocked() REQUIRES(mu_);
   void BackgroundWork(bool delayed) EXCLUDES(mu_);
   void DeleteObsoleteWals(uint64_t below);
-  // DeleteObsoleteWals on a background thread, for Close(): Finish waits
-  // for it (or runs it, if no thread took it up).
-  void StartWalDeletion(uint64_t below) REQUIRES(checkpoint_mu_);
-  void FinishWalDeletion() REQUIRES(checkpoint_mu_);
   Status CheckDataFileBesideLogs(const std::string& data_path);
   Status Recover(uint64_t* max_wal_number);
   // Recovery's state while it replays the logs.
@@ -384,12 +380,6 @@ class DBImpl final : public DB {
   // Where memtables readers keep past their checkpoint go; opened at the
   // first spill (SpillPinnedMemtables).
   std::shared_ptr<SpillFile> spill_file_ GUARDED_BY(checkpoint_mu_);
-  // Set by Close(): the checkpoints it runs delete the logs they cover on a
-  // background thread (StartWalDeletion).
-  bool wal_deletion_async_ GUARDED_BY(checkpoint_mu_) = false;
-  // The deletion posted and not yet waited for: logs below this number.
-  uint64_t wal_deletion_below_ GUARDED_BY(checkpoint_mu_) = 0;
-  std::atomic<bool> wal_deletion_done_{false};
 
   std::atomic<size_t> open_transactions_{0};
   std::atomic<size_t> open_snapshots_{0};
