@@ -50,7 +50,9 @@ void ReadMap::Cover(uint64_t file_bytes) {
 }
 
 size_t ReadMap::Drop() {
-  if (!mu_.TryLock()) return 0;
+  // Blocking is safe: Cover() holding the lock allocates nothing from the
+  // pool (its charge never reclaims), so it never waits for a reclaim.
+  port::MutexLock l(&mu_);
   length_.store(0, std::memory_order_release);
   // A reader that loaded the old length still copies correct bytes: the
   // pages come back from the OS's page cache.
@@ -61,7 +63,6 @@ size_t ReadMap::Drop() {
     drops_.fetch_add(1, std::memory_order_relaxed);
   }
   charged_ = 0;
-  mu_.Unlock();
   return freed;
 }
 

@@ -62,8 +62,7 @@ class ReadMap {
   }
 
   // Stops reading through the mappings and gives their pages and their
-  // charge back. Returns the bytes uncharged (0 when another thread is
-  // covering or dropping: a reclaim does not wait).
+  // charge back. Returns the bytes uncharged.
   size_t Drop();
 
   // Bytes mapped and charged now.
