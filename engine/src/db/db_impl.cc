@@ -236,9 +236,11 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   // A small reserve of free segments serves cache churn; anything beyond goes
   // back to the OS, so a finished transaction leaves no resident residue.
   po.retain_bytes = size_t{2} << 20;
-  // Past 8 MiB of one size class (see PoolOptions): big caches and
-  // memtables take far fewer TLB misses, small databases keep 4 KiB pages.
-  po.huge_pages_after_chunks = 4;
+  // Past one 2 MiB chunk of a size class (see PoolOptions): caches and
+  // memtables past it take far fewer TLB misses and page faults (a churn
+  // cycle of 40K puts 4-9% faster than from the fifth chunk), while a small
+  // database (an idle tenant's memtable) keeps 4 KiB pages.
+  po.huge_pages_after_chunks = 1;
   po.budget_bytes = budget_bytes_;
   if (options_.memory_budget != nullptr) {
     po.shared_budget = options_.memory_budget->rep()->shared;
