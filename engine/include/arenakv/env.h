@@ -34,10 +34,15 @@ class MappedRegion {
   virtual ~MappedRegion() = default;
   virtual char* data() = 0;
   virtual size_t size() const = 0;
-  // For a read-only mapping (File::MapReadOnly): drops the pages this
-  // process has mapped, so that they no longer count as its memory; the
-  // region stays readable (a later read maps them again).
-  virtual void DropPages() {}
+  // Drops the pages this process has mapped, so that they no longer count
+  // as its memory; the region stays usable (a later access maps them again
+  // from the file's pages, stores made through a shared mapping included).
+  virtual void DropPages() { DropPages(0, size()); }
+  // The same for the whole pages in [offset, offset + length).
+  virtual void DropPages(size_t offset, size_t length) {
+    (void)offset;
+    (void)length;
+  }
 };
 
 class File {

@@ -62,7 +62,17 @@ class PosixMappedRegion final : public MappedRegion {
   ~PosixMappedRegion() override { ::munmap(data_, size_); }
   char* data() override { return data_; }
   size_t size() const override { return size_; }
-  void DropPages() override { ::madvise(data_, size_, MADV_DONTNEED); }
+  using MappedRegion::DropPages;
+  void DropPages(size_t offset, size_t length) override {
+    static const size_t kPage = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t begin = (offset + kPage - 1) / kPage * kPage;
+    // The mapping's end needs no rounding (the kernel rounds a length up).
+    const size_t end =
+        length >= size_ - std::min(offset, size_) ? size_ : (offset + length) / kPage * kPage;
+    // For a shared mapping the stores stay in the file's pages (dirty ones
+    // are written back as usual); only this process's mapping of them goes.
+    if (begin < end) ::madvise(data_ + begin, end - begin, MADV_DONTNEED);
+  }
 
  private:
   char* const data_;

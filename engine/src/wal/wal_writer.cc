@@ -19,6 +19,13 @@ constexpr size_t kRetainedBufferBytes = size_t{1} << 20;
 // remapping is rare (once per ~1 MiB of log).
 constexpr size_t kWindowBytes = size_t{1} << 20;
 constexpr uint64_t kPageBytes = 4096;
+// Whole pages behind the records are let go in steps of this many bytes:
+// a thousand databases that each wrote part of a window would otherwise
+// keep up to a window each resident (the file's pages, outside any
+// budget: 117 MiB of a thousand tenants' 2M operations, 26 MiB now). One
+// madvise per 16 KiB of log, about 120 small commits; a 40K-put tenant
+// cycle within the noise of not dropping.
+constexpr uint64_t kDropBehindBytes = 16 << 10;
 
 std::pmr::memory_resource* OrDefault(std::pmr::memory_resource* r) {
   return r != nullptr ? r : std::pmr::get_default_resource();
@@ -203,8 +210,16 @@ bool WalWriter::StoreMapped(uint64_t at, std::string_view record) {
       return false;
     }
     window_start_ = start;
+    dropped_to_ = start;
   }
   std::memcpy(window_->data() + (at - window_start_), record.data(), record.size());
+  // The page the record ends in takes the next record: it stays.
+  const uint64_t behind = end / kPageBytes * kPageBytes;
+  if (behind - dropped_to_ >= kDropBehindBytes) {
+    window_->DropPages(static_cast<size_t>(dropped_to_ - window_start_),
+                       static_cast<size_t>(behind - dropped_to_));
+    dropped_to_ = behind;
+  }
   return true;
 }
 

@@ -113,6 +113,7 @@ class WalWriter {
   uint64_t allocated_ = 0;                // the file's zero-filled length
   std::unique_ptr<MappedRegion> window_;  // maps [window_start_, + size)
   uint64_t window_start_ = 0;
+  uint64_t dropped_to_ = 0;  // the window's pages before this are not mapped in
   bool map_unsupported_ = false;
   std::atomic<uint64_t> size_{0};
   // The log is durable up to synced_ (the last successful Sync); the last
