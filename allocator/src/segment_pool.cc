@@ -425,9 +425,7 @@ void PoolCore::Uncharge(size_t bytes) {
 
 size_t PoolCore::SharedOver(size_t bytes) const {
   const SharedBudget* b = opt_.shared_budget.get();
-  if (b == nullptr) return 0;
-  const size_t used = b->used();
-  return used + bytes > b->capacity() ? used + bytes - b->capacity() : 0;
+  return b == nullptr ? 0 : b->Over(bytes);
 }
 
 Status PoolCore::Reserve(size_t bytes, int c, uint32_t owner, Segment* reused) {

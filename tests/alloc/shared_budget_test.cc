@@ -54,12 +54,15 @@ TEST(SharedBudgetTest, FullBudgetCallsTheReclaimNamingTheAskingPool) {
   auto budget = std::make_shared<SharedBudget>(8 * kMiB);
   auto a = MakePool(Member(budget));
   auto b = MakePool(Member(budget));
+  // What allocations outside a ReleaseScope may take.
+  const size_t usable = budget->capacity() - budget->reserve_bytes();
   std::vector<Segment> held;
-  for (int i = 0; i < 8; ++i) {
+  while ((held.size() + 1) * kMiB <= usable) {
     Segment s;
     ASSERT_OK(a->Allocate(kMiB, &s));
     held.push_back(s);
   }
+  ASSERT_GE(held.size(), 4u);
   const SegmentPool* asked_by = nullptr;
   size_t asked_for = 0;
   budget->SetReclaim([&](size_t wanted, const SegmentPool* asking) {
@@ -79,8 +82,8 @@ TEST(SharedBudgetTest, FullBudgetCallsTheReclaimNamingTheAskingPool) {
   Segment s;
   ASSERT_OK(b->Allocate(kMiB, &s));
   EXPECT_EQ(asked_by, b.get());
-  EXPECT_EQ(asked_for, kMiB);
-  EXPECT_LE(budget->used(), budget->capacity());
+  EXPECT_EQ(asked_for, (held.size() + 2 + 1) * kMiB - usable);  // two freed since
+  EXPECT_LE(budget->used(), usable);
   // Nothing left to free: MemoryLimit naming the shared budget, nothing taken.
   budget->SetReclaim([](size_t, const SegmentPool*) { return size_t{0}; });
   const size_t used = budget->used();
@@ -96,6 +99,32 @@ TEST(SharedBudgetTest, FullBudgetCallsTheReclaimNamingTheAskingPool) {
   ASSERT_OK(a->Close());
   ASSERT_OK(b->Close());
   EXPECT_EQ(budget->used(), 0u);
+}
+
+// The last reserve_bytes() are for work that frees memory: a thread in a
+// ReleaseScope may take them, others stop short of them.
+TEST(SharedBudgetTest, TheReserveIsForReleaseScopes) {
+  SharedBudget budget(16 * kMiB);
+  ASSERT_GT(budget.reserve_bytes(), 0u);
+  const size_t usable = budget.capacity() - budget.reserve_bytes();
+  ASSERT_TRUE(budget.TryTake(usable));
+  EXPECT_FALSE(budget.TryTake(1));
+  EXPECT_EQ(budget.Over(1), 1u);
+  {
+    SharedBudget::ReleaseScope release;
+    EXPECT_EQ(budget.Over(budget.reserve_bytes()), 0u);
+    EXPECT_TRUE(budget.TryTake(budget.reserve_bytes() / 2));
+    {
+      SharedBudget::ReleaseScope nested;
+      EXPECT_TRUE(budget.TryTake(budget.reserve_bytes() / 2));
+    }
+    EXPECT_FALSE(budget.TryTake(budget.reserve_bytes()));  // the capacity binds
+    EXPECT_EQ(budget.used(), usable + budget.reserve_bytes() / 2 * 2);
+  }
+  EXPECT_FALSE(budget.TryTake(1));  // the scope has ended
+  budget.Give(budget.used());
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_LE(budget.high_water(), budget.capacity());
 }
 
 // The pool's own budget still binds below the shared one, and its own

@@ -405,6 +405,50 @@ TEST(SharedBudgetTest, AReclaimInsideAReadSectionPassesABusyMemberBy) {
   test::ExpectPoolsReleased();
 }
 
+// Every database writes and none checkpoints by itself, so the budget
+// fills with memtables alone. A memtable is freed by a checkpoint, which
+// first takes a little memory (the next memtable, pages to write): from the
+// budget's reserve, or with every byte in memtables no checkpoint could
+// start and the writers would wait for each other for good (a thousand
+// tenants under one budget stopped that way). Every put succeeds.
+TEST(SharedBudgetTest, ABudgetFullOfMemtablesStillCheckpoints) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(16 * kMiB);
+  constexpr int kDbs = 8;
+  constexpr int kRounds = 40000;
+  std::vector<std::unique_ptr<DB>> dbs(kDbs);
+  for (int d = 0; d < kDbs; ++d) {
+    Options o = Shared(budget, 256 << 10);
+    o.checkpoint_wal_bytes = size_t{1} << 30;  // only the budget checkpoints
+    ASSERT_OK(DB::Open(o, dir.Join("db" + std::to_string(d)), &dbs[d]));
+  }
+  // About 6 MiB of versions a database, 48 MiB in all, three times the
+  // budget, written by turns so that each memtable is about the size of
+  // every other when the budget fills.
+  for (int i = 0; i < kRounds; ++i) {
+    for (int d = 0; d < kDbs; ++d) {
+      Status s = dbs[d]->Put(WriteOptions(), Key(i), Value(i, d));
+      ASSERT_TRUE(s.ok()) << "database " << d << ", put " << i << ": " << s.ToString();
+    }
+  }
+  uint64_t checkpoints = 0;
+  for (int d = 0; d < kDbs; ++d) {
+    DBStats st;
+    ASSERT_OK(dbs[d]->GetStats(&st));
+    checkpoints += st.checkpoints;
+    EXPECT_EQ(st.memory_limit_errors, 0u) << "database " << d;
+  }
+  EXPECT_GE(checkpoints, static_cast<uint64_t>(kDbs)) << "the budget freed no memtables";
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  for (int d = 0; d < kDbs; ++d) ASSERT_NO_FATAL_FAILURE(ReadAll(dbs[d].get(), kRounds, d));
+  for (auto& db : dbs) {
+    ASSERT_OK(db->Close());
+    db.reset();
+  }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
 size_t Entries(const char* dir) {
   size_t n = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {

@@ -8,6 +8,7 @@
 #include <memory_resource>
 #include <new>
 
+#include "arenakv/alloc/shared_budget.h"
 #include "db/budget_rep.h"
 #include "db/budget_split.h"
 #include "db/db_iter.h"
@@ -738,6 +739,10 @@ size_t DBImpl::StartBudgetRelease() {
 }
 
 void DBImpl::CheckpointForBudget() {
+  // The freeze takes a new memtable and the checkpoint some pages before
+  // the frozen memtable gives its memory back: both may use the budget's
+  // reserve, or a budget full of memtables could never free any.
+  alloc::SharedBudget::ReleaseScope release;
   bool frozen = false;
   {
     port::MutexLock l(&mu_);
@@ -989,6 +994,22 @@ bool DBImpl::GetMissedLeaf(const tree::BTree::LeafMiss& miss, std::string_view k
 }
 
 Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string* value) {
+  // Under a shared budget full of memtables a read finds no clean page to
+  // evict for the one it reads; the reclaim that failed asked the others'
+  // memtables to be checkpointed: the read waits for those, a few times at
+  // most, as a commit does (CommitGroupLocked).
+  constexpr int kMaxBudgetWaits = 8;
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t mark = BudgetReleaseMark();
+    Status s = GetOnce(options, key, value);
+    if (!s.IsMemoryLimit() || options_.memory_budget == nullptr || attempt == kMaxBudgetWaits) {
+      return s;
+    }
+    if (!options_.memory_budget->rep()->AwaitRelease(mark)) return s;
+  }
+}
+
+Status DBImpl::GetOnce(const ReadOptions& options, std::string_view key, std::string* value) {
   if (options.snapshot == nullptr && !options.verify_checksums && !options_.paranoid_checks) {
     Status s;
     bool done;
@@ -1640,7 +1661,10 @@ Status DBImpl::StallForMemoryLocked() {
   if (current_->imm.empty() && current_->mem->table->entries() == 0) {
     s = Status::MemoryLimit("the memory budget is full and no memtable can be checkpointed");
   } else {
-    if (current_->imm.empty()) s = MakeRoomForWrite(/*force=*/true);  // freezes
+    if (current_->imm.empty()) {
+      alloc::SharedBudget::ReleaseScope release;  // as CheckpointForBudget
+      s = MakeRoomForWrite(/*force=*/true);       // freezes
+    }
     if (s.ok() && !current_->imm.empty()) s = AwaitCheckpointLocked();
   }
   stall_micros_.fetch_add(static_cast<uint64_t>(YieldPolicy::NowNs() - start) / 1000,
@@ -1794,6 +1818,7 @@ size_t DBImpl::RecycleBytesLocked(const Version& checkpointed) {
 }
 
 Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_sequence) {
+  alloc::SharedBudget::ReleaseScope release;  // it frees memtables: see CheckpointForBudget
   port::MutexLock cl(&checkpoint_mu_);
   std::shared_ptr<Version> base;
   {
