@@ -269,11 +269,11 @@ class DBImpl final : public DB {
   // Drops replaced read views no open section can hold; `wait`: first waits
   // for the sections that could (never from inside a section).
   void ReleaseRetiredViews(bool wait) EXCLUDES(retired_mu_);
+  // Get without waiting for the memory a shared budget is freeing.
+  Status GetOnce(const ReadOptions& options, std::string_view key, std::string* value);
   // False: take the locked path (a page is not cached, no epoch slot, or the
   // view changed while it was being read).
   // *miss names the uncached leaf where it stopped, if it stopped at one.
-  // Get without waiting for the memory a shared budget is freeing.
-  Status GetOnce(const ReadOptions& options, std::string_view key, std::string* value);
   bool GetLockFree(std::string_view key, std::string* value, Status* status,
                    tree::BTree::LeafMiss* miss);
   // Ends a lock-free read at the leaf it missed (BTree::GetLeafUnheld).
