@@ -28,32 +28,16 @@
 
 #include "arenakv/db.h"
 #include "arenakv/memory_budget.h"
+#include "tenants/tenants_util.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-size_t ResidentBytes() {
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long size = 0, resident = 0;
-  if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
-  std::fclose(f);
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-size_t CountEntries(const char* dir) {
-  size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    (void)e;
-    ++n;
-  }
-  return n;
-}
+using tenants::Clock;
+using tenants::CountEntries;
+using tenants::Key;
+using tenants::ResidentBytes;
+using tenants::Seconds;
+using tenants::Zipf;
 
 struct Flags {
   int dbs = 1000;
@@ -97,29 +81,6 @@ bool Parse(int argc, char** argv, Flags* f) {
     }
   }
   return f->dbs > 0 && f->keys > 0 && f->ops >= 0;
-}
-
-// Tenant i with probability proportional to 1 / (i + 1)^s.
-class Zipf {
- public:
-  Zipf(int n, double s) : cdf_(n) {
-    double sum = 0;
-    for (int i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / std::pow(i + 1, s));
-    for (double& c : cdf_) c /= sum;
-  }
-  int Next(std::mt19937_64* rng) {
-    const double u = std::uniform_real_distribution<double>(0, 1)(*rng);
-    return static_cast<int>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
-  }
-
- private:
-  std::vector<double> cdf_;
-};
-
-std::string Key(int k) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "key%08d", k);
-  return b;
 }
 
 int Fail(const char* what, const arenakv::Status& s) {

@@ -1,0 +1,70 @@
+// What bench/tenants and its RocksDB twin (bench/compare/tenants_rocksdb.cc)
+// share, so that the two loads and their measurements are the same: the
+// clock, resident memory from /proc/self/statm (no malloc_trim), entry
+// counts of /proc directories, the tenants' Zipf choice and the keys.
+#ifndef ARENAKV_BENCH_TENANTS_TENANTS_UTIL_H_
+#define ARENAKV_BENCH_TENANTS_TENANTS_UTIL_H_
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tenants {
+
+using Clock = std::chrono::steady_clock;
+
+inline double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+inline size_t ResidentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+inline size_t CountEntries(const char* dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+// Tenant i with probability proportional to 1 / (i + 1)^s.
+class Zipf {
+ public:
+  Zipf(int n, double s) : cdf_(n) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / std::pow(i + 1, s));
+    for (double& c : cdf_) c /= sum;
+  }
+  int Next(std::mt19937_64* rng) {
+    const double u = std::uniform_real_distribution<double>(0, 1)(*rng);
+    return static_cast<int>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+inline std::string Key(int k) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "key%08d", k);
+  return b;
+}
+
+}  // namespace tenants
+
+#endif  // ARENAKV_BENCH_TENANTS_TENANTS_UTIL_H_
