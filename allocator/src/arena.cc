@@ -248,7 +248,8 @@ Status Arena::Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& opti
   Status s = CheckOptions(options);
   if (!s.ok()) return s;
   internal::PoolCore* core = pool->impl_.get();
-  auto impl = std::make_unique<Impl>();
+  ObjectHeap* heap = pool->object_heap();
+  auto impl = std::unique_ptr<Impl>(new (heap) Impl());
   impl->pool = core;
   impl->pool_ref = std::move(pool);
   impl->options = options;
@@ -260,7 +261,7 @@ Status Arena::Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& opti
   // nothing.
   ArenaCore* core_arena = impl.get();
   core_arena->closed.store(true, std::memory_order_relaxed);
-  std::unique_ptr<Arena> made(new Arena(std::move(impl)));
+  std::unique_ptr<Arena> made(new (heap) Arena(std::move(impl)));
   {
     port::MutexLock l(&core->tree_mu);
     if (core->closing_) {
@@ -282,7 +283,8 @@ Status Arena::NewChild(const ArenaOptions& options, std::unique_ptr<Arena>* chil
   Status s = CheckOptions(options);
   if (!s.ok()) return s;
   ArenaCore* a = impl_.get();
-  auto impl = std::make_unique<Impl>();
+  ObjectHeap* heap = a->pool_ref->object_heap();
+  auto impl = std::unique_ptr<Impl>(new (heap) Impl());
   impl->pool = a->pool;
   impl->pool_ref = a->pool_ref;
   impl->options = options;
@@ -291,7 +293,7 @@ Status Arena::NewChild(const ArenaOptions& options, std::unique_ptr<Arena>* chil
   // As in Create(): made first, closed until linked.
   ArenaCore* core_child = impl.get();
   core_child->closed.store(true, std::memory_order_relaxed);
-  std::unique_ptr<Arena> made(new Arena(std::move(impl)));
+  std::unique_ptr<Arena> made(new (heap) Arena(std::move(impl)));
   {
     port::MutexLock l(&a->pool->tree_mu);
     if (a->closed.load(std::memory_order_acquire) || a->pool->closing_) {

@@ -576,10 +576,11 @@ void CloseArenaLocked(PoolCore* pool, ArenaCore* arena) REQUIRES(pool->tree_mu);
 }  // namespace arenakv::alloc::internal
 
 namespace arenakv::alloc {
-struct __attribute__((visibility("hidden"))) SegmentPool::Impl : internal::PoolCore {
+// Both live in the pool's object heap when it has one (PoolOptions).
+struct __attribute__((visibility("hidden"))) SegmentPool::Impl : internal::PoolCore, HeapObject {
   using internal::PoolCore::PoolCore;
 };
-struct __attribute__((visibility("hidden"))) Arena::Impl : internal::ArenaCore {};
+struct __attribute__((visibility("hidden"))) Arena::Impl : internal::ArenaCore, HeapObject {};
 }  // namespace arenakv::alloc
 
 #endif  // ARENAKV_ALLOC_POOL_CORE_H_

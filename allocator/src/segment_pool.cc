@@ -1264,7 +1264,7 @@ Status PoolCore::Close() {
 // SegmentPool: the public face.
 
 SegmentPool::SegmentPool(const PoolOptions& options)
-    : options_(options), impl_(std::make_unique<Impl>(options)) {
+    : options_(options), impl_(new (options.object_heap) Impl(options)) {
   impl_->facade = this;
 }
 
@@ -1272,7 +1272,13 @@ SegmentPool::~SegmentPool() { impl_->Close().IgnoreError(); }
 
 Status SegmentPool::Create(const PoolOptions& options, std::shared_ptr<SegmentPool>* pool) {
   pool->reset();
-  std::shared_ptr<SegmentPool> p(new SegmentPool(options));
+  // The pool and its reference count in the object heap, when it has one.
+  std::pmr::memory_resource* counts =
+      options.object_heap != nullptr ? static_cast<std::pmr::memory_resource*>(options.object_heap)
+                                     : std::pmr::new_delete_resource();
+  std::shared_ptr<SegmentPool> p(new (options.object_heap) SegmentPool(options),
+                                 std::default_delete<SegmentPool>(),
+                                 std::pmr::polymorphic_allocator<SegmentPool>(counts));
   Status s = p->impl_->Init();
   if (!s.ok()) return s;
   *pool = std::move(p);

@@ -2,8 +2,11 @@
 // it, closing gives each one's memory back at once, and when it is full the
 // clean cache pages of the least used databases go first.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -12,10 +15,12 @@
 #include <thread>
 #include <vector>
 
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/db.h"
 #include "arenakv/memory_budget.h"
 #include "arenakv/transaction.h"
 #include "db/budget_rep.h"
+#include "db/db_impl.h"
 #include "db_test_util.h"
 #include "sync_point_util.h"
 #include "test_util.h"
@@ -482,6 +487,46 @@ TEST(SharedBudgetTest, AnIdleOpenDatabaseCostsLittle) {
     ASSERT_OK(db->Close());
     db.reset();
   }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// Whether the page at `p` is mapped (mincore fails with ENOMEM if not).
+bool Mapped(const void* p) {
+  const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
+  unsigned char vec = 0;
+  return mincore(reinterpret_cast<void*>(page), 4096, &vec) == 0;
+}
+
+// A database's objects (the database, its pool, arenas, cache, tree,
+// memtables and log writer) live in an object heap of its own, unmapped at
+// its close in whatever order the databases close: in the C library's heap
+// a thousand tenants' objects stayed resident (+14 MiB) after every close.
+TEST(SharedBudgetTest, ClosedDatabasesLeaveNoObjectsBehind) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  constexpr int kDbs = 8;
+  std::vector<std::unique_ptr<DB>> dbs(kDbs);
+  std::vector<const alloc::ObjectHeap*> heaps(kDbs);
+  for (int d = 0; d < kDbs; ++d) {
+    ASSERT_OK(DB::Open(Shared(budget, 256 << 10), dir.Join("db" + std::to_string(d)), &dbs[d]));
+    ASSERT_NO_FATAL_FAILURE(Fill(dbs[d].get(), 2000, d));
+    heaps[d] = alloc::HeapObject::HeapOf(static_cast<DBImpl*>(dbs[d].get()));
+    ASSERT_NE(heaps[d], nullptr);
+    EXPECT_GT(heaps[d]->live_blocks(), 10u);  // the pool, arenas, cache, tree...
+  }
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::vector<int> order(kDbs);
+  for (int d = 0; d < kDbs; ++d) order[d] = d;
+  std::shuffle(order.begin(), order.end(), std::mt19937(seed));
+  for (int d : order) {
+    ASSERT_NO_FATAL_FAILURE(ReadAll(dbs[d].get(), 2000, d));
+    ASSERT_OK(dbs[d]->Close());
+    EXPECT_TRUE(Mapped(heaps[d]));  // the handle's object is still there
+    dbs[d].reset();
+  }
+  for (int d = 0; d < kDbs; ++d) EXPECT_FALSE(Mapped(heaps[d])) << "db " << d;
   EXPECT_EQ(budget->used_bytes(), 0u);
   test::ExpectPoolsReleased();
 }

@@ -113,10 +113,17 @@ Status DB::Open(const Options& options, const std::string& path, std::unique_ptr
   std::unique_ptr<DBImpl> impl;
   Status s;
   for (int attempt = 1;; ++attempt) {
+    // The database's objects go in a heap of their own, unmapped once the
+    // last of them is freed (object_heap.h); without one, the C++ heap.
+    // The DBImpl's block holds the heap from here on.
+    alloc::ObjectHeap* heap = alloc::ObjectHeap::Create();
     try {
-      impl = std::make_unique<DBImpl>(options, path);
+      impl.reset(new (heap) DBImpl(options, path));
+      if (heap != nullptr) heap->Unref();
+      heap = nullptr;
       s = impl->OpenImpl();
     } catch (const std::bad_alloc&) {
+      if (heap != nullptr) heap->Unref();  // DBImpl was not made
       s = Status::MemoryLimit(path + ": out of memory while opening");
     }
     const bool lost_race =
@@ -245,6 +252,7 @@ Status DBImpl::OpenTree(const std::string& data_path, bool exists) {
   // beyond what the budget counts, and a thousand tenants have many.
   po.huge_pages_after_chunks = options_.memory_budget != nullptr ? 4 : 1;
   po.budget_bytes = budget_bytes_;
+  po.object_heap = alloc::HeapObject::HeapOf(this);  // made by new, in DB::Open
   if (options_.memory_budget != nullptr) {
     po.shared_budget = options_.memory_budget->rep()->shared;
     if (options_.memory_budget_bytes == 0) po.budget_bytes = SIZE_MAX;  // the shared one binds
@@ -616,6 +624,7 @@ Status DBImpl::RotateWalLocked() {
   wal::WalWriterOptions wo;
   wo.compression = options_.compression;
   wo.preallocate_bytes = size_t{1} << 20;
+  wo.object_heap = pool_->object_heap();
   wo.memory = &*leader_mr_;  // only the group-commit leader writes
   Status s = wal::WalWriter::Create(env_.get(), WalPath(number), number, wo, &w);
   if (s.ok()) s = env_->SyncDir(path_);

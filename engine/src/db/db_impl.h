@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/alloc/recycling_resource.h"
 #include "arenakv/db.h"
 #include "db/budget_rep.h"
@@ -60,7 +61,7 @@ struct ReadSet {
   std::pmr::vector<Range> ranges;
 };
 
-class DBImpl final : public DB {
+class DBImpl final : public DB, public alloc::HeapObject {
  public:
   DBImpl(const Options& options, std::string path);
   ~DBImpl() override;

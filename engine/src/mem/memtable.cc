@@ -229,8 +229,8 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   std::unique_ptr<alloc::Arena> arena;
   Status s = parent->NewChild(arena_options, &arena);
   if (!s.ok()) return s;
-  auto t = std::make_unique<MemTable>(PassKey(), id, options.merge_entries, options.order,
-                                      std::move(arena));
+  std::unique_ptr<MemTable> t(new (parent->pool()->object_heap()) MemTable(
+      PassKey(), id, options.merge_entries, options.order, std::move(arena)));
   s = t->first_list_.Init(t->arena_.get(), id, options.order);
   if (!s.ok()) return s;
   s = t->index_.Init(t->arena_.get());

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/status.h"
 #include "mem/hash_index.h"
 #include "mem/skiplist.h"
@@ -58,7 +59,7 @@ struct MemTableOptions {
   KeyOrder order{};
 };
 
-class MemTable {
+class MemTable : public alloc::HeapObject {
  public:
   // Creates the memtable's own child arena of `parent` (kShared, named
   // "memtable-<id>").

@@ -48,7 +48,7 @@ Status BTree::Open(Env* env, const std::string& path, bool create_if_missing,
   if (env == nullptr || db_arena == nullptr) {
     return Status::InvalidArgument("BTree::Open needs an Env and an arena");
   }
-  std::unique_ptr<BTree> t(new BTree(env, path, options));
+  std::unique_ptr<BTree> t(new (db_arena->pool()->object_heap()) BTree(env, path, options));
   Status s;
   try {
     s = t->OpenFile(create_if_missing, db_arena);

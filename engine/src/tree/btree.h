@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/db.h"
 #include "arenakv/env.h"
 #include "arenakv/status.h"
@@ -102,7 +103,7 @@ struct VerifyStats {
 class PageView;
 struct LeafBlock;
 
-class BTree {
+class BTree : public alloc::HeapObject {
  public:
   // Opens or creates `path` (one data file). On open reads both meta blocks,
   // takes the newest valid one (Corruption naming the file if neither is),

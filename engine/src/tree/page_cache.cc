@@ -34,14 +34,13 @@ void PageRef::Reset() {
   cache_ = nullptr;
 }
 
-PageCache::PageCache(alloc::Arena* arena, size_t capacity)
-    : arena_(arena), capacity_(capacity), shards_(std::make_unique<Shard[]>(kShards)) {}
+PageCache::PageCache(alloc::Arena* arena, size_t capacity) : arena_(arena), capacity_(capacity) {}
 
 PageCache::~PageCache() { Close(); }
 
 Status PageCache::Create(alloc::Arena* arena, size_t capacity_bytes,
                          std::unique_ptr<PageCache>* cache) {
-  std::unique_ptr<PageCache> c(new PageCache(arena, capacity_bytes));
+  std::unique_ptr<PageCache> c(new (arena->pool()->object_heap()) PageCache(arena, capacity_bytes));
   Status s = c->Init();
   if (!s.ok()) return s;
   *cache = std::move(c);
@@ -471,7 +470,7 @@ void PageCache::Insert(uint64_t address, uint32_t bytes, PageRef* ref) {
       // also sees its address, image and hints.
       f->live.store(true, std::memory_order_release);
       f->bytes = bytes;
-      f->shard = static_cast<uint8_t>(&s - shards_.get());
+      f->shard = static_cast<uint8_t>(&s - shards_);
       f->pins.store(1, std::memory_order_relaxed);
       f->referenced.store(true, std::memory_order_relaxed);
       f->indexed = true;

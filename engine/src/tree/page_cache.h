@@ -42,6 +42,7 @@
 #include <string_view>
 
 #include "arenakv/alloc/arena.h"
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/db.h"
 #include "arenakv/status.h"
 #include "port/mutex.h"
@@ -135,7 +136,7 @@ class PageRef {
   PageCache* cache_ = nullptr;  // set for private (unpublished) frames only
 };
 
-class PageCache {
+class PageCache : public alloc::HeapObject {
  public:
   static constexpr int kShards = 16;
 
@@ -316,7 +317,7 @@ class PageCache {
 
   alloc::Arena* const arena_;
   const size_t capacity_;
-  std::unique_ptr<Shard[]> shards_;
+  mutable Shard shards_[kShards];  // ShardFor() hands out a shard to lock from const methods
   std::atomic<size_t> used_bytes_{0};
   std::atomic<size_t> retired_bytes_{0};  // part of used_bytes_ waiting for its epoch
   std::atomic<uint64_t> overflows_{0};

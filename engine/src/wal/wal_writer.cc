@@ -67,7 +67,7 @@ Status WalWriter::Create(Env* env, const std::string& path, uint64_t log_number,
   }
   std::unique_ptr<WalWriter> w;
   try {
-    w = std::make_unique<WalWriter>(Token{}, std::move(file), log_number, options);
+    w.reset(new (options.object_heap) WalWriter(Token{}, std::move(file), log_number, options));
   } catch (const std::bad_alloc&) {
     return Status::MemoryLimit("wal " + path + ": no memory for the writer");
   }

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/env.h"
 #include "arenakv/status.h"
 #include "wal/wal_format.h"
@@ -41,12 +42,14 @@ struct WalWriterOptions {
   // change to journal on every synced commit. Readers take the zeroed tail
   // for the end of the log.
   size_t preallocate_bytes = 0;
+  // Where the writer object lives (object_heap.h); none: the C++ heap.
+  alloc::ObjectHeap* object_heap = nullptr;
   // Payloads longer than this go in fragments of at most this many bytes
   // (tests lower it; at most kMaxFragmentBytes).
   size_t fragment_bytes = kMaxFragmentBytes;
 };
 
-class WalWriter {
+class WalWriter : public alloc::HeapObject {
   struct Token {
     explicit Token() = default;
   };

@@ -71,7 +71,7 @@ struct BumpWindow {
 };
 }  // namespace internal
 
-class Arena final : public std::pmr::memory_resource {
+class Arena final : public std::pmr::memory_resource, public HeapObject {
  public:
   static Status Create(std::shared_ptr<SegmentPool> pool, const ArenaOptions& options,
                        std::unique_ptr<Arena>* arena);

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "arenakv/alloc/object_heap.h"
 #include "arenakv/alloc/shared_budget.h"
 #include "arenakv/alloc/stats.h"
 #include "arenakv/status.h"
@@ -58,6 +59,10 @@ struct PoolOptions {
   // A budget shared with other pools (shared_budget.h), on top of
   // budget_bytes; none by default.
   std::shared_ptr<SharedBudget> shared_budget;
+  // Where the pool, its arenas and the objects their owner places there
+  // live (object_heap.h); none: the C++ heap. Not owned: the pool's own
+  // block in it keeps it alive.
+  ObjectHeap* object_heap = nullptr;
 };
 
 // A segment handed out by a pool. `token` identifies the slot and carries the
@@ -73,7 +78,7 @@ struct Segment {
 
 class Arena;
 
-class SegmentPool {
+class SegmentPool : public HeapObject {
  public:
   // Returns the number of bytes it freed; called when the budget is hit.
   using ReclaimFn = std::function<size_t(size_t wanted_bytes)>;
@@ -150,6 +155,9 @@ class SegmentPool {
   std::string LeakReport() const;
 
   const PoolOptions& options() const { return options_; }
+  // options().object_heap: where objects that live and die with the pool's
+  // owner belong (nullptr: the C++ heap).
+  ObjectHeap* object_heap() const { return options_.object_heap; }
 
  private:
   friend class Arena;
