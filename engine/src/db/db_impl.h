@@ -116,6 +116,9 @@ class DBImpl final : public DB, public alloc::HeapObject {
   Status Commit(const CommitRequest& request);
 
   const std::shared_ptr<HandleRegistry>& registry() { return registry_; }
+  // The database's object heap (made by DB::Open), for objects and
+  // containers that live as long as it does.
+  std::pmr::memory_resource* ObjectMemory() const;
   alloc::SegmentPool* pool() { return pool_.get(); }
   alloc::Arena* arena() { return arena_.get(); }
   KeyOrder order() const { return order_; }
@@ -331,7 +334,7 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // Replaced read views with their epoch tags, in tag order.
   std::vector<std::pair<uint64_t, std::shared_ptr<Version>>> retired_views_ GUARDED_BY(retired_mu_);
   std::atomic<size_t> retired_count_{0};
-  std::deque<Writer*> writers_ GUARDED_BY(mu_);
+  std::pmr::deque<Writer*> writers_ GUARDED_BY(mu_);  // its blocks in ObjectMemory()
   // Group gathering for synced commits (GatherSyncGroupLocked).
   size_t last_sync_group_ GUARDED_BY(mu_) = 0;
   // While a leader gathers asleep: the queue length it waits for (0: none),

@@ -23,12 +23,13 @@
 #include <atomic>
 #include <cstdint>
 
+#include "arenakv/alloc/object_heap.h"
 #include "port/mutex.h"
 #include "tree/btree.h"
 
 namespace arenakv::tree {
 
-class ReadAhead {
+class ReadAhead : public alloc::HeapObject {
  public:
   explicit ReadAhead(BTree* tree) : tree_(tree) {}
   ~ReadAhead() { Stop(); }

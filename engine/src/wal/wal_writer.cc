@@ -19,13 +19,7 @@ constexpr size_t kRetainedBufferBytes = size_t{1} << 20;
 // remapping is rare (once per ~1 MiB of log).
 constexpr size_t kWindowBytes = size_t{1} << 20;
 constexpr uint64_t kPageBytes = 4096;
-// Whole pages behind the records are let go in steps of this many bytes:
-// a thousand databases that each wrote part of a window would otherwise
-// keep up to a window each resident (the file's pages, outside any
-// budget: 117 MiB of a thousand tenants' 2M operations, 26 MiB now). One
-// madvise per 16 KiB of log, about 120 small commits: some 1.5% of a
-// tenant's open-40K-puts-close cycle.
-constexpr uint64_t kDropBehindBytes = 16 << 10;
+constexpr size_t kMaxZeroPieceBytes = 64 * 1024;
 
 std::pmr::memory_resource* OrDefault(std::pmr::memory_resource* r) {
   return r != nullptr ? r : std::pmr::get_default_resource();
@@ -41,6 +35,9 @@ WalWriter::WalWriter(Token, std::unique_ptr<File> file, uint64_t log_number,
       compression_(options.compression),
       fragment_bytes_(std::clamp<size_t>(options.fragment_bytes, 1, kMaxFragmentBytes)),
       preallocate_bytes_(options.preallocate_bytes),
+      drop_behind_bytes_(std::max<size_t>(options.drop_behind_bytes, kPageBytes)),
+      zero_piece_bytes_(
+          std::clamp<size_t>(options.zero_piece_bytes, kPageBytes, kMaxZeroPieceBytes)),
       buf_(OrDefault(options.memory)) {}
 
 WalWriter::~WalWriter() { Close().IgnoreError(); }
@@ -182,10 +179,11 @@ Status WalWriter::AddFragments(std::string_view payload) {
 
 Status WalWriter::Preallocate(uint64_t end) {
   if (end <= allocated_) return Status::OK();
-  static const char kZeros[64 * 1024] = {};
+  static const char kZeros[kMaxZeroPieceBytes] = {};
   const uint64_t target = end + preallocate_bytes_;
   while (allocated_ < target) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof(kZeros), target - allocated_));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(zero_piece_bytes_, target - allocated_));
     Status s = file_->Write(allocated_, std::string_view(kZeros, n));
     if (!s.ok()) return s;
     allocated_ += n;
@@ -215,7 +213,7 @@ bool WalWriter::StoreMapped(uint64_t at, std::string_view record) {
   std::memcpy(window_->data() + (at - window_start_), record.data(), record.size());
   // The page the record ends in takes the next record: it stays.
   const uint64_t behind = end / kPageBytes * kPageBytes;
-  if (behind - dropped_to_ >= kDropBehindBytes) {
+  if (behind - dropped_to_ >= drop_behind_bytes_) {
     window_->DropPages(static_cast<size_t>(dropped_to_ - window_start_),
                        static_cast<size_t>(behind - dropped_to_));
     dropped_to_ = behind;

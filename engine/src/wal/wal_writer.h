@@ -42,6 +42,17 @@ struct WalWriterOptions {
   // change to journal on every synced commit. Readers take the zeroed tail
   // for the end of the log.
   size_t preallocate_bytes = 0;
+  // With a mapped window, whole pages behind the records are let go (the
+  // file's pages, resident outside any budget) in steps of this many bytes:
+  // a thousand databases that each wrote part of a window would otherwise
+  // keep up to a window each. One madvise per step.
+  size_t drop_behind_bytes = size_t{16} << 10;
+  // The zeros ahead are written in pieces of this many bytes (4 to 64 KiB).
+  // The page cache maps a file's pages into the process in groups (folios)
+  // as large as the write that made them: 64 KiB pieces made groups of 32
+  // KiB, resident whatever drop_behind_bytes is. Smaller pieces cost more
+  // writes (a pwrite each).
+  size_t zero_piece_bytes = size_t{64} << 10;
   // Where the writer object lives (object_heap.h); none: the C++ heap.
   alloc::ObjectHeap* object_heap = nullptr;
   // Payloads longer than this go in fragments of at most this many bytes
@@ -113,6 +124,8 @@ class WalWriter : public alloc::HeapObject {
   bool StoreMapped(uint64_t at, std::string_view record);
 
   const size_t preallocate_bytes_;
+  const size_t drop_behind_bytes_;
+  const size_t zero_piece_bytes_;
   uint64_t allocated_ = 0;                // the file's zero-filled length
   std::unique_ptr<MappedRegion> window_;  // maps [window_start_, + size)
   uint64_t window_start_ = 0;
