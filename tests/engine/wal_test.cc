@@ -493,9 +493,9 @@ TEST(Wal, MappedLogKeepsOnlyItsLastPagesResident) {
   TempDir dir;
   if (!MappingSupported(dir.Join("probe"))) GTEST_SKIP() << "no mappings on this file system";
   // 16 KiB steps, and a page at a time (databases under a shared budget),
-  // with zeros written in pieces of the step: at no point are more than
-  // about a step of log pages resident. (Zeros written 64 KiB at a time,
-  // the page cache mapped 32 KiB at a time whatever the step.)
+  // with zeros written 16 KiB at a time: at no point are more than about a
+  // step of log pages resident. (Zeros written 64 KiB at a time, the page
+  // cache mapped 32 KiB at a time whatever the step.)
   for (const size_t step : {size_t{16} << 10, size_t{4} << 10}) {
     SCOPED_TRACE("drop_behind_bytes " + std::to_string(step));
     const std::string path = dir.Join("wal-" + std::to_string(step));
@@ -503,7 +503,7 @@ TEST(Wal, MappedLogKeepsOnlyItsLastPagesResident) {
     WalWriterOptions opts;
     opts.preallocate_bytes = size_t{1} << 20;
     opts.drop_behind_bytes = step;
-    opts.zero_piece_bytes = step;
+    opts.zero_piece_bytes = size_t{16} << 10;
     std::unique_ptr<WalWriter> w;
     ASSERT_OK(WalWriter::Create(PosixEnv(), path, 13, opts, &w));
     std::vector<std::string> recs;
