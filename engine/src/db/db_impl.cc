@@ -1496,6 +1496,16 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
     return Status::MemoryLimit("no room in the memory budget for the commit (" + s.message() +
                                "); nothing was written");
   }
+  // A small commit's index slots load while its log record is written.
+  constexpr size_t kPrefetchedPuts = 16;
+  if (batch.count() <= kPrefetchedPuts) {
+    batch
+        .ForEach([&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
+          table->PrefetchForAdd(k);
+          return Status::OK();
+        })
+        .IgnoreError();
+  }
   const uint64_t logged_before = wal_->size();
   s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
   // Anything but a MemoryLimit (no memory to assemble the record, checked

@@ -70,6 +70,20 @@ class HashIndex {
     __builtin_prefetch(&t->slots[Home(t, hash)], 1, 3);
   }
 
+  // Writer, after Prefetch() and some other work: loads the slot (cached by
+  // then) and, if it holds a version with `hash`'s tag, starts loading that
+  // node's key, which SetHead() compares when the key is already indexed
+  // (an overwrite: a miss of its own after the slot's).
+  void PrefetchHead(uint64_t hash) const {
+    const Table* t = table_.load(std::memory_order_relaxed);
+    const uint64_t slot = t->slots[Home(t, hash)].load(std::memory_order_relaxed);
+    if (slot != 0 && (slot >> kPointerBits) == TagOf(t, hash)) {
+      const char* node = reinterpret_cast<const char*>(NodeOf(slot));
+      __builtin_prefetch(node);
+      __builtin_prefetch(node + 64);  // the key, past a tall tower
+    }
+  }
+
   // Writer: `node` is now the first node of its key (a new key, or a newer
   // version). Needs a prior Reserve().
   void SetHead(const SkipNode* node, uint64_t hash);

@@ -265,6 +265,7 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
     const SkipNode* head = nullptr;
     newest = !index_.Find(key, hash, &head) || head == nullptr || head->seq() <= seq;
   }
+  index_.PrefetchHead(hash);  // an overwrite's older head, during the insert
   SkipList::Inserted ins;
   s = active_->Insert(seq, type, key, value, &ins);
   if (!s.ok()) return s;

@@ -71,6 +71,10 @@ class MemTable : public alloc::HeapObject {
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
+  // Starts loading what an Add() of `key` touches first (its hash index
+  // slot), for a caller with other work to do before it.
+  void PrefetchForAdd(std::string_view key) const { index_.Prefetch(HashIndex::Hash(key)); }
+
   // MemoryLimit (from the arena or the pool) leaves the table unchanged;
   // InvalidArgument for a key or value over 4 GiB.
   Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value);
