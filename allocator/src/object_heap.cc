@@ -81,7 +81,7 @@ struct ObjectHeap::Rep {
 ObjectHeap* ObjectHeap::Create() {
   void* mem = MapPages(kFirstMapBytes);
   if (mem == nullptr) return nullptr;
-  static_assert(alignof(Rep) <= 64 && alignof(ObjectHeap) <= 64);
+  static_assert(alignof(Rep) <= 64 && alignof(ObjectHeap) <= 64 && sizeof(ObjectHeap) <= 64);
   char* at = static_cast<char*>(mem);
   auto* rep = new (at + 64) Rep();
   auto* heap = new (at) ObjectHeap(rep);
