@@ -9,6 +9,7 @@
 //   tenants_rocksdb [--dbs N (1000)] [--budget_mib M (256)] [--keys K (10000)]
 //                   [--ops N (2000000)] [--put_pct P (70)] [--zipf S (0.99)]
 //                   [--dir DIR (the databases go in DIR/rocksdb)]
+//                   [--cache_kib K] [--threads T] (tenants' flags, accepted and unused)
 //
 // Memory is read from /proc/self/statm with no malloc_trim.
 #include <sys/resource.h>
@@ -38,50 +39,11 @@ namespace {
 
 using tenants::Clock;
 using tenants::CountEntries;
+using tenants::Flags;
 using tenants::Key;
 using tenants::ResidentBytes;
 using tenants::Seconds;
 using tenants::Zipf;
-
-struct Flags {
-  int dbs = 1000;
-  size_t budget_mib = 256;
-  int keys = 10000;
-  long ops = 2000000;
-  int put_pct = 70;
-  double zipf = 0.99;
-  std::string dir;
-};
-
-bool Parse(int argc, char** argv, Flags* f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    const char* v = nullptr;
-    if (a == "--dbs" && (v = value())) {
-      f->dbs = std::atoi(v);
-    } else if (a == "--budget_mib" && (v = value())) {
-      f->budget_mib = std::strtoull(v, nullptr, 10);
-    } else if (a == "--keys" && (v = value())) {
-      f->keys = std::atoi(v);
-    } else if (a == "--ops" && (v = value())) {
-      f->ops = std::atol(v);
-    } else if (a == "--put_pct" && (v = value())) {
-      f->put_pct = std::atoi(v);
-    } else if (a == "--zipf" && (v = value())) {
-      f->zipf = std::atof(v);
-    } else if (a == "--dir" && (v = value())) {
-      f->dir = v;
-    } else if ((a == "--cache_kib" || a == "--threads") && (v = value())) {
-      // tenants.cc's per-database cache and thread count: not RocksDB's
-      // shape (its cache and threads are shared); accepted for run_both.
-    } else {
-      std::fprintf(stderr, "tenants_rocksdb: unknown or incomplete flag %s\n", a.c_str());
-      return false;
-    }
-  }
-  return f->dbs > 0 && f->keys > 0 && f->ops >= 0;
-}
 
 int Fail(const char* what, const rocksdb::Status& s) {
   std::fprintf(stderr, "tenants_rocksdb: %s: %s\n", what, s.ToString().c_str());
@@ -102,7 +64,7 @@ void RaiseFileLimit() {
 
 int main(int argc, char** argv) {
   Flags f;
-  if (!Parse(argc, argv, &f)) return 2;
+  if (!tenants::ParseFlags("tenants_rocksdb", argc, argv, &f)) return 2;
   RaiseFileLimit();
   // A directory of its own under --dir: run_both passes tenants' --dir
   // to both programs.

@@ -34,54 +34,11 @@ namespace {
 
 using tenants::Clock;
 using tenants::CountEntries;
+using tenants::Flags;
 using tenants::Key;
 using tenants::ResidentBytes;
 using tenants::Seconds;
 using tenants::Zipf;
-
-struct Flags {
-  int dbs = 1000;
-  size_t budget_mib = 256;
-  size_t cache_kib = 256;
-  int keys = 10000;
-  long ops = 2000000;
-  int put_pct = 70;
-  double zipf = 0.99;
-  int threads = 2;
-  std::string dir;
-};
-
-bool Parse(int argc, char** argv, Flags* f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    const char* v = nullptr;
-    if (a == "--dbs" && (v = value())) {
-      f->dbs = std::atoi(v);
-    } else if (a == "--budget_mib" && (v = value())) {
-      f->budget_mib = std::strtoull(v, nullptr, 10);
-    } else if (a == "--cache_kib" && (v = value())) {
-      f->cache_kib = std::strtoull(v, nullptr, 10);
-    } else if (a == "--keys" && (v = value())) {
-      f->keys = std::atoi(v);
-    } else if (a == "--ops" && (v = value())) {
-      f->ops = std::atol(v);
-    } else if (a == "--put_pct" && (v = value())) {
-      f->put_pct = std::atoi(v);
-    } else if (a == "--zipf" && (v = value())) {
-      f->zipf = std::atof(v);
-    } else if (a == "--threads" && (v = value())) {
-      f->threads = std::atoi(v);
-    } else if (a == "--dir" && (v = value())) {
-      f->dir = v;
-    } else {
-      std::fprintf(stderr, "tenants: unknown or incomplete flag %s (see the file's header)\n",
-                   a.c_str());
-      return false;
-    }
-  }
-  return f->dbs > 0 && f->keys > 0 && f->ops >= 0;
-}
 
 int Fail(const char* what, const arenakv::Status& s) {
   std::fprintf(stderr, "tenants: %s: %s\n", what, s.ToString().c_str());
@@ -92,7 +49,7 @@ int Fail(const char* what, const arenakv::Status& s) {
 
 int main(int argc, char** argv) {
   Flags f;
-  if (!Parse(argc, argv, &f)) return 2;
+  if (!tenants::ParseFlags("tenants", argc, argv, &f)) return 2;
   std::string root = f.dir;
   bool temp = false;
   if (root.empty()) {
