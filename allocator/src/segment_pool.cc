@@ -1273,12 +1273,9 @@ SegmentPool::~SegmentPool() { impl_->Close().IgnoreError(); }
 Status SegmentPool::Create(const PoolOptions& options, std::shared_ptr<SegmentPool>* pool) {
   pool->reset();
   // The pool and its reference count in the object heap, when it has one.
-  std::pmr::memory_resource* counts =
-      options.object_heap != nullptr ? static_cast<std::pmr::memory_resource*>(options.object_heap)
-                                     : std::pmr::new_delete_resource();
-  std::shared_ptr<SegmentPool> p(new (options.object_heap) SegmentPool(options),
-                                 std::default_delete<SegmentPool>(),
-                                 std::pmr::polymorphic_allocator<SegmentPool>(counts));
+  std::shared_ptr<SegmentPool> p(
+      new (options.object_heap) SegmentPool(options), std::default_delete<SegmentPool>(),
+      std::pmr::polymorphic_allocator<SegmentPool>(ResourceOf(options.object_heap)));
   Status s = p->impl_->Init();
   if (!s.ok()) return s;
   *pool = std::move(p);

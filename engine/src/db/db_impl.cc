@@ -144,9 +144,7 @@ DBImpl::DBImpl(const Options& options, std::string path)
       writers_(ObjectMemory()) {}
 
 std::pmr::memory_resource* DBImpl::ObjectMemory() const {
-  alloc::ObjectHeap* heap = alloc::HeapObject::HeapOf(this);  // made by new, in DB::Open
-  return heap != nullptr ? static_cast<std::pmr::memory_resource*>(heap)
-                         : std::pmr::new_delete_resource();
+  return alloc::ResourceOf(alloc::HeapObject::HeapOf(this));  // made by new, in DB::Open
 }
 
 DBImpl::~DBImpl() { Close().IgnoreError(); }

@@ -66,6 +66,13 @@ class ObjectHeap final : public std::pmr::memory_resource {
   Rep* const rep_;
 };
 
+// `heap` as a memory resource, the C++ heap's for none: for containers
+// and control blocks of objects that live in it (or would).
+inline std::pmr::memory_resource* ResourceOf(ObjectHeap* heap) {
+  return heap != nullptr ? static_cast<std::pmr::memory_resource*>(heap)
+                         : std::pmr::new_delete_resource();
+}
+
 class HeapObject {
  public:
   static void* operator new(size_t bytes, ObjectHeap* heap) {
