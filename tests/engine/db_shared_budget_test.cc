@@ -62,6 +62,34 @@ void ReadAll(DB* db, int n, int id) {
   }
 }
 
+std::vector<DB*> Raw(const std::vector<std::unique_ptr<DB>>& dbs) {
+  std::vector<DB*> raw;
+  for (const auto& db : dbs) raw.push_back(db.get());
+  return raw;
+}
+
+// Where a shared budget's memory is, database by database: printed when a
+// put is refused, so that a failure says what held the budget.
+std::string BudgetReport(const std::vector<DB*>& dbs) {
+  std::string out;
+  for (size_t d = 0; d < dbs.size(); ++d) {
+    DBStats st;
+    if (!dbs[d]->GetStats(&st).ok()) continue;
+    char line[256];
+    std::snprintf(
+        line, sizeof(line),
+        "database %zu: committed %zu KiB (in use %zu, retained %zu), memtables %zu KiB in %zu, "
+        "cache %zu KiB, checkpoints %llu (%llu out of memory), stalls %llu\n",
+        d, st.pool.committed_bytes >> 10, st.pool.in_use_bytes >> 10, st.pool.retained_bytes >> 10,
+        st.memtable_bytes >> 10, st.live_memtables, st.cache.used_bytes >> 10,
+        static_cast<unsigned long long>(st.checkpoints),
+        static_cast<unsigned long long>(st.checkpoint_memory_failures),
+        static_cast<unsigned long long>(st.write_stalls));
+    out += line;
+  }
+  return out;
+}
+
 size_t CacheUsed(DB* db) {
   DBStats st;
   EXPECT_OK(db->GetStats(&st));
@@ -433,7 +461,8 @@ TEST(SharedBudgetTest, ABudgetFullOfMemtablesStillCheckpoints) {
   for (int i = 0; i < kRounds; ++i) {
     for (int d = 0; d < kDbs; ++d) {
       Status s = dbs[d]->Put(WriteOptions(), Key(i), Value(i, d));
-      ASSERT_TRUE(s.ok()) << "database " << d << ", put " << i << ": " << s.ToString();
+      ASSERT_TRUE(s.ok()) << "database " << d << ", put " << i << ": " << s.ToString() << "\n"
+                          << BudgetReport(Raw(dbs));
     }
   }
   uint64_t checkpoints = 0;
@@ -450,6 +479,78 @@ TEST(SharedBudgetTest, ABudgetFullOfMemtablesStillCheckpoints) {
     ASSERT_OK(db->Close());
     db.reset();
   }
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// A checkpoint that ran out of memory leaves its memtable frozen, and in a
+// database no longer written nothing retries it: when another database of
+// the budget runs short, that database is asked for memory and runs the
+// checkpoint again. (It did not: with a frozen memtable it was skipped, the
+// memory stayed held, and the other's writes failed.) The writing
+// database's own checkpoints fail here until the idle one has given its
+// memory back, so only that can make room.
+TEST(SharedBudgetTest, AFailedCheckpointIsRetriedWhenTheBudgetAsks) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(12 * kMiB);
+  Options o = Shared(budget, 256 << 10);
+  o.checkpoint_wal_bytes = size_t{1} << 30;  // only the budget checkpoints
+  std::unique_ptr<DB> idle, busy;
+  ASSERT_OK(DB::Open(o, dir.Join("idle"), &idle));
+  ASSERT_OK(DB::Open(o, dir.Join("busy"), &busy));
+  constexpr int kFrozenKeys = 16000;  // about 2.8 MiB of memtable
+  constexpr int kIdleKeys = 32000;    // as much again, below the freeze threshold
+  for (int i = 0; i < kFrozenKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
+
+  test::SyncPointScope scope;
+  std::atomic<int> idle_failures{1};
+  std::atomic<bool> idle_checkpointed{false};
+  std::atomic<int> busy_failures{0};
+  SyncPoint::Get()->SetCallBack("DBImpl::RunTreeCheckpoint:Start", [&](void* arg) {
+    auto* point = static_cast<DBImpl::CheckpointStartPoint*>(arg);
+    if (point->path == dir.Join("idle")) {
+      if (idle_failures.fetch_sub(1) > 0) {
+        *point->status = Status::MemoryLimit("injected");
+      } else {
+        idle_checkpointed = true;
+      }
+    } else if (!idle_checkpointed) {
+      busy_failures.fetch_add(1);
+      *point->status = Status::MemoryLimit("injected");
+    }
+  });
+  SyncPoint::Get()->EnableProcessing();
+  Status s = idle->Checkpoint();
+  ASSERT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  for (int i = kFrozenKeys; i < kIdleKeys; ++i) {
+    ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
+  }
+  DBStats st;
+  ASSERT_OK(idle->GetStats(&st));
+  ASSERT_EQ(st.checkpoints, 0u);
+  ASSERT_EQ(st.live_memtables, 2u);
+  const size_t held = st.memtable_bytes;
+  ASSERT_GE(held, 5 * kMiB);
+
+  constexpr int kBusyKeys = 150000;  // twice the budget
+  for (int i = 0; i < kBusyKeys; ++i) {
+    s = busy->Put(WriteOptions(), Key(i), Value(i, 1));
+    ASSERT_TRUE(s.ok()) << "put " << i << ": " << s.ToString() << "\n"
+                        << BudgetReport({idle.get(), busy.get()});
+  }
+  EXPECT_GE(busy_failures.load(), 1)
+      << "the writing database never checkpointed before the idle one";
+  ASSERT_OK(idle->GetStats(&st));
+  EXPECT_GE(st.checkpoints, 1u) << "the frozen memtable was never checkpointed again";
+  EXPECT_LE(st.memtable_bytes, held - 2 * kMiB);
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  scope.Reset();
+  ASSERT_NO_FATAL_FAILURE(ReadAll(idle.get(), kIdleKeys, 0));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), kBusyKeys, 1));
+  ASSERT_OK(idle->Close());
+  ASSERT_OK(busy->Close());
+  idle.reset();
+  busy.reset();
   EXPECT_EQ(budget->used_bytes(), 0u);
   test::ExpectPoolsReleased();
 }

@@ -756,7 +756,8 @@ void DBImpl::LeaveSharedBudget() {
 size_t DBImpl::StartBudgetRelease() {
   // Below this a checkpoint costs more than the memory it gives back.
   constexpr size_t kMinReleaseBytes = size_t{256} << 10;
-  const size_t bytes = memtable_bytes_hint_.load(std::memory_order_relaxed);
+  const size_t bytes = memtable_bytes_hint_.load(std::memory_order_relaxed) +
+                       frozen_bytes_hint_.load(std::memory_order_relaxed);
   if (options_.read_only || bytes < kMinReleaseBytes) return 0;
   if (budget_release_pending_.exchange(true)) return 0;
   options_.memory_budget->rep()->ReleaseStarted();
@@ -774,23 +775,30 @@ void DBImpl::CheckpointForBudget() {
   // the frozen memtable gives its memory back: both may use the budget's
   // reserve, or a budget full of memtables could never free any.
   alloc::SharedBudget::ReleaseScope release;
-  bool frozen = false;
+  bool run = false;
   {
     port::MutexLock l(&mu_);
-    // With a commit group under way this database is being written: its
-    // own write path freezes and checkpoints it when it must, and waiting
-    // here behind a leader that may itself wait for memory would hold a
-    // background thread.
-    // A checkpoint already under way gives memory back by itself; waiting
-    // for it here could hold every background thread.
-    if (!shutting_down_ && bg_error_.ok() && writers_.empty() && current_->imm.empty() &&
-        !backup_running_.load(std::memory_order_acquire)) {
-      Writer w(&mu_);
-      writers_.push_back(&w);
-      frozen = WriteLocked(&w).ok();  // at the front: freezes at once
+    const bool may =
+        !shutting_down_ && bg_error_.ok() && !backup_running_.load(std::memory_order_acquire);
+    if (may && current_->imm.empty()) {
+      // With a commit group under way this database is being written: its
+      // own write path freezes and checkpoints it when it must, and waiting
+      // here behind a leader that may itself wait for memory would hold a
+      // background thread.
+      if (writers_.empty()) {
+        Writer w(&mu_);
+        writers_.push_back(&w);
+        run = WriteLocked(&w).ok();  // at the front: freezes at once
+      }
+    } else if (may) {
+      // A checkpoint already under way gives memory back by itself; waiting
+      // for it here could hold every background thread. One that ran out
+      // of memory (the others' checkpoints held the reserve) is retried now
+      // rather than after its back-off: memory is wanted now.
+      run = !checkpoint_running_;
     }
   }
-  if (frozen) {
+  if (run) {
     RunTreeCheckpoint().IgnoreError();  // failures land in bg_error_
     pool_->Trim();
   }
@@ -1028,7 +1036,7 @@ Status DBImpl::Get(const ReadOptions& options, std::string_view key, std::string
   // Under a shared budget full of memtables a read finds no clean page to
   // evict for the one it reads; the reclaim that failed asked the others'
   // memtables to be checkpointed: the read waits for those, a few times at
-  // most, as a commit does (CommitGroupLocked).
+  // most, as a commit does (LogGroupLocked).
   constexpr int kMaxBudgetWaits = 8;
   for (int attempt = 0;; ++attempt) {
     const uint64_t mark = BudgetReleaseMark();
@@ -1418,13 +1426,17 @@ Status DBImpl::CommitGroupLocked(Writer* w, Group* g) {
 }
 
 Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
-  // Waits for other databases of a shared budget to give memory back:
-  // each wait ends when the checkpoints they began for it have.
-  constexpr int kMaxBudgetWaits = 8;
+  // Short of memory, the group is retried for as long as memory is being
+  // given back somewhere: by this database's checkpoint, or by the
+  // checkpoints of the other databases of a shared budget (the allocation
+  // that failed asked for them). Those compete for the budget's reserve, so
+  // this database's checkpoint may fail while theirs run: it is retried
+  // after each of theirs. It fails only when neither frees anything, or
+  // after kMaxAttempts.
+  constexpr int kMaxAttempts = 16;
   Status s;
-  Status stall;  // why freeing memory here failed, if it did
   bool logged = false;
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 1;; ++attempt) {
     const uint64_t mark = BudgetReleaseMark();
     // Only a leader replaces the active memtable, and this thread leads: it
     // stays the same while mu_ is released.
@@ -1433,21 +1445,12 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
     TEST_SYNC_POINT("DBImpl::CommitGroup:Logging");
     s = LogAndApply(table, batch, g.sync, &logged);
     mu_.Lock();
-    if (logged || !s.IsMemoryLimit()) break;
-    if (attempt == 0) {
-      // No room for the group: checkpoint to free memory, then try again.
-      stall = StallForMemoryLocked();
-      if (stall.ok()) continue;
-      if (!stall.IsMemoryLimit()) {
-        s = stall;
-        break;
-      }
-    }
-    // The allocation that failed asked the other databases of a shared
-    // budget to checkpoint: wait for them, a few times at most.
-    if (attempt < kMaxBudgetWaits && AwaitBudgetReleaseLocked(mark)) continue;
-    if (!stall.ok()) s = stall;
-    break;
+    if (logged || !s.IsMemoryLimit() || attempt == kMaxAttempts) break;
+    // No room for the group: checkpoint to free memory, then try again.
+    const Status stall = StallForMemoryLocked();
+    if (stall.ok()) continue;
+    s = stall;
+    if (!stall.IsMemoryLimit() || !AwaitBudgetReleaseLocked(mark)) break;
   }
   if (s.ok()) {
     published_wal_end_ = wal_->size();
@@ -1808,6 +1811,7 @@ Status DBImpl::MakeRoomForWrite(bool force, size_t incoming) {
     v->tree = current_->tree;
     current_ = std::move(v);
     memtable_bytes_hint_.store(0, std::memory_order_relaxed);
+    frozen_bytes_hint_.store(FrozenBytesLocked(), std::memory_order_relaxed);
     StartHistoryLocked();
     PublishReadViewLocked();
     if (force) return Status::OK();  // the caller runs the checkpoint next
@@ -1879,6 +1883,10 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
   // Made first: once the tree is written, publishing it must not fail.
   std::shared_ptr<Version> next;
   Status s = Version::Make(&counters_, &next);
+#ifdef ARENAKV_SYNC_POINTS
+  CheckpointStartPoint point{path_, &s};
+  if (s.ok()) TEST_SYNC_POINT_CALLBACK("DBImpl::RunTreeCheckpoint:Start", &point);
+#endif
   try {
     if (s.ok()) {
       s = tree_->Checkpoint(changes.get(), std::max(last_seq, tree_->meta().last_sequence),
@@ -1904,6 +1912,7 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
         checkpoint_memory_error_ = s;
         checkpoint_memory_error_ns_ = YieldPolicy::NowNs();
         releases_at_memory_error_ = counters_.releases.load(std::memory_order_acquire);
+        budget_releases_at_memory_error_ = BudgetReleaseMark();
         checkpoint_memory_failures_.fetch_add(1, std::memory_order_relaxed);
       } else {
         bg_error_ = ReadOnlyUntilReopened(s);
@@ -1953,9 +1962,16 @@ std::shared_ptr<Version> DBImpl::PublishCheckpointLocked(const Version& base,
   current_->tree->Supersede(root, std::move(result->obsolete));
   std::shared_ptr<Version> old = std::move(current_);
   current_ = std::move(v);
+  frozen_bytes_hint_.store(FrozenBytesLocked(), std::memory_order_relaxed);
   PublishReadViewLocked();
   bg_cv_.SignalAll();
   return old;
+}
+
+size_t DBImpl::FrozenBytesLocked() const {
+  size_t bytes = 0;
+  for (const auto& m : current_->imm) bytes += m->table->ApproximateBytes();
+  return bytes;
 }
 
 // Memtables that readers keep past their checkpoint move to the spill file

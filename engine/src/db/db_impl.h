@@ -63,6 +63,12 @@ struct ReadSet {
 
 class DBImpl final : public DB, public alloc::HeapObject {
  public:
+  // The argument of sync point DBImpl::RunTreeCheckpoint:Start.
+  struct CheckpointStartPoint {
+    const std::string& path;  // the database's
+    Status* status;           // a callback may set a MemoryLimit
+  };
+
   DBImpl(const Options& options, std::string path);
   ~DBImpl() override;
 
@@ -187,8 +193,12 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // checkpointing the memtables, once. MemoryLimit when there is nothing to
   // free.
   Status StallForMemoryLocked() REQUIRES(mu_);
+  // Readers and transactions that ended since the last checkpoint ran out
+  // of memory, and the shared budget's releases since (either may have
+  // given back what it lacked).
   uint64_t ReleasesSinceMemoryError() const REQUIRES(mu_) {
-    return counters_.releases.load(std::memory_order_acquire) - releases_at_memory_error_;
+    return counters_.releases.load(std::memory_order_acquire) - releases_at_memory_error_ +
+           (BudgetReleaseMark() - budget_releases_at_memory_error_);
   }
   // Logs `batch` and applies it to `table`, the active memtable (which only
   // the leader, the caller, replaces). MemoryLimit before anything was
@@ -263,6 +273,7 @@ class DBImpl final : public DB, public alloc::HeapObject {
   void EndBudgetRelease();
   // MemoryBudget::Rep::ReleaseMark, 0 without a shared budget.
   uint64_t BudgetReleaseMark() const;
+  size_t FrozenBytesLocked() const REQUIRES(mu_);
   // Waits (without mu_) for the releases of the shared budget under way;
   // false when there is no shared budget, or none ended since `mark` and
   // none is under way.
@@ -303,6 +314,9 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // The active memtable's size as of the last commit: read by
   // StartBudgetRelease, which may not take mu_.
   std::atomic<size_t> memtable_bytes_hint_{0};
+  // The frozen memtables' size, not yet checkpointed (one whose checkpoint
+  // ran out of memory is worth asking for too).
+  std::atomic<size_t> frozen_bytes_hint_{0};
   std::unique_ptr<alloc::Arena> arena_;
   std::unique_ptr<tree::BTree> tree_;
   // Set at open (Options::read_ahead) and kept until destruction; stopped
@@ -350,9 +364,10 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // Not sticky: the last checkpoint ran out of memory (OK once one
   // succeeds). The background thread retries it, backing off.
   Status checkpoint_memory_error_ GUARDED_BY(mu_);
-  int64_t checkpoint_memory_error_ns_ GUARDED_BY(mu_) = 0;  // when (YieldPolicy's clock)
-  uint64_t releases_at_memory_error_ GUARDED_BY(mu_) = 0;   // counters_.releases then
-  uint64_t checkpoint_attempts_ GUARDED_BY(mu_) = 0;        // finished, either way
+  int64_t checkpoint_memory_error_ns_ GUARDED_BY(mu_) = 0;        // when (YieldPolicy's clock)
+  uint64_t releases_at_memory_error_ GUARDED_BY(mu_) = 0;         // counters_.releases then
+  uint64_t budget_releases_at_memory_error_ GUARDED_BY(mu_) = 0;  // BudgetReleaseMark() then
+  uint64_t checkpoint_attempts_ GUARDED_BY(mu_) = 0;              // finished, either way
   // The pool's budget (set at open).
   size_t budget_bytes_ = 0;
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;

@@ -85,6 +85,11 @@
 //   DBImpl::CommitGroup:Logging           db/db_impl.cc, a group's leader
 //       has released mu_ to log and apply the group; writers arriving
 //       meanwhile queue up for the next group.
+//   DBImpl::RunTreeCheckpoint:Start       db/db_impl.cc, a checkpoint of
+//       the frozen memtables is about to write the tree (arg:
+//       DBImpl::CheckpointStartPoint*, the database's path and the status;
+//       a callback may set a MemoryLimit to play a checkpoint out of
+//       memory: nothing is written then).
 //
 // Tests may place points of their own with the same macros, named after the
 // test ("DBReviewTest::SecondClose").
