@@ -19,6 +19,7 @@ SharedBudget::SharedBudget(size_t capacity_bytes)
 
 SharedBudget::ReleaseScope::ReleaseScope() { ++release_depth; }
 SharedBudget::ReleaseScope::~ReleaseScope() { --release_depth; }
+bool SharedBudget::ReleaseScope::Active() { return release_depth > 0; }
 
 size_t SharedBudget::Limit() const { return release_depth > 0 ? capacity_ : capacity_ - reserve_; }
 

@@ -484,23 +484,25 @@ TEST(SharedBudgetTest, ABudgetFullOfMemtablesStillCheckpoints) {
 }
 
 // A checkpoint that ran out of memory leaves its memtable frozen, and in a
-// database no longer written nothing retries it: when another database of
-// the budget runs short, that database is asked for memory and runs the
-// checkpoint again. (It did not: with a frozen memtable it was skipped, the
-// memory stayed held, and the other's writes failed.) The writing
-// database's own checkpoints fail here until the idle one has given its
-// memory back, so only that can make room.
+// database no longer written nothing retries it: when another database's
+// writer runs short, that database is asked for memory (its frozen bytes
+// count) and runs the checkpoint again. (It was not asked, with no active
+// memtable to speak of, nor would it have retried; the memory stayed held
+// and the other's writes failed.) The writing database's own checkpoints
+// fail here until the idle one's has begun, so only that can make room.
 TEST(SharedBudgetTest, AFailedCheckpointIsRetriedWhenTheBudgetAsks) {
   test::TempDir dir;
-  auto budget = MemoryBudget::Create(12 * kMiB);
+  auto budget = MemoryBudget::Create(24 * kMiB);
   Options o = Shared(budget, 256 << 10);
   o.checkpoint_wal_bytes = size_t{1} << 30;  // only the budget checkpoints
   std::unique_ptr<DB> idle, busy;
   ASSERT_OK(DB::Open(o, dir.Join("idle"), &idle));
   ASSERT_OK(DB::Open(o, dir.Join("busy"), &busy));
-  constexpr int kFrozenKeys = 16000;  // about 2.8 MiB of memtable
-  constexpr int kIdleKeys = 32000;    // as much again, below the freeze threshold
-  for (int i = 0; i < kFrozenKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
+  // About 8 MiB of memtable, below the freeze threshold (half the
+  // memtables' share of the budget, 10 MiB); with the other database's
+  // share (20 MiB) it is more than the budget.
+  constexpr int kIdleKeys = 45000;
+  for (int i = 0; i < kIdleKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
 
   test::SyncPointScope scope;
   std::atomic<int> idle_failures{1};
@@ -522,17 +524,15 @@ TEST(SharedBudgetTest, AFailedCheckpointIsRetriedWhenTheBudgetAsks) {
   SyncPoint::Get()->EnableProcessing();
   Status s = idle->Checkpoint();
   ASSERT_TRUE(s.IsMemoryLimit()) << s.ToString();
-  for (int i = kFrozenKeys; i < kIdleKeys; ++i) {
-    ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
-  }
   DBStats st;
   ASSERT_OK(idle->GetStats(&st));
   ASSERT_EQ(st.checkpoints, 0u);
-  ASSERT_EQ(st.live_memtables, 2u);
+  ASSERT_EQ(st.live_memtables, 2u);  // the frozen one and an empty one
   const size_t held = st.memtable_bytes;
-  ASSERT_GE(held, 5 * kMiB);
+  ASSERT_GE(held, 7 * kMiB);
+  ASSERT_LT(held, st.memtable_budget_bytes / 2);
 
-  constexpr int kBusyKeys = 150000;  // twice the budget
+  constexpr int kBusyKeys = 250000;  // twice the budget
   for (int i = 0; i < kBusyKeys; ++i) {
     s = busy->Put(WriteOptions(), Key(i), Value(i, 1));
     ASSERT_TRUE(s.ok()) << "put " << i << ": " << s.ToString() << "\n"
@@ -542,14 +542,78 @@ TEST(SharedBudgetTest, AFailedCheckpointIsRetriedWhenTheBudgetAsks) {
       << "the writing database never checkpointed before the idle one";
   ASSERT_OK(idle->GetStats(&st));
   EXPECT_GE(st.checkpoints, 1u) << "the frozen memtable was never checkpointed again";
-  EXPECT_LE(st.memtable_bytes, held - 2 * kMiB);
-  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  EXPECT_LE(st.memtable_bytes, held - 6 * kMiB);
   scope.Reset();
   ASSERT_NO_FATAL_FAILURE(ReadAll(idle.get(), kIdleKeys, 0));
   ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), kBusyKeys, 1));
   ASSERT_OK(idle->Close());
   ASSERT_OK(busy->Close());
   idle.reset();
+  busy.reset();
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
+// A database made read-only by a failed checkpoint (an I/O error) keeps its
+// frozen memtable until it is reopened: the budget must stop asking it for
+// memory after one release finds nothing to do, and ask the others. (It
+// kept asking it first, as the least used, and the writer that needed the
+// memory failed without another database being asked.) The writer's own
+// checkpoints fail until the healthy idle database's has begun.
+TEST(SharedBudgetTest, AReadOnlyDatabaseIsNotAskedForMemoryAgain) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(24 * kMiB);
+  Options o = Shared(budget, 256 << 10);
+  o.checkpoint_wal_bytes = size_t{1} << 30;   // only the budget checkpoints
+  std::unique_ptr<DB> broken, healthy, busy;  // joined in this order
+  ASSERT_OK(DB::Open(o, dir.Join("broken"), &broken));
+  ASSERT_OK(DB::Open(o, dir.Join("healthy"), &healthy));
+  ASSERT_OK(DB::Open(o, dir.Join("busy"), &busy));
+  constexpr int kIdleKeys = 45000;  // about 8 MiB each, as above
+  for (int i = 0; i < kIdleKeys; ++i) {
+    ASSERT_OK(broken->Put(WriteOptions(), Key(i), Value(i, 0)));
+    ASSERT_OK(healthy->Put(WriteOptions(), Key(i), Value(i, 1)));
+  }
+
+  test::SyncPointScope scope;
+  std::atomic<bool> healthy_checkpointed{false};
+  SyncPoint::Get()->SetCallBack("DBImpl::RunTreeCheckpoint:Start", [&](void* arg) {
+    auto* point = static_cast<DBImpl::CheckpointStartPoint*>(arg);
+    if (point->path == dir.Join("broken")) {
+      *point->status = Status::IOError("injected");
+    } else if (point->path == dir.Join("healthy")) {
+      healthy_checkpointed = true;
+    } else if (!healthy_checkpointed) {
+      *point->status = Status::MemoryLimit("injected");
+    }
+  });
+  SyncPoint::Get()->EnableProcessing();
+  Status s = broken->Checkpoint();
+  ASSERT_TRUE(s.IsIOError()) << s.ToString();
+  DBStats st;
+  ASSERT_OK(broken->GetStats(&st));
+  ASSERT_GE(st.memtable_bytes, 7 * kMiB);  // frozen, for good
+
+  // About 7 MiB: the budget is full half way, and once the healthy
+  // database has given its memory back the rest fits (more would have this
+  // database's memtables outgrow what the broken one leaves of the budget).
+  constexpr int kBusyKeys = 40000;
+  for (int i = 0; i < kBusyKeys; ++i) {
+    s = busy->Put(WriteOptions(), Key(i), Value(i, 2));
+    ASSERT_TRUE(s.ok()) << "put " << i << ": " << s.ToString() << "\n"
+                        << BudgetReport({broken.get(), healthy.get(), busy.get()});
+  }
+  ASSERT_OK(healthy->GetStats(&st));
+  EXPECT_GE(st.checkpoints, 1u) << "the healthy database was never asked";
+  scope.Reset();
+  ASSERT_NO_FATAL_FAILURE(ReadAll(broken.get(), kIdleKeys, 0));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(healthy.get(), kIdleKeys, 1));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), kBusyKeys, 2));
+  EXPECT_TRUE(broken->Close().IsIOError());  // it says why it could not checkpoint
+  ASSERT_OK(healthy->Close());
+  ASSERT_OK(busy->Close());
+  broken.reset();
+  healthy.reset();
   busy.reset();
   EXPECT_EQ(budget->used_bytes(), 0u);
   test::ExpectPoolsReleased();

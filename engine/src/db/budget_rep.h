@@ -61,11 +61,15 @@ struct MemoryBudget::Rep {
   // Takes m->mu; without waiting (false when it is held) unless may_wait.
   static bool LockMember(Member* m, bool may_wait) TRY_ACQUIRE(true, m->mu);
 
-  // A release begins; it ended (its memory is back, or it could not run).
+  // A release begins; it ended, `freed` if it checkpointed a memtable (else
+  // it could not run, or its checkpoint failed).
   void ReleaseStarted();
-  void ReleaseFinished();
+  void ReleaseFinished(bool freed);
   // The count of releases ended so far, for AwaitRelease.
   uint64_t ReleaseMark();
+  // The count of those that freed memory: a checkpoint that failed for
+  // memory before the last of them may succeed now.
+  uint64_t FreedMark();
   // True at once if a release ended since `mark` was taken; else waits until
   // the releases under way now have ended (true), or returns false at once
   // when none is: there is nothing to wait for.
@@ -80,6 +84,7 @@ struct MemoryBudget::Rep {
   port::CondVar release_cv_{&release_mu_};
   uint64_t releases_started_ GUARDED_BY(release_mu_) = 0;
   uint64_t releases_finished_ GUARDED_BY(release_mu_) = 0;
+  uint64_t releases_freed_ GUARDED_BY(release_mu_) = 0;
 };
 
 }  // namespace arenakv

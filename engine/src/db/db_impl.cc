@@ -697,7 +697,7 @@ Status DBImpl::Close() {
   // Background work of this database that has not started never will; the
   // piece running (a checkpoint) finishes first.
   BackgroundPool::Default()->Cancel(this);
-  if (options_.memory_budget != nullptr) EndBudgetRelease();  // one cancelled before it ran
+  if (options_.memory_budget != nullptr) EndBudgetRelease(false);  // cancelled before it ran
   TEST_SYNC_POINT("DBImpl::Close:Checkpoint");
 
   Status s;
@@ -761,16 +761,20 @@ size_t DBImpl::StartBudgetRelease() {
   if (options_.read_only || bytes < kMinReleaseBytes) return 0;
   if (budget_release_pending_.exchange(true)) return 0;
   options_.memory_budget->rep()->ReleaseStarted();
+  // Asked by a checkpoint (its own allocation failed), a release does not
+  // retry a checkpoint that failed for memory before its back-off: two
+  // databases short of memory would otherwise retry each other's for good.
+  const bool for_writer = !alloc::SharedBudget::ReleaseScope::Active();
   try {
-    BackgroundPool::Default()->Post(this, [this] { CheckpointForBudget(); });
+    BackgroundPool::Default()->Post(this, [this, for_writer] { CheckpointForBudget(for_writer); });
   } catch (...) {  // no memory or no thread for it: the release ends here
-    EndBudgetRelease();
+    EndBudgetRelease(false);
     return 0;
   }
   return bytes;
 }
 
-void DBImpl::CheckpointForBudget() {
+void DBImpl::CheckpointForBudget(bool for_writer) {
   // The freeze takes a new memtable and the checkpoint some pages before
   // the frozen memtable gives its memory back: both may use the budget's
   // reserve, or a budget full of memtables could never free any.
@@ -778,35 +782,44 @@ void DBImpl::CheckpointForBudget() {
   bool run = false;
   {
     port::MutexLock l(&mu_);
-    const bool may =
-        !shutting_down_ && bg_error_.ok() && !backup_running_.load(std::memory_order_acquire);
-    if (may && current_->imm.empty()) {
-      // With a commit group under way this database is being written: its
-      // own write path freezes and checkpoints it when it must, and waiting
-      // here behind a leader that may itself wait for memory would hold a
-      // background thread.
-      if (writers_.empty()) {
-        Writer w(&mu_);
-        writers_.push_back(&w);
-        run = WriteLocked(&w).ok();  // at the front: freezes at once
-      }
-    } else if (may) {
-      // A checkpoint already under way gives memory back by itself; waiting
-      // for it here could hold every background thread. One that ran out
-      // of memory (the others' checkpoints held the reserve) is retried now
-      // rather than after its back-off: memory is wanted now.
-      run = !checkpoint_running_;
+    if (!bg_error_.ok()) {
+      // Read-only until reopened: nothing here will be checkpointed, so
+      // the budget stops asking.
+      memtable_bytes_hint_.store(0, std::memory_order_relaxed);
+      frozen_bytes_hint_.store(0, std::memory_order_relaxed);
+    } else if (!shutting_down_ && !backup_running_.load(std::memory_order_acquire)) {
+      run = current_->imm.empty()
+                ? FreezeForBudgetLocked()
+                : !checkpoint_running_ && (for_writer || CheckpointRetryDueLocked());
     }
   }
+  bool freed = false;
   if (run) {
-    RunTreeCheckpoint().IgnoreError();  // failures land in bg_error_
+    freed = RunTreeCheckpoint().ok();  // failures land in bg_error_
     pool_->Trim();
   }
-  EndBudgetRelease();
+  EndBudgetRelease(freed);
 }
 
-void DBImpl::EndBudgetRelease() {
-  if (budget_release_pending_.exchange(false)) options_.memory_budget->rep()->ReleaseFinished();
+// With a commit group under way this database is being written: its own
+// write path freezes and checkpoints it when it must, and waiting here
+// behind a leader that may itself wait for memory would hold a background
+// thread. (A frozen memtable is checkpointed whatever the writers do: a
+// checkpoint already under way gives memory back by itself, and waiting for
+// it could hold every background thread; one that ran out of memory, the
+// others' checkpoints holding the reserve, runs again for a writer or
+// reader that needs the memory now, or once due.)
+bool DBImpl::FreezeForBudgetLocked() {
+  if (!writers_.empty()) return false;
+  Writer w(&mu_);
+  writers_.push_back(&w);
+  return WriteLocked(&w).ok();  // at the front: freezes at once
+}
+
+void DBImpl::EndBudgetRelease(bool freed) {
+  if (budget_release_pending_.exchange(false)) {
+    options_.memory_budget->rep()->ReleaseFinished(freed);
+  }
 }
 
 Status DBImpl::ReadOnlyError() const {
@@ -815,6 +828,16 @@ Status DBImpl::ReadOnlyError() const {
 
 uint64_t DBImpl::BudgetReleaseMark() const {
   return options_.memory_budget != nullptr ? options_.memory_budget->rep()->ReleaseMark() : 0;
+}
+
+uint64_t DBImpl::BudgetFreedMark() const {
+  return options_.memory_budget != nullptr ? options_.memory_budget->rep()->FreedMark() : 0;
+}
+
+bool DBImpl::CheckpointRetryDueLocked() const {
+  return checkpoint_memory_error_.ok() ||
+         YieldPolicy::NowNs() - checkpoint_memory_error_ns_ >= kCheckpointRetryNs ||
+         ReleasesSinceMemoryError() != 0;
 }
 
 bool DBImpl::AwaitBudgetReleaseLocked(uint64_t mark) {
@@ -1435,6 +1458,7 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
   // after kMaxAttempts.
   constexpr int kMaxAttempts = 16;
   Status s;
+  Status stall;  // why the last checkpoint for room failed, if it did
   bool logged = false;
   for (int attempt = 1;; ++attempt) {
     const uint64_t mark = BudgetReleaseMark();
@@ -1445,9 +1469,14 @@ Status DBImpl::LogGroupLocked(const LogBatch& batch, const Group& g) {
     TEST_SYNC_POINT("DBImpl::CommitGroup:Logging");
     s = LogAndApply(table, batch, g.sync, &logged);
     mu_.Lock();
-    if (logged || !s.IsMemoryLimit() || attempt == kMaxAttempts) break;
+    if (logged || !s.IsMemoryLimit()) break;
+    if (attempt == kMaxAttempts) {
+      if (!stall.ok()) s = stall;
+      break;
+    }
     // No room for the group: checkpoint to free memory, then try again.
-    const Status stall = StallForMemoryLocked();
+    if (attempt == 1) write_stalls_.fetch_add(1, std::memory_order_relaxed);
+    stall = StallForMemoryLocked();
     if (stall.ok()) continue;
     s = stall;
     if (!stall.IsMemoryLimit() || !AwaitBudgetReleaseLocked(mark)) break;
@@ -1675,13 +1704,10 @@ Status DBImpl::AwaitCheckpointLocked() {
   pool_->ReleaseThreadCache();
   // A checkpoint that just ran out of memory is retried in the background
   // (BackgroundWork), not by every writer that finds the memtables full.
-  // Unless a reader or transaction has ended since, giving memory back: the
-  // writer after the last reader must not find the database still refusing.
-  if (!checkpoint_memory_error_.ok() && !checkpoint_running_ &&
-      YieldPolicy::NowNs() - checkpoint_memory_error_ns_ < kCheckpointRetryNs &&
-      ReleasesSinceMemoryError() == 0) {
-    return checkpoint_memory_error_;
-  }
+  // Unless a reader or transaction has ended since, or a release of the
+  // shared budget, giving memory back: the writer after the last reader
+  // must not find the database still refusing.
+  if (!checkpoint_running_ && !CheckpointRetryDueLocked()) return checkpoint_memory_error_;
   if (!options_.background_checkpoints || shutting_down_) {
     mu_.Unlock();
     Status s = RunTreeCheckpoint();
@@ -1700,7 +1726,6 @@ Status DBImpl::AwaitCheckpointLocked() {
 
 Status DBImpl::StallForMemoryLocked() {
   const int64_t start = YieldPolicy::NowNs();
-  write_stalls_.fetch_add(1, std::memory_order_relaxed);
   Status s;
   if (current_->imm.empty() && current_->mem->table->entries() == 0) {
     s = Status::MemoryLimit("the memory budget is full and no memtable can be checkpointed");
@@ -1912,7 +1937,7 @@ Status DBImpl::RunTreeCheckpoint(const tree::EraseRange* erase, uint64_t erase_s
         checkpoint_memory_error_ = s;
         checkpoint_memory_error_ns_ = YieldPolicy::NowNs();
         releases_at_memory_error_ = counters_.releases.load(std::memory_order_acquire);
-        budget_releases_at_memory_error_ = BudgetReleaseMark();
+        budget_freed_at_memory_error_ = BudgetFreedMark();
         checkpoint_memory_failures_.fetch_add(1, std::memory_order_relaxed);
       } else {
         bg_error_ = ReadOnlyUntilReopened(s);

@@ -190,16 +190,19 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // memory; the sticky error when the database is read-only.
   Status AwaitCheckpointLocked() REQUIRES(mu_);
   // The group's memtable room could not be reserved: frees memory by
-  // checkpointing the memtables, once. MemoryLimit when there is nothing to
-  // free.
+  // checkpointing the memtables. MemoryLimit when there is nothing to free
+  // or the checkpoint found no memory either.
   Status StallForMemoryLocked() REQUIRES(mu_);
   // Readers and transactions that ended since the last checkpoint ran out
-  // of memory, and the shared budget's releases since (either may have
-  // given back what it lacked).
+  // of memory, and the shared budget's releases since that freed memory
+  // (either may have given back what it lacked).
   uint64_t ReleasesSinceMemoryError() const REQUIRES(mu_) {
     return counters_.releases.load(std::memory_order_acquire) - releases_at_memory_error_ +
-           (BudgetReleaseMark() - budget_releases_at_memory_error_);
+           (BudgetFreedMark() - budget_freed_at_memory_error_);
   }
+  // Whether the checkpoint may run (again): none failed for memory, or the
+  // back-off since has passed, or memory came back since.
+  bool CheckpointRetryDueLocked() const REQUIRES(mu_);
   // Logs `batch` and applies it to `table`, the active memtable (which only
   // the leader, the caller, replaces). MemoryLimit before anything was
   // logged when the memtable has no room for it (*logged false).
@@ -267,12 +270,17 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // allocation.
   size_t StartBudgetRelease();
   // The posted work: freezes and checkpoints the memtable, unless a writer
-  // leads a commit group now (then this database's own writes decide), and
-  // gives the pool's free segments back.
-  void CheckpointForBudget() EXCLUDES(mu_);
-  void EndBudgetRelease();
-  // MemoryBudget::Rep::ReleaseMark, 0 without a shared budget.
+  // leads a commit group now (then this database's own writes decide), or
+  // checkpoints the frozen one whose checkpoint ran out of memory (when a
+  // writer or reader asked, `for_writer`, or a retry is due); and gives the
+  // pool's free segments back.
+  void CheckpointForBudget(bool for_writer) EXCLUDES(mu_);
+  // Freezes the memtable unless a commit group is under way; true if it did.
+  bool FreezeForBudgetLocked() REQUIRES(mu_);
+  void EndBudgetRelease(bool freed);
+  // MemoryBudget::Rep::ReleaseMark and FreedMark, 0 without a shared budget.
   uint64_t BudgetReleaseMark() const;
+  uint64_t BudgetFreedMark() const;
   size_t FrozenBytesLocked() const REQUIRES(mu_);
   // Waits (without mu_) for the releases of the shared budget under way;
   // false when there is no shared budget, or none ended since `mark` and
@@ -364,10 +372,10 @@ class DBImpl final : public DB, public alloc::HeapObject {
   // Not sticky: the last checkpoint ran out of memory (OK once one
   // succeeds). The background thread retries it, backing off.
   Status checkpoint_memory_error_ GUARDED_BY(mu_);
-  int64_t checkpoint_memory_error_ns_ GUARDED_BY(mu_) = 0;        // when (YieldPolicy's clock)
-  uint64_t releases_at_memory_error_ GUARDED_BY(mu_) = 0;         // counters_.releases then
-  uint64_t budget_releases_at_memory_error_ GUARDED_BY(mu_) = 0;  // BudgetReleaseMark() then
-  uint64_t checkpoint_attempts_ GUARDED_BY(mu_) = 0;              // finished, either way
+  int64_t checkpoint_memory_error_ns_ GUARDED_BY(mu_) = 0;     // when (YieldPolicy's clock)
+  uint64_t releases_at_memory_error_ GUARDED_BY(mu_) = 0;      // counters_.releases then
+  uint64_t budget_freed_at_memory_error_ GUARDED_BY(mu_) = 0;  // BudgetFreedMark() then
+  uint64_t checkpoint_attempts_ GUARDED_BY(mu_) = 0;           // finished, either way
   // The pool's budget (set at open).
   size_t budget_bytes_ = 0;
   bool checkpoint_scheduled_ GUARDED_BY(mu_) = false;

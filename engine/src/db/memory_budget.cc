@@ -110,15 +110,21 @@ void MemoryBudget::Rep::ReleaseStarted() {
   ++releases_started_;
 }
 
-void MemoryBudget::Rep::ReleaseFinished() {
+void MemoryBudget::Rep::ReleaseFinished(bool freed) {
   port::MutexLock l(&release_mu_);
   ++releases_finished_;
+  if (freed) ++releases_freed_;
   release_cv_.SignalAll();
 }
 
 uint64_t MemoryBudget::Rep::ReleaseMark() {
   port::MutexLock l(&release_mu_);
   return releases_finished_;
+}
+
+uint64_t MemoryBudget::Rep::FreedMark() {
+  port::MutexLock l(&release_mu_);
+  return releases_freed_;
 }
 
 bool MemoryBudget::Rep::AwaitRelease(uint64_t mark) {

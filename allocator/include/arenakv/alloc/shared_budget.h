@@ -53,6 +53,8 @@ class SharedBudget {
     ~ReleaseScope();
     ReleaseScope(const ReleaseScope&) = delete;
     ReleaseScope& operator=(const ReleaseScope&) = delete;
+    // Whether the calling thread is inside one.
+    static bool Active();
   };
 
   // Takes `bytes` when they fit under this thread's limit (the capacity in
