@@ -1527,11 +1527,14 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
                                "); nothing was written");
   }
   // A small commit's index slots load while its log record is written.
+  // Their hashes are kept for the adds.
   constexpr size_t kPrefetchedPuts = 16;
+  uint64_t hashes[kPrefetchedPuts];
+  size_t hashed = 0;
   if (batch.count() <= kPrefetchedPuts) {
     batch
         .ForEach([&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
-          table->PrefetchForAdd(k);
+          if (hashed < kPrefetchedPuts) hashes[hashed++] = table->PrefetchForAdd(k);
           return Status::OK();
         })
         .IgnoreError();
@@ -1573,8 +1576,9 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
     return s;
   }
   wal_bytes_.fetch_add(batch.ByteSize(), std::memory_order_relaxed);
+  size_t i = 0;
   s = batch.ForEach([&](uint64_t seq, mem::ValueType type, std::string_view k, std::string_view v) {
-    return table->Add(seq, type, k, v);
+    return i < hashed ? table->Add(seq, type, k, v, hashes[i++]) : table->Add(seq, type, k, v);
   });
   memtable_bytes_hint_.store(table->ApproximateBytes(), std::memory_order_relaxed);
   if (!s.ok()) {

@@ -241,7 +241,8 @@ Status MemTable::Create(alloc::Arena* parent, uint64_t id, const MemTableOptions
   return Status::OK();
 }
 
-Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value) {
+Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value,
+                     uint64_t hash) {
   if (type != ValueType::kValue && type != ValueType::kDeletion) {
     return Status::InvalidArgument("memtable: bad value type");
   }
@@ -254,7 +255,6 @@ Status MemTable::Add(uint64_t seq, ValueType type, std::string_view key, std::st
     bytes_.store(bytes_.load(std::memory_order_relaxed) + index_bytes, std::memory_order_relaxed);
   }
   if (active_entries_ >= merge_at_) MergeActiveList();
-  const uint64_t hash = HashIndex::Hash(key);
   index_.Prefetch(hash);
   // The index points at each key's first version in list order: the newest
   // (for an equal (key, seq), the later Add). A version at or above every

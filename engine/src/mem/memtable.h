@@ -72,12 +72,22 @@ class MemTable : public alloc::HeapObject {
   MemTable& operator=(const MemTable&) = delete;
 
   // Starts loading what an Add() of `key` touches first (its hash index
-  // slot), for a caller with other work to do before it.
-  void PrefetchForAdd(std::string_view key) const { index_.Prefetch(HashIndex::Hash(key)); }
+  // slot), for a caller with other work to do before it; returns the key's
+  // hash, for that Add().
+  uint64_t PrefetchForAdd(std::string_view key) const {
+    const uint64_t hash = HashIndex::Hash(key);
+    index_.Prefetch(hash);
+    return hash;
+  }
 
   // MemoryLimit (from the arena or the pool) leaves the table unchanged;
   // InvalidArgument for a key or value over 4 GiB.
-  Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value);
+  Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value) {
+    return Add(seq, type, key, value, HashIndex::Hash(key));
+  }
+  // The same, with `hash` from PrefetchForAdd(key).
+  Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value,
+             uint64_t hash);
 
   // Makes sure the next Add()s of up to `count` versions whose keys and
   // values total `payload_bytes` cannot fail for memory. The commit path
