@@ -17,6 +17,7 @@
 #ifndef ARENAKV_DB_BUDGET_REP_H_
 #define ARENAKV_DB_BUDGET_REP_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -83,8 +84,10 @@ struct MemoryBudget::Rep {
   port::Mutex release_mu_;
   port::CondVar release_cv_{&release_mu_};
   uint64_t releases_started_ GUARDED_BY(release_mu_) = 0;
-  uint64_t releases_finished_ GUARDED_BY(release_mu_) = 0;
-  uint64_t releases_freed_ GUARDED_BY(release_mu_) = 0;
+  // Moved under release_mu_ (AwaitRelease waits on it); read without it
+  // by the marks, which every commit and read under the budget takes.
+  std::atomic<uint64_t> releases_finished_{0};
+  std::atomic<uint64_t> releases_freed_{0};
 };
 
 }  // namespace arenakv

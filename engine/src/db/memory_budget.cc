@@ -112,20 +112,16 @@ void MemoryBudget::Rep::ReleaseStarted() {
 
 void MemoryBudget::Rep::ReleaseFinished(bool freed) {
   port::MutexLock l(&release_mu_);
-  ++releases_finished_;
-  if (freed) ++releases_freed_;
+  releases_finished_.fetch_add(1, std::memory_order_release);
+  if (freed) releases_freed_.fetch_add(1, std::memory_order_release);
   release_cv_.SignalAll();
 }
 
 uint64_t MemoryBudget::Rep::ReleaseMark() {
-  port::MutexLock l(&release_mu_);
-  return releases_finished_;
+  return releases_finished_.load(std::memory_order_acquire);
 }
 
-uint64_t MemoryBudget::Rep::FreedMark() {
-  port::MutexLock l(&release_mu_);
-  return releases_freed_;
-}
+uint64_t MemoryBudget::Rep::FreedMark() { return releases_freed_.load(std::memory_order_acquire); }
 
 bool MemoryBudget::Rep::AwaitRelease(uint64_t mark) {
   port::MutexLock l(&release_mu_);
