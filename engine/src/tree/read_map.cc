@@ -41,7 +41,7 @@ void ReadMap::Cover(uint64_t file_bytes) {
     budget_.uncharge(bytes);
     return;
   }
-  data_.store(region->data(), std::memory_order_relaxed);
+  data_.store(region->data(), std::memory_order_release);
   length_.store(bytes, std::memory_order_release);
   if (!regions_.empty()) regions_.back()->DropPages();
   if (charged_ > 0) budget_.uncharge(charged_);

@@ -57,7 +57,10 @@ class ReadMap {
   bool Read(uint64_t offset, size_t n, char* dst) const {
     const uint64_t length = length_.load(std::memory_order_acquire);
     if (offset > length || n > length - offset) return false;
-    std::memcpy(dst, data_.load(std::memory_order_relaxed) + offset, n);
+    // Acquire: a reader that loaded an older length may still see the newer
+    // mapping, which it must see made (the length's acquire does not order
+    // that).
+    std::memcpy(dst, data_.load(std::memory_order_acquire) + offset, n);
     return true;
   }
 
@@ -78,8 +81,9 @@ class ReadMap {
   // Every mapping made; the last is the one in use unless dropped.
   std::vector<std::unique_ptr<MappedRegion>> regions_ GUARDED_BY(mu_);
   size_t charged_ GUARDED_BY(mu_) = 0;
-  // The mapping in use: data_ is stored before length_ (release), so a
-  // reader that sees a length sees a mapping at least that long.
+  // The mapping in use: data_ is stored before length_ (both release), so a
+  // reader that sees a length sees a mapping at least that long, and one
+  // that sees a mapping sees it made.
   std::atomic<const char*> data_{nullptr};
   std::atomic<uint64_t> length_{0};
   std::atomic<uint64_t> drops_{0};
