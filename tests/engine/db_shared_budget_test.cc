@@ -501,7 +501,7 @@ TEST(SharedBudgetTest, AFailedCheckpointIsRetriedWhenTheBudgetAsks) {
   // About 8 MiB of memtable, below the freeze threshold (half the
   // memtables' share of the budget, 10 MiB); with the other database's
   // share (20 MiB) it is more than the budget.
-  constexpr int kIdleKeys = 45000;
+  constexpr int kIdleKeys = 48000;
   for (int i = 0; i < kIdleKeys; ++i) ASSERT_OK(idle->Put(WriteOptions(), Key(i), Value(i, 0)));
 
   test::SyncPointScope scope;
@@ -569,7 +569,7 @@ TEST(SharedBudgetTest, AReadOnlyDatabaseIsNotAskedForMemoryAgain) {
   ASSERT_OK(DB::Open(o, dir.Join("broken"), &broken));
   ASSERT_OK(DB::Open(o, dir.Join("healthy"), &healthy));
   ASSERT_OK(DB::Open(o, dir.Join("busy"), &busy));
-  constexpr int kIdleKeys = 45000;  // about 8 MiB each, as above
+  constexpr int kIdleKeys = 48000;  // about 8 MiB each, as above
   for (int i = 0; i < kIdleKeys; ++i) {
     ASSERT_OK(broken->Put(WriteOptions(), Key(i), Value(i, 0)));
     ASSERT_OK(healthy->Put(WriteOptions(), Key(i), Value(i, 1)));

@@ -286,9 +286,10 @@ TEST_F(MemTableTest, AnIteratorOutlivesTheMergesAfterIt) {
   EXPECT_EQ(n, 200);
 }
 
-// Filling a table to its limit with merges on the way: a merge short of
-// memory is skipped (inserts go on into the list), and when inserts stop with
-// MemoryLimit every version added before is still found, in order.
+// Filling a table to its limit with merges on the way: a merge into the
+// main run short of memory is put off (the tail grows on), and when inserts
+// stop with MemoryLimit every version added before is still found, in
+// order. Values are short, so that the runs, not the nodes, reach the limit.
 TEST_F(MemTableTest, MergesAtTheMemoryLimitLoseNothing) {
   MemTable* t =
       NewTable(1, {.limit_bytes = 256 << 10, .block_bytes = 16 << 10, .merge_entries = 64});
@@ -296,8 +297,8 @@ TEST_F(MemTableTest, MergesAtTheMemoryLimitLoseNothing) {
   Status s;
   for (uint64_t i = 1; s.ok(); ++i) {
     const std::string k = "k" + std::to_string((i * 7919) % 100003);
-    s = t->Add(i, ValueType::kValue, k, std::string(40, 'v') + std::to_string(i));
-    if (s.ok()) added[k] = std::string(40, 'v') + std::to_string(i);
+    s = t->Add(i, ValueType::kValue, k, std::to_string(i));
+    if (s.ok()) added[k] = std::to_string(i);
   }
   EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
   EXPECT_GT(t->merges(), 3u);
@@ -603,6 +604,52 @@ TEST_F(MemTableTest, RandomizedAgainstModelWithFrequentMerges) {
   RandomizedAgainstModel(t);
   EXPECT_GE(t->merges(), 10u);
   EXPECT_GT(t->run_entries(), 0u);
+}
+
+// Buffers of 7 versions and tiers passed down every 20: versions of a key
+// spread over the buffer and all three runs (the middle one too, which a
+// table only uses once its main run holds 8 x 20 versions), read at old
+// snapshots and walked both ways across them; in a user order too.
+TEST_F(MemTableTest, RandomizedAgainstModelAcrossEveryTier) {
+  MemTable* t = NewTable(1, {.merge_entries = 20, .buffer_entries = 7});
+  RandomizedAgainstModel(t);
+  EXPECT_GE(t->merges(), 40u);
+  ReverseOrder reverse;
+  MemTable* u =
+      NewTable(2, {.merge_entries = 20, .buffer_entries = 7, .order = KeyOrder(&reverse)});
+  RandomizedAgainstModel(u, &reverse);
+  EXPECT_GE(u->merges(), 40u);
+}
+
+// A commit of more versions than a buffer holds: Prepare() makes room for
+// all of them at once, so that none of the Add()s after the log can fail,
+// and they are read in order like any others.
+TEST_F(MemTableTest, APreparedCommitLargerThanTheBufferIsAddedWhole) {
+  MemTable* t = NewTable(1, {.merge_entries = 64, .buffer_entries = 16});
+  std::vector<Visible> want;
+  for (int i = 0; i < 40; ++i)
+    ASSERT_OK(t->Add(i + 1, ValueType::kValue, "a" + std::to_string(i), "x"));
+  constexpr int kCommit = 1000;
+  ASSERT_OK(t->Prepare(kCommit, kCommit * 8));
+  // Every Add lives on what Prepare() took: not one more segment.
+  alloc::Arena* arena = t->arena();
+  const size_t segments = arena->Stats().segments;
+  for (int i = 0; i < kCommit; ++i) {
+    ASSERT_OK(t->Add(100 + i, ValueType::kValue, "b" + std::to_string(i), "y"));
+  }
+  EXPECT_EQ(arena->Stats().segments, segments) << "an Add took memory Prepare() did not";
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 40; ++i) model["a" + std::to_string(i)] = "x";
+  for (int i = 0; i < kCommit; ++i) model["b" + std::to_string(i)] = "y";
+  for (const auto& [k, v] : model) want.push_back({k, false, v});
+  auto it = t->NewIterator(kMaxSequence);
+  EXPECT_EQ(ScanForward(it.get()), want);
+  EXPECT_EQ(ScanBackward(it.get()), want);
+  // The next Add sorts the large buffer away and goes on.
+  ASSERT_OK(t->Add(5000, ValueType::kValue, "c", "z"));
+  std::string v;
+  ASSERT_TRUE(t->Get("b999", kMaxSequence, &v, nullptr, nullptr));
+  EXPECT_EQ(v, "y");
 }
 
 void RandomizedAgainstModel(MemTable* t, const Comparator* order) {

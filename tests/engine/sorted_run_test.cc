@@ -1,5 +1,6 @@
-// SortedRun: merges of a run with a newer skiplist keep list order (the
-// list's version first on an equal key and sequence), searches agree with a
+// SortedRun: sorts of a batch of versions and merges of a run with a newer
+// one keep list order (the later version first on an equal key and
+// sequence), searches agree with a
 // sorted model for targets inside and outside the keys' shared prefix, the
 // inline key bytes are recomputed when the shared prefix shrinks, runs span
 // several chunks, and every segment goes back when the last reference goes.
@@ -16,7 +17,7 @@
 
 #include "arenakv/alloc/arena.h"
 #include "arenakv/alloc/segment_pool.h"
-#include "mem/skiplist.h"
+#include "mem/version_node.h"
 #include "test_orders.h"
 #include "test_util.h"
 
@@ -45,25 +46,34 @@ class SortedRunTest : public ::testing::Test {
         alloc::Arena::Create(pool_, {.name = "runs", .kind = alloc::ArenaKind::kShared}, &arena_));
   }
   void TearDown() override {
-    lists_.clear();
     arena_.reset();
     ASSERT_OK(pool_->Close());
     pool_.reset();
     EXPECT_EQ(alloc::GetProcessPoolStats().mapped_bytes, 0u);
   }
 
-  // A new skiplist holding `versions`, inserted in the given order; each
-  // gets the next insertion number.
-  SkipList* NewList(const std::vector<std::pair<std::string, uint64_t>>& versions) {
-    lists_.push_back(std::make_unique<SkipList>());
-    SkipList* list = lists_.back().get();
-    EXPECT_OK(list->Init(arena_.get(), lists_.size()));
+  // New nodes for `versions`, in the given order; each gets the next
+  // insertion number.
+  std::vector<const VersionNode*> NewBatch(
+      const std::vector<std::pair<std::string, uint64_t>>& versions) {
+    std::vector<const VersionNode*> nodes;
     for (const auto& [key, seq] : versions) {
-      SkipList::Inserted ins;
-      EXPECT_OK(list->Insert(seq, ValueType::kValue, key, "v", &ins));
+      nodes.push_back(NewNode(key, seq));
       model_.push_back({key, seq, next_order_++});
     }
-    return list;
+    return nodes;
+  }
+  const VersionNode* NewNode(const std::string& key, uint64_t seq) {
+    const VersionNode* node = nullptr;
+    size_t bytes = 0;
+    EXPECT_OK(VersionNode::New(arena_.get(), seq, ValueType::kValue, key, "v", &node, &bytes));
+    return node;
+  }
+  // The batch sorted into a run.
+  RunRef Sorted(const std::vector<const VersionNode*>& nodes, KeyOrder order = KeyOrder()) {
+    RunRef run;
+    EXPECT_OK(SortedRun::Sort(arena_.get(), nodes.data(), nodes.size(), &run, order));
+    return run;
   }
 
   // The first `n` versions of the model in list order.
@@ -100,30 +110,28 @@ class SortedRunTest : public ::testing::Test {
 
   std::shared_ptr<alloc::SegmentPool> pool_;
   std::unique_ptr<alloc::Arena> arena_;
-  std::vector<std::unique_ptr<SkipList>> lists_;
   std::vector<Version> model_;
   int next_order_ = 0;
 };
 
-TEST_F(SortedRunTest, MergeKeepsListOrderAndPutsTheNewerListFirst) {
-  SkipList* first = NewList(
+TEST_F(SortedRunTest, MergeKeepsListOrderAndPutsTheNewerRunFirst) {
+  const auto first = NewBatch(
       {{"user:0005", 3}, {"user:0001", 1}, {"user:0009", 2}, {"user:0005", 7}, {"user:0003", 4}});
-  RunRef run;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *first, 5, &run));
+  RunRef run = Sorted(first);
+  ASSERT_TRUE(run);
   ExpectRunIsModel(*run);
   // The same (key, seq) again, and versions between and around the old ones.
-  SkipList* second =
-      NewList({{"user:0005", 7}, {"user:0004", 9}, {"user:0000", 8}, {"user:0009", 2}});
+  const auto second =
+      NewBatch({{"user:0005", 7}, {"user:0004", 9}, {"user:0000", 8}, {"user:0009", 2}});
   RunRef merged;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *second, 4, &merged));
+  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *Sorted(second), &merged));
   ExpectRunIsModel(*merged);
-  // The later insertion of user:0005@7 comes first: it is the newer list's.
+  // The later insertion of user:0005@7 comes first: it is the newer run's.
   const size_t i = merged->Seek("user:0005", 7);
   ASSERT_LT(i + 1, merged->size());
   EXPECT_EQ(merged->node(i)->seq(), 7u);
   EXPECT_EQ(merged->node(i + 1)->seq(), 7u);
-  const SkipNode* newer = second->Seek("user:0005", 7);
-  EXPECT_EQ(merged->node(i), newer);
+  EXPECT_EQ(merged->node(i), second[0]);
   // The old run is still whole while it is held.
   ExpectRunIsModel(*run, 5);
 }
@@ -135,9 +143,8 @@ TEST_F(SortedRunTest, SearchesOutsideTheSharedPrefix) {
   for (int i = 0; i < 300; ++i) {
     versions.push_back({"tenant-42/" + std::to_string(1000 + i * 7), 10 + i % 5});
   }
-  SkipList* list = NewList(versions);
-  RunRef run;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, versions.size(), &run));
+  RunRef run = Sorted(NewBatch(versions));
+  ASSERT_TRUE(run);
   ExpectRunIsModel(*run);
   for (const std::string& target : std::vector<std::string>{
            "", "a", "tenant-4", "tenant-42", "tenant-42/", "tenant-42/0", "tenant-42/1000",
@@ -157,20 +164,17 @@ TEST_F(SortedRunTest, AUserOrderIsKeptByMergesAndSearches) {
   const KeyOrder order(&reverse);
   std::mt19937_64 rng(test::TestSeed());
   std::vector<std::string> keys;
-  auto make_list = [&](int n) {
-    lists_.push_back(std::make_unique<SkipList>());
-    SkipList* list = lists_.back().get();
-    EXPECT_OK(list->Init(arena_.get(), lists_.size(), order));
+  auto make_run = [&](int n) {
+    std::vector<const VersionNode*> nodes;
     for (int i = 0; i < n; ++i) {
       keys.push_back(std::to_string(rng() % 100000) + "/k");
-      SkipList::Inserted ins;
-      EXPECT_OK(list->Insert(1 + keys.size(), ValueType::kValue, keys.back(), "v", &ins));
+      nodes.push_back(NewNode(keys.back(), 1 + keys.size()));
     }
-    return list;
+    return Sorted(nodes, order);
   };
-  RunRef run, merged;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *make_list(400), 400, &run, order));
-  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *make_list(300), 300, &merged, order));
+  RunRef run = make_run(400), merged;
+  ASSERT_TRUE(run);
+  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *make_run(300), &merged, order));
   ASSERT_EQ(merged->size(), 700u);
   for (size_t i = 1; i < merged->size(); ++i) {
     ASSERT_GE(reverse.Compare(merged->node(i)->key(), merged->node(i - 1)->key()), 0) << i;
@@ -197,17 +201,15 @@ TEST_F(SortedRunTest, TheSharedPrefixShrinksWhenNewKeysWidenTheRange) {
   for (int i = 0; i < 500; ++i) {
     a.push_back({"aaaa/same-eight" + std::to_string(rng() % 1000), i + 1});
   }
-  SkipList* first = NewList(a);
-  RunRef run;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *first, a.size(), &run));
+  RunRef run = Sorted(NewBatch(a));
+  ASSERT_TRUE(run);
   for (int i = 0; i < 500; ++i) {
     std::string k(1 + rng() % 12, '\0');
     for (char& c : k) c = static_cast<char>("a\x01\xfe/"[rng() % 4]);
     b.push_back({k, 1000 + rng() % 50});
   }
-  SkipList* second = NewList(b);
   RunRef merged;
-  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *second, b.size(), &merged));
+  ASSERT_OK(SortedRun::Merge(arena_.get(), run.get(), *Sorted(NewBatch(b)), &merged));
   ExpectRunIsModel(*merged);
   for (int i = 0; i < 300; ++i) {
     const auto& pick = i % 2 ? a[rng() % a.size()] : b[rng() % b.size()];
@@ -227,11 +229,11 @@ TEST_F(SortedRunTest, RunsSpanChunksAndGiveTheirSegmentsBack) {
     std::snprintf(key, sizeof(key), "%012zu", (i * 7919) % kVersions);
     versions.push_back({key, i + 1});
   }
-  SkipList* list = NewList(versions);
+  const auto nodes = NewBatch(versions);
   const size_t with_list = arena_->Stats().segments;
   {
-    RunRef run;
-    ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, kVersions, &run));
+    RunRef run = Sorted(nodes);
+    ASSERT_TRUE(run);
     EXPECT_EQ(arena_->Stats().segments, with_list + 2) << "two chunks";
     for (size_t i = 0; i < kVersions; i += 997) {
       char key[16];
@@ -248,23 +250,32 @@ TEST_F(SortedRunTest, RunsSpanChunksAndGiveTheirSegmentsBack) {
   EXPECT_GT(with_list, before);
 }
 
-TEST_F(SortedRunTest, AMergeShortOfMemoryChangesNothing) {
-  SkipList* list = NewList({{"b", 1}, {"a", 2}});
+TEST_F(SortedRunTest, ASortOrMergeShortOfMemoryChangesNothing) {
+  const auto batch = NewBatch({{"b", 1}, {"a", 2}, {"b", 1}});
+  RunRef older = Sorted(NewBatch({{"c", 3}}));
+  ASSERT_TRUE(older);
   // An arena at its limit: no segment for the array.
   std::unique_ptr<alloc::Arena> full;
   ASSERT_OK(arena_->NewChild(
       {.name = "full", .kind = alloc::ArenaKind::kShared, .limit_bytes = 1024}, &full));
   RunRef run;
-  Status s = SortedRun::Merge(full.get(), nullptr, *list, 2, &run);
+  Status s = SortedRun::Sort(full.get(), batch.data(), batch.size(), &run);
+  EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
+  EXPECT_FALSE(run);
+  s = SortedRun::Merge(full.get(), older.get(), *older, &run);
   EXPECT_TRUE(s.IsMemoryLimit()) << s.ToString();
   EXPECT_FALSE(run);
   EXPECT_EQ(full->Stats().segments, 0u);
-  // A wrong count is refused, not overrun.
-  s = SortedRun::Merge(arena_.get(), nullptr, *list, 1, &run);
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  EXPECT_FALSE(run);
-  ASSERT_OK(SortedRun::Merge(arena_.get(), nullptr, *list, 2, &run));
-  ExpectRunIsModel(*run);
+  // An empty batch is refused.
+  s = SortedRun::Sort(arena_.get(), batch.data(), 0, &run);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  ASSERT_OK(SortedRun::Sort(arena_.get(), batch.data(), batch.size(), &run));
+  RunRef merged;
+  ASSERT_OK(SortedRun::Merge(arena_.get(), older.get(), *run, &merged));
+  ExpectRunIsModel(*merged);
+  // Of the two b@1, the later one first.
+  EXPECT_EQ(merged->node(1), batch[2]);
+  EXPECT_EQ(merged->node(2), batch[0]);
 }
 
 }  // namespace

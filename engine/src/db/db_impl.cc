@@ -1751,7 +1751,7 @@ Status DBImpl::StallForMemoryLocked() {
 }
 
 size_t DBImpl::CommitCost(const LogBatch& batch) {
-  return batch.ByteSize() + batch.count() * mem::SkipList::kMaxNodeOverheadBytes;
+  return batch.ByteSize() + batch.count() * mem::kMaxNodeOverheadBytes;
 }
 
 size_t DBImpl::MaxGroupBytesLocked() {

@@ -42,7 +42,7 @@ Status HashIndex::Init(alloc::Arena* arena) {
   return Status::OK();
 }
 
-bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head) const {
+bool HashIndex::Find(std::string_view key, uint64_t hash, const VersionNode** head) const {
   if (disabled_.load(std::memory_order_acquire)) return false;
   const Table* t = table_.load(std::memory_order_acquire);
   const uint64_t tag = TagOf(t, hash);
@@ -50,7 +50,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
     const uint64_t slot = t->slots[i].load(std::memory_order_acquire);
     if (slot == 0) break;
     if ((slot >> kPointerBits) == tag) {
-      const SkipNode* n = NodeOf(slot);
+      const VersionNode* n = NodeOf(slot);
       if (KeysEqual(n->key(), key)) {
         *head = n;
         return true;
@@ -61,7 +61,7 @@ bool HashIndex::Find(std::string_view key, uint64_t hash, const SkipNode** head)
   return true;
 }
 
-bool HashIndex::Place(Table* t, const SkipNode* node, uint64_t hash) {
+bool HashIndex::Place(Table* t, const VersionNode* node, uint64_t hash) {
   const uint64_t tag = TagOf(t, hash);
   const uint64_t value = (tag << kPointerBits) | reinterpret_cast<uintptr_t>(node);
   for (size_t i = Home(t, hash);; i = (i + 1) & t->mask) {
@@ -125,7 +125,7 @@ void HashIndex::PlaceMoved(Table* t, uint64_t slot, uint64_t hash) {
   }
 }
 
-void HashIndex::SetHead(const SkipNode* node, uint64_t hash) {
+void HashIndex::SetHead(const VersionNode* node, uint64_t hash) {
   if (disabled_.load(std::memory_order_relaxed)) return;
   if ((reinterpret_cast<uintptr_t>(node) & ~kPointerMask) != 0) {
     disabled_.store(true, std::memory_order_release);

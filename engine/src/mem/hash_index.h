@@ -1,7 +1,8 @@
 // HashIndex: user key -> the first node of that key's versions in the
-// memtable's skiplist (its newest version). Point reads and conflict checks
-// go through it instead of a skiplist search: one probe of a flat slot array
-// and one node instead of a dozen cache misses down the towers, and a key the
+// memtable's list order (its newest version). Point reads and conflict checks
+// go through it instead of a search of the memtable's buffer and runs: one
+// probe of a flat slot array and one node instead of a binary search in each
+// run and a walk of the buffer, and a key the
 // memtable does not hold (the common case for a read that ends in the B+tree)
 // usually costs one cache miss.
 //
@@ -30,7 +31,7 @@
 #include <string_view>
 
 #include "arenakv/status.h"
-#include "mem/skiplist.h"
+#include "mem/version_node.h"
 
 namespace arenakv::alloc {
 class Arena;
@@ -55,8 +56,8 @@ class HashIndex {
 
   // The first node of `key`, or nullptr if the key has none. Returns false
   // when the index cannot answer (disabled: see SetHead) and the caller must
-  // search the skiplist.
-  bool Find(std::string_view key, uint64_t hash, const SkipNode** head) const;
+  // search the memtable.
+  bool Find(std::string_view key, uint64_t hash, const VersionNode** head) const;
 
   // Writer: makes sure `more_keys` more keys fit, growing the table if
   // needed. Called before anything is linked, so a MemoryLimit here changes
@@ -64,7 +65,7 @@ class HashIndex {
   Status Reserve(size_t more_keys, size_t* allocated_bytes);
 
   // Starts loading the slot `hash` lands on, so that its cache miss overlaps
-  // other work (the skiplist search) before SetHead().
+  // other work (building the node) before SetHead().
   void Prefetch(uint64_t hash) const {
     const Table* t = table_.load(std::memory_order_relaxed);
     __builtin_prefetch(&t->slots[Home(t, hash)], 1, 3);
@@ -86,7 +87,7 @@ class HashIndex {
 
   // Writer: `node` is now the first node of its key (a new key, or a newer
   // version). Needs a prior Reserve().
-  void SetHead(const SkipNode* node, uint64_t hash);
+  void SetHead(const VersionNode* node, uint64_t hash);
 
   size_t keys() const { return keys_; }  // writer only
 
@@ -108,8 +109,8 @@ class HashIndex {
   static constexpr int kPointerBits = 48;
   static constexpr uint64_t kPointerMask = (uint64_t{1} << kPointerBits) - 1;
   static uint64_t TagOf(const Table* t, uint64_t hash) { return TagFor(t->mask + 1, hash); }
-  static const SkipNode* NodeOf(uint64_t slot) {
-    return reinterpret_cast<const SkipNode*>(slot & kPointerMask);
+  static const VersionNode* NodeOf(uint64_t slot) {
+    return reinterpret_cast<const VersionNode*>(slot & kPointerMask);
   }
 
   static size_t TableBytes(size_t capacity) {
@@ -118,7 +119,7 @@ class HashIndex {
   Status NewTable(size_t capacity, Table** table);
   // Puts `node` in `t`: replaces the slot of its key or takes an empty one.
   // Returns true if it took an empty slot.
-  static bool Place(Table* t, const SkipNode* node, uint64_t hash);
+  static bool Place(Table* t, const VersionNode* node, uint64_t hash);
   // Puts a slot of an older table into a new one, whose keys are all
   // distinct: the first empty slot from its home.
   static void PlaceMoved(Table* t, uint64_t slot, uint64_t hash);

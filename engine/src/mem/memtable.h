@@ -1,12 +1,16 @@
 // MemTable: the newest committed writes, kept as versions (user key, sequence,
 // value or tombstone) in nodes that live in the memtable's own arena, with a
 // hash index from each key to its newest version for point reads. The
-// versions are ordered by a small skiplist that takes the inserts and a
-// sorted run of everything older (sorted_run.h): every so many inserts the
-// list is merged into a new run and a new list begins, so that inserts and
-// scans of a large memtable do not miss the cache at every step. Readers read at a snapshot
-// sequence S and see, for each key, the newest version with seq <= S. Entries are never removed;
-// all memory goes back to the pool at once when the memtable (its arena) is destroyed.
+// versions are kept in three tiers, like a small LSM tree in memory: an
+// unsorted buffer takes the inserts (node_buffer.h); a full buffer is sorted
+// and merged into the tail run, and a tail grown to an eighth of the main run
+// is merged into that (sorted_run.h). An insert thus costs an append, a
+// share of one sort of a few hundred versions and a bounded share of
+// sequential merges, instead of a search of an ordered list that outgrows the
+// CPU cache, and scans of a large memtable read flat arrays. Readers read at
+// a snapshot sequence S and see, for each key, the newest version with
+// seq <= S. Entries are never removed; all memory goes back to the pool at
+// once when the memtable (its arena) is destroyed.
 //
 // Sequences start at 1: LatestSequence() uses 0 for "never written here".
 // Adding the same (key, seq) twice keeps both; the later Add is the one read.
@@ -19,6 +23,7 @@
 #ifndef ARENAKV_MEM_MEMTABLE_H_
 #define ARENAKV_MEM_MEMTABLE_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +34,7 @@
 #include "arenakv/alloc/object_heap.h"
 #include "arenakv/status.h"
 #include "mem/hash_index.h"
-#include "mem/skiplist.h"
+#include "mem/node_buffer.h"
 #include "mem/sorted_run.h"
 #include "port/mutex.h"
 #include "util/internal_iterator.h"
@@ -46,18 +51,27 @@ struct MemTableOptions {
   size_t limit_bytes = SIZE_MAX;
   // Size of the arena blocks nodes are carved from.
   size_t block_bytes = size_t{256} << 10;
-  // The skiplist taking inserts is merged into the sorted run once it holds
-  // this many versions, or an eighth of the run's if that is more: a list
-  // this size (about 600 KiB of 100-byte values) stays in the CPU's L2
-  // cache, and a merge (one pass over the run) costs a bounded share of the
-  // inserts that led to it. It matters to small memtables (a tenant's 40K
-  // puts: 5% faster a cycle than with 16,384); large ones merge at an
-  // eighth of their run either way.
+  // The tail run passes down to the middle run once it holds this many
+  // versions, and the middle to the main run once it holds this many or an
+  // eighth of the main run's if that is more, so that a merge (one pass
+  // over the run) costs a bounded share of the inserts that led to it.
   size_t merge_entries = 4096;
+  // The buffer taking inserts is sorted into the tail once it holds this
+  // many versions (at most merge_entries): sorting 256 costs about 45 ns a
+  // version. Readers that need order pay for the buffer too: an iterator
+  // sorts a copy of it, a point read the hash index cannot answer walks it.
+  size_t buffer_entries = 256;
   // The order of the keys (bytewise by default). In another order the hash
-  // index is off: point reads search the list and the run.
+  // index is off: point reads walk the buffer and search the runs.
   KeyOrder order{};
 };
+
+// The sorted runs of a memtable, newest first (memtable.cc): the tail, which
+// takes each sorted buffer; the middle, which takes the tail whenever it
+// holds merge_entries versions; and the main run, which takes the middle
+// once it holds an eighth of the main run's. Any may be null.
+inline constexpr int kRunTiers = 3;
+using RunTiers = std::array<RunRef, kRunTiers>;
 
 class MemTable : public alloc::HeapObject {
  public:
@@ -90,10 +104,12 @@ class MemTable : public alloc::HeapObject {
              uint64_t hash);
 
   // Makes sure the next Add()s of up to `count` versions whose keys and
-  // values total `payload_bytes` cannot fail for memory. The commit path
-  // calls it before it logs a group, so that a commit refused for memory has
-  // changed nothing, in the log or here. MemoryLimit leaves the contents as
-  // they were (the table may keep the room it did get).
+  // values total `payload_bytes` cannot fail for memory: their nodes have
+  // room in the arena and their pointers in the buffer (a full buffer is
+  // sorted away here). The commit path calls it before it logs a group, so
+  // that a commit refused for memory has changed nothing, in the log or
+  // here. MemoryLimit leaves the contents as they were (the table may keep
+  // the room it did get).
   Status Prepare(size_t count, size_t payload_bytes);
 
   // Newest version of key with seq <= snapshot. True if one exists: then
@@ -118,9 +134,8 @@ class MemTable : public alloc::HeapObject {
 
   size_t ApproximateBytes() const { return bytes_.load(std::memory_order_relaxed); }
   // Bytes of the versions whose keys are in [begin, end), estimated without
-  // a walk: the sorted run's share of the range (two binary searches)
-  // applied to the whole table. A table still all in its list (at most
-  // merge_entries versions) is walked instead.
+  // a walk: the runs' share of the range (binary searches) applied to the
+  // whole table. A table still all in its buffer is walked instead.
   size_t ApproximateBytesBetween(std::string_view begin, std::string_view end) const;
   // Bytes of pool segments the table holds (its arena's blocks, the unused
   // rest of the last one included): what it costs the budget.
@@ -131,10 +146,11 @@ class MemTable : public alloc::HeapObject {
   Status Spill(const std::shared_ptr<alloc::SpillSink>& sink);
   uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
   uint64_t id() const { return id_; }
-  // Versions in the sorted run, and runs built so far (for tests and stats).
+  // Versions in the main run, and main runs built so far (for tests and
+  // stats).
   size_t run_entries() const;
   uint64_t merges() const { return merges_.load(std::memory_order_relaxed); }
-  // Merges put off for want of memory (inserts went on into the list).
+  // Merges into the main run put off for want of memory (the tail grew on).
   uint64_t merges_put_off() const { return merges_put_off_.load(std::memory_order_relaxed); }
   uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }
   uint64_t max_sequence() const { return max_seq_.load(std::memory_order_relaxed); }
@@ -147,44 +163,49 @@ class MemTable : public alloc::HeapObject {
   };
 
  public:
-  MemTable(PassKey, uint64_t id, size_t merge_entries, KeyOrder order,
+  MemTable(PassKey, uint64_t id, const MemTableOptions& options,
            std::unique_ptr<alloc::Arena> arena);
 
  private:
-  // What a reader orders versions by: the list taking inserts when it was
-  // read (it may have received more since: that is safe, nodes are only
-  // ever added) and the run of everything merged before that list began.
+  // What a reader sees: the buffer current when it looked (it may have
+  // received more since: that is safe, slots are only ever appended) and
+  // the runs of everything added before that buffer began. Each may be
+  // null: a table takes its first buffer at its first Add or Prepare (an
+  // idle database's memtable holds none).
   struct View {
-    const SkipList* list;
-    RunRef run;
+    BufferRef buffer;
+    RunTiers runs;
   };
+  static constexpr int kTail = 0, kMain = kRunTiers - 1;
   View CurrentView() const;
 
   // Newest version of key at snapshot, or nullptr.
-  const SkipNode* FindVisible(std::string_view key, uint64_t snapshot) const;
-  // Writer: merges the active list into a new run and starts a new list. On
-  // MemoryLimit nothing changes and inserts go on into the same list.
-  void MergeActiveList();
+  const VersionNode* FindVisible(std::string_view key, uint64_t snapshot) const;
+  // Writer: sorts the buffer into the tail, passes each run tier grown
+  // large enough down to the next, and starts a buffer with room for at
+  // least `room` versions. MemoryLimit (no memory for the new buffer or
+  // the tail) changes nothing; a merge into a lower tier put off for memory
+  // is tried again at the next call.
+  Status SortBuffer(size_t room);
 
   const uint64_t id_;
   const size_t merge_entries_;
+  const size_t buffer_entries_;
   const KeyOrder order_;
   std::unique_ptr<alloc::Arena> arena_;
-  SkipList first_list_;
   HashIndex index_;
-  // Writer only: the list taking inserts, its versions, when to merge it,
-  // and the newest run (also in the view).
-  SkipList* active_ = &first_list_;
-  size_t active_entries_ = 0;
+  // Writer only: the buffer taking inserts, the runs (also in the view),
+  // and the middle run's size that makes it merge into the main run.
+  std::shared_ptr<NodeBuffer> buffer_;
+  RunTiers runs_;
   size_t merge_at_ = 0;
-  RunRef run_;
   mutable port::Mutex view_mu_;
-  const SkipList* view_list_ GUARDED_BY(view_mu_) = &first_list_;
-  RunRef view_run_ GUARDED_BY(view_mu_);
+  BufferRef view_buffer_ GUARDED_BY(view_mu_);
+  RunTiers view_runs_ GUARDED_BY(view_mu_);
   std::atomic<uint64_t> merges_{0};
   std::atomic<uint64_t> merges_put_off_{0};
-  // Bytes handed out by the arena: nodes and index tables (the arena's block
-  // slack not counted).
+  // Bytes handed out by the arena's blocks: nodes and index tables (the
+  // block slack, buffers and runs not counted).
   std::atomic<size_t> bytes_{0};
   std::atomic<uint64_t> entries_{0};
   std::atomic<uint64_t> min_seq_{0};

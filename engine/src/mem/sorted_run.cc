@@ -19,11 +19,18 @@ size_t CommonPrefix(std::string_view a, std::string_view b) {
 
 // Of two nodes with equal prefixes, whether `a` comes first in list order;
 // `a_newer`: on an equal (key, seq), a was added later and comes first.
-bool NodeFirst(KeyOrder order, const SkipNode* a, const SkipNode* b, bool a_newer) {
+bool NodeFirst(KeyOrder order, const VersionNode* a, const VersionNode* b, bool a_newer) {
   const int c = order.Compare(a->key(), b->key());
   if (c != 0) return c < 0;
   return a->seq() > b->seq() || (a->seq() == b->seq() && a_newer);
 }
+
+// What Sort() orders: an entry and when its node was added.
+struct SortItem {
+  uint64_t prefix;
+  const VersionNode* node;
+  size_t added;
+};
 
 }  // namespace
 
@@ -36,26 +43,11 @@ uint64_t SortedRun::PrefixOf(std::string_view key, size_t shared) {
   return p;
 }
 
-Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SkipList& list,
-                        size_t count, RunRef* out, KeyOrder order) {
-  const size_t older_size = older != nullptr ? older->size_ : 0;
-  const size_t size = older_size + count;
-  if (size == 0) return Status::InvalidArgument("sorted run: nothing to merge");
-  // Every key of the new run lies between its first and last, so it shares
-  // their common prefix.
-  std::string_view lo, hi;
-  if (count > 0) {
-    lo = list.First()->key();
-    hi = list.Last()->key();
-  }
-  if (older_size > 0) {
-    const std::string_view older_lo = older->node(0)->key();
-    const std::string_view older_hi = older->node(older_size - 1)->key();
-    if (count == 0 || order.Compare(older_lo, lo) < 0) lo = older_lo;
-    if (count == 0 || order.Compare(older_hi, hi) > 0) hi = older_hi;
-  }
+Status SortedRun::NewRun(alloc::Arena* arena, size_t size, std::string_view lo, std::string_view hi,
+                         KeyOrder order, std::shared_ptr<SortedRun>* out) {
+  // Every key of the run lies between lo and hi, so it shares their common
+  // prefix.
   const size_t shared = order.bytewise() ? CommonPrefix(lo, hi) : 0;
-
   std::shared_ptr<SortedRun> run;
   try {
     run = std::make_shared<SortedRun>(PassKey(), arena, size, shared, order);
@@ -64,41 +56,76 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SkipL
   }
   Status s = run->AllocateChunks();
   if (!s.ok()) return s;
+  *out = std::move(run);
+  return Status::OK();
+}
 
-  // One pass over both, in order. The older run's eight bytes are reused
-  // unless the shared prefix shrank.
-  const bool same_prefix = older != nullptr && older->shared_ == shared;
-  size_t out_i = 0;
-  auto put = [&](const Entry& e) {
-    run->chunks_[out_i >> kChunkShift][out_i & (kChunkEntries - 1)] = e;
-    ++out_i;
-  };
-  size_t i = 0;
-  const SkipNode* x = list.First();
-  auto older_entry = [&](size_t k) {
-    return same_prefix ? older->entry(k)
-                       : Entry{run->Prefix(older->node(k)->key()), older->node(k)};
-  };
-  Entry a = i < older_size ? older_entry(i) : Entry{};
-  while (x != nullptr && out_i != size) {
-    const Entry b{run->Prefix(x->key()), x};
-    while (i < older_size && (a.prefix < b.prefix ||
-                              (a.prefix == b.prefix && NodeFirst(order, a.node, b.node, false)))) {
-      put(a);
-      if (++i < older_size) a = older_entry(i);
+Status SortedRun::Sort(alloc::Arena* arena, const VersionNode* const* nodes, size_t n, RunRef* out,
+                       KeyOrder order) {
+  if (n == 0) return Status::InvalidArgument("sorted run: nothing to sort");
+  // The common prefix of every key is that of the first key and each other.
+  std::string_view lo = nodes[0]->key(), hi = lo;
+  for (size_t i = 1; i < n; ++i) {
+    const std::string_view k = nodes[i]->key();
+    if (order.Compare(k, lo) < 0) lo = k;
+    if (order.Compare(k, hi) > 0) hi = k;
+  }
+  std::shared_ptr<SortedRun> run;
+  Status s = NewRun(arena, n, lo, hi, order, &run);
+  if (!s.ok()) return s;
+  // The items carry the insertion order that breaks ties of (key, seq); they
+  // are sorted in a segment of their own, given back at once.
+  alloc::Segment scratch;
+  s = arena->AllocateSegment(n * sizeof(SortItem), &scratch);
+  if (!s.ok()) return s;
+  auto* items = reinterpret_cast<SortItem*>(scratch.data);
+  for (size_t i = 0; i < n; ++i) items[i] = SortItem{run->Prefix(nodes[i]->key()), nodes[i], i};
+  std::sort(items, items + n, [order](const SortItem& a, const SortItem& b) {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    const int c = order.Compare(a.node->key(), b.node->key());
+    if (c != 0) return c < 0;
+    if (a.node->seq() != b.node->seq()) return a.node->seq() > b.node->seq();
+    return a.added > b.added;
+  });
+  for (size_t i = 0; i < n; ++i) run->mutable_entry(i) = Entry{items[i].prefix, items[i].node};
+  arena->ReleaseSegment(scratch).IgnoreError();
+  *out = std::move(run);
+  return Status::OK();
+}
+
+Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const SortedRun& newer,
+                        RunRef* out, KeyOrder order) {
+  const size_t older_size = older != nullptr ? older->size_ : 0;
+  const size_t newer_size = newer.size_;
+  std::string_view lo = newer.node(0)->key();
+  std::string_view hi = newer.node(newer_size - 1)->key();
+  if (older_size > 0) {
+    const std::string_view older_lo = older->node(0)->key();
+    const std::string_view older_hi = older->node(older_size - 1)->key();
+    if (order.Compare(older_lo, lo) < 0) lo = older_lo;
+    if (order.Compare(older_hi, hi) > 0) hi = older_hi;
+  }
+  std::shared_ptr<SortedRun> run;
+  Status s = NewRun(arena, older_size + newer_size, lo, hi, order, &run);
+  if (!s.ok()) return s;
+
+  // One pass over both, in order. Each side's eight bytes are reused unless
+  // the shared prefix shrank.
+  const size_t shared = run->shared_;
+  size_t out_i = 0, i = 0, j = 0;
+  Entry a = older_size > 0 ? older->EntryFor(0, shared) : Entry{};
+  Entry b = newer.EntryFor(0, shared);
+  while (i < older_size && j < newer_size) {
+    if (a.prefix < b.prefix || (a.prefix == b.prefix && NodeFirst(order, a.node, b.node, false))) {
+      run->mutable_entry(out_i++) = a;
+      if (++i < older_size) a = older->EntryFor(i, shared);
+    } else {
+      run->mutable_entry(out_i++) = b;
+      if (++j < newer_size) b = newer.EntryFor(j, shared);
     }
-    if (out_i == size) break;  // more nodes than counted: refused below
-    put(b);
-    x = x->Next(0);
   }
-  while (i < older_size) {
-    put(a);
-    if (++i < older_size) a = older_entry(i);
-  }
-  if (out_i != size || x != nullptr) {
-    // The list held another number of nodes than its memtable counted.
-    return Status::Corruption("sorted run: the skiplist's node count changed while merging");
-  }
+  for (; i < older_size; ++i) run->mutable_entry(out_i++) = older->EntryFor(i, shared);
+  for (; j < newer_size; ++j) run->mutable_entry(out_i++) = newer.EntryFor(j, shared);
   *out = std::move(run);
   return Status::OK();
 }
@@ -125,14 +152,14 @@ size_t SortedRun::LowerBound(std::string_view key, Before before) const {
 }
 
 size_t SortedRun::Seek(std::string_view key, uint64_t seq) const {
-  return LowerBound(key, [&](const SkipNode* n) {
+  return LowerBound(key, [&](const VersionNode* n) {
     const int c = order_.Compare(n->key(), key);
     return c < 0 || (c == 0 && n->seq() > seq);
   });
 }
 
 size_t SortedRun::FirstAfterKey(std::string_view key) const {
-  return LowerBound(key, [&](const SkipNode* n) { return order_.Compare(n->key(), key) <= 0; });
+  return LowerBound(key, [&](const VersionNode* n) { return order_.Compare(n->key(), key) <= 0; });
 }
 
 Status SortedRun::AllocateChunks() {

@@ -1,19 +1,18 @@
-// SortedRun: a memtable's older versions as one sorted array of node
-// pointers, in list order (key ascending, then sequence descending).
+// SortedRun: versions of a memtable as one sorted array of node pointers,
+// in list order (version_node.h).
 //
-// A memtable takes its inserts into a small skiplist, whose upper levels and
-// most of whose nodes stay in the CPU cache, and every so many inserts merges
-// that list into a new run (MemTable::Add). A skiplist of half a million
-// nodes misses the cache on nearly every level of every insert and of every
-// scan step; a run is read from a flat array, so a scan can fetch the nodes
-// it will need next while it works on the current one, and a merge is one
-// sequential pass over it.
+// A memtable appends its inserts to a small unsorted buffer (node_buffer.h);
+// a full buffer is sorted into a run (Sort), which is merged into the
+// memtable's tail run, and a tail grown to an eighth of the main run is
+// merged into that (Merge; MemTable::SortBuffer). A run is read from a flat
+// array, so a scan can fetch the nodes it will need next while it works on
+// the current one, and a merge is one sequential pass.
 //
 // Each entry keeps, beside its node, eight bytes of the node's key: the
 // bytes right after the prefix every key of the run shares (the common
 // prefix of its first and last keys), zero-padded. Two entries whose eight
-// bytes differ are ordered by them alone, so merges and searches rarely
-// touch a node.
+// bytes differ are ordered by them alone, so sorts, merges and searches
+// rarely touch a node.
 //
 // The array lives in segments of the memtable's arena, in chunks of at most
 // 2 MiB (the pool's largest size class: a merge then reuses the chunks the
@@ -36,7 +35,7 @@
 
 #include "arenakv/alloc/segment_pool.h"
 #include "arenakv/status.h"
-#include "mem/skiplist.h"
+#include "mem/version_node.h"
 
 namespace arenakv::alloc {
 class Arena;
@@ -53,19 +52,23 @@ class SortedRun {
   SortedRun(const SortedRun&) = delete;
   SortedRun& operator=(const SortedRun&) = delete;
 
+  // Builds in `arena` the run of the `n` (> 0) nodes at `nodes`, given in
+  // the order they were added: of two versions with the same key and
+  // sequence, the later one comes first. MemoryLimit (no memory for the
+  // array or the sort) leaves everything as it was.
+  // Keys are in `order`; in an order other than bytewise, bytes say nothing
+  // of it: every entry's eight bytes are 0 and the nodes are compared.
+  static Status Sort(alloc::Arena* arena, const VersionNode* const* nodes, size_t n, RunRef* out,
+                     KeyOrder order = KeyOrder());
   // Builds in `arena` the run of `older`'s versions (older may be null) and
-  // the `count` nodes of `list`, which were all added after them: of two
-  // versions with the same key and sequence, the list's comes first, as in a
-  // skiplist the later insertion does. MemoryLimit (no memory for the
-  // array) leaves everything as it was.
-  // Keys are in `order`, the list's and the older run's; in an order other
-  // than bytewise, bytes say nothing of it: every entry's eight bytes are 0
-  // and the nodes are compared.
-  static Status Merge(alloc::Arena* arena, const SortedRun* older, const SkipList& list,
-                      size_t count, RunRef* out, KeyOrder order = KeyOrder());
+  // `newer`'s, which were all added after them: of two versions with the
+  // same key and sequence, newer's comes first. MemoryLimit leaves
+  // everything as it was. Both runs are in `order`.
+  static Status Merge(alloc::Arena* arena, const SortedRun* older, const SortedRun& newer,
+                      RunRef* out, KeyOrder order = KeyOrder());
 
   size_t size() const { return size_; }
-  const SkipNode* node(size_t i) const { return entry(i).node; }
+  const VersionNode* node(size_t i) const { return entry(i).node; }
   // Starts loading entry i's node, if there is one. Always inlined: GCC 12
   // finds a function that only prefetches free of side effects and drops
   // the calls to it.
@@ -96,16 +99,27 @@ class SortedRun {
  private:
   struct Entry {
     uint64_t prefix;  // key bytes [shared_, shared_ + 8), big-endian, zero-padded
-    const SkipNode* node;
+    const VersionNode* node;
   };
   static constexpr size_t kChunkShift = 17;  // 2 MiB of entries
   static constexpr size_t kChunkEntries = size_t{1} << kChunkShift;
   static_assert(sizeof(Entry) << kChunkShift == size_t{2} << 20);
 
   const Entry& entry(size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  // A new run of `size` entries whose keys all lie between `lo` and `hi`,
+  // its segments taken. MemoryLimit leaves nothing.
+  static Status NewRun(alloc::Arena* arena, size_t size, std::string_view lo, std::string_view hi,
+                       KeyOrder order, std::shared_ptr<SortedRun>* out);
   // Takes the segments for size_ entries. MemoryLimit: the run is unusable
   // (its destructor gives back what it got).
   Status AllocateChunks();
+  Entry& mutable_entry(size_t i) { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  // Entry i of this run with its eight bytes for a run sharing `shared` bytes.
+  Entry EntryFor(size_t i, size_t shared) const {
+    const Entry& e = entry(i);
+    if (shared == shared_ || !order_.bytewise()) return e;
+    return Entry{PrefixOf(e.node->key(), shared), e.node};
+  }
 
   static uint64_t PrefixOf(std::string_view key, size_t shared);
   // PrefixOf(key, shared_) in the bytewise order, 0 in any other.
