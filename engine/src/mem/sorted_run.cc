@@ -109,25 +109,64 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const Sorte
   Status s = NewRun(arena, older_size + newer_size, lo, hi, order, &run);
   if (!s.ok()) return s;
 
-  // One pass over both, in order. Each side's eight bytes are reused unless
-  // the shared prefix shrank.
+  // Each version of the newer run goes after the stretch of older ones
+  // before it, found by galloping from the last stretch's end and copied
+  // whole: the newer run is the smaller (a sorted buffer into the tail, a
+  // tier into one eight times its size), so most entries move in bulk.
   const size_t shared = run->shared_;
-  size_t out_i = 0, i = 0, j = 0;
-  Entry a = older_size > 0 ? older->EntryFor(0, shared) : Entry{};
-  Entry b = newer.EntryFor(0, shared);
-  while (i < older_size && j < newer_size) {
-    if (a.prefix < b.prefix || (a.prefix == b.prefix && NodeFirst(order, a.node, b.node, false))) {
-      run->mutable_entry(out_i++) = a;
-      if (++i < older_size) a = older->EntryFor(i, shared);
-    } else {
-      run->mutable_entry(out_i++) = b;
-      if (++j < newer_size) b = newer.EntryFor(j, shared);
+  size_t out_i = 0, i = 0;
+  for (size_t j = 0; j < newer_size; ++j) {
+    const Entry b = newer.EntryFor(j, shared);
+    if (older_size > 0) {
+      const size_t k = older->FirstNotBefore(b, i, shared);
+      run->CopyFrom(*older, i, k, out_i);
+      out_i += k - i;
+      i = k;
     }
+    run->mutable_entry(out_i++) = b;
   }
-  for (; i < older_size; ++i) run->mutable_entry(out_i++) = older->EntryFor(i, shared);
-  for (; j < newer_size; ++j) run->mutable_entry(out_i++) = newer.EntryFor(j, shared);
+  if (i < older_size) run->CopyFrom(*older, i, older_size, out_i);
   *out = std::move(run);
   return Status::OK();
+}
+
+size_t SortedRun::FirstNotBefore(const Entry& b, size_t from, size_t shared) const {
+  auto before = [&](size_t k) {
+    const Entry a = EntryFor(k, shared);
+    return a.prefix < b.prefix ||
+           (a.prefix == b.prefix && NodeFirst(order_, a.node, b.node, false));
+  };
+  // Gallop to a bracket [lo, hi) holding the answer, then halve it.
+  size_t lo = from, step = 1;
+  size_t hi = from;
+  while (hi < size_ && before(hi)) {
+    lo = hi + 1;
+    hi = std::min(size_, hi + step);
+    step *= 2;
+  }
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (before(mid)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+void SortedRun::CopyFrom(const SortedRun& src, size_t from, size_t to, size_t at) {
+  if (src.shared_ != shared_ && order_.bytewise()) {
+    for (; from < to; ++from) mutable_entry(at++) = src.EntryFor(from, shared_);
+    return;
+  }
+  while (from < to) {
+    const size_t n = std::min({to - from, kChunkEntries - (from & (kChunkEntries - 1)),
+                               kChunkEntries - (at & (kChunkEntries - 1))});
+    std::memcpy(&mutable_entry(at), &src.entry(from), n * sizeof(Entry));
+    from += n;
+    at += n;
+  }
 }
 
 template <typename Before>

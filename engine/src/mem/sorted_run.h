@@ -114,6 +114,11 @@ class SortedRun {
   // (its destructor gives back what it got).
   Status AllocateChunks();
   Entry& mutable_entry(size_t i) { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
+  // The first index from `from` on whose entry does not come before `b`
+  // (eight bytes for a run sharing `shared`) in list order, b being newer.
+  size_t FirstNotBefore(const Entry& b, size_t from, size_t shared) const;
+  // Copies src's entries [from, to) to this run's entries from `at` on.
+  void CopyFrom(const SortedRun& src, size_t from, size_t to, size_t at);
   // Entry i of this run with its eight bytes for a run sharing `shared` bytes.
   Entry EntryFor(size_t i, size_t shared) const {
     const Entry& e = entry(i);
