@@ -1518,16 +1518,12 @@ void DBImpl::HandOnLocked(Writer* w, Writer* last) {
 
 Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool sync, bool* logged) {
   *logged = false;
-  // Room in the memtable first: a commit refused for memory must not be in
-  // the log, or the next open would apply what the caller was told failed.
-  Status s = table->Prepare(batch.count(), batch.ByteSize());
-  if (!s.ok()) {
-    if (!s.IsMemoryLimit()) return s;
-    return Status::MemoryLimit("no room in the memory budget for the commit (" + s.message() +
-                               "); nothing was written");
-  }
-  // A small commit's index slots load while its log record is written.
-  // Their hashes are kept for the adds.
+  // Room in the memtable before the log: a commit refused for memory must
+  // not be in the log, or the next open would apply what the caller was
+  // told failed. A small commit's index slots load while the memtable makes
+  // room, and the versions they point at (an overwrite's, which the add
+  // compares) while its log record is written. The hashes are kept for the
+  // adds.
   constexpr size_t kPrefetchedPuts = 16;
   uint64_t hashes[kPrefetchedPuts];
   size_t hashed = 0;
@@ -1539,6 +1535,13 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
         })
         .IgnoreError();
   }
+  Status s = table->Prepare(batch.count(), batch.ByteSize());
+  if (!s.ok()) {
+    if (!s.IsMemoryLimit()) return s;
+    return Status::MemoryLimit("no room in the memory budget for the commit (" + s.message() +
+                               "); nothing was written");
+  }
+  for (size_t i = 0; i < hashed; ++i) table->PrefetchHeadForAdd(hashes[i]);
   const uint64_t logged_before = wal_->size();
   s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
   // Anything but a MemoryLimit (no memory to assemble the record, checked

@@ -80,8 +80,7 @@ class HashIndex {
     const uint64_t slot = t->slots[Home(t, hash)].load(std::memory_order_relaxed);
     if (slot != 0 && (slot >> kPointerBits) == TagOf(t, hash)) {
       const char* node = reinterpret_cast<const char*>(NodeOf(slot));
-      __builtin_prefetch(node);
-      __builtin_prefetch(node + 64);  // the key, past a tall tower
+      __builtin_prefetch(node);  // the header and the key right after it
     }
   }
 

@@ -94,6 +94,11 @@ class MemTable : public alloc::HeapObject {
     return hash;
   }
 
+  // Second step, some time after PrefetchForAdd: starts loading the key's
+  // newest version, which the Add of an overwrite compares (its own cache
+  // miss, once the slot is in).
+  void PrefetchHeadForAdd(uint64_t hash) const { index_.PrefetchHead(hash); }
+
   // MemoryLimit (from the arena or the pool) leaves the table unchanged;
   // InvalidArgument for a key or value over 4 GiB.
   Status Add(uint64_t seq, ValueType type, std::string_view key, std::string_view value) {
