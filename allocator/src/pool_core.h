@@ -296,6 +296,15 @@ class __attribute__((visibility("hidden"))) PoolCore {
     size_t in_use GUARDED_BY(mu) = 0;
     size_t retained GUARDED_BY(mu) = 0;
     size_t released GUARDED_BY(mu) = 0;
+    // The chunk being carved: its region entry, the granule of its next
+    // segment and how many segments are left. A chunk's slots are written
+    // a batch at a time, as its segments are first needed, so that a pool
+    // using a few segments of a class touches a page of its slot table,
+    // not the fourteen KiB of the whole chunk's slots (a thousand small
+    // databases' pools each carve chunks of half a dozen classes).
+    uint32_t carve_entry GUARDED_BY(mu) = 0;
+    uint32_t carve_granule GUARDED_BY(mu) = 0;
+    uint32_t carve_left GUARDED_BY(mu) = 0;
   };
 
   // Branch-free: or-ing in min-1 makes every request up to the smallest
@@ -367,7 +376,10 @@ class __attribute__((visibility("hidden"))) PoolCore {
   void Uncharge(size_t bytes);
 
  private:
+  // Makes free segments of class c: the next batch of the chunk being
+  // carved, or of a new chunk.
   Status CarveChunk(int c);
+  void CarveBatchLocked(ClassState& cs, int c) REQUIRES(mu_, cs.mu);
   Status MapRegionLocked(Entry** out) REQUIRES(mu_);
   Status NewEntryLocked(bool dedicated, uint32_t* index) REQUIRES(mu_);
 

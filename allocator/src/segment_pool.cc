@@ -566,6 +566,10 @@ Status PoolCore::CarveChunk(int c) {
     // Another thread may have carved while this one waited for mu_.
     SpinLockGuard cl(&cs.mu);
     if (cs.released_head != kNoLink) return Status::OK();
+    if (cs.carve_left > 0) {
+      CarveBatchLocked(cs, c);
+      return Status::OK();
+    }
   }
   if (regions_with_space_.empty()) {
     Entry* unused;
@@ -588,22 +592,34 @@ Status PoolCore::CarveChunk(int c) {
     madvise(e->base.load(std::memory_order_relaxed) + chunk * opt_.max_class_bytes,
             opt_.max_class_bytes, MADV_HUGEPAGE);
   }
-  const size_t n = opt_.max_class_bytes / cs.bytes;
-  const size_t stride = cs.bytes >> min_shift_;
   Poison(e->base.load(std::memory_order_relaxed) + chunk * opt_.max_class_bytes,
          opt_.max_class_bytes);
   SpinLockGuard cl(&cs.mu);
+  cs.carve_entry = index;
+  cs.carve_granule = static_cast<uint32_t>(chunk * granules_per_chunk_);
+  cs.carve_left = static_cast<uint32_t>(opt_.max_class_bytes / cs.bytes);
+  CarveBatchLocked(cs, c);
+  return Status::OK();
+}
+
+void PoolCore::CarveBatchLocked(ClassState& cs, int c) {
+  // About a thousand bytes of slots a batch: 32 segments of the smallest
+  // class, one of a class of 128 KiB and up.
+  const uint32_t stride = static_cast<uint32_t>(cs.bytes >> min_shift_);
+  const uint32_t n = std::min(cs.carve_left, std::max<uint32_t>(1, 32 / stride));
+  Entry* e = entries_[cs.carve_entry].get();
   // Pushed in reverse so the lowest address is handed out first.
-  for (size_t k = n; k-- > 0;) {
-    const uint32_t g = static_cast<uint32_t>(chunk * granules_per_chunk_ + k * stride);
-    const Link link = MakeLink(index, g);
+  for (uint32_t k = n; k-- > 0;) {
+    const uint32_t g = cs.carve_granule + k * stride;
+    const Link link = MakeLink(cs.carve_entry, g);
     Slot* s = e->slots + g;
     StoreClass(s, static_cast<uint8_t>(c));
     s->where = kReleased;
     PushFront(cs, &cs.released_head, nullptr, link);
   }
+  cs.carve_granule += n * stride;
+  cs.carve_left -= n;
   cs.released += n;
-  return Status::OK();
 }
 
 Status PoolCore::AllocateDedicated(size_t bytes, uint32_t owner, Segment* segment) {
@@ -1140,6 +1156,11 @@ void PoolCore::UnmapFreeRegionsLocked() {
       e->chunk_class[ch] = -1;
     }
     e->next_chunk = 0;
+    for (int c = 0; c < total_classes_; ++c) {
+      ClassState& cs = classes_[c];
+      cs.mu.AssertHeld();
+      if (cs.carve_left > 0 && cs.carve_entry == index) cs.carve_left = 0;
+    }
     e->base.store(nullptr, std::memory_order_release);
     Unpoison(base, opt_.region_bytes);  // the address range may be reused by anyone
     munmap(base, opt_.region_bytes);
@@ -1204,6 +1225,7 @@ void PoolCore::UnmapAllLocked() {
     cs.mu.AssertHeld();
     cs.retained_head = cs.retained_tail = cs.released_head = kNoLink;
     cs.in_use = cs.retained = cs.released = 0;
+    cs.carve_left = 0;
     PublishRetained(cs);
   }
   UnlockAllClasses();
