@@ -14,9 +14,11 @@
 // bytes differ are ordered by them alone, so sorts, merges and searches
 // rarely touch a node.
 //
-// The array lives in segments of the memtable's arena, in chunks of at most
-// 2 MiB (the pool's largest size class: a merge then reuses the chunks the
-// last run gave back instead of mapping and faulting in fresh memory), and
+// The array lives in segments of the memtable's arena, in chunks of 4,096
+// entries (64 KiB; the last one smaller): every run a memtable builds, small
+// or large, takes its chunks from the same size class, so a merge reuses the
+// chunks the last run gave back instead of faulting in fresh memory for each
+// larger run (a table of 40,000 versions went through five classes), and
 // goes back to the arena when the last reference goes (RunRef, a shared
 // pointer to the small header kept on the heap: a spilled memtable's
 // segments are read-only, so no count can live in them). An iterator keeps
@@ -101,9 +103,9 @@ class SortedRun {
     uint64_t prefix;  // key bytes [shared_, shared_ + 8), big-endian, zero-padded
     const VersionNode* node;
   };
-  static constexpr size_t kChunkShift = 17;  // 2 MiB of entries
+  static constexpr size_t kChunkShift = 12;
   static constexpr size_t kChunkEntries = size_t{1} << kChunkShift;
-  static_assert(sizeof(Entry) << kChunkShift == size_t{2} << 20);
+  static_assert(sizeof(Entry) << kChunkShift == size_t{64} << 10);
 
   const Entry& entry(size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
   // A new run of `size` entries whose keys all lie between `lo` and `hi`,
