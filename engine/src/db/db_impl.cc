@@ -1521,9 +1521,9 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
   // Room in the memtable before the log: a commit refused for memory must
   // not be in the log, or the next open would apply what the caller was
   // told failed. A small commit's index slots load while the memtable makes
-  // room, and the versions they point at (an overwrite's, which the add
-  // compares) while its log record is written. The hashes are kept for the
-  // adds.
+  // room and its log record is written; then the versions they point at
+  // (an overwrite's, which the add compares) start loading. The hashes are
+  // kept for the adds.
   constexpr size_t kPrefetchedPuts = 16;
   uint64_t hashes[kPrefetchedPuts];
   size_t hashed = 0;
@@ -1541,9 +1541,9 @@ Status DBImpl::LogAndApply(mem::MemTable* table, const LogBatch& batch, bool syn
     return Status::MemoryLimit("no room in the memory budget for the commit (" + s.message() +
                                "); nothing was written");
   }
-  for (size_t i = 0; i < hashed; ++i) table->PrefetchHeadForAdd(hashes[i]);
   const uint64_t logged_before = wal_->size();
   s = wal_->AddRecord(batch.contents(), /*sync_next=*/sync);
+  for (size_t i = 0; i < hashed; ++i) table->PrefetchHeadForAdd(hashes[i]);
   // Anything but a MemoryLimit (no memory to assemble the record, checked
   // before a byte is written) may have reached the file.
   *logged = !s.IsMemoryLimit();
