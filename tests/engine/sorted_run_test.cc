@@ -136,6 +136,35 @@ TEST_F(SortedRunTest, MergeKeepsListOrderAndPutsTheNewerRunFirst) {
   ExpectRunIsModel(*run, 5);
 }
 
+// Keys of one length within eight bytes of the shared prefix: a merge
+// orders two versions of one key without reading them when every newer
+// version is at least as new as every older one, and reads them when not
+// (an older sequence added later).
+TEST_F(SortedRunTest, MergesOfOneKeyLengthKeepListOrderWithAndWithoutSequenceOrder) {
+  std::mt19937_64 rng(test::TestSeed());
+  for (const bool newer_is_newer : {true, false}) {
+    SCOPED_TRACE(newer_is_newer ? "newer sequences" : "an older sequence added later");
+    model_.clear();
+    std::vector<std::pair<std::string, uint64_t>> a, b;
+    for (int i = 0; i < 600; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof(key), "key%05d", static_cast<int>(rng() % 300));
+      a.push_back({key, 1000 + rng() % 1000});
+    }
+    for (int i = 0; i < 200; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof(key), "key%05d", static_cast<int>(rng() % 300));
+      // Equal sequences too: the newer run's version comes first.
+      b.push_back({key, newer_is_newer ? 1999 + rng() % 1000 : 500 + rng() % 1000});
+    }
+    RunRef older = Sorted(NewBatch(a));
+    ASSERT_TRUE(older);
+    RunRef merged;
+    ASSERT_OK(SortedRun::Merge(arena_.get(), older.get(), *Sorted(NewBatch(b)), &merged));
+    ExpectRunIsModel(*merged);
+  }
+}
+
 TEST_F(SortedRunTest, SearchesOutsideTheSharedPrefix) {
   // Every key starts with "tenant-42/": targets before, inside, after and
   // shorter than that prefix.

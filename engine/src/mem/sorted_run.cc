@@ -65,14 +65,24 @@ Status SortedRun::Sort(alloc::Arena* arena, const VersionNode* const* nodes, siz
   if (n == 0) return Status::InvalidArgument("sorted run: nothing to sort");
   // The common prefix of every key is that of the first key and each other.
   std::string_view lo = nodes[0]->key(), hi = lo;
+  size_t min_key = lo.size(), max_key = lo.size();
+  uint64_t min_seq = nodes[0]->seq(), max_seq = min_seq;
   for (size_t i = 1; i < n; ++i) {
     const std::string_view k = nodes[i]->key();
     if (order.Compare(k, lo) < 0) lo = k;
     if (order.Compare(k, hi) > 0) hi = k;
+    min_key = std::min(min_key, k.size());
+    max_key = std::max(max_key, k.size());
+    min_seq = std::min(min_seq, nodes[i]->seq());
+    max_seq = std::max(max_seq, nodes[i]->seq());
   }
   std::shared_ptr<SortedRun> run;
   Status s = NewRun(arena, n, lo, hi, order, &run);
   if (!s.ok()) return s;
+  run->min_key_bytes_ = min_key;
+  run->max_key_bytes_ = max_key;
+  run->min_seq_ = min_seq;
+  run->max_seq_ = max_seq;
   // The items carry the insertion order that breaks ties of (key, seq); they
   // are sorted in a segment of their own, given back at once.
   alloc::Segment scratch;
@@ -108,6 +118,23 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const Sorte
   std::shared_ptr<SortedRun> run;
   Status s = NewRun(arena, older_size + newer_size, lo, hi, order, &run);
   if (!s.ok()) return s;
+  run->min_key_bytes_ = newer.min_key_bytes_;
+  run->max_key_bytes_ = newer.max_key_bytes_;
+  run->min_seq_ = newer.min_seq_;
+  run->max_seq_ = newer.max_seq_;
+  // Keys all of one length, within the eight bytes after the new run's
+  // shared prefix, are equal when their eight bytes are; and when every
+  // newer version is at least as new as every older one, of two versions
+  // of one key the newer run's comes first.
+  bool same_key_newer = false;
+  if (older_size > 0) {
+    run->min_key_bytes_ = std::min(run->min_key_bytes_, older->min_key_bytes_);
+    run->max_key_bytes_ = std::max(run->max_key_bytes_, older->max_key_bytes_);
+    run->min_seq_ = std::min(run->min_seq_, older->min_seq_);
+    run->max_seq_ = std::max(run->max_seq_, older->max_seq_);
+    same_key_newer = order.bytewise() && run->min_key_bytes_ == run->max_key_bytes_ &&
+                     run->max_key_bytes_ <= run->shared_ + 8 && newer.min_seq_ >= older->max_seq_;
+  }
 
   // Each version of the newer run goes after the stretch of older ones
   // before it, found by galloping from the last stretch's end and copied
@@ -118,7 +145,7 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const Sorte
   for (size_t j = 0; j < newer_size; ++j) {
     const Entry b = newer.EntryFor(j, shared);
     if (older_size > 0) {
-      const size_t k = older->FirstNotBefore(b, i, shared);
+      const size_t k = older->FirstNotBefore(b, i, shared, same_key_newer);
       run->CopyFrom(*older, i, k, out_i);
       out_i += k - i;
       i = k;
@@ -130,11 +157,12 @@ Status SortedRun::Merge(alloc::Arena* arena, const SortedRun* older, const Sorte
   return Status::OK();
 }
 
-size_t SortedRun::FirstNotBefore(const Entry& b, size_t from, size_t shared) const {
+size_t SortedRun::FirstNotBefore(const Entry& b, size_t from, size_t shared,
+                                 bool same_key_newer) const {
   auto before = [&](size_t k) {
     const Entry a = EntryFor(k, shared);
     return a.prefix < b.prefix ||
-           (a.prefix == b.prefix && NodeFirst(order_, a.node, b.node, false));
+           (a.prefix == b.prefix && !same_key_newer && NodeFirst(order_, a.node, b.node, false));
   };
   // Gallop to a bracket [lo, hi) holding the answer, then halve it.
   size_t lo = from, step = 1;

@@ -118,7 +118,9 @@ class SortedRun {
   Entry& mutable_entry(size_t i) { return chunks_[i >> kChunkShift][i & (kChunkEntries - 1)]; }
   // The first index from `from` on whose entry does not come before `b`
   // (eight bytes for a run sharing `shared`) in list order, b being newer.
-  size_t FirstNotBefore(const Entry& b, size_t from, size_t shared) const;
+  // `same_key_newer`: equal eight bytes mean the same key, and b's version
+  // is the newer (Merge), so no node is read.
+  size_t FirstNotBefore(const Entry& b, size_t from, size_t shared, bool same_key_newer) const;
   // Copies src's entries [from, to) to this run's entries from `at` on.
   void CopyFrom(const SortedRun& src, size_t from, size_t to, size_t at);
   // Entry i of this run with its eight bytes for a run sharing `shared` bytes.
@@ -142,6 +144,11 @@ class SortedRun {
   const size_t size_;
   const size_t shared_;  // bytes every key of the run begins with
   const KeyOrder order_;
+  // Bounds of the keys' lengths and of the sequences, set as the run is
+  // built: they let a merge order two versions with equal eight bytes
+  // without reading either node (Merge).
+  size_t min_key_bytes_ = 0, max_key_bytes_ = 0;
+  uint64_t min_seq_ = 0, max_seq_ = 0;
   std::vector<alloc::Segment> segments_;
   std::vector<Entry*> chunks_;  // chunks_[c] = entries [c << kChunkShift, ...)
 };
