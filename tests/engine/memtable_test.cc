@@ -230,8 +230,8 @@ TEST_F(MemTableTest, HotKeyWithManyVersions) {
 }
 
 // A version older than one already merged into the run lands in the new
-// list, where it is the first of its key: it must not become the one the
-// index (and so every point read) returns.
+// buffer, where it is the only one of its key: it must not become the one
+// the index (and so every point read) returns.
 TEST_F(MemTableTest, AnOlderVersionAddedAfterAMergeDoesNotHideTheNewest) {
   MemTable* t = NewTable(1, {.merge_entries = 2});
   ASSERT_OK(t->Add(10, ValueType::kValue, "k", "new"));
@@ -259,8 +259,8 @@ TEST_F(MemTableTest, AnOlderVersionAddedAfterAMergeDoesNotHideTheNewest) {
   }
 }
 
-// An iterator keeps the run and list it started on: merges after it began
-// neither change nor free what it walks.
+// An iterator keeps the runs and the copy of the buffer it started on:
+// merges after it began neither change nor free what it walks.
 TEST_F(MemTableTest, AnIteratorOutlivesTheMergesAfterIt) {
   MemTable* t = NewTable(1, {.merge_entries = 50});
   for (uint64_t i = 1; i <= 200; ++i) {
@@ -554,7 +554,7 @@ void RandomizedAgainstModel(MemTable* t, const Comparator* order = nullptr);
 
 TEST_F(MemTableTest, RandomizedAgainstModel) { RandomizedAgainstModel(NewTable()); }
 
-// A user order: lists, runs, merges, searches and both directions keep it,
+// A user order: the buffer, runs, merges, searches and both directions keep it,
 // and point reads do without the hash index.
 TEST_F(MemTableTest, RandomizedAgainstModelInAUserOrder) {
   ReverseOrder reverse;
@@ -598,7 +598,7 @@ TEST_F(MemTableTest, KeysTheOrderCallsEqualAreOneKey) {
 }
 
 // The same with a merge every few hundred inserts: versions of a key spread
-// over the list and the run, searches and both directions across them.
+// over the buffer and the runs, searches and both directions across them.
 TEST_F(MemTableTest, RandomizedAgainstModelWithFrequentMerges) {
   MemTable* t = NewTable(1, {.merge_entries = 300});
   RandomizedAgainstModel(t);

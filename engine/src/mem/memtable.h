@@ -1,16 +1,18 @@
 // MemTable: the newest committed writes, kept as versions (user key, sequence,
 // value or tombstone) in nodes that live in the memtable's own arena, with a
 // hash index from each key to its newest version for point reads. The
-// versions are kept in three tiers, like a small LSM tree in memory: an
-// unsorted buffer takes the inserts (node_buffer.h); a full buffer is sorted
-// and merged into the tail run, and a tail grown to an eighth of the main run
-// is merged into that (sorted_run.h). An insert thus costs an append, a
-// share of one sort of a few hundred versions and a bounded share of
-// sequential merges, instead of a search of an ordered list that outgrows the
-// CPU cache, and scans of a large memtable read flat arrays. Readers read at
-// a snapshot sequence S and see, for each key, the newest version with
-// seq <= S. Entries are never removed; all memory goes back to the pool at
-// once when the memtable (its arena) is destroyed.
+// versions are kept in tiers, like a small LSM tree in memory: an unsorted
+// buffer takes the inserts (node_buffer.h); a full buffer is sorted and
+// merged into the tail run, the tail passes down to a middle run and the
+// middle into the main run (sorted_run.h, RunTiers below), each when it has
+// grown enough for its merge to cost a bounded share of the inserts. An
+// insert thus costs an append, a share of one sort of a few hundred versions
+// and a bounded share of sequential merges, instead of a search of an
+// ordered list that outgrows the CPU cache, and scans of a large memtable
+// read flat arrays. Readers read at a snapshot sequence S and see, for each
+// key, the newest version with seq <= S. Entries are never removed; all
+// memory goes back to the pool at once when the memtable (its arena) is
+// destroyed.
 //
 // Sequences start at 1: LatestSequence() uses 0 for "never written here".
 // Adding the same (key, seq) twice keeps both; the later Add is the one read.
@@ -155,7 +157,8 @@ class MemTable : public alloc::HeapObject {
   // stats).
   size_t run_entries() const;
   uint64_t merges() const { return merges_.load(std::memory_order_relaxed); }
-  // Merges into the main run put off for want of memory (the tail grew on).
+  // Merges into a lower tier put off for want of memory (the tier above
+  // grew on).
   uint64_t merges_put_off() const { return merges_put_off_.load(std::memory_order_relaxed); }
   uint64_t min_sequence() const { return min_seq_.load(std::memory_order_relaxed); }
   uint64_t max_sequence() const { return max_seq_.load(std::memory_order_relaxed); }
