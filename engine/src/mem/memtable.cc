@@ -75,8 +75,9 @@ class VersionCursor {
   }
   // To the first version at or after (key, seq).
   void Seek(std::string_view key, uint64_t seq) {
-    pos_[0] = std::partition_point(newest_->begin(), newest_->end(),
-                                   [&](const VersionNode* n) { return Before(n, key, seq); }) -
+    pos_[0] = std::partition_point(
+                  newest_->begin(), newest_->end(),
+                  [&](const VersionNode* n) { return VersionBefore(order_, n, key, seq); }) -
               newest_->begin();
     for (int t = 1; t < kTiers; ++t) pos_[t] = sizes_[t] > 0 ? runs_[t]->Seek(key, seq) : 0;
     Settle();
@@ -126,10 +127,6 @@ class VersionCursor {
   }
 
  private:
-  bool Before(const VersionNode* a, std::string_view key, uint64_t seq) const {
-    const int c = order_.Compare(a->key(), key);
-    return c < 0 || (c == 0 && a->seq() > seq);
-  }
   // Whether tier ta's version a comes before tier tb's b: list order, and
   // of an equal (key, seq) the newer tier's.
   bool Precedes(const VersionNode* a, int ta, const VersionNode* b, int tb) const {

@@ -219,10 +219,7 @@ size_t SortedRun::LowerBound(std::string_view key, Before before) const {
 }
 
 size_t SortedRun::Seek(std::string_view key, uint64_t seq) const {
-  return LowerBound(key, [&](const VersionNode* n) {
-    const int c = order_.Compare(n->key(), key);
-    return c < 0 || (c == 0 && n->seq() > seq);
-  });
+  return LowerBound(key, [&](const VersionNode* n) { return VersionBefore(order_, n, key, seq); });
 }
 
 size_t SortedRun::FirstAfterKey(std::string_view key) const {

@@ -61,8 +61,10 @@ class VersionNode {
 // bytes: the header and its alignment.
 inline constexpr size_t kMaxNodeOverheadBytes = sizeof(VersionNode) + alignof(VersionNode) - 1;
 
-// Whether `a` comes before the version (key, seq) in list order.
-inline bool VersionBefore(const KeyOrder& order, const VersionNode* a, std::string_view key,
+// Whether `a` comes before the version (key, seq) in list order. `Order`:
+// KeyOrder, or BytewiseOrder for a hot path that compares inline.
+template <typename Order>
+inline bool VersionBefore(const Order& order, const VersionNode* a, std::string_view key,
                           uint64_t seq) {
   const int c = order.Compare(a->key(), key);
   return c < 0 || (c == 0 && a->seq() > seq);
