@@ -145,8 +145,11 @@ TEST_F(RssTest, AFewSegmentsOfManyClassesTouchLittleOfTheSlotTable) {
       << " KiB of it in segments";
   for (int p = 0; p < kPools; ++p) {
     for (const Segment& s : held[p]) ASSERT_OK(pools[p]->Release(s));
+    EXPECT_EQ(pools[p]->Stats().in_use_bytes, 0u);
     ASSERT_OK(pools[p]->Close());
   }
+  pools.clear();
+  EXPECT_EQ(GetProcessPoolStats().mapped_bytes, 0u);
 }
 
 }  // namespace
