@@ -92,10 +92,7 @@ Status SortedRun::Sort(alloc::Arena* arena, const VersionNode* const* nodes, siz
   for (size_t i = 0; i < n; ++i) items[i] = SortItem{run->Prefix(nodes[i]->key()), nodes[i], i};
   std::sort(items, items + n, [order](const SortItem& a, const SortItem& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    const int c = order.Compare(a.node->key(), b.node->key());
-    if (c != 0) return c < 0;
-    if (a.node->seq() != b.node->seq()) return a.node->seq() > b.node->seq();
-    return a.added > b.added;
+    return NodeFirst(order, a.node, b.node, a.added > b.added);
   });
   for (size_t i = 0; i < n; ++i) run->mutable_entry(i) = Entry{items[i].prefix, items[i].node};
   arena->ReleaseSegment(scratch).IgnoreError();
