@@ -10,7 +10,9 @@
 
 #include "arenakv/options.h"
 #include "db_test_util.h"
+#include "test_orders.h"
 #include "test_util.h"
+#include "tree/leaf_digest.h"
 #include "tree/page_format.h"
 
 namespace arenakv::tree {
@@ -713,6 +715,142 @@ TEST(BlockedLeafTest, ABlockReadReadsTheHeadAndOneBlock) {
   ASSERT_TRUE(IsBlockedLeaf(long_keys));
   ASSERT_OK(HeadAndBlockLookup(long_keys, offset, wide[3].first, &got, &found, &usable));
   EXPECT_FALSE(usable);
+}
+
+// What a point read takes from a leaf's digest (LeafDigest) must be what
+// it takes from the leaf's index: the same block, and so the same value.
+void ExpectDigestAgrees(const std::string& stored, uint64_t offset, std::string_view key,
+                        KeyOrder order, const std::string& why) {
+  std::string buf(stored.size(), '\0');  // only the head, as a block read has it
+  buf.replace(0, kStoredHeadBytes, stored, 0, kStoredHeadBytes);
+  char digest[304];
+  size_t bytes = 0;
+  ASSERT_OK(EncodeLeafDigest(buf, offset, "f", order, digest, sizeof(digest), &bytes));
+  ASSERT_GT(bytes, 0u) << why;
+  LeafBlock want, got;
+  bool want_in = false, got_in = false;
+  ASSERT_OK(LocateLeafBlock(buf, offset, "f", key, &want, &want_in, order));
+  DigestBlock where;
+  ASSERT_TRUE(LocateInDigest(std::string_view(digest, bytes), key, order, &got, &where, &got_in))
+      << why;
+  ASSERT_EQ(got_in, want_in) << why << " key " << key;
+  if (!want_in) return;
+  EXPECT_EQ(stored.data() + where.lz4_offset, stored.data() + (want.lz4.data() - buf.data()))
+      << why << " key " << key;
+  EXPECT_EQ(where.lz4_bytes, want.lz4.size()) << why << " key " << key;
+  EXPECT_EQ(got.first_key.view(), want.first_key.view()) << why << " key " << key;
+  EXPECT_EQ(got.raw_bytes, want.raw_bytes) << why;
+  EXPECT_EQ(got.entries, want.entries) << why;
+  EXPECT_EQ(got.checksum, want.checksum) << why;
+  EXPECT_EQ(got.checksum_mask, want.checksum_mask) << why;
+  EXPECT_TRUE(got.has_checksum) << why;
+  // And the block it names holds what the leaf holds.
+  got.lz4 = std::string_view(stored).substr(where.lz4_offset, where.lz4_bytes);
+  std::string raw(got.raw_bytes, '\0');
+  std::string_view v1, v2;
+  bool f1 = false, f2 = false;
+  ASSERT_OK(SearchLeafBlock(got, raw.data(), offset, "f", key, &v1, &f1, order));
+  std::string raw2(want.raw_bytes, '\0');
+  want.lz4 = got.lz4;
+  ASSERT_OK(SearchLeafBlock(want, raw2.data(), offset, "f", key, &v2, &f2, order));
+  EXPECT_EQ(f1, f2) << why << " key " << key;
+  EXPECT_EQ(v1, v2) << why << " key " << key;
+}
+
+TEST(LeafDigestTest, FindsTheBlockTheIndexFinds) {
+  const uint64_t seed = test::TestSeed();
+  std::mt19937_64 rng(seed);
+  const uint64_t offset = 16 * 777;
+  // Keys as compare writes them; keys that share nothing; keys of which some
+  // are prefixes of others and some shorter than the prefix the rest share.
+  std::vector<std::vector<std::pair<std::string, std::string>>> leaves(3);
+  for (int i = 0; i < 140; ++i) {
+    char key[17];
+    std::snprintf(key, sizeof(key), "%016d", 3000000 + i * 13);
+    leaves[0].emplace_back(key, std::string(100, 'a' + static_cast<char>(rng() % 26)));
+  }
+  std::set<std::string> keys;
+  while (keys.size() < 40) keys.insert(std::to_string(rng() % 9) + std::to_string(rng()));
+  for (const auto& k : keys) leaves[1].emplace_back(k, std::string(150, 'b'));
+  keys.clear();
+  keys.insert("ab");
+  while (keys.size() < 90) {
+    keys.insert("abc" + std::string(rng() % 3, 'c') + std::to_string(rng() % 100000));
+  }
+  for (const auto& k : keys) leaves[2].emplace_back(k, std::string(150, 'c'));
+  for (size_t l = 0; l < leaves.size(); ++l) {
+    const auto& e = leaves[l];
+    const std::string stored = EncodeBlocked(LeafImage(e), offset);
+    ASSERT_TRUE(IsBlockedLeaf(stored));
+    const std::string why = "seed " + std::to_string(seed) + " leaf " + std::to_string(l);
+    for (const auto& [k, v] : e) {
+      ExpectDigestAgrees(stored, offset, k, {}, why);
+      ExpectDigestAgrees(stored, offset, k + '\0', {}, why);
+      ExpectDigestAgrees(stored, offset, k.substr(0, k.size() - 1), {}, why);
+    }
+    for (const char* k : {"", "0", "a", "abb", "abd", "z", "\xff"}) {
+      ExpectDigestAgrees(stored, offset, k, {}, why);
+    }
+  }
+}
+
+TEST(LeafDigestTest, InAUserOrder) {
+  test::ReverseOrder reverse;
+  const KeyOrder order(&reverse);
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 150; i > 0; --i)
+    e.emplace_back("key" + std::to_string(i * 7), std::string(120, 'r'));
+  std::sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  const uint64_t offset = 16 * 99;
+  const std::string stored = EncodeBlocked(LeafImage(e), offset);
+  ASSERT_TRUE(IsBlockedLeaf(stored));
+  for (const auto& [k, v] : e) {
+    ExpectDigestAgrees(stored, offset, k, order, "reverse");
+    ExpectDigestAgrees(stored, offset, k + "5", order, "reverse");
+  }
+  ExpectDigestAgrees(stored, offset, "zzz", order, "reverse");
+  ExpectDigestAgrees(stored, offset, "a", order, "reverse");
+}
+
+TEST(LeafDigestTest, NoneForOlderIndexesOrWhatDoesNotFit) {
+  std::vector<std::pair<std::string, std::string>> e;
+  for (int i = 0; i < 120; ++i) {
+    char key[17];
+    std::snprintf(key, sizeof(key), "%016d", i * 11);
+    e.emplace_back(key, std::string(100, 'v'));
+  }
+  const uint64_t offset = 16 * 5;
+  const std::string stored = EncodeBlocked(LeafImage(e), offset);
+  char digest[304];
+  size_t bytes = 0;
+  ASSERT_OK(EncodeLeafDigest(stored, offset, "f", {}, digest, sizeof(digest), &bytes));
+  ASSERT_GT(bytes, 0u);
+  // One byte short of what it needs: none, and nothing written past it.
+  std::string small(bytes - 1 + 8, '\x5a');
+  size_t none = 1;
+  ASSERT_OK(EncodeLeafDigest(stored, offset, "f", {}, small.data(), bytes - 1, &none));
+  EXPECT_EQ(none, 0u);
+  EXPECT_EQ(small.substr(bytes - 1), std::string(8, '\x5a'));
+  // The format-5 index has none.
+  ASSERT_OK(EncodeLeafDigest(EncodeWide(LeafImage(e), offset), offset, "f", {}, digest,
+                             sizeof(digest), &none));
+  EXPECT_EQ(none, 0u);
+  // A digest cut short or grown is refused, not read past its end.
+  LeafBlock block;
+  DigestBlock where;
+  bool in_range = false;
+  EXPECT_TRUE(
+      LocateInDigest(std::string_view(digest, bytes), e[5].first, {}, &block, &where, &in_range));
+  EXPECT_TRUE(in_range);
+  EXPECT_FALSE(LocateInDigest(std::string_view(digest, bytes - 1), e[5].first, {}, &block, &where,
+                              &in_range));
+  EXPECT_FALSE(
+      LocateInDigest(std::string_view(digest, 7), e[5].first, {}, &block, &where, &in_range));
+  // A damaged index is Corruption, as a read of the head finds it.
+  std::string bad = stored;
+  bad[kStoredHeaderBytes + 2 + 4] ^= 0x7f;  // block 0's first-entry delta
+  Status s = EncodeLeafDigest(bad, offset, "f", {}, digest, sizeof(digest), &bytes);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 }
 
 TEST(StoredPageTest, IncompressibleStaysRaw) {

@@ -57,13 +57,19 @@ class ReadMapTest : public ::testing::Test {
     for (int i = 0; i < count; ++i) {
       const uint64_t offset = rng() % size_;
       const size_t n = 1 + rng() % 4096;
+      const char* view = map.View(offset, n);  // the same bytes, in place
       if (!map.Read(offset, n, buf.data())) {
         EXPECT_GT(offset + n, map.mapped_bytes()) << "a mapped range was refused";
+        EXPECT_EQ(view, nullptr) << "a view of bytes the map does not read";
         continue;
       }
       ++served;
+      if (view == nullptr) {
+        ADD_FAILURE() << "no view of a range the map reads (seed " << seed << ")";
+        return served;
+      }
       for (size_t j = 0; j < n; ++j) {
-        if (buf[j] != ByteAt(offset + j)) {
+        if (buf[j] != ByteAt(offset + j) || view[j] != buf[j]) {
           ADD_FAILURE() << "byte " << offset + j << " differs (seed " << seed << ")";
           return served;
         }
@@ -120,8 +126,13 @@ TEST_F(ReadMapTest, DropGivesTheChargeBackAndCoverUsesTheMappingAgain) {
   ReadMap map(file_.get(), 0, budget.budget());
   Grow(1 << 20);
   map.Cover(size_);
+  const char* view = map.View(4096, 100);
+  ASSERT_NE(view, nullptr);
   EXPECT_EQ(map.Drop(), 1u << 20);
   EXPECT_EQ(map.mapped_bytes(), 0u);
+  EXPECT_EQ(map.View(4096, 100), nullptr);
+  // A view taken before stays readable: the pages come back from the file.
+  for (size_t j = 0; j < 100; ++j) ASSERT_EQ(view[j], ByteAt(4096 + j)) << j;
   EXPECT_EQ(budget.charged.load(), 0u);
   EXPECT_EQ(CheckReads(map, 5, 200), 0) << "no read through a dropped map";
   EXPECT_EQ(map.Drop(), 0u);

@@ -10,6 +10,8 @@
 #include <optional>
 
 #include "arenakv/alloc/recycling_resource.h"
+#include "tree/leaf_digest.h"
+#include "tree/leaf_head_table.h"
 #include "tree/page_format.h"
 #include "tree/read_epoch.h"
 #include "util/sync_point.h"
@@ -435,55 +437,98 @@ Status BTree::SearchBlock(const LeafBlock& block, uint64_t offset, std::string_v
   return s;
 }
 
-Status BTree::ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
-                           const uint64_t* unheld_generation) {
+Status BTree::ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes, char* digest,
+                           size_t* digest_bytes, const uint64_t* unheld_generation) {
   *head_bytes = 0;
-  if (cache_->FindLeafHead(address, r->stack, head_bytes)) return Status::OK();
+  *digest_bytes = 0;
   const uint64_t offset = AddressOffset(address);
+  const uint32_t length = AddressLength(address);
   Status s = ReadBytes(offset, kStoredHeadBytes, r->stack);
   bool usable = false;
-  size_t index_end = 0;
   if (s.ok()) {
-    s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), AddressLength(address),
-                        offset, path_, &usable, &index_end);
+    s = ParseStoredHead(std::string_view(r->stack, kStoredHeadBytes), length, offset, path_,
+                        &usable);
   }
   if (!s.ok() || !usable) return s;
   *head_bytes = kStoredHeadBytes;
-  const std::string_view head(r->stack, index_end);
   TEST_SYNC_POINT("BTree::ReadLeafHead:Read");
+  s = EncodeLeafDigest(std::string_view(r->stack, length), offset, path_, options_.order, digest,
+                       LeafHeadTable::kMaxHeadBytes, digest_bytes);
+  if (!s.ok() || *digest_bytes == 0) return s;
   if (!cache_->MakeLeafHeadTable(live_bytes())) return s;  // before extent_mu_: it allocates
+  const std::string_view kept(digest, *digest_bytes);
   if (unheld_generation == nullptr) {
-    cache_->KeepLeafHead(address, head);
+    cache_->KeepLeafHead(address, kept);
   } else {
     // As for a leaf read whole (GetFromDisk): not if the extent may have
-    // been freed since, or the head would outlive its page.
+    // been freed since, or the digest would outlive its page.
     port::MutexLock l(&extent_mu_);
     if (extent_generation_.load(std::memory_order_relaxed) == *unheld_generation) {
-      cache_->KeepLeafHead(address, head);
+      cache_->KeepLeafHead(address, kept);
     }
   }
   return s;
 }
 
+// The block `where` of the leaf at `address` (its other fields in *block),
+// searched for key. Its bytes come from the first `have` bytes of the page
+// in r->stack when they hold it, else from the mapped file in place, else
+// from a read.
+Status BTree::SearchStoredBlock(uint64_t address, const DigestBlock& where, size_t have,
+                                LeafBlock* block, StoredRead* r, std::string_view key,
+                                std::string* value, bool* found) {
+  const uint64_t offset = AddressOffset(address);
+  const size_t end = size_t{where.lz4_offset} + where.lz4_bytes;
+  if (end > AddressLength(address)) return PageCorruption(path_, offset, "block out of bounds");
+  const uint64_t at = offset + where.lz4_offset;
+  const char* bytes = end <= have ? r->stack + where.lz4_offset : nullptr;
+  if (bytes == nullptr && map_ != nullptr) bytes = map_->View(at, where.lz4_bytes);
+  Status s;
+  if (bytes == nullptr) {
+    s = ReadBytes(at, where.lz4_bytes, r->stack);  // the leaf fits the stack (GetFromDisk)
+    bytes = r->stack;
+  }
+  s = StateAfterRead(std::move(s));
+  if (!s.ok()) return s;
+  block->lz4 = std::string_view(bytes, where.lz4_bytes);
+  return SearchBlock(*block, offset, key, value, found);
+}
+
 // A leaf the cache does not admit, stored in blocks with block checksums:
-// its header and index (kept by the cache after the first read, else read),
-// then the one block that may hold the key (a sixteenth of a leaf of
-// 100-byte values). *done is false when the page is not of that kind (or its
-// index is longer than the head): then it is read whole.
+// the block that may hold the key (a sixteenth of a leaf of 100-byte
+// values), found through the leaf's digest: the one the cache keeps, else
+// one made from the leaf's head, read first. *done is false when the page
+// is not of that kind (or its index is longer than the head): then it is
+// read whole.
 Status BTree::GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
                            StoredRead* r, bool* done, const uint64_t* unheld_generation) {
   *done = false;
-  const uint64_t offset = AddressOffset(address);
-  const uint32_t length = AddressLength(address);
-  size_t head_bytes = 0;
-  Status s = ReadLeafHead(address, r, &head_bytes, unheld_generation);
-  if (s.ok() && head_bytes == 0) return s;  // read whole instead (ReadStored)
-  *done = true;
+  alignas(8) char digest[LeafHeadTable::kMaxHeadBytes];
+  size_t digest_bytes = 0, head_bytes = 0;
   LeafBlock block;
   bool in_range = false;
+  DigestBlock where;
+  auto locate = [&] {
+    return LocateInDigest(std::string_view(digest, digest_bytes), key, options_.order, &block,
+                          &where, &in_range);
+  };
+  Status s;
+  bool located = cache_->FindLeafHead(address, digest, &digest_bytes) && locate();
+  if (!located) {
+    s = ReadLeafHead(address, r, &head_bytes, digest, &digest_bytes, unheld_generation);
+    if (s.ok() && head_bytes == 0) return s;  // read whole instead (ReadStored)
+    located = s.ok() && digest_bytes > 0 && locate();
+  }
+  *done = true;
+  if (located) {
+    if (!in_range) return Status::OK();
+    return SearchStoredBlock(address, where, head_bytes, &block, r, key, value, found);
+  }
+  // A head without a digest (an older index, or too long for one).
+  const uint64_t offset = AddressOffset(address);
   if (s.ok()) {
-    s = LocateLeafBlock(std::string_view(r->stack, length), offset, path_, key, &block, &in_range,
-                        options_.order);
+    s = LocateLeafBlock(std::string_view(r->stack, AddressLength(address)), offset, path_, key,
+                        &block, &in_range, options_.order);
   }
   if (s.ok() && in_range) {
     const size_t at = static_cast<size_t>(block.lz4.data() - r->stack);

@@ -39,6 +39,7 @@
 #include "port/mutex.h"
 #include "tree/data_file.h"
 #include "tree/free_space.h"
+#include "tree/leaf_digest.h"
 #include "tree/page_cache.h"
 #include "tree/read_map.h"
 #include "util/internal_iterator.h"
@@ -255,11 +256,16 @@ class BTree : public alloc::HeapObject {
   Status StateAfterRead(Status s);
   Status GetFromBlock(uint64_t address, std::string_view key, std::string* value, bool* found,
                       StoredRead* r, bool* done, const uint64_t* unheld_generation);
-  // Reads the head of the leaf at `address` into r->stack (from the cache's
-  // table when kept there) and sets *head_bytes to the bytes of it there.
-  // *head_bytes is 0 when the leaf is not one a block read can serve.
-  Status ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes,
-                      const uint64_t* unheld_generation);
+  // Reads the head of the leaf at `address` into r->stack and sets
+  // *head_bytes to the bytes read; makes its digest in `digest` (room for
+  // LeafHeadTable::kMaxHeadBytes; *digest_bytes 0 when it has none) and
+  // keeps it in the cache's table. *head_bytes is 0 when the leaf is not
+  // one a block read can serve.
+  Status ReadLeafHead(uint64_t address, StoredRead* r, size_t* head_bytes, char* digest,
+                      size_t* digest_bytes, const uint64_t* unheld_generation);
+  Status SearchStoredBlock(uint64_t address, const DigestBlock& where, size_t have,
+                           LeafBlock* block, StoredRead* r, std::string_view key,
+                           std::string* value, bool* found);
   Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
                      std::string* value, bool* found);
   // ReleasePages' work once it is decided.

@@ -3,7 +3,9 @@
 // only the block that may hold its key: one read from the file instead of
 // two. With data ten times the cache, the read of a leaf's 512-byte head
 // cost a quarter of a miss, nearly all of it cold memory in the kernel
-// (its page lookups and the copy), not the bytes themselves.
+// (its page lookups and the copy), not the bytes themselves. The table
+// holds bytes for an address; the tree keeps a head's digest there
+// (tree/leaf_digest.h), searched without rebuilding the index.
 //
 // Two-way set-associative, each slot 320 bytes with the head inline, so a
 // lookup touches one place in memory; a head longer than a slot is not

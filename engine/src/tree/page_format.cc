@@ -925,6 +925,39 @@ Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::stri
   return Status::OK();
 }
 
+Status ForEachLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
+                        KeyOrder order, const std::function<void(const IndexedBlock&)>& visit,
+                        bool* compact) {
+  *compact = false;
+  if (!IsBlockedLeaf(stored) || !IsStoredLeaf(stored)) {
+    return PageCorruption(file, offset, "not a leaf stored in blocks");
+  }
+  const IndexLayout layout = LayoutOf(stored.data());
+  if (layout != IndexLayout::kCompact) return Status::OK();
+  *compact = true;
+  const uint32_t count = StoredEntryCount(stored);
+  const uint32_t image_bytes = DecodeFixed32(stored.data() + 16);
+  const size_t skip = kImageHeaderBytes + size_t{count} * kSlotBytes;
+  if (count == 0 || skip > image_bytes) {
+    return PageCorruption(file, offset, "bad entry count " + std::to_string(count));
+  }
+  const std::string_view payload = stored.substr(kStoredHeaderBytes);
+  BlockIndex index(payload, count, image_bytes - skip, layout, order);
+  BlockEntry b;
+  std::string why;
+  while (index.Next(&b, &why)) {
+    visit({.first_entry = b.first_entry,
+           .raw_bytes = b.raw_bytes,
+           .lz4_bytes = b.lz4_bytes,
+           .lz4_offset = kStoredHeaderBytes + index.early_data_start() + b.lz4_offset,
+           .checksum = static_cast<uint32_t>(b.checksum),
+           .first_key = b.first_key});
+  }
+  // The walk's end checked that the blocks tile the page.
+  if (!why.empty()) return PageCorruption(file, offset, why);
+  return Status::OK();
+}
+
 Status ParseStoredHead(std::string_view head, uint32_t length, uint64_t offset,
                        const std::string& file, bool* usable, size_t* index_end) {
   *usable = false;

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -378,6 +379,21 @@ inline uint32_t StoredEntryCount(std::string_view stored) {
 // malformed index is Corruption.
 Status LocateLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
                        std::string_view key, LeafBlock* block, bool* in_range, KeyOrder order = {});
+// One block of a leaf's compact index, as ForEachLeafBlock reports it.
+struct IndexedBlock {
+  uint32_t first_entry = 0, raw_bytes = 0, lz4_bytes = 0;
+  size_t lz4_offset = 0;       // from the page's start
+  uint32_t checksum = 0;       // the low 32 bits of the block's XXH3
+  std::string_view first_key;  // valid during the call only
+};
+// Walks the whole compact (format 6) block index of a page whose head
+// ParseStoredHead accepted (`stored` as LocateLeafBlock takes it), checking
+// it as a whole read does (keys in order, blocks tiling the page), and
+// calls visit for each block. *compact is false, and nothing is visited,
+// for the older index layouts.
+Status ForEachLeafBlock(std::string_view stored, uint64_t offset, const std::string& file,
+                        KeyOrder order, const std::function<void(const IndexedBlock&)>& visit,
+                        bool* compact);
 // Checks the block's checksum (format 5), decompresses `block` into `raw`
 // (room for block.raw_bytes), checks its entries and looks `key` up in it:
 // *value then points into raw.

@@ -64,6 +64,16 @@ class ReadMap {
     return true;
   }
 
+  // Where [offset, offset + n) lies in the mapping in use, or nullptr when
+  // it holds none of it. The bytes stay readable until the map is destroyed
+  // (a Drop() or a newer mapping only lets the OS take their pages, which
+  // a later access maps again).
+  const char* View(uint64_t offset, size_t n) const {
+    const uint64_t length = length_.load(std::memory_order_acquire);
+    if (offset > length || n > length - offset) return nullptr;
+    return data_.load(std::memory_order_acquire) + offset;  // acquire: as in Read()
+  }
+
   // Stops reading through the mappings and gives their pages and their
   // charge back. Returns the bytes uncharged.
   size_t Drop();
