@@ -534,7 +534,10 @@ TEST_F(BlockReadTest, ALeafMetAgainReadsItsBlockAlone) {
   EXPECT_LT(bytes, one_read * 1024) << "a compressed block each";
   const CacheStats st = CacheOf(db_.get());
   EXPECT_GT(st.leaf_head_bytes, 0u);
-  EXPECT_LE(st.leaf_head_bytes, st.capacity_bytes / 2);
+  // The tree is over four times the cache: the table may take three
+  // quarters of it, never more, whatever size class its segment falls in
+  // (asked for 384 KiB, it once got a class of 512: all of the cache).
+  EXPECT_LE(st.leaf_head_bytes, st.capacity_bytes / 4 * 3);
 }
 
 // With the cache full, a leaf a point read misses for the first time is not

@@ -381,11 +381,24 @@ bool PageCache::MakeLeafHeadTable(uint64_t tree_bytes) {
   // leaf's stored bytes: worth more, byte for byte, than a whole leaf, so
   // the table may take up to half of the cache. A byte of it per 12 stored
   // (a slot per 3.75 KiB, over two per leaf of 8-9 KiB) keeps about nine
-  // heads in ten; more would only take room from the leaves.
-  const uint64_t wanted = std::min<uint64_t>(capacity_ / 2, tree_bytes / 12);
-  const size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
+  // heads in ten; more would only take room from the leaves. When the tree
+  // is over four times the cache, a leaf it holds answers under a quarter
+  // of the reads of its keys and a head answers all of them: a byte per 8
+  // stored (19 heads in 20), up to three quarters of the cache (3M keys,
+  // 32 MiB cache: 1.45 -> 1.36 us a read through the mapping; at 1M keys,
+  // twice the cache, the larger table was 4% slower).
+  const bool large = tree_bytes / 4 > capacity_;
+  const uint64_t most = large ? capacity_ / 4 * 3 : capacity_ / 2;
+  const uint64_t wanted = std::min<uint64_t>(most, tree_bytes / (large ? 8 : 12));
+  size_t sets = static_cast<size_t>(wanted / LeafHeadTable::BytesFor(1));
   // The table object leads its segment, so that both go at once.
-  const size_t bytes = kHeadTableOffset + LeafHeadTable::BytesFor(sets);
+  size_t bytes = kHeadTableOffset + LeafHeadTable::BytesFor(sets);
+  // A small cache's table comes from a size class, which may be well
+  // above what was asked: fewer sets rather than a class over `most`.
+  while (sets >= 4 && arena_->pool()->ClassFor(bytes) > most) {
+    sets -= sets / 4;
+    bytes = kHeadTableOffset + LeafHeadTable::BytesFor(sets);
+  }
   // Outside heads_mu_: making room and allocating may reclaim, and a
   // reclaim may take this cache's table (DetachLeafHeadTable).
   if (sets >= 4) EvictToFit(bytes);  // leaves make room

@@ -188,17 +188,17 @@ class PageCache : public alloc::HeapObject {
   void AddBlockRead() { block_reads_.fetch_add(1, std::memory_order_relaxed); }
   // Heads of leaves kept out (LeafHeadTable), in digest form (LeafDigest),
   // so that a miss of one reads its block alone. FindLeafHead copies the
-  // digest of `address` into out
-  // (room for LeafHeadTable::kMaxHeadBytes) and sets *bytes; false if none
-  // is kept. MakeLeafHeadTable makes the table once, sized for a tree of
-  // `tree_bytes` stored bytes, up to half of the capacity (pages are
-  // evicted to make room); false if there is none (too small a cache, no
-  // memory, or taken by Evict). The size stays: a tree that grows tenfold
-  // afterwards keeps fewer of its heads. It allocates: not under a lock a
-  // reclaim may need. KeepLeafHead keeps the digest of a checked head. Erase
-  // forgets the head too. Evict takes the table, after every page it can, when the
-  // pages do not free what it was asked; it is not made again until the
-  // cache is reopened.
+  // digest of `address` into out (room for LeafHeadTable::kMaxHeadBytes)
+  // and sets *bytes; false if none is kept. MakeLeafHeadTable makes the
+  // table once, sized for a tree of `tree_bytes` stored bytes, up to half
+  // of the capacity (three quarters for a tree over four times the
+  // capacity; pages are evicted to make room); false if there is none (too
+  // small a cache, no memory, or taken by Evict). The size stays: a tree
+  // that grows tenfold afterwards keeps fewer of its heads. It allocates:
+  // not under a lock a reclaim may need. KeepLeafHead keeps the digest of
+  // a checked head. Erase forgets the head too. Evict takes the table,
+  // after every page it can, when the pages do not free what it was asked;
+  // it is not made again until the cache is reopened.
   bool MakeLeafHeadTable(uint64_t tree_bytes);
   void KeepLeafHead(uint64_t address, std::string_view head);
   bool FindLeafHead(uint64_t address, char* out, size_t* bytes) const;
