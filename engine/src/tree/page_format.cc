@@ -46,21 +46,32 @@ void PageView::PrefetchAt(const char* image, uint32_t n) {
 
 void PageView::Prefetch(uint32_t n) const { PrefetchAt(p_, n == 0 ? count() : n); }
 
-uint32_t PageView::LowerBound(std::string_view target, KeyOrder order) const {
-  if (!order.bytewise()) return LowerBoundIn(order, target);
-  const uint32_t n = count();
-  int where = ComparePrefix(*this, 0, target);
-  if (where != 0) return where < 0 ? 0 : n;
-  uint32_t th = KeyHint(target, prefix_len());
-  uint32_t lo = 0, hi = n;
+uint32_t PageView::FirstHintAtLeast(uint32_t lo, uint32_t hi, uint32_t th) const {
+  const char* slots = p_ + kImageHeaderBytes + 4;  // slot i's hint at slots + 8 i
   while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (CompareSuffix(mid, target, th) < 0) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    // The slots the next probe reads, either way this one goes: each
+    // probe's line is then on its way before it is needed, rather than
+    // one miss after another down the search.
+    __builtin_prefetch(slots + 8 * size_t{lo + (mid - lo) / 2});
+    __builtin_prefetch(slots + 8 * size_t{mid + 1 + (hi - mid - 1) / 2});
+    if (DecodeFixed32(slots + 8 * size_t{mid}) < th) {
       lo = mid + 1;
     } else {
       hi = mid;
     }
   }
+  return lo;
+}
+
+uint32_t PageView::LowerBound(std::string_view target, KeyOrder order) const {
+  if (!order.bytewise()) return LowerBoundIn(order, target);
+  const uint32_t n = count();
+  int where = ComparePrefix(*this, 0, target);
+  if (where != 0) return where < 0 ? 0 : n;
+  const uint32_t th = KeyHint(target, prefix_len());
+  uint32_t lo = FirstHintAtLeast(0, n, th);
+  while (lo < n && hint(lo) == th && CompareSuffix(lo, target, th) < 0) ++lo;
   return lo;
 }
 
@@ -73,15 +84,7 @@ uint32_t PageView::Find(std::string_view target, KeyOrder order) const {
   const size_t p = prefix_len();
   if (target.size() < p) return n;
   const uint32_t th = KeyHint(target, p);
-  uint32_t lo = 0, hi = n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (hint(mid) < th) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
+  uint32_t lo = FirstHintAtLeast(0, n, th);
   // lo: the first slot whose hint is >= th; keys sharing the hint follow it.
   // Its entry is the one a hit reads, key and value: ask for all of it at
   // once rather than line by line as the compare and the copy reach it.
@@ -105,16 +108,11 @@ uint32_t PageView::ChildIndex(std::string_view target, KeyOrder order) const {
   const uint32_t n = count();
   int where = ComparePrefix(*this, 1, target);
   if (where != 0) return where < 0 ? 0 : n - 1;
-  uint32_t th = KeyHint(target, prefix_len());
-  uint32_t lo = 1, hi = n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (CompareSuffix(mid, target, th) <= 0) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
+  const uint32_t th = KeyHint(target, prefix_len());
+  uint32_t lo = FirstHintAtLeast(1, n, th);
+  // Keys before lo sort before target; of those sharing its hint, the
+  // bytes past the hint decide.
+  while (lo < n && hint(lo) == th && CompareSuffix(lo, target, th) <= 0) ++lo;
   return lo - 1;
 }
 

@@ -159,6 +159,8 @@ class PageView {
   uint32_t Slot(uint32_t i) const { return DecodeFixed32(p_ + kImageHeaderBytes + 8 * i); }
   // Compares key(i) with target, both known to share the page prefix.
   int CompareSuffix(uint32_t i, std::string_view target, uint32_t target_hint) const;
+  // The first slot in [lo, hi) whose hint is at least th (hi if none).
+  uint32_t FirstHintAtLeast(uint32_t lo, uint32_t hi, uint32_t th) const;
   const char* p_ = nullptr;
 };
 
