@@ -277,6 +277,7 @@ class BTree : public alloc::HeapObject {
   // else answered from the one block that may hold the key.
   // With `unheld_generation`, no root holds the page: a leaf read whole is
   // cached only if the extent generation is still that one (FetchUnheld).
+  // Callers start loading the leaf's head first (PageCache::PrefetchLeafHead).
   Status GetFromDisk(uint64_t address, std::string_view key, std::string* value, bool* found,
                      const uint64_t* unheld_generation = nullptr);
   Status CheckPageShape(const PageView& v, uint64_t offset) const;
