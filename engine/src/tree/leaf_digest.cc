@@ -15,6 +15,16 @@ constexpr size_t kBlockBytes = 2 + 2 + 2 + 2 + 4;  // key_end, first, lz4_end, r
 // first keys take more has no digest.
 constexpr size_t kMaxDigestKeyBytes = 2048;
 
+// Where each array of a digest of n blocks starts, from the digest's start.
+struct Offsets {
+  size_t key_end, first, lz4_end, raw, sum, prefix;
+};
+constexpr Offsets OffsetsFor(size_t n) {
+  return {kHeaderBytes,         kHeaderBytes + 2 * n, kHeaderBytes + 4 * n,
+          kHeaderBytes + 6 * n, kHeaderBytes + 8 * n, kHeaderBytes + 12 * n};
+}
+static_assert(OffsetsFor(1).prefix == kHeaderBytes + kBlockBytes);
+
 // The digest's arrays, over trusted bytes.
 struct DigestView {
   uint32_t n = 0, prefix_bytes = 0, count = 0, data_start = 0;
@@ -36,12 +46,13 @@ struct DigestView {
     data_start = DecodeFixed16(p + 6);
     const size_t arrays = kHeaderBytes + size_t{n} * kBlockBytes;
     if (n == 0 || d.size() < arrays + prefix_bytes) return false;
-    key_end = p + kHeaderBytes;
-    first = key_end + 2 * n;
-    lz4_end = first + 2 * n;
-    raw = lz4_end + 2 * n;
-    sum = raw + 2 * n;
-    prefix = sum + 4 * n;
+    const Offsets o = OffsetsFor(n);
+    key_end = p + o.key_end;
+    first = p + o.first;
+    lz4_end = p + o.lz4_end;
+    raw = p + o.raw;
+    sum = p + o.sum;
+    prefix = p + o.prefix;
     suffixes = prefix + prefix_bytes;
     return d.size() == arrays + prefix_bytes + At(key_end, n - 1);
   }
@@ -99,11 +110,12 @@ Status EncodeLeafDigest(std::string_view stored, uint64_t offset, const std::str
   // The walk checks this count; the arrays' places depend on it.
   const size_t n = DecodeFixed16(stored.data() + kStoredHeaderBytes);
   if (n == 0 || kHeaderBytes + n * kBlockBytes > capacity) return Status::OK();
-  char* const key_end = out + kHeaderBytes;
-  char* const first = key_end + 2 * n;
-  char* const lz4_end = first + 2 * n;
-  char* const raw = lz4_end + 2 * n;
-  char* const sum = raw + 2 * n;
+  const Offsets o = OffsetsFor(n);
+  char* const key_end = out + o.key_end;
+  char* const first = out + o.first;
+  char* const lz4_end = out + o.lz4_end;
+  char* const raw = out + o.raw;
+  char* const sum = out + o.sum;
   // The first keys whole, until the prefix they share is known.
   char keys[kMaxDigestKeyBytes];
   size_t i = 0, key_bytes = 0, data_start = 0, prefix_bytes = 0;
@@ -142,7 +154,7 @@ Status EncodeLeafDigest(std::string_view stored, uint64_t offset, const std::str
   EncodeFixed16(out + 2, static_cast<uint16_t>(prefix_bytes));
   EncodeFixed16(out + 4, static_cast<uint16_t>(StoredEntryCount(stored)));
   EncodeFixed16(out + 6, static_cast<uint16_t>(data_start));
-  char* const prefix = sum + 4 * n;
+  char* const prefix = out + o.prefix;
   std::memcpy(prefix, keys, prefix_bytes);
   char* suffix = prefix + prefix_bytes;
   size_t start = 0;
