@@ -1395,11 +1395,24 @@ Status DBImpl::WriteLocked(Writer* w) {
 void DBImpl::GatherGroupLocked(Writer* w, Group* g,
                                std::pmr::vector<std::string_view>* group_keys) {
   const size_t max_bytes = MaxGroupBytesLocked();
+  // Only a member that validates reads the keys of those before it: they
+  // are listed when one comes, so a group of plain writes (a lone put,
+  // most often) lists none.
+  size_t listed = 0;  // members whose keys are in *group_keys
   for (Writer* m : writers_) {
     if (m->req == nullptr) break;  // a checkpoint request leads its own group
     if (m != w && (g->bytes + m->req->batch->ByteSize() > max_bytes)) break;
     if (m != w && m->req->sync && !w->req->sync && !g->sync) break;
     g->last = m;
+    if (m->req->validate) {
+      for (; listed < g->members.size(); ++listed) {
+        (void)g->members[listed]->req->batch->ForEach(
+            [&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
+              group_keys->push_back(k);
+              return Status::OK();
+            });
+      }
+    }
     Status vs = ValidateLocked(*m, *group_keys);
     if (!vs.ok()) {
       m->status = vs;
@@ -1409,11 +1422,6 @@ void DBImpl::GatherGroupLocked(Writer* w, Group* g,
     g->sync |= m->req->sync;
     g->bytes += m->req->batch->ByteSize();
     g->count += m->req->batch->count();
-    (void)m->req->batch->ForEach(
-        [&](uint64_t, mem::ValueType, std::string_view k, std::string_view) {
-          group_keys->push_back(k);
-          return Status::OK();
-        });
   }
 }
 
