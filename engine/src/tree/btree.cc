@@ -66,10 +66,20 @@ Status BTree::Open(Env* env, const std::string& path, bool create_if_missing,
 }
 
 Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
-  Status s = db_arena->NewChild({.name = "tree", .kind = alloc::ArenaKind::kShared}, &tree_arena_);
+  // Small first blocks: a thousand idle databases each keep their tree's
+  // free space and their cache's frame structs, a few hundred bytes when
+  // the tree is small, and a 64 KiB first block apiece was 128 KiB of the
+  // budget an idle database with data held.
+  constexpr size_t kFirstBlock = 4 << 10;
+  Status s = db_arena->NewChild(
+      {.name = "tree", .kind = alloc::ArenaKind::kShared, .first_block_bytes = kFirstBlock},
+      &tree_arena_);
   if (s.ok()) {
     // Page images are whole segments, filled and read at random: huge pages.
-    s = db_arena->NewChild({.name = "cache", .kind = alloc::ArenaKind::kShared, .huge_pages = true},
+    s = db_arena->NewChild({.name = "cache",
+                            .kind = alloc::ArenaKind::kShared,
+                            .first_block_bytes = kFirstBlock,
+                            .huge_pages = true},
                            &cache_arena_);
   }
   if (s.ok()) s = PageCache::Create(cache_arena_.get(), options_.cache_bytes, &cache_);
@@ -198,7 +208,9 @@ Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {
   // tree is free. Leaf extents are known from their parents' addresses, so
   // only internal pages are read.
   std::unique_ptr<alloc::Arena> scratch;
-  Status s = tree_arena_->NewChild({.name = "open-scan"}, &scratch);
+  // Its blocks go back to the pool at the end of the open, and an idle
+  // database's pool keeps them: small ones for a small tree.
+  Status s = tree_arena_->NewChild({.name = "open-scan", .first_block_bytes = 4 << 10}, &scratch);
   if (!s.ok()) return s;
   std::pmr::vector<std::pair<uint64_t, uint64_t>> extents(scratch.get());
   struct Item {

@@ -15,7 +15,10 @@ namespace arenakv::tree {
 
 namespace {
 constexpr size_t kInitialBuckets = 512;  // per shard; one 4 KiB segment
-constexpr size_t kFrameChunk = 64;       // frame structs carved per arena allocation
+// Frame structs carved per arena allocation: the first chunk small (an idle
+// database with data caches a page or two), each next one twice as large.
+constexpr size_t kFirstFrameChunk = 8;
+constexpr size_t kFrameChunk = 64;
 // A peek gives up (and the caller takes the locked path) after this many
 // frames of one chain: chains are short; a long walk means a growth is
 // moving frames under it.
@@ -34,7 +37,8 @@ void PageRef::Reset() {
   cache_ = nullptr;
 }
 
-PageCache::PageCache(alloc::Arena* arena, size_t capacity) : arena_(arena), capacity_(capacity) {}
+PageCache::PageCache(alloc::Arena* arena, size_t capacity)
+    : arena_(arena), capacity_(capacity), next_frame_chunk_(kFirstFrameChunk) {}
 
 PageCache::~PageCache() { Close(); }
 
@@ -194,12 +198,14 @@ Status PageCache::AllocFrameStruct(Frame** out) {
   }
   // Carve a chunk outside every lock: the arena may call the pool's reclaim
   // callback, which evicts.
+  const size_t n = next_frame_chunk_.load(std::memory_order_relaxed);
   void* mem = nullptr;
-  Status s = arena_->Allocate(sizeof(Frame) * kFrameChunk, alignof(Frame), &mem);
+  Status s = arena_->Allocate(sizeof(Frame) * n, alignof(Frame), &mem);
   if (!s.ok()) return s;
+  next_frame_chunk_.store(std::min(n * 2, kFrameChunk), std::memory_order_relaxed);
   Frame* chunk = static_cast<Frame*>(mem);
   port::MutexLock l(&free_mu_);
-  for (size_t i = 1; i < kFrameChunk; ++i) {
+  for (size_t i = 1; i < n; ++i) {
     Frame* f = std::construct_at(&chunk[i]);
     f->ring_next = free_frames_;
     free_frames_ = f;

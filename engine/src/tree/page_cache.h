@@ -354,6 +354,9 @@ class PageCache : public alloc::HeapObject {
 
   port::Mutex free_mu_;
   Frame* free_frames_ GUARDED_BY(free_mu_) = nullptr;  // linked through ring_next
+  // Frame structs the next chunk carves (AllocFrameStruct); a race between
+  // two carving threads only sizes a chunk differently.
+  std::atomic<size_t> next_frame_chunk_;
 };
 
 }  // namespace arenakv::tree
