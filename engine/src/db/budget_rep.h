@@ -2,9 +2,10 @@
 // reclaim that frees memory among them when it is full.
 //
 // The budget itself is an alloc::SharedBudget every member's pool draws
-// from. Reclaim asks members for memory in order of how little they were
-// used since the previous reclaim (an activity counter each member
-// supplies: cache reads and commits), the asking database last; each frees
+// from. Reclaim asks members for memory as a clock does: from where the
+// previous reclaim stopped, passing over once a member used since the hand
+// last passed it (an activity counter each member supplies: cache reads and
+// commits), the asking database last; each frees
 // clean cache pages and gives its pool's free segments back to the OS. When
 // that is not enough, the other members, in the same order, are asked to
 // checkpoint their memtables in the background (a release): that memory
@@ -81,6 +82,7 @@ struct MemoryBudget::Rep {
  private:
   mutable port::Mutex mu_;
   std::vector<std::shared_ptr<Member>> members_ GUARDED_BY(mu_);
+  size_t hand_ GUARDED_BY(mu_) = 0;  // where the next reclaim starts (an index)
   port::Mutex release_mu_;
   port::CondVar release_cv_{&release_mu_};
   uint64_t releases_started_ GUARDED_BY(release_mu_) = 0;

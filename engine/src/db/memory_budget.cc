@@ -51,57 +51,71 @@ size_t MemoryBudget::Rep::databases() const {
   return members_.size();
 }
 
+// A clock over the members: from where the last reclaim stopped, a member
+// used since the hand last passed it is passed over once (its use noted),
+// the others give; a second lap takes from the busy ones too, and the
+// asking database gives last. A reclaim then visits about as many members
+// as it takes memory from, not every one: with a thousand databases and the
+// budget full, walking and sorting them all at each reclaim (their locks,
+// activity counters and pools) took more than half of a load's time.
 size_t MemoryBudget::Rep::Reclaim(size_t wanted, const alloc::SegmentPool* asking) {
   std::vector<std::shared_ptr<Member>> members;
+  size_t start = 0;
   {
     port::MutexLock l(&mu_);
     members = members_;
+    if (!members.empty()) start = hand_ % members.size();
   }
-  // How much each was used since the last reclaim: the least used first,
-  // the asking database last whatever its use.
-  struct Candidate {
-    uint64_t use;
-    bool asking;
-    Member* m;
-  };
   // Inside a read section this thread must not wait for a member: the
   // thread reclaiming from it may be waiting (in the cache's eviction) for
   // every read section to end. Busy members are skipped instead.
   const bool may_wait = !tree::epoch::InSection();
-  std::vector<Candidate> order;
-  order.reserve(members.size());
-  for (const auto& m : members) {
-    if (!LockMember(m.get(), may_wait)) continue;
-    if (m->alive) {
-      const uint64_t now = m->activity();
-      order.push_back({now - m->seen, m->pool == asking, m.get()});
-      m->seen = now;
+  const size_t want = std::max(wanted, kMinReclaimBytes);
+  const size_t n = members.size();
+  size_t freed = 0;
+  size_t last = start;  // the member the hand stops at
+  Member* self = nullptr;
+  for (int lap = 0; lap < 2 && freed < want; ++lap) {
+    for (size_t k = 0; k < n && freed < want; ++k) {
+      const size_t i = (start + k) % n;
+      Member* m = members[i].get();
+      if (m->pool == asking) {
+        self = m;
+        continue;
+      }
+      if (!LockMember(m, may_wait)) continue;
+      if (m->alive) {
+        const uint64_t now = m->activity();
+        if (lap == 0 && now != m->seen) {
+          m->seen = now;  // a second chance
+        } else {
+          // Every member but the asking one gives its pool's free segments
+          // back to the OS here.
+          freed += m->reclaim(want - freed, /*trim=*/true);
+          last = i;
+        }
+      }
+      m->mu.Unlock();
     }
+  }
+  // The asking pool drops its own free segments itself (it is inside an
+  // allocation).
+  if (freed < want && self != nullptr && LockMember(self, may_wait)) {
+    if (self->alive) freed += self->reclaim(want - freed, /*trim=*/false);
+    self->mu.Unlock();
+  }
+  // Not enough clean pages: memtables of the others, from the hand on, are
+  // checkpointed in the background (the asking database checkpoints its own
+  // in its write path).
+  size_t coming = 0;
+  for (size_t k = 0; k < n && freed + coming < want; ++k) {
+    Member* m = members[(start + k) % n].get();
+    if (m->pool == asking || !LockMember(m, may_wait)) continue;
+    if (m->alive) coming += m->release_memtable();
     m->mu.Unlock();
   }
-  std::stable_sort(order.begin(), order.end(), [](const Candidate& a, const Candidate& b) {
-    return a.asking != b.asking ? b.asking : a.use < b.use;
-  });
-  const size_t want = std::max(wanted, kMinReclaimBytes);
-  size_t freed = 0;
-  for (const Candidate& c : order) {
-    if (freed >= want) break;
-    if (!LockMember(c.m, may_wait)) continue;
-    // The asking pool drops its own free segments itself (it is inside an
-    // allocation); every other gives them back to the OS here.
-    if (c.m->alive) freed += c.m->reclaim(want - freed, /*trim=*/!c.asking);
-    c.m->mu.Unlock();
-  }
-  // Not enough clean pages: memtables of the others, the least used first,
-  // are checkpointed in the background (the asking database checkpoints its
-  // own in its write path).
-  size_t coming = 0;
-  for (const Candidate& c : order) {
-    if (freed + coming >= want) break;
-    if (c.asking || !LockMember(c.m, may_wait)) continue;
-    if (c.m->alive) coming += c.m->release_memtable();
-    c.m->mu.Unlock();
-  }
+  port::MutexLock l(&mu_);
+  hand_ = last;  // the member that gave last may have more
   return freed;
 }
 
