@@ -5,50 +5,18 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "arenakv/db.h"
 #include "arenakv/transaction.h"
+#include "commit_group_util.h"
 #include "db_test_util.h"
-#include "sync_point_util.h"
 #include "test_util.h"
 
 namespace arenakv {
 namespace {
-
-// Holds the queue with one put while the writers of `steps` queue behind it
-// in order, one at a time, so that they form the next group together.
-// Returns how many groups were logged.
-int RunInOneGroup(DB* db, const std::vector<std::function<void()>>& steps) {
-  std::atomic<int> queued{0};
-  std::atomic<int> groups{0};
-  const int want = static_cast<int>(steps.size()) + 1;
-  test::Notifier notifier;
-  test::SyncPointScope scope;
-  SyncPoint* sp = SyncPoint::Get();
-  sp->SetCallBack("DBImpl::RunWriter:Queued", [&](void*) {
-    queued.fetch_add(1);
-    notifier.Notify();
-  });
-  sp->SetCallBack("DBImpl::CommitGroup:Logging", [&](void*) {
-    if (groups.fetch_add(1) == 0) notifier.WaitUntil([&] { return queued.load() >= want; });
-  });
-  sp->EnableProcessing();
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] { EXPECT_OK(db->Put(WriteOptions(), "holder", "x")); });
-  for (size_t i = 0; i < steps.size(); ++i) {
-    notifier.WaitUntil([&] { return queued.load() >= static_cast<int>(i) + 1; });
-    threads.emplace_back(steps[i]);
-  }
-  for (std::thread& t : threads) t.join();
-  scope.Reset();
-  return groups.load();
-}
 
 // Plain puts list no keys for the group: a transaction behind them must
 // still see theirs, the first's as well as the last's.
@@ -60,7 +28,7 @@ TEST(CommitGroupTest, TransactionConflictsWithPlainPutsBeforeItInItsGroup) {
     std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
     ASSERT_OK(txn->Put(key, "txn"));
     Status s1, s2, st;
-    const int groups = RunInOneGroup(
+    const int groups = test::RunInOneGroup(
         db.get(), {[&] { s1 = db->Put(WriteOptions(), "a", "put"); },
                    [&] { s2 = db->Put(WriteOptions(), "b", "put"); }, [&] { st = txn->Commit(); }});
     EXPECT_EQ(groups, 2) << key;  // the holder's, then one for the three
@@ -84,7 +52,7 @@ TEST(CommitGroupTest, TransactionWithOtherKeysCommitsInTheSameGroup) {
   std::unique_ptr<Transaction> txn = db->BeginTransaction(WriteOptions());
   ASSERT_OK(txn->Put("c", "txn"));
   Status s1, st;
-  const int groups = RunInOneGroup(
+  const int groups = test::RunInOneGroup(
       db.get(), {[&] { s1 = db->Put(WriteOptions(), "a", "put"); }, [&] { st = txn->Commit(); }});
   EXPECT_EQ(groups, 2);
   EXPECT_OK(s1);

@@ -18,6 +18,7 @@
 #include "arenakv/comparator.h"
 #include "arenakv/db.h"
 #include "arenakv/env.h"
+#include "commit_group_util.h"
 #include "db_test_util.h"
 #include "sync_point_util.h"
 #include "test_orders.h"
@@ -404,32 +405,10 @@ TEST(ComparatorTest, EqualKeysConflictWithinOneCommitGroup) {
   ASSERT_OK(a->Put("Foo", "a"));
   ASSERT_OK(b->Put("FOO", "b"));
 
-  std::atomic<int> queued{0};
-  std::atomic<int> groups{0};
-  test::Notifier notifier;
-  test::SyncPointScope scope;
-  SyncPoint* sp = SyncPoint::Get();
-  sp->SetCallBack("DBImpl::RunWriter:Queued", [&](void*) {
-    queued.fetch_add(1);
-    notifier.Notify();
-  });
-  // The first group (the holder's put) waits, out of the lock, until both
-  // transactions have queued behind it.
-  sp->SetCallBack("DBImpl::CommitGroup:Logging", [&](void*) {
-    if (groups.fetch_add(1) == 0) notifier.WaitUntil([&] { return queued.load() >= 3; });
-  });
-  sp->EnableProcessing();
   Status sa, sb;
-  std::thread holder([&] { ASSERT_OK(db->Put(WriteOptions(), "other", "x")); });
-  notifier.WaitUntil([&] { return queued.load() >= 1; });
-  std::thread ta([&] { sa = a->Commit(); });
-  notifier.WaitUntil([&] { return queued.load() >= 2; });
-  std::thread tb([&] { sb = b->Commit(); });
-  holder.join();
-  ta.join();
-  tb.join();
-  scope.Reset();
-  EXPECT_EQ(groups.load(), 2);  // the holder's, then one for both commits
+  const int groups =
+      test::RunInOneGroup(db.get(), {[&] { sa = a->Commit(); }, [&] { sb = b->Commit(); }});
+  EXPECT_EQ(groups, 2);  // the holder's, then one for both commits
   EXPECT_OK(sa);
   EXPECT_TRUE(sb.IsConflict()) << sb.ToString();
   std::string v;
