@@ -23,6 +23,12 @@ namespace {
 // and a syscall per page would cost more than the space.
 constexpr uint64_t kMinPunchBytes = 256 * 1024;
 constexpr uint64_t kPunchAlign = 4096;  // file system block
+// The first block of the tree's, the cache's and the open scan's arenas: a
+// thousand idle databases each keep their tree's free space and their
+// cache's frame structs, a few hundred bytes when the tree is small, and a
+// 64 KiB first block apiece was 128 KiB of the budget an idle database with
+// data held. Each next block doubles, as in every arena.
+constexpr size_t kSmallFirstBlock = 4 << 10;
 }  // namespace
 
 namespace {
@@ -66,19 +72,14 @@ Status BTree::Open(Env* env, const std::string& path, bool create_if_missing,
 }
 
 Status BTree::OpenFile(bool create_if_missing, alloc::Arena* db_arena) {
-  // Small first blocks: a thousand idle databases each keep their tree's
-  // free space and their cache's frame structs, a few hundred bytes when
-  // the tree is small, and a 64 KiB first block apiece was 128 KiB of the
-  // budget an idle database with data held.
-  constexpr size_t kFirstBlock = 4 << 10;
   Status s = db_arena->NewChild(
-      {.name = "tree", .kind = alloc::ArenaKind::kShared, .first_block_bytes = kFirstBlock},
+      {.name = "tree", .kind = alloc::ArenaKind::kShared, .first_block_bytes = kSmallFirstBlock},
       &tree_arena_);
   if (s.ok()) {
     // Page images are whole segments, filled and read at random: huge pages.
     s = db_arena->NewChild({.name = "cache",
                             .kind = alloc::ArenaKind::kShared,
-                            .first_block_bytes = kFirstBlock,
+                            .first_block_bytes = kSmallFirstBlock,
                             .huge_pages = true},
                            &cache_arena_);
   }
@@ -210,7 +211,8 @@ Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {
   std::unique_ptr<alloc::Arena> scratch;
   // Its blocks go back to the pool at the end of the open, and an idle
   // database's pool keeps them: small ones for a small tree.
-  Status s = tree_arena_->NewChild({.name = "open-scan", .first_block_bytes = 4 << 10}, &scratch);
+  Status s =
+      tree_arena_->NewChild({.name = "open-scan", .first_block_bytes = kSmallFirstBlock}, &scratch);
   if (!s.ok()) return s;
   std::pmr::vector<std::pair<uint64_t, uint64_t>> extents(scratch.get());
   struct Item {

@@ -44,9 +44,8 @@ struct DigestView {
     prefix_bytes = DecodeFixed16(p + 2);
     count = DecodeFixed16(p + 4);
     data_start = DecodeFixed16(p + 6);
-    const size_t arrays = kHeaderBytes + size_t{n} * kBlockBytes;
-    if (n == 0 || d.size() < arrays + prefix_bytes) return false;
-    const Offsets o = OffsetsFor(n);
+    const Offsets o = OffsetsFor(n);  // o.prefix: the header and the arrays
+    if (n == 0 || d.size() < o.prefix + prefix_bytes) return false;
     key_end = p + o.key_end;
     first = p + o.first;
     lz4_end = p + o.lz4_end;
@@ -54,7 +53,7 @@ struct DigestView {
     sum = p + o.sum;
     prefix = p + o.prefix;
     suffixes = prefix + prefix_bytes;
-    return d.size() == arrays + prefix_bytes + At(key_end, n - 1);
+    return d.size() == o.prefix + prefix_bytes + At(key_end, n - 1);
   }
   static uint32_t At(const char* array, uint32_t i) { return DecodeFixed16(array + 2 * i); }
   std::string_view Suffix(uint32_t i) const {
@@ -109,8 +108,8 @@ Status EncodeLeafDigest(std::string_view stored, uint64_t offset, const std::str
   }
   // The walk checks this count; the arrays' places depend on it.
   const size_t n = DecodeFixed16(stored.data() + kStoredHeaderBytes);
-  if (n == 0 || kHeaderBytes + n * kBlockBytes > capacity) return Status::OK();
-  const Offsets o = OffsetsFor(n);
+  const Offsets o = OffsetsFor(n);  // o.prefix: the header and the arrays
+  if (n == 0 || o.prefix > capacity) return Status::OK();
   char* const key_end = out + o.key_end;
   char* const first = out + o.first;
   char* const lz4_end = out + o.lz4_end;
@@ -148,7 +147,7 @@ Status EncodeLeafDigest(std::string_view stored, uint64_t offset, const std::str
       },
       &compact);
   if (!s.ok() || !compact || !fits || i != n) return s;
-  const size_t size = kHeaderBytes + n * kBlockBytes + key_bytes - (n - 1) * prefix_bytes;
+  const size_t size = o.prefix + key_bytes - (n - 1) * prefix_bytes;
   if (size > capacity) return Status::OK();
   EncodeFixed16(out, static_cast<uint16_t>(n));
   EncodeFixed16(out + 2, static_cast<uint16_t>(prefix_bytes));
