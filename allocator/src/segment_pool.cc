@@ -776,6 +776,7 @@ void PoolCore::ReleaseDedicatedLocked(Entry* entry, Slot* slot) {
   const size_t size = entry->bytes.load(std::memory_order_relaxed);
   char* base = entry->base.load(std::memory_order_relaxed);
   entry->base.store(nullptr, std::memory_order_release);
+  Unpoison(base, size);  // the address range may be reused by anyone
   munmap(base, size);
   munmap_calls_.fetch_add(1, std::memory_order_relaxed);
   dedicated_.fetch_sub(size, std::memory_order_relaxed);
@@ -1206,8 +1207,8 @@ void PoolCore::UnmapAllLocked() {
     if (base == nullptr) continue;
     const size_t n = e->bytes.load(std::memory_order_relaxed);
     e->base.store(nullptr, std::memory_order_release);
+    Unpoison(base, n);  // the address range may be reused by anyone
     if (!e->dedicated) {
-      Unpoison(base, n);
       for (size_t ch = 0; ch < e->next_chunk; ++ch) --class_chunks_[e->chunk_class[ch]];
       e->next_chunk = 0;
       std::fill(e->chunk_class.begin(), e->chunk_class.end(), -1);
