@@ -29,6 +29,9 @@ constexpr uint64_t kPunchAlign = 4096;  // file system block
 // 64 KiB first block apiece was 128 KiB of the budget an idle database with
 // data held. Each next block doubles, as in every arena.
 constexpr size_t kSmallFirstBlock = 4 << 10;
+// The open's scan of a tree of a few hundred leaves (its extents, its
+// stack and one page image of the default 16 KiB) needs no more.
+constexpr size_t kOpenScanStackBytes = 24 << 10;
 }  // namespace
 
 namespace {
@@ -207,29 +210,34 @@ Status BTree::CheckKeyOrder(const std::string& recorded) const {
 Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {
   // Every byte after the fixed blocks not covered by a page of the durable
   // tree is free. Leaf extents are known from their parents' addresses, so
-  // only internal pages are read.
+  // only internal pages are read, and not into the cache: a thousand idle
+  // databases would each keep their root there (a page and the cache's
+  // first frame structs, 16 KiB of the budget), where a first read fetches
+  // it again for a few microseconds.
   std::unique_ptr<alloc::Arena> scratch;
-  // Its blocks go back to the pool at the end of the open, and an idle
-  // database's pool keeps them: small ones for a small tree.
   Status s =
       tree_arena_->NewChild({.name = "open-scan", .first_block_bytes = kSmallFirstBlock}, &scratch);
   if (!s.ok()) return s;
-  std::pmr::vector<std::pair<uint64_t, uint64_t>> extents(scratch.get());
+  // A small tree's scan fits on the stack; a large one's goes on in the
+  // arena, whose blocks the pool would otherwise keep as its reserve.
+  alignas(16) std::array<char, kOpenScanStackBytes> local;
+  std::pmr::monotonic_buffer_resource mem(local.data(), local.size(), scratch.get());
+  std::pmr::vector<std::pair<uint64_t, uint64_t>> extents(&mem);
   struct Item {
     uint64_t address;
     int level;
   };
-  std::pmr::vector<Item> stack(scratch.get());
+  std::pmr::vector<Item> stack(&mem);
+  std::pmr::vector<char> image(&mem);
   if (root != 0) stack.push_back({root, -1});
   while (!stack.empty()) {
     Item it = stack.back();
     stack.pop_back();
     extents.emplace_back(AddressOffset(it.address), AddressExtent(it.address));
     if (it.level == 0) continue;
-    PageRef ref;
-    s = FetchPage(it.address, false, &ref);
+    s = ReadPageUncached(it.address, &image);
     if (!s.ok()) return s;
-    PageView v(ref.data());
+    PageView v(image.data());
     if (it.level > 0 && v.level() != it.level) {
       return PageCorruption(path_, AddressOffset(it.address), "unexpected page level");
     }
@@ -240,7 +248,7 @@ Status BTree::RebuildFreeSpace(uint64_t root, bool append_only) {
   }
   std::sort(extents.begin(), extents.end());
   uint64_t pos = kDataStart;
-  std::pmr::vector<std::pair<uint64_t, uint64_t>> gaps(scratch.get());
+  std::pmr::vector<std::pair<uint64_t, uint64_t>> gaps(&mem);
   for (const auto& [off, len] : extents) {
     if (off < pos) {
       return PageCorruption(path_, off, "page overlaps another page or the file header");
@@ -405,6 +413,17 @@ Status BTree::ReadPage(uint64_t address, PageRef* ref, bool for_cache) {
   Status s = ReadStoredPage(address, &r);
   if (!s.ok()) return s;
   return DecodeStored(address, r.stored, r.image_bytes, for_cache, ref);
+}
+
+Status BTree::ReadPageUncached(uint64_t address, std::pmr::vector<char>* image) {
+  StoredRead r;
+  Status s = ReadStoredPage(address, &r);
+  if (!s.ok()) return s;
+  const uint64_t offset = AddressOffset(address);
+  image->resize(r.image_bytes);
+  s = DecodeStoredPage(r.stored, offset, path_, image->data(), r.image_bytes, options_.order);
+  if (s.ok()) s = CheckPageShape(PageView(image->data()), offset);
+  return s;
 }
 
 Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {

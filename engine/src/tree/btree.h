@@ -235,6 +235,9 @@ class BTree : public alloc::HeapObject {
   // `for_cache`: the frame may be published, so it records the image's
   // checksum for later re-verification.
   Status ReadPage(uint64_t address, PageRef* ref, bool for_cache = true);
+  // Reads and checks the page at `address` into *image (resized to it),
+  // leaving the cache as it was.
+  Status ReadPageUncached(uint64_t address, std::pmr::vector<char>* image);
   // A leaf's entry count, from its cached image or its stored header (the
   // stored page checked, not decoded).
   Status LeafEntryCount(uint64_t address, uint32_t* count);
