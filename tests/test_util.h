@@ -102,6 +102,22 @@ inline size_t ResidentBytes() {
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
+// Anonymous resident bytes (RssAnon in /proc/self/status): the heap, the
+// stacks and every mapping of the pools, without the pages of the program's
+// code and libraries, which the first run of a path pages in for good.
+inline size_t AnonResidentBytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long kib = 0;
+  bool found = false;
+  while (!found && std::fgets(line, sizeof(line), f) != nullptr) {
+    found = std::sscanf(line, "RssAnon: %lu kB", &kib) == 1;
+  }
+  std::fclose(f);
+  return static_cast<size_t>(kib) << 10;
+}
+
 }  // namespace arenakv::test
 
 #endif  // ARENAKV_TESTS_TEST_UTIL_H_

@@ -383,6 +383,8 @@ namespace {
 // pages and blocks (big values) take a frame.
 constexpr size_t kStackStoredBytes = 16 << 10;
 constexpr size_t kStackBlockBytes = 8 << 10;
+// A leaf of the default size decoded for one read it was not cached for.
+constexpr size_t kStackImageBytes = 16 << 10;
 
 }  // namespace
 
@@ -605,6 +607,9 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
     block.has_checksum = false;  // ParseStoredPage checked every block of it
     return SearchBlock(block, offset, key, value, found);
   }
+  if (!admitted && image_bytes <= kStackImageBytes) {
+    return SearchUncachedLeaf(address, stored, image_bytes, key, value, found);
+  }
   PageRef page;
   s = DecodeStored(address, stored, image_bytes, /*for_cache=*/true, &page);
   if (!s.ok()) return s;
@@ -618,6 +623,27 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
     }
   }
   PageView v(page.data());
+  if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
+  uint32_t i = v.Find(key, options_.order);
+  if (i < v.count()) {
+    std::string_view val = v.value(i);
+    value->assign(val.data(), val.size());
+    *found = true;
+  }
+  return Status::OK();
+}
+
+// A leaf the cache did not admit, decoded on the stack: a frame for it
+// would evict a cached page, or under a full shared budget take memory
+// from another database, for bytes dropped a microsecond later.
+Status BTree::SearchUncachedLeaf(uint64_t address, std::string_view stored, size_t image_bytes,
+                                 std::string_view key, std::string* value, bool* found) {
+  alignas(16) char image[kStackImageBytes];
+  const uint64_t offset = AddressOffset(address);
+  Status s = DecodeStoredPage(stored, offset, path_, image, image_bytes, options_.order);
+  if (s.ok()) s = CheckPageShape(PageView(image), offset);
+  if (!s.ok()) return s;
+  PageView v(image);
   if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
   uint32_t i = v.Find(key, options_.order);
   if (i < v.count()) {

@@ -269,6 +269,8 @@ class BTree : public alloc::HeapObject {
   Status SearchStoredBlock(uint64_t address, const DigestBlock& where, size_t have,
                            LeafBlock* block, StoredRead* r, std::string_view key,
                            std::string* value, bool* found);
+  Status SearchUncachedLeaf(uint64_t address, std::string_view stored, size_t image_bytes,
+                            std::string_view key, std::string* value, bool* found);
   Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
                      std::string* value, bool* found);
   // ReleasePages' work once it is decided.

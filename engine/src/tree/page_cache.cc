@@ -38,7 +38,10 @@ void PageRef::Reset() {
 }
 
 PageCache::PageCache(alloc::Arena* arena, size_t capacity)
-    : arena_(arena), capacity_(capacity), next_frame_chunk_(kFirstFrameChunk) {}
+    : arena_(arena),
+      capacity_(capacity),
+      shared_(arena->pool()->options().shared_budget.get()),
+      next_frame_chunk_(kFirstFrameChunk) {}
 
 PageCache::~PageCache() { Close(); }
 

@@ -232,8 +232,15 @@ class PageCache : public alloc::HeapObject {
   size_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   size_t capacity() const { return capacity_; }
   // Whether `bytes` more fit under the capacity without evicting.
+  // Room under the cache's capacity and, for a database under a shared
+  // budget, in the budget with a 32nd of it to spare: bytes another
+  // database would have to give up (its pages evicted and returned to the
+  // OS, these faulted in anew) are no room for a page read once. A full
+  // budget's reclaim frees a little more than it is asked (1 MiB), and
+  // without the margin every reclaim's surplus went to pages read once.
   bool HasRoom(size_t bytes) const {
-    return used_bytes_.load(std::memory_order_relaxed) + bytes <= capacity_;
+    return used_bytes_.load(std::memory_order_relaxed) + bytes <= capacity_ &&
+           (shared_ == nullptr || shared_->Over(bytes + shared_->capacity() / 32) == 0);
   }
   // Frames created while over capacity because nothing could be evicted.
   uint64_t overflows() const { return overflows_.load(std::memory_order_relaxed); }
@@ -318,7 +325,8 @@ class PageCache : public alloc::HeapObject {
 
   alloc::Arena* const arena_;
   const size_t capacity_;
-  mutable Shard shards_[kShards];  // ShardFor() hands out a shard to lock from const methods
+  alloc::SharedBudget* const shared_;  // the pool's, or null
+  mutable Shard shards_[kShards];      // ShardFor() hands out a shard to lock from const methods
   std::atomic<size_t> used_bytes_{0};
   std::atomic<size_t> retired_bytes_{0};  // part of used_bytes_ waiting for its epoch
   std::atomic<uint64_t> overflows_{0};
