@@ -622,15 +622,7 @@ Status BTree::GetFromDisk(uint64_t address, std::string_view key, std::string* v
       cache_->Insert(address, page.bytes(), &page);
     }
   }
-  PageView v(page.data());
-  if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
-  uint32_t i = v.Find(key, options_.order);
-  if (i < v.count()) {
-    std::string_view val = v.value(i);
-    value->assign(val.data(), val.size());
-    *found = true;
-  }
-  return Status::OK();
+  return SearchLeafImage(page.data(), offset, key, value, found);
 }
 
 // A leaf the cache did not admit, decoded on the stack: a frame for it
@@ -643,6 +635,11 @@ Status BTree::SearchUncachedLeaf(uint64_t address, std::string_view stored, size
   Status s = DecodeStoredPage(stored, offset, path_, image, image_bytes, options_.order);
   if (s.ok()) s = CheckPageShape(PageView(image), offset);
   if (!s.ok()) return s;
+  return SearchLeafImage(image, offset, key, value, found);
+}
+
+Status BTree::SearchLeafImage(const char* image, uint64_t offset, std::string_view key,
+                              std::string* value, bool* found) const {
   PageView v(image);
   if (!v.is_leaf()) return PageCorruption(path_, offset, "unexpected page level");
   uint32_t i = v.Find(key, options_.order);

@@ -271,6 +271,10 @@ class BTree : public alloc::HeapObject {
                            std::string* value, bool* found);
   Status SearchUncachedLeaf(uint64_t address, std::string_view stored, size_t image_bytes,
                             std::string_view key, std::string* value, bool* found);
+  // The value of `key` in the decoded leaf `image` (Corruption when it is
+  // not a leaf).
+  Status SearchLeafImage(const char* image, uint64_t offset, std::string_view key,
+                         std::string* value, bool* found) const;
   Status SearchBlock(const LeafBlock& block, uint64_t offset, std::string_view key,
                      std::string* value, bool* found);
   // ReleasePages' work once it is decided.
