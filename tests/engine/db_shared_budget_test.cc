@@ -665,6 +665,76 @@ TEST(SharedBudgetTest, AnIdleOpenDatabaseCostsLittle) {
   test::ExpectPoolsReleased();
 }
 
+// What a budget and its databases say about it: the budget lists its
+// databases and what each holds, in the order they opened; each database's
+// stats name the budget, what all hold and its own part.
+TEST(SharedBudgetTest, TheBudgetAndItsDatabasesReportIt) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  std::unique_ptr<DB> busy, idle;
+  ASSERT_OK(DB::Open(Shared(budget, 2 * kMiB), dir.Join("busy"), &busy));
+  ASSERT_OK(DB::Open(Shared(budget, 2 * kMiB), dir.Join("idle"), &idle));
+  ASSERT_NO_FATAL_FAILURE(Fill(busy.get(), 5000, 1));
+  ASSERT_NO_FATAL_FAILURE(ReadAll(busy.get(), 5000, 1));  // its cache fills
+
+  std::vector<BudgetDatabase> list;
+  ASSERT_OK(budget->GetDatabases(&list));
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].path, dir.Join("busy"));
+  EXPECT_EQ(list[1].path, dir.Join("idle"));
+  EXPECT_GT(list[0].bytes, list[1].bytes + kMiB);
+  EXPECT_GT(list[1].bytes, 0u);  // its first memtable block
+  EXPECT_LE(list[0].bytes + list[1].bytes, budget->used_bytes());
+
+  DBStats st;
+  ASSERT_OK(busy->GetStats(&st));
+  EXPECT_EQ(st.shared_budget_capacity_bytes, 64 * kMiB);
+  EXPECT_EQ(st.shared_budget_databases, 2u);
+  EXPECT_EQ(st.shared_budget_own_bytes, st.pool.committed_bytes + st.pool.charged_bytes);
+  EXPECT_GE(st.shared_budget_own_bytes, list[0].bytes / 2);
+  EXPECT_GE(st.shared_budget_used_bytes, st.shared_budget_own_bytes);
+  EXPECT_LE(st.shared_budget_used_bytes, st.shared_budget_capacity_bytes);
+
+  ASSERT_OK(busy->Close());
+  busy.reset();
+  ASSERT_OK(budget->GetDatabases(&list));
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].path, dir.Join("idle"));
+  EXPECT_EQ(list[0].bytes, budget->used_bytes());  // the only one left
+  ASSERT_OK(idle->GetStats(&st));
+  EXPECT_EQ(st.shared_budget_databases, 1u);
+  ASSERT_OK(idle->Close());
+  idle.reset();
+  ASSERT_OK(budget->GetDatabases(&list));
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(budget->used_bytes(), 0u);
+
+  // A database of its own reports none.
+  std::unique_ptr<DB> alone;
+  ASSERT_OK(DB::Open(Options(), dir.Join("alone"), &alone));
+  ASSERT_OK(alone->GetStats(&st));
+  EXPECT_EQ(st.shared_budget_capacity_bytes, 0u);
+  EXPECT_EQ(st.shared_budget_databases, 0u);
+  ASSERT_OK(alone->Close());
+  alone.reset();
+  test::ExpectPoolsReleased();
+}
+
+// A shared budget too small for one database's cache is refused at Open,
+// naming the shared budget rather than memory_budget_bytes, which was not
+// set.
+TEST(SharedBudgetTest, ABudgetTooSmallForTheCacheIsRefusedByName) {
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(16 * kMiB);
+  std::unique_ptr<DB> db;
+  Status s = DB::Open(Shared(budget, 16 * kMiB), dir.Join("db"), &db);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("shared memory budget"), std::string::npos) << s.ToString();
+  EXPECT_EQ(budget->databases(), 0u);
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  test::ExpectPoolsReleased();
+}
+
 // The same for databases that hold data (a server restarting with its
 // tenants): the open reads the tree's internal pages to rebuild its free
 // space. The tree's and the cache's arenas, and the open's scratch arena,

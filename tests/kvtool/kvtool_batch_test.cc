@@ -397,6 +397,29 @@ TEST_F(KvtoolBatchTest, MapReadsReadsThroughTheMappingAndStatsShowIt) {
   EXPECT_EQ(json::parse(Lines(r.out).at(0))["mapped_bytes"], 0) << "off by default";
 }
 
+// --shared-budget-mb opens the database under a MemoryBudget; stats show
+// it (capacity, used, this database's part), in text and in JSON.
+TEST_F(KvtoolBatchTest, StatsShowTheSharedBudget) {
+  KvtoolResult r = Kv(db(), "put a 1; stats", {"--shared-budget-mb", "128", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  const json stats = json::parse(Lines(r.out).at(1));
+  EXPECT_EQ(stats["shared_budget"]["capacity_bytes"], 128u << 20) << r.out;
+  EXPECT_EQ(stats["shared_budget"]["databases"], 1) << r.out;
+  EXPECT_GT(stats["shared_budget"]["own_bytes"].get<uint64_t>(), 0u) << r.out;
+  EXPECT_EQ(stats["shared_budget"]["used_bytes"], stats["shared_budget"]["own_bytes"]) << r.out;
+  r = Kv(db(), "stats", {"--shared-budget-mb", "128"});
+  ASSERT_EQ(r.exit_code, 0) << Trace(r);
+  EXPECT_NE(r.out.find("budget 128.0 MiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("used by 1 databases"), std::string::npos) << r.out;
+  r = Kv(db(), "stats");
+  EXPECT_NE(r.out.find("no shared budget"), std::string::npos) << r.out;
+  r = Kv(db(), "stats", {"--shared-budget-mb", "8"});  // below one 64 MiB cache's minimum
+  EXPECT_EQ(r.exit_code, 1) << Trace(r);
+  EXPECT_NE(r.err.find("shared memory budget"), std::string::npos) << r.err;
+  r = Kv(db(), "stats", {"--shared-budget-mb", "x"});
+  EXPECT_EQ(r.exit_code, 2) << Trace(r);
+}
+
 std::string DataFile(const std::string& db) {
   std::string best;
   uintmax_t best_size = 0;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "arenakv/db.h"
+#include "arenakv/memory_budget.h"
 #include "blocked_signals.h"
 #include "command_line.h"
 #include "human_units.h"
@@ -60,6 +61,9 @@ constexpr char kUsage[] =
     "                      commands that only read open a database in use this\n"
     "                      way by themselves)\n"
     "  --cache-mb N        page cache size in MiB (default 64)\n"
+    "  --shared-budget-mb N  open under a MemoryBudget of N MiB, as a process\n"
+    "                      sharing one budget among its databases does\n"
+    "                      (`stats` shows it)\n"
     "  --map-reads         read the data file through a mapping (Options::map_reads:\n"
     "                      faster reads past the cache; an I/O error then ends\n"
     "                      the process)\n"
@@ -85,6 +89,7 @@ struct Flags {
   bool strict_recovery = false;
   bool repair = false;
   size_t cache_bytes = 0;
+  size_t shared_budget_bytes = 0;
 };
 
 int UsageError(const std::string& message) {
@@ -166,6 +171,15 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
         return UsageError("--cache-mb needs a number from 1 to 1048576");
       }
       flags->cache_bytes = static_cast<size_t>(mb) << 20;
+    } else if (arg == "--shared-budget-mb") {
+      std::string n;
+      char* end = nullptr;
+      if (!take_value(&n) || n.empty()) return UsageError("--shared-budget-mb needs a number");
+      const unsigned long long mb = std::strtoull(n.c_str(), &end, 10);
+      if (*end != '\0' || mb == 0 || mb > (size_t{1} << 20)) {
+        return UsageError("--shared-budget-mb needs a number from 1 to 1048576");
+      }
+      flags->shared_budget_bytes = static_cast<size_t>(mb) << 20;
     } else {
       return UsageError("unknown option '" + arg + "'");
     }
@@ -404,6 +418,9 @@ int Main(int argc, char** argv) {
   options.map_reads = flags.map_reads;
   if (flags.cache_bytes != 0) options.cache_bytes = flags.cache_bytes;
   if (flags.strict_recovery) options.wal_recovery = WalRecovery::kAbsoluteConsistency;
+  if (flags.shared_budget_bytes != 0) {
+    options.memory_budget = MemoryBudget::Create(flags.shared_budget_bytes);
+  }
   std::unique_ptr<DB> db;
   Status s;
   {

@@ -835,6 +835,11 @@ CommandResult Shell::Stats(const Words& words) {
              {"memtable_spills", st.memtable_spills},
              {"spilled_bytes", st.spilled_bytes},
              {"spill_failures", st.spill_failures}}},
+           {"shared_budget",
+            {{"capacity_bytes", st.shared_budget_capacity_bytes},
+             {"used_bytes", st.shared_budget_used_bytes},
+             {"own_bytes", st.shared_budget_own_bytes},
+             {"databases", st.shared_budget_databases}}},
            {"transaction", {{"open", txn_ != nullptr}, {"buffer_bytes", txn_bytes}}}});
     return CommandResult::kOk;
   }
@@ -910,6 +915,12 @@ CommandResult Shell::Stats(const Words& words) {
           GroupThousands(st.memory_limit_errors) + " refused for memory, " +
           GroupThousands(st.checkpoint_memory_failures) + " checkpoints short of memory, " +
           GroupThousands(st.recovery_checkpoints) + " while recovering");
+  row("shared", st.shared_budget_capacity_bytes == 0
+                    ? std::string("no shared budget (--shared-budget-mb)")
+                    : "budget " + HumanBytes(st.shared_budget_capacity_bytes) + ", " +
+                          HumanBytes(st.shared_budget_used_bytes) + " used by " +
+                          GroupThousands(st.shared_budget_databases) + " databases, " +
+                          HumanBytes(st.shared_budget_own_bytes) + " by this one");
   if (!st.recovery_cut.empty()) row("recovery", "cut a torn tail: " + st.recovery_cut);
   if (st.memtable_spills > 0 || st.spill_failures > 0) {
     row("spilled", GroupThousands(st.memtable_spills) + " memtables readers held, " +

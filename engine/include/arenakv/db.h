@@ -104,6 +104,14 @@ struct DBStats {
   uint64_t memory_limit_errors = 0;         // commits refused with MemoryLimit (nothing applied)
   uint64_t checkpoint_memory_failures = 0;  // checkpoints that ran out of memory (retried)
   uint64_t recovery_checkpoints = 0;        // checkpoints Open took to replay the logs in budget
+  // The budget shared with other databases (Options::memory_budget); all 0
+  // without one. Its capacity, what every database on it holds now, what
+  // this one holds (its pool's committed and charged bytes), and how many
+  // databases draw from it.
+  size_t shared_budget_capacity_bytes = 0;
+  size_t shared_budget_used_bytes = 0;
+  size_t shared_budget_own_bytes = 0;
+  size_t shared_budget_databases = 0;
   // What Open cut from the end of the last log, torn by a crash: "" if
   // nothing, else "<log file> at offset <n>" (what followed was not a whole
   // commit, so no acknowledged synced commit was in it).
@@ -231,12 +239,12 @@ Status DestroyDB(const std::string& path, const Options& options = {});
 
 // What RepairDB salvaged, and what it could not.
 struct RepairReport {
-  uint64_t keys = 0;            // keys the repaired database holds
-  uint64_t pages_read = 0;      // tree pages salvaged
-  uint64_t pages_lost = 0;      // tree pages that failed (what hung below them is lost too)
-  uint64_t log_records = 0;     // log records applied
-  uint64_t log_bytes_lost = 0;  // log bytes passed over as damaged
-  std::string lost_dir;         // where the original files were moved
+  uint64_t keys = 0;              // keys the repaired database holds
+  uint64_t pages_read = 0;        // tree pages salvaged
+  uint64_t pages_lost = 0;        // tree pages that failed (what hung below them is lost too)
+  uint64_t log_records = 0;       // log records applied
+  uint64_t log_bytes_lost = 0;    // log bytes passed over as damaged
+  std::string lost_dir;           // where the original files were moved
   std::vector<std::string> lost;  // what was lost or may have been, one line each
 };
 

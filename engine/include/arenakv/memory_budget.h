@@ -23,8 +23,18 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <vector>
+
+#include "arenakv/status.h"
 
 namespace arenakv {
+
+// What one database holds of a MemoryBudget (MemoryBudget::GetDatabases).
+struct BudgetDatabase {
+  std::string path;  // as given to DB::Open
+  size_t bytes = 0;  // what its pool has committed and charged
+};
 
 class MemoryBudget {
  public:
@@ -41,6 +51,10 @@ class MemoryBudget {
   size_t peak_bytes() const;
   // Databases open with this budget now.
   size_t databases() const;
+  // Those databases, in the order they opened, with what each holds of the
+  // budget now. MemoryLimit (and *out left as it was) when the list finds
+  // no memory.
+  Status GetDatabases(std::vector<BudgetDatabase>* out) const;
 
   // Internal: the engine's view of the budget.
   struct Rep;

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "arenakv/alloc/segment_pool.h"
@@ -36,6 +37,7 @@ struct MemoryBudget::Rep {
     port::Mutex mu;
     bool alive GUARDED_BY(mu) = true;
     const alloc::SegmentPool* pool = nullptr;
+    std::string path;  // the database's, for GetDatabases
     // Frees up to `wanted` bytes of this database's memory (cache pages;
     // `trim`: its pool's free segments too); returns the bytes freed.
     std::function<size_t(size_t wanted, bool trim)> reclaim;
@@ -53,13 +55,14 @@ struct MemoryBudget::Rep {
   explicit Rep(size_t capacity);
   ~Rep();
 
-  std::shared_ptr<Member> Join(const alloc::SegmentPool* pool,
+  std::shared_ptr<Member> Join(const alloc::SegmentPool* pool, const std::string& path,
                                std::function<size_t(size_t, bool)> reclaim,
                                std::function<uint64_t()> activity,
                                std::function<size_t()> release_memtable);
   void Leave(const std::shared_ptr<Member>& member);
   size_t Reclaim(size_t wanted, const alloc::SegmentPool* asking);
   size_t databases() const;
+  Status GetDatabases(std::vector<BudgetDatabase>* out) const;
   // Takes m->mu; without waiting (false when it is held) unless may_wait.
   static bool LockMember(Member* m, bool may_wait) TRY_ACQUIRE(true, m->mu);
 

@@ -733,7 +733,7 @@ void DBImpl::JoinSharedBudget() {
   tree::BTree* tree = tree_.get();
   alloc::SegmentPool* pool = pool_.get();
   budget_member_ = options_.memory_budget->rep()->Join(
-      pool,
+      pool, path_,
       [tree, pool](size_t wanted, bool trim) {
         const size_t freed = tree->EvictForReclaim(wanted);
         if (trim) pool->Trim();
@@ -2224,6 +2224,13 @@ Status DBImpl::GetStats(DBStats* stats) {
   stats->commit_groups = commit_groups_.load();
   stats->data_file_bytes = tree_->file_bytes();
   stats->memtable_budget_bytes = MemtableShare();
+  if (options_.memory_budget != nullptr) {
+    const MemoryBudget& b = *options_.memory_budget;
+    stats->shared_budget_capacity_bytes = b.capacity_bytes();
+    stats->shared_budget_used_bytes = b.used_bytes();
+    stats->shared_budget_own_bytes = stats->pool.committed_bytes + stats->pool.charged_bytes;
+    stats->shared_budget_databases = b.databases();
+  }
   stats->write_slowdowns = write_slowdowns_.load();
   stats->write_stalls = write_stalls_.load();
   stats->stall_micros = stall_micros_.load();

@@ -1,5 +1,6 @@
 // MemoryBudget and its Rep: the shared budget's members and reclaim order.
 #include <algorithm>
+#include <new>
 
 #include "db/budget_rep.h"
 #include "tree/read_epoch.h"
@@ -21,10 +22,12 @@ MemoryBudget::Rep::Rep(size_t capacity) : shared(std::make_shared<alloc::SharedB
 MemoryBudget::Rep::~Rep() { shared->SetReclaim(nullptr); }
 
 std::shared_ptr<MemoryBudget::Rep::Member> MemoryBudget::Rep::Join(
-    const alloc::SegmentPool* pool, std::function<size_t(size_t, bool)> reclaim,
-    std::function<uint64_t()> activity, std::function<size_t()> release_memtable) {
+    const alloc::SegmentPool* pool, const std::string& path,
+    std::function<size_t(size_t, bool)> reclaim, std::function<uint64_t()> activity,
+    std::function<size_t()> release_memtable) {
   auto m = std::make_shared<Member>();
   m->pool = pool;
+  m->path = path;
   m->reclaim = std::move(reclaim);
   m->activity = std::move(activity);
   m->release_memtable = std::move(release_memtable);
@@ -49,6 +52,30 @@ void MemoryBudget::Rep::Leave(const std::shared_ptr<Member>& member) {
 size_t MemoryBudget::Rep::databases() const {
   port::MutexLock l(&mu_);
   return members_.size();
+}
+
+// Each member's pool under its lock: a database that leaves meanwhile is
+// left out (its pool may be gone once Leave returns).
+Status MemoryBudget::Rep::GetDatabases(std::vector<BudgetDatabase>* out) const {
+  try {
+    std::vector<std::shared_ptr<Member>> members;
+    {
+      port::MutexLock l(&mu_);
+      members = members_;
+    }
+    std::vector<BudgetDatabase> list;
+    list.reserve(members.size());
+    for (const auto& m : members) {
+      port::MutexLock ml(&m->mu);
+      if (!m->alive) continue;
+      const alloc::PoolStats st = m->pool->Stats();
+      list.push_back({m->path, st.committed_bytes + st.charged_bytes});
+    }
+    *out = std::move(list);
+    return Status::OK();
+  } catch (const std::bad_alloc&) {
+    return Status::MemoryLimit("memory budget: no memory to list its databases");
+  }
 }
 
 // A clock over the members: from where the last reclaim stopped, a member
@@ -163,5 +190,8 @@ size_t MemoryBudget::capacity_bytes() const { return rep_->shared->capacity(); }
 size_t MemoryBudget::used_bytes() const { return rep_->shared->used(); }
 size_t MemoryBudget::peak_bytes() const { return rep_->shared->high_water(); }
 size_t MemoryBudget::databases() const { return rep_->databases(); }
+Status MemoryBudget::GetDatabases(std::vector<BudgetDatabase>* out) const {
+  return rep_->GetDatabases(out);
+}
 
 }  // namespace arenakv
