@@ -97,6 +97,15 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
+// A size in MiB, 1 to 1 TiB's worth, into bytes.
+bool ParseMiB(const std::string& n, size_t* bytes) {
+  char* end = nullptr;
+  const unsigned long long mb = std::strtoull(n.c_str(), &end, 10);
+  if (n.empty() || *end != '\0' || mb == 0 || mb > (size_t{1} << 20)) return false;
+  *bytes = static_cast<size_t>(mb) << 20;
+  return true;
+}
+
 // Returns -1 to go on, or an exit status.
 int ParseFlags(int argc, char** argv, Flags* flags) {
   bool options_done = false;
@@ -162,24 +171,13 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
       if (flags->have_commands) flags->commands += "\n";
       flags->commands += cmds;
       flags->have_commands = true;
-    } else if (arg == "--cache-mb") {
+    } else if (arg == "--cache-mb" || arg == "--shared-budget-mb") {
       std::string n;
-      char* end = nullptr;
-      if (!take_value(&n) || n.empty()) return UsageError("--cache-mb needs a number");
-      const unsigned long long mb = std::strtoull(n.c_str(), &end, 10);
-      if (*end != '\0' || mb == 0 || mb > (size_t{1} << 20)) {
-        return UsageError("--cache-mb needs a number from 1 to 1048576");
+      size_t bytes = 0;
+      if (!take_value(&n) || !ParseMiB(n, &bytes)) {
+        return UsageError(arg + " needs a number from 1 to 1048576");
       }
-      flags->cache_bytes = static_cast<size_t>(mb) << 20;
-    } else if (arg == "--shared-budget-mb") {
-      std::string n;
-      char* end = nullptr;
-      if (!take_value(&n) || n.empty()) return UsageError("--shared-budget-mb needs a number");
-      const unsigned long long mb = std::strtoull(n.c_str(), &end, 10);
-      if (*end != '\0' || mb == 0 || mb > (size_t{1} << 20)) {
-        return UsageError("--shared-budget-mb needs a number from 1 to 1048576");
-      }
-      flags->shared_budget_bytes = static_cast<size_t>(mb) << 20;
+      (arg == "--cache-mb" ? flags->cache_bytes : flags->shared_budget_bytes) = bytes;
     } else {
       return UsageError("unknown option '" + arg + "'");
     }
