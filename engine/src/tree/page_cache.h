@@ -231,13 +231,13 @@ class PageCache : public alloc::HeapObject {
   // Bytes of frames held now (cheap: one load).
   size_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   size_t capacity() const { return capacity_; }
-  // Whether `bytes` more fit under the capacity without evicting.
-  // Room under the cache's capacity and, for a database under a shared
-  // budget, in the budget with a 32nd of it to spare: bytes another
-  // database would have to give up (its pages evicted and returned to the
-  // OS, these faulted in anew) are no room for a page read once. A full
-  // budget's reclaim frees a little more than it is asked (1 MiB), and
-  // without the margin every reclaim's surplus went to pages read once.
+  // Whether `bytes` more fit without evicting: under the cache's capacity
+  // and, for a database under a shared budget, in the budget with a 32nd
+  // of it to spare. Bytes another database would have to give up (its
+  // pages evicted and returned to the OS, these faulted in anew) are no
+  // room for a page read once. A full budget's reclaim frees a little
+  // more than it is asked (1 MiB), and without the margin every reclaim's
+  // surplus went to pages read once.
   bool HasRoom(size_t bytes) const {
     return used_bytes_.load(std::memory_order_relaxed) + bytes <= capacity_ &&
            (shared_ == nullptr || shared_->Over(bytes + shared_->capacity() / 32) == 0);
