@@ -411,6 +411,59 @@ TEST(SharedBudgetTest, ReclaimRacesCloseAndReopen) {
   test::ExpectPoolsReleased();
 }
 
+// Several threads open, fill, read and close databases of their own under
+// one budget at once, while another lists the budget's databases: every
+// open and every write succeeds (the budget holds them all), no database
+// sees another's keys, and the budget and the pools end at zero
+// (ThreadSanitizer watches Join, Leave and the listing).
+TEST(SharedBudgetTest, ThreadsOpenAndCloseDatabasesAtOnce) {
+  const uint64_t seed = test::TestSeed();
+  test::TempDir dir;
+  auto budget = MemoryBudget::Create(64 * kMiB);
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 6;
+  constexpr int kKeys = 1500;
+  std::atomic<int> errors{0};
+  std::atomic<int> running{kThreads};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      for (int round = 0; round < kRounds; ++round) {
+        const int d = t * 10 + static_cast<int>(rng() % 3);  // its own three
+        std::unique_ptr<DB> db;
+        if (!DB::Open(Shared(budget, 2 * kMiB), dir.Join("db" + std::to_string(d)), &db).ok()) {
+          errors.fetch_add(1);
+          continue;
+        }
+        for (int i = 0; i < kKeys; ++i) {
+          if (!db->Put(WriteOptions(), Key(i), Value(i, d)).ok()) errors.fetch_add(1);
+        }
+        if (round % 2 == 1 && !db->Checkpoint().ok()) errors.fetch_add(1);
+        std::string v;
+        for (int i = 0; i < kKeys; i += 7) {
+          if (!db->Get(ReadOptions(), Key(i), &v).ok() || v != Value(i, d)) errors.fetch_add(1);
+        }
+        if (!db->Close().ok()) errors.fetch_add(1);
+      }
+      running.fetch_sub(1);
+    });
+  }
+  std::thread lister([&] {
+    std::vector<BudgetDatabase> list;
+    while (running.load() > 0) {
+      if (!budget->GetDatabases(&list).ok() || list.size() > kThreads) errors.fetch_add(1);
+    }
+  });
+  for (auto& t : threads) t.join();
+  lister.join();
+  EXPECT_EQ(errors.load(), 0) << "seed " << seed;
+  EXPECT_LE(budget->peak_bytes(), budget->capacity_bytes());
+  EXPECT_EQ(budget->used_bytes(), 0u);
+  EXPECT_EQ(budget->databases(), 0u);
+  test::ExpectPoolsReleased();
+}
+
 // A thread reclaiming from a database holds that member while its cache
 // evicts, and eviction waits for every read section to end. A reclaim asked
 // for from inside a read section (an allocation there found the budget
