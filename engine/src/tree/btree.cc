@@ -356,13 +356,19 @@ Status BTree::CheckStateCurrent() {
                       " now): reopen to read the newer state");
 }
 
+Status BTree::DecodeChecked(std::string_view stored, uint64_t offset, char* image,
+                            size_t image_bytes) const {
+  Status s = DecodeStoredPage(stored, offset, path_, image, image_bytes, options_.order);
+  if (s.ok()) s = CheckPageShape(PageView(image), offset);
+  return s;
+}
+
 Status BTree::DecodeStored(uint64_t address, std::string_view stored, size_t image_bytes,
                            bool for_cache, PageRef* ref) {
   const uint64_t offset = AddressOffset(address);
   Status s = cache_->NewFrame(image_bytes, ref);
   if (!s.ok()) return s;
-  s = DecodeStoredPage(stored, offset, path_, ref->frame()->data(), image_bytes, options_.order);
-  if (s.ok()) s = CheckPageShape(PageView(ref->frame()->data()), offset);
+  s = DecodeChecked(stored, offset, ref->frame()->data(), image_bytes);
   if (!s.ok()) {
     ref->Reset();
     return s;
@@ -423,9 +429,7 @@ Status BTree::ReadPageUncached(uint64_t address, std::pmr::vector<char>* image) 
   if (!s.ok()) return s;
   const uint64_t offset = AddressOffset(address);
   image->resize(r.image_bytes);
-  s = DecodeStoredPage(r.stored, offset, path_, image->data(), r.image_bytes, options_.order);
-  if (s.ok()) s = CheckPageShape(PageView(image->data()), offset);
-  return s;
+  return DecodeChecked(r.stored, offset, image->data(), r.image_bytes);
 }
 
 Status BTree::LeafEntryCount(uint64_t address, uint32_t* count) {
@@ -632,8 +636,7 @@ Status BTree::SearchUncachedLeaf(uint64_t address, std::string_view stored, size
                                  std::string_view key, std::string* value, bool* found) {
   alignas(16) char image[kStackImageBytes];
   const uint64_t offset = AddressOffset(address);
-  Status s = DecodeStoredPage(stored, offset, path_, image, image_bytes, options_.order);
-  if (s.ok()) s = CheckPageShape(PageView(image), offset);
+  Status s = DecodeChecked(stored, offset, image, image_bytes);
   if (!s.ok()) return s;
   return SearchLeafImage(image, offset, key, value, found);
 }

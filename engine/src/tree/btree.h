@@ -238,6 +238,10 @@ class BTree : public alloc::HeapObject {
   // Reads and checks the page at `address` into *image (resized to it),
   // leaving the cache as it was.
   Status ReadPageUncached(uint64_t address, std::pmr::vector<char>* image);
+  // Decodes a stored page into `image` and checks its shape: every page
+  // image, cached or not, enters memory through here.
+  Status DecodeChecked(std::string_view stored, uint64_t offset, char* image,
+                       size_t image_bytes) const;
   // A leaf's entry count, from its cached image or its stored header (the
   // stored page checked, not decoded).
   Status LeafEntryCount(uint64_t address, uint32_t* count);
